@@ -1,0 +1,132 @@
+// speedcli: runs a speed test against speedsrv, or monitors this host's interfaces. See README.md.
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "client/monitor.hpp"
+#include "client/options.hpp"
+#include "client/output.hpp"
+#include "client/speed_test.hpp"
+#include "common/units.hpp"
+
+namespace {
+
+using speed::client::kExitUsage;
+
+// Adds the speed test's flags, iperf3's names where the two overlap.
+void add_test_options(CLI::App& app, speed::client::test_options& options, std::string& bitrate_text) {
+    app.add_option("host", options.host, "Server to test against (name, IPv4 or IPv6 address)");
+    app.add_option("-p,--port", options.port, "Server port")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 65535));
+    app.add_option("-t,--duration,--time", options.duration_seconds, "Seconds measured per direction")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 86400.0));
+    app.add_option("-O,--omit", options.omit_seconds,
+                   "Warm-up seconds excluded from the figures (reported apart)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 3600.0));
+    app.add_option("-i,--interval", options.interval_seconds, "Seconds between interval reports, 0 for none")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 3600.0));
+    app.add_option("-P,--streams,--parallel", options.streams, "Parallel TCP streams per direction")
+        ->capture_default_str()
+        ->check(CLI::Range(1, static_cast<int>(speed::proto::kMaxStreams)));
+    app.add_option("-b,--bitrate", bitrate_text,
+                   "Target rate per direction in bits/s (100M, 2.5G, 800k; 0 = as fast as the path allows)")
+        ->capture_default_str();
+    app.add_option("-C,--congestion", options.congestion,
+                   "TCP congestion control for the data streams (e.g. cubic, bbr)");
+    app.add_flag_callback(
+        "--no-download", [&options] { options.download = false; }, "Skip the download test");
+    app.add_flag_callback(
+        "--no-upload", [&options] { options.upload = false; }, "Skip the upload test");
+    app.add_option("--pings", options.pings, "Idle latency probes, 0 to skip")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 100000));
+    app.add_option("--ping-interval", options.ping_interval_seconds, "Seconds between latency probes")
+        ->capture_default_str()
+        ->check(CLI::Range(0.001, 60.0));
+    app.add_option("--connect-timeout", options.connect_timeout_seconds,
+                   "Seconds to wait for each connection")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 600.0));
+    app.add_option("--threads", options.threads,
+                   "Data-plane threads (0 = one per stream, up to one per core)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1024));
+    app.add_flag_callback(
+        "-4,--ipv4", [&options] { options.family = speed::client::address_family::ipv4; }, "Use IPv4 only");
+    app.add_flag_callback(
+        "-6,--ipv6", [&options] { options.family = speed::client::address_family::ipv6; }, "Use IPv6 only");
+    app.add_flag("-J,--json", options.json, "Print one JSON document (docs/json.md) instead of text");
+}
+
+int run_test_command(speed::client::test_options& options) {
+    using namespace speed::client;
+    human_output human(stdout);
+    progress_sink silent;
+    progress_sink& progress = options.json ? silent : static_cast<progress_sink&>(human);
+    const test_report report = run_speed_test(options, progress);
+    if (options.json) {
+        std::cout << to_json(report).dump(2) << std::endl;
+    } else {
+        if (report.download || report.upload || report.idle_latency) {
+            human.summary(report);
+        }
+        if (report.error) {
+            std::fprintf(stderr, "speedcli: error: %s\n", report.error->c_str());
+        }
+    }
+    return report.exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    speed::client::test_options options;
+    std::string bitrate_text = "0";
+    speed::client::monitor_options monitor;
+
+    CLI::App app{
+        "speedcli: measures download, upload and latency against a speedsrv server,\n"
+        "or shows this host's per-interface traffic (speedcli monitor)."};
+    app.set_version_flag("-v,--version", std::string("speedcli ") + SPEED_VERSION);
+    add_test_options(app, options, bitrate_text);
+    CLI::App* monitor_command = app.add_subcommand("monitor", "Show this host's per-interface traffic, live");
+    speed::client::add_monitor_options(*monitor_command, monitor);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : kExitUsage;
+    }
+
+    if (*monitor_command) {
+        return speed::client::run_monitor(monitor);
+    }
+    if (options.host.empty()) {
+        std::fprintf(stderr,
+                     "speedcli: HOST is required (or use 'speedcli monitor')\nRun with --help for more "
+                     "information.\n");
+        return kExitUsage;
+    }
+    std::string error;
+    auto bitrate = speed::units::parse_bits_per_second(bitrate_text, &error);
+    if (!bitrate) {
+        std::fprintf(stderr, "speedcli: --bitrate: %s\n", error.c_str());
+        return kExitUsage;
+    }
+    options.bitrate = static_cast<std::uint64_t>(std::llround(*bitrate));
+    if (!options.download && !options.upload && options.pings == 0) {
+        std::fprintf(stderr, "speedcli: nothing to do: --no-download, --no-upload and --pings 0 together\n");
+        return kExitUsage;
+    }
+    if (options.interval_seconds != 0.0 && options.interval_seconds < 0.1) {
+        std::fprintf(stderr, "speedcli: --interval must be 0 (no intervals) or at least 0.1 s\n");
+        return kExitUsage;
+    }
+    return run_test_command(options);
+}

@@ -1,0 +1,33 @@
+// Everything the speed test part of speedcli's command line controls.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/protocol.hpp"
+
+namespace speed::client {
+
+enum class address_family { any, ipv4, ipv6 };
+
+struct test_options {
+    std::string host;
+    std::uint16_t port = proto::kDefaultPort;
+    address_family family = address_family::any;
+    double duration_seconds = 10.0;  // per direction, the measured window
+    double omit_seconds = 0.0;       // warm-up before the window, reported separately
+    double interval_seconds = 1.0;   // 0 = no interval reports
+    std::uint16_t streams = 1;
+    std::uint64_t bitrate = 0;  // bits/s per direction (TCP: kernel pacing); 0 = unlimited
+    std::string congestion;     // TCP congestion control for the data sockets
+    bool download = true;
+    bool upload = true;
+    unsigned pings = 20;  // idle latency probes; 0 skips the idle latency phase
+    double ping_interval_seconds = 0.05;
+    double connect_timeout_seconds = 5.0;
+    std::size_t threads = 0;  // data-plane threads; 0 = min(streams, cores)
+    bool json = false;
+};
+
+}  // namespace speed::client

@@ -1,0 +1,90 @@
+#include <fmt/format.h>
+
+#include "client/output.hpp"
+#include "common/units.hpp"
+
+namespace speed::client {
+
+namespace {
+
+const char* title(proto::direction dir) {
+    return dir == proto::direction::download ? "Download" : "Upload";
+}
+
+std::string latency_line(const latency_report& latency) {
+    return fmt::format(
+        "{} median, {} min, {} p90, {} max, jitter {} ({} probes)",
+        units::format_milliseconds(latency.rtt.median), units::format_milliseconds(latency.rtt.min),
+        units::format_milliseconds(latency.rtt.p90), units::format_milliseconds(latency.rtt.max),
+        units::format_milliseconds(latency.jitter_ms), latency.rtt_ms.size());
+}
+
+}  // namespace
+
+void human_output::connected(const test_report& report) {
+    streams_ = report.streams;
+    fmt::print(out_, "Connected to {} ({} port {}), {}\n", report.host, report.address, report.port,
+               report.server_software);
+    std::fflush(out_);
+}
+
+void human_output::idle_latency_done(const latency_report& latency) {
+    fmt::print(out_, "Idle latency: {}\n", latency_line(latency));
+    std::fflush(out_);
+}
+
+void human_output::direction_started(proto::direction dir, const direction_report& report) {
+    fmt::print(out_, "{}: {} stream{}, measured by the {} (the receiver)\n", title(dir), streams_,
+               streams_ == 1 ? "" : "s", report.measured_by);
+    std::fflush(out_);
+}
+
+void human_output::interval_done(proto::direction /*dir*/, const interval_report& interval) {
+    fmt::print(out_, "  [{:6.2f}-{:6.2f} s]  {:>11}  {:>13}{}\n", interval.start_seconds,
+               interval.end_seconds, units::format_bytes(interval.bytes),
+               units::format_bits_per_second(interval.bits_per_second),
+               interval.omitted ? "  (omitted)" : "");
+    std::fflush(out_);
+}
+
+void human_output::direction_done(const direction_report& report) {
+    fmt::print(out_, "  {} {}: {} in {:.2f} s\n", title(report.dir),
+               units::format_bits_per_second(report.bits_per_second), units::format_bytes(report.bytes),
+               report.seconds);
+    std::fflush(out_);
+}
+
+void human_output::summary(const test_report& report) {
+    fmt::print(out_, "\nSummary ({} to {})\n", report.protocol == "tcp" ? "TCP" : report.protocol,
+               report.host);
+    if (report.idle_latency) {
+        fmt::print(out_, "  Idle latency  {}\n", latency_line(*report.idle_latency));
+    }
+    for (const auto* direction : {&report.download, &report.upload}) {
+        if (!*direction) {
+            continue;
+        }
+        const auto& d = **direction;
+        std::string sender = fmt::format("sender {}", units::format_bytes(d.sender_bytes));
+        if (d.sender_has_tcp_info) {
+            sender += fmt::format(", {} retransmits", d.retransmits);
+        }
+        std::string omitted;
+        if (d.omitted_seconds > 0) {
+            omitted = fmt::format(", {:.2f} s warm-up omitted", d.omitted_seconds);
+        }
+        fmt::print(out_, "  {:<12}  {:>13}  {} in {:.2f} s{} ({})\n", title(d.dir),
+                   units::format_bits_per_second(d.bits_per_second), units::format_bytes(d.bytes), d.seconds,
+                   omitted, sender);
+        if (d.streams.size() > 1) {
+            for (std::size_t i = 0; i < d.streams.size(); ++i) {
+                fmt::print(out_, "    stream {:<3}  {:>13}  {}\n", i,
+                           units::format_bits_per_second(d.streams[i].bits_per_second),
+                           units::format_bytes(d.streams[i].bytes));
+            }
+        }
+    }
+    std::fflush(out_);
+}
+
+}  // namespace speed::client

@@ -1,0 +1,96 @@
+#include <cmath>
+
+#include "client/output.hpp"
+
+namespace speed::client {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// JSON has no NaN or infinity; a figure that could not be computed is null.
+json number(double value) {
+    return std::isfinite(value) ? json(value) : json(nullptr);
+}
+
+json latency_json(const latency_report& latency) {
+    json out;
+    out["samples"] = latency.rtt_ms.size();
+    out["sent"] = latency.sent;
+    out["lost"] = latency.lost;
+    out["rtt_ms"] = {{"min", number(latency.rtt.min)},      {"median", number(latency.rtt.median)},
+                     {"mean", number(latency.rtt.mean)},    {"p90", number(latency.rtt.p90)},
+                     {"p99", number(latency.rtt.p99)},      {"max", number(latency.rtt.max)},
+                     {"stddev", number(latency.rtt.stddev)}};
+    out["jitter_ms"] = number(latency.jitter_ms);
+    return out;
+}
+
+json sender_stream_json(const proto::stream_sender_stats& s) {
+    json out;
+    out["bytes"] = s.bytes_sent;
+    if (s.has_tcp_info) {
+        out["retransmits"] = s.retransmits;
+        out["rtt_ms"] = s.rtt_us / 1000.0;
+        out["rttvar_ms"] = s.rttvar_us / 1000.0;
+        out["cwnd_bytes"] = s.cwnd_bytes;
+    } else {
+        out["retransmits"] = nullptr;
+    }
+    return out;
+}
+
+json direction_json(const direction_report& report) {
+    json out;
+    out["bits_per_second"] = number(report.bits_per_second);
+    out["bytes"] = report.bytes;
+    out["seconds"] = number(report.seconds);
+    out["omitted_seconds"] = number(report.omitted_seconds);
+    out["omitted_bytes"] = report.omitted_bytes;
+    out["measured_by"] = report.measured_by;
+    json intervals = json::array();
+    for (const auto& interval : report.intervals) {
+        intervals.push_back({{"start", number(interval.start_seconds)},
+                             {"end", number(interval.end_seconds)},
+                             {"bytes", interval.bytes},
+                             {"bits_per_second", number(interval.bits_per_second)},
+                             {"omitted", interval.omitted},
+                             {"streams", interval.stream_bytes}});
+    }
+    out["intervals"] = std::move(intervals);
+    json streams = json::array();
+    for (std::size_t i = 0; i < report.streams.size(); ++i) {
+        const auto& stream = report.streams[i];
+        streams.push_back({{"id", i},
+                           {"bytes", stream.bytes},
+                           {"bits_per_second", number(stream.bits_per_second)},
+                           {"sender", sender_stream_json(stream.sender)}});
+    }
+    out["streams"] = std::move(streams);
+    json sender;
+    sender["bytes"] = report.sender_bytes;
+    sender["retransmits"] = report.sender_has_tcp_info ? json(report.retransmits) : json(nullptr);
+    out["sender"] = std::move(sender);
+    return out;
+}
+
+}  // namespace
+
+nlohmann::ordered_json to_json(const test_report& report) {
+    json out;
+    out["version"] = report.version;
+    out["server"] = {
+        {"host", report.host},
+        {"port", report.port},
+        {"address", report.address.empty() ? json(nullptr) : json(report.address)},
+        {"software", report.server_software.empty() ? json(nullptr) : json(report.server_software)}};
+    out["protocol"] = report.protocol;
+    out["streams"] = report.streams;
+    out["latency"] = {{"idle", report.idle_latency ? latency_json(*report.idle_latency) : json(nullptr)}};
+    out["download"] = report.download ? direction_json(*report.download) : json(nullptr);
+    out["upload"] = report.upload ? direction_json(*report.upload) : json(nullptr);
+    out["error"] = report.error ? json(*report.error) : json(nullptr);
+    return out;
+}
+
+}  // namespace speed::client

@@ -1,0 +1,77 @@
+// What a speed test found: the model that the human and the JSON output both print.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/protocol.hpp"
+#include "common/statistics.hpp"
+
+namespace speed::client {
+
+struct latency_report {
+    std::vector<double> rtt_ms;  // in probe order
+    std::uint32_t sent = 0;
+    std::uint32_t lost = 0;
+    stats::summary rtt;      // over rtt_ms
+    double jitter_ms = 0.0;  // mean absolute difference of consecutive RTTs
+};
+
+struct interval_report {
+    double start_seconds = 0.0;  // receiver clock, from the first payload byte
+    double end_seconds = 0.0;
+    std::uint64_t bytes = 0;
+    double bits_per_second = 0.0;
+    bool omitted = false;
+    std::vector<std::uint64_t> stream_bytes;
+};
+
+struct stream_report {
+    std::uint64_t bytes = 0;  // received within the window
+    double bits_per_second = 0.0;
+    proto::stream_sender_stats sender;
+};
+
+struct direction_report {
+    proto::direction dir = proto::direction::download;
+    std::string measured_by;       // "client" or "server": always the receiver
+    double bits_per_second = 0.0;  // receiver goodput over the window
+    std::uint64_t bytes = 0;       // received within the window
+    double seconds = 0.0;          // observed window length
+    double omitted_seconds = 0.0;
+    std::uint64_t omitted_bytes = 0;
+    std::vector<interval_report> intervals;
+    std::vector<stream_report> streams;
+    // Sender side, secondary: bytes handed to the sockets (includes bytes still queued at the end) and
+    // TCP_INFO.
+    std::uint64_t sender_bytes = 0;
+    std::uint32_t retransmits = 0;
+    bool sender_has_tcp_info = false;
+    std::string congestion;  // the sender's congestion control where known
+};
+
+struct test_report {
+    std::string version;
+    std::string host;
+    std::uint16_t port = 0;
+    std::string address;  // the address actually connected to
+    std::string server_software;
+    std::string protocol = "tcp";
+    std::uint16_t streams = 1;
+    std::optional<latency_report> idle_latency;
+    std::optional<direction_report> download;
+    std::optional<direction_report> upload;
+    std::optional<std::string> error;
+    int exit_code = 0;
+};
+
+// Exit codes, documented in README.md.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitTestFailed = 1;   // the test started but failed: lost connection, timeout, bad data
+inline constexpr int kExitUsage = 2;        // invalid command line
+inline constexpr int kExitUnreachable = 3;  // name not resolved, connection refused or timed out
+inline constexpr int kExitRefused = 4;      // the server refused: busy, limits, version, authentication
+
+}  // namespace speed::client

@@ -1,0 +1,368 @@
+#include "client/speed_test.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cmath>
+#include <exception>
+
+#include "client/latency.hpp"
+#include "common/measurement.hpp"
+#include "common/units.hpp"
+#include "net/control_channel.hpp"
+#include "net/errors.hpp"
+#include "net/io_pool.hpp"
+#include "net/receiver_window.hpp"
+#include "net/socket_options.hpp"
+#include "net/stream_group.hpp"
+
+namespace speed::client {
+
+using namespace std::chrono_literals;
+using asio::experimental::as_tuple;
+using asio::ip::tcp;
+using net::clock;
+using net::session_error;
+
+namespace {
+
+constexpr auto kReplyTimeout = 10s;     // for a reply to a request on the control connection
+constexpr auto kFirstByteTimeout = 5s;  // from STREAMS_READY to the first payload byte
+constexpr auto kStopGrace = 5s;         // slack for the server's STOP beyond the test's own length
+constexpr auto kResultsTimeout = 5s;
+
+// Reaching the server failed: name resolution, refusal, connect timeout.
+class unreachable_error : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+std::uint32_t to_ms(double seconds) {
+    return static_cast<std::uint32_t>(std::llround(seconds * 1000.0));
+}
+
+std::string describe(const tcp::endpoint& endpoint) {
+    return endpoint.address().to_string() + " port " + std::to_string(endpoint.port());
+}
+
+// Everything one run shares, passed by reference to the phase coroutines.
+struct run_state {
+    const test_options& options;
+    progress_sink& progress;
+    test_report& report;
+    net::io_pool& data_pool;
+    tcp::endpoint server;
+    proto::session_token token{};
+};
+
+asio::awaitable<tcp::endpoint> resolve(const test_options& options) {
+    auto executor = co_await asio::this_coro::executor;
+    tcp::resolver resolver(executor);
+    const std::string service = std::to_string(options.port);
+    auto flags = tcp::resolver::numeric_service;
+    asio::error_code ec;
+    tcp::resolver::results_type results;
+    switch (options.family) {
+        case address_family::ipv4:
+            std::tie(ec, results) = co_await resolver.async_resolve(tcp::v4(), options.host, service, flags,
+                                                                    as_tuple(asio::use_awaitable));
+            break;
+        case address_family::ipv6:
+            std::tie(ec, results) = co_await resolver.async_resolve(tcp::v6(), options.host, service, flags,
+                                                                    as_tuple(asio::use_awaitable));
+            break;
+        case address_family::any:
+            std::tie(ec, results) =
+                co_await resolver.async_resolve(options.host, service, flags, as_tuple(asio::use_awaitable));
+            break;
+    }
+    if (ec || results.empty()) {
+        throw unreachable_error("cannot resolve '" + options.host +
+                                "': " + (ec ? ec.message() : std::string("no addresses")));
+    }
+    co_return results.begin()->endpoint();
+}
+
+asio::awaitable<tcp::socket> connect(const tcp::endpoint& endpoint, double timeout_seconds) {
+    using namespace asio::experimental::awaitable_operators;
+    auto executor = co_await asio::this_coro::executor;
+    tcp::socket socket(executor);
+    asio::steady_timer timer(executor, std::chrono::milliseconds(to_ms(timeout_seconds)));
+    auto result = co_await (socket.async_connect(endpoint, as_tuple(asio::use_awaitable)) ||
+                            timer.async_wait(as_tuple(asio::use_awaitable)));
+    if (result.index() == 1) {
+        throw unreachable_error("connecting to " + describe(endpoint) + " timed out after " +
+                                units::format_milliseconds(timeout_seconds * 1000.0));
+    }
+    if (auto [ec] = std::get<0>(result); ec) {
+        throw unreachable_error("cannot connect to " + describe(endpoint) + ": " + ec.message());
+    }
+    co_return socket;
+}
+
+proto::hello make_hello(proto::connection_kind kind, const proto::session_token& token,
+                        std::uint32_t test_id = 0, std::uint16_t stream_index = 0) {
+    proto::hello hello;
+    hello.kind = kind;
+    hello.token = token;
+    hello.test_id = test_id;
+    hello.stream_index = stream_index;
+    hello.software = std::string("speedcli ") + SPEED_VERSION;
+    return hello;
+}
+
+proto::test_request make_request(const test_options& options, proto::direction dir) {
+    proto::test_request request;
+    request.dir = dir;
+    request.proto = proto::transport::tcp;
+    request.streams = options.streams;
+    request.duration_ms = to_ms(options.duration_seconds);
+    request.omit_ms = to_ms(options.omit_seconds);
+    request.interval_ms = to_ms(options.interval_seconds);
+    request.bitrate = options.bitrate;
+    request.congestion = options.congestion;
+    return request;
+}
+
+interval_report to_report(const measure::interval& closed) {
+    interval_report entry;
+    entry.start_seconds = static_cast<double>(closed.start_ns) / 1e9;
+    entry.end_seconds = static_cast<double>(closed.end_ns) / 1e9;
+    entry.bytes = closed.bytes();
+    entry.bits_per_second = closed.bits_per_second();
+    entry.omitted = closed.omitted;
+    entry.stream_bytes = closed.stream_bytes;
+    return entry;
+}
+
+void fill_totals(direction_report& report, const measure::totals& totals) {
+    report.seconds = totals.seconds();
+    report.bytes = totals.bytes();
+    report.bits_per_second = totals.bits_per_second();
+    report.omitted_seconds = static_cast<double>(totals.omitted_ns) / 1e9;
+    report.omitted_bytes = totals.omitted_bytes;
+    report.streams.resize(totals.stream_bytes.size());
+    for (std::size_t i = 0; i < totals.stream_bytes.size(); ++i) {
+        report.streams[i].bytes = totals.stream_bytes[i];
+        report.streams[i].bits_per_second = units::bits_per_second(totals.stream_bytes[i], report.seconds);
+    }
+}
+
+void fill_sender(direction_report& report, const std::vector<proto::stream_sender_stats>& sender) {
+    report.streams.resize(std::max(report.streams.size(), sender.size()));
+    report.sender_bytes = 0;
+    report.retransmits = 0;
+    report.sender_has_tcp_info = !sender.empty();
+    for (std::size_t i = 0; i < sender.size(); ++i) {
+        report.streams[i].sender = sender[i];
+        report.sender_bytes += sender[i].bytes_sent;
+        report.retransmits += sender[i].retransmits;
+        report.sender_has_tcp_info = report.sender_has_tcp_info && sender[i].has_tcp_info;
+    }
+}
+
+// Opens the test's data connections and moves them onto the data-plane threads.
+asio::awaitable<void> open_streams(run_state& run, net::stream_group& group, std::uint32_t test_id) {
+    for (std::uint16_t index = 0; index < group.size(); ++index) {
+        tcp::socket socket = co_await connect(run.server, run.options.connect_timeout_seconds);
+        net::control_channel channel(std::move(socket));
+        const proto::hello hello = make_hello(proto::connection_kind::data, run.token, test_id, index);
+        co_await channel.write(hello, clock::now() + kReplyTimeout);
+        group.attach(index, channel.release_socket(), run.data_pool.next());
+    }
+    if (auto failure = group.set_congestion(run.options.congestion)) {
+        throw session_error(proto::error_code::unsupported, *failure);
+    }
+}
+
+asio::awaitable<void> record_interval(run_state& run, direction_report& report, measure::interval closed) {
+    report.intervals.push_back(to_report(closed));
+    run.progress.interval_done(report.dir, report.intervals.back());
+    co_return;
+}
+
+asio::awaitable<void> run_download(run_state& run, net::control_channel& control, direction_report& report) {
+    const auto& options = run.options;
+    const proto::test_request request = make_request(options, proto::direction::download);
+    co_await control.write(request, clock::now() + kReplyTimeout);
+    const auto accept =
+        co_await control.expect<proto::test_accept>(clock::now() + kReplyTimeout, "TEST_ACCEPT");
+    net::stream_group group(co_await asio::this_coro::executor, options.streams);
+    co_await open_streams(run, group, accept.test_id);
+    // Read from the start so the first byte's timestamp is when it arrived, not when we got round to it.
+    group.start_receiving();
+    co_await control.expect<proto::streams_ready>(clock::now() + kReplyTimeout, "STREAMS_READY");
+    run.progress.direction_started(proto::direction::download, report);
+
+    measure::plan plan;
+    plan.omit_ns = std::int64_t{to_ms(options.omit_seconds)} * 1'000'000;
+    plan.duration_ns = std::int64_t{to_ms(options.duration_seconds)} * 1'000'000;
+    plan.interval_ns = std::int64_t{to_ms(options.interval_seconds)} * 1'000'000;
+    const measure::totals totals = co_await net::measure_receiver_window(
+        group, plan, clock::now() + kFirstByteTimeout,
+        [&run, &report](const measure::interval& closed) { return record_interval(run, report, closed); });
+    fill_totals(report, totals);
+
+    const proto::stop stop{proto::stop_reason::window_complete};
+    co_await control.write(stop, clock::now() + kResultsTimeout);
+    group.stop_all();
+    const auto sender = co_await control.expect<proto::sender_report>(clock::now() + kResultsTimeout,
+                                                                      "the server's SENDER_REPORT");
+    fill_sender(report, sender.streams);
+    co_await group.wait_all_ended(clock::now() + kResultsTimeout);
+}
+
+asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, direction_report& report) {
+    const auto& options = run.options;
+    const proto::test_request request = make_request(options, proto::direction::upload);
+    co_await control.write(request, clock::now() + kReplyTimeout);
+    const auto accept =
+        co_await control.expect<proto::test_accept>(clock::now() + kReplyTimeout, "TEST_ACCEPT");
+    net::stream_group group(co_await asio::this_coro::executor, options.streams);
+    co_await open_streams(run, group, accept.test_id);
+    co_await control.expect<proto::streams_ready>(clock::now() + kReplyTimeout, "STREAMS_READY");
+    const std::uint64_t per_stream_pacing = options.bitrate / 8 / options.streams;
+    group.start_sending(per_stream_pacing);
+    run.progress.direction_started(proto::direction::upload, report);
+
+    // The server is the receiver: it reports each interval, then STOP when its window has closed.
+    const auto test_length =
+        std::chrono::milliseconds(to_ms(options.omit_seconds + options.duration_seconds));
+    const auto stop_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
+    for (;;) {
+        proto::message msg = co_await control.read(stop_deadline, "the server's STOP");
+        if (auto* interval = std::get_if<proto::interval_report>(&msg)) {
+            measure::interval closed;
+            closed.index = interval->index;
+            closed.start_ns = static_cast<std::int64_t>(interval->start_ns);
+            closed.end_ns = static_cast<std::int64_t>(interval->end_ns);
+            closed.omitted = interval->omitted;
+            closed.stream_bytes = interval->stream_bytes;
+            co_await record_interval(run, report, std::move(closed));
+            continue;
+        }
+        if (std::holds_alternative<proto::stop>(msg)) {
+            break;
+        }
+        throw net::control_channel::unexpected(msg, "the server's STOP");
+    }
+    group.stop_all();
+    co_await group.wait_all_ended(clock::now() + kResultsTimeout);
+    const auto sender = group.sender_stats();
+    const proto::sender_report sent{sender};
+    co_await control.write(sent, clock::now() + kResultsTimeout);
+    const auto received = co_await control.expect<proto::receiver_report>(clock::now() + kResultsTimeout,
+                                                                          "the server's RECEIVER_REPORT");
+    if (received.stream_bytes.size() != options.streams) {
+        throw session_error(proto::error_code::protocol_error,
+                            "RECEIVER_REPORT has the wrong number of streams");
+    }
+    measure::totals totals;
+    totals.window_ns = static_cast<std::int64_t>(received.window_ns);
+    totals.omitted_ns = static_cast<std::int64_t>(received.omitted_ns);
+    totals.omitted_bytes = received.omitted_bytes;
+    totals.stream_bytes = received.stream_bytes;
+    fill_totals(report, totals);
+    fill_sender(report, sender);
+}
+
+asio::awaitable<void> run_all(run_state& run) {
+    const auto& options = run.options;
+    auto& report = run.report;
+    run.server = co_await resolve(options);
+    report.address = run.server.address().to_string();
+
+    net::control_channel control(co_await connect(run.server, options.connect_timeout_seconds));
+    const proto::hello hello = make_hello(proto::connection_kind::control, {});
+    co_await control.write(hello, clock::now() + kReplyTimeout);
+    const auto welcome = co_await control.expect<proto::welcome>(clock::now() + kReplyTimeout, "WELCOME");
+    run.token = welcome.token;
+    report.server_software = welcome.software;
+    run.progress.connected(report);
+
+    if (options.pings > 0) {
+        net::control_channel probe(co_await connect(run.server, options.connect_timeout_seconds));
+        net::set_no_delay(probe.socket().native_handle());
+        const proto::hello probe_hello = make_hello(proto::connection_kind::probe, run.token);
+        co_await probe.write(probe_hello, clock::now() + kReplyTimeout);
+        report.idle_latency = co_await measure_latency(probe, options.pings, options.ping_interval_seconds);
+        run.progress.idle_latency_done(*report.idle_latency);
+    }
+    if (options.download) {
+        report.download.emplace();
+        report.download->dir = proto::direction::download;
+        report.download->measured_by = "client";
+        co_await run_download(run, control, *report.download);
+        run.progress.direction_done(*report.download);
+    }
+    if (options.upload) {
+        report.upload.emplace();
+        report.upload->dir = proto::direction::upload;
+        report.upload->measured_by = "server";
+        co_await run_upload(run, control, *report.upload);
+        run.progress.direction_done(*report.upload);
+    }
+}
+
+int exit_code_for(const session_error& e) {
+    if (!e.from_peer()) {
+        return kExitTestFailed;
+    }
+    switch (e.code()) {
+        case proto::error_code::server_busy:
+        case proto::error_code::limit_exceeded:
+        case proto::error_code::version_mismatch:
+        case proto::error_code::auth_failed:
+        case proto::error_code::unsupported:
+        case proto::error_code::shutting_down:
+            return kExitRefused;
+        default:
+            return kExitTestFailed;
+    }
+}
+
+}  // namespace
+
+test_report run_speed_test(const test_options& options, progress_sink& progress) {
+    test_report report;
+    report.version = SPEED_VERSION;
+    report.host = options.host;
+    report.port = options.port;
+    report.streams = options.streams;
+
+    const std::size_t threads = options.threads != 0
+                                    ? options.threads
+                                    : std::min<std::size_t>(options.streams, net::default_thread_count());
+    net::io_pool data_pool(threads);
+    data_pool.start("speedcli-data");
+    asio::io_context control_context(1);
+    run_state run{options, progress, report, data_pool, {}, {}};
+
+    std::exception_ptr failure;
+    asio::co_spawn(control_context, run_all(run), [&failure](std::exception_ptr e) { failure = e; });
+    control_context.run();
+    data_pool.stop();
+
+    if (failure) {
+        try {
+            std::rethrow_exception(failure);
+        } catch (const unreachable_error& e) {
+            report.error = e.what();
+            report.exit_code = kExitUnreachable;
+        } catch (const session_error& e) {
+            report.error = e.from_peer() ? std::string("server: ") + e.what() : std::string(e.what());
+            report.exit_code = exit_code_for(e);
+        } catch (const std::exception& e) {
+            report.error = e.what();
+            report.exit_code = kExitTestFailed;
+        }
+    }
+    return report;
+}
+
+}  // namespace speed::client

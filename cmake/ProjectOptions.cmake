@@ -1,0 +1,26 @@
+# Warnings and build options as INTERFACE targets: every project target links speed::warnings and
+# speed::options, third-party code does not.
+
+add_library(speed_warnings INTERFACE)
+add_library(speed::warnings ALIAS speed_warnings)
+target_compile_options(speed_warnings INTERFACE
+    -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast
+    -Wnon-virtual-dtor -Woverloaded-virtual -Wnull-dereference -Wdouble-promotion -Wformat=2
+    -Wimplicit-fallthrough -Wcast-align -Wunused)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    # GCC 12 at -O2 reports a false -Wmismatched-new-delete inside Asio's awaitable frames.
+    target_compile_options(speed_warnings INTERFACE -Wno-mismatched-new-delete -Wduplicated-cond
+                                                    -Wlogical-op -Wuseless-cast)
+endif()
+if(SPEED_WARNINGS_AS_ERRORS)
+    target_compile_options(speed_warnings INTERFACE -Werror)
+endif()
+
+add_library(speed_options INTERFACE)
+add_library(speed::options ALIAS speed_options)
+target_compile_features(speed_options INTERFACE cxx_std_20)
+if(SPEED_ENABLE_SANITIZERS)
+    target_compile_options(speed_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
+                                                   -fno-sanitize-recover=undefined)
+    target_link_options(speed_options INTERFACE -fsanitize=address,undefined)
+endif()

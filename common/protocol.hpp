@@ -1,0 +1,206 @@
+// The speedsrv/speedcli wire protocol (docs/protocol.md has the byte tables).
+//
+// Every TCP connection starts with a HELLO frame that says what the connection is for: the control connection
+// of a session, a data stream of a test, or a latency probe connection. Control and probe connections carry
+// frames for their whole life; a data connection carries raw payload after its HELLO.
+//
+// A frame is a 5-byte header (type u8, payload length u32, big-endian) and the payload. The decoder checks
+// the length against a maximum before anything is allocated and answers ok / need-more / bad (with a reason).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace speed::proto {
+
+inline constexpr std::uint32_t kMagic = 0x53504454;  // "SPDT"
+inline constexpr std::uint16_t kProtocolVersion = 1;
+inline constexpr std::uint16_t kDefaultPort = 5201;
+inline constexpr std::size_t kFrameHeaderSize = 5;
+inline constexpr std::uint32_t kMaxFramePayload = 64 * 1024;
+// The first frame of a connection is read before the peer is known: it gets a much smaller budget.
+inline constexpr std::uint32_t kMaxHelloPayload = 256;
+inline constexpr std::size_t kTokenSize = 16;
+inline constexpr std::uint16_t kMaxStreams = 128;
+inline constexpr std::size_t kMaxSoftwareLength = 64;
+inline constexpr std::size_t kMaxErrorMessageLength = 1024;
+inline constexpr std::size_t kMaxCongestionLength = 16;
+
+using session_token = std::array<std::uint8_t, kTokenSize>;
+
+enum class message_type : std::uint8_t {
+    hello = 0x01,
+    welcome = 0x02,
+    error = 0x03,
+    test_request = 0x10,
+    test_accept = 0x11,
+    streams_ready = 0x12,
+    stop = 0x13,
+    interval_report = 0x14,
+    sender_report = 0x15,
+    receiver_report = 0x16,
+    ping = 0x20,
+    pong = 0x21,
+};
+
+enum class connection_kind : std::uint8_t { control = 1, data = 2, probe = 3 };
+// Directions are named from the client's side: download = server sends, upload = client sends.
+enum class direction : std::uint8_t { download = 1, upload = 2 };
+enum class transport : std::uint8_t { tcp = 1, udp = 2 };
+enum class stop_reason : std::uint8_t { window_complete = 1, aborted = 2 };
+
+enum class error_code : std::uint16_t {
+    protocol_error = 1,    // malformed frame or a message that is not valid in this state
+    version_mismatch = 2,  // the peers speak different protocol versions
+    server_busy = 3,       // the server is at a session limit; try again later
+    unknown_session = 4,   // a data or probe connection named a session that does not exist
+    limit_exceeded = 5,    // the request asks for more than the server allows
+    timeout = 6,           // a phase did not complete within its deadline
+    internal = 7,          // a failure on the sending side that is not the peer's fault
+    auth_failed = 8,       // authentication was required and did not succeed
+    unsupported = 9,       // a feature this peer does not offer (e.g. a congestion algorithm)
+    shutting_down = 10,    // the server is stopping
+};
+
+struct hello {
+    std::uint16_t version = kProtocolVersion;
+    connection_kind kind = connection_kind::control;
+    session_token token{};           // zero on control connections
+    std::uint32_t test_id = 0;       // data connections: the test they belong to
+    std::uint16_t stream_index = 0;  // data connections: 0 .. streams-1
+    std::string software;            // e.g. "speedcli 0.1.0", for logs
+    bool operator==(const hello&) const = default;
+};
+
+struct welcome {
+    std::uint16_t version = kProtocolVersion;
+    session_token token{};
+    std::string software;
+    // The server's caps, so a client can explain a refusal before it asks.
+    std::uint16_t max_streams = 0;
+    std::uint32_t max_duration_ms = 0;
+    std::uint64_t max_bitrate = 0;  // bits/s, 0 = no cap
+    bool operator==(const welcome&) const = default;
+};
+
+struct error {
+    error_code code = error_code::protocol_error;
+    std::string message;
+    bool operator==(const error&) const = default;
+};
+
+struct test_request {
+    direction dir = direction::download;
+    transport proto = transport::tcp;
+    std::uint16_t streams = 1;
+    std::uint32_t duration_ms = 10000;    // measured window, after the omitted warm-up
+    std::uint32_t omit_ms = 0;            // warm-up excluded from the figure
+    std::uint32_t interval_ms = 1000;     // receiver reports every interval; 0 = no intervals
+    std::uint64_t bitrate = 0;            // bits/s for the whole direction, 0 = as fast as possible
+    std::uint32_t udp_payload_bytes = 0;  // UDP datagram payload size, 0 for TCP
+    std::string congestion;               // TCP congestion control for the data sockets, "" = system default
+    bool operator==(const test_request&) const = default;
+};
+
+struct test_accept {
+    std::uint32_t test_id = 0;
+    bool operator==(const test_accept&) const = default;
+};
+
+// Every data stream of the test is connected; the sender starts sending now.
+struct streams_ready {
+    bool operator==(const streams_ready&) const = default;
+};
+
+// The receiver's measurement window has closed (or the test is being abandoned): stop sending.
+struct stop {
+    stop_reason reason = stop_reason::window_complete;
+    bool operator==(const stop&) const = default;
+};
+
+// One receiver interval, sent by the server while it is the receiver (upload) so the client can print live
+// lines. Times are nanoseconds since the receiver saw the test's first payload byte.
+struct interval_report {
+    std::uint32_t index = 0;
+    std::uint64_t start_ns = 0;
+    std::uint64_t end_ns = 0;
+    bool omitted = false;
+    std::vector<std::uint64_t> stream_bytes;  // bytes received per stream in the interval
+    bool operator==(const interval_report&) const = default;
+};
+
+// What the sending side of one stream saw: bytes handed to the socket and, on Linux, the kernel's TCP_INFO.
+struct stream_sender_stats {
+    std::uint64_t bytes_sent = 0;
+    bool has_tcp_info = false;
+    std::uint32_t retransmits = 0;  // total retransmitted segments
+    std::uint32_t rtt_us = 0;       // smoothed RTT
+    std::uint32_t rttvar_us = 0;
+    std::uint32_t cwnd_bytes = 0;  // congestion window (segments x MSS)
+    bool operator==(const stream_sender_stats&) const = default;
+};
+
+struct sender_report {
+    std::vector<stream_sender_stats> streams;
+    bool operator==(const sender_report&) const = default;
+};
+
+// The receiver's final figures, sent by the server when it was the receiver (upload).
+struct receiver_report {
+    std::uint64_t window_ns = 0;   // measured window length on the receiver's clock
+    std::uint64_t omitted_ns = 0;  // warm-up length on the receiver's clock
+    std::uint64_t omitted_bytes = 0;
+    std::vector<std::uint64_t> stream_bytes;  // bytes received per stream within the window
+    bool operator==(const receiver_report&) const = default;
+};
+
+struct ping {
+    std::uint32_t sequence = 0;
+    std::uint64_t client_time_ns = 0;  // opaque to the server: echoed back unchanged
+    bool operator==(const ping&) const = default;
+};
+
+struct pong {
+    std::uint32_t sequence = 0;
+    std::uint64_t client_time_ns = 0;
+    bool operator==(const pong&) const = default;
+};
+
+using message = std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop,
+                             interval_report, sender_report, receiver_report, ping, pong>;
+
+message_type type_of(const message& msg);
+std::string_view name_of(message_type type);
+std::string_view name_of(error_code code);
+std::string_view name_of(direction dir);
+
+// Appends one encoded frame for `msg` to `out`.
+void encode(const message& msg, std::vector<std::uint8_t>& out);
+std::vector<std::uint8_t> encode(const message& msg);
+
+enum class decode_status { ok, need_more, bad };
+
+struct decode_result {
+    decode_status status = decode_status::need_more;
+    std::size_t consumed = 0;      // ok: bytes of the whole frame
+    std::size_t bytes_needed = 0;  // need_more: total bytes the frame needs (header first, then all of it)
+    message msg;
+    std::string reason;  // bad: what is wrong, for the log and the peer
+};
+
+// Decodes the frame at the start of `input`. Never reads past `input`, never allocates more than
+// `max_payload` bytes, never throws.
+decode_result decode_frame(std::span<const std::uint8_t> input, std::uint32_t max_payload = kMaxFramePayload);
+
+// Compares tokens in constant time (the comparison must not leak how many leading bytes matched).
+bool tokens_equal(const session_token& a, const session_token& b);
+// The first 4 bytes in hex: enough to correlate log lines, too little to reuse a token.
+std::string token_prefix(const session_token& token);
+
+}  // namespace speed::proto

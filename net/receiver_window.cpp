@@ -1,0 +1,46 @@
+#include "net/receiver_window.hpp"
+
+#include "net/errors.hpp"
+
+namespace speed::net {
+
+asio::awaitable<measure::totals> measure_receiver_window(stream_group& group, const measure::plan& plan,
+                                                         clock::time_point first_byte_deadline,
+                                                         const interval_callback& on_interval) {
+    while (!group.first_byte_ns()) {
+        if (auto failure = group.first_failure()) {
+            throw session_error(proto::error_code::protocol_error,
+                                "a data connection failed before any data arrived (" + *failure + ")");
+        }
+        if (!co_await group.wait_for_change(first_byte_deadline) && clock::now() >= first_byte_deadline) {
+            throw session_error(proto::error_code::timeout,
+                                "no test data arrived after the streams were set up");
+        }
+    }
+    const std::int64_t time_zero_ns = *group.first_byte_ns();
+    measure::interval_meter meter(plan, group.size());
+    // Every byte of the test arrived at or after time 0, so the meter starts from zero.
+    std::vector<std::uint64_t> counters(group.size(), 0);
+    meter.start(counters);
+
+    while (!meter.finished()) {
+        const auto planned =
+            clock::time_point(std::chrono::nanoseconds(time_zero_ns + meter.next_point_ns()));
+        while (clock::now() < planned) {
+            co_await group.wait_for_change(planned);
+            if (auto failure = group.first_failure()) {
+                throw session_error(proto::error_code::protocol_error,
+                                    "a data connection was lost during the test (" + *failure + ")");
+            }
+        }
+        group.read_counters(counters);
+        const std::int64_t sampled_ns = now_ns() - time_zero_ns;
+        const measure::interval closed = meter.sample(sampled_ns, counters);
+        if (on_interval) {
+            co_await on_interval(closed);
+        }
+    }
+    co_return meter.result();
+}
+
+}  // namespace speed::net

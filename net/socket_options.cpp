@@ -1,0 +1,129 @@
+#include "net/socket_options.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace speed::net {
+namespace {
+
+std::error_code last_error() {
+    return {errno, std::system_category()};
+}
+
+template <class T>
+std::error_code set_option(int fd, int level, int name, const T& value) {
+    if (::setsockopt(fd, level, name, &value, sizeof value) != 0) {
+        return last_error();
+    }
+    return {};
+}
+
+}  // namespace
+
+std::error_code set_no_delay(int fd) {
+    return set_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+}
+
+std::error_code set_congestion(int fd, const std::string& algorithm) {
+    if (algorithm.empty()) {
+        return {};
+    }
+#ifdef TCP_CONGESTION
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, algorithm.data(),
+                     static_cast<socklen_t>(algorithm.size())) != 0) {
+        return last_error();
+    }
+    return {};
+#else
+    return std::make_error_code(std::errc::not_supported);
+#endif
+}
+
+std::string congestion_of(int fd) {
+#ifdef TCP_CONGESTION
+    std::array<char, 32> name{};
+    socklen_t length = name.size();
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name.data(), &length) == 0) {
+        return std::string(name.data(), strnlen(name.data(), length));
+    }
+#else
+    (void)fd;
+#endif
+    return {};
+}
+
+std::error_code set_max_pacing_rate(int fd, std::uint64_t bytes_per_second) {
+#ifdef SO_MAX_PACING_RATE
+    if (bytes_per_second == 0) {
+        return {};
+    }
+    // The kernel takes an unsigned long (64-bit on Linux x86_64/arm64) for rates above 4 GB/s.
+    const unsigned long rate = bytes_per_second;
+    return set_option(fd, SOL_SOCKET, SO_MAX_PACING_RATE, rate);
+#else
+    (void)fd;
+    return bytes_per_second == 0 ? std::error_code{} : std::make_error_code(std::errc::not_supported);
+#endif
+}
+
+std::error_code set_keepalive(int fd, int idle_seconds, int interval_seconds, int count) {
+    if (auto ec = set_option(fd, SOL_SOCKET, SO_KEEPALIVE, 1)) {
+        return ec;
+    }
+#ifdef TCP_KEEPIDLE
+    if (auto ec = set_option(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_seconds)) {
+        return ec;
+    }
+    if (auto ec = set_option(fd, IPPROTO_TCP, TCP_KEEPINTVL, interval_seconds)) {
+        return ec;
+    }
+    return set_option(fd, IPPROTO_TCP, TCP_KEEPCNT, count);
+#else
+    (void)idle_seconds, (void)interval_seconds, (void)count;
+    return {};
+#endif
+}
+
+std::error_code set_user_timeout(int fd, unsigned milliseconds) {
+#ifdef TCP_USER_TIMEOUT
+    return set_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, milliseconds);
+#else
+    (void)fd, (void)milliseconds;
+    return {};
+#endif
+}
+
+std::error_code set_abortive_close(int fd) {
+    linger option{};
+    option.l_onoff = 1;
+    option.l_linger = 0;
+    return set_option(fd, SOL_SOCKET, SO_LINGER, option);
+}
+
+std::optional<proto::stream_sender_stats> read_tcp_info(int fd) {
+#ifdef TCP_INFO
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) {
+        return std::nullopt;
+    }
+    proto::stream_sender_stats stats;
+    stats.has_tcp_info = true;
+    stats.retransmits = info.tcpi_total_retrans;
+    stats.rtt_us = info.tcpi_rtt;
+    stats.rttvar_us = info.tcpi_rttvar;
+    const std::uint64_t cwnd = std::uint64_t{info.tcpi_snd_cwnd} * info.tcpi_snd_mss;
+    stats.cwnd_bytes = cwnd > 0xffffffffU ? 0xffffffffU : static_cast<std::uint32_t>(cwnd);
+    return stats;
+#else
+    (void)fd;
+    return std::nullopt;
+#endif
+}
+
+}  // namespace speed::net

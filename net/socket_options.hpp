@@ -1,0 +1,31 @@
+// Socket options the data plane and the probes use; each returns an error instead of throwing so callers
+// decide whether a missing feature matters.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include "common/protocol.hpp"
+
+namespace speed::net {
+
+// Disables Nagle so a small probe leaves at once.
+std::error_code set_no_delay(int fd);
+// Linux TCP_CONGESTION; "" leaves the system default.
+std::error_code set_congestion(int fd, const std::string& algorithm);
+// The congestion control the socket actually uses ("" where unknown).
+std::string congestion_of(int fd);
+// Linux SO_MAX_PACING_RATE in bytes per second; the kernel paces TCP to it (0 = unlimited).
+std::error_code set_max_pacing_rate(int fd, std::uint64_t bytes_per_second);
+// Keepalive probes after `idle_seconds` and a TCP_USER_TIMEOUT, so a vanished peer is noticed.
+std::error_code set_keepalive(int fd, int idle_seconds, int interval_seconds, int count);
+std::error_code set_user_timeout(int fd, unsigned milliseconds);
+// Close with RST: discards queued bytes so the next phase starts on an idle link.
+std::error_code set_abortive_close(int fd);
+
+// The kernel's view of a sending TCP socket (Linux TCP_INFO); nothing on other systems.
+std::optional<proto::stream_sender_stats> read_tcp_info(int fd);
+
+}  // namespace speed::net

@@ -1,0 +1,323 @@
+#include "net/stream_group.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <mutex>
+#include <random>
+
+#include "net/socket_options.hpp"
+#include "net/spawn.hpp"
+
+namespace speed::net {
+
+using asio::experimental::as_tuple;
+
+namespace {
+
+// One read-only buffer of incompressible bytes shared by every sender in the process: no per-byte work per
+// send.
+const std::vector<std::uint8_t>& payload_buffer() {
+    static const std::vector<std::uint8_t> payload = [] {
+        std::vector<std::uint8_t> bytes(kDataBufferSize);
+        std::mt19937_64 generator(0x5350445453504454ULL);
+        for (std::size_t i = 0; i + 8 <= bytes.size(); i += 8) {
+            std::uint64_t word = generator();
+            for (std::size_t j = 0; j < 8; ++j) {
+                bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
+            }
+        }
+        return bytes;
+    }();
+    return payload;
+}
+
+// Received payload is discarded, so all streams of a thread can read into one buffer.
+std::vector<std::uint8_t>& receive_scratch() {
+    thread_local std::vector<std::uint8_t> scratch(kDataBufferSize);
+    return scratch;
+}
+
+struct alignas(64) stream_counter {
+    std::atomic<std::uint64_t> bytes{0};
+};
+
+}  // namespace
+
+// State shared between the control side and the streams' threads.
+struct group_state : std::enable_shared_from_this<group_state> {
+    group_state(asio::any_io_executor executor, std::size_t count)
+        : control(std::move(executor)), counters(count), stats(count), change_timer(control) {}
+
+    // Called from any thread: wakes the control side's wait_for_change().
+    void notify() {
+        asio::post(control, [self = shared_from_this()] {
+            self->change_pending = true;
+            self->change_timer.cancel();
+        });
+    }
+
+    asio::any_io_executor control;
+    std::vector<stream_counter> counters;
+    std::atomic<std::int64_t> first_byte_ns{0};
+    std::atomic<std::size_t> ended{0};
+
+    std::mutex mutex;  // guards the two below
+    std::optional<std::string> first_failure;
+    std::vector<proto::stream_sender_stats> stats;
+
+    // Control executor only.
+    asio::steady_timer change_timer;
+    bool change_pending = false;
+};
+
+class data_stream : public std::enable_shared_from_this<data_stream> {
+  public:
+    data_stream(std::shared_ptr<group_state> state, std::size_t index, asio::ip::tcp::socket socket)
+        : state_(std::move(state)), index_(index), socket_(std::move(socket)) {}
+
+    asio::ip::tcp::socket& socket() { return socket_; }
+
+    void start_receiving() {
+        asio::co_spawn(socket_.get_executor(), receive_loop(shared_from_this()),
+                       log_if_failed("data stream"));
+    }
+
+    void start_sending(std::uint64_t pacing_bytes_per_second) {
+        asio::post(socket_.get_executor(), [self = shared_from_this(), pacing_bytes_per_second] {
+            if (self->stop_requested_) {
+                return;
+            }
+            set_max_pacing_rate(self->socket_.native_handle(), pacing_bytes_per_second);
+            asio::co_spawn(self->socket_.get_executor(), send_loop(self), log_if_failed("data stream"));
+        });
+    }
+
+    // Thread-safe: the work happens on the stream's own executor.
+    void stop() {
+        asio::post(socket_.get_executor(), [self = shared_from_this()] {
+            if (self->stop_requested_) {
+                return;
+            }
+            self->stop_requested_ = true;
+            if (!self->running_) {
+                self->finish({});
+                return;
+            }
+            // Take the kernel's figures before the socket goes; the running loop then ends with "aborted".
+            self->snapshot_sender_stats();
+            self->close_abortively();
+        });
+    }
+
+  private:
+    static asio::awaitable<void> receive_loop(std::shared_ptr<data_stream> self) {
+        self->running_ = true;
+        auto& scratch = receive_scratch();
+        auto& counter = self->state_->counters[self->index_].bytes;
+        for (;;) {
+            auto [ec, bytes] =
+                co_await self->socket_.async_read_some(asio::buffer(scratch), as_tuple(asio::use_awaitable));
+            if (bytes > 0) {
+                if (counter.load(std::memory_order_relaxed) == 0) {
+                    self->note_first_byte();
+                }
+                counter.fetch_add(bytes, std::memory_order_relaxed);
+            }
+            if (ec) {
+                self->finish(ec);
+                co_return;
+            }
+        }
+    }
+
+    static asio::awaitable<void> send_loop(std::shared_ptr<data_stream> self) {
+        self->running_ = true;
+        const auto& payload = payload_buffer();
+        auto& counter = self->state_->counters[self->index_].bytes;
+        for (;;) {
+            auto [ec, bytes] =
+                co_await self->socket_.async_write_some(asio::buffer(payload), as_tuple(asio::use_awaitable));
+            counter.fetch_add(bytes, std::memory_order_relaxed);
+            if (ec) {
+                self->finish(ec);
+                co_return;
+            }
+        }
+    }
+
+    void note_first_byte() {
+        std::int64_t expected = 0;
+        if (state_->first_byte_ns.compare_exchange_strong(expected, now_ns())) {
+            state_->notify();
+        }
+    }
+
+    void snapshot_sender_stats() {
+        if (stats_taken_ || !socket_.is_open()) {
+            return;
+        }
+        stats_taken_ = true;
+        auto info = read_tcp_info(socket_.native_handle());
+        std::lock_guard lock(state_->mutex);
+        auto& stats = state_->stats[index_];
+        if (info) {
+            stats = *info;
+        }
+        stats.bytes_sent = state_->counters[index_].bytes.load(std::memory_order_relaxed);
+    }
+
+    void close_abortively() {
+        if (socket_.is_open()) {
+            set_abortive_close(socket_.native_handle());
+            asio::error_code ignored;
+            socket_.close(ignored);
+        }
+    }
+
+    void finish(const asio::error_code& ec) {
+        snapshot_sender_stats();
+        if (!stop_requested_ && ec) {
+            std::lock_guard lock(state_->mutex);
+            if (!state_->first_failure) {
+                const std::string reason =
+                    ec == asio::error::eof ? "the peer closed the connection" : ec.message();
+                state_->first_failure = "stream " + std::to_string(index_) + ": " + reason;
+            }
+        }
+        close_abortively();
+        running_ = false;
+        state_->ended.fetch_add(1, std::memory_order_acq_rel);
+        state_->notify();
+    }
+
+    std::shared_ptr<group_state> state_;
+    std::size_t index_;
+    asio::ip::tcp::socket socket_;
+    // The stream's executor only.
+    bool running_ = false;
+    bool stop_requested_ = false;
+    bool stats_taken_ = false;
+};
+
+stream_group::stream_group(asio::any_io_executor control_executor, std::size_t stream_count)
+    : state_(std::make_shared<group_state>(std::move(control_executor), stream_count)),
+      streams_(stream_count) {}
+
+stream_group::~stream_group() {
+    stop_all();
+}
+
+std::size_t stream_group::size() const {
+    return streams_.size();
+}
+
+bool stream_group::attach(std::size_t index, asio::ip::tcp::socket socket, asio::io_context& data_context) {
+    if (index >= streams_.size() || streams_[index]) {
+        return false;
+    }
+    const auto protocol = socket.local_endpoint().protocol();
+    asio::ip::tcp::socket moved(data_context, protocol, socket.release());
+    streams_[index] = std::make_shared<data_stream>(state_, index, std::move(moved));
+    return true;
+}
+
+bool stream_group::all_attached() const {
+    for (const auto& stream : streams_) {
+        if (!stream) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::optional<std::string> stream_group::set_congestion(const std::string& algorithm) {
+    for (auto& stream : streams_) {
+        if (stream) {
+            if (auto ec = net::set_congestion(stream->socket().native_handle(), algorithm)) {
+                return "congestion control '" + algorithm + "' is not available: " + ec.message();
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+void stream_group::start_receiving() {
+    for (auto& stream : streams_) {
+        stream->start_receiving();
+    }
+}
+
+void stream_group::start_sending(std::uint64_t bytes_per_second_per_stream) {
+    for (auto& stream : streams_) {
+        stream->start_sending(bytes_per_second_per_stream);
+    }
+}
+
+asio::awaitable<bool> stream_group::wait_for_change(clock::time_point deadline) {
+    auto& state = *state_;
+    if (!state.change_pending) {
+        state.change_timer.expires_at(deadline);
+        co_await state.change_timer.async_wait(as_tuple(asio::use_awaitable));
+    }
+    const bool changed = state.change_pending;
+    state.change_pending = false;
+    co_return changed;
+}
+
+std::optional<std::int64_t> stream_group::first_byte_ns() const {
+    const std::int64_t value = state_->first_byte_ns.load(std::memory_order_acquire);
+    if (value == 0) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+void stream_group::read_counters(std::vector<std::uint64_t>& out) const {
+    out.resize(state_->counters.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i] = state_->counters[i].bytes.load(std::memory_order_relaxed);
+    }
+}
+
+std::optional<std::string> stream_group::first_failure() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->first_failure;
+}
+
+std::size_t stream_group::ended_count() const {
+    return state_->ended.load(std::memory_order_acquire);
+}
+
+void stream_group::stop_all() {
+    for (auto& stream : streams_) {
+        if (stream) {
+            stream->stop();
+        }
+    }
+}
+
+asio::awaitable<bool> stream_group::wait_all_ended(clock::time_point deadline) {
+    std::size_t attached = 0;
+    for (const auto& stream : streams_) {
+        if (stream) {
+            ++attached;
+        }
+    }
+    while (ended_count() < attached) {
+        if (!co_await wait_for_change(deadline) && clock::now() >= deadline) {
+            co_return false;
+        }
+    }
+    co_return true;
+}
+
+std::vector<proto::stream_sender_stats> stream_group::sender_stats() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->stats;
+}
+
+}  // namespace speed::net

@@ -1,0 +1,78 @@
+// The TCP data connections of one test.
+//
+// The group is owned and driven by a session on the control executor. Each stream runs on a data-plane
+// io_context of its own choosing (see io_pool) and touches shared state only through per-stream atomic byte
+// counters and a "something changed" notification posted back to the control executor. The control side
+// samples the counters (see measure::interval_meter) and decides when the test ends.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/protocol.hpp"
+#include "net/clock.hpp"
+
+namespace speed::net {
+
+class data_stream;
+struct group_state;
+
+class stream_group {
+  public:
+    stream_group(asio::any_io_executor control_executor, std::size_t stream_count);
+    ~stream_group();
+    stream_group(const stream_group&) = delete;
+    stream_group& operator=(const stream_group&) = delete;
+
+    std::size_t size() const;
+
+    // Moves a connected socket onto `data_context` as stream `index` (its HELLO already exchanged). Returns
+    // false when the index is out of range or taken. Congestion control and pacing apply to the moved socket.
+    bool attach(std::size_t index, asio::ip::tcp::socket socket, asio::io_context& data_context);
+    bool all_attached() const;
+
+    // Sets TCP congestion control on every attached stream; returns the first failure's text.
+    std::optional<std::string> set_congestion(const std::string& algorithm);
+
+    // Starts every stream reading and discarding payload, counting bytes as they arrive.
+    void start_receiving();
+    // Starts every stream sending the shared payload buffer; `bytes_per_second_per_stream` > 0 asks the
+    // kernel to pace each stream (SO_MAX_PACING_RATE).
+    void start_sending(std::uint64_t bytes_per_second_per_stream);
+
+    // Waits until a stream reports something (its first byte, its end) or until `deadline`.
+    // Returns false when the deadline passed with nothing new.
+    asio::awaitable<bool> wait_for_change(clock::time_point deadline);
+
+    // Steady-clock time (ns) at which the first payload byte of the test was read, if any.
+    std::optional<std::int64_t> first_byte_ns() const;
+    // Cumulative bytes per stream (received or sent, depending on the role).
+    void read_counters(std::vector<std::uint64_t>& out) const;
+    // The first stream failure that happened before stop_all() (e.g. "connection reset by peer").
+    std::optional<std::string> first_failure() const;
+    std::size_t ended_count() const;
+
+    // Closes every stream with a reset (queued bytes are dropped), each on its own thread. Idempotent.
+    void stop_all();
+    // Waits for every stream to have ended; false on deadline.
+    asio::awaitable<bool> wait_all_ended(clock::time_point deadline);
+    // Sender-side figures per stream, valid after the streams ended.
+    std::vector<proto::stream_sender_stats> sender_stats() const;
+
+  private:
+    std::shared_ptr<group_state> state_;
+    std::vector<std::shared_ptr<data_stream>> streams_;
+};
+
+// Size of the payload buffer every sender writes from and of each data thread's receive buffer. 1 MiB writes
+// cost a third of the CPU per byte of 128 KiB writes on loopback (docs/performance.md).
+inline constexpr std::size_t kDataBufferSize = 1024 * 1024;
+
+}  // namespace speed::net

@@ -1,0 +1,33 @@
+// The listening side of speedsrv: accepts connections, reads each one's HELLO, and hands it to its session
+// (control), to a session's test (data) or to the probe echo (probe).
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <memory>
+#include <vector>
+
+#include "net/io_pool.hpp"
+#include "server/config.hpp"
+#include "server/session_registry.hpp"
+
+namespace speed::server {
+
+class server {
+  public:
+    server(asio::io_context& control_context, net::io_pool& data_pool, server_config config);
+
+    // Binds and starts accepting. Throws std::system_error when the address cannot be bound.
+    void start();
+    // The bound endpoint (useful with --port 0).
+    asio::ip::tcp::endpoint local_endpoint() const;
+    // Stops accepting and ends every session. Call on the control context.
+    void shutdown();
+
+  private:
+    std::shared_ptr<server_context> context_;
+    std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
+};
+
+}  // namespace speed::server

@@ -1,0 +1,61 @@
+// One client's control connection and the tests it runs, one after another.
+//
+// Phases, each with its own deadline: HELLO/WELCOME (in server.cpp) -> per test: TEST_REQUEST, validation,
+// TEST_ACCEPT, all data connections attached, the test itself, results. A failure in any phase ends this
+// session only: it is logged, reported to the client as an ERROR frame when the connection still works, and
+// the session's streams are closed.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/protocol.hpp"
+#include "net/control_channel.hpp"
+#include "net/stream_group.hpp"
+#include "server/session_registry.hpp"
+
+namespace speed::server {
+
+class session : public std::enable_shared_from_this<session> {
+  public:
+    session(std::shared_ptr<server_context> context, net::control_channel channel,
+            asio::ip::tcp::endpoint peer, std::string client_software);
+    ~session();
+
+    // Runs the session to its end. A static coroutine taking the shared_ptr by value keeps the session alive
+    // while it runs (and sidesteps GCC 12's coroutine-lambda capture bug).
+    static asio::awaitable<void> run(std::shared_ptr<session> self);
+
+    // A data connection whose HELLO named this session; closed if it does not fit the current test.
+    void attach_data(const proto::hello& hello, asio::ip::tcp::socket socket);
+    // Ends the session from outside (server shutdown).
+    void abort();
+
+    const proto::session_token& token() const { return token_; }
+    const asio::ip::tcp::endpoint& peer() const { return peer_; }
+
+  private:
+    struct active_test;
+
+    asio::awaitable<void> serve_tests();
+    asio::awaitable<void> run_test(const proto::test_request& request);
+    asio::awaitable<void> wait_for_streams(active_test& test);
+    asio::awaitable<void> send_download(active_test& test);
+    asio::awaitable<void> receive_upload(active_test& test);
+
+    std::shared_ptr<server_context> context_;
+    net::control_channel channel_;
+    asio::ip::tcp::endpoint peer_;
+    std::string client_software_;
+    proto::session_token token_;
+    std::uint32_t next_test_id_ = 1;
+    std::unique_ptr<active_test> test_;
+    std::vector<std::string> summaries_;  // one per finished test, for the end-of-session log line
+};
+
+}  // namespace speed::server

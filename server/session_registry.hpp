@@ -1,0 +1,54 @@
+// State every connection handler of the server shares: configuration, the data-plane pool and the live
+// sessions by token. Used only on the control context, so it needs no lock.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <cstddef>
+#include <memory>
+#include <unordered_map>
+
+#include "common/protocol.hpp"
+#include "net/io_pool.hpp"
+#include "server/config.hpp"
+
+namespace speed::server {
+
+class session;
+
+struct token_hash {
+    std::size_t operator()(const proto::session_token& token) const;
+};
+struct token_equal {
+    bool operator()(const proto::session_token& a, const proto::session_token& b) const {
+        return proto::tokens_equal(a, b);
+    }
+};
+
+class session_registry {
+  public:
+    void add(const proto::session_token& token, const std::shared_ptr<session>& s);
+    void remove(const proto::session_token& token);
+    std::shared_ptr<session> find(const proto::session_token& token) const;
+    std::size_t size() const { return sessions_.size(); }
+    // Every live session, for shutdown.
+    std::vector<std::shared_ptr<session>> all() const;
+
+  private:
+    std::unordered_map<proto::session_token, std::weak_ptr<session>, token_hash, token_equal> sessions_;
+};
+
+struct server_context {
+    server_context(asio::io_context& control, net::io_pool& pool, server_config cfg)
+        : control_context(control), data_pool(pool), config(std::move(cfg)) {}
+
+    asio::io_context& control_context;
+    net::io_pool& data_pool;
+    server_config config;
+    session_registry sessions;
+    bool shutting_down = false;
+};
+
+// A fresh, unguessable session token from the kernel's CSPRNG (getrandom).
+proto::session_token make_session_token();
+
+}  // namespace speed::server
