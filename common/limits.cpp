@@ -44,14 +44,11 @@ std::optional<proto::error> validate_request(const proto::test_request& request,
                                                       " ms is shorter than this server's minimum of " +
                                                       std::to_string(limits.min_interval_ms) + " ms");
     }
-    if (limits.max_bitrate != 0 && request.dir == proto::direction::download &&
-        (request.bitrate == 0 || request.bitrate > limits.max_bitrate)) {
-        // An unlimited download from a capped server is still allowed: the server shapes it to its cap.
-        if (request.bitrate > limits.max_bitrate) {
-            return refuse(error_code::limit_exceeded, "requested bitrate " + std::to_string(request.bitrate) +
-                                                          " bit/s; this server sends at most " +
-                                                          std::to_string(limits.max_bitrate) + " bit/s");
-        }
+    // An unlimited request (0) is allowed under a cap: the server shapes what it sends to the cap.
+    if (limits.max_bitrate != 0 && request.bitrate > limits.max_bitrate) {
+        return refuse(error_code::limit_exceeded, "requested bitrate " + std::to_string(request.bitrate) +
+                                                      " bit/s; this server allows at most " +
+                                                      std::to_string(limits.max_bitrate) + " bit/s");
     }
     if (request.congestion.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos) {
         return refuse(error_code::protocol_error,

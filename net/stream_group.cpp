@@ -99,11 +99,11 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
     // Thread-safe: the work happens on the stream's own executor.
     void stop() {
         asio::post(socket_.get_executor(), [self = shared_from_this()] {
-            if (self->stop_requested_) {
+            if (self->stop_requested_ || self->phase_ == phase::finished) {
                 return;
             }
             self->stop_requested_ = true;
-            if (!self->running_) {
+            if (self->phase_ == phase::idle) {
                 self->finish({});
                 return;
             }
@@ -115,7 +115,10 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
 
   private:
     static asio::awaitable<void> receive_loop(std::shared_ptr<data_stream> self) {
-        self->running_ = true;
+        if (self->phase_ != phase::idle) {
+            co_return;
+        }
+        self->phase_ = phase::running;
         auto& scratch = receive_scratch();
         auto& counter = self->state_->counters[self->index_].bytes;
         for (;;) {
@@ -135,7 +138,10 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
     }
 
     static asio::awaitable<void> send_loop(std::shared_ptr<data_stream> self) {
-        self->running_ = true;
+        if (self->phase_ != phase::idle) {
+            co_return;
+        }
+        self->phase_ = phase::running;
         const auto& payload = payload_buffer();
         auto& counter = self->state_->counters[self->index_].bytes;
         for (;;) {
@@ -178,7 +184,12 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         }
     }
 
+    // Runs exactly once per stream: `ended` counts streams, not calls.
     void finish(const asio::error_code& ec) {
+        if (phase_ == phase::finished) {
+            return;
+        }
+        phase_ = phase::finished;
         snapshot_sender_stats();
         if (!stop_requested_ && ec) {
             std::lock_guard lock(state_->mutex);
@@ -189,7 +200,6 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
             }
         }
         close_abortively();
-        running_ = false;
         state_->ended.fetch_add(1, std::memory_order_acq_rel);
         state_->notify();
     }
@@ -198,7 +208,8 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
     std::size_t index_;
     asio::ip::tcp::socket socket_;
     // The stream's executor only.
-    bool running_ = false;
+    enum class phase { idle, running, finished };
+    phase phase_ = phase::idle;
     bool stop_requested_ = false;
     bool stats_taken_ = false;
 };

@@ -2,6 +2,81 @@
 
 #include "common/units.hpp"
 
-TEST_CASE("placeholder") {
-    CHECK(speed::units::format_bits_per_second(941.2e6) == "941.2 Mbit/s");
+using namespace speed::units;
+
+TEST_CASE("rates parse with SI prefixes", "[units]") {
+    CHECK(parse_bits_per_second("100M") == 100e6);
+    CHECK(parse_bits_per_second("2.5G") == 2.5e9);
+    CHECK(parse_bits_per_second("800k") == 800e3);
+    CHECK(parse_bits_per_second("800K") == 800e3);
+    CHECK(parse_bits_per_second("1T") == 1e12);
+    CHECK(parse_bits_per_second("0") == 0.0);
+    CHECK(parse_bits_per_second("1500") == 1500.0);
+    CHECK(parse_bits_per_second("1e6") == 1e6);
+    CHECK(parse_bits_per_second(" 10 Mbit/s ") == 10e6);
+    CHECK(parse_bits_per_second("10mbps") == 10e6);
+}
+
+TEST_CASE("bad rates are refused with a reason", "[units]") {
+    std::string error;
+    CHECK_FALSE(parse_bits_per_second("", &error));
+    CHECK_FALSE(parse_bits_per_second("fast", &error));
+    CHECK_THAT(error, Catch::Contains("not a rate"));
+    CHECK_FALSE(parse_bits_per_second("10X", &error));
+    CHECK_THAT(error, Catch::Contains("unknown unit"));
+    CHECK_FALSE(parse_bits_per_second("-5M", &error));
+    CHECK_FALSE(parse_bits_per_second("inf", &error));
+    CHECK_FALSE(parse_bits_per_second("nan", &error));
+}
+
+TEST_CASE("byte amounts parse with IEC prefixes", "[units]") {
+    CHECK(parse_bytes("1400") == 1400U);
+    CHECK(parse_bytes("64K") == 65536U);
+    CHECK(parse_bytes("1M") == 1048576U);
+    CHECK(parse_bytes("1.5K") == 1536U);
+    CHECK(parse_bytes("2GiB") == 2147483648ULL);
+    CHECK_FALSE(parse_bytes("1.3"));
+    CHECK_FALSE(parse_bytes("-1"));
+    CHECK_FALSE(parse_bytes("3Q"));
+}
+
+TEST_CASE("seconds parse", "[units]") {
+    CHECK(parse_seconds("10") == 10.0);
+    CHECK(parse_seconds("0.5s") == 0.5);
+    CHECK_FALSE(parse_seconds("-1"));
+    CHECK_FALSE(parse_seconds("1min"));
+}
+
+TEST_CASE("rates format with four significant digits and the largest fitting prefix", "[units]") {
+    CHECK(format_bits_per_second(941.2e6) == "941.2 Mbit/s");
+    CHECK(format_bits_per_second(36.523e9) == "36.52 Gbit/s");
+    CHECK(format_bits_per_second(1.2345e9) == "1.234 Gbit/s");
+    CHECK(format_bits_per_second(812) == "812 bit/s");
+    CHECK(format_bits_per_second(1000) == "1.000 kbit/s");
+    CHECK(format_bits_per_second(999.96e6) == "1.000 Gbit/s");
+    CHECK(format_bits_per_second(0) == "0 bit/s");
+    CHECK(format_bits_per_second(-5) == "0 bit/s");
+    CHECK(format_bits_per_second(2.5e12) == "2.500 Tbit/s");
+}
+
+TEST_CASE("byte amounts format with IEC prefixes", "[units]") {
+    CHECK(format_bytes(0) == "0 B");
+    CHECK(format_bytes(512) == "512 B");
+    CHECK(format_bytes(1024) == "1.000 KiB");
+    CHECK(format_bytes(1536) == "1.500 KiB");
+    CHECK(format_bytes(12'939'428) == "12.34 MiB");
+    CHECK(format_bytes(1'610'612'736) == "1.500 GiB");
+    CHECK(format_bytes_per_second(1024.0 * 1024.0 * 11.92) == "11.92 MiB/s");
+}
+
+TEST_CASE("bits per second from bytes and seconds", "[units]") {
+    CHECK(bits_per_second(125'000'000, 1.0) == 1e9);
+    CHECK(bits_per_second(1'250'000, 0.01) == Approx(1e9).epsilon(1e-12));
+    CHECK(bits_per_second(100, 0.0) == 0.0);
+}
+
+TEST_CASE("milliseconds format by magnitude", "[units]") {
+    CHECK(format_milliseconds(0.0523) == "0.052 ms");
+    CHECK(format_milliseconds(4.2) == "4.20 ms");
+    CHECK(format_milliseconds(123.45) == "123.5 ms");
 }

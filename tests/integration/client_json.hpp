@@ -1,0 +1,30 @@
+// Helpers for integration tests: run speedcli against a server and parse its JSON.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.hpp"
+
+namespace speed::testing {
+
+struct client_run {
+    process_result process;
+    nlohmann::json json;  // null when stdout was not one JSON document
+};
+
+inline client_run run_client(std::vector<std::string> args,
+                             std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+    std::vector<std::string> argv{speedcli_path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    client_run run;
+    run.process = run_process(argv, limit);
+    run.json = nlohmann::json::parse(run.process.out, nullptr, /*allow_exceptions=*/false);
+    if (run.json.is_discarded()) {
+        run.json = nullptr;
+    }
+    return run;
+}
+
+}  // namespace speed::testing

@@ -1,0 +1,218 @@
+// Error paths: each gives one clear line (or the JSON error field) and a documented exit code.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "common/protocol.hpp"
+#include "tests/integration/client_json.hpp"
+
+using namespace speed::testing;
+
+namespace {
+
+constexpr int kExitTestFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+constexpr int kExitRefused = 4;
+
+// A listening socket on 127.0.0.1 whose port nothing else uses.
+struct listener {
+    listener() {
+        fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+        ::listen(fd, 16);
+        socklen_t length = sizeof address;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+        port = ntohs(address.sin_port);
+    }
+    ~listener() { ::close(fd); }
+    int fd = -1;
+    std::uint16_t port = 0;
+};
+
+int connect_to(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    return fd;
+}
+
+void send_all(int fd, const std::vector<std::uint8_t>& bytes) {
+    REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
+}
+
+// Reads one frame (with a 5 s limit) and decodes it.
+speed::proto::decode_result read_frame(int fd) {
+    timeval timeout{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    std::vector<std::uint8_t> buffer;
+    for (;;) {
+        auto result = speed::proto::decode_frame(buffer);
+        if (result.status != speed::proto::decode_status::need_more) {
+            return result;
+        }
+        std::uint8_t byte = 0;
+        if (::recv(fd, &byte, 1, 0) != 1) {
+            return result;
+        }
+        buffer.push_back(byte);
+    }
+}
+
+// A HELLO from a hypothetical protocol version 99: magic, version, and bytes this version cannot know.
+std::vector<std::uint8_t> from_hex_hello_v99() {
+    return {0x01, 0x00, 0x00, 0x00, 0x0a, 0x53, 0x50, 0x44, 0x54, 0x00, 0x63, 0xff, 0xff, 0xff, 0xff};
+}
+
+}  // namespace
+
+TEST_CASE("a closed port: unreachable, with the error in the JSON", "[integration][errors]") {
+    std::uint16_t port = 0;
+    {
+        listener closed;  // bound, then closed: nothing listens there now
+        port = closed.port;
+    }
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(port), "-J"});
+    CHECK(run.process.exit_code == kExitUnreachable);
+    REQUIRE(run.json.is_object());
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("refused"));
+    CHECK(run.json["download"].is_null());
+    CHECK(run.json.contains("latency"));
+
+    const auto human = run_client({"127.0.0.1", "-p", std::to_string(port)});
+    CHECK(human.process.exit_code == kExitUnreachable);
+    CHECK_THAT(human.process.err, Catch::StartsWith("speedcli: error: cannot connect"));
+}
+
+TEST_CASE("an unresolvable name", "[integration][errors]") {
+    const auto run = run_client({"no-such-host.invalid", "-J"}, std::chrono::seconds(30));
+    CHECK(run.process.exit_code == kExitUnreachable);
+    REQUIRE(run.json.is_object());
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("cannot resolve"));
+}
+
+TEST_CASE("a server that answers with garbage", "[integration][errors]") {
+    listener garbage;
+    std::thread server([&garbage] {
+        const int client = ::accept(garbage.fd, nullptr, nullptr);
+        const std::string junk = "HTTP/1.1 400 Bad Request\r\n\r\n";
+        ::send(client, junk.data(), junk.size(), MSG_NOSIGNAL);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        ::close(client);
+    });
+    const auto run =
+        run_client({"127.0.0.1", "-p", std::to_string(garbage.port), "-J"}, std::chrono::seconds(20));
+    server.join();
+    CHECK(run.process.exit_code == kExitTestFailed);
+    REQUIRE(run.json.is_object());
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("malformed"));
+}
+
+TEST_CASE("a server that accepts and then says nothing: the client gives up", "[integration][errors]") {
+    listener silent;
+    const auto started = std::chrono::steady_clock::now();
+    const auto run =
+        run_client({"127.0.0.1", "-p", std::to_string(silent.port), "-J"}, std::chrono::seconds(30));
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(run.process.exit_code == kExitTestFailed);
+    REQUIRE(run.json.is_object());
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("timed out"));
+    CHECK(took < std::chrono::seconds(15));
+}
+
+TEST_CASE("requests beyond the server's caps are refused with the reason", "[integration][errors]") {
+    server_process server({"--max-streams", "2"});
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-P", "4", "-J"});
+    CHECK(run.process.exit_code == kExitRefused);
+    REQUIRE(run.json.is_object());
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("at most 2"));
+}
+
+TEST_CASE("a server at its session limit says it is busy", "[integration][errors]") {
+    server_process server({"--max-sessions", "1"});
+    const int holder = connect_to(server.port());
+    speed::proto::hello hello;
+    send_all(holder, speed::proto::encode(hello));
+    REQUIRE(read_frame(holder).status ==
+            speed::proto::decode_status::ok);  // WELCOME: the one session is held
+
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-J"});
+    CHECK(run.process.exit_code == kExitRefused);
+    REQUIRE(run.json.is_object());
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("busy"));
+    ::close(holder);
+}
+
+TEST_CASE("the server answers another protocol version with a clear error", "[integration][errors]") {
+    server_process server;
+    const int fd = connect_to(server.port());
+    send_all(fd, from_hex_hello_v99());
+    const auto reply = read_frame(fd);
+    REQUIRE(reply.status == speed::proto::decode_status::ok);
+    REQUIRE(std::holds_alternative<speed::proto::error>(reply.msg));
+    const auto& error = std::get<speed::proto::error>(reply.msg);
+    CHECK(error.code == speed::proto::error_code::version_mismatch);
+    CHECK_THAT(error.message, Catch::Contains("version 1") && Catch::Contains("version 99"));
+    ::close(fd);
+}
+
+TEST_CASE("malformed input ends one session, never the server", "[integration][errors]") {
+    server_process server;
+    for (const auto& junk : {std::string("GET / HTTP/1.1\r\n\r\n"), std::string("\x01\xff\xff\xff\xff", 5),
+                             std::string("\x7f\x00\x00\x00\x00", 5)}) {
+        const int fd = connect_to(server.port());
+        send_all(fd, std::vector<std::uint8_t>(junk.begin(), junk.end()));
+        const auto reply = read_frame(fd);
+        if (reply.status == speed::proto::decode_status::ok) {
+            CHECK(std::holds_alternative<speed::proto::error>(reply.msg));
+        }
+        ::close(fd);
+    }
+    CHECK(server.running());
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-t", "0.5", "-J"});
+    CHECK(run.process.exit_code == 0);
+    CHECK_THAT(server.log(), Catch::Contains("dropped during handshake"));
+}
+
+TEST_CASE("invalid flags give CLI usage and exit 2", "[integration][errors]") {
+    auto run = run_client({"127.0.0.1", "--streams", "0"});
+    CHECK(run.process.exit_code == kExitUsage);
+    CHECK_THAT(run.process.err, Catch::Contains("--streams"));
+    run = run_client({"127.0.0.1", "--bitrate", "fast"});
+    CHECK(run.process.exit_code == kExitUsage);
+    CHECK_THAT(run.process.err, Catch::Contains("not a rate"));
+    run = run_client({"--no-such-flag"});
+    CHECK(run.process.exit_code == kExitUsage);
+    run = run_client({});
+    CHECK(run.process.exit_code == kExitUsage);
+    CHECK_THAT(run.process.err, Catch::Contains("HOST is required"));
+}
+
+TEST_CASE("help and version flags", "[integration]") {
+    for (const auto& binary : {speedcli_path(), speedsrv_path()}) {
+        auto help = run_process({binary, "--help"}, std::chrono::seconds(5));
+        CHECK(help.exit_code == 0);
+        CHECK_THAT(help.out, Catch::Contains("--port"));
+        auto version = run_process({binary, "--version"}, std::chrono::seconds(5));
+        CHECK(version.exit_code == 0);
+        CHECK_THAT(version.out, Catch::Contains(SPEED_VERSION));
+    }
+}
+
+TEST_CASE("speedsrv stops cleanly on SIGTERM", "[integration]") {
+    server_process server;
+    CHECK(server.stop() == 0);
+    CHECK_THAT(server.log(), Catch::Contains("speedsrv stopped"));
+}

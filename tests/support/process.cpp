@@ -1,0 +1,218 @@
+#include "tests/support/process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <regex>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace speed::testing {
+
+using std::chrono::milliseconds;
+using steady = std::chrono::steady_clock;
+
+std::string speedsrv_path() {
+    return SPEEDSRV_PATH;
+}
+std::string speedcli_path() {
+    return SPEEDCLI_PATH;
+}
+
+namespace {
+
+struct pipe_pair {
+    int read_end = -1;
+    int write_end = -1;
+};
+
+pipe_pair make_pipe() {
+    std::array<int, 2> fds{};
+    if (::pipe2(fds.data(), O_CLOEXEC) != 0) {
+        throw std::runtime_error("pipe2 failed");
+    }
+    return {fds[0], fds[1]};
+}
+
+pid_t spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+    std::vector<char*> args;
+    for (const auto& arg : argv) {
+        args.push_back(const_cast<char*>(arg.c_str()));
+    }
+    args.push_back(nullptr);
+    pid_t pid = -1;
+    const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+        throw std::runtime_error("cannot start " + argv[0]);
+    }
+    return pid;
+}
+
+bool read_available(int fd, std::string& into) {
+    std::array<char, 65536> buffer{};
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n > 0) {
+        into.append(buffer.data(), static_cast<std::size_t>(n));
+        return true;
+    }
+    return false;
+}
+
+int decode_status(int status) {
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+    }
+    return -1;
+}
+
+}  // namespace
+
+process_result run_process(const std::vector<std::string>& argv, milliseconds limit) {
+    pipe_pair out = make_pipe();
+    pipe_pair err = make_pipe();
+    const pid_t pid = spawn(argv, out.write_end, err.write_end);
+    ::close(out.write_end);
+    ::close(err.write_end);
+
+    process_result result;
+    const auto deadline = steady::now() + limit;
+    std::array<pollfd, 2> fds{pollfd{out.read_end, POLLIN, 0}, pollfd{err.read_end, POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        const auto left = std::chrono::duration_cast<milliseconds>(deadline - steady::now()).count();
+        if (left <= 0) {
+            result.timed_out = true;
+            ::kill(pid, SIGKILL);
+            break;
+        }
+        if (::poll(fds.data(), fds.size(), static_cast<int>(left)) < 0 && errno != EINTR) {
+            break;
+        }
+        for (std::size_t i = 0; i < fds.size(); ++i) {
+            if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP)) != 0) {
+                if (!read_available(fds[i].fd, i == 0 ? result.out : result.err)) {
+                    ::close(fds[i].fd);
+                    fds[i].fd = -1;
+                    --open_fds;
+                }
+            }
+        }
+    }
+    for (auto& fd : fds) {
+        if (fd.fd >= 0) {
+            ::close(fd.fd);
+        }
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    result.exit_code = result.timed_out ? -1 : decode_status(status);
+    return result;
+}
+
+server_process::server_process(std::vector<std::string> extra_args) {
+    std::vector<std::string> argv{speedsrv_path(), "--bind", "127.0.0.1", "--port", "0"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    pipe_pair err = make_pipe();
+    const int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    pid_ = spawn(argv, dev_null, err.write_end);
+    ::close(dev_null);
+    ::close(err.write_end);
+    log_fd_ = err.read_end;
+    ::fcntl(log_fd_, F_SETFL, O_NONBLOCK);
+
+    // speedsrv logs "listening on ADDRESS port N" once it accepts connections.
+    const std::regex listening("listening on \\S+ port ([0-9]+)");
+    const auto deadline = steady::now() + std::chrono::seconds(10);
+    std::smatch match;
+    while (steady::now() < deadline) {
+        drain_log(100);
+        if (std::regex_search(log_, match, listening)) {
+            port_ = static_cast<std::uint16_t>(std::stoi(match[1].str()));
+            return;
+        }
+        if (!running()) {
+            break;
+        }
+    }
+    stop();
+    throw std::runtime_error("speedsrv did not start listening; its log:\n" + log_);
+}
+
+server_process::~server_process() {
+    stop();
+}
+
+bool server_process::running() {
+    if (pid_ <= 0 || reaped_) {
+        return false;
+    }
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exit_code_ = decode_status(status);
+        reaped_ = true;
+        return false;
+    }
+    return true;
+}
+
+void server_process::drain_log(int timeout_ms) {
+    if (log_fd_ < 0) {
+        return;
+    }
+    pollfd fd{log_fd_, POLLIN, 0};
+    if (::poll(&fd, 1, timeout_ms) > 0) {
+        while (read_available(log_fd_, log_)) {
+        }
+    }
+}
+
+std::string server_process::log() {
+    drain_log(0);
+    return log_;
+}
+
+int server_process::stop(milliseconds limit) {
+    if (pid_ <= 0) {
+        return exit_code_;
+    }
+    if (!reaped_) {
+        ::kill(pid_, SIGTERM);
+    }
+    const auto deadline = steady::now() + limit;
+    int status = 0;
+    while (!reaped_) {
+        const pid_t done = ::waitpid(pid_, &status, WNOHANG);
+        if (done == pid_) {
+            exit_code_ = decode_status(status);
+            reaped_ = true;
+            break;
+        }
+        if (steady::now() >= deadline) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, &status, 0);
+            exit_code_ = -1;
+            break;
+        }
+        drain_log(20);
+    }
+    drain_log(0);
+    ::close(log_fd_);
+    log_fd_ = -1;
+    pid_ = -1;
+    return exit_code_;
+}
+
+}  // namespace speed::testing

@@ -1,0 +1,258 @@
+// Golden byte vectors for every message, and malformed input of every kind the decoder must refuse.
+#include <catch2/catch.hpp>
+
+#include "common/protocol.hpp"
+#include "tests/unit/hex.hpp"
+
+using namespace speed::proto;
+using speed::testing::ascii;
+using speed::testing::concat;
+using speed::testing::from_hex;
+
+namespace {
+
+session_token counting_token() {
+    session_token token{};
+    for (std::size_t i = 0; i < token.size(); ++i) {
+        token[i] = static_cast<std::uint8_t>(i + 1);
+    }
+    return token;
+}
+
+// Encodes `msg`, compares with `golden`, and decodes `golden` back to `msg`.
+template <class T>
+void check_round_trip(const T& msg, const std::vector<std::uint8_t>& golden) {
+    CHECK(encode(msg) == golden);
+    const decode_result decoded = decode_frame(golden);
+    REQUIRE(decoded.status == decode_status::ok);
+    CHECK(decoded.consumed == golden.size());
+    REQUIRE(std::holds_alternative<T>(decoded.msg));
+    CHECK(std::get<T>(decoded.msg) == msg);
+}
+
+decode_result decode(const std::vector<std::uint8_t>& bytes) {
+    return decode_frame(bytes);
+}
+
+}  // namespace
+
+TEST_CASE("HELLO of a control connection", "[protocol]") {
+    hello msg;
+    msg.kind = connection_kind::control;
+    msg.software = "speedcli 0.1.0";
+    check_round_trip(msg, concat({from_hex("01 0000002d  53504454 0001 01"),
+                                  from_hex("00000000 00000000 00000000 00000000"),  // token
+                                  from_hex("00000000 0000 000e"), ascii("speedcli 0.1.0")}));
+}
+
+TEST_CASE("HELLO of a data connection carries token, test and stream", "[protocol]") {
+    hello msg;
+    msg.kind = connection_kind::data;
+    msg.token = counting_token();
+    msg.test_id = 0x01020304;
+    msg.stream_index = 7;
+    check_round_trip(msg, from_hex("01 0000001f  53504454 0001 02"
+                                   "0102030405060708090a0b0c0d0e0f10"
+                                   "01020304 0007 0000"));
+}
+
+TEST_CASE("WELCOME", "[protocol]") {
+    welcome msg;
+    msg.token = counting_token();
+    msg.software = "srv";
+    msg.max_streams = 32;
+    msg.max_duration_ms = 60000;
+    msg.max_bitrate = 10'000'000'000ULL;
+    check_round_trip(msg, concat({from_hex("02 00000025  0001 0102030405060708090a0b0c0d0e0f10 0003"),
+                                  ascii("srv"), from_hex("0020 0000ea60 00000002540be400")}));
+}
+
+TEST_CASE("ERROR", "[protocol]") {
+    error msg{error_code::server_busy, "busy"};
+    check_round_trip(msg, concat({from_hex("03 00000008  0003 0004"), ascii("busy")}));
+}
+
+TEST_CASE("TEST_REQUEST", "[protocol]") {
+    test_request msg;
+    msg.dir = direction::upload;
+    msg.proto = transport::tcp;
+    msg.streams = 4;
+    msg.duration_ms = 10000;
+    msg.omit_ms = 2000;
+    msg.interval_ms = 500;
+    msg.bitrate = 100'000'000;
+    msg.udp_payload_bytes = 0;
+    msg.congestion = "bbr";
+    check_round_trip(msg, concat({from_hex("10 00000021  02 01 0004 00002710 000007d0 000001f4"
+                                           "0000000005f5e100 00000000 0003"),
+                                  ascii("bbr")}));
+}
+
+TEST_CASE("small control messages", "[protocol]") {
+    check_round_trip(test_accept{0x0a0b0c0d}, from_hex("11 00000004 0a0b0c0d"));
+    check_round_trip(streams_ready{}, from_hex("12 00000000"));
+    check_round_trip(stop{stop_reason::window_complete}, from_hex("13 00000001 01"));
+    check_round_trip(stop{stop_reason::aborted}, from_hex("13 00000001 02"));
+    check_round_trip(ping{5, 0x1122334455667788ULL}, from_hex("20 0000000c 00000005 1122334455667788"));
+    check_round_trip(pong{5, 0x1122334455667788ULL}, from_hex("21 0000000c 00000005 1122334455667788"));
+}
+
+TEST_CASE("INTERVAL_REPORT", "[protocol]") {
+    interval_report msg;
+    msg.index = 3;
+    msg.start_ns = 1'000'000'000;
+    msg.end_ns = 2'000'000'000;
+    msg.omitted = true;
+    msg.stream_bytes = {1, 0x0100000000ULL};
+    check_round_trip(msg, from_hex("14 00000027  00000003 000000003b9aca00 0000000077359400 01"
+                                   "0002 0000000000000001 0000000100000000"));
+}
+
+TEST_CASE("SENDER_REPORT", "[protocol]") {
+    sender_report msg;
+    stream_sender_stats s;
+    s.bytes_sent = 42;
+    s.has_tcp_info = true;
+    s.retransmits = 3;
+    s.rtt_us = 250;
+    s.rttvar_us = 40;
+    s.cwnd_bytes = 65536;
+    msg.streams = {s};
+    check_round_trip(msg,
+                     from_hex("15 0000001b  0001 000000000000002a 01 00000003 000000fa 00000028 00010000"));
+}
+
+TEST_CASE("RECEIVER_REPORT", "[protocol]") {
+    receiver_report msg;
+    msg.window_ns = 10'000'000'000ULL;
+    msg.omitted_ns = 0;
+    msg.omitted_bytes = 0;
+    msg.stream_bytes = {1000};
+    check_round_trip(msg, from_hex("16 00000022  00000002540be400 0000000000000000 0000000000000000"
+                                   "0001 00000000000003e8"));
+}
+
+TEST_CASE("a frame split anywhere asks for more bytes, never reads past the input", "[protocol]") {
+    const auto whole = encode(ping{1, 2});
+    for (std::size_t cut = 0; cut < whole.size(); ++cut) {
+        const std::vector<std::uint8_t> part(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(cut));
+        const auto result = decode(part);
+        CHECK(result.status == decode_status::need_more);
+        CHECK(result.bytes_needed == (cut < kFrameHeaderSize ? kFrameHeaderSize : whole.size()));
+    }
+}
+
+TEST_CASE("two frames back to back decode one at a time", "[protocol]") {
+    auto bytes = encode(ping{1, 2});
+    const auto second = encode(stop{});
+    bytes.insert(bytes.end(), second.begin(), second.end());
+    const auto first = decode(bytes);
+    REQUIRE(first.status == decode_status::ok);
+    CHECK(std::holds_alternative<ping>(first.msg));
+    const std::vector<std::uint8_t> rest(bytes.begin() + static_cast<std::ptrdiff_t>(first.consumed),
+                                         bytes.end());
+    CHECK(std::holds_alternative<stop>(decode(rest).msg));
+}
+
+TEST_CASE("oversized frames are refused from the header alone", "[protocol]") {
+    SECTION("one byte over the limit") {
+        const auto result = decode(from_hex("14 00010001"));
+        CHECK(result.status == decode_status::bad);
+        CHECK_THAT(result.reason, Catch::Contains("65537") && Catch::Contains("65536"));
+    }
+    SECTION("0xFFFFFFFF") {
+        CHECK(decode(from_hex("14 ffffffff")).status == decode_status::bad);
+    }
+    SECTION("exactly the limit is only need-more") {
+        CHECK(decode(from_hex("14 00010000")).status == decode_status::need_more);
+    }
+    SECTION("a HELLO budget") {
+        CHECK(decode_frame(from_hex("01 00000101"), kMaxHelloPayload).status == decode_status::bad);
+    }
+    SECTION("length 0 for a message that has fields") {
+        const auto result = decode(from_hex("20 00000000"));
+        CHECK(result.status == decode_status::bad);
+        CHECK_THAT(result.reason, Catch::Contains("truncated PING"));
+    }
+}
+
+TEST_CASE("HELLO with the wrong magic or another version", "[protocol]") {
+    SECTION("wrong magic: an HTTP request is not a client") {
+        const auto result = decode(from_hex("01 00000006 474554202f20"));
+        CHECK(result.status == decode_status::bad);
+        CHECK_THAT(result.reason, Catch::Contains("magic"));
+    }
+    SECTION("another version decodes to its version number only") {
+        const auto result = decode(from_hex("01 0000000a 53504454 0063 ffffffff"));
+        REQUIRE(result.status == decode_status::ok);
+        CHECK(std::get<hello>(result.msg).version == 99);
+    }
+    SECTION("unknown connection kind") {
+        auto bytes = encode(hello{});
+        bytes[11] = 9;
+        CHECK(decode(bytes).status == decode_status::bad);
+    }
+    SECTION("software string longer than its limit") {
+        hello msg;
+        msg.software = std::string(kMaxSoftwareLength, 'x');
+        auto bytes = encode(msg);
+        CHECK(decode(bytes).status == decode_status::ok);
+        // Claim one more byte of string and supply it: over the limit.
+        bytes[4] = static_cast<std::uint8_t>(bytes[4] + 1);
+        bytes[kFrameHeaderSize + 30] = static_cast<std::uint8_t>(kMaxSoftwareLength + 1);
+        bytes.push_back('x');
+        CHECK(decode(bytes).status == decode_status::bad);
+    }
+}
+
+TEST_CASE("malformed payloads are refused with a reason", "[protocol]") {
+    SECTION("unknown message type") {
+        const auto result = decode(from_hex("7f 00000000"));
+        CHECK(result.status == decode_status::bad);
+        CHECK_THAT(result.reason, Catch::Contains("0x7f"));
+    }
+    SECTION("trailing bytes") {
+        const auto result = decode(from_hex("11 00000005 0a0b0c0d ff"));
+        CHECK(result.status == decode_status::bad);
+        CHECK_THAT(result.reason, Catch::Contains("trailing"));
+    }
+    SECTION("a stream count larger than the bytes present") {
+        CHECK(
+            decode(from_hex("16 0000001a 0000000000000000 0000000000000000 0000000000000000 0080")).status ==
+            decode_status::bad);
+    }
+    SECTION("a stream count above the protocol maximum") {
+        CHECK(
+            decode(from_hex("16 0000001a 0000000000000000 0000000000000000 0000000000000000 ffff")).status ==
+            decode_status::bad);
+    }
+    SECTION("a boolean that is neither 0 nor 1") {
+        CHECK(decode(from_hex("14 00000017 00000000 0000000000000000 0000000000000000 02 0000")).status ==
+              decode_status::bad);
+    }
+    SECTION("an interval that ends before it starts") {
+        CHECK(decode(from_hex("14 00000017 00000000 0000000000000002 0000000000000001 00 0000")).status ==
+              decode_status::bad);
+    }
+    SECTION("unknown direction, transport and stop reason") {
+        auto request = encode(test_request{});
+        request[kFrameHeaderSize] = 3;
+        CHECK(decode(request).status == decode_status::bad);
+        request[kFrameHeaderSize] = 1;
+        request[kFrameHeaderSize + 1] = 0;
+        CHECK(decode(request).status == decode_status::bad);
+        CHECK(decode(from_hex("13 00000001 00")).status == decode_status::bad);
+    }
+    SECTION("an error string that runs past the payload") {
+        CHECK(decode(from_hex("03 00000005 0001 0009 41")).status == decode_status::bad);
+    }
+}
+
+TEST_CASE("tokens compare by value and print only a prefix", "[protocol]") {
+    const auto a = counting_token();
+    auto b = a;
+    CHECK(tokens_equal(a, b));
+    b[15] ^= 1;
+    CHECK_FALSE(tokens_equal(a, b));
+    CHECK(token_prefix(a) == "01020304");
+}
