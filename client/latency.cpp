@@ -1,9 +1,15 @@
 #include "client/latency.hpp"
 
+#include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <cmath>
+#include <asio/write.hpp>
+
+#include "common/frame_buffer.hpp"
+#include "net/buffer.hpp"
+#include "net/clock.hpp"
+#include "net/errors.hpp"
+#include "net/spawn.hpp"
 
 namespace speed::client {
 
@@ -11,41 +17,169 @@ using asio::experimental::as_tuple;
 using net::clock;
 
 namespace {
-// A TCP probe cannot be lost, only late; this bounds how late before the test gives up.
-constexpr auto kProbeReplyTimeout = std::chrono::seconds(5);
+// How long replies may trail the last probe of a series before the missing ones count as lost.
+constexpr auto kReplyGrace = std::chrono::seconds(3);
+constexpr std::uint32_t kMaxProbePayload = 64;
 }  // namespace
+
+struct prober::series {
+    std::uint32_t requested_count = 0;  // 0: until stopped
+    std::chrono::nanoseconds interval{0};
+    clock::time_point count_from{};  // probes sent earlier are not part of the series' figures
+    std::unordered_map<std::uint32_t, std::int64_t> sent_ns;  // outstanding probes of this series
+    latency_report report;
+    bool stop_requested = false;
+    bool finished = false;
+    asio::steady_timer* pacer = nullptr;     // the series' schedule timer, to cut a wait short on stop
+    std::optional<asio::steady_timer> done;  // cancelled when the series finishes
+};
 
 void summarize_latency(latency_report& report) {
     report.rtt = stats::summarize(report.rtt_ms);
     report.jitter_ms = stats::mean_consecutive_difference(report.rtt_ms);
 }
 
-asio::awaitable<latency_report> measure_latency(net::control_channel& probe, unsigned count,
-                                                double interval_seconds) {
-    latency_report report;
-    asio::steady_timer pacer(probe.socket().get_executor());
+prober::prober(asio::ip::tcp::socket socket)
+    : socket_(std::move(socket)), reply_signal_(socket_.get_executor()) {}
+
+void prober::start() {
+    asio::co_spawn(socket_.get_executor(), read_replies(shared_from_this()),
+                   net::log_if_failed("probe reader"));
+}
+
+void prober::close() {
+    asio::error_code ignored;
+    socket_.close(ignored);
+}
+
+void prober::wake_series() {
+    reply_signal_.cancel();
+}
+
+asio::awaitable<void> prober::read_replies(std::shared_ptr<prober> self) {
+    proto::frame_buffer received;
+    for (;;) {
+        auto [ec, bytes] = co_await self->socket_.async_read_some(net::as_buffer(received.prepare(512)),
+                                                                  as_tuple(asio::use_awaitable));
+        // Timestamp first: everything below is bookkeeping that must not count as network time.
+        const std::int64_t received_ns = net::now_ns();
+        if (ec) {
+            self->failure_ = ec == asio::error::eof ? "the server closed the probe connection" : ec.message();
+            self->wake_series();
+            co_return;
+        }
+        received.commit(bytes);
+        for (;;) {
+            proto::decode_result frame = received.next(kMaxProbePayload);
+            if (frame.status == proto::decode_status::need_more) {
+                break;
+            }
+            const auto* reply = std::get_if<proto::pong>(&frame.msg);
+            if (frame.status == proto::decode_status::bad || reply == nullptr) {
+                self->failure_ = frame.status == proto::decode_status::bad ? frame.reason : "not a PONG";
+                self->wake_series();
+                co_return;
+            }
+            auto& s = self->current_;
+            if (!s) {
+                continue;  // a late reply to a series that already ended
+            }
+            auto it = s->sent_ns.find(reply->sequence);
+            if (it == s->sent_ns.end() || static_cast<std::uint64_t>(it->second) != reply->client_time_ns) {
+                continue;  // not one of this series' probes
+            }
+            s->report.rtt_ms.push_back(static_cast<double>(received_ns - it->second) / 1e6);
+            s->sent_ns.erase(it);
+        }
+        self->wake_series();
+    }
+}
+
+asio::awaitable<void> prober::run_series(std::shared_ptr<prober> self, std::shared_ptr<series> s) {
+    asio::steady_timer pacer(self->socket_.get_executor());
+    s->pacer = &pacer;
+    std::vector<std::uint8_t> frame;
+    const std::uint32_t count = s->requested_count;
+    const auto interval = s->interval;
     const auto start = clock::now();
-    const auto interval =
-        std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(interval_seconds * 1e9)));
-    for (std::uint32_t sequence = 0; sequence < count; ++sequence) {
-        const auto scheduled = start + interval * sequence;
+    for (std::uint32_t index = 0; count == 0 || index < count; ++index) {
+        const auto scheduled = start + interval * index;
         if (clock::now() < scheduled) {
             pacer.expires_at(scheduled);
             co_await pacer.async_wait(as_tuple(asio::use_awaitable));
         }
-        const std::int64_t sent_ns = net::now_ns();
-        const proto::ping request{sequence, static_cast<std::uint64_t>(sent_ns)};
-        co_await probe.write(request, clock::now() + kProbeReplyTimeout);
-        ++report.sent;
-        const auto reply = co_await probe.expect<proto::pong>(clock::now() + kProbeReplyTimeout, "a PONG");
-        const std::int64_t received_ns = net::now_ns();
-        if (reply.sequence != sequence || reply.client_time_ns != static_cast<std::uint64_t>(sent_ns)) {
-            throw net::session_error(proto::error_code::protocol_error, "a PONG did not match its PING");
+        if (s->stop_requested || self->failure_ || !self->socket_.is_open()) {
+            break;
         }
-        report.rtt_ms.push_back(static_cast<double>(received_ns - sent_ns) / 1e6);
+        const std::uint32_t sequence = self->next_sequence_++;
+        const std::int64_t sent_ns = net::now_ns();
+        const proto::ping probe{sequence, static_cast<std::uint64_t>(sent_ns)};
+        frame.clear();
+        proto::encode(probe, frame);
+        if (clock::now() >= s->count_from) {
+            s->sent_ns.emplace(sequence, sent_ns);
+            ++s->report.sent;
+        }
+        auto [ec, written] =
+            co_await asio::async_write(self->socket_, asio::buffer(frame), as_tuple(asio::use_awaitable));
+        if (ec) {
+            self->failure_ = ec.message();
+            break;
+        }
     }
-    summarize_latency(report);
-    co_return report;
+    s->pacer = nullptr;
+    // Wait for the replies still in flight, then count what never came as lost.
+    const auto grace_end = clock::now() + kReplyGrace;
+    while (!s->sent_ns.empty() && !self->failure_ && clock::now() < grace_end) {
+        self->reply_signal_.expires_at(grace_end);
+        co_await self->reply_signal_.async_wait(as_tuple(asio::use_awaitable));
+    }
+    s->report.lost = static_cast<std::uint32_t>(s->sent_ns.size());
+    s->sent_ns.clear();
+    summarize_latency(s->report);
+    s->finished = true;
+    if (s->done) {
+        s->done->cancel();
+    }
+}
+
+asio::awaitable<latency_report> prober::measure(unsigned count, std::chrono::nanoseconds interval) {
+    auto s = std::make_shared<series>();
+    s->requested_count = count;
+    s->interval = interval;
+    current_ = s;
+    co_await run_series(shared_from_this(), s);
+    current_.reset();
+    if (failure_ && s->report.rtt_ms.empty()) {
+        throw net::session_error(proto::error_code::protocol_error, "latency probes failed: " + *failure_);
+    }
+    co_return std::move(s->report);
+}
+
+void prober::start_background(std::chrono::nanoseconds interval, clock::time_point count_from) {
+    auto s = std::make_shared<series>();
+    s->interval = interval;
+    s->count_from = count_from;
+    s->done.emplace(socket_.get_executor(), clock::time_point::max());
+    current_ = s;
+    asio::co_spawn(socket_.get_executor(), run_series(shared_from_this(), s),
+                   net::log_if_failed("probe series"));
+}
+
+asio::awaitable<latency_report> prober::stop_background() {
+    auto s = current_;
+    if (!s) {
+        co_return latency_report{};
+    }
+    s->stop_requested = true;
+    if (s->pacer != nullptr) {
+        s->pacer->cancel();
+    }
+    while (!s->finished) {
+        co_await s->done->async_wait(as_tuple(asio::use_awaitable));
+    }
+    current_.reset();
+    co_return std::move(s->report);
 }
 
 }  // namespace speed::client

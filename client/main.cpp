@@ -45,7 +45,11 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
     app.add_option("--pings", options.pings, "Idle latency probes, 0 to skip")
         ->capture_default_str()
         ->check(CLI::Range(0, 100000));
-    app.add_option("--ping-interval", options.ping_interval_seconds, "Seconds between latency probes")
+    app.add_option("--loaded-ping-interval", options.loaded_ping_interval_seconds,
+                   "Seconds between latency probes while download and upload run, 0 for none")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 60.0));
+    app.add_option("--ping-interval", options.ping_interval_seconds, "Seconds between idle latency probes")
         ->capture_default_str()
         ->check(CLI::Range(0.001, 60.0));
     app.add_option("--connect-timeout", options.connect_timeout_seconds,

@@ -25,6 +25,7 @@ struct test_options {
     bool upload = true;
     unsigned pings = 20;  // idle latency probes; 0 skips the idle latency phase
     double ping_interval_seconds = 0.05;
+    double loaded_ping_interval_seconds = 0.1;  // probes during download and upload; 0 = none
     double connect_timeout_seconds = 5.0;
     std::size_t threads = 0;  // data-plane threads; 0 = min(streams, cores)
     bool json = false;

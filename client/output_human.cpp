@@ -19,6 +19,19 @@ std::string latency_line(const latency_report& latency) {
         units::format_milliseconds(latency.jitter_ms), latency.rtt_ms.size());
 }
 
+// ", latency under load 31.2 ms median (+28.9 ms)" when probes ran during the direction.
+std::string loaded_latency_suffix(const direction_report& d) {
+    if (!d.latency || d.latency->rtt_ms.empty()) {
+        return "";
+    }
+    std::string text =
+        ", latency under load " + units::format_milliseconds(d.latency->rtt.median) + " median";
+    if (d.latency_increase_ms) {
+        text += " (+" + units::format_milliseconds(*d.latency_increase_ms) + ")";
+    }
+    return text;
+}
+
 }  // namespace
 
 void human_output::connected(const test_report& report) {
@@ -48,9 +61,9 @@ void human_output::interval_done(proto::direction /*dir*/, const interval_report
 }
 
 void human_output::direction_done(const direction_report& report) {
-    fmt::print(out_, "  {} {}: {} in {:.2f} s\n", title(report.dir),
+    fmt::print(out_, "  {} {}: {} in {:.2f} s{}\n", title(report.dir),
                units::format_bits_per_second(report.bits_per_second), units::format_bytes(report.bytes),
-               report.seconds);
+               report.seconds, loaded_latency_suffix(report));
     std::fflush(out_);
 }
 
@@ -76,6 +89,18 @@ void human_output::summary(const test_report& report) {
         fmt::print(out_, "  {:<12}  {:>13}  {} in {:.2f} s{} ({})\n", title(d.dir),
                    units::format_bits_per_second(d.bits_per_second), units::format_bytes(d.bytes), d.seconds,
                    omitted, sender);
+        if (d.latency && !d.latency->rtt_ms.empty()) {
+            std::string increase;
+            if (d.latency_increase_ms) {
+                increase = fmt::format(", +{} over idle", units::format_milliseconds(*d.latency_increase_ms));
+            }
+            std::string in_band;
+            if (!d.in_band_rtt_ms.empty()) {
+                in_band = fmt::format("; in-band TCP RTT {} median",
+                                      units::format_milliseconds(stats::summarize(d.in_band_rtt_ms).median));
+            }
+            fmt::print(out_, "    under load  {}{}{}\n", latency_line(*d.latency), increase, in_band);
+        }
         if (d.streams.size() > 1) {
             for (std::size_t i = 0; i < d.streams.size(); ++i) {
                 fmt::print(out_, "    stream {:<3}  {:>13}  {}\n", i,
@@ -83,6 +108,15 @@ void human_output::summary(const test_report& report) {
                            units::format_bytes(d.streams[i].bytes));
             }
         }
+    }
+    if (report.bufferbloat_grade && report.worst_increase_ms) {
+        fmt::print(out_, "  Bufferbloat   grade {} (latency rises by up to {} under load)\n",
+                   latency::name_of(*report.bufferbloat_grade),
+                   units::format_milliseconds(*report.worst_increase_ms));
+    }
+    if (report.responsiveness_rpm) {
+        fmt::print(out_, "  Responsiveness  {:.0f} RPM (round trips per minute under load)\n",
+                   *report.responsiveness_rpm);
     }
     std::fflush(out_);
 }

@@ -13,16 +13,32 @@ json number(double value) {
     return std::isfinite(value) ? json(value) : json(nullptr);
 }
 
+json rtt_summary_json(const stats::summary& rtt) {
+    return {{"min", number(rtt.min)},      {"median", number(rtt.median)}, {"mean", number(rtt.mean)},
+            {"p90", number(rtt.p90)},      {"p99", number(rtt.p99)},       {"max", number(rtt.max)},
+            {"stddev", number(rtt.stddev)}};
+}
+
 json latency_json(const latency_report& latency) {
     json out;
     out["samples"] = latency.rtt_ms.size();
     out["sent"] = latency.sent;
     out["lost"] = latency.lost;
-    out["rtt_ms"] = {{"min", number(latency.rtt.min)},      {"median", number(latency.rtt.median)},
-                     {"mean", number(latency.rtt.mean)},    {"p90", number(latency.rtt.p90)},
-                     {"p99", number(latency.rtt.p99)},      {"max", number(latency.rtt.max)},
-                     {"stddev", number(latency.rtt.stddev)}};
+    out["rtt_ms"] = latency.rtt_ms.empty() ? json(nullptr) : rtt_summary_json(latency.rtt);
     out["jitter_ms"] = number(latency.jitter_ms);
+    return out;
+}
+
+// Latency under a direction's load: the idle shape plus the increase, the in-band RTT and responsiveness.
+json loaded_latency_json(const direction_report& d) {
+    json out = d.latency ? latency_json(*d.latency) : json::object();
+    out["increase_ms"] = d.latency_increase_ms ? json(*d.latency_increase_ms) : json(nullptr);
+    json in_band;
+    in_band["samples"] = d.in_band_rtt_ms.size();
+    in_band["rtt_ms"] =
+        d.in_band_rtt_ms.empty() ? json(nullptr) : rtt_summary_json(stats::summarize(d.in_band_rtt_ms));
+    out["in_band"] = std::move(in_band);
+    out["responsiveness_rpm"] = d.responsiveness ? json(d.responsiveness->rpm) : json(nullptr);
     return out;
 }
 
@@ -70,7 +86,9 @@ json direction_json(const direction_report& report) {
     json sender;
     sender["bytes"] = report.sender_bytes;
     sender["retransmits"] = report.sender_has_tcp_info ? json(report.retransmits) : json(nullptr);
+    sender["congestion"] = report.congestion.empty() ? json(nullptr) : json(report.congestion);
     out["sender"] = std::move(sender);
+    out["latency"] = loaded_latency_json(report);
     return out;
 }
 
@@ -89,6 +107,9 @@ nlohmann::ordered_json to_json(const test_report& report) {
     out["latency"] = {{"idle", report.idle_latency ? latency_json(*report.idle_latency) : json(nullptr)}};
     out["download"] = report.download ? direction_json(*report.download) : json(nullptr);
     out["upload"] = report.upload ? direction_json(*report.upload) : json(nullptr);
+    out["bufferbloat_grade"] =
+        report.bufferbloat_grade ? json(latency::name_of(*report.bufferbloat_grade)) : json(nullptr);
+    out["responsiveness_rpm"] = report.responsiveness_rpm ? json(*report.responsiveness_rpm) : json(nullptr);
     out["error"] = report.error ? json(*report.error) : json(nullptr);
     return out;
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/latency.hpp"
 #include "common/protocol.hpp"
 #include "common/statistics.hpp"
 
@@ -50,6 +51,13 @@ struct direction_report {
     std::uint32_t retransmits = 0;
     bool sender_has_tcp_info = false;
     std::string congestion;  // the sender's congestion control where known
+
+    // Latency under this direction's load: probes on their own connection during the measured window, and the
+    // kernel's RTT of the loaded connections themselves (in-band), both in ms.
+    std::optional<latency_report> latency;
+    std::vector<double> in_band_rtt_ms;
+    std::optional<double> latency_increase_ms;  // loaded median - idle median
+    std::optional<latency::responsiveness> responsiveness;
 };
 
 struct test_report {
@@ -63,6 +71,10 @@ struct test_report {
     std::optional<latency_report> idle_latency;
     std::optional<direction_report> download;
     std::optional<direction_report> upload;
+    // From the loaded latency of both directions (docs/methodology.md).
+    std::optional<latency::bufferbloat_grade> bufferbloat_grade;
+    std::optional<double> worst_increase_ms;
+    std::optional<double> responsiveness_rpm;
     std::optional<std::string> error;
     int exit_code = 0;
 };

@@ -46,6 +46,19 @@ std::uint32_t to_ms(double seconds) {
     return static_cast<std::uint32_t>(std::llround(seconds * 1000.0));
 }
 
+std::chrono::nanoseconds seconds_to_duration(double seconds) {
+    return std::chrono::nanoseconds(std::llround(seconds * 1e9));
+}
+
+// The receiver's sampling plan for the options' warm-up, window and interval (milliseconds, as on the wire).
+measure::plan make_plan(const test_options& options) {
+    measure::plan plan;
+    plan.omit_ns = std::int64_t{to_ms(options.omit_seconds)} * 1'000'000;
+    plan.duration_ns = std::int64_t{to_ms(options.duration_seconds)} * 1'000'000;
+    plan.interval_ns = std::int64_t{to_ms(options.interval_seconds)} * 1'000'000;
+    return plan;
+}
+
 std::string describe(const tcp::endpoint& endpoint) {
     return endpoint.address().to_string() + " port " + std::to_string(endpoint.port());
 }
@@ -58,6 +71,7 @@ struct run_state {
     net::io_pool& data_pool;
     tcp::endpoint server;
     proto::session_token token{};
+    std::shared_ptr<prober> probes;  // the latency probe connection, when probes were asked for
 };
 
 asio::awaitable<tcp::endpoint> resolve(const test_options& options) {
@@ -180,59 +194,86 @@ asio::awaitable<void> open_streams(run_state& run, net::stream_group& group, std
     }
 }
 
+// Asks for a test in `dir`, opens its data connections and waits until the server has them all.
+asio::awaitable<void> set_up_test(run_state& run, net::control_channel& control, net::stream_group& group,
+                                  direction_report& report) {
+    const proto::test_request request = make_request(run.options, report.dir);
+    co_await control.write(request, clock::now() + kReplyTimeout);
+    const auto accept =
+        co_await control.expect<proto::test_accept>(clock::now() + kReplyTimeout, "TEST_ACCEPT");
+    report.congestion = accept.congestion;
+    co_await open_streams(run, group, accept.test_id);
+    if (report.dir == proto::direction::download) {
+        // Read from the start so the first byte's timestamp is when it arrived, not when we got round to it.
+        group.start_receiving();
+    }
+    co_await control.expect<proto::streams_ready>(clock::now() + kReplyTimeout, "STREAMS_READY");
+}
+
+// Loaded latency: probes run on their own connection while the direction's load runs. Only probes sent after
+// the warm-up count, so slow start does not flatter the figure.
+void start_loaded_probes(run_state& run) {
+    if (run.probes && run.options.loaded_ping_interval_seconds > 0) {
+        run.probes->start_background(seconds_to_duration(run.options.loaded_ping_interval_seconds),
+                                     clock::now() + seconds_to_duration(run.options.omit_seconds));
+    }
+}
+
+asio::awaitable<void> stop_loaded_probes(run_state& run, direction_report& report) {
+    if (run.probes && run.options.loaded_ping_interval_seconds > 0) {
+        report.latency = co_await run.probes->stop_background();
+    }
+}
+
 asio::awaitable<void> record_interval(run_state& run, direction_report& report, measure::interval closed) {
     report.intervals.push_back(to_report(closed));
     run.progress.interval_done(report.dir, report.intervals.back());
     co_return;
 }
 
+std::vector<double> microseconds_to_ms(const std::vector<std::uint32_t>& samples_us) {
+    std::vector<double> ms;
+    ms.reserve(samples_us.size());
+    for (auto us : samples_us) {
+        ms.push_back(us / 1000.0);
+    }
+    return ms;
+}
+
 asio::awaitable<void> run_download(run_state& run, net::control_channel& control, direction_report& report) {
     const auto& options = run.options;
-    const proto::test_request request = make_request(options, proto::direction::download);
-    co_await control.write(request, clock::now() + kReplyTimeout);
-    const auto accept =
-        co_await control.expect<proto::test_accept>(clock::now() + kReplyTimeout, "TEST_ACCEPT");
     net::stream_group group(co_await asio::this_coro::executor, options.streams);
-    co_await open_streams(run, group, accept.test_id);
-    // Read from the start so the first byte's timestamp is when it arrived, not when we got round to it.
-    group.start_receiving();
-    co_await control.expect<proto::streams_ready>(clock::now() + kReplyTimeout, "STREAMS_READY");
+    co_await set_up_test(run, control, group, report);
     run.progress.direction_started(proto::direction::download, report);
+    start_loaded_probes(run);
 
-    measure::plan plan;
-    plan.omit_ns = std::int64_t{to_ms(options.omit_seconds)} * 1'000'000;
-    plan.duration_ns = std::int64_t{to_ms(options.duration_seconds)} * 1'000'000;
-    plan.interval_ns = std::int64_t{to_ms(options.interval_seconds)} * 1'000'000;
     const measure::totals totals = co_await net::measure_receiver_window(
-        group, plan, clock::now() + kFirstByteTimeout,
+        group, make_plan(options), clock::now() + kFirstByteTimeout,
         [&run, &report](const measure::interval& closed) { return record_interval(run, report, closed); });
     fill_totals(report, totals);
 
     const proto::stop stop{proto::stop_reason::window_complete};
     co_await control.write(stop, clock::now() + kResultsTimeout);
     group.stop_all();
+    co_await stop_loaded_probes(run, report);
     const auto sender = co_await control.expect<proto::sender_report>(clock::now() + kResultsTimeout,
                                                                       "the server's SENDER_REPORT");
     fill_sender(report, sender.streams);
+    report.in_band_rtt_ms = microseconds_to_ms(sender.rtt_samples_us);
     co_await group.wait_all_ended(clock::now() + kResultsTimeout);
 }
 
 asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, direction_report& report) {
     const auto& options = run.options;
-    const proto::test_request request = make_request(options, proto::direction::upload);
-    co_await control.write(request, clock::now() + kReplyTimeout);
-    const auto accept =
-        co_await control.expect<proto::test_accept>(clock::now() + kReplyTimeout, "TEST_ACCEPT");
     net::stream_group group(co_await asio::this_coro::executor, options.streams);
-    co_await open_streams(run, group, accept.test_id);
-    co_await control.expect<proto::streams_ready>(clock::now() + kReplyTimeout, "STREAMS_READY");
-    const std::uint64_t per_stream_pacing = options.bitrate / 8 / options.streams;
-    group.start_sending(per_stream_pacing);
+    co_await set_up_test(run, control, group, report);
+    const std::int64_t sending_started_ns = net::now_ns();
+    group.start_sending(options.bitrate / 8 / options.streams);
     run.progress.direction_started(proto::direction::upload, report);
+    start_loaded_probes(run);
 
     // The server is the receiver: it reports each interval, then STOP when its window has closed.
-    const auto test_length =
-        std::chrono::milliseconds(to_ms(options.omit_seconds + options.duration_seconds));
+    const auto test_length = seconds_to_duration(options.omit_seconds + options.duration_seconds);
     const auto stop_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
     for (;;) {
         proto::message msg = co_await control.read(stop_deadline, "the server's STOP");
@@ -252,9 +293,9 @@ asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, 
         throw net::control_channel::unexpected(msg, "the server's STOP");
     }
     group.stop_all();
+    co_await stop_loaded_probes(run, report);
     co_await group.wait_all_ended(clock::now() + kResultsTimeout);
-    const auto sender = group.sender_stats();
-    const proto::sender_report sent{sender};
+    const proto::sender_report sent{group.sender_stats(), {}};
     co_await control.write(sent, clock::now() + kResultsTimeout);
     const auto received = co_await control.expect<proto::receiver_report>(clock::now() + kResultsTimeout,
                                                                           "the server's RECEIVER_REPORT");
@@ -268,7 +309,39 @@ asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, 
     totals.omitted_bytes = received.omitted_bytes;
     totals.stream_bytes = received.stream_bytes;
     fill_totals(report, totals);
-    fill_sender(report, sender);
+    fill_sender(report, sent.streams);
+    const auto omit_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(seconds_to_duration(options.omit_seconds))
+            .count();
+    report.in_band_rtt_ms = microseconds_to_ms(group.rtt_samples_us(sending_started_ns + omit_ns));
+}
+
+// Increase over idle, grade and responsiveness, once both directions are done (docs/methodology.md).
+void summarize_loaded_latency(test_report& report) {
+    std::vector<double> all_foreign;
+    std::vector<double> all_self;
+    for (auto* direction : {&report.download, &report.upload}) {
+        if (!*direction) {
+            continue;
+        }
+        auto& d = **direction;
+        std::vector<double> foreign = d.latency ? d.latency->rtt_ms : std::vector<double>{};
+        d.responsiveness = latency::responsiveness_of(foreign, d.in_band_rtt_ms);
+        all_foreign.insert(all_foreign.end(), foreign.begin(), foreign.end());
+        all_self.insert(all_self.end(), d.in_band_rtt_ms.begin(), d.in_band_rtt_ms.end());
+        if (d.latency && !d.latency->rtt_ms.empty() && report.idle_latency &&
+            !report.idle_latency->rtt_ms.empty()) {
+            d.latency_increase_ms = std::max(0.0, d.latency->rtt.median - report.idle_latency->rtt.median);
+            report.worst_increase_ms =
+                std::max(report.worst_increase_ms.value_or(0.0), *d.latency_increase_ms);
+        }
+    }
+    if (report.worst_increase_ms) {
+        report.bufferbloat_grade = latency::grade_for_increase(*report.worst_increase_ms);
+    }
+    if (auto overall = latency::responsiveness_of(all_foreign, all_self)) {
+        report.responsiveness_rpm = overall->rpm;
+    }
 }
 
 asio::awaitable<void> run_all(run_state& run) {
@@ -285,12 +358,17 @@ asio::awaitable<void> run_all(run_state& run) {
     report.server_software = welcome.software;
     run.progress.connected(report);
 
-    if (options.pings > 0) {
+    if (options.pings > 0 || options.loaded_ping_interval_seconds > 0) {
         net::control_channel probe(co_await connect(run.server, options.connect_timeout_seconds));
         net::set_no_delay(probe.socket().native_handle());
         const proto::hello probe_hello = make_hello(proto::connection_kind::probe, run.token);
         co_await probe.write(probe_hello, clock::now() + kReplyTimeout);
-        report.idle_latency = co_await measure_latency(probe, options.pings, options.ping_interval_seconds);
+        run.probes = std::make_shared<prober>(probe.release_socket());
+        run.probes->start();
+    }
+    if (options.pings > 0) {
+        report.idle_latency =
+            co_await run.probes->measure(options.pings, seconds_to_duration(options.ping_interval_seconds));
         run.progress.idle_latency_done(*report.idle_latency);
     }
     if (options.download) {
@@ -306,6 +384,10 @@ asio::awaitable<void> run_all(run_state& run) {
         report.upload->measured_by = "server";
         co_await run_upload(run, control, *report.upload);
         run.progress.direction_done(*report.upload);
+    }
+    summarize_loaded_latency(report);
+    if (run.probes) {
+        run.probes->close();
     }
 }
 
@@ -341,7 +423,7 @@ test_report run_speed_test(const test_options& options, progress_sink& progress)
     net::io_pool data_pool(threads);
     data_pool.start("speedcli-data");
     asio::io_context control_context(1);
-    run_state run{options, progress, report, data_pool, {}, {}};
+    run_state run{options, progress, report, data_pool, {}, {}, {}};
 
     std::exception_ptr failure;
     asio::co_spawn(control_context, run_all(run), [&failure](std::exception_ptr e) { failure = e; });

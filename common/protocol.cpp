@@ -1,5 +1,6 @@
 #include "common/protocol.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <type_traits>
 
@@ -53,6 +54,7 @@ void encode_payload(wire::writer& out, const test_request& m) {
 
 void encode_payload(wire::writer& out, const test_accept& m) {
     out.u32(m.test_id);
+    out.string16(m.congestion.substr(0, kMaxCongestionLength));
 }
 void encode_payload(wire::writer& /*out*/, const streams_ready& /*m*/) {}
 void encode_payload(wire::writer& out, const stop& m) {
@@ -83,6 +85,11 @@ void encode_payload(wire::writer& out, const sender_report& m) {
         out.u32(s.rtt_us);
         out.u32(s.rttvar_us);
         out.u32(s.cwnd_bytes);
+    }
+    const std::size_t samples = std::min(m.rtt_samples_us.size(), kMaxRttSamples);
+    out.u16(static_cast<std::uint16_t>(samples));
+    for (std::size_t i = 0; i < samples; ++i) {
+        out.u32(m.rtt_samples_us[i]);
     }
 }
 
@@ -203,8 +210,9 @@ payload_result decode_test_request(wire::reader& in) {
 payload_result decode_test_accept(wire::reader& in) {
     test_accept m;
     m.test_id = in.u32();
+    m.congestion = in.string16(kMaxCongestionLength);
     if (!in.ok()) {
-        return payload_error{"truncated TEST_ACCEPT"};
+        return payload_error{"truncated or oversized TEST_ACCEPT"};
     }
     return m;
 }
@@ -266,6 +274,14 @@ payload_result decode_sender_report(wire::reader& in) {
         s.rtt_us = in.u32();
         s.rttvar_us = in.u32();
         s.cwnd_bytes = in.u32();
+    }
+    const std::uint16_t samples = in.u16();
+    if (!in.ok() || samples > kMaxRttSamples || in.remaining() < std::size_t{samples} * 4) {
+        return payload_error{"truncated or malformed SENDER_REPORT"};
+    }
+    m.rtt_samples_us.resize(samples);
+    for (auto& sample : m.rtt_samples_us) {
+        sample = in.u32();
     }
     if (!in.ok()) {
         return payload_error{"malformed SENDER_REPORT"};

@@ -31,6 +31,7 @@ inline constexpr std::uint16_t kMaxStreams = 128;
 inline constexpr std::size_t kMaxSoftwareLength = 64;
 inline constexpr std::size_t kMaxErrorMessageLength = 1024;
 inline constexpr std::size_t kMaxCongestionLength = 16;
+inline constexpr std::size_t kMaxRttSamples = 4096;
 
 using session_token = std::array<std::uint8_t, kTokenSize>;
 
@@ -110,6 +111,7 @@ struct test_request {
 
 struct test_accept {
     std::uint32_t test_id = 0;
+    std::string congestion;  // the congestion control the server's data sockets use for this test
     bool operator==(const test_accept&) const = default;
 };
 
@@ -148,6 +150,9 @@ struct stream_sender_stats {
 
 struct sender_report {
     std::vector<stream_sender_stats> streams;
+    // The kernel's smoothed RTT of the loaded connections, sampled every 100 ms after the warm-up (all
+    // streams, in time order, at most kMaxRttSamples): the in-band latency of the load itself.
+    std::vector<std::uint32_t> rtt_samples_us;
     bool operator==(const sender_report&) const = default;
 };
 

@@ -42,6 +42,17 @@ bool split_number(std::string_view text, double& number, std::string_view& rest)
     return true;
 }
 
+// Removes a leading unit prefix from `suffix` (already lowercase) and returns its multiplier: the n-th letter
+// of `prefixes` stands for base^n (counting from 1). No prefix: 1.
+double take_prefix(std::string& suffix, double base, std::string_view prefixes) {
+    const auto position = suffix.empty() ? std::string_view::npos : prefixes.find(suffix.front());
+    if (position == std::string_view::npos) {
+        return 1.0;
+    }
+    suffix.erase(0, 1);
+    return std::pow(base, static_cast<double>(position + 1));
+}
+
 void set_error(std::string* error, std::string message) {
     if (error != nullptr) {
         *error = std::move(message);
@@ -81,29 +92,7 @@ std::optional<double> parse_bits_per_second(std::string_view text, std::string* 
         return std::nullopt;
     }
     std::string suffix = lowercase(trim(rest));
-    double multiplier = 1.0;
-    if (!suffix.empty()) {
-        switch (suffix.front()) {
-            case 'k':
-                multiplier = 1e3;
-                suffix.erase(0, 1);
-                break;
-            case 'm':
-                multiplier = 1e6;
-                suffix.erase(0, 1);
-                break;
-            case 'g':
-                multiplier = 1e9;
-                suffix.erase(0, 1);
-                break;
-            case 't':
-                multiplier = 1e12;
-                suffix.erase(0, 1);
-                break;
-            default:
-                break;
-        }
-    }
+    const double multiplier = take_prefix(suffix, 1000.0, "kmgt");
     if (!(suffix.empty() || suffix == "bit/s" || suffix == "bps" || suffix == "b" || suffix == "bit")) {
         set_error(error,
                   "'" + std::string(text) + "' has an unknown unit (use k, M, G or T, bits per second)");
@@ -126,25 +115,7 @@ std::optional<std::uint64_t> parse_bytes(std::string_view text, std::string* err
         return std::nullopt;
     }
     std::string suffix = lowercase(trim(rest));
-    double multiplier = 1.0;
-    if (!suffix.empty()) {
-        switch (suffix.front()) {
-            case 'k':
-                multiplier = 1024.0;
-                suffix.erase(0, 1);
-                break;
-            case 'm':
-                multiplier = 1024.0 * 1024.0;
-                suffix.erase(0, 1);
-                break;
-            case 'g':
-                multiplier = 1024.0 * 1024.0 * 1024.0;
-                suffix.erase(0, 1);
-                break;
-            default:
-                break;
-        }
-    }
+    const double multiplier = take_prefix(suffix, 1024.0, "kmg");
     if (!(suffix.empty() || suffix == "b" || suffix == "ib")) {
         set_error(error, "'" + std::string(text) + "' has an unknown unit (use K, M or G, powers of 1024)");
         return std::nullopt;

@@ -1,5 +1,6 @@
 #include "net/stream_group.hpp"
 
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
@@ -65,9 +66,15 @@ struct group_state : std::enable_shared_from_this<group_state> {
     std::atomic<std::int64_t> first_byte_ns{0};
     std::atomic<std::size_t> ended{0};
 
-    std::mutex mutex;  // guards the two below
+    struct timed_rtt {
+        std::int64_t time_ns;
+        std::uint32_t rtt_us;
+    };
+
+    std::mutex mutex;  // guards the three below
     std::optional<std::string> first_failure;
     std::vector<proto::stream_sender_stats> stats;
+    std::vector<timed_rtt> rtt_samples;
 
     // Control executor only.
     asio::steady_timer change_timer;
@@ -86,13 +93,18 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
                        log_if_failed("data stream"));
     }
 
-    void start_sending(std::uint64_t pacing_bytes_per_second) {
-        asio::post(socket_.get_executor(), [self = shared_from_this(), pacing_bytes_per_second] {
+    void start_sending(std::uint64_t pacing_bytes_per_second, std::chrono::nanoseconds rtt_sample_interval) {
+        asio::post(socket_.get_executor(), [self = shared_from_this(), pacing_bytes_per_second,
+                                            rtt_sample_interval] {
             if (self->stop_requested_) {
                 return;
             }
             set_max_pacing_rate(self->socket_.native_handle(), pacing_bytes_per_second);
             asio::co_spawn(self->socket_.get_executor(), send_loop(self), log_if_failed("data stream"));
+            if (rtt_sample_interval.count() > 0) {
+                asio::co_spawn(self->socket_.get_executor(), sample_rtt(self, rtt_sample_interval),
+                               log_if_failed("RTT sampler"));
+            }
         });
     }
 
@@ -108,7 +120,7 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
                 return;
             }
             // Take the kernel's figures before the socket goes; the running loop then ends with "aborted".
-            self->snapshot_sender_stats();
+            self->snapshot_tcp_info();
             self->close_abortively();
         });
     }
@@ -155,6 +167,25 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         }
     }
 
+    // Runs on the stream's own executor, so the socket cannot close between the check and the getsockopt.
+    static asio::awaitable<void> sample_rtt(std::shared_ptr<data_stream> self,
+                                            std::chrono::nanoseconds interval) {
+        asio::steady_timer timer(self->socket_.get_executor());
+        auto next = clock::now() + interval;
+        while (self->phase_ != phase::finished) {
+            timer.expires_at(next);
+            co_await timer.async_wait(as_tuple(asio::use_awaitable));
+            next += interval;
+            if (self->phase_ == phase::finished || !self->socket_.is_open()) {
+                co_return;
+            }
+            if (auto info = read_tcp_info(self->socket_.native_handle()); info && info->rtt_us > 0) {
+                std::lock_guard lock(self->state_->mutex);
+                self->state_->rtt_samples.push_back({now_ns(), info->rtt_us});
+            }
+        }
+    }
+
     void note_first_byte() {
         std::int64_t expected = 0;
         if (state_->first_byte_ns.compare_exchange_strong(expected, now_ns())) {
@@ -162,18 +193,18 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         }
     }
 
-    void snapshot_sender_stats() {
+    // The kernel's figures, read while the socket is still open. The byte count is set in finish(): a write
+    // that completed just before the stop may still have its handler queued.
+    void snapshot_tcp_info() {
         if (stats_taken_ || !socket_.is_open()) {
             return;
         }
         stats_taken_ = true;
         auto info = read_tcp_info(socket_.native_handle());
-        std::lock_guard lock(state_->mutex);
-        auto& stats = state_->stats[index_];
         if (info) {
-            stats = *info;
+            std::lock_guard lock(state_->mutex);
+            state_->stats[index_] = *info;
         }
-        stats.bytes_sent = state_->counters[index_].bytes.load(std::memory_order_relaxed);
     }
 
     void close_abortively() {
@@ -190,7 +221,11 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
             return;
         }
         phase_ = phase::finished;
-        snapshot_sender_stats();
+        snapshot_tcp_info();
+        {
+            std::lock_guard lock(state_->mutex);
+            state_->stats[index_].bytes_sent = state_->counters[index_].bytes.load(std::memory_order_relaxed);
+        }
         if (!stop_requested_ && ec) {
             std::lock_guard lock(state_->mutex);
             if (!state_->first_failure) {
@@ -262,9 +297,10 @@ void stream_group::start_receiving() {
     }
 }
 
-void stream_group::start_sending(std::uint64_t bytes_per_second_per_stream) {
+void stream_group::start_sending(std::uint64_t bytes_per_second_per_stream,
+                                 std::chrono::nanoseconds rtt_sample_interval) {
     for (auto& stream : streams_) {
-        stream->start_sending(bytes_per_second_per_stream);
+        stream->start_sending(bytes_per_second_per_stream, rtt_sample_interval);
     }
 }
 
@@ -329,6 +365,20 @@ asio::awaitable<bool> stream_group::wait_all_ended(clock::time_point deadline) {
 std::vector<proto::stream_sender_stats> stream_group::sender_stats() const {
     std::lock_guard lock(state_->mutex);
     return state_->stats;
+}
+
+std::vector<std::uint32_t> stream_group::rtt_samples_us(std::int64_t since_ns) const {
+    std::lock_guard lock(state_->mutex);
+    auto samples = state_->rtt_samples;
+    std::stable_sort(samples.begin(), samples.end(),
+                     [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
+    std::vector<std::uint32_t> rtts;
+    for (const auto& sample : samples) {
+        if (sample.time_ns >= since_ns) {
+            rtts.push_back(sample.rtt_us);
+        }
+    }
+    return rtts;
 }
 
 }  // namespace speed::net

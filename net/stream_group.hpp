@@ -10,6 +10,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -26,6 +27,8 @@ struct group_state;
 
 class stream_group {
   public:
+    static constexpr std::chrono::nanoseconds kDefaultRttSampleInterval = std::chrono::milliseconds(100);
+
     stream_group(asio::any_io_executor control_executor, std::size_t stream_count);
     ~stream_group();
     stream_group(const stream_group&) = delete;
@@ -43,9 +46,12 @@ class stream_group {
 
     // Starts every stream reading and discarding payload, counting bytes as they arrive.
     void start_receiving();
-    // Starts every stream sending the shared payload buffer; `bytes_per_second_per_stream` > 0 asks the
-    // kernel to pace each stream (SO_MAX_PACING_RATE).
-    void start_sending(std::uint64_t bytes_per_second_per_stream);
+    //     // Starts every stream sending the shared payload buffer; `bytes_per_second_per_stream` > 0 asks
+    //     the kernel to
+    // pace each stream (SO_MAX_PACING_RATE). Every `rtt_sample_interval` each stream records the kernel's
+    // smoothed RTT of its connection (TCP_INFO): the latency the load itself experiences.
+    void start_sending(std::uint64_t bytes_per_second_per_stream,
+                       std::chrono::nanoseconds rtt_sample_interval = kDefaultRttSampleInterval);
 
     // Waits until a stream reports something (its first byte, its end) or until `deadline`.
     // Returns false when the deadline passed with nothing new.
@@ -65,6 +71,8 @@ class stream_group {
     asio::awaitable<bool> wait_all_ended(clock::time_point deadline);
     // Sender-side figures per stream, valid after the streams ended.
     std::vector<proto::stream_sender_stats> sender_stats() const;
+    // The RTT samples of every stream taken at or after steady-clock time `since_ns`, in time order.
+    std::vector<std::uint32_t> rtt_samples_us(std::int64_t since_ns) const;
 
   private:
     std::shared_ptr<group_state> state_;

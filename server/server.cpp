@@ -84,7 +84,7 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
                                                     "probe connection names no live session");
                 co_return;
             }
-            co_await run_probe_echo(std::move(channel));
+            co_await run_probe_echo(channel.release_socket());
             co_return;
         }
     }

@@ -52,6 +52,26 @@ std::uint64_t sum(const std::vector<std::uint64_t>& values) {
     return total;
 }
 
+// The system's default congestion control, as a new socket gets it.
+std::string default_congestion() {
+    asio::io_context scratch;
+    asio::ip::tcp::socket probe(scratch, asio::ip::tcp::v4());
+    return net::congestion_of(probe.native_handle());
+}
+
+// At most `limit` values, evenly spread over `values` (keeps a long series within a frame).
+std::vector<std::uint32_t> thin_evenly(const std::vector<std::uint32_t>& values, std::size_t limit) {
+    if (values.size() <= limit) {
+        return values;
+    }
+    std::vector<std::uint32_t> kept;
+    kept.reserve(limit);
+    for (std::size_t i = 0; i < limit; ++i) {
+        kept.push_back(values[i * values.size() / limit]);
+    }
+    return kept;
+}
+
 bool congestion_available(const std::string& algorithm) {
     if (algorithm.empty()) {
         return true;
@@ -161,7 +181,8 @@ asio::awaitable<void> session::run_test(const proto::test_request& request) {
                             "congestion control '" + request.congestion + "' is not available on the server");
     }
     test_ = std::make_unique<active_test>(channel_.socket().get_executor(), next_test_id_++, request);
-    const proto::test_accept accept{test_->id};
+    const proto::test_accept accept{test_->id,
+                                    request.congestion.empty() ? default_congestion() : request.congestion};
     co_await channel_.write(accept, clock::now() + kResultsTimeout);
     co_await wait_for_streams(*test_);
     if (auto failure = test_->group.set_congestion(request.congestion)) {
@@ -213,6 +234,7 @@ asio::awaitable<void> session::send_download(active_test& test) {
     if (cap != 0 && (bitrate == 0 || bitrate > cap)) {
         bitrate = cap;
     }
+    const std::int64_t sending_started_ns = net::now_ns();
     test.group.start_sending(bitrate / 8 / request.streams);
     const proto::streams_ready ready;
     co_await channel_.write(ready, clock::now() + kResultsTimeout);
@@ -222,7 +244,11 @@ asio::awaitable<void> session::send_download(active_test& test) {
                                           "the client's STOP");
     test.group.stop_all();
     co_await test.group.wait_all_ended(clock::now() + kResultsTimeout);
-    proto::sender_report report{test.group.sender_stats()};
+    // The in-band RTT counts from the end of the sender's warm-up, as the client's probes do.
+    const std::int64_t warm_up_end_ns = sending_started_ns + std::int64_t{request.omit_ms} * 1'000'000;
+    const proto::sender_report report{
+        test.group.sender_stats(),
+        thin_evenly(test.group.rtt_samples_us(warm_up_end_ns), proto::kMaxRttSamples)};
     co_await channel_.write(report, clock::now() + kResultsTimeout);
 
     std::uint64_t sent = 0;

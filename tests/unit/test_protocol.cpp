@@ -89,7 +89,8 @@ TEST_CASE("TEST_REQUEST", "[protocol]") {
 }
 
 TEST_CASE("small control messages", "[protocol]") {
-    check_round_trip(test_accept{0x0a0b0c0d}, from_hex("11 00000004 0a0b0c0d"));
+    check_round_trip(test_accept{0x0a0b0c0d, ""}, from_hex("11 00000006 0a0b0c0d 0000"));
+    check_round_trip(test_accept{1, "bbr"}, concat({from_hex("11 00000009 00000001 0003"), ascii("bbr")}));
     check_round_trip(streams_ready{}, from_hex("12 00000000"));
     check_round_trip(stop{stop_reason::window_complete}, from_hex("13 00000001 01"));
     check_round_trip(stop{stop_reason::aborted}, from_hex("13 00000001 02"));
@@ -118,8 +119,9 @@ TEST_CASE("SENDER_REPORT", "[protocol]") {
     s.rttvar_us = 40;
     s.cwnd_bytes = 65536;
     msg.streams = {s};
-    check_round_trip(msg,
-                     from_hex("15 0000001b  0001 000000000000002a 01 00000003 000000fa 00000028 00010000"));
+    msg.rtt_samples_us = {250, 1000};
+    check_round_trip(msg, from_hex("15 00000025  0001 000000000000002a 01 00000003 000000fa 00000028 00010000"
+                                   "0002 000000fa 000003e8"));
 }
 
 TEST_CASE("RECEIVER_REPORT", "[protocol]") {
@@ -212,7 +214,7 @@ TEST_CASE("malformed payloads are refused with a reason", "[protocol]") {
         CHECK_THAT(result.reason, Catch::Contains("0x7f"));
     }
     SECTION("trailing bytes") {
-        const auto result = decode(from_hex("11 00000005 0a0b0c0d ff"));
+        const auto result = decode(from_hex("11 00000007 0a0b0c0d 0000 ff"));
         CHECK(result.status == decode_status::bad);
         CHECK_THAT(result.reason, Catch::Contains("trailing"));
     }

@@ -1,0 +1,73 @@
+#include "common/latency.hpp"
+
+#include "common/statistics.hpp"
+
+namespace speed::latency {
+
+bufferbloat_grade grade_for_increase(double increase_ms) {
+    if (increase_ms < 5.0) {
+        return bufferbloat_grade::a_plus;
+    }
+    if (increase_ms < 30.0) {
+        return bufferbloat_grade::a;
+    }
+    if (increase_ms < 60.0) {
+        return bufferbloat_grade::b;
+    }
+    if (increase_ms < 200.0) {
+        return bufferbloat_grade::c;
+    }
+    if (increase_ms < 400.0) {
+        return bufferbloat_grade::d;
+    }
+    return bufferbloat_grade::f;
+}
+
+std::string_view name_of(bufferbloat_grade grade) {
+    switch (grade) {
+        case bufferbloat_grade::a_plus:
+            return "A+";
+        case bufferbloat_grade::a:
+            return "A";
+        case bufferbloat_grade::b:
+            return "B";
+        case bufferbloat_grade::c:
+            return "C";
+        case bufferbloat_grade::d:
+            return "D";
+        case bufferbloat_grade::f:
+            return "F";
+    }
+    return "?";
+}
+
+double trimmed_mean_95(std::span<const double> samples_ms) {
+    return stats::trimmed_mean(samples_ms, 0.0, 0.95);
+}
+
+double rpm_for_rtt(double rtt_ms) {
+    return rtt_ms > 0.0 ? 60000.0 / rtt_ms : 0.0;
+}
+
+std::optional<responsiveness> responsiveness_of(std::span<const double> foreign_rtt_ms,
+                                                std::span<const double> self_rtt_ms) {
+    responsiveness result;
+    if (!foreign_rtt_ms.empty()) {
+        result.foreign_rpm = rpm_for_rtt(trimmed_mean_95(foreign_rtt_ms));
+    }
+    if (!self_rtt_ms.empty()) {
+        result.self_rpm = rpm_for_rtt(trimmed_mean_95(self_rtt_ms));
+    }
+    if (result.foreign_rpm && result.self_rpm) {
+        result.rpm = (*result.foreign_rpm + *result.self_rpm) / 2.0;
+    } else if (result.foreign_rpm) {
+        result.rpm = *result.foreign_rpm;
+    } else if (result.self_rpm) {
+        result.rpm = *result.self_rpm;
+    } else {
+        return std::nullopt;
+    }
+    return result;
+}
+
+}  // namespace speed::latency
