@@ -31,7 +31,7 @@ json latency_json(const latency_report& latency) {
 
 // Latency under a direction's load: the idle shape plus the increase, the in-band RTT and responsiveness.
 json loaded_latency_json(const direction_report& d) {
-    json out = d.latency ? latency_json(*d.latency) : json::object();
+    json out = latency_json(d.latency.value_or(latency_report{}));
     out["increase_ms"] = d.latency_increase_ms ? json(*d.latency_increase_ms) : json(nullptr);
     json in_band;
     in_band["samples"] = d.in_band_rtt_ms.size();
