@@ -74,7 +74,7 @@ struct run_state {
     std::shared_ptr<prober> probes;  // the latency probe connection, when probes were asked for
 };
 
-asio::awaitable<tcp::endpoint> resolve(const test_options& options) {
+asio::awaitable<std::vector<tcp::endpoint>> resolve(const test_options& options) {
     auto executor = co_await asio::this_coro::executor;
     tcp::resolver resolver(executor);
     const std::string service = std::to_string(options.port);
@@ -99,7 +99,11 @@ asio::awaitable<tcp::endpoint> resolve(const test_options& options) {
         throw unreachable_error("cannot resolve '" + options.host +
                                 "': " + (ec ? ec.message() : std::string("no addresses")));
     }
-    co_return results.begin()->endpoint();
+    std::vector<tcp::endpoint> endpoints;
+    for (const auto& entry : results) {
+        endpoints.push_back(entry.endpoint());
+    }
+    co_return endpoints;
 }
 
 asio::awaitable<tcp::socket> connect(const tcp::endpoint& endpoint, double timeout_seconds) {
@@ -117,6 +121,22 @@ asio::awaitable<tcp::socket> connect(const tcp::endpoint& endpoint, double timeo
         throw unreachable_error("cannot connect to " + describe(endpoint) + ": " + ec.message());
     }
     co_return socket;
+}
+
+// Tries each address a name resolved to, in order, and keeps the first that accepts (e.g. IPv6 then IPv4).
+asio::awaitable<tcp::socket> connect_first(const std::vector<tcp::endpoint>& endpoints,
+                                           const test_options& options, tcp::endpoint& connected) {
+    std::string failures;
+    for (const auto& endpoint : endpoints) {
+        try {
+            tcp::socket socket = co_await connect(endpoint, options.connect_timeout_seconds);
+            connected = endpoint;
+            co_return socket;
+        } catch (const unreachable_error& e) {
+            failures += failures.empty() ? e.what() : std::string("; ") + e.what();
+        }
+    }
+    throw unreachable_error(failures);
 }
 
 proto::hello make_hello(proto::connection_kind kind, const proto::session_token& token,
@@ -347,10 +367,8 @@ void summarize_loaded_latency(test_report& report) {
 asio::awaitable<void> run_all(run_state& run) {
     const auto& options = run.options;
     auto& report = run.report;
-    run.server = co_await resolve(options);
+    net::control_channel control(co_await connect_first(co_await resolve(options), options, run.server));
     report.address = run.server.address().to_string();
-
-    net::control_channel control(co_await connect(run.server, options.connect_timeout_seconds));
     const proto::hello hello = make_hello(proto::connection_kind::control, {});
     co_await control.write(hello, clock::now() + kReplyTimeout);
     const auto welcome = co_await control.expect<proto::welcome>(clock::now() + kReplyTimeout, "WELCOME");

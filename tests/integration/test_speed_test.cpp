@@ -153,3 +153,14 @@ TEST_CASE("human output shows intervals and a summary", "[integration]") {
                                     Catch::Contains("bit/s"));
     CHECK(run.json.is_null());
 }
+
+TEST_CASE("IPv6: speedsrv --bind ::1 and speedcli -6", "[integration]") {
+    server_process server({"--bind", "::1"});
+    const auto run =
+        run_client({"::1", "-p", std::to_string(server.port()), "-6", "-t", "0.5", "--pings", "2", "-J"});
+    INFO(run.process.out << run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    CHECK(run.json["server"]["address"] == "::1");
+    CHECK(run.json["download"]["bits_per_second"].get<double>() > 0);
+    CHECK(run.json["upload"]["bits_per_second"].get<double>() > 0);
+}

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <regex>
@@ -123,7 +124,10 @@ process_result run_process(const std::vector<std::string>& argv, milliseconds li
 }
 
 server_process::server_process(std::vector<std::string> extra_args) {
-    std::vector<std::string> argv{speedsrv_path(), "--bind", "127.0.0.1", "--port", "0"};
+    std::vector<std::string> argv{speedsrv_path(), "--port", "0"};
+    if (std::find(extra_args.begin(), extra_args.end(), "--bind") == extra_args.end()) {
+        argv.insert(argv.end(), {"--bind", "127.0.0.1"});
+    }
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     pipe_pair err = make_pipe();
     const int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);

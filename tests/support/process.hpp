@@ -20,7 +20,9 @@ struct process_result {
 // Runs argv[0] with arguments, waits at most `limit`, and returns its exit code and output.
 process_result run_process(const std::vector<std::string>& argv, std::chrono::milliseconds limit);
 
-// A speedsrv on 127.0.0.1 and a free port, stopped (SIGTERM) when the object goes away.
+//     // A speedsrv on 127.0.0.1 (unless extra_args has --bind) and a free port, stopped (SIGTERM) when the
+//     object
+// goes away.
 class server_process {
   public:
     explicit server_process(std::vector<std::string> extra_args = {});
