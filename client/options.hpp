@@ -3,8 +3,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "common/auth.hpp"
 #include "common/protocol.hpp"
 
 namespace speed::client {
@@ -29,6 +31,7 @@ struct test_options {
     double connect_timeout_seconds = 5.0;
     std::size_t threads = 0;  // data-plane threads; 0 = min(streams, cores)
     bool json = false;
+    std::optional<auth::key> auth_key;  // --auth-key (and --auth-key-name), for servers that require one
 };
 
 }  // namespace speed::client

@@ -33,6 +33,8 @@ void encode_payload(wire::writer& out, const welcome& m) {
     out.u16(m.max_streams);
     out.u32(m.max_duration_ms);
     out.u64(m.max_bitrate);
+    out.u64(m.max_bytes);
+    out.u8(m.auth_required ? 1 : 0);
 }
 
 void encode_payload(wire::writer& out, const error& m) {
@@ -110,6 +112,18 @@ void encode_payload(wire::writer& out, const pong& m) {
     out.u64(m.client_time_ns);
 }
 
+void encode_payload(wire::writer& out, const auth_challenge& m) {
+    out.bytes(m.nonce);
+}
+void encode_payload(wire::writer& out, const auth_response& m) {
+    out.string16(m.key_name.substr(0, kMaxKeyNameLength));
+    out.bytes(m.mac);
+}
+void encode_payload(wire::writer& /*out*/, const auth_ok& /*m*/) {}
+void encode_payload(wire::writer& out, const test_auth& m) {
+    out.bytes(m.mac);
+}
+
 // ---- decoding
 // ----------------------------------------------------------------------------------------------
 
@@ -166,8 +180,10 @@ payload_result decode_welcome(wire::reader& in) {
     m.max_streams = in.u16();
     m.max_duration_ms = in.u32();
     m.max_bitrate = in.u64();
+    m.max_bytes = in.u64();
+    m.auth_required = read_bool(in);
     if (!in.ok()) {
-        return payload_error{"truncated or oversized WELCOME"};
+        return payload_error{"truncated or malformed WELCOME"};
     }
     return m;
 }
@@ -320,6 +336,34 @@ payload_result decode_pong(wire::reader& in) {
     return m;
 }
 
+payload_result decode_auth_challenge(wire::reader& in) {
+    auth_challenge m;
+    in.bytes(m.nonce);
+    if (!in.ok()) {
+        return payload_error{"truncated AUTH_CHALLENGE"};
+    }
+    return m;
+}
+
+payload_result decode_auth_response(wire::reader& in) {
+    auth_response m;
+    m.key_name = in.string16(kMaxKeyNameLength);
+    in.bytes(m.mac);
+    if (!in.ok()) {
+        return payload_error{"truncated or oversized AUTH_RESPONSE"};
+    }
+    return m;
+}
+
+payload_result decode_test_auth(wire::reader& in) {
+    test_auth m;
+    in.bytes(m.mac);
+    if (!in.ok()) {
+        return payload_error{"truncated TEST_AUTH"};
+    }
+    return m;
+}
+
 payload_result decode_payload(std::uint8_t type, std::span<const std::uint8_t> payload) {
     wire::reader in(payload);
     payload_result result = payload_error{};
@@ -360,6 +404,18 @@ payload_result decode_payload(std::uint8_t type, std::span<const std::uint8_t> p
         case message_type::pong:
             result = decode_pong(in);
             break;
+        case message_type::auth_challenge:
+            result = decode_auth_challenge(in);
+            break;
+        case message_type::auth_response:
+            result = decode_auth_response(in);
+            break;
+        case message_type::auth_ok:
+            result = message{auth_ok{}};
+            break;
+        case message_type::test_auth:
+            result = decode_test_auth(in);
+            break;
         default: {
             char hex[8];
             std::snprintf(hex, sizeof hex, "0x%02x", type);
@@ -396,6 +452,10 @@ message_type type_of(const message& msg) {
                           [](const receiver_report&) { return message_type::receiver_report; },
                           [](const ping&) { return message_type::ping; },
                           [](const pong&) { return message_type::pong; },
+                          [](const auth_challenge&) { return message_type::auth_challenge; },
+                          [](const auth_response&) { return message_type::auth_response; },
+                          [](const auth_ok&) { return message_type::auth_ok; },
+                          [](const test_auth&) { return message_type::test_auth; },
                       },
                       msg);
 }
@@ -426,6 +486,14 @@ std::string_view name_of(message_type type) {
             return "PING";
         case message_type::pong:
             return "PONG";
+        case message_type::auth_challenge:
+            return "AUTH_CHALLENGE";
+        case message_type::auth_response:
+            return "AUTH_RESPONSE";
+        case message_type::auth_ok:
+            return "AUTH_OK";
+        case message_type::test_auth:
+            return "TEST_AUTH";
     }
     return "UNKNOWN";
 }

@@ -44,6 +44,8 @@ std::vector<std::uint8_t>& receive_scratch() {
 
 struct alignas(64) stream_counter {
     std::atomic<std::uint64_t> bytes{0};
+    // Sending streams: bytes the peer's TCP acknowledged, refreshed with every RTT sample.
+    std::atomic<std::uint64_t> acknowledged{0};
 };
 
 }  // namespace
@@ -183,7 +185,18 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
                 std::lock_guard lock(self->state_->mutex);
                 self->state_->rtt_samples.push_back({now_ns(), info->rtt_us});
             }
+            self->note_acknowledged();
         }
+    }
+
+    // Written minus still queued in the kernel = acknowledged by the peer: progress that stops when the peer
+    // stops reading, however slow the path (the sender's watchdog uses it, see stream_group).
+    void note_acknowledged() {
+        auto& counter = state_->counters[index_];
+        const std::uint64_t written = counter.bytes.load(std::memory_order_relaxed);
+        const auto queued = unacknowledged_bytes(socket_.native_handle());
+        const std::uint64_t acknowledged = queued && *queued <= written ? written - *queued : written;
+        counter.acknowledged.store(acknowledged, std::memory_order_relaxed);
     }
 
     void note_first_byte() {
@@ -265,8 +278,15 @@ bool stream_group::attach(std::size_t index, asio::ip::tcp::socket socket, asio:
     if (index >= streams_.size() || streams_[index]) {
         return false;
     }
-    const auto protocol = socket.local_endpoint().protocol();
-    asio::ip::tcp::socket moved(data_context, protocol, socket.release());
+    asio::error_code ec;
+    const auto local = socket.local_endpoint(ec);
+    if (ec) {
+        return false;  // the peer is already gone
+    }
+    asio::ip::tcp::socket moved(data_context, local.protocol(), socket.release(ec));
+    if (ec) {
+        return false;
+    }
     streams_[index] = std::make_shared<data_stream>(state_, index, std::move(moved));
     return true;
 }
@@ -328,6 +348,14 @@ void stream_group::read_counters(std::vector<std::uint64_t>& out) const {
     for (std::size_t i = 0; i < out.size(); ++i) {
         out[i] = state_->counters[i].bytes.load(std::memory_order_relaxed);
     }
+}
+
+std::uint64_t stream_group::acknowledged_bytes() const {
+    std::uint64_t total = 0;
+    for (const auto& counter : state_->counters) {
+        total += counter.acknowledged.load(std::memory_order_relaxed);
+    }
+    return total;
 }
 
 std::optional<std::string> stream_group::first_failure() const {

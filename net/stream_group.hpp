@@ -37,7 +37,8 @@ class stream_group {
     std::size_t size() const;
 
     // Moves a connected socket onto `data_context` as stream `index` (its HELLO already exchanged). Returns
-    // false when the index is out of range or taken. Congestion control and pacing apply to the moved socket.
+    // false when the index is out of range or taken, or the connection is already gone. Congestion control
+    // and pacing apply to the moved socket.
     bool attach(std::size_t index, asio::ip::tcp::socket socket, asio::io_context& data_context);
     bool all_attached() const;
 
@@ -46,10 +47,9 @@ class stream_group {
 
     // Starts every stream reading and discarding payload, counting bytes as they arrive.
     void start_receiving();
-    //     // Starts every stream sending the shared payload buffer; `bytes_per_second_per_stream` > 0 asks
-    //     the kernel to
-    // pace each stream (SO_MAX_PACING_RATE). Every `rtt_sample_interval` each stream records the kernel's
-    // smoothed RTT of its connection (TCP_INFO): the latency the load itself experiences.
+    // Starts every stream sending the shared payload buffer; `bytes_per_second_per_stream` > 0 asks the
+    // kernel to pace each stream (SO_MAX_PACING_RATE). Every `rtt_sample_interval` each stream records the
+    // kernel's smoothed RTT of its connection (TCP_INFO): the latency the load itself experiences.
     void start_sending(std::uint64_t bytes_per_second_per_stream,
                        std::chrono::nanoseconds rtt_sample_interval = kDefaultRttSampleInterval);
 
@@ -61,6 +61,10 @@ class stream_group {
     std::optional<std::int64_t> first_byte_ns() const;
     // Cumulative bytes per stream (received or sent, depending on the role).
     void read_counters(std::vector<std::uint64_t>& out) const;
+    // Sending streams: bytes the receiver's TCP acknowledged, summed over the streams; refreshed with every
+    // RTT sample (start_sending's interval). Unlike bytes written, it keeps moving on a slow path and stops
+    // when the receiver stops reading.
+    std::uint64_t acknowledged_bytes() const;
     // The first stream failure that happened before stop_all() (e.g. "connection reset by peer").
     std::optional<std::string> first_failure() const;
     std::size_t ended_count() const;

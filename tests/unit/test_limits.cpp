@@ -53,3 +53,84 @@ TEST_CASE("a bitrate cap refuses faster requests but shapes unlimited ones", "[l
     request.bitrate = 2'000'000'000;
     CHECK(validate_request(request, limits)->code == proto::error_code::limit_exceeded);
 }
+
+TEST_CASE("a byte cap refuses a request whose rate and time would exceed it", "[limits]") {
+    server_limits limits;
+    limits.max_bytes = 125'000'000;  // 1 Gbit
+    proto::test_request request;
+    request.duration_ms = 10'000;
+    request.bitrate = 100'000'000;  // 100 Mbit/s x 10 s = exactly the cap
+    CHECK_FALSE(validate_request(request, limits));
+    request.omit_ms = 1'000;  // the warm-up counts too
+    auto refusal = validate_request(request, limits);
+    REQUIRE(refusal);
+    CHECK(refusal->code == proto::error_code::limit_exceeded);
+    CHECK_THAT(refusal->message, Catch::Contains("per test"));
+    request.bitrate = 0;  // as fast as allowed: accepted, the sender paces to fit
+    CHECK_FALSE(validate_request(request, limits));
+}
+
+TEST_CASE("the sender's rate: the tightest of the request and the caps", "[limits]") {
+    server_limits limits;
+    proto::test_request request;
+    request.duration_ms = 8'000;
+    request.omit_ms = 2'000;
+    CHECK(sender_bitrate(request, limits) == 0);  // nothing asks for a rate
+    request.bitrate = 50'000'000;
+    CHECK(sender_bitrate(request, limits) == 50'000'000);
+    limits.max_bitrate = 20'000'000;
+    CHECK(sender_bitrate(request, limits) == 20'000'000);
+    request.bitrate = 0;
+    CHECK(sender_bitrate(request, limits) == 20'000'000);
+    limits.max_bytes = 12'500'000;  // over 10 s: 10 Mbit/s
+    CHECK(sender_bitrate(request, limits) == 10'000'000);
+    limits.max_bitrate = 0;
+    request.bitrate = 5'000'000;
+    CHECK(sender_bitrate(request, limits) == 5'000'000);
+}
+
+TEST_CASE("per-stream pacing never rounds a rate down to unlimited", "[limits]") {
+    CHECK(per_stream_pacing(0, 4) == 0);
+    CHECK(per_stream_pacing(800'000'000, 4) == 25'000'000);
+    CHECK(per_stream_pacing(8, 4) == 1);
+}
+
+TEST_CASE("a running test's budget: 25 % over the rate plus a one-second burst", "[limits]") {
+    test_budget budget;
+    CHECK(budget.unlimited());
+    CHECK_FALSE(budget.check(1'000'000'000, ~std::uint64_t{0}));
+
+    budget.bits_per_second = 80'000'000;  // 10 MB/s
+    const std::int64_t two_seconds = 2'000'000'000;
+    // Allowance after 2 s: 10 MB/s x 1.25 x 2 s + 10 MB burst = 35 MB.
+    CHECK_FALSE(budget.check(two_seconds, 35'000'000));
+    auto refusal = budget.check(two_seconds, 35'000'001);
+    REQUIRE(refusal);
+    CHECK(refusal->code == proto::error_code::limit_exceeded);
+    CHECK_THAT(refusal->message, Catch::Contains("80.00 Mbit/s"));
+    // The burst is at least 256 KiB, whatever the rate.
+    budget.bits_per_second = 8;
+    CHECK_FALSE(budget.check(0, 256 * 1024));
+    CHECK(budget.check(0, 256 * 1024 + 1));
+}
+
+TEST_CASE("a running test's budget: at most 1.25 x the byte cap plus the burst", "[limits]") {
+    test_budget budget;
+    budget.max_bytes = 4'000'000;
+    CHECK_FALSE(budget.check(100'000'000'000, 5'000'000 + 256 * 1024));
+    auto refusal = budget.check(100'000'000'000, 5'000'000 + 256 * 1024 + 1);
+    REQUIRE(refusal);
+    CHECK_THAT(refusal->message, Catch::Contains("per test"));
+
+    server_limits limits;
+    limits.max_bytes = 4'000'000;
+    proto::test_request request;
+    request.duration_ms = 1'000;
+    const auto derived = test_budget::for_test(request, limits);
+    CHECK(derived.max_bytes == 4'000'000);
+    CHECK(derived.bits_per_second == 32'000'000);  // the rate that fits the cap in the test's second
+}
+
+TEST_CASE("the tests-per-session cap has a default", "[limits]") {
+    CHECK(server_limits{}.max_tests_per_session == 8);
+}
