@@ -94,7 +94,7 @@ std::optional<proto::error> validate_request(const proto::test_request& request,
         if (planned_bytes > static_cast<double>(limits.max_bytes)) {
             return refuse(error_code::limit_exceeded,
                           "requested bitrate and time would move " +
-                              units::format_bytes(static_cast<std::uint64_t>(planned_bytes)) +
+                              units::format_bytes(saturate_to_u64(planned_bytes)) +
                               "; this server allows at most " + units::format_bytes(limits.max_bytes) +
                               " per test");
         }

@@ -147,6 +147,27 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
     }
 }
 
+// Admits a new connection into the handshake stage and starts its handler, or turns it away cheaply.
+void admit(const std::shared_ptr<server_context>& context, tcp::socket socket) {
+    asio::error_code peer_error;
+    const tcp::endpoint peer = socket.remote_endpoint(peer_error);
+    if (peer_error) {
+        return;  // already gone; the socket closes here
+    }
+    const auto address = address_bytes(peer.address());
+    auto admitted = context->admission.try_enter(admission_control::stage::handshake,
+                                                 context->admission.host_of(address));
+    if (!admitted.admitted()) {
+        log_limited(*context, log_kind::refusal, spdlog::level::warn, "connection from {} refused: {}",
+                    fmt::streamed(peer), admitted.refusal);
+        refuse_at_accept(socket, admitted.refusal);
+        return;
+    }
+    const auto executor = socket.get_executor();
+    asio::co_spawn(executor, handle_connection(context, std::move(socket), peer, std::move(admitted.granted)),
+                   net::log_if_failed("connection handler"));
+}
+
 asio::awaitable<void> accept_loop(std::shared_ptr<server_context> context, tcp::acceptor& acceptor) {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(as_tuple(asio::use_awaitable));
@@ -160,23 +181,12 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server_context> context, tcp::
             co_await pause.async_wait(as_tuple(asio::use_awaitable));
             continue;
         }
-        asio::error_code peer_error;
-        const tcp::endpoint peer = socket.remote_endpoint(peer_error);
-        if (peer_error) {
-            continue;  // already gone; the socket closes here
+        // Nothing one connection does may end the loop: a failure here (out of memory) costs that connection.
+        try {
+            admit(context, std::move(socket));
+        } catch (const std::exception& e) {
+            spdlog::error("connection dropped at accept: {}", e.what());
         }
-        const auto address = address_bytes(peer.address());
-        auto admitted = context->admission.try_enter(admission_control::stage::handshake,
-                                                     context->admission.host_of(address));
-        if (!admitted.admitted()) {
-            log_limited(*context, log_kind::refusal, spdlog::level::warn, "connection from {} refused: {}",
-                        fmt::streamed(peer), admitted.refusal);
-            refuse_at_accept(socket, admitted.refusal);
-            continue;
-        }
-        asio::co_spawn(acceptor.get_executor(),
-                       handle_connection(context, std::move(socket), peer, std::move(admitted.granted)),
-                       net::log_if_failed("connection handler"));
     }
 }
 

@@ -6,6 +6,8 @@ SPEED_BUILD_PACKAGES=(build-essential cmake g++ libasio-dev libcli11-dev libspdl
                       nlohmann-json3-dev libssl-dev)
 # Extra packages the tests and benchmarks need: reference tools and namespace plumbing.
 SPEED_TEST_PACKAGES=(iperf3 sockperf iproute2 iputils-ping)
+# The fuzzers (scripts/fuzz): clang 14 and its libFuzzer/sanitizer runtimes.
+SPEED_FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
 
 speed_log() { printf '==> %s\n' "$*" >&2; }
 

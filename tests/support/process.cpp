@@ -219,4 +219,42 @@ int server_process::stop(milliseconds limit) {
     return exit_code_;
 }
 
+background_process::background_process(const std::vector<std::string>& argv) {
+    const int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    pid_ = spawn(argv, dev_null, dev_null);
+    ::close(dev_null);
+}
+
+background_process::~background_process() {
+    if (!reaped_) {
+        ::kill(pid_, SIGKILL);
+        ::kill(pid_, SIGCONT);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+    }
+}
+
+void background_process::signal(int signal_number) {
+    if (!reaped_) {
+        ::kill(pid_, signal_number);
+    }
+}
+
+int background_process::wait(milliseconds limit) {
+    const auto deadline = steady::now() + limit;
+    while (!reaped_) {
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+            reaped_ = true;
+            exit_code_ = decode_status(status);
+            break;
+        }
+        if (steady::now() >= deadline) {
+            return -1;
+        }
+        std::this_thread::sleep_for(milliseconds(10));
+    }
+    return exit_code_;
+}
+
 }  // namespace speed::testing

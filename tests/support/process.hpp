@@ -48,6 +48,26 @@ class server_process {
     bool reaped_ = false;
 };
 
+// A process left running in the background (e.g. a speedcli to stop with SIGSTOP), its output discarded;
+// killed (SIGKILL) and reaped when the object goes away.
+class background_process {
+  public:
+    explicit background_process(const std::vector<std::string>& argv);
+    ~background_process();
+    background_process(const background_process&) = delete;
+    background_process& operator=(const background_process&) = delete;
+
+    pid_t pid() const { return pid_; }
+    void signal(int signal_number);
+    // Waits for the exit; returns the exit code (-1 on a signal or when `limit` passed first).
+    int wait(std::chrono::milliseconds limit);
+
+  private:
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+    int exit_code_ = -1;
+};
+
 // Paths of the binaries under test (set by CMake).
 std::string speedsrv_path();
 std::string speedcli_path();
