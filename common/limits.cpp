@@ -126,6 +126,19 @@ std::uint64_t per_stream_pacing(std::uint64_t bits_per_second, std::uint16_t str
     return std::max<std::uint64_t>(1, bits_per_second / 8 / streams);
 }
 
+std::int64_t stall_timeout_ns(std::uint64_t bits_per_second, std::uint16_t streams,
+                              std::int64_t configured_ns) {
+    const std::uint64_t stream_bytes_per_second = per_stream_pacing(bits_per_second, streams);
+    if (stream_bytes_per_second == 0) {
+        return configured_ns;
+    }
+    const double segments_ns =
+        static_cast<double>(kStallSegmentBytes) * 1e9 / static_cast<double>(stream_bytes_per_second);
+    return segments_ns > static_cast<double>(configured_ns)
+               ? static_cast<std::int64_t>(std::min(segments_ns, 9e18))
+               : configured_ns;
+}
+
 test_budget test_budget::for_test(const proto::test_request& request, const server_limits& limits) {
     test_budget budget;
     budget.bits_per_second = sender_bitrate(request, limits);

@@ -35,6 +35,13 @@ std::uint64_t sender_bitrate(const proto::test_request& request, const server_li
 // positive rate never rounds down to 0, which would mean unlimited).
 std::uint64_t per_stream_pacing(std::uint64_t bits_per_second, std::uint16_t streams);
 
+// The stall timeout for a test whose sender paces at `bits_per_second` (0 = unpaced) over `streams`: the
+// configured one, stretched for very slow paces to the time four full-size segments (kStallSegmentBytes) take
+// on one stream, since the kernel sends a paced stream's segments in bursts of at least two.
+inline constexpr std::uint64_t kStallSegmentBytes = 4 * 1500;
+std::int64_t stall_timeout_ns(std::uint64_t bits_per_second, std::uint16_t streams,
+                              std::int64_t configured_ns);
+
 // What a running test may move, checked by the server against the bytes it receives (upload) or that the
 // client acknowledged (download). The sender is expected to pace at `bits_per_second`; the budget allows
 // kRateMargin above that rate plus a burst of kBurstSeconds at the rate (at least kMinBurstBytes), and in

@@ -1,5 +1,7 @@
 #include "net/receiver_window.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <numeric>
 
@@ -18,10 +20,9 @@ std::uint64_t total_of(const std::vector<std::uint64_t>& counters) {
 void check_watch(const receiver_watch& watch, progress_watchdog& watchdog, std::int64_t elapsed_ns,
                  std::uint64_t received) {
     if (watchdog.stalled(now_ns(), received)) {
-        const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(watch.stall_timeout).count();
-        throw session_error(
-            proto::error_code::timeout,
-            "no test data arrived for " + std::to_string(seconds) + " s: the sender stopped sending");
+        throw session_error(proto::error_code::timeout,
+                            fmt::format("no test data arrived for {:.1f} s: the sender stopped sending",
+                                        std::chrono::duration<double>(watch.stall_timeout).count()));
     }
     if (auto refusal = watch.budget.check(elapsed_ns, received)) {
         throw session_error(refusal->code, refusal->message);

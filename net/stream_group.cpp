@@ -50,16 +50,27 @@ struct alignas(64) stream_counter {
 
 }  // namespace
 
-// State shared between the control side and the streams' threads.
-struct group_state : std::enable_shared_from_this<group_state> {
-    group_state(asio::any_io_executor executor, std::size_t count)
-        : control(std::move(executor)), counters(count), stats(count), change_timer(control) {}
+// The control side's half of the "something changed" signal: touched on the control executor only, and owned
+// by the stream_group, so it goes with the group (and its control context), never later.
+struct change_signal {
+    explicit change_signal(const asio::any_io_executor& control) : timer(control) {}
+    asio::steady_timer timer;
+    bool pending = false;
+};
 
-    // Called from any thread: wakes the control side's wait_for_change().
+// State shared between the control side and the streams' threads. It holds nothing that belongs to the
+// control context: streams (and handlers queued on data threads) may outlive the control context at shutdown.
+struct group_state {
+    group_state(asio::any_io_executor executor, std::size_t count, std::weak_ptr<change_signal> signal)
+        : control(std::move(executor)), counters(count), stats(count), change(std::move(signal)) {}
+
+    // Called from any thread: wakes the control side's wait_for_change(), if the group is still there.
     void notify() {
-        asio::post(control, [self = shared_from_this()] {
-            self->change_pending = true;
-            self->change_timer.cancel();
+        asio::post(control, [signal = change] {
+            if (auto alive = signal.lock()) {
+                alive->pending = true;
+                alive->timer.cancel();
+            }
         });
     }
 
@@ -78,9 +89,7 @@ struct group_state : std::enable_shared_from_this<group_state> {
     std::vector<proto::stream_sender_stats> stats;
     std::vector<timed_rtt> rtt_samples;
 
-    // Control executor only.
-    asio::steady_timer change_timer;
-    bool change_pending = false;
+    const std::weak_ptr<change_signal> change;
 };
 
 class data_stream : public std::enable_shared_from_this<data_stream> {
@@ -263,7 +272,8 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
 };
 
 stream_group::stream_group(asio::any_io_executor control_executor, std::size_t stream_count)
-    : state_(std::make_shared<group_state>(std::move(control_executor), stream_count)),
+    : change_(std::make_shared<change_signal>(control_executor)),
+      state_(std::make_shared<group_state>(std::move(control_executor), stream_count, change_)),
       streams_(stream_count) {}
 
 stream_group::~stream_group() {
@@ -325,13 +335,13 @@ void stream_group::start_sending(std::uint64_t bytes_per_second_per_stream,
 }
 
 asio::awaitable<bool> stream_group::wait_for_change(clock::time_point deadline) {
-    auto& state = *state_;
-    if (!state.change_pending) {
-        state.change_timer.expires_at(deadline);
-        co_await state.change_timer.async_wait(as_tuple(asio::use_awaitable));
+    auto& signal = *change_;
+    if (!signal.pending) {
+        signal.timer.expires_at(deadline);
+        co_await signal.timer.async_wait(as_tuple(asio::use_awaitable));
     }
-    const bool changed = state.change_pending;
-    state.change_pending = false;
+    const bool changed = signal.pending;
+    signal.pending = false;
     co_return changed;
 }
 

@@ -23,6 +23,7 @@
 namespace speed::net {
 
 class data_stream;
+struct change_signal;
 struct group_state;
 
 class stream_group {
@@ -79,6 +80,7 @@ class stream_group {
     std::vector<std::uint32_t> rtt_samples_us(std::int64_t since_ns) const;
 
   private:
+    std::shared_ptr<change_signal> change_;
     std::shared_ptr<group_state> state_;
     std::vector<std::shared_ptr<data_stream>> streams_;
 };

@@ -181,6 +181,13 @@ void session::abort() {
     close_probes();
 }
 
+std::int64_t session::stall_timeout_for(const proto::test_request& request) const {
+    const auto configured =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(context_->config.stall_timeout);
+    return stall_timeout_ns(sender_bitrate(request, context_->config.limits), request.streams,
+                            configured.count());
+}
+
 void session::close_probes() {
     for (auto& weak : probes_) {
         if (auto probe = weak.lock()) {
@@ -330,8 +337,8 @@ asio::awaitable<void> session::send_download(active_test& test) {
 // slow its path) and that the test stays within the server's byte cap whatever the client does with STOP.
 asio::awaitable<void> session::watch_sending_until_readable(active_test& test) {
     const auto deadline = clock::now() + protocol_.read_timeout();
-    const auto stall = context_->config.stall_timeout;
-    progress_watchdog watchdog(std::chrono::duration_cast<std::chrono::nanoseconds>(stall).count());
+    const std::int64_t stall_ns = stall_timeout_for(test.request);
+    progress_watchdog watchdog(stall_ns);
     watchdog.start(net::now_ns(), test.group.acknowledged_bytes());
     const test_budget budget = test_budget::for_test(test.request, context_->config.limits);
     const std::int64_t started_ns = net::now_ns();
@@ -344,7 +351,7 @@ asio::awaitable<void> session::watch_sending_until_readable(active_test& test) {
             throw session_error(
                 proto::error_code::timeout,
                 fmt::format("the client acknowledged no data for {:.1f} s: it stopped receiving",
-                            std::chrono::duration<double>(stall).count()));
+                            static_cast<double>(stall_ns) / 1e9));
         }
         if (auto refusal = budget.check(net::now_ns() - started_ns, acknowledged)) {
             throw session_error(refusal->code, refusal->message);
@@ -363,7 +370,7 @@ asio::awaitable<void> session::receive_upload(active_test& test) {
     plan.duration_ns = std::int64_t{request.duration_ms} * 1'000'000;
     plan.interval_ns = std::int64_t{request.interval_ms} * 1'000'000;
     net::receiver_watch watch;
-    watch.stall_timeout = context_->config.stall_timeout;
+    watch.stall_timeout = std::chrono::nanoseconds(stall_timeout_for(request));
     watch.budget = test_budget::for_test(request, context_->config.limits);
     auto& channel = channel_;
     const measure::totals totals = co_await net::measure_receiver_window(

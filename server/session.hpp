@@ -62,6 +62,8 @@ class session : public std::enable_shared_from_this<session> {
     asio::awaitable<void> watch_sending_until_readable(active_test& test);
     asio::awaitable<void> receive_upload(active_test& test);
     void close_probes();
+    // --stall-timeout, stretched for very slowly paced tests (common/limits.hpp).
+    std::int64_t stall_timeout_for(const proto::test_request& request) const;
 
     std::shared_ptr<server_context> context_;
     admission_control::slot admission_;  // declared after context_: given back before the context can go

@@ -82,6 +82,27 @@ std::string attacker_address(unsigned index);
 // keeps, and under AddressSanitizer its quarantine of freed memory.
 std::size_t rss_tolerance_kib();
 
+// Moves the calling thread (and every process it starts from now on) into a new, empty network namespace
+// with lo up and the given addresses on it; moves back when destroyed. The namespace has no name: it
+// disappears with its last process, so nothing is left behind even if a test fails. Root only.
+class private_network {
+  public:
+    explicit private_network(const std::vector<std::string>& addresses);
+    ~private_network();
+    private_network(const private_network&) = delete;
+    private_network& operator=(const private_network&) = delete;
+
+    // Runs /usr/sbin/ip (or tc) with `args` inside the namespace; throws when it fails.
+    static void run(const std::string& tool, const std::vector<std::string>& args);
+
+  private:
+    int original_ = -1;
+};
+
+// Whether this host can run the namespace tests; when not, prints "SKIP: <reason>", which ctest reports as
+// skipped.
+bool can_run_network_tests();
+
 // A speedsrv under attack: started with `args`, warmed up by one legitimate test, its descriptors and memory
 // recorded as the baseline the attack must leave it at.
 class watched_server {

@@ -1,13 +1,7 @@
 // Per-host caps with real addresses: an IPv4 /24 (with --ipv4-host-prefix 24) and an IPv6 /64 count as one
 // host, a neighbouring prefix does not. Runs in a network namespace of its own (root only; otherwise it says
 // SKIP), where the addresses can be added to lo without touching the host's network.
-#include <fcntl.h>
-#include <sched.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
-
-#include <iostream>
 
 #include "tests/robustness/abuse.hpp"
 
@@ -15,61 +9,6 @@ using namespace speed;
 using namespace speed::testing;
 
 namespace {
-
-// Moves the calling thread (and every process it starts from now on) into a new, empty network namespace
-// with lo up and the given addresses on it; moves back when destroyed. The namespace has no name: it
-// disappears with its last process, so nothing is left behind even if a test fails.
-class private_network {
-  public:
-    explicit private_network(const std::vector<std::string>& addresses) {
-        original_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (original_ < 0 || ::unshare(CLONE_NEWNET) != 0) {
-            throw std::runtime_error("cannot create a network namespace");
-        }
-        run({"ip", "link", "set", "lo", "up"});
-        for (const auto& address : addresses) {
-            const bool v6 = address.find(':') != std::string::npos;
-            if (v6) {
-                run({"ip", "-6", "addr", "add", address + "/128", "dev", "lo", "nodad"});
-            } else {
-                run({"ip", "addr", "add", address + "/32", "dev", "lo"});
-            }
-        }
-    }
-    ~private_network() {
-        ::setns(original_, CLONE_NEWNET);
-        ::close(original_);
-    }
-    private_network(const private_network&) = delete;
-    private_network& operator=(const private_network&) = delete;
-
-  private:
-    static void run(const std::vector<std::string>& argv) {
-        auto command = argv;
-        command[0] = "/usr/sbin/" + command[0];
-        const auto result = run_process(command, 5s);
-        if (result.exit_code != 0) {
-            throw std::runtime_error("'ip' failed: " + result.err);
-        }
-    }
-    int original_ = -1;
-};
-
-// Whether this host can run these tests; when not, says "SKIP: <reason>", which ctest reports as skipped.
-bool can_run() {
-    std::string reason;
-    if (::geteuid() != 0) {
-        reason = "needs root for a network namespace";
-    } else if (::access("/usr/sbin/ip", X_OK) != 0) {
-        reason = "needs /usr/sbin/ip (iproute2)";
-    }
-    if (!reason.empty()) {
-        std::cout << "SKIP: " << reason << std::endl;
-        WARN("SKIP: " << reason);
-        return false;
-    }
-    return true;
-}
 
 // Opens a session from `source`; true when WELCOMEd, false when told the server is busy (with `refusal`).
 bool session_from(const std::string& source, std::uint16_t port, const std::string& server,
@@ -91,7 +30,7 @@ bool session_from(const std::string& source, std::uint16_t port, const std::stri
 }  // namespace
 
 TEST_CASE("IPv4: a /24 is one host when asked, its neighbour another", "[robustness][netns]") {
-    if (!can_run()) {
+    if (!can_run_network_tests()) {
         return;
     }
     private_network network({"10.9.9.9", "10.1.2.1", "10.1.2.2", "10.1.2.3", "10.1.3.1"});
@@ -107,7 +46,7 @@ TEST_CASE("IPv4: a /24 is one host when asked, its neighbour another", "[robustn
 }
 
 TEST_CASE("IPv6: a /64 is one host, its neighbour another", "[robustness][netns]") {
-    if (!can_run()) {
+    if (!can_run_network_tests()) {
         return;
     }
     private_network network(

@@ -134,3 +134,13 @@ TEST_CASE("a running test's budget: at most 1.25 x the byte cap plus the burst",
 TEST_CASE("the tests-per-session cap has a default", "[limits]") {
     CHECK(server_limits{}.max_tests_per_session == 8);
 }
+
+TEST_CASE("the stall timeout stretches only for very slowly paced tests", "[limits]") {
+    const std::int64_t ten_seconds = 10'000'000'000;
+    CHECK(stall_timeout_ns(0, 1, ten_seconds) == ten_seconds);          // unpaced
+    CHECK(stall_timeout_ns(1'000'000, 1, ten_seconds) == ten_seconds);  // 1 Mbit/s: 48 ms per 4 segments
+    CHECK(stall_timeout_ns(4'800, 1, ten_seconds) == ten_seconds);      // 600 B/s: exactly 10 s
+    CHECK(stall_timeout_ns(1'000, 1, ten_seconds) == 48'000'000'000);   // 125 B/s: 48 s
+    CHECK(stall_timeout_ns(8'000, 4, ten_seconds) == 24'000'000'000);   // 250 B/s per stream: 24 s
+    CHECK(stall_timeout_ns(8, 128, ten_seconds) == 6'000'000'000'000);  // 1 B/s per stream (the floor)
+}
