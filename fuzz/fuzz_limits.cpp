@@ -57,7 +57,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(request.omit_ms <= limits.max_omit_ms);
         FUZZ_CHECK(request.interval_ms == 0 || request.interval_ms >= limits.min_interval_ms);
         FUZZ_CHECK(limits.max_bitrate == 0 || request.bitrate <= limits.max_bitrate);
-        FUZZ_CHECK(request.proto == proto::transport::tcp);
     } else {
         FUZZ_CHECK(!refusal->message.empty());
     }
