@@ -52,13 +52,6 @@ std::uint64_t sum(const std::vector<std::uint64_t>& values) {
     return total;
 }
 
-// The system's default congestion control, as a new socket gets it.
-std::string default_congestion() {
-    asio::io_context scratch;
-    asio::ip::tcp::socket probe(scratch, asio::ip::tcp::v4());
-    return net::congestion_of(probe.native_handle());
-}
-
 // At most `limit` values, evenly spread over `values` (keeps a long series within a frame).
 std::vector<std::uint32_t> thin_evenly(const std::vector<std::uint32_t>& values, std::size_t limit) {
     if (values.size() <= limit) {
@@ -70,15 +63,6 @@ std::vector<std::uint32_t> thin_evenly(const std::vector<std::uint32_t>& values,
         kept.push_back(values[i * values.size() / limit]);
     }
     return kept;
-}
-
-bool congestion_available(const std::string& algorithm) {
-    if (algorithm.empty()) {
-        return true;
-    }
-    asio::io_context scratch;
-    asio::ip::tcp::socket probe(scratch, asio::ip::tcp::v4());
-    return !net::set_congestion(probe.native_handle(), algorithm);
 }
 
 }  // namespace
@@ -176,13 +160,13 @@ asio::awaitable<void> session::run_test(const proto::test_request& request) {
     if (auto refusal = validate_request(request, context_->config.limits)) {
         throw session_error(refusal->code, refusal->message);
     }
-    if (!congestion_available(request.congestion)) {
+    if (!net::congestion_available(request.congestion)) {
         throw session_error(proto::error_code::unsupported,
                             "congestion control '" + request.congestion + "' is not available on the server");
     }
     test_ = std::make_unique<active_test>(channel_.socket().get_executor(), next_test_id_++, request);
-    const proto::test_accept accept{test_->id,
-                                    request.congestion.empty() ? default_congestion() : request.congestion};
+    const proto::test_accept accept{
+        test_->id, request.congestion.empty() ? net::default_congestion() : request.congestion};
     co_await channel_.write(accept, clock::now() + kResultsTimeout);
     co_await wait_for_streams(*test_);
     if (auto failure = test_->group.set_congestion(request.congestion)) {
