@@ -51,13 +51,15 @@ struct alignas(64) stream_counter {
 // State shared between the control side and the streams' threads.
 struct group_state : std::enable_shared_from_this<group_state> {
     group_state(asio::any_io_executor executor, std::size_t count)
-        : control(std::move(executor)), counters(count), stats(count), change_timer(control) {}
+        : control(std::move(executor)), counters(count), stats(count) {}
 
     // Called from any thread: wakes the control side's wait_for_change().
     void notify() {
         asio::post(control, [self = shared_from_this()] {
             self->change_pending = true;
-            self->change_timer.cancel();
+            if (self->change_timer != nullptr) {
+                self->change_timer->cancel();
+            }
         });
     }
 
@@ -76,8 +78,10 @@ struct group_state : std::enable_shared_from_this<group_state> {
     std::vector<proto::stream_sender_stats> stats;
     std::vector<timed_rtt> rtt_samples;
 
-    // Control executor only.
-    asio::steady_timer change_timer;
+    // Control executor only. The timer belongs to the stream_group: streams can outlive it (their last
+    // handlers may run on a data thread after the session is gone), and a timer must not outlive its
+    // io_context.
+    asio::steady_timer* change_timer = nullptr;
     bool change_pending = false;
 };
 
@@ -250,10 +254,14 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
 };
 
 stream_group::stream_group(asio::any_io_executor control_executor, std::size_t stream_count)
-    : state_(std::make_shared<group_state>(std::move(control_executor), stream_count)),
-      streams_(stream_count) {}
+    : state_(std::make_shared<group_state>(control_executor, stream_count)),
+      streams_(stream_count),
+      change_timer_(std::move(control_executor)) {
+    state_->change_timer = &change_timer_;
+}
 
 stream_group::~stream_group() {
+    state_->change_timer = nullptr;
     stop_all();
 }
 
@@ -307,8 +315,8 @@ void stream_group::start_sending(std::uint64_t bytes_per_second_per_stream,
 asio::awaitable<bool> stream_group::wait_for_change(clock::time_point deadline) {
     auto& state = *state_;
     if (!state.change_pending) {
-        state.change_timer.expires_at(deadline);
-        co_await state.change_timer.async_wait(as_tuple(asio::use_awaitable));
+        change_timer_.expires_at(deadline);
+        co_await change_timer_.async_wait(as_tuple(asio::use_awaitable));
     }
     const bool changed = state.change_pending;
     state.change_pending = false;

@@ -10,6 +10,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -77,6 +78,7 @@ class stream_group {
   private:
     std::shared_ptr<group_state> state_;
     std::vector<std::shared_ptr<data_stream>> streams_;
+    asio::steady_timer change_timer_;  // woken by group_state::notify(); control executor only
 };
 
 // Size of the payload buffer every sender writes from and of each data thread's receive buffer. 1 MiB writes
