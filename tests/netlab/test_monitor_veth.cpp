@@ -52,15 +52,19 @@ std::string ip(const std::vector<std::string>& args) {
     return run.out;
 }
 
-// The reason this host cannot run these tests, or "" when it can.
-std::string skip_reason() {
+// Whether this host can run these tests; when not, says "SKIP: <reason>", which ctest reports as skipped.
+bool netlab_available() {
+    std::string reason;
     if (::geteuid() != 0) {
-        return "needs root to create network namespaces and veth pairs";
+        reason = "needs root to create network namespaces and veth pairs";
+    } else if (ip_binary().empty()) {
+        reason = "needs the ip command (iproute2)";
     }
-    if (ip_binary().empty()) {
-        return "needs the ip command (iproute2)";
+    if (!reason.empty()) {
+        std::cout << "SKIP: " << reason << std::endl;
+        WARN("SKIP: " << reason);
     }
-    return "";
+    return reason.empty();
 }
 
 // Namespaces of runs that died without cleaning up: ours are named smon<pid>a/b.
@@ -220,9 +224,7 @@ json await_line(streaming_process& monitor, Predicate wanted,
 }  // namespace
 
 TEST_CASE("the monitor's byte sums equal the kernel's counters on a veth pair", "[netlab][monitor]") {
-    if (const auto reason = skip_reason(); !reason.empty()) {
-        std::cout << "SKIP: " << reason << std::endl;
-        WARN("SKIP: " << reason);
+    if (!netlab_available()) {
         return;
     }
     veth_lab lab;
@@ -300,9 +302,7 @@ TEST_CASE("the monitor's byte sums equal the kernel's counters on a veth pair", 
 }
 
 TEST_CASE("interfaces that appear and disappear mid-run are reported", "[netlab][monitor]") {
-    if (const auto reason = skip_reason(); !reason.empty()) {
-        std::cout << "SKIP: " << reason << std::endl;
-        WARN("SKIP: " << reason);
+    if (!netlab_available()) {
         return;
     }
     veth_lab lab;
