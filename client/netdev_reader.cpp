@@ -85,19 +85,20 @@ bool add_link_state(std::vector<netdev::interface_reading>& interfaces, std::str
         error = std::string("getifaddrs: ") + std::strerror(errno);
         return false;
     }
+    const netdev::name_index by_name = netdev::index_by_name(interfaces);
     for (const ifaddrs* entry = list; entry != nullptr; entry = entry->ifa_next) {
         if (entry->ifa_addr == nullptr || entry->ifa_addr->sa_family != AF_PACKET) {
             continue;
         }
-        const auto it = std::find_if(interfaces.begin(), interfaces.end(),
-                                     [entry](const auto& i) { return i.name == entry->ifa_name; });
-        if (it == interfaces.end()) {
-            continue;  // appeared between the two reads: picked up by the next reading
+        const auto found = by_name.find(entry->ifa_name);
+        if (found == by_name.end()) {
+            continue;  // appeared between the two reads: the next reading has it
         }
         sockaddr_ll link{};
         std::memcpy(&link, entry->ifa_addr, sizeof link);
-        it->up = (entry->ifa_flags & IFF_UP) != 0;
-        it->index = static_cast<unsigned>(link.sll_ifindex);
+        netdev::interface_reading& reading = interfaces[found->second];
+        reading.up = (entry->ifa_flags & IFF_UP) != 0;
+        reading.index = static_cast<unsigned>(link.sll_ifindex);
     }
     ::freeifaddrs(list);
     return true;

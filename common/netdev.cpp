@@ -210,22 +210,20 @@ double interface_summary::tx_bits_per_second() const {
 
 traffic_monitor::traffic_monitor(std::vector<std::string> selected) : selected_(std::move(selected)) {}
 
-std::vector<const interface_reading*> traffic_monitor::candidates(const reading& now) const {
+std::vector<const interface_reading*> traffic_monitor::candidates(const reading& now,
+                                                                  const name_index& tracked_by_name) const {
     std::vector<const interface_reading*> found;
     if (!selected_.empty()) {
+        const name_index available = index_by_name(now.interfaces);
         for (const auto& name : selected_) {
-            const auto it = std::find_if(now.interfaces.begin(), now.interfaces.end(),
-                                         [&name](const interface_reading& i) { return i.name == name; });
-            if (it != now.interfaces.end()) {
-                found.push_back(&*it);
+            if (const auto it = available.find(name); it != available.end()) {
+                found.push_back(&now.interfaces[it->second]);
             }
         }
         return found;
     }
     for (const auto& candidate : now.interfaces) {
-        const bool watched = std::any_of(tracked_.begin(), tracked_.end(),
-                                         [&candidate](const tracked& t) { return t.name == candidate.name; });
-        if (candidate.up || watched) {
+        if (candidate.up || tracked_by_name.contains(candidate.name)) {
             found.push_back(&candidate);
         }
     }
@@ -233,20 +231,18 @@ std::vector<const interface_reading*> traffic_monitor::candidates(const reading&
 }
 
 interface_summary& traffic_monitor::summary_for(const std::string& name) {
-    const auto it = std::find_if(summary_.begin(), summary_.end(),
-                                 [&name](const interface_summary& s) { return s.name == name; });
-    if (it != summary_.end()) {
-        return *it;
+    const auto [it, added] = summary_index_.try_emplace(name, summary_.size());
+    if (added) {
+        summary_.emplace_back().name = name;
     }
-    interface_summary& added = summary_.emplace_back();
-    added.name = name;
-    return added;
+    return summary_[it->second];
 }
 
 std::optional<interval_report> traffic_monitor::add(const reading& now, bool partial) {
+    const name_index tracked_by_name = index_by_name(tracked_);
     std::vector<tracked> next;
     if (!have_baseline_) {
-        for (const interface_reading* current : candidates(now)) {
+        for (const interface_reading* current : candidates(now, tracked_by_name)) {
             next.push_back({current->name, current->total, current->index});
             summary_for(current->name);
         }
@@ -263,18 +259,17 @@ std::optional<interval_report> traffic_monitor::add(const reading& now, bool par
     report.seconds = std::max(0.0, static_cast<double>(report.end_ns - report.start_ns) / 1e9);
     report.wall_time = now.wall_time;
     report.partial = partial;
-    for (const interface_reading* current : candidates(now)) {
+    for (const interface_reading* current : candidates(now, tracked_by_name)) {
         next.push_back({current->name, current->total, current->index});
-        const auto previous = std::find_if(tracked_.begin(), tracked_.end(),
-                                           [current](const tracked& t) { return t.name == current->name; });
-        if (previous == tracked_.end()) {
+        const auto found = tracked_by_name.find(current->name);
+        if (found == tracked_by_name.end()) {
             report.appeared.push_back(current->name);
             summary_for(current->name);
             continue;
         }
-        const bool recreated =
-            previous->index != 0 && current->index != 0 && previous->index != current->index;
-        const counter_delta delta = difference(previous->total, current->total, recreated);
+        const tracked& previous = tracked_[found->second];
+        const bool recreated = previous.index != 0 && current->index != 0 && previous.index != current->index;
+        const counter_delta delta = difference(previous.total, current->total, recreated);
         interface_interval row;
         row.name = current->name;
         row.traffic = delta.traffic;
@@ -293,10 +288,9 @@ std::optional<interval_report> traffic_monitor::add(const reading& now, bool par
         }
         report.interfaces.push_back(std::move(row));
     }
+    const name_index next_by_name = index_by_name(next);
     for (const tracked& old : tracked_) {
-        const bool still_there =
-            std::any_of(next.begin(), next.end(), [&old](const tracked& t) { return t.name == old.name; });
-        if (!still_there) {
+        if (!next_by_name.contains(old.name)) {
             report.disappeared.push_back(old.name);
         }
     }
@@ -321,11 +315,10 @@ double traffic_monitor::seconds() const {
 
 std::vector<std::string> missing_interfaces(const std::vector<std::string>& selected,
                                             const std::vector<interface_reading>& available) {
+    const name_index by_name = index_by_name(available);
     std::vector<std::string> missing;
     for (const auto& name : selected) {
-        const bool found = std::any_of(available.begin(), available.end(),
-                                       [&name](const interface_reading& i) { return i.name == name; });
-        if (!found) {
+        if (!by_name.contains(name)) {
             missing.push_back(name);
         }
     }

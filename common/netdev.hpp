@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace speed::netdev {
@@ -112,6 +113,19 @@ struct interface_summary {
     double tx_bits_per_second() const;
 };
 
+// Positions in a list by name (hosts with thousands of interfaces exist: no quadratic searches).
+using name_index = std::unordered_map<std::string_view, std::size_t>;
+
+// Where each name stands in `items` (anything with a `name`); the views point into `items`.
+template <typename Named>
+name_index index_by_name(const std::vector<Named>& items) {
+    name_index index;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        index.emplace(items[i].name, i);
+    }
+    return index;
+}
+
 // Follows the watched interfaces over a run. The first reading is the baseline; every later one closes an
 // interval. Watched: the `selected` names when given (in that order), otherwise every interface that is up,
 // including ones that come up later (in the kernel's order). A watched interface stays watched while it
@@ -141,12 +155,14 @@ class traffic_monitor {
         counters total;
         unsigned index = 0;
     };
-    std::vector<const interface_reading*> candidates(const reading& now) const;
+    std::vector<const interface_reading*> candidates(const reading& now,
+                                                     const name_index& tracked_by_name) const;
     interface_summary& summary_for(const std::string& name);
 
     std::vector<std::string> selected_;
     std::vector<tracked> tracked_;  // watched interfaces with their latest reading, in row order
     std::vector<interface_summary> summary_;
+    std::unordered_map<std::string, std::size_t> summary_index_;  // name -> position in summary_
     bool have_baseline_ = false;
     std::int64_t first_ns_ = 0;
     std::int64_t last_ns_ = 0;
