@@ -147,7 +147,7 @@ TEST_CASE("the text summary: totals, average and peak rates per interface", "[mo
           "  rx dropped 4");
 }
 
-TEST_CASE("--once prints download and upload per interface", "[monitor]") {
+TEST_CASE("once_lines: download and upload speed per interface", "[monitor]") {
     const auto lines = once_lines(sample_interval(), table_style{});
     REQUIRE(lines.size() == 2);
     CHECK(lines[0] ==
