@@ -193,6 +193,10 @@ int run_monitor(const monitor_options& options) {
         }
         // A stop signal cuts the interval in progress short: it is printed with its measured length.
         printer->interval(*monitor.add(*now, /*partial=*/stopped));
+        if (std::ferror(stdout) != 0) {
+            // The reader went away (a closed pipe, SIGPIPE ignored): nobody is left to print for.
+            return kExitTestFailed;
+        }
         if (stopped) {
             break;
         }

@@ -172,6 +172,17 @@ TEST_CASE("a stop signal ends the run cleanly with the partial interval and the 
     CHECK_THAT(text.out, Catch::Contains("Summary: 1 interval over 0."));
 }
 
+TEST_CASE("monitor stops when its reader goes away, also with SIGPIPE ignored", "[integration][monitor]") {
+    // `trap '' PIPE` makes the shell and its children ignore SIGPIPE: writes to the closed pipe then fail
+    // with EPIPE instead of killing the monitor, which must notice rather than sample forever (timeout's
+    // 124).
+    const std::string pipeline = "trap '' PIPE; (/usr/bin/timeout 10 " + speedcli_path() +
+                                 " monitor --interval 0.01 --interface lo; echo \"monitor exit $?\" >&2)"
+                                 " | head -n 3 >/dev/null";
+    const auto run = run_process({"/bin/sh", "-c", pipeline}, std::chrono::seconds(20));
+    CHECK(run.err == "monitor exit 1\n");
+}
+
 TEST_CASE("monitor --interface with an unknown name lists the available ones", "[integration][monitor]") {
     const auto run = run_monitor({"--interface", "lo", "--interface", "nosuch0", "--count", "1"});
     CHECK(run.exit_code == kExitUsage);
