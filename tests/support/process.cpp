@@ -81,6 +81,10 @@ int decode_status(int status) {
 
 }  // namespace
 
+pid_t spawn_process(const std::vector<std::string>& argv, int out_fd, int err_fd) {
+    return spawn(argv, out_fd, err_fd);
+}
+
 process_result run_process(const std::vector<std::string>& argv, milliseconds limit) {
     pipe_pair out = make_pipe();
     pipe_pair err = make_pipe();

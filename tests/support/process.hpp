@@ -17,6 +17,10 @@ struct process_result {
     std::string err;
 };
 
+// Starts argv[0] (a path) with arguments, its stdout and stderr on `out_fd` and `err_fd`; throws when it
+// cannot.
+pid_t spawn_process(const std::vector<std::string>& argv, int out_fd, int err_fd);
+
 // Runs argv[0] with arguments, waits at most `limit`, and returns its exit code and output.
 process_result run_process(const std::vector<std::string>& argv, std::chrono::milliseconds limit);
 
