@@ -1,0 +1,51 @@
+// Idle round trips against ground truth: with a known delay added by netem-tun, speedcli's idle median must
+// be within 0.5 ms of ping's median on the same path.
+#include <catch2/catch.hpp>
+#include <cstdio>
+
+#include "tests/netlab/reference_tools.hpp"
+
+using namespace speed::netlab;
+
+namespace {
+
+constexpr unsigned kProbes = 40;
+constexpr double kProbeIntervalSeconds = 0.05;
+constexpr double kToleranceMs = 0.5;
+
+void check_idle_rtt_with_added_delay(double added_rtt_ms) {
+    skip_unless_installed("ping", "iputils-ping");
+    lab_config config;
+    config.upload.delay_ms = added_rtt_ms / 2.0;
+    config.download.delay_ms = added_rtt_ms / 2.0;
+    lab link(config);
+    auto& server = link.start_speedsrv();
+
+    const ping_result ping = ping_server(link, kProbes, kProbeIntervalSeconds);
+    const auto speedcli = run_speedcli(link, server.port(),
+                                       {"--no-download", "--no-upload", "--pings", std::to_string(kProbes),
+                                        "--ping-interval", std::to_string(kProbeIntervalSeconds)});
+    INFO(ping.output << speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n"
+                     << server.log());
+    REQUIRE(speedcli.process.exit_code == 0);
+    REQUIRE(ping.rtt_ms.size() == kProbes);
+    const auto& idle = speedcli.json["latency"]["idle"];
+    REQUIRE(idle["samples"] == kProbes);
+
+    const double ping_median = median(ping.rtt_ms);
+    const double speedcli_median = idle["rtt_ms"]["median"].get<double>();
+    std::printf("netlab: +%.0f ms: ping median %.3f ms, speedcli median %.3f ms (difference %+.3f ms)\n",
+                added_rtt_ms, ping_median, speedcli_median, speedcli_median - ping_median);
+    CHECK(ping_median >= added_rtt_ms);  // the lab adds what it says
+    CHECK(speedcli_median == Approx(ping_median).margin(kToleranceMs));
+}
+
+}  // namespace
+
+TEST_CASE("idle RTT with 20 ms added is within 0.5 ms of ping", "[netlab][accuracy]") {
+    check_idle_rtt_with_added_delay(20.0);
+}
+
+TEST_CASE("idle RTT with 40 ms added is within 0.5 ms of ping", "[netlab][accuracy]") {
+    check_idle_rtt_with_added_delay(40.0);
+}
