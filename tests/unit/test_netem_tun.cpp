@@ -113,7 +113,7 @@ TEST_CASE("seeded loss is reproducible, differs between seeds, and honours 0 and
     CHECK(half.drop());
 }
 
-TEST_CASE("--path parses DEVICE:DELAY_MS[:LOSS_PERCENT]", "[unit][netem]") {
+TEST_CASE("netem-tun's --path option parses DEVICE:DELAY_MS[:LOSS_PERCENT]", "[unit][netem]") {
     std::string error;
     auto spec = parse_path_spec("tun-up:20", &error);
     REQUIRE(spec);
