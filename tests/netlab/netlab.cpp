@@ -14,7 +14,6 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -257,14 +256,16 @@ std::string unavailable_reason() {
 std::size_t sweep_stale_namespaces() {
     std::size_t removed = 0;
     std::error_code ec;
-    const std::regex lab_name(std::string(kNamespacePrefix) + "([0-9]+)-");
+    const std::string prefix = kNamespacePrefix;
     for (const auto& entry : std::filesystem::directory_iterator(kNetnsDirectory, ec)) {
+        // "speedlab-PID-...": the PID of the process that created it.
         const std::string name = entry.path().filename().string();
-        std::smatch match;
-        if (!std::regex_search(name, match, lab_name) || match.position(0) != 0) {
+        const auto pid_end = name.find('-', prefix.size());
+        if (name.rfind(prefix, 0) != 0 || pid_end == std::string::npos || pid_end == prefix.size() ||
+            name.find_first_not_of("0123456789", prefix.size()) != pid_end) {
             continue;
         }
-        const auto owner = static_cast<pid_t>(std::stol(match[1].str()));
+        const auto owner = static_cast<pid_t>(std::stol(name.substr(prefix.size(), pid_end - prefix.size())));
         if (owner == ::getpid() || process_alive(owner)) {
             continue;
         }
@@ -398,7 +399,7 @@ void lab::start_netem_tun() {
     }
     netem_ = std::make_unique<testing::background_process>(in_router(argv));
     register_pid(registry_slot_, netem_->pid());
-    netem_->wait_for_log("netem-tun: ready", 10s);
+    netem_->wait_for_line("netem-tun: ready", 10s);
 }
 
 void lab::teardown() noexcept {
@@ -444,10 +445,10 @@ testing::server_process& lab::start_speedsrv(std::vector<std::string> extra_args
 }
 
 testing::background_process& lab::start_in_server(const std::vector<std::string>& argv,
-                                                  const std::string& ready_pattern) {
+                                                  const std::string& ready_text) {
     processes_.push_back(std::make_unique<testing::background_process>(in_server(argv)));
     register_pid(registry_slot_, processes_.back()->pid());
-    processes_.back()->wait_for_log(ready_pattern, 10s);
+    processes_.back()->wait_for_line(ready_text, 10s);
     return *processes_.back();
 }
 

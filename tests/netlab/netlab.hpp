@@ -68,10 +68,10 @@ class lab {
 
     // speedsrv in the server namespace on kServerAddress and a free port. The lab stops it.
     testing::server_process& start_speedsrv(std::vector<std::string> extra_args = {});
-    // Any long-running command in the server namespace (iperf3 -s), once its output matches `ready_pattern`.
-    // The lab stops it if it is still running.
+    // Any long-running command in the server namespace (iperf3 -s), once a line of its output contains
+    // `ready_text`. The lab stops it if it is still running.
     testing::background_process& start_in_server(const std::vector<std::string>& argv,
-                                                 const std::string& ready_pattern);
+                                                 const std::string& ready_text);
 
     // netem-tun's counters and CPU time so far (docs/netlab.md); null when neither direction has delay or
     // loss.

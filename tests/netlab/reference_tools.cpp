@@ -1,6 +1,7 @@
 #include "tests/netlab/reference_tools.hpp"
 
-#include <regex>
+#include <cstdio>
+#include <sstream>
 #include <stdexcept>
 
 #include "common/statistics.hpp"
@@ -20,15 +21,17 @@ ping_result ping_server(const lab& lab, unsigned count, double interval_seconds)
                                        limit);
     ping_result result;
     result.output = run.out + run.err;
-    const std::regex reply("time=([0-9.]+) ms");
-    for (auto it = std::sregex_iterator(run.out.begin(), run.out.end(), reply); it != std::sregex_iterator();
-         ++it) {
-        result.rtt_ms.push_back(std::stod((*it)[1].str()));
-    }
-    std::smatch summary;
-    if (std::regex_search(run.out, summary, std::regex("([0-9]+) packets transmitted, ([0-9]+) received"))) {
-        result.transmitted = static_cast<unsigned>(std::stoul(summary[1].str()));
-        result.received = static_cast<unsigned>(std::stoul(summary[2].str()));
+    // "64 bytes from 10.201.2.2: icmp_seq=1 ttl=62 time=20.3 ms" per reply, then
+    // "40 packets transmitted, 40 received, 0% packet loss, time 1953ms".
+    std::istringstream lines(run.out);
+    for (std::string line; std::getline(lines, line);) {
+        if (const auto at = line.find(" time=");
+            at != std::string::npos && line.find(" ms", at) != std::string::npos) {
+            result.rtt_ms.push_back(std::stod(line.substr(at + 6)));
+        } else if (line.find(" packets transmitted, ") != std::string::npos) {
+            std::sscanf(line.c_str(), "%u packets transmitted, %u received", &result.transmitted,
+                        &result.received);
+        }
     }
     return result;
 }

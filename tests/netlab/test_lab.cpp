@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -86,20 +87,24 @@ TEST_CASE("a lab waiting for a signal", "[.][interrupt-helper]") {
 TEST_CASE("an interrupted test (SIGINT, SIGTERM) leaves no namespaces or servers behind", "[netlab]") {
     for (const int signal_number : {SIGINT, SIGTERM}) {
         speed::testing::background_process child({"/proc/self/exe", "[interrupt-helper]"});
-        const auto ready = child.wait_for_log("lab ready: (\\S+) (\\S+) (\\S+) ([0-9]+)", 20s);
-        REQUIRE(ready.size() == 5);
+        // "lab ready: CLIENT ROUTER SERVER SERVER_PID"
+        std::istringstream line(child.wait_for_line("lab ready: ", 20s));
+        std::string lab_word, ready_word;
+        std::vector<std::string> names(3);
+        long server_pid = 0;
+        line >> lab_word >> ready_word >> names[0] >> names[1] >> names[2] >> server_pid;
+        REQUIRE(line);
         child.send_signal(signal_number);
         CHECK(child.stop(10s) == -1);  // ended by the signal, as an interrupted test should be
         INFO(child.log());
-        for (std::size_t i = 1; i <= 3; ++i) {
-            CHECK_FALSE(namespace_exists(ready[i]));
+        for (const auto& name : names) {
+            CHECK_FALSE(namespace_exists(name));
         }
         // SIGKILL takes effect asynchronously: give the server a moment to die.
-        const auto server_pid = static_cast<pid_t>(std::stol(ready[4]));
-        for (int i = 0; i < 200 && process_exists(server_pid); ++i) {
+        for (int i = 0; i < 200 && process_exists(static_cast<pid_t>(server_pid)); ++i) {
             std::this_thread::sleep_for(10ms);
         }
-        CHECK_FALSE(process_exists(server_pid));
+        CHECK_FALSE(process_exists(static_cast<pid_t>(server_pid)));
     }
 }
 

@@ -9,7 +9,6 @@
 
 #include <array>
 #include <cerrno>
-#include <regex>
 #include <stdexcept>
 #include <thread>
 
@@ -148,23 +147,24 @@ bool background_process::running() {
     return true;
 }
 
-std::vector<std::string> background_process::wait_for_log(const std::string& pattern, milliseconds limit) {
-    const std::regex expression(pattern);
+std::string background_process::wait_for_line(const std::string& text, milliseconds limit) {
     const auto deadline = steady::now() + limit;
     for (;;) {
         drain_log(20);
-        std::smatch match;
-        if (std::regex_search(log_, match, expression)) {
-            return {match.begin(), match.end()};
+        const auto at = log_.find(text);
+        const auto line_end = at == std::string::npos ? at : log_.find('\n', at);
+        if (line_end != std::string::npos) {
+            const auto line_start = log_.rfind('\n', at);
+            const auto from = line_start == std::string::npos ? 0 : line_start + 1;
+            return log_.substr(from, line_end - from);
         }
         if (!running()) {
             drain_log(0);
-            throw std::runtime_error("the process exited before printing /" + pattern + "/; its output:\n" +
+            throw std::runtime_error("the process exited before printing '" + text + "'; its output:\n" +
                                      log_);
         }
         if (steady::now() >= deadline) {
-            throw std::runtime_error("no /" + pattern + "/ within the time limit; the output so far:\n" +
-                                     log_);
+            throw std::runtime_error("no '" + text + "' within the time limit; the output so far:\n" + log_);
         }
     }
 }
@@ -237,9 +237,13 @@ server_process::server_process(std::vector<std::string> extra_args)
     : server_process(server_launch{std::move(extra_args), "127.0.0.1", {}}) {}
 
 server_process::server_process(const server_launch& launch) : process_(server_command(launch)) {
-    // speedsrv logs "listening on ADDRESS port N" once it accepts connections.
-    const auto match = process_.wait_for_log("listening on \\S+ port ([0-9]+)", std::chrono::seconds(10));
-    port_ = static_cast<std::uint16_t>(std::stoi(match[1]));
+    // speedsrv logs "listening on ADDRESS port N (...)" once it accepts connections.
+    const std::string line = process_.wait_for_line("listening on ", std::chrono::seconds(10));
+    const auto at = line.find(" port ");
+    if (at == std::string::npos) {
+        throw std::runtime_error("speedsrv's listening line has no port: " + line);
+    }
+    port_ = static_cast<std::uint16_t>(std::stoi(line.substr(at + 6)));
 }
 
 }  // namespace speed::testing

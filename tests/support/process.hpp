@@ -31,9 +31,9 @@ class background_process {
 
     pid_t pid() const { return pid_; }
     bool running();
-    // Waits until the log matches `pattern` and returns the first match's submatches (whole match first).
+    // Waits until a complete line of the log contains `text` and returns that line (without its newline).
     // Throws, with the log, when the process exits or `limit` passes first.
-    std::vector<std::string> wait_for_log(const std::string& pattern, std::chrono::milliseconds limit);
+    std::string wait_for_line(const std::string& text, std::chrono::milliseconds limit);
     void send_signal(int signal_number);
     // Sends SIGTERM and waits for the exit; returns the exit code (-1 on a signal or timeout).
     int stop(std::chrono::milliseconds limit = std::chrono::seconds(5));
