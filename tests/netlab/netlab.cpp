@@ -40,6 +40,10 @@ constexpr const char* kUploadTun = "tun-up";
 constexpr const char* kDownloadTun = "tun-dn";
 constexpr int kUploadTable = 100;
 constexpr int kDownloadTable = 101;
+// SCHED_FIFO priorities: netem-tun above the endpoints, both above every normal process. Real-time throttling
+// (kernel.sched_rt_runtime_us, 95 % by default) keeps a runaway from freezing the machine.
+constexpr int kNetemPriority = 50;
+constexpr int kEndpointPriority = 40;
 
 std::string join(const std::vector<std::string>& argv) {
     std::string text;
@@ -385,8 +389,9 @@ void lab::add_direction(const link_direction& direction, const std::string& ingr
 }
 
 void lab::start_netem_tun() {
-    std::vector<std::string> argv{netem_tun_path(), "--exit-with-parent", "--seed",
-                                  std::to_string(config_.seed)};
+    std::vector<std::string> argv{netem_tun_path(), "--exit-with-parent",
+                                  "--realtime",     std::to_string(kNetemPriority),
+                                  "--seed",         std::to_string(config_.seed)};
     for (const auto& [direction, tun] :
          {std::pair{&config_.upload, kUploadTun}, std::pair{&config_.download, kDownloadTun}}) {
         if (needs_netem(*direction)) {
@@ -394,8 +399,8 @@ void lab::start_netem_tun() {
                                                    ":" + std::to_string(direction->loss_percent)});
         }
     }
-    if (argv.size() == 4) {
-        return;
+    if (std::find(argv.begin(), argv.end(), "--path") == argv.end()) {
+        return;  // neither direction has delay or loss
     }
     netem_ = std::make_unique<testing::background_process>(in_router(argv));
     register_pid(registry_slot_, netem_->pid());
@@ -418,11 +423,20 @@ void lab::teardown() noexcept {
 }
 
 std::vector<std::string> lab::in_client(const std::vector<std::string>& argv) const {
-    return in_namespace(client_, argv);
+    return in_namespace(client_, with_endpoint_priority(argv));
 }
 
 std::vector<std::string> lab::in_server(const std::vector<std::string>& argv) const {
-    return in_namespace(server_, argv);
+    return in_namespace(server_, with_endpoint_priority(argv));
+}
+
+std::vector<std::string> lab::with_endpoint_priority(const std::vector<std::string>& argv) const {
+    if (!config_.realtime_endpoints) {
+        return argv;
+    }
+    std::vector<std::string> command{"chrt", "--fifo", std::to_string(kEndpointPriority)};
+    command.insert(command.end(), argv.begin(), argv.end());
+    return command;
 }
 
 std::vector<std::string> lab::in_router(const std::vector<std::string>& argv) const {

@@ -39,6 +39,10 @@ struct lab_config {
     link_direction upload;    // client -> server
     link_direction download;  // server -> client
     std::uint64_t seed = 1;   // netem-tun's loss seed: the same seed drops the same packets
+    // Run what the lab starts in the client and server namespaces (speedsrv, speedcli, ping, iperf3) at
+    // SCHED_FIFO priority (chrt), so that other load on the machine (a parallel build) does not add its
+    // scheduling delays to a round trip measured in user space. netem-tun always runs at SCHED_FIFO.
+    bool realtime_endpoints = false;
 };
 
 // Creates the namespaces, links, qdiscs and netem-tun on construction; stops every process it started and
@@ -78,6 +82,7 @@ class lab {
     nlohmann::json netem_statistics();
 
   private:
+    std::vector<std::string> with_endpoint_priority(const std::vector<std::string>& argv) const;
     void build();
     void teardown() noexcept;
     void start_netem_tun();

@@ -12,12 +12,24 @@ namespace {
 constexpr unsigned kProbes = 40;
 constexpr double kProbeIntervalSeconds = 0.05;
 constexpr double kToleranceMs = 0.5;
+#ifdef SPEED_SANITIZED_BUILD
+// ASan and UBSan roughly double the cost of speedcli's and speedsrv's probe path (about +0.85 ms over ping
+// here): the target is the product's, checked by the release build; a sanitizer build still runs everything
+// else.
+constexpr bool kAssertTolerance = false;
+#else
+constexpr bool kAssertTolerance = true;
+#endif
 
 void check_idle_rtt_with_added_delay(double added_rtt_ms) {
     skip_unless_installed("ping", "iputils-ping");
     lab_config config;
     config.upload.delay_ms = added_rtt_ms / 2.0;
     config.download.delay_ms = added_rtt_ms / 2.0;
+    // ping takes its receive time from the kernel (SO_TIMESTAMP); speedcli and speedsrv wake up in user
+    // space. At real-time priority a busy machine (a parallel build) cannot add its scheduling delays to
+    // their side.
+    config.realtime_endpoints = true;
     lab link(config);
     auto& server = link.start_speedsrv();
 
@@ -37,7 +49,11 @@ void check_idle_rtt_with_added_delay(double added_rtt_ms) {
     std::printf("netlab: +%.0f ms: ping median %.3f ms, speedcli median %.3f ms (difference %+.3f ms)\n",
                 added_rtt_ms, ping_median, speedcli_median, speedcli_median - ping_median);
     CHECK(ping_median >= added_rtt_ms);  // the lab adds what it says
-    CHECK(speedcli_median == Approx(ping_median).margin(kToleranceMs));
+    if (kAssertTolerance) {
+        CHECK(speedcli_median == Approx(ping_median).margin(kToleranceMs));
+    } else {
+        WARN("sanitizer build: the " << kToleranceMs << " ms tolerance is checked by the release build only");
+    }
 }
 
 }  // namespace

@@ -3,8 +3,9 @@
 // stand-in for `tc qdisc ... netem delay D loss P` where kernel netem is not available. See docs/netlab.md.
 //
 // One thread, one epoll loop: TUN descriptors (drained in batches), a timerfd armed at the earliest release
-// time (nanosecond deadline, 1 ns timer slack), and a signalfd (SIGTERM/SIGINT: print statistics and exit;
-// SIGUSR1: print statistics).
+// time (nanosecond deadline, 1 ns timer slack; SCHED_FIFO with --realtime), and a signalfd (SIGTERM/SIGINT:
+// print statistics and exit; SIGUSR1: print statistics).
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -17,6 +18,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -217,6 +219,7 @@ int main(int argc, char** argv) {
     std::uint64_t seed = 1;
     std::size_t limit_packets = 8192;
     bool exit_with_parent = false;
+    int realtime_priority = 0;
 
     CLI::App app{
         "netem-tun: adds a fixed one-way delay and seeded random loss to the packets routed into TUN "
@@ -233,6 +236,11 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 1 << 20));
     app.add_flag("--exit-with-parent", exit_with_parent,
                  "Exit (printing statistics) when the parent process dies");
+    app.add_option("--realtime", realtime_priority,
+                   "Run at this SCHED_FIFO priority (1-99; 0 = normal scheduling), so that other load on the "
+                   "machine does not postpone releases")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 99));
     CLI11_PARSE(app, argc, argv);
 
     // Signals are taken from the signalfd, so they must not be delivered the ordinary way.
@@ -251,6 +259,15 @@ int main(int argc, char** argv) {
     }
     // Timers wake us within 1 ns of the deadline instead of the default 50 us slack.
     ::prctl(PR_SET_TIMERSLACK, 1UL);
+    if (realtime_priority > 0) {
+        sched_param param{};
+        param.sched_priority = realtime_priority;
+        if (::sched_setscheduler(0, SCHED_FIFO, &param) != 0) {
+            std::fprintf(stderr,
+                         "netem-tun: warning: SCHED_FIFO refused (%s); running with normal scheduling\n",
+                         std::strerror(errno));
+        }
+    }
 
     try {
         std::vector<direction> directions;
