@@ -460,7 +460,17 @@ testing::server_process& lab::start_speedsrv(std::vector<std::string> extra_args
 
 testing::background_process& lab::start_in_server(const std::vector<std::string>& argv,
                                                   const std::string& ready_text) {
-    processes_.push_back(std::make_unique<testing::background_process>(in_server(argv)));
+    return start_background(in_server(argv), ready_text);
+}
+
+testing::background_process& lab::start_in_client(const std::vector<std::string>& argv,
+                                                  const std::string& ready_text) {
+    return start_background(in_client(argv), ready_text);
+}
+
+testing::background_process& lab::start_background(const std::vector<std::string>& command,
+                                                   const std::string& ready_text) {
+    processes_.push_back(std::make_unique<testing::background_process>(command));
     register_pid(registry_slot_, processes_.back()->pid());
     processes_.back()->wait_for_line(ready_text, 10s);
     return *processes_.back();

@@ -76,6 +76,9 @@ class lab {
     // `ready_text`. The lab stops it if it is still running.
     testing::background_process& start_in_server(const std::vector<std::string>& argv,
                                                  const std::string& ready_text);
+    // The same in the client namespace (speedcli monitor while traffic flows).
+    testing::background_process& start_in_client(const std::vector<std::string>& argv,
+                                                 const std::string& ready_text);
 
     // netem-tun's counters and CPU time so far (docs/netlab.md); null when neither direction has delay or
     // loss.
@@ -83,6 +86,8 @@ class lab {
 
   private:
     std::vector<std::string> with_endpoint_priority(const std::vector<std::string>& argv) const;
+    testing::background_process& start_background(const std::vector<std::string>& command,
+                                                  const std::string& ready_text);
     void build();
     void teardown() noexcept;
     void start_netem_tun();

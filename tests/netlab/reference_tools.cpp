@@ -36,8 +36,8 @@ ping_result ping_server(const lab& lab, unsigned count, double interval_seconds)
     return result;
 }
 
-iperf3_result run_iperf3(lab& lab, transfer direction, double seconds, double omit_seconds,
-                         unsigned streams) {
+iperf3_result run_iperf3(lab& lab, transfer direction, double seconds, double omit_seconds, unsigned streams,
+                         const std::vector<std::string>& extra_args) {
     lab.start_in_server({"iperf3", "-s", "-1", "--forceflush", "-B", kServerAddress, "-p", kIperf3Port},
                         "Server listening");
     std::vector<std::string> argv{"iperf3",       "-c",
@@ -49,6 +49,7 @@ iperf3_result run_iperf3(lab& lab, transfer direction, double seconds, double om
     if (direction == transfer::download) {
         argv.push_back("-R");
     }
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     const auto limit = std::chrono::milliseconds(static_cast<long>((seconds + omit_seconds) * 1000.0)) + 30s;
     const auto run = lab.run_in_client(argv, limit);
     iperf3_result result;
@@ -57,7 +58,8 @@ iperf3_result run_iperf3(lab& lab, transfer direction, double seconds, double om
         throw std::runtime_error("iperf3 failed (exit " + std::to_string(run.exit_code) + "): " + run.out +
                                  run.err);
     }
-    const auto& received = result.json["end"]["sum_received"];
+    const auto& end = result.json["end"];
+    const auto& received = end.contains("sum_received") ? end["sum_received"] : end["sum"];  // UDP: "sum"
     result.receiver_bits_per_second = received["bits_per_second"].get<double>();
     result.seconds = received["seconds"].get<double>();
     return result;
