@@ -88,17 +88,8 @@ int main(int argc, char** argv) {
     speed::net::io_pool data_pool(config.threads);
     asio::io_context control_context(1);
     speed::server::server srv(control_context, data_pool, config);
-    try {
-        srv.start();
-    } catch (const std::exception& e) {
-        spdlog::critical("cannot listen on {} port {}: {}",
-                         config.bind_address.empty() ? "*" : config.bind_address, config.port, e.what());
-        return kExitStartupFailure;
-    }
-    const auto endpoint = srv.local_endpoint();
-    spdlog::info("speedsrv {} listening on {} port {} ({} data threads)", SPEED_VERSION,
-                 endpoint.address().to_string(), endpoint.port(), config.threads);
-
+    // Signals are caught from here on: "listening" below tells scripts and tests that SIGTERM stops us
+    // cleanly.
     asio::signal_set signals(control_context, SIGINT, SIGTERM);
     asio::steady_timer drain(control_context);
     signals.async_wait([&](const asio::error_code& ec, int signal_number) {
@@ -111,6 +102,17 @@ int main(int argc, char** argv) {
         drain.expires_after(std::chrono::milliseconds(300));
         drain.async_wait([&](const asio::error_code&) { control_context.stop(); });
     });
+
+    try {
+        srv.start();
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot listen on {} port {}: {}",
+                         config.bind_address.empty() ? "*" : config.bind_address, config.port, e.what());
+        return kExitStartupFailure;
+    }
+    const auto endpoint = srv.local_endpoint();
+    spdlog::info("speedsrv {} listening on {} port {} ({} data threads)", SPEED_VERSION,
+                 endpoint.address().to_string(), endpoint.port(), config.threads);
 
     data_pool.start("speedsrv-data");
     control_context.run();

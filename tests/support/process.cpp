@@ -7,10 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
-#include <regex>
 #include <stdexcept>
 #include <thread>
 
@@ -54,7 +52,8 @@ pid_t spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
     }
     args.push_back(nullptr);
     pid_t pid = -1;
-    const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+    // posix_spawnp: tools such as ip and iperf3 are found through PATH.
+    const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {
         throw std::runtime_error("cannot start " + argv[0]);
@@ -127,43 +126,19 @@ process_result run_process(const std::vector<std::string>& argv, milliseconds li
     return result;
 }
 
-server_process::server_process(std::vector<std::string> extra_args) {
-    std::vector<std::string> argv{speedsrv_path(), "--port", "0"};
-    if (std::find(extra_args.begin(), extra_args.end(), "--bind") == extra_args.end()) {
-        argv.insert(argv.end(), {"--bind", "127.0.0.1"});
-    }
-    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-    pipe_pair err = make_pipe();
-    const int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    pid_ = spawn(argv, dev_null, err.write_end);
-    ::close(dev_null);
-    ::close(err.write_end);
-    log_fd_ = err.read_end;
+background_process::background_process(const std::vector<std::string>& argv) {
+    pipe_pair log = make_pipe();
+    pid_ = spawn(argv, log.write_end, log.write_end);
+    ::close(log.write_end);
+    log_fd_ = log.read_end;
     ::fcntl(log_fd_, F_SETFL, O_NONBLOCK);
-
-    // speedsrv logs "listening on ADDRESS port N" once it accepts connections.
-    const std::regex listening("listening on \\S+ port ([0-9]+)");
-    const auto deadline = steady::now() + std::chrono::seconds(10);
-    std::smatch match;
-    while (steady::now() < deadline) {
-        drain_log(100);
-        if (std::regex_search(log_, match, listening)) {
-            port_ = static_cast<std::uint16_t>(std::stoi(match[1].str()));
-            return;
-        }
-        if (!running()) {
-            break;
-        }
-    }
-    stop();
-    throw std::runtime_error("speedsrv did not start listening; its log:\n" + log_);
 }
 
-server_process::~server_process() {
+background_process::~background_process() {
     stop();
 }
 
-bool server_process::running() {
+bool background_process::running() {
     if (pid_ <= 0 || reaped_) {
         return false;
     }
@@ -176,7 +151,35 @@ bool server_process::running() {
     return true;
 }
 
-void server_process::drain_log(int timeout_ms) {
+std::string background_process::wait_for_line(const std::string& text, milliseconds limit) {
+    const auto deadline = steady::now() + limit;
+    for (;;) {
+        drain_log(20);
+        const auto at = log_.find(text);
+        const auto line_end = at == std::string::npos ? at : log_.find('\n', at);
+        if (line_end != std::string::npos) {
+            const auto line_start = log_.rfind('\n', at);
+            const auto from = line_start == std::string::npos ? 0 : line_start + 1;
+            return log_.substr(from, line_end - from);
+        }
+        if (!running()) {
+            drain_log(0);
+            throw std::runtime_error("the process exited before printing '" + text + "'; its output:\n" +
+                                     log_);
+        }
+        if (steady::now() >= deadline) {
+            throw std::runtime_error("no '" + text + "' within the time limit; the output so far:\n" + log_);
+        }
+    }
+}
+
+void background_process::send_signal(int signal_number) {
+    if (running()) {
+        ::kill(pid_, signal_number);
+    }
+}
+
+void background_process::drain_log(int timeout_ms) {
     if (log_fd_ < 0) {
         return;
     }
@@ -187,12 +190,12 @@ void server_process::drain_log(int timeout_ms) {
     }
 }
 
-std::string server_process::log() {
+std::string background_process::log() {
     drain_log(0);
     return log_;
 }
 
-int server_process::stop(milliseconds limit) {
+int background_process::stop(milliseconds limit) {
     if (pid_ <= 0) {
         return exit_code_;
     }
@@ -221,6 +224,30 @@ int server_process::stop(milliseconds limit) {
     log_fd_ = -1;
     pid_ = -1;
     return exit_code_;
+}
+
+namespace {
+
+std::vector<std::string> server_command(const server_launch& launch) {
+    std::vector<std::string> argv = launch.launcher;
+    argv.insert(argv.end(), {speedsrv_path(), "--bind", launch.bind_address, "--port", "0"});
+    argv.insert(argv.end(), launch.extra_args.begin(), launch.extra_args.end());
+    return argv;
+}
+
+}  // namespace
+
+server_process::server_process(std::vector<std::string> extra_args)
+    : server_process(server_launch{std::move(extra_args), "127.0.0.1", {}}) {}
+
+server_process::server_process(const server_launch& launch) : process_(server_command(launch)) {
+    // speedsrv logs "listening on ADDRESS port N (...)" once it accepts connections.
+    const std::string line = process_.wait_for_line("listening on ", std::chrono::seconds(10));
+    const auto at = line.find(" port ");
+    if (at == std::string::npos) {
+        throw std::runtime_error("speedsrv's listening line has no port: " + line);
+    }
+    port_ = static_cast<std::uint16_t>(std::stoi(line.substr(at + 6)));
 }
 
 }  // namespace speed::testing
