@@ -12,6 +12,7 @@
 #include <exception>
 
 #include "client/latency.hpp"
+#include "client/udp_test.hpp"
 #include "common/measurement.hpp"
 #include "common/units.hpp"
 #include "net/control_channel.hpp"
@@ -285,7 +286,12 @@ asio::awaitable<void> run_all(run_state& run) {
     report.server_software = welcome.software;
     run.progress.connected(report);
 
-    if (options.pings > 0) {
+    // --udp: the same phases over UDP (client/udp_test.cpp).
+    const udp_run udp{options, run.progress, run.data_pool, run.server};
+    if (options.pings > 0 && options.udp) {
+        report.idle_latency = co_await measure_udp_latency(udp, control);
+        run.progress.idle_latency_done(*report.idle_latency);
+    } else if (options.pings > 0) {
         net::control_channel probe(co_await connect(run.server, options.connect_timeout_seconds));
         net::set_no_delay(probe.socket().native_handle());
         const proto::hello probe_hello = make_hello(proto::connection_kind::probe, run.token);
@@ -297,14 +303,22 @@ asio::awaitable<void> run_all(run_state& run) {
         report.download.emplace();
         report.download->dir = proto::direction::download;
         report.download->measured_by = "client";
-        co_await run_download(run, control, *report.download);
+        if (options.udp) {
+            co_await run_udp_download(udp, control, *report.download);
+        } else {
+            co_await run_download(run, control, *report.download);
+        }
         run.progress.direction_done(*report.download);
     }
     if (options.upload) {
         report.upload.emplace();
         report.upload->dir = proto::direction::upload;
         report.upload->measured_by = "server";
-        co_await run_upload(run, control, *report.upload);
+        if (options.udp) {
+            co_await run_udp_upload(udp, control, *report.upload);
+        } else {
+            co_await run_upload(run, control, *report.upload);
+        }
         run.progress.direction_done(*report.upload);
     }
 }
@@ -334,6 +348,7 @@ test_report run_speed_test(const test_options& options, progress_sink& progress)
     report.host = options.host;
     report.port = options.port;
     report.streams = options.streams;
+    report.protocol = options.udp ? "udp" : "tcp";
 
     const std::size_t threads = options.threads != 0
                                     ? options.threads
@@ -352,6 +367,9 @@ test_report run_speed_test(const test_options& options, progress_sink& progress)
         try {
             std::rethrow_exception(failure);
         } catch (const unreachable_error& e) {
+            report.error = e.what();
+            report.exit_code = kExitUnreachable;
+        } catch (const udp_path_error& e) {
             report.error = e.what();
             report.exit_code = kExitUnreachable;
         } catch (const session_error& e) {

@@ -7,10 +7,9 @@
 
 namespace speed::udp {
 
-// ---- ipdv_histogram
-// ---------------------------------------------------------------------------------------- Values below 2^7
-// have a bucket each. Above, a value v with highest set bit b (b >= 7) lands in group g = b - 6 and
-// sub-bucket (v >> (b - 6)) - 64, so each power of two is split into 64 equal parts.
+// ---- ipdv_histogram ----
+// Values below 2^7 have a bucket each. Above, a value v with highest set bit b (b >= 7) lands in group
+// g = b - 6 and sub-bucket (v >> (b - 6)) - 64, so each power of two is split into 64 equal parts.
 
 std::size_t ipdv_histogram::bucket_of(std::uint64_t value_ns) {
     constexpr std::uint64_t kExact = std::uint64_t{1} << (kSubBucketBits + 1);  // 128
@@ -70,8 +69,7 @@ std::uint64_t ipdv_histogram::percentile(double fraction) const {
     return bucket_start(kBucketCount - 1);
 }
 
-// ---- receiver_accounting
-// -----------------------------------------------------------------------------------
+// ---- receiver_accounting ----
 
 receiver_accounting::receiver_accounting(std::uint64_t window)
     : window_(std::max<std::uint64_t>(64, (window + 63) / 64 * 64)), seen_(window_ / 64, 0) {}
@@ -147,8 +145,7 @@ std::int64_t receiver_accounting::take_queue_delay_ns() {
     return delay;
 }
 
-// ---- finalization
-// ------------------------------------------------------------------------------------------
+// ---- finalization ----
 
 finalize_result finalize_stream(const receiver_counters& at_window_end, const receiver_counters& at_drain_end,
                                 std::uint64_t packets_sent) {

@@ -17,6 +17,7 @@ void pacer::set_rate(double bits_per_second, std::int64_t now_ns) {
     refill(now_ns);
     bytes_per_ns_ = std::max(bits_per_second, 0.0) / 8e9;
     tokens_ = std::min(tokens_, static_cast<double>(depth_bytes()));
+    debt_ = 0;
 }
 
 std::uint64_t pacer::depth_bytes() const {
@@ -28,10 +29,16 @@ void pacer::refill(std::int64_t now_ns) {
     if (now_ns <= last_ns_) {
         return;  // the clock did not move (or a caller passed an older time): nothing earned
     }
-    tokens_ += bytes_per_ns_ * static_cast<double>(now_ns - last_ns_);
-    // A sender that wakes up late gets at most one bucket's worth at once: lateness costs rate, never
-    // turns into a burst.
-    tokens_ = std::min(tokens_, static_cast<double>(depth_bytes()));
+    const double elapsed = static_cast<double>(now_ns - last_ns_);
+    const double repaid = std::min(debt_, kCatchUpShare * bytes_per_ns_ * elapsed);
+    debt_ -= repaid;
+    tokens_ += bytes_per_ns_ * elapsed + repaid;
+    // A sender that wakes up late gets at most one bucket at once; the rest is owed, not sent in a burst.
+    const double depth = static_cast<double>(depth_bytes());
+    if (tokens_ > depth) {
+        debt_ = std::min(debt_ + (tokens_ - depth), bytes_per_ns_ * static_cast<double>(kMostDebtNs));
+        tokens_ = depth;
+    }
     last_ns_ = now_ns;
 }
 

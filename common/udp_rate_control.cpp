@@ -83,4 +83,20 @@ std::optional<double> rate_controller::on_feedback(const feedback& fb, std::int6
     return rate_;
 }
 
+std::optional<double> rate_controller::on_silence(std::int64_t last_feedback_ns, std::int64_t now_ns) {
+    const std::int64_t silence = std::max(kMinSilenceNs, 3 * srtt_ns_);
+    if (now_ns - last_feedback_ns < silence ||
+        now_ns - std::max(silence_cut_ns_, last_feedback_ns) < silence) {
+        return std::nullopt;
+    }
+    silence_cut_ns_ = now_ns;
+    startup_ = false;
+    const double before = rate_;
+    rate_ = clamp(rate_ / 2);
+    if (rate_ == before) {
+        return std::nullopt;
+    }
+    return rate_;
+}
+
 }  // namespace speed::udp

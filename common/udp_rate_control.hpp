@@ -8,7 +8,9 @@
 //     actually got in the last feedback period, then waits a round trip before judging again.
 // Congestion is any of: the receiver's socket overflowed (SO_RXQ_OVFL), the queueing delay estimate exceeds
 // 5 ms, or more than 5 % of the datagrams of a feedback period went missing. Lighter loss without queueing is
-// reported, not reacted to, so a lossy link does not drive the rate to zero.
+// reported, not reacted to, so a lossy link does not drive the rate to zero. Silence is congestion too: a
+// receiver too busy to send FEEDBACK is too busy to read, so after 30 ms (or 3 round trips) without any the
+// rate halves, and again for every further such period.
 // Pure: the caller passes the time in.
 #pragma once
 
@@ -34,12 +36,16 @@ class rate_controller {
     static constexpr double kProbeGainPerRtt = 0.01;
     // Round trips shorter than this count as this: the feedback period bounds how fast we can react.
     static constexpr std::int64_t kMinRoundTripNs = 10'000'000;
+    static constexpr std::int64_t kMinSilenceNs = 30'000'000;
 
     explicit rate_controller(rate_limits limits);
 
     // One FEEDBACK datagram (its header timestamp is the receiver's clock), received at `now_ns` (sender
     // clock). Returns the new rate when it changed.
     std::optional<double> on_feedback(const feedback& fb, std::int64_t receiver_time_ns, std::int64_t now_ns);
+    // Called by a sender that has heard nothing since `last_feedback_ns`. Returns the new rate when it
+    // changed.
+    std::optional<double> on_silence(std::int64_t last_feedback_ns, std::int64_t now_ns);
 
     double bits_per_second() const { return rate_; }
     bool in_startup() const { return startup_; }
@@ -53,6 +59,7 @@ class rate_controller {
     bool startup_ = true;
     std::int64_t srtt_ns_ = 0;
     std::int64_t hold_until_ns_ = 0;
+    std::int64_t silence_cut_ns_ = 0;  // when the rate was last halved for silence
     bool has_previous_ = false;
     feedback previous_;
     std::int64_t previous_receiver_time_ns_ = 0;

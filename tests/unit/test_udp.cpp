@@ -32,8 +32,7 @@ void check_round_trip(const T& msg, const std::vector<std::uint8_t>& golden) {
 
 }  // namespace
 
-// ---- datagrams
-// ---------------------------------------------------------------------------------------------
+// ---- datagrams ----
 
 TEST_CASE("UDP datagram header golden bytes", "[udp][wire]") {
     header h;
@@ -89,8 +88,7 @@ TEST_CASE("FEEDBACK datagram golden bytes", "[udp][wire]") {
     CHECK_FALSE(read_feedback(std::span(golden).first(kFeedbackSize - 1)));
 }
 
-// ---- control messages
-// --------------------------------------------------------------------------------------
+// ---- control messages ----
 
 TEST_CASE("UDP control messages golden bytes", "[udp][protocol]") {
     check_round_trip(proto::udp_setup{0x1122334455667788ULL, 5201, 1'000'000'000},
@@ -142,8 +140,7 @@ TEST_CASE("malformed UDP control messages are refused", "[udp][protocol]") {
               .status == proto::decode_status::bad);
 }
 
-// ---- pacer
-// -------------------------------------------------------------------------------------------------
+// ---- pacer ----
 
 TEST_CASE("the pacer's token bucket, step by step", "[udp][pacer]") {
     // 8 Gbit/s = 1 byte per ns; the bucket holds 1000 ns worth (1000 bytes) and starts with 100 bytes.
@@ -154,27 +151,34 @@ TEST_CASE("the pacer's token bucket, step by step", "[udp][pacer]") {
     CHECK(p.allowed(0, 50) == 0);
     CHECK(p.wait_ns(0, 50) == 50);
     CHECK(p.allowed(50, 50) == 1);
-    // A sender that shows up late gets one bucket, not the whole backlog.
+    // A sender that shows up late gets one bucket, not the whole backlog: the rest is owed.
     CHECK(p.allowed(10'000, 50) == 20);
-    // Halving the rate halves the bucket; the credit above it is dropped.
-    p.set_rate(4e9, 10'000);
+    CHECK(p.debt_bytes() == 9000);
+    // Debt comes back at a quarter of the rate on top of it: 100 ns later, 100 + 25 bytes more.
+    p.consume(1000);
+    CHECK(p.allowed(10'100, 1) == 125);
+    CHECK(p.debt_bytes() == 8975);
+    // Halving the rate halves the bucket; the credit above it and the debt are dropped.
+    p.set_rate(4e9, 10'100);
     CHECK(p.depth_bytes() == 500);
-    CHECK(p.allowed(10'000, 50) == 10);
+    CHECK(p.allowed(10'100, 50) == 2);
+    CHECK(p.debt_bytes() == 0);
     // A time that goes backwards earns nothing.
-    p.consume(500);
+    p.consume(100);
     CHECK(p.allowed(9'000, 50) == 0);
     // The bucket never holds less than the minimum, however low the rate.
     pacer slow(1000, 1'000'000, 2944, 0);
     CHECK(slow.depth_bytes() == 2944);
 }
 
-TEST_CASE("a paced sender on a fake clock hits the rate within 1 % and never bursts past the bucket",
+TEST_CASE("a paced sender on a busy fake clock hits the rate within 1 % and never bursts past the bucket",
           "[udp][pacer]") {
     constexpr double kRate = 100e6;  // bits/s
     constexpr std::uint32_t kDatagram = 1400;
     constexpr std::int64_t kBurstNs = 1'000'000;
     std::mt19937 random(7);
     std::uniform_int_distribution<std::int64_t> oversleep_ns(0, 80'000);  // timer wake-ups are late
+    std::uniform_int_distribution<int> stall(0, 199);                     // and now and then very late
     pacer p(kRate, kBurstNs, 2 * kDatagram, 0);
     std::int64_t now = 0;
     std::uint64_t sent_bytes = 0;
@@ -186,6 +190,9 @@ TEST_CASE("a paced sender on a fake clock hits the rate within 1 % and never bur
         sent_bytes += n * kDatagram;
         largest_burst = std::max(largest_burst, n * kDatagram);
         now += std::max<std::int64_t>(p.wait_ns(now, kDatagram), 1) + oversleep_ns(random);
+        if (stall(random) == 0) {
+            now += 5'000'000;  // a descheduled thread: 5 ms, more than the bucket holds
+        }
     }
     const double achieved = static_cast<double>(sent_bytes) * 8e9 / static_cast<double>(now);
     CHECK(achieved == Approx(kRate).epsilon(0.01));
@@ -193,8 +200,7 @@ TEST_CASE("a paced sender on a fake clock hits the rate within 1 % and never bur
     CHECK(p.depth_bytes() == 12'500);  // 1 ms at 100 Mbit/s: no 100 ms bursts
 }
 
-// ---- accounting
-// --------------------------------------------------------------------------------------------
+// ---- accounting ----
 
 TEST_CASE("receiver accounting: loss by gaps, reordering, duplicates and the exact identity",
           "[udp][accounting]") {
@@ -328,8 +334,7 @@ TEST_CASE("IPDV histogram buckets and percentiles", "[udp][accounting]") {
     CHECK(h.percentile(1.0) == 1004);
 }
 
-// ---- adaptive rate
-// -----------------------------------------------------------------------------------------
+// ---- adaptive rate ----
 
 namespace {
 
@@ -425,8 +430,19 @@ TEST_CASE("adaptive rate: a growing queue is congestion even before anything is 
     CHECK(controller.bits_per_second() < 1.05e9);
 }
 
-// ---- limits
-// ------------------------------------------------------------------------------------------------
+TEST_CASE("adaptive rate: a receiver that goes silent halves the rate per silent period", "[udp][rate]") {
+    rate_controller controller(rate_limits{800e6, 1e6, 0});
+    CHECK_FALSE(controller.on_silence(0, 29'999'999));  // 30 ms is the shortest silence that counts
+    CHECK(controller.on_silence(0, 30'000'000) == 400e6);
+    CHECK_FALSE(controller.on_silence(0, 59'999'999));  // once per silent period
+    CHECK(controller.on_silence(0, 60'000'000) == 200e6);
+    CHECK_FALSE(controller.in_startup());
+    // Feedback at 100 ms restarts the clock.
+    CHECK_FALSE(controller.on_silence(100'000'000, 120'000'000));
+    CHECK(controller.on_silence(100'000'000, 130'000'000) == 100e6);
+}
+
+// ---- limits ----
 
 TEST_CASE("UDP requests: length bounds, the UDP bitrate cap and --no-udp", "[udp][limits]") {
     server_limits limits;
