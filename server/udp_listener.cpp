@@ -115,6 +115,8 @@ void udp_listener::handle(std::span<const std::uint8_t> datagram, const asio::ip
     if (unmapped(source.address()) != handler->control_peer()) {
         // Someone who knows the token but is not the control connection's host, e.g. a spoofed source
         // aiming our data at a third party.
+        spdlog::debug("udp: dropped a HELLO from {}: its token belongs to a control connection from {}",
+                      source.address().to_string(), handler->control_peer().to_string());
         ++drops_.wrong_address;
         ++handler->wrong_address_hellos;
         note_drop();
