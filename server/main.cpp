@@ -95,6 +95,9 @@ int main(int argc, char** argv) {
     speed::net::io_pool data_pool(config.threads);
     asio::io_context control_context(1);
     speed::server::server srv(control_context, data_pool, config);
+    // Catch SIGINT/SIGTERM before saying "listening": a supervisor (or a test) that stops the server as soon
+    // as it reads that line must not hit the default action (Asio queues a signal until async_wait).
+    asio::signal_set signals(control_context, SIGINT, SIGTERM);
     try {
         srv.start();
     } catch (const std::exception& e) {
@@ -106,7 +109,6 @@ int main(int argc, char** argv) {
     spdlog::info("speedsrv {} listening on {} port {} ({} data threads)", SPEED_VERSION,
                  endpoint.address().to_string(), endpoint.port(), config.threads);
 
-    asio::signal_set signals(control_context, SIGINT, SIGTERM);
     asio::steady_timer drain(control_context);
     signals.async_wait([&](const asio::error_code& ec, int signal_number) {
         if (ec) {
