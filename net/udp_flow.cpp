@@ -24,6 +24,8 @@ namespace {
 constexpr std::int64_t kPacerBurstNs = 2'000'000;
 // A sender never sleeps longer than this, so it notices a stop or a silent receiver in time.
 constexpr std::chrono::milliseconds kLongestSleep{20};
+// How long a sender waits after this host's firewall refused a datagram (EPERM).
+constexpr std::chrono::microseconds kLocalRefusalPause{500};
 // Receive batches a flow handles before it lets other flows of its thread run.
 constexpr int kBatchesBeforeYield = 4;
 
@@ -365,7 +367,12 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                 self->finish_sending();
                 co_return;
             }
-            if (result.would_block) {
+            if (result.refused_locally) {
+                // A local firewall rule dropped the datagram before it left: it was not sent, so it is not
+                // counted; its sequence number goes out with the next try.
+                self->send_timer_.expires_after(kLocalRefusalPause);
+                co_await self->send_timer_.async_wait(as_tuple(asio::use_awaitable));
+            } else if (result.would_block) {
                 auto [ec] = co_await self->socket_.async_wait(asio::socket_base::wait_write,
                                                               as_tuple(asio::use_awaitable));
                 if (ec) {

@@ -109,8 +109,8 @@ bool drop_handshake_for_test() {
 
 std::chrono::milliseconds handshake_retry_delay(unsigned attempt) {
     constexpr std::chrono::milliseconds kFirst{100};
-    constexpr std::chrono::milliseconds kMost{1000};
-    return attempt >= 4 ? kMost : std::min(kMost, kFirst * (1 << attempt));
+    constexpr std::chrono::milliseconds kMost{500};
+    return attempt >= 3 ? kMost : std::min(kMost, kFirst * (1 << attempt));
 }
 
 // ---- batch_receiver ----
@@ -247,6 +247,10 @@ batch_sender::result batch_sender::send_filled(int fd, std::size_t count) {
         }
         if (errno == EAGAIN || errno == ENOBUFS) {
             out.would_block = true;
+            return out;
+        }
+        if (errno == EPERM) {
+            out.refused_locally = true;
             return out;
         }
         // The kernel or the route refuses segmentation offload (no checksum offload on the device, a

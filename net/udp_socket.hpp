@@ -29,7 +29,8 @@ std::error_code send_datagram(int fd, std::span<const std::uint8_t> datagram);
 // integration tests use it to prove that setup survives loss.
 bool drop_handshake_for_test();
 
-// The delay before the next HELLO: 100 ms, doubling per attempt, at most 1 s.
+// The delay before the next HELLO: 100 ms, doubling per attempt, at most 500 ms (a 28-byte datagram twice a
+// second harms nobody, and a 5 s deadline then allows 12 attempts).
 std::chrono::milliseconds handshake_retry_delay(unsigned attempt);
 
 // Reads whatever is queued on a socket in one recvmmsg call and splits GRO super-datagrams back into the
@@ -88,9 +89,10 @@ class batch_sender {
     batch_sender(std::uint32_t datagram_bytes, bool try_gso);
 
     struct result {
-        std::size_t sent = 0;      // datagrams the kernel accepted
-        bool would_block = false;  // the socket buffer is full: wait until it is writable
-        std::error_code error;     // anything else (connection_refused after an ICMP port unreachable, ...)
+        std::size_t sent = 0;          // datagrams the kernel accepted
+        bool would_block = false;      // the socket buffer is full: wait until it is writable
+        bool refused_locally = false;  // this host's firewall refused the datagram (EPERM): try again shortly
+        std::error_code error;  // anything else (connection_refused after an ICMP port unreachable, ...)
     };
 
     // The most datagrams one send() takes.
