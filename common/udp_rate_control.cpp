@@ -90,7 +90,9 @@ std::optional<double> rate_controller::on_silence(std::int64_t last_feedback_ns,
         return std::nullopt;
     }
     silence_cut_ns_ = now_ns;
-    startup_ = false;
+    // A silent receiver is often just a descheduled one: recover as fast as at the start (doubling per round
+    // trip, never beyond twice what arrives) rather than creeping back at 1 % per round trip.
+    startup_ = true;
     const double before = rate_;
     rate_ = clamp(rate_ / 2);
     if (rate_ == before) {

@@ -10,7 +10,8 @@
 // 5 ms, or more than 5 % of the datagrams of a feedback period went missing. Lighter loss without queueing is
 // reported, not reacted to, so a lossy link does not drive the rate to zero. Silence is congestion too: a
 // receiver too busy to send FEEDBACK is too busy to read, so after 30 ms (or 3 round trips) without any the
-// rate halves, and again for every further such period.
+// rate halves, and again for every further such period; it then recovers as in startup, since a silent
+// receiver is often just a descheduled one.
 // Pure: the caller passes the time in.
 #pragma once
 
