@@ -353,9 +353,11 @@ test_report run_speed_test(const test_options& options, progress_sink& progress)
     const std::size_t threads = options.threads != 0
                                     ? options.threads
                                     : std::min<std::size_t>(options.streams, net::default_thread_count());
+    // The control context outlives the data pool: the data threads' flows and streams share state with an
+    // io object (a timer) of the control context, and the last of them may go when the pool is destroyed.
+    asio::io_context control_context(1);
     net::io_pool data_pool(threads);
     data_pool.start("speedcli-data");
-    asio::io_context control_context(1);
     run_state run{options, progress, report, data_pool, {}, {}};
 
     std::exception_ptr failure;

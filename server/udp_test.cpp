@@ -203,6 +203,9 @@ void session::end_udp() {
             summaries_.push_back(fmt::format("{} UDP handshakes from a wrong address dropped",
                                              udp_flows_->wrong_address_hellos));
         }
+        if (const auto rejected = udp_flows_->group().rejected_datagrams(); rejected > 0) {
+            summaries_.push_back(fmt::format("{} UDP datagrams without the test's token dropped", rejected));
+        }
         udp_flows_->group().close_all();
     }
     udp_flows_.reset();
