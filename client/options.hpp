@@ -28,7 +28,7 @@ struct test_options {
     double connect_timeout_seconds = 5.0;
     std::size_t threads = 0;  // data-plane threads; 0 = min(streams, cores)
     bool json = false;
-    bool udp = false;             // --udp: latency probes, download and upload over UDP
+    bool udp = false;              // --udp: latency probes, download and upload over UDP
     std::uint32_t udp_length = 0;  // UDP payload bytes per datagram; 0 = fill a 1500-byte MTU
 };
 
