@@ -320,6 +320,17 @@ payload_result decode_pong(wire::reader& in) {
     return m;
 }
 
+// The UDP messages decode in common/udp_messages.cpp.
+template <class T>
+payload_result decode_udp(wire::reader& in) {
+    T m;
+    std::string reason;
+    if (!decode_payload(in, m, reason)) {
+        return payload_error{std::move(reason)};
+    }
+    return m;
+}
+
 payload_result decode_payload(std::uint8_t type, std::span<const std::uint8_t> payload) {
     wire::reader in(payload);
     payload_result result = payload_error{};
@@ -360,6 +371,21 @@ payload_result decode_payload(std::uint8_t type, std::span<const std::uint8_t> p
         case message_type::pong:
             result = decode_pong(in);
             break;
+        case message_type::udp_setup:
+            result = decode_udp<udp_setup>(in);
+            break;
+        case message_type::udp_echo_request:
+            result = decode_udp<udp_echo_request>(in);
+            break;
+        case message_type::udp_sender_report:
+            result = decode_udp<udp_sender_report>(in);
+            break;
+        case message_type::udp_receiver_report:
+            result = decode_udp<udp_receiver_report>(in);
+            break;
+        case message_type::udp_interval_report:
+            result = decode_udp<udp_interval_report>(in);
+            break;
         default: {
             char hex[8];
             std::snprintf(hex, sizeof hex, "0x%02x", type);
@@ -396,6 +422,11 @@ message_type type_of(const message& msg) {
                           [](const receiver_report&) { return message_type::receiver_report; },
                           [](const ping&) { return message_type::ping; },
                           [](const pong&) { return message_type::pong; },
+                          [](const udp_setup&) { return message_type::udp_setup; },
+                          [](const udp_echo_request&) { return message_type::udp_echo_request; },
+                          [](const udp_sender_report&) { return message_type::udp_sender_report; },
+                          [](const udp_receiver_report&) { return message_type::udp_receiver_report; },
+                          [](const udp_interval_report&) { return message_type::udp_interval_report; },
                       },
                       msg);
 }
@@ -426,6 +457,16 @@ std::string_view name_of(message_type type) {
             return "PING";
         case message_type::pong:
             return "PONG";
+        case message_type::udp_setup:
+            return "UDP_SETUP";
+        case message_type::udp_echo_request:
+            return "UDP_ECHO_REQUEST";
+        case message_type::udp_sender_report:
+            return "UDP_SENDER_REPORT";
+        case message_type::udp_receiver_report:
+            return "UDP_RECEIVER_REPORT";
+        case message_type::udp_interval_report:
+            return "UDP_INTERVAL_REPORT";
     }
     return "UNKNOWN";
 }

@@ -17,6 +17,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/udp_messages.hpp"
+
 namespace speed::proto {
 
 inline constexpr std::uint32_t kMagic = 0x53504454;  // "SPDT"
@@ -48,6 +50,12 @@ enum class message_type : std::uint8_t {
     receiver_report = 0x16,
     ping = 0x20,
     pong = 0x21,
+    // UDP tests (common/udp_messages.hpp)
+    udp_setup = 0x30,
+    udp_echo_request = 0x31,
+    udp_sender_report = 0x32,
+    udp_receiver_report = 0x33,
+    udp_interval_report = 0x34,
 };
 
 enum class connection_kind : std::uint8_t { control = 1, data = 2, probe = 3 };
@@ -178,7 +186,8 @@ struct pong {
 };
 
 using message = std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop,
-                             interval_report, sender_report, receiver_report, ping, pong>;
+                             interval_report, sender_report, receiver_report, ping, pong, udp_setup,
+                             udp_echo_request, udp_sender_report, udp_receiver_report, udp_interval_report>;
 
 message_type type_of(const message& msg);
 std::string_view name_of(message_type type);

@@ -57,9 +57,12 @@ int main(int argc, char** argv) {
                    "Longest measured window a test may ask for, seconds")
         ->capture_default_str()
         ->check(CLI::Range(0.1, 86400.0));
-    app.add_option("--max-bitrate", max_bitrate_text,
-                   "Most the server sends per test, bits/s (100M, 2.5G; 0 = no cap)")
-        ->capture_default_str();
+    auto* max_bitrate_option = app.add_option(
+        "--max-bitrate", max_bitrate_text,
+        "Most a test may send, bits/s (100M, 2.5G); 0 = no cap. Default: no cap for TCP, 1G for "
+        "UDP (the server shapes what it sends to it)");
+    bool no_udp = false;
+    app.add_flag("--no-udp", no_udp, "Refuse UDP tests and do not open the UDP port");
     app.add_option("--handshake-timeout", handshake_timeout_seconds,
                    "Seconds a new connection has to send its HELLO")
         ->capture_default_str()
@@ -72,7 +75,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "speedsrv: --max-bitrate: %s\n", rate_error.c_str());
         return 2;
     }
-    config.limits.max_bitrate = static_cast<std::uint64_t>(*max_bitrate);
+    if (max_bitrate_option->count() > 0) {
+        config.limits.max_bitrate = static_cast<std::uint64_t>(*max_bitrate);
+        config.limits.max_udp_bitrate = config.limits.max_bitrate;
+    }
+    config.limits.udp = !no_udp;
     config.limits.max_duration_ms = seconds_to_ms(max_duration_seconds);
     config.handshake_timeout = std::chrono::milliseconds(seconds_to_ms(handshake_timeout_seconds));
     if (config.threads == 0) {

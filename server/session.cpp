@@ -112,6 +112,7 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
         co_await self->channel_.send_error_quietly(report_to_client->code, report_to_client->message);
     }
     self->test_.reset();
+    self->end_udp();
     ctx.sessions.remove(self->token_);
     asio::error_code ignored;
     self->channel_.socket().close(ignored);
@@ -131,6 +132,7 @@ void session::abort() {
         test_->group.stop_all();
         test_->attach_timer.cancel();
     }
+    end_udp();
 }
 
 asio::awaitable<void> session::serve_tests() {
@@ -148,6 +150,10 @@ asio::awaitable<void> session::serve_tests() {
         if (!msg) {
             co_return;  // the client is done
         }
+        if (std::holds_alternative<proto::udp_echo_request>(*msg)) {
+            co_await start_udp_echo();
+            continue;
+        }
         auto* request = std::get_if<proto::test_request>(&*msg);
         if (request == nullptr) {
             throw net::control_channel::unexpected(*msg, "a test request");
@@ -163,6 +169,10 @@ asio::awaitable<void> session::run_test(const proto::test_request& request) {
     if (!net::congestion_available(request.congestion)) {
         throw session_error(proto::error_code::unsupported,
                             "congestion control '" + request.congestion + "' is not available on the server");
+    }
+    if (request.proto == proto::transport::udp) {
+        co_await run_udp_test(request);
+        co_return;
     }
     test_ = std::make_unique<active_test>(channel_.socket().get_executor(), next_test_id_++, request);
     const proto::test_accept accept{

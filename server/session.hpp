@@ -18,6 +18,7 @@
 #include "net/control_channel.hpp"
 #include "net/stream_group.hpp"
 #include "server/session_registry.hpp"
+#include "server/udp_test.hpp"
 
 namespace speed::server {
 
@@ -48,6 +49,15 @@ class session : public std::enable_shared_from_this<session> {
     asio::awaitable<void> send_download(active_test& test);
     asio::awaitable<void> receive_upload(active_test& test);
 
+    // UDP tests and probes (server/udp_test.cpp).
+    asio::awaitable<void> run_udp_test(const proto::test_request& request);
+    asio::awaitable<void> send_udp_download(const proto::test_request& request);
+    asio::awaitable<void> receive_udp_upload(const proto::test_request& request);
+    asio::awaitable<void> start_udp_echo();
+    // Ends the previous UDP test's flows or echo (they outlive their test until the next request).
+    void end_udp();
+    udp_local udp_local_endpoint();
+
     std::shared_ptr<server_context> context_;
     net::control_channel channel_;
     asio::ip::tcp::endpoint peer_;
@@ -56,6 +66,9 @@ class session : public std::enable_shared_from_this<session> {
     std::uint32_t next_test_id_ = 1;
     std::unique_ptr<active_test> test_;
     std::vector<std::string> summaries_;  // one per finished test, for the end-of-session log line
+    std::uint64_t udp_token_ = 0;
+    std::shared_ptr<udp_test_flows> udp_flows_;
+    std::shared_ptr<udp_echo> udp_echo_;
 };
 
 }  // namespace speed::server

@@ -14,6 +14,7 @@
 namespace speed::server {
 
 class session;
+class udp_listener;
 
 struct token_hash {
     std::size_t operator()(const proto::session_token& token) const;
@@ -45,6 +46,7 @@ struct server_context {
     net::io_pool& data_pool;
     server_config config;
     session_registry sessions;
+    udp_listener* udp = nullptr;  // the UDP port of UDP tests; null when UDP is off
     bool shutting_down = false;
 };
 
