@@ -3,9 +3,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <asio/use_awaitable.hpp>
-#include <asio/experimental/as_tuple.hpp>
 #include <array>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -44,7 +44,8 @@ timestamped_read read_with_timestamp(int fd, std::span<std::uint8_t> buffer) {
     }
     result.bytes = static_cast<std::size_t>(got);
 #ifdef SO_TIMESTAMPING
-    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
+    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+         header = CMSG_NXTHDR(&message, header)) {
         if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SO_TIMESTAMPING) {
             scm_timestamping stamps{};
             std::memcpy(&stamps, CMSG_DATA(header), sizeof stamps);
@@ -64,7 +65,8 @@ asio::awaitable<timestamped_read> async_read_with_timestamp(asio::ip::tcp::socke
         timestamped_read result = read_with_timestamp(socket.native_handle(), buffer);
         if (result.error == std::errc::resource_unavailable_try_again ||
             result.error == std::errc::operation_would_block) {
-            auto [ec] = co_await socket.async_wait(asio::ip::tcp::socket::wait_read, as_tuple(asio::use_awaitable));
+            auto [ec] =
+                co_await socket.async_wait(asio::ip::tcp::socket::wait_read, as_tuple(asio::use_awaitable));
             if (ec) {
                 result.error = ec;
                 co_return result;

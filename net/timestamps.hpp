@@ -25,15 +25,15 @@ bool enable_receive_timestamps(int fd);
 
 struct timestamped_read {
     std::size_t bytes = 0;
-    std::error_code error;                         // would_block when nothing is there yet
+    std::error_code error;                           // would_block when nothing is there yet
     std::optional<std::int64_t> kernel_realtime_ns;  // when the (last) segment read arrived
 };
 
 // One non-blocking recvmsg into `buffer`, with the kernel's receive timestamp when there is one.
 timestamped_read read_with_timestamp(int fd, std::span<std::uint8_t> buffer);
 
-// Waits until `socket` has data and reads what it has, with the kernel's receive timestamp. A closed connection
-// gives asio::error::eof.
+// Waits until `socket` has data and reads what it has, with the kernel's receive timestamp. A closed
+// connection gives asio::error::eof.
 asio::awaitable<timestamped_read> async_read_with_timestamp(asio::ip::tcp::socket& socket,
                                                             std::span<std::uint8_t> buffer);
 
