@@ -9,6 +9,7 @@
 #include "client/options.hpp"
 #include "client/output.hpp"
 #include "client/speed_test.hpp"
+#include "common/udp_wire.hpp"
 #include "common/units.hpp"
 
 namespace {
@@ -38,12 +39,18 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
     app.add_option("-i,--interval", options.interval_seconds, "Seconds between interval reports, 0 for none")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 3600.0));
-    app.add_option("-P,--streams,--parallel", options.streams, "Parallel TCP streams per direction")
+    app.add_option("-P,--streams,--parallel", options.streams, "Parallel streams per direction")
         ->capture_default_str()
         ->check(CLI::Range(1, static_cast<int>(speed::proto::kMaxStreams)));
-    app.add_option("-b,--bitrate", bitrate_text,
-                   "Target rate per direction in bits/s (100M, 2.5G, 800k; 0 = as fast as the path allows)")
+    app.add_option(
+           "-b,--bitrate", bitrate_text,
+           "Target rate per direction in bits/s, split over the streams (100M, 2.5G, 800k; 0 = as fast "
+           "as the path allows; with --udp, 0 is an adaptive rate driven by the receiver's feedback)")
         ->capture_default_str();
+    app.add_flag("-u,--udp", options.udp, "Test over UDP: loss, jitter and reordering (latency probes too)");
+    app.add_option("-l,--length", options.udp_length,
+                   "UDP payload bytes per datagram (default 1472 for IPv4, 1452 for IPv6: a 1500-byte MTU)")
+        ->check(CLI::Range(speed::udp::kMinDatagramBytes, speed::udp::kMaxDatagramBytes));
     app.add_option("-C,--congestion", options.congestion,
                    "TCP congestion control for the data streams (e.g. cubic, bbr)");
     app.add_flag_callback(

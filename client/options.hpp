@@ -21,7 +21,7 @@ struct test_options {
     double omit_seconds = 0.0;       // warm-up before the window, reported separately
     double interval_seconds = 1.0;   // 0 = no interval reports
     std::uint16_t streams = 1;
-    std::uint64_t bitrate = 0;  // bits/s per direction (TCP: kernel pacing); 0 = unlimited
+    std::uint64_t bitrate = 0;  // bits/s per direction (TCP: kernel pacing); 0 = unlimited (UDP: adaptive)
     std::string congestion;     // TCP congestion control for the data sockets
     bool download = true;
     bool upload = true;
@@ -32,6 +32,8 @@ struct test_options {
     std::size_t threads = 0;  // data-plane threads; 0 = min(streams, cores)
     bool json = false;
     std::optional<auth::key> auth_key;  // --auth-key (and --auth-key-name), for servers that require one
+    bool udp = false;                   // --udp: latency probes, download and upload over UDP
+    std::uint32_t udp_length = 0;       // UDP payload bytes per datagram; 0 = fill a 1500-byte MTU
 };
 
 }  // namespace speed::client

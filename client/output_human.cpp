@@ -13,10 +13,11 @@ const char* title(proto::direction dir) {
 
 std::string latency_line(const latency_report& latency) {
     return fmt::format(
-        "{} median, {} min, {} p90, {} max, jitter {} ({} probes)",
+        "{} median, {} min, {} p90, {} max, jitter {} ({} probes{})",
         units::format_milliseconds(latency.rtt.median), units::format_milliseconds(latency.rtt.min),
         units::format_milliseconds(latency.rtt.p90), units::format_milliseconds(latency.rtt.max),
-        units::format_milliseconds(latency.jitter_ms), latency.rtt_ms.size());
+        units::format_milliseconds(latency.jitter_ms), latency.rtt_ms.size(),
+        latency.lost > 0 ? fmt::format(", {} lost", latency.lost) : std::string());
 }
 
 // ", latency under load 31.2 ms median (+28.9 ms)" when probes ran during the direction.
@@ -65,9 +66,15 @@ void human_output::direction_started(proto::direction dir, const direction_repor
 }
 
 void human_output::interval_done(proto::direction /*dir*/, const interval_report& interval) {
-    fmt::print(out_, "  [{:6.2f}-{:6.2f} s]  {:>11}  {:>13}{}\n", interval.start_seconds,
+    std::string udp;
+    if (interval.udp) {
+        udp = fmt::format("  lost {}/{}  jitter {}", interval.udp->lost_packets,
+                          interval.udp->packets + interval.udp->lost_packets,
+                          units::format_milliseconds(interval.udp->jitter_ms));
+    }
+    fmt::print(out_, "  [{:6.2f}-{:6.2f} s]  {:>11}  {:>13}{}{}\n", interval.start_seconds,
                interval.end_seconds, units::format_bytes(interval.bytes),
-               units::format_bits_per_second(interval.bits_per_second),
+               units::format_bits_per_second(interval.bits_per_second), udp,
                interval.omitted ? "  (omitted)" : "");
     std::fflush(out_);
 }
@@ -80,8 +87,7 @@ void human_output::direction_done(const direction_report& report) {
 }
 
 void human_output::summary(const test_report& report) {
-    fmt::print(out_, "\nSummary ({} to {})\n", report.protocol == "tcp" ? "TCP" : report.protocol,
-               report.host);
+    fmt::print(out_, "\nSummary ({} to {})\n", report.protocol == "tcp" ? "TCP" : "UDP", report.host);
     if (report.idle_latency) {
         fmt::print(out_, "  Idle latency  {}\n", latency_line(*report.idle_latency));
     }
@@ -91,6 +97,13 @@ void human_output::summary(const test_report& report) {
         }
         const auto& d = **direction;
         std::string sender = fmt::format("sender {}", units::format_bytes(d.sender_bytes));
+        if (d.udp) {
+            sender = fmt::format("sender {}, {} datagrams of {} B, {}", units::format_bytes(d.sender_bytes),
+                                 d.sender_packets, d.datagram_bytes,
+                                 d.target_bits_per_second
+                                     ? "target " + units::format_bits_per_second(*d.target_bits_per_second)
+                                     : std::string("adaptive rate"));
+        }
         if (d.sender_has_tcp_info) {
             sender += fmt::format(", {} retransmits", d.retransmits);
         }
@@ -101,6 +114,16 @@ void human_output::summary(const test_report& report) {
         fmt::print(out_, "  {:<12}  {:>13}  {} in {:.2f} s{} ({})\n", title(d.dir),
                    units::format_bits_per_second(d.bits_per_second), units::format_bytes(d.bytes), d.seconds,
                    omitted, sender);
+        if (d.udp) {
+            fmt::print(out_,
+                       "  {:<12}  lost {}/{} ({:.3g} %), jitter {}, IPDV p50/p99 {}/{}, out of order {}, "
+                       "duplicates {}, late {}\n",
+                       "", d.udp->lost_packets, d.udp->packets_sent, d.udp->lost_percent,
+                       units::format_milliseconds(d.udp->jitter_ms),
+                       units::format_milliseconds(d.udp->ipdv_p50_ms),
+                       units::format_milliseconds(d.udp->ipdv_p99_ms), d.udp->out_of_order, d.udp->duplicates,
+                       d.udp->late_packets);
+        }
         if (d.latency && !d.latency->rtt_ms.empty()) {
             std::string increase;
             if (d.latency_increase_ms) {

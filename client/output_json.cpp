@@ -26,6 +26,11 @@ json latency_json(const latency_report& latency) {
     out["lost"] = latency.lost;
     out["rtt_ms"] = latency.rtt_ms.empty() ? json(nullptr) : rtt_summary_json(latency.rtt);
     out["jitter_ms"] = number(latency.jitter_ms);
+    // How rtt_ms was timed: "kernel" when both ends' own delays came out via kernel receive timestamps.
+    out["timestamps"] = latency.kernel_timestamps ? "kernel" : "application";
+    out["application_rtt_ms"] = latency.application_rtt_ms.empty()
+                                    ? json(nullptr)
+                                    : rtt_summary_json(stats::summarize(latency.application_rtt_ms));
     return out;
 }
 
@@ -56,6 +61,24 @@ json sender_stream_json(const proto::stream_sender_stats& s) {
     return out;
 }
 
+json ipdv_json(const udp_figures& udp) {
+    return {
+        {"p50", number(udp.ipdv_p50_ms)}, {"p90", number(udp.ipdv_p90_ms)}, {"p99", number(udp.ipdv_p99_ms)}};
+}
+
+// The UDP keys of a direction or a stream (docs/json.md), after the keys TCP has too.
+void add_udp_figures(json& out, const udp_figures& udp) {
+    out["packets_sent"] = udp.packets_sent;
+    out["packets_received"] = udp.packets_received;
+    out["lost_packets"] = udp.lost_packets;
+    out["lost_percent"] = number(udp.lost_percent);
+    out["out_of_order"] = udp.out_of_order;
+    out["duplicates"] = udp.duplicates;
+    out["late_packets"] = udp.late_packets;
+    out["jitter_ms"] = number(udp.jitter_ms);
+    out["ipdv_ms"] = ipdv_json(udp);
+}
+
 json direction_json(const direction_report& report) {
     json out;
     out["bits_per_second"] = number(report.bits_per_second);
@@ -66,29 +89,50 @@ json direction_json(const direction_report& report) {
     out["measured_by"] = report.measured_by;
     json intervals = json::array();
     for (const auto& interval : report.intervals) {
-        intervals.push_back({{"start", number(interval.start_seconds)},
-                             {"end", number(interval.end_seconds)},
-                             {"bytes", interval.bytes},
-                             {"bits_per_second", number(interval.bits_per_second)},
-                             {"omitted", interval.omitted},
-                             {"streams", interval.stream_bytes}});
+        json entry = {{"start", number(interval.start_seconds)},
+                      {"end", number(interval.end_seconds)},
+                      {"bytes", interval.bytes},
+                      {"bits_per_second", number(interval.bits_per_second)},
+                      {"omitted", interval.omitted},
+                      {"streams", interval.stream_bytes}};
+        if (interval.udp) {
+            entry["packets"] = interval.udp->packets;
+            entry["lost_packets"] = interval.udp->lost_packets;
+            entry["jitter_ms"] = number(interval.udp->jitter_ms);
+        }
+        intervals.push_back(std::move(entry));
     }
     out["intervals"] = std::move(intervals);
     json streams = json::array();
     for (std::size_t i = 0; i < report.streams.size(); ++i) {
         const auto& stream = report.streams[i];
-        streams.push_back({{"id", i},
-                           {"bytes", stream.bytes},
-                           {"bits_per_second", number(stream.bits_per_second)},
-                           {"sender", sender_stream_json(stream.sender)}});
+        json entry = {{"id", i},
+                      {"bytes", stream.bytes},
+                      {"bits_per_second", number(stream.bits_per_second)},
+                      {"sender", sender_stream_json(stream.sender)}};
+        if (stream.udp) {
+            entry["sender"]["packets"] = stream.sender_packets;
+            add_udp_figures(entry, *stream.udp);
+        }
+        streams.push_back(std::move(entry));
     }
     out["streams"] = std::move(streams);
     json sender;
     sender["bytes"] = report.sender_bytes;
     sender["retransmits"] = report.sender_has_tcp_info ? json(report.retransmits) : json(nullptr);
     sender["congestion"] = report.congestion.empty() ? json(nullptr) : json(report.congestion);
+    if (report.udp) {
+        sender["packets"] = report.sender_packets;
+    }
     out["sender"] = std::move(sender);
     out["latency"] = loaded_latency_json(report);
+    if (report.udp) {
+        add_udp_figures(out, *report.udp);
+        out["target_bits_per_second"] =
+            report.target_bits_per_second ? number(*report.target_bits_per_second) : json(nullptr);
+        out["rate_control"] = report.target_bits_per_second ? "fixed" : "adaptive";
+        out["datagram_bytes"] = report.datagram_bytes;
+    }
     return out;
 }
 

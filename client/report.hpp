@@ -13,11 +13,35 @@
 namespace speed::client {
 
 struct latency_report {
-    std::vector<double> rtt_ms;  // in probe order
+    std::vector<double> rtt_ms;  // in probe order: network round trips (both ends' own delays removed)
+    std::vector<double> application_rtt_ms;  // the same probes from writing the PING to reading the PONG
+    bool kernel_timestamps = false;          // the client had kernel receive timestamps for every reply
     std::uint32_t sent = 0;
     std::uint32_t lost = 0;
     stats::summary rtt;      // over rtt_ms
     double jitter_ms = 0.0;  // mean absolute difference of consecutive RTTs
+};
+
+// UDP figures of a stream or a whole direction (docs/json.md). Packet counts cover the whole test
+// (warm-up, window and the tail until the sender stopped); bytes and rates cover the window.
+struct udp_figures {
+    std::uint64_t packets_sent = 0;
+    std::uint64_t packets_received = 0;  // distinct datagrams
+    std::uint64_t lost_packets = 0;      // packets_sent - packets_received, exactly
+    double lost_percent = 0.0;
+    std::uint64_t out_of_order = 0;
+    std::uint64_t duplicates = 0;
+    std::uint64_t late_packets = 0;  // arrived after the window closed: counted as received, not lost
+    double jitter_ms = 0.0;          // RFC 3550
+    double ipdv_p50_ms = 0.0;        // |IPDV| percentiles (RFC 5481)
+    double ipdv_p90_ms = 0.0;
+    double ipdv_p99_ms = 0.0;
+};
+
+struct udp_interval_figures {
+    std::uint64_t packets = 0;
+    std::uint64_t lost_packets = 0;  // sequence gaps opened in the interval (an estimate)
+    double jitter_ms = 0.0;
 };
 
 struct interval_report {
@@ -27,12 +51,15 @@ struct interval_report {
     double bits_per_second = 0.0;
     bool omitted = false;
     std::vector<std::uint64_t> stream_bytes;
+    std::optional<udp_interval_figures> udp;
 };
 
 struct stream_report {
     std::uint64_t bytes = 0;  // received within the window
     double bits_per_second = 0.0;
     proto::stream_sender_stats sender;
+    std::optional<udp_figures> udp;
+    std::uint64_t sender_packets = 0;  // UDP
 };
 
 struct direction_report {
@@ -58,6 +85,12 @@ struct direction_report {
     std::vector<double> in_band_rtt_ms;
     std::optional<double> latency_increase_ms;  // loaded median - idle median
     std::optional<latency::responsiveness> responsiveness;
+
+    // UDP only.
+    std::optional<udp_figures> udp;
+    std::optional<double> target_bits_per_second;  // nothing: adaptive rate (--bitrate 0)
+    std::uint32_t datagram_bytes = 0;
+    std::uint64_t sender_packets = 0;
 };
 
 struct test_report {

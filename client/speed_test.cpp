@@ -13,6 +13,7 @@
 
 #include "client/auth.hpp"
 #include "client/latency.hpp"
+#include "client/udp_test.hpp"
 #include "common/limits.hpp"
 #include "common/measurement.hpp"
 #include "common/units.hpp"
@@ -389,7 +390,13 @@ asio::awaitable<void> run_all(run_state& run) {
     co_await authenticate(control, welcome, run.auth, clock::now() + kReplyTimeout);
     run.progress.connected(report);
 
-    if (options.pings > 0 || options.loaded_ping_interval_seconds > 0) {
+    // --udp: the same phases over UDP (client/udp_test.cpp); latency under load still uses the TCP prober.
+    const udp_run udp{options, run.progress, run.data_pool, run.server};
+    if (options.pings > 0 && options.udp) {
+        report.idle_latency = co_await measure_udp_latency(udp, control);
+        run.progress.idle_latency_done(*report.idle_latency);
+    }
+    if ((options.pings > 0 && !options.udp) || options.loaded_ping_interval_seconds > 0) {
         net::control_channel probe(co_await connect(run.server, options.connect_timeout_seconds));
         net::set_no_delay(probe.socket().native_handle());
         const proto::hello probe_hello = make_hello(proto::connection_kind::probe, run.token);
@@ -397,7 +404,7 @@ asio::awaitable<void> run_all(run_state& run) {
         run.probes = std::make_shared<prober>(probe.release_socket());
         run.probes->start();
     }
-    if (options.pings > 0) {
+    if (options.pings > 0 && !options.udp) {
         report.idle_latency =
             co_await run.probes->measure(options.pings, seconds_to_duration(options.ping_interval_seconds));
         run.progress.idle_latency_done(*report.idle_latency);
@@ -406,20 +413,29 @@ asio::awaitable<void> run_all(run_state& run) {
         report.download.emplace();
         report.download->dir = proto::direction::download;
         report.download->measured_by = "client";
-        co_await run_download(run, control, *report.download);
+        if (options.udp) {
+            start_loaded_probes(run);
+            co_await run_udp_download(udp, control, *report.download);
+            co_await stop_loaded_probes(run, *report.download);
+        } else {
+            co_await run_download(run, control, *report.download);
+        }
         run.progress.direction_done(*report.download);
     }
     if (options.upload) {
         report.upload.emplace();
         report.upload->dir = proto::direction::upload;
         report.upload->measured_by = "server";
-        co_await run_upload(run, control, *report.upload);
+        if (options.udp) {
+            start_loaded_probes(run);
+            co_await run_udp_upload(udp, control, *report.upload);
+            co_await stop_loaded_probes(run, *report.upload);
+        } else {
+            co_await run_upload(run, control, *report.upload);
+        }
         run.progress.direction_done(*report.upload);
     }
     summarize_loaded_latency(report);
-    if (run.probes) {
-        run.probes->close();
-    }
 }
 
 int exit_code_for(const session_error& e) {
@@ -450,17 +466,26 @@ test_report run_speed_test(const test_options& options, progress_sink& progress)
     report.host = options.host;
     report.port = options.port;
     report.streams = options.streams;
+    report.protocol = options.udp ? "udp" : "tcp";
 
     const std::size_t threads = options.threads != 0
                                     ? options.threads
                                     : std::min<std::size_t>(options.streams, net::default_thread_count());
+    // The control context outlives the data pool: the data threads' flows and streams share state with an
+    // io object (a timer) of the control context, and the last of them may go when the pool is destroyed.
+    asio::io_context control_context(1);
     net::io_pool data_pool(threads);
     data_pool.start("speedcli-data");
-    asio::io_context control_context(1);
     run_state run{options, progress, report, data_pool, {}, {}, {}, {}, {}};
 
     std::exception_ptr failure;
-    asio::co_spawn(control_context, run_all(run), [&failure](std::exception_ptr e) { failure = e; });
+    asio::co_spawn(control_context, run_all(run), [&failure, &run](std::exception_ptr e) {
+        failure = e;
+        // The probe connection's reader and series would otherwise keep the loop running after a failure.
+        if (run.probes) {
+            run.probes->close();
+        }
+    });
     control_context.run();
     data_pool.stop();
 
@@ -468,6 +493,9 @@ test_report run_speed_test(const test_options& options, progress_sink& progress)
         try {
             std::rethrow_exception(failure);
         } catch (const unreachable_error& e) {
+            report.error = e.what();
+            report.exit_code = kExitUnreachable;
+        } catch (const udp_path_error& e) {
             report.error = e.what();
             report.exit_code = kExitUnreachable;
         } catch (const session_error& e) {

@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "common/udp_wire.hpp"
 #include "common/units.hpp"
 
 namespace speed {
@@ -84,10 +85,13 @@ std::optional<proto::error> validate_request(const proto::test_request& request,
                                                       std::to_string(limits.min_interval_ms) + " ms");
     }
     // An unlimited request (0) is allowed under a cap: the server shapes what it sends to the cap.
-    if (limits.max_bitrate != 0 && request.bitrate > limits.max_bitrate) {
+    const bool udp = request.proto == proto::transport::udp;
+    const std::uint64_t cap = udp ? limits.max_udp_bitrate : limits.max_bitrate;
+    if (cap != 0 && request.bitrate > cap) {
         return refuse(error_code::limit_exceeded, "requested bitrate " + std::to_string(request.bitrate) +
                                                       " bit/s; this server allows at most " +
-                                                      std::to_string(limits.max_bitrate) + " bit/s");
+                                                      std::to_string(cap) + " bit/s" +
+                                                      (udp ? " for UDP" : ""));
     }
     if (limits.max_bytes != 0 && request.bitrate != 0) {
         const double planned_bytes = static_cast<double>(request.bitrate) / 8.0 * test_seconds(request);
@@ -103,8 +107,15 @@ std::optional<proto::error> validate_request(const proto::test_request& request,
         return refuse(error_code::protocol_error,
                       "congestion control name has characters outside [a-z0-9_-]");
     }
-    if (request.proto == proto::transport::udp) {
-        return refuse(error_code::unsupported, "this server does not offer UDP tests yet");
+    if (udp && !limits.udp) {
+        return refuse(error_code::unsupported, "this server does not offer UDP tests");
+    }
+    if (udp && (request.udp_payload_bytes < udp::kMinDatagramBytes ||
+                request.udp_payload_bytes > udp::kMaxDatagramBytes)) {
+        return refuse(error_code::protocol_error,
+                      "UDP datagram length " + std::to_string(request.udp_payload_bytes) + " is outside " +
+                          std::to_string(udp::kMinDatagramBytes) + ".." +
+                          std::to_string(udp::kMaxDatagramBytes));
     }
     return std::nullopt;
 }

@@ -17,6 +17,10 @@ struct server_limits {
     std::uint64_t max_bitrate = 0;        // bits/s for what the server sends; 0 = no cap
     std::uint64_t max_bytes = 0;          // payload bytes one test may move (warm-up included); 0 = no cap
     std::uint32_t max_tests_per_session = 8;
+    // UDP has no congestion control of its own: a public server caps each UDP test (both directions) unless
+    // the operator says otherwise (--max-bitrate sets both caps; 0 = no cap).
+    std::uint64_t max_udp_bitrate = 1'000'000'000;
+    bool udp = true;  // --no-udp turns UDP tests off
 };
 
 // The smallest measured window a test may ask for: shorter windows say more about the clock than the link.

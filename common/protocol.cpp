@@ -110,6 +110,7 @@ void encode_payload(wire::writer& out, const ping& m) {
 void encode_payload(wire::writer& out, const pong& m) {
     out.u32(m.sequence);
     out.u64(m.client_time_ns);
+    out.u64(m.server_hold_ns);
 }
 
 void encode_payload(wire::writer& out, const auth_challenge& m) {
@@ -330,6 +331,7 @@ payload_result decode_pong(wire::reader& in) {
     pong m;
     m.sequence = in.u32();
     m.client_time_ns = in.u64();
+    m.server_hold_ns = in.u64();
     if (!in.ok()) {
         return payload_error{"truncated PONG"};
     }
@@ -360,6 +362,17 @@ payload_result decode_test_auth(wire::reader& in) {
     in.bytes(m.mac);
     if (!in.ok()) {
         return payload_error{"truncated TEST_AUTH"};
+    }
+    return m;
+}
+
+// The UDP messages decode in common/udp_messages.cpp.
+template <class T>
+payload_result decode_udp(wire::reader& in) {
+    T m;
+    std::string reason;
+    if (!decode_payload(in, m, reason)) {
+        return payload_error{std::move(reason)};
     }
     return m;
 }
@@ -403,6 +416,21 @@ payload_result decode_payload(std::uint8_t type, std::span<const std::uint8_t> p
             break;
         case message_type::pong:
             result = decode_pong(in);
+            break;
+        case message_type::udp_setup:
+            result = decode_udp<udp_setup>(in);
+            break;
+        case message_type::udp_echo_request:
+            result = decode_udp<udp_echo_request>(in);
+            break;
+        case message_type::udp_sender_report:
+            result = decode_udp<udp_sender_report>(in);
+            break;
+        case message_type::udp_receiver_report:
+            result = decode_udp<udp_receiver_report>(in);
+            break;
+        case message_type::udp_interval_report:
+            result = decode_udp<udp_interval_report>(in);
             break;
         case message_type::auth_challenge:
             result = decode_auth_challenge(in);
@@ -452,6 +480,11 @@ message_type type_of(const message& msg) {
                           [](const receiver_report&) { return message_type::receiver_report; },
                           [](const ping&) { return message_type::ping; },
                           [](const pong&) { return message_type::pong; },
+                          [](const udp_setup&) { return message_type::udp_setup; },
+                          [](const udp_echo_request&) { return message_type::udp_echo_request; },
+                          [](const udp_sender_report&) { return message_type::udp_sender_report; },
+                          [](const udp_receiver_report&) { return message_type::udp_receiver_report; },
+                          [](const udp_interval_report&) { return message_type::udp_interval_report; },
                           [](const auth_challenge&) { return message_type::auth_challenge; },
                           [](const auth_response&) { return message_type::auth_response; },
                           [](const auth_ok&) { return message_type::auth_ok; },
@@ -486,6 +519,16 @@ std::string_view name_of(message_type type) {
             return "PING";
         case message_type::pong:
             return "PONG";
+        case message_type::udp_setup:
+            return "UDP_SETUP";
+        case message_type::udp_echo_request:
+            return "UDP_ECHO_REQUEST";
+        case message_type::udp_sender_report:
+            return "UDP_SENDER_REPORT";
+        case message_type::udp_receiver_report:
+            return "UDP_RECEIVER_REPORT";
+        case message_type::udp_interval_report:
+            return "UDP_INTERVAL_REPORT";
         case message_type::auth_challenge:
             return "AUTH_CHALLENGE";
         case message_type::auth_response:

@@ -17,6 +17,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/udp_messages.hpp"
+
 namespace speed::proto {
 
 inline constexpr std::uint32_t kMagic = 0x53504454;  // "SPDT"
@@ -59,6 +61,12 @@ enum class message_type : std::uint8_t {
     auth_response = 0x41,
     auth_ok = 0x42,
     test_auth = 0x43,
+    // UDP tests (common/udp_messages.hpp)
+    udp_setup = 0x30,
+    udp_echo_request = 0x31,
+    udp_sender_report = 0x32,
+    udp_receiver_report = 0x33,
+    udp_interval_report = 0x34,
 };
 
 enum class connection_kind : std::uint8_t { control = 1, data = 2, probe = 3 };
@@ -187,6 +195,10 @@ struct ping {
 struct pong {
     std::uint32_t sequence = 0;
     std::uint64_t client_time_ns = 0;
+    // How long the server held the PING: from the kernel's receive timestamp of the PING (or, without one,
+    // from when the server read it) to just before it wrote this PONG. The client subtracts it, as TWAMP
+    // does.
+    std::uint64_t server_hold_ns = 0;
     bool operator==(const pong&) const = default;
 };
 
@@ -215,9 +227,10 @@ struct test_auth {
     bool operator==(const test_auth&) const = default;
 };
 
-using message = std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop,
-                             interval_report, sender_report, receiver_report, ping, pong, auth_challenge,
-                             auth_response, auth_ok, test_auth>;
+using message =
+    std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop, interval_report,
+                 sender_report, receiver_report, ping, pong, udp_setup, udp_echo_request, udp_sender_report,
+                 udp_receiver_report, udp_interval_report, auth_challenge, auth_response, auth_ok, test_auth>;
 
 message_type type_of(const message& msg);
 std::string_view name_of(message_type type);

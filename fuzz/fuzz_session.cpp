@@ -4,8 +4,8 @@
 // Input: one mode byte, then the client's bytes. Mode bit 0: the server requires authentication (two keys).
 // Bit 1: the harness plays a client that holds a key, answering the challenge and tagging each request
 // correctly, so the fuzzer reaches the phases behind authentication. Bits 2-3: small caps (2 streams, 2 tests
-// per session) so refusals are reached. The harness plays the server's I/O side too: it reports the streams
-// ready and the upload window closed as soon as the phase waits for them.
+// per session) so refusals are reached. Bit 4: the server offers no UDP. The harness plays the server's I/O
+// side too: it reports the streams ready and the upload window closed as soon as the phase waits for them.
 //
 // Invariants: every step is one the phase allows; an accepted test passes validate_request; an ended session
 // stays ended; every phase that reads has a positive deadline; every ERROR the server would send encodes and
@@ -66,13 +66,20 @@ bool check_step(const session_step& step, session_phase before, const session_pr
             FUZZ_CHECK(protocol.requests_received() <= limits.max_tests_per_session);
             FUZZ_CHECK(protocol.phase() == session_phase::setting_up);
             return true;
+        case kind::start_udp_echo:
+            FUZZ_CHECK(before == session_phase::idle);
+            FUZZ_CHECK(protocol.phase() == session_phase::idle);
+            FUZZ_CHECK(limits.udp);
+            return true;
         case kind::stop_sending:
             FUZZ_CHECK(before == session_phase::sending);
             FUZZ_CHECK(protocol.phase() == session_phase::idle);
             return true;
         case kind::test_complete:
             FUZZ_CHECK(before == session_phase::awaiting_sender_report);
-            FUZZ_CHECK(step.sender_report.streams.size() == protocol.test().streams);
+            FUZZ_CHECK(protocol.test().proto == proto::transport::udp
+                           ? step.udp_sender_report.streams.size() == protocol.test().streams
+                           : step.sender_report.streams.size() == protocol.test().streams);
             return true;
         case kind::client_done:
             FUZZ_CHECK(before == session_phase::idle);
@@ -114,6 +121,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if ((mode & 8) != 0) {
         limits.max_tests_per_session = 2;
+    }
+    if ((mode & 16) != 0) {
+        limits.udp = false;
     }
     session_protocol protocol(limits, session_timeouts{}, with_keys ? &keys() : nullptr, nonce());
     const auto opening = protocol.opening(proto::session_token{}, "speedsrv fuzz");

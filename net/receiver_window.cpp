@@ -40,7 +40,9 @@ asio::awaitable<measure::totals> measure_receiver_window(stream_group& group, co
             throw session_error(proto::error_code::protocol_error,
                                 "a data connection failed before any data arrived (" + *failure + ")");
         }
-        if (!co_await group.wait_for_change(first_byte_deadline) && clock::now() >= first_byte_deadline) {
+        // co_await as its own statement: GCC 12 miscompiles a co_await inside a && condition (SIGILL).
+        const bool changed = co_await group.wait_for_change(first_byte_deadline);
+        if (!changed && clock::now() >= first_byte_deadline) {
             throw session_error(proto::error_code::timeout,
                                 "no test data arrived after the streams were set up");
         }

@@ -7,6 +7,7 @@
 #ifdef __linux__
 #include <linux/sockios.h>
 #endif
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
@@ -59,6 +60,34 @@ std::string congestion_of(int fd) {
     (void)fd;
 #endif
     return {};
+}
+
+namespace {
+// A TCP socket to ask the kernel about defaults; closed when it goes out of scope.
+struct scratch_socket {
+    scratch_socket() : fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {}
+    ~scratch_socket() {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+    }
+    scratch_socket(const scratch_socket&) = delete;
+    scratch_socket& operator=(const scratch_socket&) = delete;
+    int fd;
+};
+}  // namespace
+
+bool congestion_available(const std::string& algorithm) {
+    if (algorithm.empty()) {
+        return true;
+    }
+    scratch_socket probe;
+    return probe.fd >= 0 && !set_congestion(probe.fd, algorithm);
+}
+
+std::string default_congestion() {
+    scratch_socket probe;
+    return probe.fd >= 0 ? congestion_of(probe.fd) : std::string();
 }
 
 std::error_code set_max_pacing_rate(int fd, std::uint64_t bytes_per_second) {

@@ -17,6 +17,9 @@ std::error_code set_no_delay(int fd);
 std::error_code set_congestion(int fd, const std::string& algorithm);
 // The congestion control the socket actually uses ("" where unknown).
 std::string congestion_of(int fd);
+// Whether this host offers `algorithm` ("" always works), and what a new TCP socket gets by default.
+bool congestion_available(const std::string& algorithm);
+std::string default_congestion();
 // Linux SO_MAX_PACING_RATE in bytes per second; the kernel paces TCP to it (0 = unlimited).
 std::error_code set_max_pacing_rate(int fd, std::uint64_t bytes_per_second);
 // Keepalive probes after `idle_seconds` and a TCP_USER_TIMEOUT, so a vanished peer is noticed.

@@ -393,7 +393,9 @@ asio::awaitable<bool> stream_group::wait_all_ended(clock::time_point deadline) {
         }
     }
     while (ended_count() < attached) {
-        if (!co_await wait_for_change(deadline) && clock::now() >= deadline) {
+        // co_await as its own statement: GCC 12 miscompiles a co_await inside a && condition (SIGILL).
+        const bool changed = co_await wait_for_change(deadline);
+        if (!changed && clock::now() >= deadline) {
             co_return false;
         }
     }

@@ -130,12 +130,15 @@ int main(int argc, char** argv) {
                    "Longest measured window a test may ask for, seconds")
         ->capture_default_str()
         ->check(CLI::Range(0.1, 86400.0));
-    app.add_option("--max-bitrate", max_bitrate_text,
-                   "Most bits/s one test may move, either direction (100M, 2.5G; 0 = no cap)")
-        ->capture_default_str();
+    auto* max_bitrate_option = app.add_option(
+        "--max-bitrate", max_bitrate_text,
+        "Most bits/s one test may move, either direction (100M, 2.5G; 0 = no cap). Default: no cap for "
+        "TCP, 1G for UDP (the server shapes what it sends to it)");
     app.add_option("--max-bytes", max_bytes_text,
                    "Most payload bytes one test may move, warm-up included (500M, 10G; 0 = no cap)")
         ->capture_default_str();
+    bool no_udp = false;
+    app.add_flag("--no-udp", no_udp, "Refuse UDP tests and do not open the UDP port");
     app.add_option("--max-tests-per-session", config.limits.max_tests_per_session,
                    "Tests one session may run (speedcli runs one download and one upload)")
         ->capture_default_str()
@@ -155,7 +158,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "speedsrv: --max-bytes: %s\n", error.c_str());
         return kExitUsage;
     }
-    config.limits.max_bitrate = static_cast<std::uint64_t>(std::llround(*max_bitrate));
+    if (max_bitrate_option->count() > 0) {
+        config.limits.max_bitrate = static_cast<std::uint64_t>(std::llround(*max_bitrate));
+        config.limits.max_udp_bitrate = config.limits.max_bitrate;
+    }
+    config.limits.udp = !no_udp;
     config.limits.max_bytes = *max_bytes;
     config.limits.max_duration_ms = static_cast<std::uint32_t>(seconds_to_ms(max_duration_seconds).count());
     config.handshake_timeout = seconds_to_ms(handshake_timeout_seconds);
@@ -184,7 +191,8 @@ int main(int argc, char** argv) {
     speed::net::io_pool data_pool(config.threads);
     asio::io_context control_context(1);
     speed::server::server srv(control_context, data_pool, config);
-    // Signals are caught before the "listening" line: whoever waits for that line may signal at once.
+    // Signals are caught from here on: "listening" below tells scripts and tests that SIGTERM stops us
+    // cleanly.
     asio::signal_set signals(control_context, SIGINT, SIGTERM);
     asio::steady_timer drain(control_context);
     signals.async_wait([&](const asio::error_code& ec, int signal_number) {
@@ -206,12 +214,12 @@ int main(int argc, char** argv) {
         return kExitStartupFailure;
     }
     const auto endpoint = srv.local_endpoint();
-    spdlog::info("speedsrv {} listening on {} port {} ({} data threads{})", SPEED_VERSION,
-                 endpoint.address().to_string(), endpoint.port(), config.threads,
-                 config.auth_keys
-                     ? fmt::format(", authentication required, {} key{}", config.auth_keys->size(),
-                                   config.auth_keys->size() == 1 ? "" : "s")
-                     : std::string());
+    spdlog::info(
+        "speedsrv {} listening on {} port {} ({} data threads{}{})", SPEED_VERSION,
+        endpoint.address().to_string(), endpoint.port(), config.threads, config.limits.udp ? "" : ", UDP off",
+        config.auth_keys ? fmt::format(", authentication required, {} key{}", config.auth_keys->size(),
+                                       config.auth_keys->size() == 1 ? "" : "s")
+                         : std::string());
 
     data_pool.start("speedsrv-data");
     control_context.run();

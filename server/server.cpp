@@ -242,6 +242,15 @@ void server::start() {
         acceptor->listen(asio::socket_base::max_listen_connections);
         acceptors_.push_back(std::move(acceptor));
     }
+    if (cfg.limits.udp) {
+        // UDP tests use the TCP listener's port number over UDP (server/udp_listener.hpp).
+        udp_ = std::make_unique<udp_listener>(context_->control_context);
+        for (const auto& acceptor : acceptors_) {
+            const auto local = acceptor->local_endpoint();
+            udp_->listen(asio::ip::udp::endpoint(local.address(), local.port()));
+        }
+        context_->udp = udp_.get();
+    }
     for (auto& acceptor : acceptors_) {
         asio::co_spawn(context_->control_context, accept_loop(context_, *acceptor),
                        net::log_if_failed("accept loop"));
@@ -262,6 +271,16 @@ void server::shutdown() {
     }
     for (auto& s : context_->sessions.all()) {
         s->abort();
+    }
+    if (udp_) {
+        const auto& drops = udp_->drops();
+        if (drops.total() > 0) {
+            spdlog::info(
+                "udp: {} datagrams dropped in all ({} malformed or not a HELLO, {} with an unknown token, {} "
+                "from a wrong address)",
+                drops.total(), drops.malformed, drops.unknown_token, drops.wrong_address);
+        }
+        udp_->close();
     }
 }
 

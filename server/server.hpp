@@ -11,6 +11,7 @@
 #include "net/io_pool.hpp"
 #include "server/config.hpp"
 #include "server/session_registry.hpp"
+#include "server/udp_listener.hpp"
 
 namespace speed::server {
 
@@ -28,6 +29,7 @@ class server {
   private:
     std::shared_ptr<server_context> context_;
     std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
+    std::unique_ptr<udp_listener> udp_;
 };
 
 }  // namespace speed::server

@@ -71,13 +71,6 @@ std::uint64_t sum(const std::vector<std::uint64_t>& values) {
     return total;
 }
 
-// The system's default congestion control, as a new socket gets it.
-std::string default_congestion() {
-    asio::io_context scratch;
-    asio::ip::tcp::socket probe(scratch, asio::ip::tcp::v4());
-    return net::congestion_of(probe.native_handle());
-}
-
 // At most `limit` values, evenly spread over `values` (keeps a long series within a frame).
 std::vector<std::uint32_t> thin_evenly(const std::vector<std::uint32_t>& values, std::size_t limit) {
     if (values.size() <= limit) {
@@ -89,15 +82,6 @@ std::vector<std::uint32_t> thin_evenly(const std::vector<std::uint32_t>& values,
         kept.push_back(values[i * values.size() / limit]);
     }
     return kept;
-}
-
-bool congestion_available(const std::string& algorithm) {
-    if (algorithm.empty()) {
-        return true;
-    }
-    asio::io_context scratch;
-    asio::ip::tcp::socket probe(scratch, asio::ip::tcp::v4());
-    return !net::set_congestion(probe.native_handle(), algorithm);
 }
 
 }  // namespace
@@ -156,6 +140,7 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     }
     self->test_.reset();
     self->close_probes();
+    self->end_udp();
     ctx.sessions.remove(self->token_);
     asio::error_code ignored;
     self->channel_.socket().close(ignored);
@@ -179,6 +164,7 @@ void session::abort() {
         test_->attach_timer.cancel();
     }
     close_probes();
+    end_udp();
 }
 
 std::int64_t session::stall_timeout_for(const proto::test_request& request) const {
@@ -237,6 +223,9 @@ asio::awaitable<void> session::serve_tests() {
             case session_step::kind::start_test:
                 co_await run_test(step.request);
                 break;
+            case session_step::kind::start_udp_echo:
+                co_await start_udp_echo();
+                break;
             default:
                 // session_protocol gives the other steps only while a test runs.
                 throw session_error(proto::error_code::internal, "session protocol out of step");
@@ -245,13 +234,17 @@ asio::awaitable<void> session::serve_tests() {
 }
 
 asio::awaitable<void> session::run_test(const proto::test_request& request) {
-    if (!congestion_available(request.congestion)) {
+    if (!net::congestion_available(request.congestion)) {
         throw session_error(proto::error_code::unsupported,
                             "congestion control '" + request.congestion + "' is not available on the server");
     }
+    if (request.proto == proto::transport::udp) {
+        co_await run_udp_test(request);
+        co_return;
+    }
     test_ = std::make_unique<active_test>(channel_.socket().get_executor(), next_test_id_++, request);
-    const proto::test_accept accept{test_->id,
-                                    request.congestion.empty() ? default_congestion() : request.congestion};
+    const proto::test_accept accept{
+        test_->id, request.congestion.empty() ? net::default_congestion() : request.congestion};
     co_await channel_.write(accept, clock::now() + kResultsTimeout);
     co_await wait_for_streams(*test_);
     if (auto failure = test_->group.set_congestion(request.congestion)) {

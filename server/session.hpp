@@ -23,6 +23,7 @@
 #include "server/probe_echo.hpp"
 #include "server/session_protocol.hpp"
 #include "server/session_registry.hpp"
+#include "server/udp_test.hpp"
 
 namespace speed::server {
 
@@ -65,6 +66,15 @@ class session : public std::enable_shared_from_this<session> {
     // --stall-timeout, stretched for very slowly paced tests (common/limits.hpp).
     std::int64_t stall_timeout_for(const proto::test_request& request) const;
 
+    // UDP tests and probes (server/udp_test.cpp).
+    asio::awaitable<void> run_udp_test(const proto::test_request& request);
+    asio::awaitable<void> send_udp_download(const proto::test_request& request);
+    asio::awaitable<void> receive_udp_upload(const proto::test_request& request);
+    asio::awaitable<void> start_udp_echo();
+    // Ends the previous UDP test's flows or echo (they outlive their test until the next request).
+    void end_udp();
+    udp_local udp_local_endpoint();
+
     std::shared_ptr<server_context> context_;
     admission_control::slot admission_;  // declared after context_: given back before the context can go
     net::control_channel channel_;
@@ -77,6 +87,9 @@ class session : public std::enable_shared_from_this<session> {
     std::vector<std::weak_ptr<probe_connection>> probes_;
     std::string failure_detail_;          // more than the client is told, for the log
     std::vector<std::string> summaries_;  // one per finished test, for the end-of-session log line
+    std::uint64_t udp_token_ = 0;
+    std::shared_ptr<udp_test_flows> udp_flows_;
+    std::shared_ptr<udp_echo> udp_echo_;
 };
 
 }  // namespace speed::server

@@ -86,7 +86,8 @@ std::string_view session_protocol::awaiting() const {
         case session_phase::receiving:
             return "nothing while the upload runs";
         case session_phase::awaiting_sender_report:
-            return "the client's SENDER_REPORT";
+            return test_.proto == proto::transport::udp ? "the client's UDP_SENDER_REPORT"
+                                                        : "the client's SENDER_REPORT";
         case session_phase::ended:
             return "nothing: the session has ended";
     }
@@ -123,6 +124,14 @@ session_step session_protocol::on_message(const proto::message& msg) {
             }
             break;
         case session_phase::idle:
+            if (std::holds_alternative<proto::udp_echo_request>(msg)) {
+                if (!limits_.udp) {
+                    return fail(proto::error_code::unsupported, "this server does not offer UDP tests");
+                }
+                session_step step;
+                step.what = session_step::kind::start_udp_echo;
+                return step;
+            }
             if (const auto* request = std::get_if<proto::test_request>(&msg)) {
                 ++requests_;
                 test_ = *request;
@@ -158,7 +167,8 @@ session_step session_protocol::on_message(const proto::message& msg) {
             }
             break;
         case session_phase::awaiting_sender_report:
-            if (const auto* report = std::get_if<proto::sender_report>(&msg)) {
+            if (const auto* report = std::get_if<proto::sender_report>(&msg);
+                report != nullptr && test_.proto == proto::transport::tcp) {
                 if (report->streams.size() != test_.streams) {
                     return fail(proto::error_code::protocol_error,
                                 "SENDER_REPORT has " + std::to_string(report->streams.size()) +
@@ -168,6 +178,19 @@ session_step session_protocol::on_message(const proto::message& msg) {
                 session_step step;
                 step.what = session_step::kind::test_complete;
                 step.sender_report = *report;
+                return step;
+            }
+            if (const auto* report = std::get_if<proto::udp_sender_report>(&msg);
+                report != nullptr && test_.proto == proto::transport::udp) {
+                if (report->streams.size() != test_.streams) {
+                    return fail(proto::error_code::protocol_error,
+                                "UDP_SENDER_REPORT has " + std::to_string(report->streams.size()) +
+                                    " streams; the test has " + std::to_string(test_.streams));
+                }
+                phase_ = session_phase::idle;
+                session_step step;
+                step.what = session_step::kind::test_complete;
+                step.udp_sender_report = *report;
                 return step;
             }
             break;

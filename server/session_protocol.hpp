@@ -2,17 +2,17 @@
 // clocks. server/session.cpp does the I/O and asks this class what each control frame means; the fuzzer
 // (fuzz/fuzz_session.cpp) feeds it raw bytes.
 //
-// Phases, and the one message each accepts (an ERROR from the client ends the session in any phase):
+// Phases, and what each accepts (an ERROR from the client ends the session in any phase):
 //
-//   authenticating          AUTH_RESPONSE    (only when the server has keys)            -> idle
-//   idle                    TEST_REQUEST     (or a clean close: the client is done)     ->
-//   test_authenticating
-//                                                                                          or setting_up
-//   test_authenticating     TEST_AUTH        (only when the server has keys)            -> setting_up
-//   setting_up              nothing: the server attaches the data connections           -> sending /
-//   receiving sending (download)      STOP                                                        -> idle
-//   receiving (upload)      nothing: the server measures until its window closes        ->
-//   awaiting_sender_report awaiting_sender_report  SENDER_REPORT -> idle
+//   authenticating           AUTH_RESPONSE (only when the server has keys)            -> idle
+//   idle                     TEST_REQUEST                          -> test_authenticating or setting_up
+//                            UDP_ECHO_REQUEST (opens a UDP echo for UDP probes)       -> idle
+//                            a clean close: the client is done                        -> ended
+//   test_authenticating      TEST_AUTH (only when the server has keys)                -> setting_up
+//   setting_up               nothing: the server sets up the data connections/flows   -> sending or receiving
+//   sending (download)       STOP                                                     -> idle
+//   receiving (upload)       nothing: the server measures until its window closes -> awaiting_sender_report
+//   awaiting_sender_report   SENDER_REPORT (TCP) or UDP_SENDER_REPORT (UDP)           -> idle
 //
 // Anything else is a protocol error that ends the session, as does a refused request (validate_request, the
 // tests-per-session cap, a wrong key). Each phase that reads has a deadline (read_timeout()).
@@ -54,18 +54,20 @@ struct session_timeouts {
 // What the session does after a client frame.
 struct session_step {
     enum class kind {
-        read_more,      // nothing to do; read the next frame (in the new phase)
-        reply,          // send `reply`, then read the next frame
-        start_test,     // set up `request` (validated, authenticated): phase setting_up
-        stop_sending,   // the client's STOP: stop the streams and send the SENDER_REPORT; phase idle
-        test_complete,  // the client's SENDER_REPORT arrived: the upload is done; phase idle
-        client_done,    // a clean close between tests: the session ends normally
-        end_session,    // the session ends with `failure` (sent to the client unless from_peer)
+        read_more,       // nothing to do; read the next frame (in the new phase)
+        reply,           // send `reply`, then read the next frame
+        start_test,      // set up `request` (validated, authenticated): phase setting_up
+        start_udp_echo,  // the client's UDP_ECHO_REQUEST: open a UDP echo for its probes; phase stays idle
+        stop_sending,    // the client's STOP: stop the streams and send the SENDER_REPORT; phase idle
+        test_complete,   // the client's SENDER_REPORT arrived: the upload is done; phase idle
+        client_done,     // a clean close between tests: the session ends normally
+        end_session,     // the session ends with `failure` (sent to the client unless from_peer)
     };
     kind what = kind::end_session;
     proto::message reply;
     proto::test_request request;
-    proto::sender_report sender_report;  // test_complete
+    proto::sender_report sender_report;          // test_complete of a TCP upload
+    proto::udp_sender_report udp_sender_report;  // test_complete of a UDP upload
     proto::error failure;
     bool from_peer = false;  // end_session: the client sent the ERROR
     std::string log_detail;  // end_session: more than the client is told (e.g. which key failed)

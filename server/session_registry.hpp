@@ -21,6 +21,7 @@
 namespace speed::server {
 
 class session;
+class udp_listener;
 
 struct token_hash {
     std::size_t operator()(const proto::session_token& token) const;
@@ -54,6 +55,7 @@ struct server_context {
     session_registry sessions;
     admission_control admission;
     log_limiter logs;
+    udp_listener* udp = nullptr;  // the UDP port of UDP tests; null when UDP is off
     bool shutting_down = false;
 };
 

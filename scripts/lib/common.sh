@@ -4,8 +4,11 @@
 # Debian 12 packages the build needs.
 SPEED_BUILD_PACKAGES=(build-essential cmake g++ libasio-dev libcli11-dev libspdlog-dev libfmt-dev catch2
                       nlohmann-json3-dev libssl-dev)
-# Extra packages the tests and benchmarks need: reference tools and namespace plumbing.
-SPEED_TEST_PACKAGES=(iperf3 sockperf iproute2 iputils-ping)
+# Extra packages the tests and benchmarks need: reference tools (iperf3, sockperf, ping) and the namespace lab's
+# plumbing (ip and tc from iproute2, sysctl from procps).
+SPEED_TEST_PACKAGES=(iperf3 sockperf iproute2 iputils-ping procps)
+# What bench/run needs beyond those: its driver is a Python script (standard library only).
+SPEED_BENCH_PACKAGES=(python3)
 # The fuzzers (scripts/fuzz): clang 14 and its libFuzzer/sanitizer runtimes.
 SPEED_FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
 

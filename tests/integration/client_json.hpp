@@ -14,9 +14,12 @@ struct client_run {
     nlohmann::json json;  // null when stdout was not one JSON document
 };
 
-inline client_run run_client(std::vector<std::string> args,
-                             std::chrono::milliseconds limit = std::chrono::seconds(60)) {
-    std::vector<std::string> argv{speedcli_path()};
+// speedcli with `args`, started through `launcher` (e.g. {"ip", "netns", "exec", NAME}) when one is given.
+inline client_run run_client_via(const std::vector<std::string>& launcher,
+                                 const std::vector<std::string>& args,
+                                 std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+    std::vector<std::string> argv = launcher;
+    argv.push_back(speedcli_path());
     argv.insert(argv.end(), args.begin(), args.end());
     client_run run;
     run.process = run_process(argv, limit);
@@ -25,6 +28,11 @@ inline client_run run_client(std::vector<std::string> args,
         run.json = nullptr;
     }
     return run;
+}
+
+inline client_run run_client(std::vector<std::string> args,
+                             std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+    return run_client_via({}, args, limit);
 }
 
 }  // namespace speed::testing

@@ -134,7 +134,10 @@ TEST_CASE("a server that accepts and then says nothing: the client gives up", "[
 
 TEST_CASE("requests beyond the server's caps are refused with the reason", "[integration][errors]") {
     server_process server({"--max-streams", "2"});
+    const auto started = std::chrono::steady_clock::now();
     const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-P", "4", "-J"});
+    // Refused after the idle latency phase: the open probe connection must not keep speedcli waiting.
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
     CHECK(run.process.exit_code == kExitRefused);
     REQUIRE(run.json.is_object());
     CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("at most 2"));

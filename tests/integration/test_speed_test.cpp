@@ -156,7 +156,7 @@ TEST_CASE("human output shows intervals and a summary", "[integration]") {
 }
 
 TEST_CASE("IPv6: speedsrv --bind ::1 and speedcli -6", "[integration]") {
-    server_process server({"--bind", "::1"});
+    server_process server(server_launch{{}, "::1", {}});
     const auto run =
         run_client({"::1", "-p", std::to_string(server.port()), "-6", "-t", "0.5", "--pings", "2", "-J"});
     INFO(run.process.out << run.process.err);

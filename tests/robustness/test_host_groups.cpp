@@ -34,7 +34,8 @@ TEST_CASE("IPv4: a /24 is one host when asked, its neighbour another", "[robustn
         return;
     }
     private_network network({"10.9.9.9", "10.1.2.1", "10.1.2.2", "10.1.2.3", "10.1.3.1"});
-    server_process server({"--bind", "10.9.9.9", "--ipv4-host-prefix", "24", "--max-sessions-per-host", "2"});
+    server_process server(
+        server_launch{{"--ipv4-host-prefix", "24", "--max-sessions-per-host", "2"}, "10.9.9.9", {}});
     std::vector<raw_connection> held;
     std::string refusal;
     CHECK(session_from("10.1.2.1", server.port(), "10.9.9.9", held, refusal));
@@ -51,7 +52,7 @@ TEST_CASE("IPv6: a /64 is one host, its neighbour another", "[robustness][netns]
     }
     private_network network(
         {"2001:db8:ff::1", "2001:db8:1::1", "2001:db8:1::2", "2001:db8:1::3", "2001:db8:2::1"});
-    server_process server({"--bind", "2001:db8:ff::1", "--max-sessions-per-host", "2"});
+    server_process server(server_launch{{"--max-sessions-per-host", "2"}, "2001:db8:ff::1", {}});
     std::vector<raw_connection> held;
     std::string refusal;
     CHECK(session_from("2001:db8:1::1", server.port(), "2001:db8:ff::1", held, refusal));

@@ -101,7 +101,7 @@ void check_stopped_client_is_dropped(const std::string& direction_flag, const st
                                direction_flag, "--pings", "0"});
     REQUIRE(wait_for_log(server.process(), "started (speedcli", 10s));
     std::this_thread::sleep_for(1500ms);  // well into the test
-    client.signal(SIGSTOP);
+    client.send_signal(SIGSTOP);
     const auto stopped_at = steady_clock::now();
     const auto ended_at = wait_for_log(server.process(), expected_log, 15s);
     REQUIRE(ended_at);
@@ -111,7 +111,7 @@ void check_stopped_client_is_dropped(const std::string& direction_flag, const st
     CHECK(took < 6s);
     // Its connections are gone while the client is still stopped.
     server.check_recovered();
-    client.signal(SIGKILL);
+    client.send_signal(SIGKILL);
 }
 
 }  // namespace

@@ -7,10 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
-#include <regex>
 #include <stdexcept>
 #include <thread>
 
@@ -54,7 +52,8 @@ pid_t spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
     }
     args.push_back(nullptr);
     pid_t pid = -1;
-    const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+    // posix_spawnp: tools such as ip and iperf3 are found through PATH.
+    const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {
         throw std::runtime_error("cannot start " + argv[0]);
@@ -80,6 +79,10 @@ int decode_status(int status) {
 }
 
 }  // namespace
+
+pid_t spawn_process(const std::vector<std::string>& argv, int out_fd, int err_fd) {
+    return spawn(argv, out_fd, err_fd);
+}
 
 process_result run_process(const std::vector<std::string>& argv, milliseconds limit) {
     pipe_pair out = make_pipe();
@@ -123,43 +126,19 @@ process_result run_process(const std::vector<std::string>& argv, milliseconds li
     return result;
 }
 
-server_process::server_process(std::vector<std::string> extra_args) {
-    std::vector<std::string> argv{speedsrv_path(), "--port", "0"};
-    if (std::find(extra_args.begin(), extra_args.end(), "--bind") == extra_args.end()) {
-        argv.insert(argv.end(), {"--bind", "127.0.0.1"});
-    }
-    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-    pipe_pair err = make_pipe();
-    const int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    pid_ = spawn(argv, dev_null, err.write_end);
-    ::close(dev_null);
-    ::close(err.write_end);
-    log_fd_ = err.read_end;
+background_process::background_process(const std::vector<std::string>& argv) {
+    pipe_pair log = make_pipe();
+    pid_ = spawn(argv, log.write_end, log.write_end);
+    ::close(log.write_end);
+    log_fd_ = log.read_end;
     ::fcntl(log_fd_, F_SETFL, O_NONBLOCK);
-
-    // speedsrv logs "listening on ADDRESS port N" once it accepts connections.
-    const std::regex listening("listening on \\S+ port ([0-9]+)");
-    const auto deadline = steady::now() + std::chrono::seconds(10);
-    std::smatch match;
-    while (steady::now() < deadline) {
-        drain_log(100);
-        if (std::regex_search(log_, match, listening)) {
-            port_ = static_cast<std::uint16_t>(std::stoi(match[1].str()));
-            return;
-        }
-        if (!running()) {
-            break;
-        }
-    }
-    stop();
-    throw std::runtime_error("speedsrv did not start listening; its log:\n" + log_);
 }
 
-server_process::~server_process() {
+background_process::~background_process() {
     stop();
 }
 
-bool server_process::running() {
+bool background_process::running() {
     if (pid_ <= 0 || reaped_) {
         return false;
     }
@@ -172,7 +151,35 @@ bool server_process::running() {
     return true;
 }
 
-void server_process::drain_log(int timeout_ms) {
+std::string background_process::wait_for_line(const std::string& text, milliseconds limit) {
+    const auto deadline = steady::now() + limit;
+    for (;;) {
+        drain_log(20);
+        const auto at = log_.find(text);
+        const auto line_end = at == std::string::npos ? at : log_.find('\n', at);
+        if (line_end != std::string::npos) {
+            const auto line_start = log_.rfind('\n', at);
+            const auto from = line_start == std::string::npos ? 0 : line_start + 1;
+            return log_.substr(from, line_end - from);
+        }
+        if (!running()) {
+            drain_log(0);
+            throw std::runtime_error("the process exited before printing '" + text + "'; its output:\n" +
+                                     log_);
+        }
+        if (steady::now() >= deadline) {
+            throw std::runtime_error("no '" + text + "' within the time limit; the output so far:\n" + log_);
+        }
+    }
+}
+
+void background_process::send_signal(int signal_number) {
+    if (running()) {
+        ::kill(pid_, signal_number);
+    }
+}
+
+void background_process::drain_log(int timeout_ms) {
     if (log_fd_ < 0) {
         return;
     }
@@ -183,12 +190,23 @@ void server_process::drain_log(int timeout_ms) {
     }
 }
 
-std::string server_process::log() {
+std::string background_process::log() {
     drain_log(0);
     return log_;
 }
 
-int server_process::stop(milliseconds limit) {
+int background_process::wait(milliseconds limit) {
+    const auto deadline = steady::now() + limit;
+    while (running()) {
+        if (steady::now() >= deadline) {
+            return -1;
+        }
+        drain_log(10);
+    }
+    return exit_code_;
+}
+
+int background_process::stop(milliseconds limit) {
     if (pid_ <= 0) {
         return exit_code_;
     }
@@ -219,42 +237,28 @@ int server_process::stop(milliseconds limit) {
     return exit_code_;
 }
 
-background_process::background_process(const std::vector<std::string>& argv) {
-    const int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    pid_ = spawn(argv, dev_null, dev_null);
-    ::close(dev_null);
+namespace {
+
+std::vector<std::string> server_command(const server_launch& launch) {
+    std::vector<std::string> argv = launch.launcher;
+    argv.insert(argv.end(), {speedsrv_path(), "--bind", launch.bind_address, "--port", "0"});
+    argv.insert(argv.end(), launch.extra_args.begin(), launch.extra_args.end());
+    return argv;
 }
 
-background_process::~background_process() {
-    if (!reaped_) {
-        ::kill(pid_, SIGKILL);
-        ::kill(pid_, SIGCONT);
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
-    }
-}
+}  // namespace
 
-void background_process::signal(int signal_number) {
-    if (!reaped_) {
-        ::kill(pid_, signal_number);
-    }
-}
+server_process::server_process(std::vector<std::string> extra_args)
+    : server_process(server_launch{std::move(extra_args), "127.0.0.1", {}}) {}
 
-int background_process::wait(milliseconds limit) {
-    const auto deadline = steady::now() + limit;
-    while (!reaped_) {
-        int status = 0;
-        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-            reaped_ = true;
-            exit_code_ = decode_status(status);
-            break;
-        }
-        if (steady::now() >= deadline) {
-            return -1;
-        }
-        std::this_thread::sleep_for(milliseconds(10));
+server_process::server_process(const server_launch& launch) : process_(server_command(launch)) {
+    // speedsrv logs "listening on ADDRESS port N (...)" once it accepts connections.
+    const std::string line = process_.wait_for_line("listening on ", std::chrono::seconds(10));
+    const auto at = line.find(" port ");
+    if (at == std::string::npos) {
+        throw std::runtime_error("speedsrv's listening line has no port: " + line);
     }
-    return exit_code_;
+    port_ = static_cast<std::uint16_t>(std::stoi(line.substr(at + 6)));
 }
 
 }  // namespace speed::testing

@@ -229,3 +229,78 @@ TEST_CASE("authentication failures: the client is told little, the log more", "[
     }
     CHECK(protocol.phase() == session_phase::ended);
 }
+
+namespace {
+
+proto::test_request udp_upload(std::uint16_t streams) {
+    auto request = upload(streams);
+    request.proto = proto::transport::udp;
+    request.udp_payload_bytes = 1400;
+    return request;
+}
+
+proto::udp_sender_report udp_report_of(std::size_t streams) {
+    proto::udp_sender_report report;
+    report.streams.resize(streams);
+    return report;
+}
+
+}  // namespace
+
+TEST_CASE("UDP: an echo request between tests opens the echo; a UDP upload ends with UDP_SENDER_REPORT",
+          "[session][udp]") {
+    auto protocol = open_session();
+    auto step = protocol.on_message(proto::udp_echo_request{});
+    CHECK(step.what == kind::start_udp_echo);
+    CHECK(protocol.phase() == session_phase::idle);
+
+    REQUIRE(protocol.on_message(udp_upload(2)).what == kind::start_test);
+    protocol.streams_ready();
+    CHECK(protocol.phase() == session_phase::receiving);
+    protocol.window_closed();
+    CHECK(protocol.awaiting() == "the client's UDP_SENDER_REPORT");
+    step = protocol.on_message(udp_report_of(2));
+    REQUIRE(step.what == kind::test_complete);
+    CHECK(step.udp_sender_report.streams.size() == 2);
+    CHECK(protocol.phase() == session_phase::idle);
+}
+
+TEST_CASE("UDP: the wrong kind or count of sender report ends the session", "[session][udp]") {
+    SECTION("a TCP SENDER_REPORT for a UDP upload") {
+        auto protocol = open_session();
+        REQUIRE(protocol.on_message(udp_upload(1)).what == kind::start_test);
+        protocol.streams_ready();
+        protocol.window_closed();
+        const auto step = protocol.on_message(report_of(1));
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.code == proto::error_code::protocol_error);
+        CHECK(step.failure.message ==
+              "unexpected SENDER_REPORT while waiting for the client's UDP_SENDER_REPORT");
+    }
+    SECTION("a UDP_SENDER_REPORT for a TCP upload") {
+        auto protocol = open_session();
+        REQUIRE(protocol.on_message(upload(1)).what == kind::start_test);
+        protocol.streams_ready();
+        protocol.window_closed();
+        CHECK(protocol.on_message(udp_report_of(1)).what == kind::end_session);
+    }
+    SECTION("a stream count that is not the test's") {
+        auto protocol = open_session();
+        REQUIRE(protocol.on_message(udp_upload(2)).what == kind::start_test);
+        protocol.streams_ready();
+        protocol.window_closed();
+        const auto step = protocol.on_message(udp_report_of(3));
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.message == "UDP_SENDER_REPORT has 3 streams; the test has 2");
+    }
+}
+
+TEST_CASE("UDP: a server without UDP refuses an echo request", "[session][udp]") {
+    server_limits limits;
+    limits.udp = false;
+    auto protocol = open_session(nullptr, limits);
+    const auto step = protocol.on_message(proto::udp_echo_request{});
+    CHECK(step.what == kind::end_session);
+    CHECK(step.failure.code == proto::error_code::unsupported);
+    CHECK(protocol.phase() == session_phase::ended);
+}

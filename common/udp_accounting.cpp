@@ -1,0 +1,174 @@
+#include "common/udp_accounting.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdlib>
+
+namespace speed::udp {
+
+// ---- ipdv_histogram ----
+// Values below 2^7 have a bucket each. Above, a value v with highest set bit b (b >= 7) lands in group
+// g = b - 6 and sub-bucket (v >> (b - 6)) - 64, so each power of two is split into 64 equal parts.
+
+std::size_t ipdv_histogram::bucket_of(std::uint64_t value_ns) {
+    constexpr std::uint64_t kExact = std::uint64_t{1} << (kSubBucketBits + 1);  // 128
+    if (value_ns < kExact) {
+        return value_ns;
+    }
+    const int highest_bit = 63 - std::countl_zero(value_ns);
+    const int shift = highest_bit - kSubBucketBits;
+    const std::size_t group = static_cast<std::size_t>(shift);  // 1 for 128..255
+    const std::size_t sub = (value_ns >> shift) - 64;
+    const std::size_t index = 128 + (group - 1) * 64 + sub;
+    return std::min(index, kBucketCount - 1);
+}
+
+std::uint64_t ipdv_histogram::bucket_start(std::size_t index) {
+    if (index < 128) {
+        return index;
+    }
+    const std::size_t group = (index - 128) / 64 + 1;
+    const std::size_t sub = (index - 128) % 64;
+    return (std::uint64_t{64} + sub) << group;
+}
+
+std::uint64_t ipdv_histogram::bucket_width(std::size_t index) {
+    if (index < 128) {
+        return 1;
+    }
+    return std::uint64_t{1} << ((index - 128) / 64 + 1);
+}
+
+void ipdv_histogram::add(std::uint64_t value_ns) {
+    ++buckets_[bucket_of(value_ns)];
+    ++count_;
+}
+
+void ipdv_histogram::merge(const ipdv_histogram& other) {
+    for (std::size_t i = 0; i < kBucketCount; ++i) {
+        buckets_[i] += other.buckets_[i];
+    }
+    count_ += other.count_;
+}
+
+std::uint64_t ipdv_histogram::percentile(double fraction) const {
+    if (count_ == 0) {
+        return 0;
+    }
+    fraction = std::clamp(fraction, 0.0, 1.0);
+    const auto rank = std::max<std::uint64_t>(
+        1, static_cast<std::uint64_t>(std::ceil(fraction * static_cast<double>(count_))));
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < kBucketCount; ++i) {
+        seen += buckets_[i];
+        if (seen >= rank) {
+            return bucket_start(i) + bucket_width(i) / 2;
+        }
+    }
+    return bucket_start(kBucketCount - 1);
+}
+
+// ---- receiver_accounting ----
+
+receiver_accounting::receiver_accounting(std::uint64_t window)
+    : window_(std::max<std::uint64_t>(64, (window + 63) / 64 * 64)), seen_(window_ / 64, 0) {}
+
+bool receiver_accounting::test_and_set(std::uint64_t sequence) {
+    const std::uint64_t slot = sequence % window_;
+    std::uint64_t& word = seen_[slot / 64];
+    const std::uint64_t bit = std::uint64_t{1} << (slot % 64);
+    const bool was_set = (word & bit) != 0;
+    word |= bit;
+    return was_set;
+}
+
+// Clears the ring slots of the sequence numbers from counters_.expected up to and including `sequence`: they
+// now stand for these new numbers instead of numbers one window older.
+void receiver_accounting::advance_to(std::uint64_t sequence) {
+    const std::uint64_t from = counters_.expected;
+    const std::uint64_t count = sequence - from + 1;
+    if (count >= window_) {
+        std::fill(seen_.begin(), seen_.end(), 0);
+        return;
+    }
+    for (std::uint64_t s = from; s <= sequence;) {
+        const std::uint64_t slot = s % window_;
+        const std::uint64_t bit = slot % 64;
+        const std::uint64_t run = std::min<std::uint64_t>(64 - bit, sequence - s + 1);
+        const std::uint64_t mask = run == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << run) - 1) << bit;
+        seen_[slot / 64] &= ~mask;
+        s += run;
+    }
+}
+
+arrival receiver_accounting::on_datagram(std::uint64_t sequence, std::uint32_t bytes, std::int64_t sent_ns,
+                                         std::int64_t arrival_ns) {
+    arrival kind = arrival::in_order;
+    if (sequence >= counters_.expected) {
+        advance_to(sequence);
+        test_and_set(sequence);
+        counters_.expected = sequence + 1;
+    } else if (counters_.expected - sequence > window_ || test_and_set(sequence)) {
+        ++counters_.duplicates;
+        return arrival::duplicate;
+    } else {
+        kind = arrival::out_of_order;
+        ++counters_.out_of_order;
+    }
+    ++counters_.packets_received;
+    counters_.bytes_received += bytes;
+    if (counters_.first_arrival_ns == 0) {
+        counters_.first_arrival_ns = arrival_ns;
+    }
+
+    const std::int64_t transit_ns = arrival_ns - sent_ns;
+    jitter_.add_transit(static_cast<double>(transit_ns));
+    counters_.jitter_ns = jitter_.value();
+    if (has_previous_ && sequence == previous_sequence_ + 1) {
+        ipdv_.add(static_cast<std::uint64_t>(std::llabs(transit_ns - previous_transit_ns_)));
+    }
+    has_previous_ = true;
+    previous_sequence_ = sequence;
+    previous_transit_ns_ = transit_ns;
+    min_transit_ns_ = std::min(min_transit_ns_.value_or(transit_ns), transit_ns);
+    recent_min_transit_ns_ = std::min(recent_min_transit_ns_.value_or(transit_ns), transit_ns);
+    return kind;
+}
+
+std::int64_t receiver_accounting::take_queue_delay_ns() {
+    if (!recent_min_transit_ns_ || !min_transit_ns_) {
+        return 0;
+    }
+    const std::int64_t delay = *recent_min_transit_ns_ - *min_transit_ns_;
+    recent_min_transit_ns_.reset();
+    return delay;
+}
+
+// ---- finalization ----
+
+finalize_result finalize_stream(const receiver_counters& at_window_end, const receiver_counters& at_drain_end,
+                                std::uint64_t packets_sent) {
+    finalize_result result;
+    if (at_drain_end.expected > packets_sent) {
+        result.error = "the sender reported " + std::to_string(packets_sent) + " datagrams but sequence " +
+                       std::to_string(at_drain_end.expected - 1) + " arrived";
+        return result;
+    }
+    stream_totals totals;
+    totals.packets_sent = packets_sent;
+    totals.packets_received = at_drain_end.packets_received;
+    totals.lost_packets = packets_sent - at_drain_end.packets_received;
+    totals.out_of_order = at_drain_end.out_of_order;
+    totals.duplicates = at_drain_end.duplicates;
+    totals.late_packets = at_drain_end.packets_received - at_window_end.packets_received;
+    totals.jitter_ns = at_drain_end.jitter_ns;
+    result.totals = totals;
+    return result;
+}
+
+double lost_percent(std::uint64_t lost, std::uint64_t sent) {
+    return sent == 0 ? 0.0 : 100.0 * static_cast<double>(lost) / static_cast<double>(sent);
+}
+
+}  // namespace speed::udp

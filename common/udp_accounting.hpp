@@ -1,0 +1,120 @@
+// Receiver-side accounting of one UDP stream, free of I/O so every rule has exact test vectors
+// (docs/methodology.md, "UDP").
+//
+// Each DATA datagram is classified by its sequence number: new and in order, new but out of order (below the
+// highest sequence seen), or a duplicate. Received counts distinct sequence numbers only, so after the sender
+// says how many it sent, lost = sent - received exactly. Jitter is RFC 3550's running estimate over arrival
+// order; IPDV (RFC 5481) is the delay difference of consecutive sequence numbers that arrived one after the
+// other, kept in a histogram for percentiles.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/statistics.hpp"
+
+namespace speed::udp {
+
+// Non-negative nanosecond values in log-linear buckets: exact below 128 ns, within 1/64 (1.6 %) above, up to
+// 2^42 ns (73 minutes; larger values land in the last bucket). Histograms of several streams add up.
+class ipdv_histogram {
+  public:
+    static constexpr int kSubBucketBits = 6;                    // 64 sub-buckets per power of two
+    static constexpr std::size_t kBucketCount = 128 + 64 * 35;  // groups 1..35 reach 2^42
+
+    void add(std::uint64_t value_ns);
+    void merge(const ipdv_histogram& other);
+    std::uint64_t count() const { return count_; }
+    // The value at `fraction` (0..1) of the samples, nearest rank (the smallest bucket holding at least
+    // ceil(fraction * count) samples), reported as the middle of that bucket. 0 without samples.
+    std::uint64_t percentile(double fraction) const;
+
+    static std::size_t bucket_of(std::uint64_t value_ns);
+    // The smallest value of bucket `index` and how many values it spans.
+    static std::uint64_t bucket_start(std::size_t index);
+    static std::uint64_t bucket_width(std::size_t index);
+
+  private:
+    std::vector<std::uint64_t> buckets_ = std::vector<std::uint64_t>(kBucketCount, 0);
+    std::uint64_t count_ = 0;
+};
+
+// Cumulative counters of one stream, as the receiving thread publishes them.
+struct receiver_counters {
+    std::uint64_t packets_received = 0;  // distinct sequence numbers
+    std::uint64_t bytes_received = 0;    // UDP payload bytes of those datagrams
+    std::uint64_t expected = 0;          // highest sequence received + 1
+    std::uint64_t out_of_order = 0;      // distinct datagrams that arrived after a higher sequence
+    std::uint64_t duplicates = 0;        // datagrams whose sequence had already arrived (or too old to tell)
+    double jitter_ns = 0.0;              // RFC 3550 running estimate
+    std::int64_t first_arrival_ns = 0;   // 0 until the first DATA datagram
+
+    // Sequence numbers skipped so far (expected - received): the loss estimate while a test runs.
+    std::uint64_t gaps() const { return expected - packets_received; }
+};
+
+enum class arrival { in_order, out_of_order, duplicate };
+
+class receiver_accounting {
+  public:
+    // Reordering deeper than this many sequence numbers cannot be told from duplication.
+    static constexpr std::uint64_t kDefaultWindow = std::uint64_t{1} << 20;
+
+    explicit receiver_accounting(std::uint64_t window = kDefaultWindow);
+
+    // One DATA datagram of `bytes` UDP payload bytes, sent at `sent_ns` (sender clock) and received at
+    // `arrival_ns` (receiver clock; the two clocks may differ by a constant).
+    arrival on_datagram(std::uint64_t sequence, std::uint32_t bytes, std::int64_t sent_ns,
+                        std::int64_t arrival_ns);
+
+    const receiver_counters& counters() const { return counters_; }
+    const ipdv_histogram& ipdv() const { return ipdv_; }
+    // Queueing delay estimate for FEEDBACK: the smallest transit time since the previous call minus the
+    // smallest ever (both include the clock offset, which cancels). 0 when nothing arrived since.
+    std::int64_t take_queue_delay_ns();
+
+  private:
+    bool test_and_set(std::uint64_t sequence);
+    void advance_to(std::uint64_t sequence);
+
+    std::uint64_t window_;
+    std::vector<std::uint64_t> seen_;  // a ring of window_ bits, bit s % window_ for sequence s
+    receiver_counters counters_;
+    stats::rfc3550_jitter jitter_;
+    ipdv_histogram ipdv_;
+    bool has_previous_ = false;
+    std::uint64_t previous_sequence_ = 0;
+    std::int64_t previous_transit_ns_ = 0;
+    std::optional<std::int64_t> min_transit_ns_;
+    std::optional<std::int64_t> recent_min_transit_ns_;
+};
+
+// The final figures of one stream once the sender's count is known.
+struct stream_totals {
+    std::uint64_t packets_sent = 0;
+    std::uint64_t packets_received = 0;
+    std::uint64_t lost_packets = 0;  // packets_sent - packets_received
+    std::uint64_t out_of_order = 0;
+    std::uint64_t duplicates = 0;
+    std::uint64_t late_packets = 0;  // received after the measured window closed: counted, not lost
+    double jitter_ns = 0.0;
+    bool operator==(const stream_totals&) const = default;
+};
+
+// Combines the counters at the end of the window and after the drain with the sender's count. Fails (with
+// the reason) when the receiver saw a sequence number the sender says it never sent.
+struct finalize_result {
+    std::optional<stream_totals> totals;
+    std::string error;
+};
+finalize_result finalize_stream(const receiver_counters& at_window_end, const receiver_counters& at_drain_end,
+                                std::uint64_t packets_sent);
+
+// lost / sent in percent; 0 when nothing was sent.
+double lost_percent(std::uint64_t lost, std::uint64_t sent);
+
+}  // namespace speed::udp

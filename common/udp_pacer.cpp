@@ -1,0 +1,69 @@
+#include "common/udp_pacer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace speed::udp {
+
+pacer::pacer(double bits_per_second, std::int64_t burst_ns, std::uint64_t min_burst_bytes,
+             std::int64_t now_ns)
+    : bytes_per_ns_(std::max(bits_per_second, 0.0) / 8e9),
+      burst_ns_(burst_ns),
+      min_burst_bytes_(min_burst_bytes),
+      tokens_(static_cast<double>(min_burst_bytes)),
+      last_ns_(now_ns) {}
+
+void pacer::set_rate(double bits_per_second, std::int64_t now_ns) {
+    refill(now_ns);
+    bytes_per_ns_ = std::max(bits_per_second, 0.0) / 8e9;
+    tokens_ = std::min(tokens_, static_cast<double>(depth_bytes()));
+    debt_ = 0;
+}
+
+std::uint64_t pacer::depth_bytes() const {
+    const double burst = bytes_per_ns_ * static_cast<double>(burst_ns_);
+    return std::max(min_burst_bytes_, static_cast<std::uint64_t>(burst));
+}
+
+void pacer::refill(std::int64_t now_ns) {
+    if (now_ns <= last_ns_) {
+        return;  // the clock did not move (or a caller passed an older time): nothing earned
+    }
+    const double elapsed = static_cast<double>(now_ns - last_ns_);
+    const double repaid = std::min(debt_, kCatchUpShare * bytes_per_ns_ * elapsed);
+    debt_ -= repaid;
+    tokens_ += bytes_per_ns_ * elapsed + repaid;
+    // A sender that wakes up late gets at most one bucket at once; the rest is owed, not sent in a burst.
+    const double depth = static_cast<double>(depth_bytes());
+    if (tokens_ > depth) {
+        debt_ = std::min(debt_ + (tokens_ - depth), bytes_per_ns_ * static_cast<double>(kMostDebtNs));
+        tokens_ = depth;
+    }
+    last_ns_ = now_ns;
+}
+
+std::uint64_t pacer::allowed(std::int64_t now_ns, std::uint32_t datagram_bytes) {
+    refill(now_ns);
+    if (tokens_ < datagram_bytes || datagram_bytes == 0) {
+        return 0;
+    }
+    return static_cast<std::uint64_t>(tokens_ / datagram_bytes);
+}
+
+void pacer::consume(std::uint64_t bytes) {
+    tokens_ -= static_cast<double>(bytes);
+}
+
+std::int64_t pacer::wait_ns(std::int64_t now_ns, std::uint64_t bytes) {
+    refill(now_ns);
+    const double missing = static_cast<double>(bytes) - tokens_;
+    if (missing <= 0) {
+        return 0;
+    }
+    if (bytes_per_ns_ <= 0) {
+        return INT64_MAX / 4;  // rate 0: never (callers cap their sleep)
+    }
+    return static_cast<std::int64_t>(std::ceil(missing / bytes_per_ns_));
+}
+
+}  // namespace speed::udp

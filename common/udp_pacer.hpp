@@ -1,0 +1,51 @@
+// A token bucket that paces a UDP sender: fine-grained (a burst is at most the bucket: a couple of
+// milliseconds of the rate), exact over the long run, and free of clocks of its own so tests drive it with a
+// fake one: every call takes the current time.
+//
+// A sender that wakes up late (a busy host, a descheduled thread) finds the bucket full and loses the credit
+// above it. That credit is not thrown away: it becomes debt, paid back at up to a quarter of the rate on top
+// of the rate, so the long-run rate stays exact without ever sending a burst larger than the bucket. Debt
+// older than a second's worth is forgiven (a sender that cannot keep up must not build an endless backlog),
+// and a new rate clears it (the adaptive controller changed its mind).
+#pragma once
+
+#include <cstdint>
+
+namespace speed::udp {
+
+class pacer {
+  public:
+    static constexpr double kCatchUpShare = 0.25;  // debt is repaid at up to this share of the rate
+    static constexpr std::int64_t kMostDebtNs = 1'000'000'000;  // at most this much of the rate is owed
+
+    // The bucket holds at most `burst_ns` worth of the rate, and never less than `min_burst_bytes` (so at
+    // least a datagram or two fits even at a low rate). It starts holding `min_burst_bytes`.
+    pacer(double bits_per_second, std::int64_t burst_ns, std::uint64_t min_burst_bytes, std::int64_t now_ns);
+
+    // Changes the rate from `now_ns` on; credit earned at the old rate is kept.
+    void set_rate(double bits_per_second, std::int64_t now_ns);
+    double bits_per_second() const { return bytes_per_ns_ * 8e9; }
+    // The most the bucket holds at the current rate.
+    std::uint64_t depth_bytes() const;
+    // Credit lost to lateness that is still to be paid back, bytes.
+    double debt_bytes() const { return debt_; }
+
+    // How many datagrams of `datagram_bytes` may leave at `now_ns`.
+    std::uint64_t allowed(std::int64_t now_ns, std::uint32_t datagram_bytes);
+    // Takes `bytes` out of the bucket (after sending them).
+    void consume(std::uint64_t bytes);
+    // Nanoseconds from `now_ns` until `bytes` are allowed; 0 when they are now.
+    std::int64_t wait_ns(std::int64_t now_ns, std::uint64_t bytes);
+
+  private:
+    void refill(std::int64_t now_ns);
+
+    double bytes_per_ns_;
+    std::int64_t burst_ns_;
+    std::uint64_t min_burst_bytes_;
+    double tokens_;
+    double debt_ = 0;
+    std::int64_t last_ns_;
+};
+
+}  // namespace speed::udp

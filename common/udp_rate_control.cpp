@@ -1,0 +1,104 @@
+#include "common/udp_rate_control.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace speed::udp {
+
+rate_controller::rate_controller(rate_limits limits) : limits_(limits), rate_(0) {
+    rate_ = clamp(limits_.initial_bits_per_second);
+}
+
+double rate_controller::clamp(double rate) const {
+    rate = std::max(rate, limits_.min_bits_per_second);
+    if (limits_.max_bits_per_second > 0) {
+        rate = std::min(rate, limits_.max_bits_per_second);
+    }
+    return rate;
+}
+
+std::optional<double> rate_controller::on_feedback(const feedback& fb, std::int64_t receiver_time_ns,
+                                                   std::int64_t now_ns) {
+    // Round trip from the echoed timestamp, minus the time the receiver held it.
+    if (fb.echo_timestamp_ns != 0) {
+        const std::int64_t sample =
+            now_ns - static_cast<std::int64_t>(fb.echo_timestamp_ns) - std::int64_t{fb.echo_delay_us} * 1000;
+        if (sample > 0) {
+            srtt_ns_ = srtt_ns_ == 0 ? sample : (7 * srtt_ns_ + sample) / 8;
+        }
+    }
+    if (!has_previous_ || fb.packets_received < previous_.packets_received ||
+        receiver_time_ns <= previous_receiver_time_ns_) {
+        // The first feedback, or a stale one that arrived out of order: nothing to compare against.
+        if (!has_previous_ || receiver_time_ns > previous_receiver_time_ns_) {
+            previous_ = fb;
+            previous_receiver_time_ns_ = receiver_time_ns;
+            has_previous_ = true;
+        }
+        return std::nullopt;
+    }
+    const std::uint64_t expected = fb.expected - std::min(fb.expected, previous_.expected);
+    const std::uint64_t received = fb.packets_received - previous_.packets_received;
+    const std::uint64_t delivered_bytes =
+        fb.bytes_received - std::min(fb.bytes_received, previous_.bytes_received);
+    const std::int64_t period_ns = receiver_time_ns - previous_receiver_time_ns_;
+    const bool socket_overflowed = fb.socket_drops != previous_.socket_drops;
+    previous_ = fb;
+    previous_receiver_time_ns_ = receiver_time_ns;
+
+    const double delivered_bits_per_second =
+        static_cast<double>(delivered_bytes) * 8e9 / static_cast<double>(period_ns);
+    const std::uint64_t missing = expected > received ? expected - received : 0;
+    const bool lossy = expected >= kMinPacketsForLoss &&
+                       static_cast<double>(missing) > kLossLimit * static_cast<double>(expected);
+    const bool queueing = std::int64_t{fb.queue_delay_us} * 1000 > kQueueDelayLimitNs;
+    const std::int64_t round_trip = std::max(srtt_ns_, kMinRoundTripNs);
+
+    const double before = rate_;
+    if (now_ns < hold_until_ns_) {
+        return std::nullopt;  // this feedback still describes the rate before the last change
+    }
+    if (socket_overflowed || lossy || queueing) {
+        startup_ = false;
+        const double base =
+            delivered_bits_per_second > 0 ? std::min(rate_, delivered_bits_per_second) : rate_;
+        rate_ = clamp(base * kCutFactor);
+        hold_until_ns_ = now_ns + round_trip;
+    } else {
+        // Growth per feedback period, scaled so that it compounds to 2x (startup) or +1 % per round trip.
+        const double periods_per_rtt =
+            static_cast<double>(round_trip) / static_cast<double>(std::max<std::int64_t>(period_ns, 1));
+        const double per_rtt = startup_ ? 2.0 : 1.0 + kProbeGainPerRtt;
+        double next = rate_ * std::pow(per_rtt, 1.0 / std::max(periods_per_rtt, 1.0));
+        // Never run far ahead of what arrives: a sender limited by its own CPU must not build a huge rate
+        // that turns into a burst the moment it can keep up.
+        if (delivered_bits_per_second > 0) {
+            next = std::min(next, std::max(2.0 * delivered_bits_per_second, limits_.initial_bits_per_second));
+        }
+        rate_ = clamp(next);
+    }
+    if (rate_ == before) {
+        return std::nullopt;
+    }
+    return rate_;
+}
+
+std::optional<double> rate_controller::on_silence(std::int64_t last_feedback_ns, std::int64_t now_ns) {
+    const std::int64_t silence = std::max(kMinSilenceNs, 3 * srtt_ns_);
+    if (now_ns - last_feedback_ns < silence ||
+        now_ns - std::max(silence_cut_ns_, last_feedback_ns) < silence) {
+        return std::nullopt;
+    }
+    silence_cut_ns_ = now_ns;
+    // A silent receiver is often just a descheduled one: recover as fast as at the start (doubling per round
+    // trip, never beyond twice what arrives) rather than creeping back at 1 % per round trip.
+    startup_ = true;
+    const double before = rate_;
+    rate_ = clamp(rate_ / 2);
+    if (rate_ == before) {
+        return std::nullopt;
+    }
+    return rate_;
+}
+
+}  // namespace speed::udp

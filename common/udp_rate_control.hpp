@@ -1,0 +1,69 @@
+// The sender's rate when the user asked for "as fast as the path takes" (--bitrate 0): a small delay- and
+// loss-based controller driven by the receiver's FEEDBACK (docs/methodology.md, "Adaptive rate").
+//
+// Without it, "as fast as possible" means "faster than the receiver can read", and the test reports the
+// tool's own loss (iperf3 -u -b 0 loses 10 % and more on loopback). The controller:
+//   - starts low and doubles the rate every round trip (startup) until the first sign of congestion;
+//   - then probes upward by 1 % per round trip and, on congestion, drops to 85 % of the rate the receiver
+//     actually got in the last feedback period, then waits a round trip before judging again.
+// Congestion is any of: the receiver's socket overflowed (SO_RXQ_OVFL), the queueing delay estimate exceeds
+// 5 ms, or more than 5 % of the datagrams of a feedback period went missing. Lighter loss without queueing is
+// reported, not reacted to, so a lossy link does not drive the rate to zero. Silence is congestion too: a
+// receiver too busy to send FEEDBACK is too busy to read, so after 30 ms (or 3 round trips) without any the
+// rate halves, and again for every further such period; it then recovers as in startup, since a silent
+// receiver is often just a descheduled one.
+// Pure: the caller passes the time in.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "common/udp_wire.hpp"
+
+namespace speed::udp {
+
+struct rate_limits {
+    double initial_bits_per_second = 10e6;
+    double min_bits_per_second = 1e6;
+    double max_bits_per_second = 0;  // 0 = no cap
+};
+
+class rate_controller {
+  public:
+    static constexpr std::int64_t kQueueDelayLimitNs = 5'000'000;
+    static constexpr double kLossLimit = 0.05;
+    static constexpr std::uint64_t kMinPacketsForLoss = 20;
+    static constexpr double kCutFactor = 0.85;
+    static constexpr double kProbeGainPerRtt = 0.01;
+    // Round trips shorter than this count as this: the feedback period bounds how fast we can react.
+    static constexpr std::int64_t kMinRoundTripNs = 10'000'000;
+    static constexpr std::int64_t kMinSilenceNs = 30'000'000;
+
+    explicit rate_controller(rate_limits limits);
+
+    // One FEEDBACK datagram (its header timestamp is the receiver's clock), received at `now_ns` (sender
+    // clock). Returns the new rate when it changed.
+    std::optional<double> on_feedback(const feedback& fb, std::int64_t receiver_time_ns, std::int64_t now_ns);
+    // Called by a sender that has heard nothing since `last_feedback_ns`. Returns the new rate when it
+    // changed.
+    std::optional<double> on_silence(std::int64_t last_feedback_ns, std::int64_t now_ns);
+
+    double bits_per_second() const { return rate_; }
+    bool in_startup() const { return startup_; }
+    std::int64_t round_trip_ns() const { return srtt_ns_; }
+
+  private:
+    double clamp(double rate) const;
+
+    rate_limits limits_;
+    double rate_;
+    bool startup_ = true;
+    std::int64_t srtt_ns_ = 0;
+    std::int64_t hold_until_ns_ = 0;
+    std::int64_t silence_cut_ns_ = 0;  // when the rate was last halved for silence
+    bool has_previous_ = false;
+    feedback previous_;
+    std::int64_t previous_receiver_time_ns_ = 0;
+};
+
+}  // namespace speed::udp

@@ -1,0 +1,597 @@
+#include "net/udp_flow.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <mutex>
+
+#include "common/udp_pacer.hpp"
+#include "common/udp_rate_control.hpp"
+#include "net/spawn.hpp"
+#include "net/udp_socket.hpp"
+
+namespace speed::net {
+
+using asio::experimental::as_tuple;
+
+namespace {
+
+// A burst is at most this much of the rate (and at least two datagrams): fine-grained pacing, yet enough
+// slack that a timer waking up 100 us late costs no rate.
+constexpr std::int64_t kPacerBurstNs = 2'000'000;
+// A sender never sleeps longer than this, so it notices a stop or a silent receiver in time.
+constexpr std::chrono::milliseconds kLongestSleep{20};
+// The most a sender waits to collect before it sends (see send_loop).
+constexpr std::uint64_t kBatchGoalBytes = 64 * 1024;
+// How long a sender waits after this host's firewall refused a datagram (EPERM).
+constexpr std::chrono::microseconds kLocalRefusalPause{500};
+// Receive batches a flow handles before it lets other flows of its thread run.
+constexpr int kBatchesBeforeYield = 4;
+
+// Every flow of a data thread reads into the same buffers: a datagram is handled before the next read.
+batch_receiver& thread_receiver() {
+    thread_local batch_receiver receiver;
+    return receiver;
+}
+
+struct alignas(64) published_counters {
+    mutable std::mutex mutex;
+    udp::receiver_counters counters;
+};
+
+}  // namespace
+
+struct udp_group_state : std::enable_shared_from_this<udp_group_state> {
+    udp_group_state(asio::any_io_executor executor, std::size_t count, udp_flow_settings s)
+        : control(std::move(executor)),
+          settings(s),
+          published(count),
+          sent(count),
+          finals(count),
+          change_timer(control) {}
+
+    // Any thread: wakes the control side's wait_for_change().
+    void notify() {
+        asio::post(control, [self = shared_from_this()] {
+            self->change_pending = true;
+            self->change_timer.cancel();
+        });
+    }
+
+    void fail(std::string reason) {
+        {
+            std::lock_guard lock(mutex);
+            if (!first_failure) {
+                first_failure = std::move(reason);
+            }
+        }
+        notify();
+    }
+
+    asio::any_io_executor control;
+    const udp_flow_settings settings;
+    std::vector<published_counters> published;
+    std::atomic<std::int64_t> first_data_ns{0};
+    std::atomic<std::size_t> established{0};
+    std::atomic<std::size_t> senders_stopped{0};
+    std::atomic<std::size_t> closed{0};
+    std::atomic<std::uint64_t> rejected{0};
+
+    std::mutex mutex;  // guards the three below
+    std::optional<std::string> first_failure;
+    std::vector<udp_sent_counts> sent;
+    std::vector<udp_receiver_final> finals;
+
+    // Control executor only.
+    asio::steady_timer change_timer;
+    bool change_pending = false;
+};
+
+class udp_flow : public std::enable_shared_from_this<udp_flow> {
+  public:
+    udp_flow(std::shared_ptr<udp_group_state> state, std::size_t index, asio::ip::udp::socket socket)
+        : state_(std::move(state)),
+          index_(index),
+          socket_(std::move(socket)),
+          hello_timer_(socket_.get_executor()),
+          feedback_timer_(socket_.get_executor()),
+          send_timer_(socket_.get_executor()) {}
+
+    void start() {
+        asio::post(socket_.get_executor(), [self = shared_from_this()] {
+            const auto& settings = self->state_->settings;
+            if (settings.role == udp_role::receiver) {
+                self->accounting_.emplace();
+            }
+            asio::co_spawn(self->socket_.get_executor(), receive_loop(self), log_if_failed("udp flow"));
+            if (settings.client) {
+                asio::co_spawn(self->socket_.get_executor(), hello_loop(self), log_if_failed("udp flow"));
+            } else {
+                // The listener saw this flow's first HELLO; answering it is the flow's job.
+                self->send_small(udp::datagram_type::hello_ack, 0, static_cast<std::uint64_t>(now_ns()));
+                self->mark_established();
+            }
+        });
+    }
+
+    void start_sending(udp_send_plan plan) {
+        asio::post(socket_.get_executor(), [self = shared_from_this(), plan] {
+            if (self->closed_ || self->sending_ || self->stop_sending_) {
+                return;
+            }
+            self->sending_ = true;
+            asio::co_spawn(self->socket_.get_executor(), send_loop(self, plan), log_if_failed("udp flow"));
+        });
+    }
+
+    void stop_sending() {
+        asio::post(socket_.get_executor(), [self = shared_from_this()] { self->finish_sending(); });
+    }
+
+    void close() {
+        asio::post(socket_.get_executor(), [self = shared_from_this()] {
+            if (self->closed_) {
+                return;
+            }
+            self->finish_sending();
+            self->closed_ = true;
+            self->hello_timer_.cancel();
+            self->feedback_timer_.cancel();
+            if (self->accounting_) {
+                std::lock_guard lock(self->state_->mutex);
+                self->state_->finals[self->index_] = {self->accounting_->counters(),
+                                                      self->accounting_->ipdv()};
+            }
+            asio::error_code ignored;
+            self->socket_.close(ignored);
+            self->state_->closed.fetch_add(1, std::memory_order_acq_rel);
+            self->state_->notify();
+        });
+    }
+
+  private:
+    // ---- receiving ----
+
+    static asio::awaitable<void> receive_loop(std::shared_ptr<udp_flow> self) {
+        auto& receiver = thread_receiver();
+        int batches = 0;
+        while (!self->closed_) {
+            std::error_code error;
+            const std::size_t messages = receiver.receive(self->socket_.native_handle(), error);
+            if (error) {
+                self->socket_failed(error);
+                co_return;
+            }
+            if (messages == 0) {
+                // Edge-triggered readiness: wait only after the queue was read empty.
+                auto [ec] = co_await self->socket_.async_wait(asio::socket_base::wait_read,
+                                                              as_tuple(asio::use_awaitable));
+                if (ec) {
+                    co_return;  // closed
+                }
+                continue;
+            }
+            receiver.for_each([&self](std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) {
+                self->on_datagram(datagram, arrival_ns);
+            });
+            self->socket_drops_ = receiver.socket_drops();
+            self->publish();
+            if (++batches % kBatchesBeforeYield == 0) {
+                co_await asio::post(self->socket_.get_executor(), asio::use_awaitable);
+            }
+        }
+    }
+
+    void on_datagram(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) {
+        const auto h = udp::read_header(datagram);
+        if (!h || h->token != state_->settings.token || h->stream != index_) {
+            state_->rejected.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        const bool client = state_->settings.client;
+        switch (h->type) {
+            case udp::datagram_type::hello:
+                if (!client && !closed_) {
+                    // 1:1 and no larger than the HELLO: the answer cannot amplify anything.
+                    send_small(udp::datagram_type::hello_ack, h->sequence, h->timestamp_ns);
+                }
+                break;
+            case udp::datagram_type::hello_ack:
+                if (client) {
+                    mark_established();
+                }
+                break;
+            case udp::datagram_type::data:
+                if (accounting_) {
+                    if (client) {
+                        mark_established();  // the HELLO_ACK may have been lost; the data proves the path
+                    }
+                    on_data(*h, static_cast<std::uint32_t>(datagram.size()), arrival_ns);
+                }
+                break;
+            case udp::datagram_type::feedback:
+                if (sending_ && !stop_sending_) {
+                    if (auto body = udp::read_feedback(datagram)) {
+                        on_feedback(*h, *body);
+                    }
+                }
+                break;
+            default:
+                break;
+        }
+    }
+
+    void on_data(const udp::header& h, std::uint32_t bytes, std::int64_t arrival_ns) {
+        accounting_->on_datagram(h.sequence, bytes, static_cast<std::int64_t>(h.timestamp_ns), arrival_ns);
+        latest_data_timestamp_ns_ = h.timestamp_ns;
+        latest_data_arrival_ns_ = arrival_ns;
+        std::int64_t expected = 0;
+        if (state_->first_data_ns.load(std::memory_order_relaxed) == 0 &&
+            state_->first_data_ns.compare_exchange_strong(expected, arrival_ns)) {
+            state_->notify();
+        }
+    }
+
+    void publish() {
+        if (!accounting_) {
+            return;
+        }
+        auto& slot = state_->published[index_];
+        std::lock_guard lock(slot.mutex);
+        slot.counters = accounting_->counters();
+    }
+
+    void mark_established() {
+        if (established_) {
+            return;
+        }
+        established_ = true;
+        hello_timer_.cancel();
+        state_->established.fetch_add(1, std::memory_order_acq_rel);
+        state_->notify();
+        if (accounting_) {
+            asio::co_spawn(socket_.get_executor(), feedback_loop(shared_from_this()),
+                           log_if_failed("udp flow"));
+        }
+    }
+
+    // ---- handshake and feedback ----
+
+    static asio::awaitable<void> hello_loop(std::shared_ptr<udp_flow> self) {
+        for (unsigned attempt = 0; !self->established_ && !self->closed_; ++attempt) {
+            if (!drop_handshake_for_test()) {
+                self->send_small(udp::datagram_type::hello, attempt, static_cast<std::uint64_t>(now_ns()));
+            }
+            self->hello_timer_.expires_after(handshake_retry_delay(attempt));
+            co_await self->hello_timer_.async_wait(as_tuple(asio::use_awaitable));
+        }
+    }
+
+    static asio::awaitable<void> feedback_loop(std::shared_ptr<udp_flow> self) {
+        std::uint64_t sequence = 0;
+        std::array<std::uint8_t, udp::kFeedbackSize> datagram{};
+        while (!self->closed_) {
+            const auto& c = self->accounting_->counters();
+            udp::feedback body;
+            body.packets_received = c.packets_received;
+            body.expected = c.expected;
+            body.bytes_received = c.bytes_received;
+            body.socket_drops = self->socket_drops_;
+            body.queue_delay_us = static_cast<std::uint32_t>(
+                std::clamp<std::int64_t>(self->accounting_->take_queue_delay_ns() / 1000, 0, UINT32_MAX));
+            const std::int64_t now = now_ns();
+            if (self->latest_data_arrival_ns_ != 0) {
+                body.echo_timestamp_ns = self->latest_data_timestamp_ns_;
+                body.echo_delay_us = static_cast<std::uint32_t>(
+                    std::clamp<std::int64_t>((now - self->latest_data_arrival_ns_) / 1000, 0, UINT32_MAX));
+            }
+            const udp::header h{udp::datagram_type::feedback, static_cast<std::uint16_t>(self->index_),
+                                self->state_->settings.token, sequence++, static_cast<std::uint64_t>(now)};
+            udp::write_feedback(datagram, h, body);
+            if (auto ec = send_datagram(self->socket_.native_handle(), datagram)) {
+                if (ec == std::errc::connection_refused) {
+                    self->socket_failed(ec);
+                    co_return;
+                }
+            }
+            self->feedback_timer_.expires_after(kFeedbackInterval);
+            co_await self->feedback_timer_.async_wait(as_tuple(asio::use_awaitable));
+        }
+    }
+
+    void send_small(udp::datagram_type type, std::uint64_t sequence, std::uint64_t timestamp_ns) {
+        if (type == udp::datagram_type::hello_ack && drop_handshake_for_test()) {
+            return;
+        }
+        std::array<std::uint8_t, udp::kHeaderSize> datagram{};
+        udp::write_header(datagram, {type, static_cast<std::uint16_t>(index_), state_->settings.token,
+                                     sequence, timestamp_ns});
+        send_datagram(socket_.native_handle(), datagram);
+    }
+
+    // ---- sending ----
+
+    static asio::awaitable<void> send_loop(std::shared_ptr<udp_flow> self, udp_send_plan plan) {
+        const std::uint32_t length = self->state_->settings.datagram_bytes;
+        const bool adaptive = plan.bits_per_second <= 0;
+        if (adaptive) {
+            udp::rate_limits limits;
+            limits.max_bits_per_second = plan.max_bits_per_second;
+            self->controller_.emplace(limits);
+        }
+        const double initial_rate = adaptive ? self->controller_->bits_per_second() : plan.bits_per_second;
+        const std::int64_t start_ns = now_ns();
+        self->last_feedback_ns_ = start_ns;
+        self->pacer_.emplace(initial_rate, kPacerBurstNs, std::uint64_t{2} * length, start_ns);
+        batch_sender sender(length, true);
+        const int fd = self->socket_.native_handle();
+
+        while (!self->stop_sending_ && !self->closed_) {
+            const std::int64_t now = now_ns();
+            if (now - self->last_feedback_ns_ > std::chrono::nanoseconds(kFeedbackTimeout).count()) {
+                self->state_->fail("stream " + std::to_string(self->index_) +
+                                   ": no feedback from the receiver for " +
+                                   std::to_string(kFeedbackTimeout.count()) + " ms; stopped sending");
+                self->finish_sending();
+                co_return;
+            }
+            if (self->controller_) {
+                if (auto rate = self->controller_->on_silence(self->last_feedback_ns_, now)) {
+                    self->pacer_->set_rate(*rate, now);
+                }
+            }
+            // Wake up for a batch, not for every datagram: a quarter of the bucket (at most one GSO
+            // super-datagram's worth), so a 500 Mbit/s sender wakes 2,000 times a second, not 40,000.
+            const std::uint64_t batch_bytes = std::clamp<std::uint64_t>(
+                self->pacer_->depth_bytes() / 4, length, std::max<std::uint64_t>(length, kBatchGoalBytes));
+            const std::uint64_t allowed =
+                std::min<std::uint64_t>(self->pacer_->allowed(now, length), sender.capacity());
+            if (allowed * length < batch_bytes) {
+                const auto wait = std::min<std::int64_t>(self->pacer_->wait_ns(now, batch_bytes),
+                                                         std::chrono::nanoseconds(kLongestSleep).count());
+                self->send_timer_.expires_after(std::chrono::nanoseconds(wait));
+                co_await self->send_timer_.async_wait(as_tuple(asio::use_awaitable));
+                continue;
+            }
+            const std::uint64_t first_sequence = self->next_sequence_;
+            const auto timestamp = static_cast<std::uint64_t>(now);
+            const udp::header base{udp::datagram_type::data, static_cast<std::uint16_t>(self->index_),
+                                   self->state_->settings.token, 0, timestamp};
+            const auto result = sender.send(fd, allowed, [&](std::size_t i, std::span<std::uint8_t> out) {
+                udp::header h = base;
+                h.sequence = first_sequence + i;
+                udp::write_header(out, h);
+            });
+            self->next_sequence_ += result.sent;
+            self->sent_bytes_ += result.sent * length;
+            self->pacer_->consume(result.sent * length);
+            if (result.error) {
+                self->socket_failed(result.error);
+                self->finish_sending();
+                co_return;
+            }
+            if (result.refused_locally) {
+                // A local firewall rule dropped the datagram before it left: it was not sent, so it is not
+                // counted; its sequence number goes out with the next try.
+                self->send_timer_.expires_after(kLocalRefusalPause);
+                co_await self->send_timer_.async_wait(as_tuple(asio::use_awaitable));
+            } else if (result.would_block) {
+                auto [ec] = co_await self->socket_.async_wait(asio::socket_base::wait_write,
+                                                              as_tuple(asio::use_awaitable));
+                if (ec) {
+                    break;
+                }
+            } else {
+                // Let this thread's other work (FEEDBACK, other flows) run between batches.
+                co_await asio::post(self->socket_.get_executor(), asio::use_awaitable);
+            }
+        }
+        self->finish_sending();
+    }
+
+    void on_feedback(const udp::header& h, const udp::feedback& body) {
+        const std::int64_t now = now_ns();
+        last_feedback_ns_ = now;
+        if (!controller_) {
+            return;
+        }
+        if (auto rate = controller_->on_feedback(body, static_cast<std::int64_t>(h.timestamp_ns), now)) {
+            pacer_->set_rate(*rate, now);
+        }
+    }
+
+    // Stops the sender for good and publishes its counts; runs on the flow's thread, so no datagram can
+    // leave after the counts were taken.
+    void finish_sending() {
+        if (stop_sending_) {
+            return;
+        }
+        stop_sending_ = true;
+        send_timer_.cancel();
+        if (state_->settings.role != udp_role::sender) {
+            return;
+        }
+        {
+            std::lock_guard lock(state_->mutex);
+            state_->sent[index_] = {next_sequence_, sent_bytes_};
+        }
+        state_->senders_stopped.fetch_add(1, std::memory_order_acq_rel);
+        state_->notify();
+    }
+
+    void socket_failed(const std::error_code& error) {
+        if (closed_) {
+            return;
+        }
+        std::string reason = error.message();
+        if (error == std::errc::connection_refused) {
+            reason = "the peer's UDP port is unreachable (ICMP port unreachable)";
+        }
+        state_->fail("stream " + std::to_string(index_) + ": " + reason);
+    }
+
+    std::shared_ptr<udp_group_state> state_;
+    std::size_t index_;
+    asio::ip::udp::socket socket_;
+    asio::steady_timer hello_timer_;
+    asio::steady_timer feedback_timer_;
+    asio::steady_timer send_timer_;
+
+    // The flow's own thread only.
+    bool established_ = false;
+    bool closed_ = false;
+    bool sending_ = false;
+    bool stop_sending_ = false;
+    std::uint32_t socket_drops_ = 0;
+    std::optional<udp::receiver_accounting> accounting_;
+    std::uint64_t latest_data_timestamp_ns_ = 0;
+    std::int64_t latest_data_arrival_ns_ = 0;
+    std::optional<udp::pacer> pacer_;
+    std::optional<udp::rate_controller> controller_;
+    std::uint64_t next_sequence_ = 0;
+    std::uint64_t sent_bytes_ = 0;
+    std::int64_t last_feedback_ns_ = 0;
+};
+
+// ---- udp_flow_group ----
+
+udp_flow_group::udp_flow_group(asio::any_io_executor control_executor, std::size_t stream_count,
+                               udp_flow_settings settings)
+    : state_(std::make_shared<udp_group_state>(std::move(control_executor), stream_count, settings)),
+      flows_(stream_count) {}
+
+udp_flow_group::~udp_flow_group() {
+    close_all();
+}
+
+const udp_flow_settings& udp_flow_group::settings() const {
+    return state_->settings;
+}
+
+bool udp_flow_group::attach(std::size_t index, asio::ip::udp::socket socket) {
+    if (index >= flows_.size() || flows_[index]) {
+        return false;
+    }
+    configure_udp_data_socket(socket.native_handle());
+    flows_[index] = std::make_shared<udp_flow>(state_, index, std::move(socket));
+    flows_[index]->start();
+    return true;
+}
+
+bool udp_flow_group::attached(std::size_t index) const {
+    return index < flows_.size() && flows_[index] != nullptr;
+}
+
+bool udp_flow_group::all_attached() const {
+    for (const auto& flow : flows_) {
+        if (!flow) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::size_t udp_flow_group::established_count() const {
+    return state_->established.load(std::memory_order_acquire);
+}
+
+void udp_flow_group::start_sending(const udp_send_plan& plan) {
+    for (auto& flow : flows_) {
+        if (flow) {
+            flow->start_sending(plan);
+        }
+    }
+}
+
+void udp_flow_group::stop_sending() {
+    for (auto& flow : flows_) {
+        if (flow) {
+            flow->stop_sending();
+        }
+    }
+}
+
+asio::awaitable<bool> udp_flow_group::wait_senders_stopped(clock::time_point deadline) {
+    while (state_->senders_stopped.load(std::memory_order_acquire) < flows_.size()) {
+        // GCC 12 miscompiles co_await inside && (the frame resumes at a bogus point): await first.
+        const bool changed = co_await wait_for_change(deadline);
+        if (!changed && clock::now() >= deadline) {
+            co_return false;
+        }
+    }
+    co_return true;
+}
+
+std::vector<udp_sent_counts> udp_flow_group::sent_counts() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->sent;
+}
+
+asio::awaitable<bool> udp_flow_group::wait_for_change(clock::time_point deadline) {
+    auto& state = *state_;
+    if (!state.change_pending) {
+        state.change_timer.expires_at(deadline);
+        co_await state.change_timer.async_wait(as_tuple(asio::use_awaitable));
+    }
+    const bool changed = state.change_pending;
+    state.change_pending = false;
+    co_return changed;
+}
+
+std::optional<std::int64_t> udp_flow_group::first_data_ns() const {
+    const std::int64_t value = state_->first_data_ns.load(std::memory_order_acquire);
+    if (value == 0) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+void udp_flow_group::read_counters(std::vector<udp::receiver_counters>& out) const {
+    out.resize(state_->published.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        std::lock_guard lock(state_->published[i].mutex);
+        out[i] = state_->published[i].counters;
+    }
+}
+
+std::optional<std::string> udp_flow_group::first_failure() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->first_failure;
+}
+
+std::uint64_t udp_flow_group::rejected_datagrams() const {
+    return state_->rejected.load(std::memory_order_relaxed);
+}
+
+void udp_flow_group::close_all() {
+    for (auto& flow : flows_) {
+        if (flow) {
+            flow->close();
+        }
+    }
+}
+
+asio::awaitable<bool> udp_flow_group::wait_all_closed(clock::time_point deadline) {
+    std::size_t attached_flows = 0;
+    for (const auto& flow : flows_) {
+        attached_flows += flow ? 1U : 0U;
+    }
+    while (state_->closed.load(std::memory_order_acquire) < attached_flows) {
+        // GCC 12 miscompiles co_await inside && (the frame resumes at a bogus point): await first.
+        const bool changed = co_await wait_for_change(deadline);
+        if (!changed && clock::now() >= deadline) {
+            co_return false;
+        }
+    }
+    co_return true;
+}
+
+std::vector<udp_receiver_final> udp_flow_group::receiver_finals() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->finals;
+}
+
+}  // namespace speed::net

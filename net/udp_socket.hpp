@@ -1,0 +1,127 @@
+// Batched UDP I/O on Linux: sendmmsg with UDP GSO (UDP_SEGMENT) and recvmmsg with UDP GRO, each with a clean
+// fallback to one datagram per message when the kernel or the path refuses. Used by the UDP flows
+// (net/udp_flow.hpp), which run it on non-blocking sockets owned by Asio.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <system_error>
+#include <vector>
+
+#include "common/udp_wire.hpp"
+
+namespace speed::net {
+
+// Receive and send buffers, GRO, socket overflow counting and kernel receive timestamps: each best effort
+// (a kernel without GRO just hands over one datagram per message).
+void configure_udp_data_socket(int fd);
+// SO_REUSEPORT, so per-flow sockets can share the listener's port.
+std::error_code set_reuse_port(int fd);
+// Sends one small datagram (handshake, feedback, probe) on a connected socket; never blocks.
+std::error_code send_datagram(int fd, std::span<const std::uint8_t> datagram);
+
+// Test hook: with SPEED_TEST_DROP_UDP_HANDSHAKES=N in the environment, the first N handshake datagrams this
+// process would send (HELLO or HELLO_ACK) are silently not sent, as if the network had lost them. The
+// integration tests use it to prove that setup survives loss.
+bool drop_handshake_for_test();
+
+// The delay before the next HELLO: 100 ms, doubling per attempt, at most 500 ms (a 28-byte datagram twice a
+// second harms nobody, and a 5 s deadline then allows 12 attempts).
+std::chrono::milliseconds handshake_retry_delay(unsigned attempt);
+
+// Reads whatever is queued on a socket in one recvmmsg call and splits GRO super-datagrams back into the
+// sender's datagrams. Arrival times come from the kernel (SO_TIMESTAMPNS) converted to the monotonic clock
+// of net::now_ns(), or from the clock right after the call when the kernel gave none.
+class batch_receiver {
+  public:
+    static constexpr std::size_t kMessages = 8;
+    static constexpr std::size_t kMessageBytes = 65536;
+
+    batch_receiver();
+
+    // One non-blocking recvmmsg. Returns the number of messages read (0 when nothing was queued), or an
+    // error (e.g. connection_refused after an ICMP port unreachable).
+    std::size_t receive(int fd, std::error_code& error);
+    // Calls visit(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) for each datagram of the
+    // last receive().
+    template <class Visit>
+    void for_each(Visit&& visit) const {
+        for (std::size_t m = 0; m < received_; ++m) {
+            const message_info& info = info_[m];
+            const std::uint8_t* data = buffers_.data() + m * kMessageBytes;
+            const std::size_t segment = info.segment_bytes == 0 ? info.bytes : info.segment_bytes;
+            for (std::size_t offset = 0; offset < info.bytes; offset += segment) {
+                const std::size_t length = std::min(segment, info.bytes - offset);
+                visit(std::span<const std::uint8_t>(data + offset, length), info.arrival_ns);
+            }
+        }
+    }
+    // The socket's overflow counter as of the last message that carried it (SO_RXQ_OVFL).
+    std::uint32_t socket_drops() const { return socket_drops_; }
+
+  private:
+    struct message_info {
+        std::size_t bytes = 0;
+        std::size_t segment_bytes = 0;  // GRO: the size of each datagram in the message; 0 = one datagram
+        std::int64_t arrival_ns = 0;
+    };
+    std::vector<std::uint8_t> buffers_;
+    std::vector<std::uint8_t> control_;
+    std::vector<mmsghdr> headers_;
+    std::vector<iovec> iovecs_;
+    std::vector<message_info> info_;
+    std::size_t received_ = 0;
+    std::uint32_t socket_drops_ = 0;
+};
+
+// Sends runs of same-sized DATA datagrams. The caller fills each datagram's header; the rest of every
+// datagram comes from one shared buffer of random bytes, so there is no per-byte work. With GSO, up to
+// kMaxSegments datagrams travel through the stack as one; the kernel (or the NIC) splits them.
+class batch_sender {
+  public:
+    static constexpr std::size_t kMaxMessages = 16;
+    static constexpr std::size_t kMaxSegments = 64;
+
+    batch_sender(std::uint32_t datagram_bytes, bool try_gso);
+
+    struct result {
+        std::size_t sent = 0;          // datagrams the kernel accepted
+        bool would_block = false;      // the socket buffer is full: wait until it is writable
+        bool refused_locally = false;  // this host's firewall refused the datagram (EPERM): try again shortly
+        std::error_code error;  // anything else (connection_refused after an ICMP port unreachable, ...)
+    };
+
+    // The most datagrams one send() takes.
+    std::size_t capacity() const;
+    // Sends up to `count` datagrams; fill_header(i, std::span<std::uint8_t> header) writes datagram i's
+    // header (i counts from 0 within this call; datagrams the kernel did not take are not sent, in order).
+    template <class Fill>
+    result send(int fd, std::size_t count, Fill&& fill_header) {
+        count = std::min(count, capacity());
+        for (std::size_t i = 0; i < count; ++i) {
+            fill_header(i, std::span<std::uint8_t>(headers_.data() + i * udp::kHeaderSize, udp::kHeaderSize));
+        }
+        return send_filled(fd, count);
+    }
+    bool using_gso() const { return gso_; }
+
+  private:
+    result send_filled(int fd, std::size_t count);
+    std::size_t segments_per_message() const;
+    std::size_t prepare(std::size_t first, std::size_t count);
+
+    std::uint32_t datagram_bytes_;
+    bool gso_;
+    std::size_t max_gso_segments_;
+    std::vector<std::uint8_t> headers_;
+    std::vector<iovec> iovecs_;
+    std::vector<mmsghdr> messages_;
+    std::vector<std::uint8_t> control_;
+    std::vector<std::size_t> message_datagrams_;
+};
+
+}  // namespace speed::net

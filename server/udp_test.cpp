@@ -1,0 +1,346 @@
+// The server's half of UDP tests (docs/protocol.md, "UDP tests"): setup over the control connection, the
+// cookie handshake through the listener, then sending a download or receiving an upload on per-stream
+// sockets, and the exact end-of-test exchange over the control connection again.
+#include "server/udp_test.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
+
+#include <array>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/v6_only.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "common/units.hpp"
+#include "net/errors.hpp"
+#include "net/spawn.hpp"
+#include "net/udp_socket.hpp"
+#include "net/udp_window.hpp"
+#include "server/session.hpp"
+
+namespace speed::server {
+
+using namespace std::chrono_literals;
+using asio::experimental::as_tuple;
+using net::clock;
+using net::session_error;
+
+namespace {
+
+// How long the client has to complete the UDP handshake of every stream after UDP_SETUP (HELLOs are
+// retransmitted with backoff, so this survives heavy loss).
+constexpr auto kUdpSetupTimeout = 5s;
+constexpr auto kFirstDataTimeout = 5s;
+constexpr auto kReplyTimeout = 5s;
+
+asio::awaitable<void> echo_loop(std::shared_ptr<asio::ip::udp::socket> socket, std::uint64_t token) {
+    std::array<std::uint8_t, 2048> buffer{};
+    for (;;) {
+        auto [ec, bytes] =
+            co_await socket->async_receive(asio::buffer(buffer), as_tuple(asio::use_awaitable));
+        if (ec) {
+            if (!socket->is_open() || ec == asio::error::operation_aborted) {
+                co_return;
+            }
+            continue;  // an ICMP error from the client's side: keep answering whatever comes
+        }
+        auto h = udp::read_header(std::span<const std::uint8_t>(buffer.data(), bytes));
+        if (!h || h->token != token) {
+            continue;
+        }
+        if (h->type == udp::datagram_type::hello) {
+            h->type = udp::datagram_type::hello_ack;
+            if (net::drop_handshake_for_test()) {
+                continue;
+            }
+        } else if (h->type == udp::datagram_type::ping) {
+            h->type = udp::datagram_type::pong;
+        } else {
+            continue;
+        }
+        // The answer is the 28-byte header: never larger than what came in.
+        std::array<std::uint8_t, udp::kHeaderSize> reply{};
+        udp::write_header(reply, *h);
+        net::send_datagram(socket->native_handle(), reply);
+    }
+}
+
+asio::awaitable<void> send_udp_interval(net::control_channel& channel,
+                                        const proto::udp_interval_report& report) {
+    co_await channel.write(report, clock::now() + kReplyTimeout);
+}
+
+}  // namespace
+
+std::uint64_t make_udp_token() {
+    for (;;) {
+        std::array<std::uint8_t, 8> bytes{};
+        std::size_t filled = 0;
+        while (filled < bytes.size()) {
+            const ssize_t got = ::getrandom(bytes.data() + filled, bytes.size() - filled, 0);
+            if (got < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                throw std::runtime_error("getrandom failed: " + std::string(std::strerror(errno)));
+            }
+            filled += static_cast<std::size_t>(got);
+        }
+        std::uint64_t token = 0;
+        for (std::uint8_t byte : bytes) {
+            token = (token << 8) | byte;
+        }
+        if (token != 0) {
+            return token;
+        }
+    }
+}
+
+asio::ip::udp::socket open_flow_socket(const asio::any_io_executor& executor, const udp_local& local,
+                                       const asio::ip::udp::endpoint& peer, asio::error_code& ec) {
+    asio::ip::udp::socket socket(executor);
+    const asio::ip::udp::endpoint bind_to(local.address, local.port);
+    socket.open(bind_to.protocol(), ec);
+    if (ec) {
+        return socket;
+    }
+    if (auto reuse = net::set_reuse_port(socket.native_handle())) {
+        ec = reuse;
+        return socket;
+    }
+    if (bind_to.protocol() == asio::ip::udp::v6()) {
+        socket.set_option(asio::ip::v6_only(false), ec);  // IPv4-mapped peers on a dual-stack server
+    }
+    if (!ec) {
+        socket.bind(bind_to, ec);
+    }
+    if (!ec) {
+        socket.connect(peer, ec);
+    }
+    return socket;
+}
+
+// ---- udp_test_flows ----
+
+udp_test_flows::udp_test_flows(asio::any_io_executor control, std::size_t streams,
+                               net::udp_flow_settings settings, asio::ip::address control_peer,
+                               udp_local local, net::io_pool& data_pool)
+    : control_peer_(unmapped(control_peer)),
+      local_(std::move(local)),
+      data_pool_(data_pool),
+      group_(std::move(control), streams, settings) {}
+
+void udp_test_flows::on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source) {
+    if (stream >= group_.size() || group_.attached(stream)) {
+        // Out of range, or a retransmission that raced the stream's own socket: that socket answers it.
+        return;
+    }
+    asio::error_code ec;
+    auto socket = open_flow_socket(data_pool_.next().get_executor(), local_, source, ec);
+    if (ec) {
+        spdlog::warn("udp: cannot open the socket for stream {} to {}: {}", stream,
+                     source.address().to_string(), ec.message());
+        return;
+    }
+    group_.attach(stream, std::move(socket));
+}
+
+// ---- udp_echo ----
+
+udp_echo::udp_echo(asio::any_io_executor control, std::uint64_t token, asio::ip::address control_peer,
+                   udp_local local)
+    : control_(std::move(control)),
+      token_(token),
+      control_peer_(unmapped(control_peer)),
+      local_(std::move(local)) {}
+
+udp_echo::~udp_echo() {
+    if (socket_) {
+        asio::error_code ignored;
+        socket_->close(ignored);
+    }
+}
+
+void udp_echo::on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source) {
+    if (stream != 0 || socket_) {
+        return;
+    }
+    asio::error_code ec;
+    auto socket = std::make_shared<asio::ip::udp::socket>(open_flow_socket(control_, local_, source, ec));
+    if (ec) {
+        spdlog::warn("udp: cannot open the echo socket to {}: {}", source.address().to_string(),
+                     ec.message());
+        return;
+    }
+    socket_ = socket;
+    if (!net::drop_handshake_for_test()) {
+        std::array<std::uint8_t, udp::kHeaderSize> ack{};
+        udp::write_header(ack, {udp::datagram_type::hello_ack, 0, token_, 0, 0});
+        net::send_datagram(socket->native_handle(), ack);
+    }
+    asio::co_spawn(control_, echo_loop(socket, token_), net::log_if_failed("udp echo"));
+}
+
+// ---- the session's UDP tests ----
+
+udp_local session::udp_local_endpoint() {
+    asio::error_code ec;
+    const auto local = channel_.socket().local_endpoint(ec);
+    return {local.address(), context_->udp ? context_->udp->port() : std::uint16_t{0}};
+}
+
+void session::end_udp() {
+    if (context_->udp) {
+        context_->udp->remove(udp_token_);
+    }
+    if (udp_flows_) {
+        if (udp_flows_->wrong_address_hellos > 0) {
+            summaries_.push_back(fmt::format("{} UDP handshakes from a wrong address dropped",
+                                             udp_flows_->wrong_address_hellos));
+        }
+        if (const auto rejected = udp_flows_->group().rejected_datagrams(); rejected > 0) {
+            summaries_.push_back(fmt::format("{} UDP datagrams without the test's token dropped", rejected));
+        }
+        udp_flows_->group().close_all();
+    }
+    udp_flows_.reset();
+    udp_echo_.reset();
+}
+
+asio::awaitable<void> session::start_udp_echo() {
+    end_udp();
+    if (!context_->udp || !context_->config.limits.udp) {
+        throw session_error(proto::error_code::unsupported, "this server does not offer UDP tests");
+    }
+    udp_token_ = make_udp_token();
+    udp_echo_ = std::make_shared<udp_echo>(channel_.socket().get_executor(), udp_token_, peer_.address(),
+                                           udp_local_endpoint());
+    context_->udp->add(udp_token_, udp_echo_);
+    const proto::udp_setup setup{udp_token_, context_->udp->port(), 0};
+    co_await channel_.write(setup, clock::now() + kReplyTimeout);
+}
+
+asio::awaitable<void> session::run_udp_test(const proto::test_request& request) {
+    end_udp();
+    if (!context_->udp) {
+        throw session_error(proto::error_code::unsupported, "this server does not offer UDP tests");
+    }
+    const bool download = request.dir == proto::direction::download;
+    net::udp_flow_settings settings;
+    settings.token = make_udp_token();
+    settings.datagram_bytes = request.udp_payload_bytes;
+    settings.role = download ? net::udp_role::sender : net::udp_role::receiver;
+    settings.client = false;
+    udp_token_ = settings.token;
+    udp_flows_ = std::make_shared<udp_test_flows>(channel_.socket().get_executor(), request.streams, settings,
+                                                  peer_.address(), udp_local_endpoint(), context_->data_pool);
+    auto& group = udp_flows_->group();
+    context_->udp->add(udp_token_, udp_flows_);
+
+    const proto::test_accept accept{next_test_id_++, ""};
+    co_await channel_.write(accept, clock::now() + kReplyTimeout);
+    const std::uint64_t cap = context_->config.limits.max_udp_bitrate;
+    const proto::udp_setup setup{udp_token_, context_->udp->port(), cap};
+    co_await channel_.write(setup, clock::now() + kReplyTimeout);
+
+    const auto setup_deadline = clock::now() + kUdpSetupTimeout;
+    while (group.established_count() < request.streams) {
+        if (clock::now() >= setup_deadline) {
+            throw session_error(
+                proto::error_code::timeout,
+                fmt::format("only {} of {} UDP streams completed their handshake within {} s (is UDP "
+                            "from the client to port {} blocked?)",
+                            group.established_count(), request.streams, kUdpSetupTimeout.count(),
+                            context_->udp->port()));
+        }
+        co_await group.wait_for_change(setup_deadline);
+    }
+    // Retransmitted HELLOs now reach the streams' own sockets; the token is done with the listener.
+    context_->udp->remove(udp_token_);
+    protocol_.streams_ready();
+    const proto::streams_ready ready;
+    co_await channel_.write(ready, clock::now() + kReplyTimeout);
+    if (download) {
+        co_await send_udp_download(request);
+    } else {
+        co_await receive_udp_upload(request);
+    }
+}
+
+asio::awaitable<void> session::send_udp_download(const proto::test_request& request) {
+    auto& group = udp_flows_->group();
+    const std::uint64_t cap = context_->config.limits.max_udp_bitrate;
+    net::udp_send_plan plan;
+    plan.bits_per_second = static_cast<double>(request.bitrate) / request.streams;
+    plan.max_bits_per_second = static_cast<double>(cap) / request.streams;
+    group.start_sending(plan);
+
+    // The sender needs the client's FEEDBACK to keep going (net/udp_flows), so a client that vanishes stops
+    // the datagrams within a second; the STOP itself has the session protocol's deadline.
+    const session_step step = co_await next_step();
+    if (step.what != session_step::kind::stop_sending) {
+        throw session_error(proto::error_code::internal, "session protocol out of step");
+    }
+    group.stop_sending();
+    co_await group.wait_senders_stopped(clock::now() + kReplyTimeout);
+    if (auto failure = group.first_failure()) {
+        throw session_error(proto::error_code::protocol_error, *failure);
+    }
+    proto::udp_sender_report report;
+    std::uint64_t packets = 0;
+    std::uint64_t bytes = 0;
+    for (const auto& counts : group.sent_counts()) {
+        report.streams.push_back({counts.packets, counts.bytes});
+        packets += counts.packets;
+        bytes += counts.bytes;
+    }
+    co_await channel_.write(report, clock::now() + kReplyTimeout);
+    // The flows stay open until the next request: FEEDBACK still in flight lands on them, not the listener.
+    summaries_.push_back(fmt::format(
+        "udp download {} stream{}: sent {} datagrams ({}, {} target)", request.streams,
+        request.streams == 1 ? "" : "s", packets, units::format_bytes(bytes),
+        request.bitrate == 0 ? std::string("adaptive")
+                             : units::format_bits_per_second(static_cast<double>(request.bitrate))));
+}
+
+asio::awaitable<void> session::receive_udp_upload(const proto::test_request& request) {
+    auto& group = udp_flows_->group();
+    measure::plan plan;
+    plan.omit_ns = std::int64_t{request.omit_ms} * 1'000'000;
+    plan.duration_ns = std::int64_t{request.duration_ms} * 1'000'000;
+    plan.interval_ns = std::int64_t{request.interval_ms} * 1'000'000;
+    auto& channel = channel_;
+    const net::udp_window_result window = co_await net::measure_udp_receiver_window(
+        group, plan, clock::now() + kFirstDataTimeout,
+        [&channel](const proto::udp_interval_report& report) { return send_udp_interval(channel, report); });
+
+    protocol_.window_closed();
+    const proto::stop stop{proto::stop_reason::window_complete};
+    co_await channel_.write(stop, clock::now() + kReplyTimeout);
+    const session_step step = co_await next_step();
+    if (step.what != session_step::kind::test_complete) {
+        throw session_error(proto::error_code::internal, "session protocol out of step");
+    }
+    const proto::udp_sender_report& sent = step.udp_sender_report;
+    co_await net::drain_and_close(group, sent, clock::now() + net::kDrainTimeout);
+    const proto::udp_receiver_report report =
+        net::make_udp_receiver_report(window, group.receiver_finals(), sent);
+    co_await channel_.write(report, clock::now() + kReplyTimeout);
+
+    std::uint64_t sent_packets = 0;
+    std::uint64_t lost = 0;
+    for (std::size_t i = 0; i < report.streams.size(); ++i) {
+        sent_packets += sent.streams[i].packets;
+        lost += report.streams[i].lost_packets;
+    }
+    summaries_.push_back(fmt::format(
+        "udp upload {} stream{}: received {} ({} in {:.2f} s, receiver side), lost {}/{}", request.streams,
+        request.streams == 1 ? "" : "s", units::format_bits_per_second(window.totals.bits_per_second()),
+        units::format_bytes(window.totals.bytes()), window.totals.seconds(), lost, sent_packets));
+}
+
+}  // namespace speed::server

@@ -1,0 +1,210 @@
+// The lab itself and netem-tun in it: clean-up, the stale-namespace sweep, delay, loss and forwarding
+// capacity.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "tests/netlab/reference_tools.hpp"
+
+using namespace speed::netlab;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool namespace_exists(const std::string& name) {
+    return ::access(("/run/netns/" + name).c_str(), F_OK) == 0;
+}
+
+// Running, not merely a zombie waiting for a reaper that may be slow to come (init in some containers).
+bool process_exists(pid_t pid) {
+    std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    std::getline(file, stat);
+    const auto name_end = stat.rfind(')');  // "PID (COMMAND) STATE ...", COMMAND may hold spaces
+    if (name_end == std::string::npos || name_end + 2 >= stat.size()) {
+        return false;
+    }
+    const char state = stat[name_end + 2];
+    return state != 'Z' && state != 'X';
+}
+
+// A pid that belonged to a process that has exited (and been reaped).
+pid_t dead_pid() {
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::_exit(0);
+    }
+    ::waitpid(child, nullptr, 0);
+    return child;
+}
+
+}  // namespace
+
+TEST_CASE("the lab deletes its namespaces and stops its servers when a test fails inside it", "[netlab]") {
+    std::vector<std::string> names;
+    pid_t server_pid = -1;
+    try {
+        lab_config config;
+        config.download.delay_ms = 1.0;  // with netem-tun, so that it is stopped too
+        lab link(config);
+        names = {link.client_namespace(), link.router_namespace(), link.server_namespace()};
+        server_pid = link.start_speedsrv().pid();
+        for (const auto& name : names) {
+            REQUIRE(namespace_exists(name));
+        }
+        REQUIRE(process_exists(server_pid));
+        throw std::runtime_error("a failing test");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()) == "a failing test");
+    }
+    REQUIRE(names.size() == 3);
+    for (const auto& name : names) {
+        CHECK_FALSE(namespace_exists(name));
+    }
+    CHECK_FALSE(process_exists(server_pid));
+}
+
+// Run by the next test in a child process: a lab that waits to be interrupted. Hidden ([.]): never run alone.
+TEST_CASE("a lab waiting for a signal", "[.][interrupt-helper]") {
+    lab_config config;
+    config.upload.delay_ms = 1.0;
+    lab link(config);
+    const pid_t server_pid = link.start_speedsrv().pid();
+    std::printf("lab ready: %s %s %s %d\n", link.client_namespace().c_str(), link.router_namespace().c_str(),
+                link.server_namespace().c_str(), static_cast<int>(server_pid));
+    std::fflush(stdout);
+    std::this_thread::sleep_for(30s);
+    FAIL("not interrupted");
+}
+
+TEST_CASE("an interrupted test (SIGINT, SIGTERM) leaves no namespaces or servers behind", "[netlab]") {
+    for (const int signal_number : {SIGINT, SIGTERM}) {
+        speed::testing::background_process child({"/proc/self/exe", "[interrupt-helper]"});
+        // "lab ready: CLIENT ROUTER SERVER SERVER_PID"
+        std::istringstream line(child.wait_for_line("lab ready: ", 20s));
+        std::string lab_word, ready_word;
+        std::vector<std::string> names(3);
+        long server_pid = 0;
+        line >> lab_word >> ready_word >> names[0] >> names[1] >> names[2] >> server_pid;
+        REQUIRE(line);
+        child.send_signal(signal_number);
+        CHECK(child.stop(10s) == -1);  // ended by the signal, as an interrupted test should be
+        INFO(child.log());
+        for (const auto& name : names) {
+            CHECK_FALSE(namespace_exists(name));
+        }
+        // SIGKILL takes effect asynchronously: give the server a moment to die.
+        for (int i = 0; i < 200 && process_exists(static_cast<pid_t>(server_pid)); ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+        CHECK_FALSE(process_exists(static_cast<pid_t>(server_pid)));
+    }
+}
+
+TEST_CASE("the sweep deletes namespaces of dead runs and keeps those of live ones", "[netlab]") {
+    const std::string stale = std::string(kNamespacePrefix) + std::to_string(dead_pid()) + "-0-c";
+    const std::string live = std::string(kNamespacePrefix) + "1-0-c";  // pid 1 never exits
+    REQUIRE(speed::testing::run_process({"ip", "netns", "add", stale}, 10s).exit_code == 0);
+    REQUIRE(speed::testing::run_process({"ip", "netns", "add", live}, 10s).exit_code == 0);
+    CHECK(sweep_stale_namespaces() >= 1);
+    CHECK_FALSE(namespace_exists(stale));
+    CHECK(namespace_exists(live));
+    speed::testing::run_process({"ip", "netns", "del", live}, 10s);
+}
+
+TEST_CASE("netem-tun adds its one-way delays: ping shows their sum plus a small constant", "[netlab]") {
+    skip_unless_installed("ping", "iputils-ping");
+    // Symmetric and one-sided: each direction is delayed on its own.
+    for (const auto& [upload_ms, download_ms] : {std::pair{10.0, 10.0}, std::pair{20.0, 0.0}}) {
+        lab_config config;
+        config.upload.delay_ms = upload_ms;
+        config.download.delay_ms = download_ms;
+        lab link(config);
+        const ping_result ping = ping_server(link, 40, 0.05);
+        INFO(ping.output);
+        REQUIRE(ping.rtt_ms.size() == 40);
+        const double added_ms = upload_ms + download_ms;
+        std::printf("netlab: delay %.0f+%.0f ms: ping min %.3f median %.3f max %.3f ms\n", upload_ms,
+                    download_ms, *std::min_element(ping.rtt_ms.begin(), ping.rtt_ms.end()),
+                    median(ping.rtt_ms), *std::max_element(ping.rtt_ms.begin(), ping.rtt_ms.end()));
+        // Never early: the delay is a floor. The constant on top is the veths' own round trip (~0.1 ms) and
+        // netem-tun's timer wake-up; 1.5 ms leaves room for a loaded machine.
+        CHECK(*std::min_element(ping.rtt_ms.begin(), ping.rtt_ms.end()) >= added_ms);
+        CHECK(median(ping.rtt_ms) <= added_ms + 1.5);
+    }
+}
+
+TEST_CASE("netem-tun drops the seeded share of packets, and nothing else is lost", "[netlab]") {
+    skip_unless_installed("ping", "iputils-ping");
+    lab_config config;
+    config.upload.loss_percent = 5.0;
+    config.download.loss_percent = 5.0;
+    config.seed = 7;
+    lab link(config);
+    const unsigned count = 2000;
+    const auto ping = ping_server(link, count, 0.002);
+    const auto stats = link.netem_statistics();
+    INFO(ping.output.substr(ping.output.size() > 400 ? ping.output.size() - 400 : 0) << "\n"
+                                                                                     << stats.dump(2));
+    REQUIRE(ping.transmitted == count);
+    REQUIRE(stats["paths"].size() == 2);
+    const auto& up = stats["paths"][0];
+    const auto& down = stats["paths"][1];
+    // Every request reached netem-tun; every reply it saw came from a request it passed on.
+    CHECK(up["received"] == count);
+    CHECK(down["received"] == up["forwarded"]);
+    // The only losses on the path are netem-tun's: ping misses exactly what it dropped.
+    CHECK(ping.transmitted - ping.received == up["lost"].get<unsigned>() + down["lost"].get<unsigned>());
+    CHECK(up["overflowed"] == 0);
+    CHECK(down["overflowed"] == 0);
+    // Binomial: 5 % of 2000 has a standard deviation of 0.49 percentage points; 2 pp is four of them.
+    const double up_loss = 100.0 * up["lost"].get<double>() / up["received"].get<double>();
+    const double down_loss = 100.0 * down["lost"].get<double>() / down["received"].get<double>();
+    std::printf("netlab: loss 5 %%: netem-tun dropped %.2f %% up, %.2f %% down; ping lost %u of %u\n",
+                up_loss, down_loss, ping.transmitted - ping.received, ping.transmitted);
+    CHECK(up_loss == Approx(5.0).margin(2.0));
+    CHECK(down_loss == Approx(5.0).margin(2.0));
+}
+
+TEST_CASE("netem-tun is not the bottleneck of a 100 Mbit/s link with 20 ms round trips", "[netlab]") {
+    skip_unless_installed("iperf3", "iperf3");
+    lab_config config;
+    for (link_direction* direction : {&config.upload, &config.download}) {
+        direction->rate_bits_per_second = 100'000'000;
+        direction->delay_ms = 10.0;
+    }
+    lab link(config);
+    const auto before = link.netem_statistics();
+    const iperf3_result iperf3 = run_iperf3(link, transfer::download, 4.0, 2.0);
+    const auto after = link.netem_statistics();
+    INFO(after.dump(2));
+
+    const auto segment = full_tcp_segment(kLinkMtu, tcp_timestamps_enabled(link));
+    const double ceiling =
+        100e6 * static_cast<double>(segment.payload_bytes) / static_cast<double>(segment.frame_bytes);
+    const double cpu_seconds =
+        after["cpu_user_seconds"].get<double>() + after["cpu_system_seconds"].get<double>() -
+        before["cpu_user_seconds"].get<double>() - before["cpu_system_seconds"].get<double>();
+    const double wall_seconds = after["wall_seconds"].get<double>() - before["wall_seconds"].get<double>();
+    std::printf(
+        "netlab: 100 Mbit/s, 10+10 ms: iperf3 %.2f Mbit/s (ceiling %.2f); netem-tun CPU %.1f %% of a core\n",
+        iperf3.receiver_bits_per_second / 1e6, ceiling / 1e6, 100.0 * cpu_seconds / wall_seconds);
+    // The link, not netem-tun, sets the pace: nothing dropped or refused by netem-tun and the goodput reaches
+    // the ceiling the tbf rate allows.
+    for (const auto& path : after["paths"]) {
+        CHECK(path["overflowed"] == 0);
+        CHECK(path["write_errors"] == 0);
+        CHECK(path["lost"] == 0);
+    }
+    CHECK(iperf3.receiver_bits_per_second >= 0.95 * ceiling);
+    // netem-tun's CPU time includes the kernel forwarding the packets it writes; half a core is far above
+    // what it needs (see docs/netlab.md) and still leaves the other core for the endpoints.
+    CHECK(cpu_seconds / wall_seconds < 0.5);
+}

@@ -1,0 +1,73 @@
+// TCP goodput against ground truth: on a tbf-limited link the receiver can get at most rate x payload / frame
+// (docs/netlab.md derives the per-packet overhead); speedcli must land within 5 % of that ceiling and of
+// iperf3 measured on the same link in the same test.
+#include <catch2/catch.hpp>
+#include <cstdio>
+
+#include "tests/netlab/reference_tools.hpp"
+
+using namespace speed::netlab;
+
+namespace {
+
+constexpr double kDurationSeconds = 4.0;
+constexpr double kOmitSeconds = 1.0;  // slow start and the tbf bucket's initial burst
+constexpr double kTolerance = 0.05;
+
+void check_goodput_on_link(std::uint64_t rate_bits_per_second) {
+    skip_unless_installed("iperf3", "iperf3");
+    lab_config config;
+    config.upload.rate_bits_per_second = rate_bits_per_second;
+    config.download.rate_bits_per_second = rate_bits_per_second;
+    lab link(config);
+    auto& server = link.start_speedsrv();
+
+    // speedcli (both directions), then iperf3 download and upload on the same link.
+    const auto speedcli = run_speedcli(link, server.port(),
+                                       {"--pings", "0", "--duration", std::to_string(kDurationSeconds),
+                                        "--omit", std::to_string(kOmitSeconds), "--interval", "0"});
+    INFO(speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n" << server.log());
+    REQUIRE(speedcli.process.exit_code == 0);
+    const iperf3_result iperf3_download =
+        run_iperf3(link, transfer::download, kDurationSeconds, kOmitSeconds);
+    const iperf3_result iperf3_upload = run_iperf3(link, transfer::upload, kDurationSeconds, kOmitSeconds);
+
+    // The ceiling rests on the MSS: check that the connections used the one it is derived from.
+    const auto segment = full_tcp_segment(kLinkMtu, tcp_timestamps_enabled(link));
+    REQUIRE(iperf3_download.json["start"]["tcp_mss_default"] == segment.payload_bytes);
+    const double ceiling = static_cast<double>(rate_bits_per_second) *
+                           static_cast<double>(segment.payload_bytes) /
+                           static_cast<double>(segment.frame_bytes);
+
+    const double download = speedcli.json["download"]["bits_per_second"].get<double>();
+    const double upload = speedcli.json["upload"]["bits_per_second"].get<double>();
+    std::printf(
+        "netlab: %.0f Mbit/s link: ceiling %.3f Mbit/s (%zu/%zu B); download speedcli %.3f iperf3 %.3f; "
+        "upload speedcli %.3f iperf3 %.3f Mbit/s\n",
+        static_cast<double>(rate_bits_per_second) / 1e6, ceiling / 1e6, segment.payload_bytes,
+        segment.frame_bytes, download / 1e6, iperf3_download.receiver_bits_per_second / 1e6, upload / 1e6,
+        iperf3_upload.receiver_bits_per_second / 1e6);
+    INFO("ceiling " << ceiling << " bit/s; iperf3 download " << iperf3_download.receiver_bits_per_second
+                    << ", upload " << iperf3_upload.receiver_bits_per_second);
+    CHECK(speedcli.json["download"]["measured_by"] == "client");
+    CHECK(speedcli.json["upload"]["measured_by"] == "server");
+    CHECK(download == Approx(ceiling).epsilon(kTolerance));
+    CHECK(upload == Approx(ceiling).epsilon(kTolerance));
+    CHECK(download == Approx(iperf3_download.receiver_bits_per_second).epsilon(kTolerance));
+    CHECK(upload == Approx(iperf3_upload.receiver_bits_per_second).epsilon(kTolerance));
+    // The reference agrees with the ceiling too, or the lab is not the link it claims to be.
+    CHECK(iperf3_download.receiver_bits_per_second == Approx(ceiling).epsilon(kTolerance));
+    CHECK(iperf3_upload.receiver_bits_per_second == Approx(ceiling).epsilon(kTolerance));
+}
+
+}  // namespace
+
+TEST_CASE("TCP goodput on a 20 Mbit/s link is within 5 % of the ceiling and of iperf3",
+          "[netlab][accuracy]") {
+    check_goodput_on_link(20'000'000);
+}
+
+TEST_CASE("TCP goodput on a 100 Mbit/s link is within 5 % of the ceiling and of iperf3",
+          "[netlab][accuracy]") {
+    check_goodput_on_link(100'000'000);
+}

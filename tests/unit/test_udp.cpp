@@ -1,0 +1,469 @@
+// UDP mode's pure parts: the datagram and control-message codecs (golden bytes), the pacer (fake clock), the
+// receiver's accounting (exact loss / reorder / duplicate / late / jitter / IPDV vectors), the adaptive rate
+// controller (a simulated bottleneck) and the server's UDP limits.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <random>
+
+#include "common/limits.hpp"
+#include "common/protocol.hpp"
+#include "common/udp_accounting.hpp"
+#include "common/udp_pacer.hpp"
+#include "common/udp_rate_control.hpp"
+#include "common/udp_wire.hpp"
+#include "tests/unit/hex.hpp"
+
+using namespace speed;
+using namespace speed::udp;
+using speed::testing::from_hex;
+
+namespace {
+
+template <class T>
+void check_round_trip(const T& msg, const std::vector<std::uint8_t>& golden) {
+    CHECK(proto::encode(msg) == golden);
+    const proto::decode_result decoded = proto::decode_frame(golden);
+    REQUIRE(decoded.status == proto::decode_status::ok);
+    CHECK(decoded.consumed == golden.size());
+    REQUIRE(std::holds_alternative<T>(decoded.msg));
+    CHECK(std::get<T>(decoded.msg) == msg);
+}
+
+}  // namespace
+
+// ---- datagrams ----
+
+TEST_CASE("UDP datagram header golden bytes", "[udp][wire]") {
+    header h;
+    h.type = datagram_type::data;
+    h.stream = 0x0102;
+    h.token = 0x1122334455667788ULL;
+    h.sequence = 5;
+    h.timestamp_ns = 0x0102030405060708ULL;
+    const auto golden = from_hex("01 01 0102 1122334455667788 0000000000000005 0102030405060708");
+    std::vector<std::uint8_t> out(kHeaderSize + 4, 0xee);
+    write_header(out, h);
+    CHECK(std::vector<std::uint8_t>(out.begin(), out.begin() + kHeaderSize) == golden);
+    CHECK(out[kHeaderSize] == 0xee);  // writes nothing past the header
+    REQUIRE(read_header(golden));
+    CHECK(*read_header(golden) == h);
+    CHECK(read_header(out) == h);  // a DATA datagram's filler after the header is ignored
+}
+
+TEST_CASE("UDP datagram headers that are short, of another version or an unknown type are refused",
+          "[udp][wire]") {
+    const auto good = from_hex("06 01 0000 1122334455667788 0000000000000001 0000000000000002");
+    CHECK(read_header(good)->type == datagram_type::pong);
+    CHECK_FALSE(read_header(std::span(good).first(kHeaderSize - 1)));
+    auto other_version = good;
+    other_version[1] = 2;
+    CHECK_FALSE(read_header(other_version));
+    auto unknown_type = good;
+    unknown_type[0] = 7;
+    CHECK_FALSE(read_header(unknown_type));
+    unknown_type[0] = 0;
+    CHECK_FALSE(read_header(unknown_type));
+}
+
+TEST_CASE("FEEDBACK datagram golden bytes", "[udp][wire]") {
+    header h{datagram_type::feedback, 3, 0xa1a2a3a4a5a6a7a8ULL, 9, 1000};
+    feedback body;
+    body.packets_received = 100;
+    body.expected = 102;
+    body.bytes_received = 140000;
+    body.socket_drops = 2;
+    body.queue_delay_us = 500;
+    body.echo_timestamp_ns = 0x0102030405060708ULL;
+    body.echo_delay_us = 16;
+    const auto golden = from_hex(
+        "04 01 0003 a1a2a3a4a5a6a7a8 0000000000000009 00000000000003e8"
+        "0000000000000064 0000000000000066 00000000000222e0 00000002 000001f4 0102030405060708 00000010");
+    std::vector<std::uint8_t> out(kFeedbackSize);
+    write_feedback(out, h, body);
+    CHECK(out == golden);
+    CHECK(*read_header(golden) == h);
+    REQUIRE(read_feedback(golden));
+    CHECK(*read_feedback(golden) == body);
+    CHECK_FALSE(read_feedback(std::span(golden).first(kFeedbackSize - 1)));
+}
+
+// ---- control messages ----
+
+TEST_CASE("UDP control messages golden bytes", "[udp][protocol]") {
+    check_round_trip(proto::udp_setup{0x1122334455667788ULL, 5201, 1'000'000'000},
+                     from_hex("30 00000012 1122334455667788 1451 000000003b9aca00"));
+    check_round_trip(proto::udp_echo_request{}, from_hex("31 00000000"));
+
+    proto::udp_sender_report sent;
+    sent.streams = {{3, 4200}};
+    check_round_trip(sent, from_hex("32 00000012 0001 0000000000000003 0000000000001068"));
+
+    proto::udp_interval_report interval;
+    interval.index = 1;
+    interval.start_ns = 0;
+    interval.end_ns = 1'000'000'000;
+    interval.omitted = false;
+    interval.streams = {{16, 2, 1, 100}};
+    check_round_trip(interval,
+                     from_hex("34 00000037 00000001 0000000000000000 000000003b9aca00 00 0001"
+                              "0000000000000010 0000000000000002 0000000000000001 0000000000000064"));
+
+    proto::udp_receiver_report received;
+    received.window_ns = 1'000'000'000;
+    received.ipdv_p50_ns = 1;
+    received.ipdv_p90_ns = 2;
+    received.ipdv_p99_ns = 3;
+    received.streams = {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}};
+    check_round_trip(received, from_hex("33 00000082 000000003b9aca00 0000000000000000 0000000000000000"
+                                        "0000000000000001 0000000000000002 0000000000000003 0001"
+                                        "0000000000000001 0000000000000002 0000000000000003 0000000000000004"
+                                        "0000000000000005 0000000000000006 0000000000000007 0000000000000008"
+                                        "0000000000000009 000000000000000a"));
+}
+
+TEST_CASE("malformed UDP control messages are refused", "[udp][protocol]") {
+    // A zero token or port cannot be a real setup.
+    CHECK(proto::decode_frame(from_hex("30 00000012 0000000000000000 1451 0000000000000000")).status ==
+          proto::decode_status::bad);
+    CHECK(proto::decode_frame(from_hex("30 00000012 0000000000000001 0000 0000000000000000")).status ==
+          proto::decode_status::bad);
+    // A stream count larger than the bytes that follow must not allocate.
+    CHECK(proto::decode_frame(from_hex("32 00000012 0080 0000000000000003 0000000000001068")).status ==
+          proto::decode_status::bad);
+    // Trailing bytes.
+    CHECK(proto::decode_frame(from_hex("31 00000001 00")).status == proto::decode_status::bad);
+    // An interval that ends before it starts, and an omitted flag that is not 0 or 1.
+    CHECK(proto::decode_frame(from_hex("34 00000017 00000001 0000000000000002 0000000000000001 00 0000"))
+              .status == proto::decode_status::bad);
+    CHECK(proto::decode_frame(from_hex("34 00000017 00000001 0000000000000001 0000000000000002 02 0000"))
+              .status == proto::decode_status::bad);
+}
+
+// ---- pacer ----
+
+TEST_CASE("the pacer's token bucket, step by step", "[udp][pacer]") {
+    // 8 Gbit/s = 1 byte per ns; the bucket holds 1000 ns worth (1000 bytes) and starts with 100 bytes.
+    pacer p(8e9, 1000, 100, 0);
+    CHECK(p.depth_bytes() == 1000);
+    CHECK(p.allowed(0, 50) == 2);
+    p.consume(100);
+    CHECK(p.allowed(0, 50) == 0);
+    CHECK(p.wait_ns(0, 50) == 50);
+    CHECK(p.allowed(50, 50) == 1);
+    // A sender that shows up late gets one bucket, not the whole backlog: the rest is owed.
+    CHECK(p.allowed(10'000, 50) == 20);
+    CHECK(p.debt_bytes() == 9000);
+    // Debt comes back at a quarter of the rate on top of it: 100 ns later, 100 + 25 bytes more.
+    p.consume(1000);
+    CHECK(p.allowed(10'100, 1) == 125);
+    CHECK(p.debt_bytes() == 8975);
+    // Halving the rate halves the bucket; the credit above it and the debt are dropped.
+    p.set_rate(4e9, 10'100);
+    CHECK(p.depth_bytes() == 500);
+    CHECK(p.allowed(10'100, 50) == 2);
+    CHECK(p.debt_bytes() == 0);
+    // A time that goes backwards earns nothing.
+    p.consume(100);
+    CHECK(p.allowed(9'000, 50) == 0);
+    // The bucket never holds less than the minimum, however low the rate.
+    pacer slow(1000, 1'000'000, 2944, 0);
+    CHECK(slow.depth_bytes() == 2944);
+}
+
+TEST_CASE("a paced sender on a busy fake clock hits the rate within 1 % and never bursts past the bucket",
+          "[udp][pacer]") {
+    constexpr double kRate = 100e6;  // bits/s
+    constexpr std::uint32_t kDatagram = 1400;
+    constexpr std::int64_t kBurstNs = 1'000'000;
+    std::mt19937 random(7);
+    std::uniform_int_distribution<std::int64_t> oversleep_ns(0, 80'000);  // timer wake-ups are late
+    std::uniform_int_distribution<int> stall(0, 199);                     // and now and then very late
+    pacer p(kRate, kBurstNs, 2 * kDatagram, 0);
+    std::int64_t now = 0;
+    std::uint64_t sent_bytes = 0;
+    std::uint64_t largest_burst = 0;
+    constexpr std::int64_t kTestNs = 2'000'000'000;
+    while (now < kTestNs) {
+        const std::uint64_t n = p.allowed(now, kDatagram);
+        p.consume(n * kDatagram);
+        sent_bytes += n * kDatagram;
+        largest_burst = std::max(largest_burst, n * kDatagram);
+        now += std::max<std::int64_t>(p.wait_ns(now, kDatagram), 1) + oversleep_ns(random);
+        if (stall(random) == 0) {
+            now += 5'000'000;  // a descheduled thread: 5 ms, more than the bucket holds
+        }
+    }
+    const double achieved = static_cast<double>(sent_bytes) * 8e9 / static_cast<double>(now);
+    CHECK(achieved == Approx(kRate).epsilon(0.01));
+    CHECK(largest_burst <= p.depth_bytes());
+    CHECK(p.depth_bytes() == 12'500);  // 1 ms at 100 Mbit/s: no 100 ms bursts
+}
+
+// ---- accounting ----
+
+TEST_CASE("receiver accounting: loss by gaps, reordering, duplicates and the exact identity",
+          "[udp][accounting]") {
+    receiver_accounting acct(64);
+    const auto on = [&acct](std::uint64_t sequence) { return acct.on_datagram(sequence, 100, 0, 1000); };
+    CHECK(on(0) == arrival::in_order);
+    CHECK(on(1) == arrival::in_order);
+    CHECK(on(2) == arrival::in_order);
+    CHECK(on(4) == arrival::in_order);  // 3 is missing for now
+    CHECK(acct.counters().gaps() == 1);
+    CHECK(on(3) == arrival::out_of_order);
+    CHECK(acct.counters().gaps() == 0);
+    CHECK(on(3) == arrival::duplicate);
+    const receiver_counters at_window_end = acct.counters();
+    CHECK(on(5) == arrival::in_order);
+    CHECK(on(9) == arrival::in_order);
+    CHECK(on(7) == arrival::out_of_order);
+
+    const receiver_counters& c = acct.counters();
+    CHECK(c.packets_received == 8);
+    CHECK(c.bytes_received == 800);
+    CHECK(c.expected == 10);
+    CHECK(c.gaps() == 2);  // 6 and 8
+    CHECK(c.out_of_order == 2);
+    CHECK(c.duplicates == 1);
+    CHECK(c.first_arrival_ns == 1000);
+
+    // The sender sent 12 (10 and 11 vanished at the tail, where gaps cannot see them).
+    const auto result = finalize_stream(at_window_end, c, 12);
+    REQUIRE(result.totals);
+    const stream_totals& t = *result.totals;
+    CHECK(t.packets_sent == 12);
+    CHECK(t.packets_received == 8);
+    CHECK(t.lost_packets == 4);
+    CHECK(t.packets_received + t.lost_packets == t.packets_sent);
+    CHECK(t.late_packets == 3);  // 5, 9 and 7 arrived after the window closed: counted, not lost
+    CHECK(t.out_of_order == 2);
+    CHECK(t.duplicates == 1);
+    CHECK(lost_percent(t.lost_packets, t.packets_sent) == Approx(100.0 / 3.0));
+    CHECK(lost_percent(0, 0) == 0.0);
+
+    // A sender that claims fewer datagrams than arrived is caught.
+    const auto lie = finalize_stream(at_window_end, c, 9);
+    CHECK_FALSE(lie.totals);
+    CHECK_THAT(lie.error, Catch::Contains("sequence 9"));
+}
+
+TEST_CASE("receiver accounting: the sequence window wraps and reordering beyond it counts as duplicate",
+          "[udp][accounting]") {
+    receiver_accounting acct(64);
+    for (std::uint64_t s = 0; s < 64; ++s) {
+        acct.on_datagram(s, 1, 0, 0);
+    }
+    CHECK(acct.on_datagram(64, 1, 0, 0) == arrival::in_order);  // reuses the slot of 0
+    CHECK(acct.on_datagram(0, 1, 0, 0) == arrival::duplicate);  // 65 behind: too old to tell
+    CHECK(acct.on_datagram(1, 1, 0, 0) == arrival::duplicate);  // 64 behind: a real duplicate
+    CHECK(acct.counters().packets_received == 65);
+
+    receiver_accounting jump(64);
+    jump.on_datagram(0, 1, 0, 0);
+    jump.on_datagram(100, 1, 0, 0);                                 // clears the whole ring
+    CHECK(jump.on_datagram(10, 1, 0, 0) == arrival::duplicate);     // 91 behind
+    CHECK(jump.on_datagram(50, 1, 0, 0) == arrival::out_of_order);  // 51 behind, never seen
+    CHECK(jump.on_datagram(50, 1, 0, 0) == arrival::duplicate);
+    CHECK(jump.on_datagram(36, 1, 0, 0) == arrival::duplicate);     // 65 behind
+    CHECK(jump.on_datagram(37, 1, 0, 0) == arrival::out_of_order);  // 64 behind
+    CHECK(jump.counters().packets_received == 4);
+    CHECK(jump.counters().duplicates == 3);
+    CHECK(jump.counters().gaps() == 97);
+}
+
+TEST_CASE("receiver accounting: RFC 3550 jitter and IPDV of consecutive sequence numbers",
+          "[udp][accounting]") {
+    receiver_accounting acct;
+    acct.on_datagram(0, 100, 0, 1000);    // transit 1000
+    acct.on_datagram(1, 100, 100, 1116);  // transit 1016: D = 16, J = 1, IPDV 16
+    CHECK(acct.counters().jitter_ns == 1.0);
+    acct.on_datagram(2, 100, 200, 1200);  // transit 1000: D = 16, J = 1 + 15/16, IPDV 16
+    CHECK(acct.counters().jitter_ns == 1.0 + 15.0 / 16.0);
+    acct.on_datagram(4, 100, 400,
+                     1450);  // transit 1050: D = 50, J += (50 - J) / 16; not consecutive: no IPDV
+    const double j = (1.0 + 15.0 / 16.0) + (50.0 - (1.0 + 15.0 / 16.0)) / 16.0;
+    CHECK(acct.counters().jitter_ns == j);
+    acct.on_datagram(4, 100, 400, 9999);  // a duplicate changes nothing
+    CHECK(acct.counters().jitter_ns == j);
+    acct.on_datagram(5, 100, 500, 1530);  // transit 1030: IPDV 20
+    CHECK(acct.ipdv().count() == 3);
+    CHECK(acct.ipdv().percentile(0.5) == 16);
+    CHECK(acct.ipdv().percentile(0.99) == 20);
+
+    // Queue delay: the smallest transit since the last look minus the smallest ever.
+    CHECK(acct.take_queue_delay_ns() == 0);  // min 1000 both
+    acct.on_datagram(6, 100, 600, 1700);     // transit 1100
+    acct.on_datagram(7, 100, 700, 1780);     // transit 1080
+    CHECK(acct.take_queue_delay_ns() == 80);
+    CHECK(acct.take_queue_delay_ns() == 0);  // nothing since
+}
+
+TEST_CASE("IPDV histogram buckets and percentiles", "[udp][accounting]") {
+    CHECK(ipdv_histogram::bucket_of(0) == 0);
+    CHECK(ipdv_histogram::bucket_of(127) == 127);
+    CHECK(ipdv_histogram::bucket_of(128) == 128);
+    CHECK(ipdv_histogram::bucket_of(129) == 128);
+    CHECK(ipdv_histogram::bucket_of(130) == 129);
+    CHECK(ipdv_histogram::bucket_of(255) == 191);
+    CHECK(ipdv_histogram::bucket_of(256) == 192);
+    CHECK(ipdv_histogram::bucket_start(192) == 256);
+    CHECK(ipdv_histogram::bucket_width(192) == 4);
+    CHECK(ipdv_histogram::bucket_of(~std::uint64_t{0}) == ipdv_histogram::kBucketCount - 1);
+    // Every value lies in its bucket, and buckets are at most 1/64 of their start wide.
+    for (std::uint64_t v : {128ULL, 1000ULL, 65'535ULL, 1'000'000ULL, 123'456'789ULL, 1ULL << 41}) {
+        const auto b = ipdv_histogram::bucket_of(v);
+        CHECK(ipdv_histogram::bucket_start(b) <= v);
+        CHECK(v < ipdv_histogram::bucket_start(b) + ipdv_histogram::bucket_width(b));
+        CHECK(ipdv_histogram::bucket_width(b) * 64 <= ipdv_histogram::bucket_start(b));
+    }
+
+    ipdv_histogram h;
+    CHECK(h.percentile(0.5) == 0);
+    for (std::uint64_t v = 1; v <= 100; ++v) {
+        h.add(v);
+    }
+    CHECK(h.percentile(0.5) == 50);
+    CHECK(h.percentile(0.9) == 90);
+    CHECK(h.percentile(0.99) == 99);
+    CHECK(h.percentile(1.0) == 100);
+    ipdv_histogram other;
+    other.add(1000);  // bucket [1000, 1008)
+    h.merge(other);
+    CHECK(h.count() == 101);
+    CHECK(h.percentile(1.0) == 1004);
+}
+
+// ---- adaptive rate ----
+
+namespace {
+
+// A bottleneck of `capacity` bits/s in front of the receiver: what is sent above it overflows the
+// receiver's socket; `random_loss` of everything vanishes on the way regardless.
+struct simulated_path {
+    double capacity = 1e9;
+    double random_loss = 0.0;
+    double queue_delay_ns_when_full = 0.0;
+};
+
+// Runs the controller against the path for `seconds`, feedback every 10 ms, and returns the rates it chose.
+std::vector<double> simulate(rate_controller& controller, const simulated_path& path, double seconds) {
+    constexpr std::int64_t kPeriodNs = 10'000'000;
+    constexpr double kDatagramBits = 1400 * 8;
+    feedback fb;
+    std::vector<double> rates;
+    double expected = 0;
+    double received = 0;
+    for (std::int64_t now = kPeriodNs; now <= static_cast<std::int64_t>(seconds * 1e9); now += kPeriodNs) {
+        const double rate = controller.bits_per_second();
+        rates.push_back(rate);
+        const double arriving = rate * (1.0 - path.random_loss);
+        const double delivered = std::min(arriving, path.capacity);
+        expected += rate * 0.01 / kDatagramBits;
+        received += delivered * 0.01 / kDatagramBits;
+        fb.expected = static_cast<std::uint64_t>(expected);
+        fb.packets_received = static_cast<std::uint64_t>(received);
+        fb.bytes_received = fb.packets_received * 1400;
+        if (arriving > path.capacity) {
+            ++fb.socket_drops;
+        }
+        fb.queue_delay_us = arriving > path.capacity * 0.99
+                                ? static_cast<std::uint32_t>(path.queue_delay_ns_when_full / 1000)
+                                : 0;
+        fb.echo_timestamp_ns = static_cast<std::uint64_t>(now - 1'000'000);  // 1 ms round trip
+        fb.echo_delay_us = 0;
+        controller.on_feedback(fb, now, now);
+    }
+    return rates;
+}
+
+double mean_of_last(const std::vector<double>& values, std::size_t count) {
+    double sum = 0;
+    for (std::size_t i = values.size() - count; i < values.size(); ++i) {
+        sum += values[i];
+    }
+    return sum / static_cast<double>(count);
+}
+
+}  // namespace
+
+TEST_CASE("adaptive rate: starts low, finds the bottleneck and stays just under it", "[udp][rate]") {
+    rate_controller controller(rate_limits{10e6, 1e6, 0});
+    CHECK(controller.bits_per_second() == 10e6);
+    const auto rates = simulate(controller, simulated_path{2e9, 0.0, 0.0}, 4.0);
+    CHECK_FALSE(controller.in_startup());
+    // Startup doubles per round trip (10 ms here): 10 Mbit/s to 2 Gbit/s in well under a second.
+    const auto first_above =
+        std::find_if(rates.begin(), rates.end(), [](double r) { return r >= 1e9; }) - rates.begin();
+    CHECK(first_above < 20);
+    const double settled = mean_of_last(rates, 200);
+    CHECK(settled > 0.85 * 2e9);
+    CHECK(settled < 1.0 * 2e9);
+    // Over the last two seconds the rate sits above the bottleneck only briefly.
+    const auto over = std::count_if(rates.end() - 200, rates.end(), [](double r) { return r > 2e9; });
+    CHECK(over < 200 / 8);
+    CHECK(controller.round_trip_ns() == 1'000'000);
+}
+
+TEST_CASE("adaptive rate: random loss below 5 % without queueing does not throttle", "[udp][rate]") {
+    rate_controller controller(rate_limits{10e6, 1e6, 500e6});
+    simulate(controller, simulated_path{1e12, 0.02, 0.0}, 2.0);
+    CHECK(controller.bits_per_second() == 500e6);  // reached the cap
+}
+
+TEST_CASE("adaptive rate: a growing queue is congestion even before anything is lost", "[udp][rate]") {
+    rate_controller controller(rate_limits{10e6, 1e6, 0});
+    // The bottleneck queues (10 ms when full) and never drops: only the delay signal can stop the growth.
+    simulated_path path{1e9, 0.0, 10e6};
+    feedback fb;
+    std::int64_t now = 0;
+    for (int i = 0; i < 400; ++i) {
+        now += 10'000'000;
+        const double rate = controller.bits_per_second();
+        fb.packets_received += static_cast<std::uint64_t>(std::min(rate, path.capacity) * 0.01 / 11200);
+        fb.expected = fb.packets_received;
+        fb.bytes_received = fb.packets_received * 1400;
+        fb.queue_delay_us = rate > path.capacity ? 10'000 : 0;
+        controller.on_feedback(fb, now, now);
+    }
+    CHECK_FALSE(controller.in_startup());
+    CHECK(controller.bits_per_second() < 1.05e9);
+}
+
+TEST_CASE("adaptive rate: a receiver that goes silent halves the rate per silent period", "[udp][rate]") {
+    rate_controller controller(rate_limits{800e6, 1e6, 0});
+    CHECK_FALSE(controller.on_silence(0, 29'999'999));  // 30 ms is the shortest silence that counts
+    CHECK(controller.on_silence(0, 30'000'000) == 400e6);
+    CHECK_FALSE(controller.on_silence(0, 59'999'999));  // once per silent period
+    CHECK(controller.on_silence(0, 60'000'000) == 200e6);
+    CHECK(controller.in_startup());  // recovers as fast as at the start
+    // Feedback at 100 ms restarts the clock.
+    CHECK_FALSE(controller.on_silence(100'000'000, 120'000'000));
+    CHECK(controller.on_silence(100'000'000, 130'000'000) == 100e6);
+}
+
+// ---- limits ----
+
+TEST_CASE("UDP requests: length bounds, the UDP bitrate cap and --no-udp", "[udp][limits]") {
+    server_limits limits;
+    proto::test_request request;
+    request.proto = proto::transport::udp;
+    request.udp_payload_bytes = 1472;
+    CHECK_FALSE(validate_request(request, limits));
+    request.bitrate = 1'000'000'001;  // above the default UDP cap of 1 Gbit/s
+    CHECK(validate_request(request, limits)->code == proto::error_code::limit_exceeded);
+    limits.max_udp_bitrate = 0;
+    CHECK_FALSE(validate_request(request, limits));
+
+    request.udp_payload_bytes = kMinDatagramBytes - 1;
+    CHECK(validate_request(request, limits)->code == proto::error_code::protocol_error);
+    request.udp_payload_bytes = kMaxDatagramBytes + 1;
+    CHECK(validate_request(request, limits)->code == proto::error_code::protocol_error);
+
+    request.udp_payload_bytes = 1400;
+    limits.udp = false;
+    const auto refusal = validate_request(request, limits);
+    REQUIRE(refusal);
+    CHECK(refusal->code == proto::error_code::unsupported);
+    CHECK_THAT(refusal->message, Catch::Contains("UDP"));
+}
