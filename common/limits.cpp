@@ -121,13 +121,20 @@ std::optional<proto::error> validate_request(const proto::test_request& request,
 }
 
 std::uint64_t sender_bitrate(const proto::test_request& request, const server_limits& limits) {
-    std::uint64_t rate = tighter(request.bitrate, limits.max_bitrate);
+    const bool udp = request.proto == proto::transport::udp;
+    std::uint64_t rate = tighter(request.bitrate, udp ? limits.max_udp_bitrate : limits.max_bitrate);
     if (limits.max_bytes != 0) {
         const double seconds = std::max(test_seconds(request), 0.001);
         const double fitting = static_cast<double>(limits.max_bytes) * 8.0 / seconds;
         rate = tighter(rate, std::max<std::uint64_t>(1, saturate_to_u64(fitting)));
     }
     return rate;
+}
+
+std::uint64_t udp_rate_cap(const proto::test_request& request, const server_limits& limits) {
+    proto::test_request as_fast_as_allowed = request;
+    as_fast_as_allowed.bitrate = 0;
+    return sender_bitrate(as_fast_as_allowed, limits);
 }
 
 std::uint64_t per_stream_pacing(std::uint64_t bits_per_second, std::uint16_t streams) {

@@ -30,10 +30,15 @@ inline constexpr std::uint32_t kMinDurationMs = 100;
 std::optional<proto::error> validate_request(const proto::test_request& request, const server_limits& limits);
 
 // The rate the sender of an accepted test paces at, bits/s (0 = as fast as it can): the smallest of the
-// requested bitrate, the server's max_bitrate and the rate that moves max_bytes in the test's warm-up plus
-// window. The server applies it to what it sends; speedcli applies it to its uploads (it learns the caps
-// from WELCOME), so a well-behaved client never trips the receiver's budget below.
+// requested bitrate, the server's max_bitrate (max_udp_bitrate for UDP) and the rate that moves max_bytes in
+// the test's warm-up plus window. The server applies it to what it sends; speedcli applies it to its uploads
+// (it learns the caps from WELCOME), so a well-behaved client never trips the receiver's budget below.
 std::uint64_t sender_bitrate(const proto::test_request& request, const server_limits& limits);
+
+// The most a UDP test may send, bits/s (0 = no cap), whatever it asked for: the server's UDP cap and the rate
+// that moves max_bytes in the test's warm-up plus window. UDP_SETUP announces it; the server's sender keeps
+// to it and speedcli's uploads do.
+std::uint64_t udp_rate_cap(const proto::test_request& request, const server_limits& limits);
 
 // A per-stream pacing rate in bytes/s for a direction's bits/s spread over `streams` (0 stays unlimited; a
 // positive rate never rounds down to 0, which would mean unlimited).
