@@ -149,6 +149,18 @@ void session_seeds(const std::filesystem::path& directory) {
     // Mode 12: small caps.
     write(directory, "caps", session_input(12, {download, proto::stop{}, download, proto::stop{}, download}));
     write(directory, "peer-error", session_input(0, {proto::error{proto::error_code::internal, "gave up"}}));
+    // A speedcli --udp session: the UDP echo for idle latency, then a UDP download and a UDP upload.
+    auto udp_download = download;
+    udp_download.proto = proto::transport::udp;
+    udp_download.udp_payload_bytes = 1472;
+    auto udp_upload = udp_download;
+    udp_upload.dir = proto::direction::upload;
+    proto::udp_sender_report udp_report;
+    udp_report.streams.resize(2);
+    write(directory, "udp",
+          session_input(0, {proto::udp_echo_request{}, udp_download, proto::stop{}, udp_upload, udp_report}));
+    // Mode 16: a server without UDP.
+    write(directory, "no-udp", session_input(16, {proto::udp_echo_request{}}));
 }
 
 }  // namespace
