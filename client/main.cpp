@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "client/auth.hpp"
 #include "client/monitor.hpp"
 #include "client/options.hpp"
 #include "client/output.hpp"
@@ -16,7 +17,14 @@ namespace {
 using speed::client::kExitUsage;
 
 // Adds the speed test's flags, iperf3's names where the two overlap.
-void add_test_options(CLI::App& app, speed::client::test_options& options, std::string& bitrate_text) {
+// Authentication flags, kept apart from the test options: they name a file, loaded after parsing.
+struct auth_flags {
+    std::string key_file;
+    std::string key_name;
+};
+
+void add_test_options(CLI::App& app, speed::client::test_options& options, std::string& bitrate_text,
+                      auth_flags& auth) {
     app.add_option("host", options.host, "Server to test against (name, IPv4 or IPv6 address)");
     app.add_option("-p,--port", options.port, "Server port")
         ->capture_default_str()
@@ -72,6 +80,10 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
     app.add_flag_callback(
         "-6,--ipv6", [&options] { options.family = speed::client::address_family::ipv6; }, "Use IPv6 only");
     app.add_flag("-J,--json", options.json, "Print one JSON document (docs/json.md) instead of text");
+    app.add_option("--auth-key", auth.key_file,
+                   "Key file for servers that require authentication ('NAME HEX-SECRET' lines, mode 0600)");
+    app.add_option("--auth-key-name", auth.key_name,
+                   "Which key of the --auth-key file to use (if it has several)");
 }
 
 int run_test_command(speed::client::test_options& options) {
@@ -98,13 +110,14 @@ int run_test_command(speed::client::test_options& options) {
 int main(int argc, char** argv) {
     speed::client::test_options options;
     std::string bitrate_text = "0";
+    auth_flags auth;
     speed::client::monitor_options monitor;
 
     CLI::App app{
         "speedcli: measures download, upload and latency against a speedsrv server,\n"
         "or shows this host's per-interface traffic (speedcli monitor)."};
     app.set_version_flag("-v,--version", std::string("speedcli ") + SPEED_VERSION);
-    add_test_options(app, options, bitrate_text);
+    add_test_options(app, options, bitrate_text, auth);
     CLI::App* monitor_command = app.add_subcommand("monitor", "Show this host's per-interface traffic, live");
     speed::client::add_monitor_options(*monitor_command, monitor);
 
@@ -138,6 +151,18 @@ int main(int argc, char** argv) {
     if (options.interval_seconds != 0.0 && options.interval_seconds < 0.1) {
         std::fprintf(stderr, "speedcli: --interval must be 0 (no intervals) or at least 0.1 s\n");
         return kExitUsage;
+    }
+    if (!auth.key_name.empty() && auth.key_file.empty()) {
+        std::fprintf(stderr, "speedcli: --auth-key-name needs --auth-key FILE\n");
+        return kExitUsage;
+    }
+    if (!auth.key_file.empty()) {
+        auto key = speed::client::load_client_key(auth.key_file, auth.key_name);
+        if (auto* failure = std::get_if<std::string>(&key)) {
+            std::fprintf(stderr, "speedcli: --auth-key: %s\n", failure->c_str());
+            return kExitUsage;
+        }
+        options.auth_key = std::move(std::get<speed::auth::key>(key));
     }
     return run_test_command(options);
 }

@@ -3,8 +3,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "common/auth.hpp"
 #include "common/protocol.hpp"
 
 namespace speed::client {
@@ -29,8 +31,9 @@ struct test_options {
     double connect_timeout_seconds = 5.0;
     std::size_t threads = 0;  // data-plane threads; 0 = min(streams, cores)
     bool json = false;
-    bool udp = false;              // --udp: latency probes, download and upload over UDP
-    std::uint32_t udp_length = 0;  // UDP payload bytes per datagram; 0 = fill a 1500-byte MTU
+    std::optional<auth::key> auth_key;  // --auth-key (and --auth-key-name), for servers that require one
+    bool udp = false;                   // --udp: latency probes, download and upload over UDP
+    std::uint32_t udp_length = 0;       // UDP payload bytes per datagram; 0 = fill a 1500-byte MTU
 };
 
 }  // namespace speed::client

@@ -33,12 +33,24 @@ std::string loaded_latency_suffix(const direction_report& d) {
     return text;
 }
 
+// ", capped by the server at 100.0 Mbit/s and 1.000 GiB per test" when the server has caps.
+std::string caps_suffix(const test_report& report) {
+    std::string caps;
+    if (report.server_max_bitrate != 0) {
+        caps = units::format_bits_per_second(static_cast<double>(report.server_max_bitrate));
+    }
+    if (report.server_max_bytes != 0) {
+        caps += (caps.empty() ? "" : " and ") + units::format_bytes(report.server_max_bytes);
+    }
+    return caps.empty() ? "" : ", capped by the server at " + caps + " per test";
+}
+
 }  // namespace
 
 void human_output::connected(const test_report& report) {
     streams_ = report.streams;
-    fmt::print(out_, "Connected to {} ({} port {}), {}\n", report.host, report.address, report.port,
-               report.server_software);
+    fmt::print(out_, "Connected to {} ({} port {}), {}{}\n", report.host, report.address, report.port,
+               report.server_software, caps_suffix(report));
     std::fflush(out_);
 }
 

@@ -145,7 +145,9 @@ nlohmann::ordered_json to_json(const test_report& report) {
         {"host", report.host},
         {"port", report.port},
         {"address", report.address.empty() ? json(nullptr) : json(report.address)},
-        {"software", report.server_software.empty() ? json(nullptr) : json(report.server_software)}};
+        {"software", report.server_software.empty() ? json(nullptr) : json(report.server_software)},
+        {"max_bitrate", report.server_max_bitrate == 0 ? json(nullptr) : json(report.server_max_bitrate)},
+        {"max_bytes", report.server_max_bytes == 0 ? json(nullptr) : json(report.server_max_bytes)}};
     out["protocol"] = report.protocol;
     out["streams"] = report.streams;
     out["latency"] = {{"idle", report.idle_latency ? latency_json(*report.idle_latency) : json(nullptr)}};

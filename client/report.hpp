@@ -99,6 +99,9 @@ struct test_report {
     std::uint16_t port = 0;
     std::string address;  // the address actually connected to
     std::string server_software;
+    // The server's per-test caps from WELCOME (0 = none): a figure at the cap may be the cap, not the link.
+    std::uint64_t server_max_bitrate = 0;
+    std::uint64_t server_max_bytes = 0;
     std::string protocol = "tcp";
     std::uint16_t streams = 1;
     std::optional<latency_report> idle_latency;

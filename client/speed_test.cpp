@@ -11,8 +11,10 @@
 #include <cmath>
 #include <exception>
 
+#include "client/auth.hpp"
 #include "client/latency.hpp"
 #include "client/udp_test.hpp"
+#include "common/limits.hpp"
 #include "common/measurement.hpp"
 #include "common/units.hpp"
 #include "net/control_channel.hpp"
@@ -73,6 +75,8 @@ struct run_state {
     tcp::endpoint server;
     proto::session_token token{};
     std::shared_ptr<prober> probes;  // the latency probe connection, when probes were asked for
+    client_auth auth;                // client/auth.hpp
+    server_limits server_caps;       // from WELCOME: uploads are paced to fit them
 };
 
 asio::awaitable<std::vector<tcp::endpoint>> resolve(const test_options& options) {
@@ -219,7 +223,7 @@ asio::awaitable<void> open_streams(run_state& run, net::stream_group& group, std
 asio::awaitable<void> set_up_test(run_state& run, net::control_channel& control, net::stream_group& group,
                                   direction_report& report) {
     const proto::test_request request = make_request(run.options, report.dir);
-    co_await control.write(request, clock::now() + kReplyTimeout);
+    co_await send_test_request(control, run.auth, request, clock::now() + kReplyTimeout);
     const auto accept =
         co_await control.expect<proto::test_accept>(clock::now() + kReplyTimeout, "TEST_ACCEPT");
     report.congestion = accept.congestion;
@@ -289,7 +293,10 @@ asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, 
     net::stream_group group(co_await asio::this_coro::executor, options.streams);
     co_await set_up_test(run, control, group, report);
     const std::int64_t sending_started_ns = net::now_ns();
-    group.start_sending(options.bitrate / 8 / options.streams);
+    // Paced to the server's caps (WELCOME) when they are tighter than --bitrate: the server ends an upload
+    // that arrives faster than they allow.
+    const proto::test_request request = make_request(options, proto::direction::upload);
+    group.start_sending(per_stream_pacing(sender_bitrate(request, run.server_caps), options.streams));
     run.progress.direction_started(proto::direction::upload, report);
     start_loaded_probes(run);
 
@@ -375,6 +382,12 @@ asio::awaitable<void> run_all(run_state& run) {
     const auto welcome = co_await control.expect<proto::welcome>(clock::now() + kReplyTimeout, "WELCOME");
     run.token = welcome.token;
     report.server_software = welcome.software;
+    run.server_caps.max_bitrate = welcome.max_bitrate;
+    run.server_caps.max_bytes = welcome.max_bytes;
+    report.server_max_bitrate = welcome.max_bitrate;
+    report.server_max_bytes = welcome.max_bytes;
+    run.auth.key = options.auth_key ? &*options.auth_key : nullptr;
+    co_await authenticate(control, welcome, run.auth, clock::now() + kReplyTimeout);
     run.progress.connected(report);
 
     // --udp: the same phases over UDP (client/udp_test.cpp); latency under load still uses the TCP prober.
@@ -426,6 +439,9 @@ asio::awaitable<void> run_all(run_state& run) {
 }
 
 int exit_code_for(const session_error& e) {
+    if (e.code() == proto::error_code::auth_failed) {
+        return kExitRefused;  // whether the server refused the key or speedcli had none to offer
+    }
     if (!e.from_peer()) {
         return kExitTestFailed;
     }
@@ -460,7 +476,7 @@ test_report run_speed_test(const test_options& options, progress_sink& progress)
     asio::io_context control_context(1);
     net::io_pool data_pool(threads);
     data_pool.start("speedcli-data");
-    run_state run{options, progress, report, data_pool, {}, {}, {}};
+    run_state run{options, progress, report, data_pool, {}, {}, {}, {}, {}};
 
     std::exception_ptr failure;
     asio::co_spawn(control_context, run_all(run), [&failure, &run](std::exception_ptr e) {

@@ -26,6 +26,13 @@ target_compile_definitions(speed_asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECAT
                                                 ASIO_DISABLE_STD_ALIGNED_ALLOC)
 target_link_libraries(speed_asio INTERFACE Threads::Threads)
 
+# libcrypto for HMAC-SHA256 and constant-time comparison (authentication, common/auth.cpp).
+find_package(OpenSSL QUIET COMPONENTS Crypto)
+if(NOT OpenSSL_FOUND)
+    message(FATAL_ERROR "OpenSSL libcrypto not found: install the Debian package 'libssl-dev' "
+                        "(sudo apt-get install libssl-dev), or run ./scripts/test which does it for you.")
+endif()
+
 speed_require_package(CLI11 libcli11-dev CONFIG)
 speed_require_package(fmt libfmt-dev CONFIG)
 speed_require_package(spdlog libspdlog-dev CONFIG)

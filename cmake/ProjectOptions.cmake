@@ -25,8 +25,20 @@ endif()
 add_library(speed_options INTERFACE)
 add_library(speed::options ALIAS speed_options)
 target_compile_features(speed_options INTERFACE cxx_std_20)
+if(SPEED_BUILD_FUZZERS)
+    if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+        message(FATAL_ERROR "SPEED_BUILD_FUZZERS needs clang (libFuzzer): use the 'fuzz' preset or ./scripts/fuzz, "
+                            "with the Debian packages clang-14 and libclang-rt-14-dev")
+    endif()
+    # Coverage for libFuzzer on every project library, with ASan and UBSan; the harnesses link the fuzzer.
+    target_compile_options(speed_options INTERFACE -fsanitize=fuzzer-no-link,address,undefined
+                                                   -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    target_link_options(speed_options INTERFACE -fsanitize=address,undefined)
+endif()
 if(SPEED_ENABLE_SANITIZERS)
-    target_compile_options(speed_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
+    # -O1 -g1 after the build type's -O2 -g: line tables are all the sanitizers' stack traces need, and the
+    # build takes half the time, which keeps CI's sanitizer build within its budget.
+    target_compile_options(speed_options INTERFACE -O1 -g1 -fsanitize=address,undefined -fno-omit-frame-pointer
                                                    -fno-sanitize-recover=undefined)
     target_link_options(speed_options INTERFACE -fsanitize=address,undefined)
 endif()

@@ -1,5 +1,5 @@
-// What a server allows, and the check of a client's test request against it. The check is pure so the same
-// code validates on the server and is fuzzed on its own.
+// What a server allows, the check of a client's test request against it, and the budget a running test must
+// stay within. Everything here is pure so the same code runs in the server and in the fuzzers.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,8 @@ struct server_limits {
     std::uint32_t max_omit_ms = 30'000;      // the warm-up
     std::uint32_t min_interval_ms = 100;  // shorter report intervals are refused (0 = no intervals is fine)
     std::uint64_t max_bitrate = 0;        // bits/s for what the server sends; 0 = no cap
+    std::uint64_t max_bytes = 0;          // payload bytes one test may move (warm-up included); 0 = no cap
+    std::uint32_t max_tests_per_session = 8;
     // UDP has no congestion control of its own: a public server caps each UDP test (both directions) unless
     // the operator says otherwise (--max-bitrate sets both caps; 0 = no cap).
     std::uint64_t max_udp_bitrate = 1'000'000'000;
@@ -26,5 +28,45 @@ inline constexpr std::uint32_t kMinDurationMs = 100;
 
 // Returns the refusal to send, or nothing when the request is acceptable.
 std::optional<proto::error> validate_request(const proto::test_request& request, const server_limits& limits);
+
+// The rate the sender of an accepted test paces at, bits/s (0 = as fast as it can): the smallest of the
+// requested bitrate, the server's max_bitrate (max_udp_bitrate for UDP) and the rate that moves max_bytes in
+// the test's warm-up plus window. The server applies it to what it sends; speedcli applies it to its uploads
+// (it learns the caps from WELCOME), so a well-behaved client never trips the receiver's budget below.
+std::uint64_t sender_bitrate(const proto::test_request& request, const server_limits& limits);
+
+// The most a UDP test may send, bits/s (0 = no cap), whatever it asked for: the server's UDP cap and the rate
+// that moves max_bytes in the test's warm-up plus window. UDP_SETUP announces it; the server's sender keeps
+// to it and speedcli's uploads do.
+std::uint64_t udp_rate_cap(const proto::test_request& request, const server_limits& limits);
+
+// A per-stream pacing rate in bytes/s for a direction's bits/s spread over `streams` (0 stays unlimited; a
+// positive rate never rounds down to 0, which would mean unlimited).
+std::uint64_t per_stream_pacing(std::uint64_t bits_per_second, std::uint16_t streams);
+
+// The stall timeout for a test whose sender paces at `bits_per_second` (0 = unpaced) over `streams`: the
+// configured one, stretched for very slow paces to the time four full-size segments (kStallSegmentBytes) take
+// on one stream, since the kernel sends a paced stream's segments in bursts of at least two.
+inline constexpr std::uint64_t kStallSegmentBytes = 4 * 1500;
+std::int64_t stall_timeout_ns(std::uint64_t bits_per_second, std::uint16_t streams,
+                              std::int64_t configured_ns);
+
+// What a running test may move, checked by the server against the bytes it receives (upload) or that the
+// client acknowledged (download). The sender is expected to pace at `bits_per_second`; the budget allows
+// kRateMargin above that rate plus a burst of kBurstSeconds at the rate (at least kMinBurstBytes), and in
+// total at most max_bytes × kRateMargin plus that burst.
+struct test_budget {
+    static constexpr double kRateMargin = 1.25;
+    static constexpr double kBurstSeconds = 1.0;
+    static constexpr std::uint64_t kMinBurstBytes = 256 * 1024;
+
+    std::uint64_t bits_per_second = 0;  // 0 = no rate cap
+    std::uint64_t max_bytes = 0;        // 0 = no byte cap
+
+    static test_budget for_test(const proto::test_request& request, const server_limits& limits);
+    bool unlimited() const { return bits_per_second == 0 && max_bytes == 0; }
+    // The refusal once `bytes` moved in `elapsed_ns` since the test's data started exceed the budget.
+    std::optional<proto::error> check(std::int64_t elapsed_ns, std::uint64_t bytes) const;
+};
 
 }  // namespace speed

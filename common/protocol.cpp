@@ -33,6 +33,8 @@ void encode_payload(wire::writer& out, const welcome& m) {
     out.u16(m.max_streams);
     out.u32(m.max_duration_ms);
     out.u64(m.max_bitrate);
+    out.u64(m.max_bytes);
+    out.u8(m.auth_required ? 1 : 0);
 }
 
 void encode_payload(wire::writer& out, const error& m) {
@@ -111,6 +113,18 @@ void encode_payload(wire::writer& out, const pong& m) {
     out.u64(m.server_hold_ns);
 }
 
+void encode_payload(wire::writer& out, const auth_challenge& m) {
+    out.bytes(m.nonce);
+}
+void encode_payload(wire::writer& out, const auth_response& m) {
+    out.string16(m.key_name.substr(0, kMaxKeyNameLength));
+    out.bytes(m.mac);
+}
+void encode_payload(wire::writer& /*out*/, const auth_ok& /*m*/) {}
+void encode_payload(wire::writer& out, const test_auth& m) {
+    out.bytes(m.mac);
+}
+
 // ---- decoding
 // ----------------------------------------------------------------------------------------------
 
@@ -167,8 +181,10 @@ payload_result decode_welcome(wire::reader& in) {
     m.max_streams = in.u16();
     m.max_duration_ms = in.u32();
     m.max_bitrate = in.u64();
+    m.max_bytes = in.u64();
+    m.auth_required = read_bool(in);
     if (!in.ok()) {
-        return payload_error{"truncated or oversized WELCOME"};
+        return payload_error{"truncated or malformed WELCOME"};
     }
     return m;
 }
@@ -322,6 +338,34 @@ payload_result decode_pong(wire::reader& in) {
     return m;
 }
 
+payload_result decode_auth_challenge(wire::reader& in) {
+    auth_challenge m;
+    in.bytes(m.nonce);
+    if (!in.ok()) {
+        return payload_error{"truncated AUTH_CHALLENGE"};
+    }
+    return m;
+}
+
+payload_result decode_auth_response(wire::reader& in) {
+    auth_response m;
+    m.key_name = in.string16(kMaxKeyNameLength);
+    in.bytes(m.mac);
+    if (!in.ok()) {
+        return payload_error{"truncated or oversized AUTH_RESPONSE"};
+    }
+    return m;
+}
+
+payload_result decode_test_auth(wire::reader& in) {
+    test_auth m;
+    in.bytes(m.mac);
+    if (!in.ok()) {
+        return payload_error{"truncated TEST_AUTH"};
+    }
+    return m;
+}
+
 // The UDP messages decode in common/udp_messages.cpp.
 template <class T>
 payload_result decode_udp(wire::reader& in) {
@@ -388,6 +432,18 @@ payload_result decode_payload(std::uint8_t type, std::span<const std::uint8_t> p
         case message_type::udp_interval_report:
             result = decode_udp<udp_interval_report>(in);
             break;
+        case message_type::auth_challenge:
+            result = decode_auth_challenge(in);
+            break;
+        case message_type::auth_response:
+            result = decode_auth_response(in);
+            break;
+        case message_type::auth_ok:
+            result = message{auth_ok{}};
+            break;
+        case message_type::test_auth:
+            result = decode_test_auth(in);
+            break;
         default: {
             char hex[8];
             std::snprintf(hex, sizeof hex, "0x%02x", type);
@@ -429,6 +485,10 @@ message_type type_of(const message& msg) {
                           [](const udp_sender_report&) { return message_type::udp_sender_report; },
                           [](const udp_receiver_report&) { return message_type::udp_receiver_report; },
                           [](const udp_interval_report&) { return message_type::udp_interval_report; },
+                          [](const auth_challenge&) { return message_type::auth_challenge; },
+                          [](const auth_response&) { return message_type::auth_response; },
+                          [](const auth_ok&) { return message_type::auth_ok; },
+                          [](const test_auth&) { return message_type::test_auth; },
                       },
                       msg);
 }
@@ -469,6 +529,14 @@ std::string_view name_of(message_type type) {
             return "UDP_RECEIVER_REPORT";
         case message_type::udp_interval_report:
             return "UDP_INTERVAL_REPORT";
+        case message_type::auth_challenge:
+            return "AUTH_CHALLENGE";
+        case message_type::auth_response:
+            return "AUTH_RESPONSE";
+        case message_type::auth_ok:
+            return "AUTH_OK";
+        case message_type::test_auth:
+            return "TEST_AUTH";
     }
     return "UNKNOWN";
 }

@@ -34,8 +34,14 @@ inline constexpr std::size_t kMaxSoftwareLength = 64;
 inline constexpr std::size_t kMaxErrorMessageLength = 1024;
 inline constexpr std::size_t kMaxCongestionLength = 16;
 inline constexpr std::size_t kMaxRttSamples = 4096;
+// Authentication (common/auth.hpp): a per-session server nonce, HMAC-SHA256 tags, named keys.
+inline constexpr std::size_t kAuthNonceSize = 32;
+inline constexpr std::size_t kAuthMacSize = 32;
+inline constexpr std::size_t kMaxKeyNameLength = 64;
 
 using session_token = std::array<std::uint8_t, kTokenSize>;
+using auth_nonce = std::array<std::uint8_t, kAuthNonceSize>;
+using auth_mac = std::array<std::uint8_t, kAuthMacSize>;
 
 enum class message_type : std::uint8_t {
     hello = 0x01,
@@ -50,6 +56,11 @@ enum class message_type : std::uint8_t {
     receiver_report = 0x16,
     ping = 0x20,
     pong = 0x21,
+    // Authentication, only when the server requires it (docs/protocol.md)
+    auth_challenge = 0x40,
+    auth_response = 0x41,
+    auth_ok = 0x42,
+    test_auth = 0x43,
     // UDP tests (common/udp_messages.hpp)
     udp_setup = 0x30,
     udp_echo_request = 0x31,
@@ -95,6 +106,8 @@ struct welcome {
     std::uint16_t max_streams = 0;
     std::uint32_t max_duration_ms = 0;
     std::uint64_t max_bitrate = 0;  // bits/s, 0 = no cap
+    std::uint64_t max_bytes = 0;    // payload bytes one test may move, 0 = no cap
+    bool auth_required = false;     // an AUTH_CHALLENGE follows; every test needs a TEST_AUTH
     bool operator==(const welcome&) const = default;
 };
 
@@ -189,9 +202,35 @@ struct pong {
     bool operator==(const pong&) const = default;
 };
 
-using message = std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop,
-                             interval_report, sender_report, receiver_report, ping, pong, udp_setup,
-                             udp_echo_request, udp_sender_report, udp_receiver_report, udp_interval_report>;
+// Sent right after WELCOME when the server requires authentication: a fresh random nonce for this session.
+struct auth_challenge {
+    auth_nonce nonce{};
+    bool operator==(const auth_challenge&) const = default;
+};
+
+// The client's proof that it holds the named key: HMAC-SHA256 over the session's nonce (common/auth.hpp).
+struct auth_response {
+    std::string key_name;
+    auth_mac mac{};
+    bool operator==(const auth_response&) const = default;
+};
+
+// The server accepted the AUTH_RESPONSE.
+struct auth_ok {
+    bool operator==(const auth_ok&) const = default;
+};
+
+// Follows every TEST_REQUEST on an authenticated session: HMAC-SHA256 over the nonce, the request's sequence
+// number in the session and the TEST_REQUEST frame, so no request can be altered or replayed.
+struct test_auth {
+    auth_mac mac{};
+    bool operator==(const test_auth&) const = default;
+};
+
+using message =
+    std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop, interval_report,
+                 sender_report, receiver_report, ping, pong, udp_setup, udp_echo_request, udp_sender_report,
+                 udp_receiver_report, udp_interval_report, auth_challenge, auth_response, auth_ok, test_auth>;
 
 message_type type_of(const message& msg);
 std::string_view name_of(message_type type);

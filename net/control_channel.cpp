@@ -100,6 +100,15 @@ asio::awaitable<std::optional<proto::message>> control_channel::read_unless_clos
     co_return std::optional<proto::message>(std::move(decoded.msg));
 }
 
+asio::awaitable<bool> control_channel::wait_readable(clock::time_point deadline) {
+    asio::steady_timer timer(socket_.get_executor(), deadline);
+    auto result =
+        co_await (socket_.async_wait(asio::ip::tcp::socket::wait_read, as_tuple(asio::use_awaitable)) ||
+                  timer.async_wait(as_tuple(asio::use_awaitable)));
+    // An error (a closed socket) counts as readable: the read that follows reports it properly.
+    co_return result.index() == 0;
+}
+
 asio::awaitable<void> control_channel::write(const proto::message& msg, clock::time_point deadline) {
     out_.clear();
     proto::encode(msg, out_);

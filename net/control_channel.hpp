@@ -54,6 +54,10 @@ class control_channel {
         throw unexpected(msg, waiting_for);
     }
 
+    // Waits until the peer has sent something (or closed) without reading it; false once `deadline` passed
+    // first. Lets a session watch other things while a frame may arrive, then read it with read().
+    asio::awaitable<bool> wait_readable(clock::time_point deadline);
+
     asio::awaitable<void> write(const proto::message& msg, clock::time_point deadline);
     // GCC 12 destroys a brace-initialized temporary in a co_await expression twice (a double free when it
     // owns memory). Writing `co_await channel.write(proto::stop{...}, ...)` is therefore refused at compile

@@ -1,12 +1,40 @@
 #include "net/receiver_window.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "common/progress_watchdog.hpp"
 #include "net/errors.hpp"
 
 namespace speed::net {
 
+namespace {
+
+std::uint64_t total_of(const std::vector<std::uint64_t>& counters) {
+    return std::accumulate(counters.begin(), counters.end(), std::uint64_t{0});
+}
+
+// Throws when the sender stalled or went over the budget.
+void check_watch(const receiver_watch& watch, progress_watchdog& watchdog, std::int64_t elapsed_ns,
+                 std::uint64_t received) {
+    if (watchdog.stalled(now_ns(), received)) {
+        throw session_error(proto::error_code::timeout,
+                            fmt::format("no test data arrived for {:.1f} s: the sender stopped sending",
+                                        std::chrono::duration<double>(watch.stall_timeout).count()));
+    }
+    if (auto refusal = watch.budget.check(elapsed_ns, received)) {
+        throw session_error(refusal->code, refusal->message);
+    }
+}
+
+}  // namespace
+
 asio::awaitable<measure::totals> measure_receiver_window(stream_group& group, const measure::plan& plan,
                                                          clock::time_point first_byte_deadline,
-                                                         const interval_callback& on_interval) {
+                                                         const interval_callback& on_interval,
+                                                         const receiver_watch& watch) {
     while (!group.first_byte_ns()) {
         if (auto failure = group.first_failure()) {
             throw session_error(proto::error_code::protocol_error,
@@ -24,15 +52,23 @@ asio::awaitable<measure::totals> measure_receiver_window(stream_group& group, co
     // Every byte of the test arrived at or after time 0, so the meter starts from zero.
     std::vector<std::uint64_t> counters(group.size(), 0);
     meter.start(counters);
+    progress_watchdog watchdog(watch.stall_timeout.count());
+    watchdog.start(now_ns(), 0);
 
     while (!meter.finished()) {
         const auto planned =
             clock::time_point(std::chrono::nanoseconds(time_zero_ns + meter.next_point_ns()));
         while (clock::now() < planned) {
-            co_await group.wait_for_change(planned);
+            const auto wake =
+                watch.active() ? std::min(planned, clock::now() + watch.check_interval) : planned;
+            co_await group.wait_for_change(wake);
             if (auto failure = group.first_failure()) {
                 throw session_error(proto::error_code::protocol_error,
                                     "a data connection was lost during the test (" + *failure + ")");
+            }
+            if (watch.active()) {
+                group.read_counters(counters);
+                check_watch(watch, watchdog, now_ns() - time_zero_ns, total_of(counters));
             }
         }
         group.read_counters(counters);

@@ -6,8 +6,10 @@
 #pragma once
 
 #include <asio/awaitable.hpp>
+#include <chrono>
 #include <functional>
 
+#include "common/limits.hpp"
 #include "common/measurement.hpp"
 #include "net/clock.hpp"
 #include "net/stream_group.hpp"
@@ -16,8 +18,21 @@ namespace speed::net {
 
 using interval_callback = std::function<asio::awaitable<void>(const measure::interval&)>;
 
+// What a receiver watches besides the plan (speedsrv: a sender that stalls or exceeds the server's caps).
+struct receiver_watch {
+    // No byte on any stream for this long ends the test with a timeout; zero = no watchdog.
+    std::chrono::nanoseconds stall_timeout{0};
+    // Bytes beyond the budget end the test with limit_exceeded.
+    test_budget budget;
+    // How often the watchdog and the budget are checked between planned samples.
+    std::chrono::nanoseconds check_interval = std::chrono::milliseconds(250);
+
+    bool active() const { return stall_timeout.count() > 0 || !budget.unlimited(); }
+};
+
 asio::awaitable<measure::totals> measure_receiver_window(stream_group& group, const measure::plan& plan,
                                                          clock::time_point first_byte_deadline,
-                                                         const interval_callback& on_interval);
+                                                         const interval_callback& on_interval,
+                                                         const receiver_watch& watch = {});
 
 }  // namespace speed::net

@@ -2,7 +2,11 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <linux/sockios.h>
+#endif
 #include <unistd.h>
 
 #include <array>
@@ -132,6 +136,19 @@ std::error_code set_abortive_close(int fd) {
     option.l_onoff = 1;
     option.l_linger = 0;
     return set_option(fd, SOL_SOCKET, SO_LINGER, option);
+}
+
+std::optional<std::uint64_t> unacknowledged_bytes(int fd) {
+#ifdef SIOCOUTQ
+    int queued = 0;
+    if (::ioctl(fd, SIOCOUTQ, &queued) != 0 || queued < 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(queued);
+#else
+    (void)fd;
+    return std::nullopt;
+#endif
 }
 
 std::optional<proto::stream_sender_stats> read_tcp_info(int fd) {

@@ -28,6 +28,9 @@ std::error_code set_user_timeout(int fd, unsigned milliseconds);
 // Close with RST: discards queued bytes so the next phase starts on an idle link.
 std::error_code set_abortive_close(int fd);
 
+// Bytes written to a TCP socket that the peer has not acknowledged yet (Linux SIOCOUTQ), if known.
+std::optional<std::uint64_t> unacknowledged_bytes(int fd);
+
 // The kernel's view of a sending TCP socket (Linux TCP_INFO); nothing on other systems.
 std::optional<proto::stream_sender_stats> read_tcp_info(int fd);
 

@@ -44,21 +44,32 @@ std::vector<std::uint8_t>& receive_scratch() {
 
 struct alignas(64) stream_counter {
     std::atomic<std::uint64_t> bytes{0};
+    // Sending streams: bytes the peer's TCP acknowledged, refreshed with every RTT sample.
+    std::atomic<std::uint64_t> acknowledged{0};
 };
 
 }  // namespace
 
-// State shared between the control side and the streams' threads.
-struct group_state : std::enable_shared_from_this<group_state> {
-    group_state(asio::any_io_executor executor, std::size_t count)
-        : control(std::move(executor)), counters(count), stats(count) {}
+// The control side's half of the "something changed" signal: touched on the control executor only, and owned
+// by the stream_group, so it goes with the group (and its control context), never later.
+struct change_signal {
+    explicit change_signal(const asio::any_io_executor& control) : timer(control) {}
+    asio::steady_timer timer;
+    bool pending = false;
+};
 
-    // Called from any thread: wakes the control side's wait_for_change().
+// State shared between the control side and the streams' threads. It holds nothing that belongs to the
+// control context: streams (and handlers queued on data threads) may outlive the control context at shutdown.
+struct group_state {
+    group_state(asio::any_io_executor executor, std::size_t count, std::weak_ptr<change_signal> signal)
+        : control(std::move(executor)), counters(count), stats(count), change(std::move(signal)) {}
+
+    // Called from any thread: wakes the control side's wait_for_change(), if the group is still there.
     void notify() {
-        asio::post(control, [self = shared_from_this()] {
-            self->change_pending = true;
-            if (self->change_timer != nullptr) {
-                self->change_timer->cancel();
+        asio::post(control, [signal = change] {
+            if (auto alive = signal.lock()) {
+                alive->pending = true;
+                alive->timer.cancel();
             }
         });
     }
@@ -78,11 +89,7 @@ struct group_state : std::enable_shared_from_this<group_state> {
     std::vector<proto::stream_sender_stats> stats;
     std::vector<timed_rtt> rtt_samples;
 
-    // Control executor only. The timer belongs to the stream_group: streams can outlive it (their last
-    // handlers may run on a data thread after the session is gone), and a timer must not outlive its
-    // io_context.
-    asio::steady_timer* change_timer = nullptr;
-    bool change_pending = false;
+    const std::weak_ptr<change_signal> change;
 };
 
 class data_stream : public std::enable_shared_from_this<data_stream> {
@@ -187,7 +194,18 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
                 std::lock_guard lock(self->state_->mutex);
                 self->state_->rtt_samples.push_back({now_ns(), info->rtt_us});
             }
+            self->note_acknowledged();
         }
+    }
+
+    // Written minus still queued in the kernel = acknowledged by the peer: progress that stops when the peer
+    // stops reading, however slow the path (the sender's watchdog uses it, see stream_group).
+    void note_acknowledged() {
+        auto& counter = state_->counters[index_];
+        const std::uint64_t written = counter.bytes.load(std::memory_order_relaxed);
+        const auto queued = unacknowledged_bytes(socket_.native_handle());
+        const std::uint64_t acknowledged = queued && *queued <= written ? written - *queued : written;
+        counter.acknowledged.store(acknowledged, std::memory_order_relaxed);
     }
 
     void note_first_byte() {
@@ -254,14 +272,11 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
 };
 
 stream_group::stream_group(asio::any_io_executor control_executor, std::size_t stream_count)
-    : state_(std::make_shared<group_state>(control_executor, stream_count)),
-      streams_(stream_count),
-      change_timer_(std::move(control_executor)) {
-    state_->change_timer = &change_timer_;
-}
+    : change_(std::make_shared<change_signal>(control_executor)),
+      state_(std::make_shared<group_state>(std::move(control_executor), stream_count, change_)),
+      streams_(stream_count) {}
 
 stream_group::~stream_group() {
-    state_->change_timer = nullptr;
     stop_all();
 }
 
@@ -273,8 +288,15 @@ bool stream_group::attach(std::size_t index, asio::ip::tcp::socket socket, asio:
     if (index >= streams_.size() || streams_[index]) {
         return false;
     }
-    const auto protocol = socket.local_endpoint().protocol();
-    asio::ip::tcp::socket moved(data_context, protocol, socket.release());
+    asio::error_code ec;
+    const auto local = socket.local_endpoint(ec);
+    if (ec) {
+        return false;  // the peer is already gone
+    }
+    asio::ip::tcp::socket moved(data_context, local.protocol(), socket.release(ec));
+    if (ec) {
+        return false;
+    }
     streams_[index] = std::make_shared<data_stream>(state_, index, std::move(moved));
     return true;
 }
@@ -313,13 +335,13 @@ void stream_group::start_sending(std::uint64_t bytes_per_second_per_stream,
 }
 
 asio::awaitable<bool> stream_group::wait_for_change(clock::time_point deadline) {
-    auto& state = *state_;
-    if (!state.change_pending) {
-        change_timer_.expires_at(deadline);
-        co_await change_timer_.async_wait(as_tuple(asio::use_awaitable));
+    auto& signal = *change_;
+    if (!signal.pending) {
+        signal.timer.expires_at(deadline);
+        co_await signal.timer.async_wait(as_tuple(asio::use_awaitable));
     }
-    const bool changed = state.change_pending;
-    state.change_pending = false;
+    const bool changed = signal.pending;
+    signal.pending = false;
     co_return changed;
 }
 
@@ -336,6 +358,14 @@ void stream_group::read_counters(std::vector<std::uint64_t>& out) const {
     for (std::size_t i = 0; i < out.size(); ++i) {
         out[i] = state_->counters[i].bytes.load(std::memory_order_relaxed);
     }
+}
+
+std::uint64_t stream_group::acknowledged_bytes() const {
+    std::uint64_t total = 0;
+    for (const auto& counter : state_->counters) {
+        total += counter.acknowledged.load(std::memory_order_relaxed);
+    }
+    return total;
 }
 
 std::optional<std::string> stream_group::first_failure() const {

@@ -10,7 +10,6 @@
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -24,6 +23,7 @@
 namespace speed::net {
 
 class data_stream;
+struct change_signal;
 struct group_state;
 
 class stream_group {
@@ -38,7 +38,8 @@ class stream_group {
     std::size_t size() const;
 
     // Moves a connected socket onto `data_context` as stream `index` (its HELLO already exchanged). Returns
-    // false when the index is out of range or taken. Congestion control and pacing apply to the moved socket.
+    // false when the index is out of range or taken, or the connection is already gone. Congestion control
+    // and pacing apply to the moved socket.
     bool attach(std::size_t index, asio::ip::tcp::socket socket, asio::io_context& data_context);
     bool all_attached() const;
 
@@ -47,10 +48,9 @@ class stream_group {
 
     // Starts every stream reading and discarding payload, counting bytes as they arrive.
     void start_receiving();
-    //     // Starts every stream sending the shared payload buffer; `bytes_per_second_per_stream` > 0 asks
-    //     the kernel to
-    // pace each stream (SO_MAX_PACING_RATE). Every `rtt_sample_interval` each stream records the kernel's
-    // smoothed RTT of its connection (TCP_INFO): the latency the load itself experiences.
+    // Starts every stream sending the shared payload buffer; `bytes_per_second_per_stream` > 0 asks the
+    // kernel to pace each stream (SO_MAX_PACING_RATE). Every `rtt_sample_interval` each stream records the
+    // kernel's smoothed RTT of its connection (TCP_INFO): the latency the load itself experiences.
     void start_sending(std::uint64_t bytes_per_second_per_stream,
                        std::chrono::nanoseconds rtt_sample_interval = kDefaultRttSampleInterval);
 
@@ -62,6 +62,10 @@ class stream_group {
     std::optional<std::int64_t> first_byte_ns() const;
     // Cumulative bytes per stream (received or sent, depending on the role).
     void read_counters(std::vector<std::uint64_t>& out) const;
+    // Sending streams: bytes the receiver's TCP acknowledged, summed over the streams; refreshed with every
+    // RTT sample (start_sending's interval). Unlike bytes written, it keeps moving on a slow path and stops
+    // when the receiver stops reading.
+    std::uint64_t acknowledged_bytes() const;
     // The first stream failure that happened before stop_all() (e.g. "connection reset by peer").
     std::optional<std::string> first_failure() const;
     std::size_t ended_count() const;
@@ -76,9 +80,9 @@ class stream_group {
     std::vector<std::uint32_t> rtt_samples_us(std::int64_t since_ns) const;
 
   private:
+    std::shared_ptr<change_signal> change_;
     std::shared_ptr<group_state> state_;
     std::vector<std::shared_ptr<data_stream>> streams_;
-    asio::steady_timer change_timer_;  // woken by group_state::notify(); control executor only
 };
 
 // Size of the payload buffer every sender writes from and of each data thread's receive buffer. 1 MiB writes

@@ -1,13 +1,17 @@
-// Everything speedsrv's command line controls.
+// Everything speedsrv's command line controls (docs/operations.md lists every cap and its default).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "common/auth.hpp"
 #include "common/limits.hpp"
 #include "common/protocol.hpp"
+#include "server/admission.hpp"
 
 namespace speed::server {
 
@@ -15,9 +19,16 @@ struct server_config {
     std::string bind_address;  // empty: every address, IPv6 and IPv4 (dual-stack) where available
     std::uint16_t port = proto::kDefaultPort;
     std::size_t threads = 0;  // data-plane threads; 0 = one per core
-    std::size_t max_sessions = 100;
-    std::chrono::milliseconds handshake_timeout{10'000};
+    admission_limits admission;
+    // A new connection's HELLO must arrive within this (and, with keys, the AUTH_RESPONSE after WELCOME).
+    std::chrono::milliseconds handshake_timeout{5'000};
+    // A session waits this long for its next test request.
+    std::chrono::milliseconds idle_timeout{30'000};
+    // A test whose data stops moving for this long (client stopped reading or sending) is ended.
+    std::chrono::milliseconds stall_timeout{10'000};
     server_limits limits;
+    // The pre-shared keys of --auth-keys; null when the server does not require authentication.
+    std::shared_ptr<const std::vector<auth::key>> auth_keys;
 };
 
 }  // namespace speed::server

@@ -2,6 +2,7 @@
 #include <fmt/ostream.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <asio/io_context.hpp>
@@ -12,26 +13,62 @@
 
 #include "common/units.hpp"
 #include "net/io_pool.hpp"
+#include "net/key_file.hpp"
 #include "server/config.hpp"
 #include "server/server.hpp"
 
 namespace {
 
-// Exit codes (documented in README.md): 0 after a clean shutdown, 1 when the server cannot start.
+// Exit codes (documented in README.md): 0 after a clean shutdown, 1 when the server cannot start, 2 for an
+// invalid command line.
 constexpr int kExitStartupFailure = 1;
+constexpr int kExitUsage = 2;
 
-std::uint32_t seconds_to_ms(double seconds) {
-    return static_cast<std::uint32_t>(std::llround(seconds * 1000.0));
+std::chrono::milliseconds seconds_to_ms(double seconds) {
+    return std::chrono::milliseconds(std::llround(seconds * 1000.0));
+}
+
+// File descriptors the caps can require at once: every connection in handshake, and per session its control
+// and probe connections plus a full test's data connections; plus listeners, logs and slack.
+std::uint64_t descriptors_needed(const speed::server::server_config& config) {
+    const auto& admission = config.admission;
+    return admission.max_handshakes + admission.max_sessions * (config.limits.max_streams + 3) + 64;
+}
+
+// Raises the soft RLIMIT_NOFILE to the hard limit (the default soft limit, 1024, is too low for the default
+// caps) and warns when even that cannot hold what the caps allow.
+void raise_descriptor_limit(const speed::server::server_config& config) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        return;
+    }
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+        ::getrlimit(RLIMIT_NOFILE, &limit);
+    }
+    const std::uint64_t needed = descriptors_needed(config);
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+        spdlog::warn(
+            "the file descriptor limit ({}) is below the {} the caps may need; raise it (ulimit -n, "
+            "LimitNOFILE=) or lower --max-sessions, --max-streams or --max-handshakes",
+            limit.rlim_cur, needed);
+    }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
     speed::server::server_config config;
+    auto& admission = config.admission;
     std::string log_level = "info";
     double max_duration_seconds = config.limits.max_duration_ms / 1000.0;
-    double handshake_timeout_seconds = 10.0;
+    double handshake_timeout_seconds = std::chrono::duration<double>(config.handshake_timeout).count();
+    double idle_timeout_seconds = std::chrono::duration<double>(config.idle_timeout).count();
+    double stall_timeout_seconds = std::chrono::duration<double>(config.stall_timeout).count();
     std::string max_bitrate_text = "0";
+    std::string max_bytes_text = "0";
+    std::string auth_keys_path;
 
     CLI::App app{"speedsrv: serves speed tests to speedcli clients, measuring uploads at the receiver"};
     app.set_version_flag("-v,--version", std::string("speedsrv ") + SPEED_VERSION);
@@ -46,10 +83,46 @@ int main(int argc, char** argv) {
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
         ->capture_default_str()
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-    app.add_option("--max-sessions", config.max_sessions,
+
+    app.add_option("--max-sessions", admission.max_sessions,
                    "Sessions served at once; more are told the server is busy")
         ->capture_default_str()
         ->check(CLI::Range(1, 100000));
+    app.add_option("--max-sessions-per-host", admission.max_sessions_per_host,
+                   "Sessions served at once from one host (see --ipv4-host-prefix, --ipv6-host-prefix)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    app.add_option("--max-handshakes", admission.max_handshakes,
+                   "Connections accepted whose HELLO has not arrived yet; more are turned away at once")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000000));
+    app.add_option("--max-handshakes-per-host", admission.max_handshakes_per_host,
+                   "Connections from one host whose HELLO has not arrived yet")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000000));
+    app.add_option(
+           "--ipv4-host-prefix", admission.ipv4_prefix_bits,
+           "IPv4 addresses sharing this many leading bits count as one host (32: each address; 24: a /24)")
+        ->capture_default_str()
+        ->check(CLI::Range(8, 32));
+    app.add_option(
+           "--ipv6-host-prefix", admission.ipv6_prefix_bits,
+           "IPv6 addresses sharing this many leading bits count as one host (64: one subscriber's /64)")
+        ->capture_default_str()
+        ->check(CLI::Range(16, 128));
+    app.add_option("--handshake-timeout", handshake_timeout_seconds,
+                   "Seconds a new connection has to send its HELLO (and, with --auth-keys, to authenticate)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 600.0));
+    app.add_option("--idle-timeout", idle_timeout_seconds,
+                   "Seconds a session may wait between tests before it is closed")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 3600.0));
+    app.add_option("--stall-timeout", stall_timeout_seconds,
+                   "Seconds a test's data may stop moving (client stopped or vanished) before the test ends")
+        ->capture_default_str()
+        ->check(CLI::Range(0.5, 600.0));
+
     app.add_option("--max-streams", config.limits.max_streams, "Most parallel streams one test may use")
         ->capture_default_str()
         ->check(CLI::Range(1, static_cast<int>(speed::proto::kMaxStreams)));
@@ -59,37 +132,60 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0.1, 86400.0));
     auto* max_bitrate_option = app.add_option(
         "--max-bitrate", max_bitrate_text,
-        "Most a test may send, bits/s (100M, 2.5G); 0 = no cap. Default: no cap for TCP, 1G for "
-        "UDP (the server shapes what it sends to it)");
+        "Most bits/s one test may move, either direction (100M, 2.5G; 0 = no cap). Default: no cap for "
+        "TCP, 1G for UDP (the server shapes what it sends to it)");
+    app.add_option("--max-bytes", max_bytes_text,
+                   "Most payload bytes one test may move, warm-up included (500M, 10G; 0 = no cap)")
+        ->capture_default_str();
     bool no_udp = false;
     app.add_flag("--no-udp", no_udp, "Refuse UDP tests and do not open the UDP port");
-    app.add_option("--handshake-timeout", handshake_timeout_seconds,
-                   "Seconds a new connection has to send its HELLO")
+    app.add_option("--max-tests-per-session", config.limits.max_tests_per_session,
+                   "Tests one session may run (speedcli runs one download and one upload)")
         ->capture_default_str()
-        ->check(CLI::Range(0.1, 600.0));
+        ->check(CLI::Range(1, 1000));
+    app.add_option("--auth-keys", auth_keys_path,
+                   "Require authentication with the named keys in FILE ('NAME HEX-SECRET' lines, mode 0600)");
     CLI11_PARSE(app, argc, argv);
 
-    std::string rate_error;
-    auto max_bitrate = speed::units::parse_bits_per_second(max_bitrate_text, &rate_error);
+    std::string error;
+    auto max_bitrate = speed::units::parse_bits_per_second(max_bitrate_text, &error);
     if (!max_bitrate) {
-        std::fprintf(stderr, "speedsrv: --max-bitrate: %s\n", rate_error.c_str());
-        return 2;
+        std::fprintf(stderr, "speedsrv: --max-bitrate: %s\n", error.c_str());
+        return kExitUsage;
+    }
+    auto max_bytes = speed::units::parse_bytes(max_bytes_text, &error);
+    if (!max_bytes) {
+        std::fprintf(stderr, "speedsrv: --max-bytes: %s\n", error.c_str());
+        return kExitUsage;
     }
     if (max_bitrate_option->count() > 0) {
-        config.limits.max_bitrate = static_cast<std::uint64_t>(*max_bitrate);
+        config.limits.max_bitrate = static_cast<std::uint64_t>(std::llround(*max_bitrate));
         config.limits.max_udp_bitrate = config.limits.max_bitrate;
     }
     config.limits.udp = !no_udp;
-    config.limits.max_duration_ms = seconds_to_ms(max_duration_seconds);
-    config.handshake_timeout = std::chrono::milliseconds(seconds_to_ms(handshake_timeout_seconds));
+    config.limits.max_bytes = *max_bytes;
+    config.limits.max_duration_ms = static_cast<std::uint32_t>(seconds_to_ms(max_duration_seconds).count());
+    config.handshake_timeout = seconds_to_ms(handshake_timeout_seconds);
+    config.idle_timeout = seconds_to_ms(idle_timeout_seconds);
+    config.stall_timeout = seconds_to_ms(stall_timeout_seconds);
     if (config.threads == 0) {
         config.threads = speed::net::default_thread_count();
+    }
+    if (!auth_keys_path.empty()) {
+        auto keys = speed::net::load_key_file(auth_keys_path);
+        if (auto* failure = std::get_if<std::string>(&keys)) {
+            std::fprintf(stderr, "speedsrv: --auth-keys: %s\n", failure->c_str());
+            return kExitStartupFailure;
+        }
+        config.auth_keys =
+            std::make_shared<const std::vector<speed::auth::key>>(std::move(std::get<0>(keys)));
     }
 
     auto logger = spdlog::stderr_color_mt("speedsrv");
     spdlog::set_default_logger(logger);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     spdlog::set_level(spdlog::level::from_str(log_level));
+    raise_descriptor_limit(config);
 
     // The data pool outlives the control context: sessions on the control context hold sockets of the pool.
     speed::net::io_pool data_pool(config.threads);
@@ -118,8 +214,12 @@ int main(int argc, char** argv) {
         return kExitStartupFailure;
     }
     const auto endpoint = srv.local_endpoint();
-    spdlog::info("speedsrv {} listening on {} port {} ({} data threads)", SPEED_VERSION,
-                 endpoint.address().to_string(), endpoint.port(), config.threads);
+    spdlog::info(
+        "speedsrv {} listening on {} port {} ({} data threads{}{})", SPEED_VERSION,
+        endpoint.address().to_string(), endpoint.port(), config.threads, config.limits.udp ? "" : ", UDP off",
+        config.auth_keys ? fmt::format(", authentication required, {} key{}", config.auth_keys->size(),
+                                       config.auth_keys->size() == 1 ? "" : "s")
+                         : std::string());
 
     data_pool.start("speedsrv-data");
     control_context.run();

@@ -4,13 +4,11 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
 #include "common/frame_buffer.hpp"
 #include "net/buffer.hpp"
-#include "net/clock.hpp"
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
 #include "net/timestamps.hpp"
@@ -26,52 +24,50 @@ constexpr auto kProbeIdleTimeout = std::chrono::seconds(30);
 // PING is 12 bytes; nothing legitimate on a probe connection is larger than this.
 constexpr std::uint32_t kMaxProbePayload = 64;
 
-struct probe_connection {
-    explicit probe_connection(asio::ip::tcp::socket s)
-        : socket(std::move(s)), idle_timer(socket.get_executor()) {}
+}  // namespace
 
-    asio::ip::tcp::socket socket;
-    asio::steady_timer idle_timer;
-    net::clock::time_point last_activity = net::clock::now();
-    bool finished = false;
-};
+probe_connection::probe_connection(asio::ip::tcp::socket socket)
+    : socket_(std::move(socket)), idle_timer_(socket_.get_executor()) {}
 
-asio::awaitable<void> close_when_idle(std::shared_ptr<probe_connection> connection) {
-    while (!connection->finished) {
-        const auto deadline = connection->last_activity + kProbeIdleTimeout;
+void probe_connection::close() {
+    finished_ = true;
+    idle_timer_.cancel();
+    asio::error_code ignored;
+    socket_.close(ignored);
+}
+
+asio::awaitable<void> probe_connection::close_when_idle(std::shared_ptr<probe_connection> self) {
+    while (!self->finished_) {
+        const auto deadline = self->last_activity_ + kProbeIdleTimeout;
         if (net::clock::now() >= deadline) {
             spdlog::debug("probe connection idle for {} s: closed", kProbeIdleTimeout.count());
-            asio::error_code ignored;
-            connection->socket.close(ignored);
+            self->close();
             co_return;
         }
-        connection->idle_timer.expires_at(deadline);
-        co_await connection->idle_timer.async_wait(as_tuple(asio::use_awaitable));
+        self->idle_timer_.expires_at(deadline);
+        co_await self->idle_timer_.async_wait(as_tuple(asio::use_awaitable));
     }
 }
 
-}  // namespace
-
-asio::awaitable<void> run_probe_echo(asio::ip::tcp::socket socket) {
-    net::set_no_delay(socket.native_handle());
-    auto connection = std::make_shared<probe_connection>(std::move(socket));
-    asio::co_spawn(connection->socket.get_executor(), close_when_idle(connection),
+asio::awaitable<void> probe_connection::run(std::shared_ptr<probe_connection> self) {
+    net::set_no_delay(self->socket_.native_handle());
+    asio::co_spawn(self->socket_.get_executor(), close_when_idle(self),
                    net::log_if_failed("probe idle watchdog"));
 
-    const bool kernel_stamps = net::enable_receive_timestamps(connection->socket.native_handle());
+    const bool kernel_stamps = net::enable_receive_timestamps(self->socket_.native_handle());
     proto::frame_buffer received;
     std::vector<proto::ping> pings;
     std::vector<std::uint8_t> replies;
     bool open = true;
-    while (open) {
+    while (open && !self->finished_) {
         const net::timestamped_read read =
-            co_await net::async_read_with_timestamp(connection->socket, received.prepare(512));
+            co_await net::async_read_with_timestamp(self->socket_, received.prepare(512));
         const auto read_at = net::clock::now();
         if (read.error) {
             break;
         }
         received.commit(read.bytes);
-        connection->last_activity = read_at;
+        self->last_activity_ = read_at;
         pings.clear();
         for (;;) {
             proto::decode_result frame = received.next(kMaxProbePayload);
@@ -106,17 +102,14 @@ asio::awaitable<void> run_probe_echo(asio::ip::tcp::socket socket) {
                                         static_cast<std::uint64_t>(hold_ns)};
                 proto::encode(reply, replies);
             }
-            auto [write_error, written] = co_await asio::async_write(
-                connection->socket, asio::buffer(replies), as_tuple(asio::use_awaitable));
+            auto [write_error, written] = co_await asio::async_write(self->socket_, asio::buffer(replies),
+                                                                     as_tuple(asio::use_awaitable));
             if (write_error) {
                 break;
             }
         }
     }
-    connection->finished = true;
-    connection->idle_timer.cancel();
-    asio::error_code ignored;
-    connection->socket.close(ignored);
+    self->close();
 }
 
 }  // namespace speed::server

@@ -8,7 +8,12 @@
 #include <asio/ip/v6_only.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <sys/socket.h>
+
+#include <array>
+
 #include "net/errors.hpp"
+#include "net/socket_options.hpp"
 #include "net/spawn.hpp"
 #include "server/probe_echo.hpp"
 #include "server/session.hpp"
@@ -20,13 +25,50 @@ using asio::ip::tcp;
 
 namespace {
 
-// What to do with a connection once its HELLO has been read.
-asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context, tcp::socket socket) {
-    asio::error_code ec;
-    const tcp::endpoint peer = socket.remote_endpoint(ec);
-    if (ec) {
-        co_return;  // already gone
+// Keepalive on control and probe connections, so a peer that vanished while the session waits is noticed:
+// probes after 10 s of silence, every 5 s, 3 unanswered ones end the connection. TCP_USER_TIMEOUT ends a
+// connection whose sent data stays unacknowledged for 20 s.
+constexpr int kKeepaliveIdleSeconds = 10;
+constexpr int kKeepaliveIntervalSeconds = 5;
+constexpr int kKeepaliveProbes = 3;
+constexpr unsigned kUserTimeoutMs = 20'000;
+// How often the server reports log lines it held back (server/log_limiter.hpp).
+constexpr auto kSuppressedSummaryInterval = std::chrono::seconds(10);
+
+void watch_liveness(tcp::socket& socket) {
+    net::set_keepalive(socket.native_handle(), kKeepaliveIdleSeconds, kKeepaliveIntervalSeconds,
+                       kKeepaliveProbes);
+    net::set_user_timeout(socket.native_handle(), kUserTimeoutMs);
+}
+
+std::vector<std::uint8_t> address_bytes(const asio::ip::address& address) {
+    if (address.is_v4()) {
+        const auto bytes = address.to_v4().to_bytes();
+        return {bytes.begin(), bytes.end()};
     }
+    const auto bytes = address.to_v6().to_bytes();
+    return {bytes.begin(), bytes.end()};
+}
+
+// The cheap "busy" answer for a connection refused at accept: discard what the client may have sent already,
+// one non-blocking write of an ERROR frame (a fresh socket's send buffer always has room for it), close.
+// No coroutine, no timer, no read of the HELLO.
+void refuse_at_accept(tcp::socket& socket, const std::string& reason) {
+    const int fd = socket.native_handle();
+    std::array<std::uint8_t, 512> discard{};
+    while (::recv(fd, discard.data(), discard.size(), MSG_DONTWAIT) > 0) {
+    }
+    const auto frame = proto::encode(proto::error{proto::error_code::server_busy, reason});
+    [[maybe_unused]] const ssize_t sent = ::send(fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    asio::error_code ignored;
+    socket.close(ignored);
+}
+
+// What to do with a connection once its HELLO has been read. `handshake` is its place under the handshake
+// caps, given back as soon as the HELLO is in.
+asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context, tcp::socket socket,
+                                        tcp::endpoint peer, admission_control::slot handshake) {
+    const host_key host = handshake.host();
     net::control_channel channel(std::move(socket));
     proto::hello hello;
     std::optional<proto::error> refusal;
@@ -34,9 +76,11 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
         hello = co_await channel.expect<proto::hello>(net::clock::now() + context->config.handshake_timeout,
                                                       "HELLO", proto::kMaxHelloPayload);
     } catch (const net::session_error& e) {
-        spdlog::info("connection from {} dropped during handshake: {}", fmt::streamed(peer), e.what());
+        log_limited(*context, log_kind::handshake, spdlog::level::info,
+                    "connection from {} dropped during handshake: {}", fmt::streamed(peer), e.what());
         refusal = proto::error{e.code(), e.what()};
     }
+    handshake.release();
     if (refusal) {
         co_await channel.send_error_quietly(refusal->code, refusal->message);
         co_return;
@@ -45,7 +89,8 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
         const std::string reason = "this server speaks protocol version " +
                                    std::to_string(proto::kProtocolVersion) + ", the client version " +
                                    std::to_string(hello.version);
-        spdlog::info("connection from {} refused: {}", fmt::streamed(peer), reason);
+        log_limited(*context, log_kind::handshake, spdlog::level::info, "connection from {} refused: {}",
+                    fmt::streamed(peer), reason);
         co_await channel.send_error_quietly(proto::error_code::version_mismatch, reason);
         co_return;
     }
@@ -57,16 +102,16 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
                                                     "the server is shutting down");
                 co_return;
             }
-            if (context->sessions.size() >= context->config.max_sessions) {
-                spdlog::warn("connection from {} refused: {} sessions already running", fmt::streamed(peer),
-                             context->sessions.size());
-                co_await channel.send_error_quietly(proto::error_code::server_busy,
-                                                    "the server is busy (" +
-                                                        std::to_string(context->sessions.size()) +
-                                                        " tests running); try again later");
+            auto admitted = context->admission.try_enter(admission_control::stage::session, host);
+            if (!admitted.admitted()) {
+                log_limited(*context, log_kind::refusal, spdlog::level::warn, "session from {} refused: {}",
+                            fmt::streamed(peer), admitted.refusal);
+                co_await channel.send_error_quietly(proto::error_code::server_busy, admitted.refusal);
                 co_return;
             }
-            auto s = std::make_shared<session>(context, std::move(channel), peer, hello.software);
+            watch_liveness(channel.socket());
+            auto s = std::make_shared<session>(context, std::move(channel), peer, hello.software,
+                                               std::move(admitted.granted));
             co_await session::run(std::move(s));
             co_return;
         }
@@ -74,20 +119,53 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
             if (auto s = context->sessions.find(hello.token)) {
                 s->attach_data(hello, channel.release_socket());
             } else {
-                spdlog::debug("data connection from {} names no live session; closed", fmt::streamed(peer));
+                log_limited(*context, log_kind::stray_connection, spdlog::level::debug,
+                            "data connection from {} names no live session; closed", fmt::streamed(peer));
             }
             co_return;
         }
         case proto::connection_kind::probe: {
-            if (!context->sessions.find(hello.token)) {
+            auto s = context->sessions.find(hello.token);
+            if (!s) {
+                log_limited(*context, log_kind::stray_connection, spdlog::level::debug,
+                            "probe connection from {} names no live session; closed", fmt::streamed(peer));
                 co_await channel.send_error_quietly(proto::error_code::unknown_session,
                                                     "probe connection names no live session");
                 co_return;
             }
-            co_await run_probe_echo(channel.release_socket());
+            watch_liveness(channel.socket());
+            auto probe = s->attach_probe(channel.release_socket());
+            s.reset();  // the probe connection must not keep its session alive
+            if (!probe) {
+                log_limited(*context, log_kind::stray_connection, spdlog::level::debug,
+                            "probe connection from {} not taken by its session; closed", fmt::streamed(peer));
+                co_return;
+            }
+            co_await probe_connection::run(std::move(probe));
             co_return;
         }
     }
+}
+
+// Admits a new connection into the handshake stage and starts its handler, or turns it away cheaply.
+void admit(const std::shared_ptr<server_context>& context, tcp::socket socket) {
+    asio::error_code peer_error;
+    const tcp::endpoint peer = socket.remote_endpoint(peer_error);
+    if (peer_error) {
+        return;  // already gone; the socket closes here
+    }
+    const auto address = address_bytes(peer.address());
+    auto admitted = context->admission.try_enter(admission_control::stage::handshake,
+                                                 context->admission.host_of(address));
+    if (!admitted.admitted()) {
+        log_limited(*context, log_kind::refusal, spdlog::level::warn, "connection from {} refused: {}",
+                    fmt::streamed(peer), admitted.refusal);
+        refuse_at_accept(socket, admitted.refusal);
+        return;
+    }
+    const auto executor = socket.get_executor();
+    asio::co_spawn(executor, handle_connection(context, std::move(socket), peer, std::move(admitted.granted)),
+                   net::log_if_failed("connection handler"));
 }
 
 asio::awaitable<void> accept_loop(std::shared_ptr<server_context> context, tcp::acceptor& acceptor) {
@@ -98,13 +176,33 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server_context> context, tcp::
                 co_return;
             }
             // Out of file descriptors or a transient error: log, pause briefly, carry on.
-            spdlog::warn("accept failed: {}", ec.message());
+            log_limited(*context, log_kind::refusal, spdlog::level::warn, "accept failed: {}", ec.message());
             asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
             co_await pause.async_wait(as_tuple(asio::use_awaitable));
             continue;
         }
-        asio::co_spawn(acceptor.get_executor(), handle_connection(context, std::move(socket)),
-                       net::log_if_failed("connection handler"));
+        // Nothing one connection does may end the loop: a failure here (out of memory) costs that connection.
+        try {
+            admit(context, std::move(socket));
+        } catch (const std::exception& e) {
+            spdlog::error("connection dropped at accept: {}", e.what());
+        }
+    }
+}
+
+// Reports log lines the rate limiter held back during a flood that has since stopped.
+asio::awaitable<void> report_suppressed_logs(std::shared_ptr<server_context> context) {
+    asio::steady_timer timer(context->control_context);
+    while (!context->shutting_down) {
+        timer.expires_after(kSuppressedSummaryInterval);
+        co_await timer.async_wait(as_tuple(asio::use_awaitable));
+        for (std::size_t i = 0; i < kLogKinds; ++i) {
+            const auto kind = static_cast<log_kind>(i);
+            if (const std::uint64_t count = context->logs.take_suppressed(kind); count > 0) {
+                spdlog::warn("{} similar {} message{} suppressed in the last {} s", count, name_of(kind),
+                             count == 1 ? "" : "s", kSuppressedSummaryInterval.count());
+            }
+        }
     }
 }
 
@@ -157,6 +255,8 @@ void server::start() {
         asio::co_spawn(context_->control_context, accept_loop(context_, *acceptor),
                        net::log_if_failed("accept loop"));
     }
+    asio::co_spawn(context_->control_context, report_suppressed_logs(context_),
+                   net::log_if_failed("log summary"));
 }
 
 tcp::endpoint server::local_endpoint() const {

@@ -9,6 +9,7 @@
 
 #include "common/limits.hpp"
 #include "common/measurement.hpp"
+#include "common/progress_watchdog.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
 #include "net/receiver_window.hpp"
@@ -29,10 +30,28 @@ constexpr auto kStreamSetupTimeout = 5s;
 constexpr auto kFirstByteTimeout = 5s;
 // Slack on top of the test's own length before a sender gives up waiting for STOP.
 constexpr auto kStopGrace = 5s;
-// How long closing streams and exchanging final reports may take.
+// How long closing streams and exchanging final reports may take; also every write's deadline.
 constexpr auto kResultsTimeout = 5s;
-// Between tests the client has this long to send its next request (or close the connection).
-constexpr auto kIdleBetweenTests = 30s;
+// How often a sender checks its progress watchdog and budget while it waits for STOP.
+constexpr auto kWatchInterval = 250ms;
+// Probe connections one session may hold (speedcli opens one).
+constexpr std::size_t kMaxProbeConnections = 2;
+
+session_timeouts timeouts_of(const server_config& config) {
+    session_timeouts timeouts;
+    timeouts.auth = config.handshake_timeout;
+    timeouts.idle = config.idle_timeout;
+    timeouts.stop_slack =
+        std::chrono::duration_cast<std::chrono::milliseconds>(kFirstByteTimeout + kStopGrace);
+    timeouts.results = std::chrono::duration_cast<std::chrono::milliseconds>(kResultsTimeout);
+    return timeouts;
+}
+
+proto::auth_nonce make_nonce() {
+    proto::auth_nonce nonce{};
+    fill_random(nonce);
+    return nonce;
+}
 
 asio::awaitable<void> send_interval_report(net::control_channel& channel, measure::interval closed) {
     proto::interval_report report;
@@ -78,12 +97,15 @@ struct session::active_test {
 };
 
 session::session(std::shared_ptr<server_context> context, net::control_channel channel,
-                 asio::ip::tcp::endpoint peer, std::string client_software)
+                 asio::ip::tcp::endpoint peer, std::string client_software, admission_control::slot admission)
     : context_(std::move(context)),
+      admission_(std::move(admission)),
       channel_(std::move(channel)),
       peer_(std::move(peer)),
       client_software_(std::move(client_software)),
-      token_(make_session_token()) {}
+      token_(make_session_token()),
+      protocol_(context_->config.limits, timeouts_of(context_->config), context_->config.auth_keys.get(),
+                make_nonce()) {}
 
 session::~session() = default;
 
@@ -92,8 +114,9 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     ctx.sessions.add(self->token_, self);
     const auto started = clock::now();
     const std::string id = proto::token_prefix(self->token_);
-    spdlog::info("session {} from {} started ({})", id, fmt::streamed(self->peer_),
-                 self->client_software_.empty() ? "unknown client" : self->client_software_);
+    log_limited(ctx, log_kind::session, spdlog::level::info, "session {} from {} started ({})", id,
+                fmt::streamed(self->peer_),
+                self->client_software_.empty() ? "unknown client" : self->client_software_);
     std::string outcome = "ok";
     // co_await is not allowed inside a catch block: remember the error and report it afterwards.
     std::optional<proto::error> report_to_client;
@@ -108,21 +131,29 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
         outcome = std::string("internal error: ") + e.what();
         report_to_client = proto::error{proto::error_code::internal, "internal server error"};
     }
+    self->protocol_.end();
+    if (!self->failure_detail_.empty()) {
+        outcome += " (" + self->failure_detail_ + ")";
+    }
     if (report_to_client) {
         co_await self->channel_.send_error_quietly(report_to_client->code, report_to_client->message);
     }
     self->test_.reset();
+    self->close_probes();
     self->end_udp();
     ctx.sessions.remove(self->token_);
     asio::error_code ignored;
     self->channel_.socket().close(ignored);
+    self->admission_.release();
     const double seconds = std::chrono::duration<double>(clock::now() - started).count();
     std::string tests;
     for (const auto& summary : self->summaries_) {
         tests += "; " + summary;
     }
-    spdlog::info("session {} from {} ended after {:.1f} s, {}{}", id, fmt::streamed(self->peer_), seconds,
-                 outcome, tests.empty() ? "; no tests" : tests);
+    const std::string key = self->protocol_.key_name().empty() ? "" : ", key " + self->protocol_.key_name();
+    log_limited(ctx, log_kind::session, spdlog::level::info,
+                "session {} from {} ended after {:.1f} s{}, {}{}", id, fmt::streamed(self->peer_), seconds,
+                key, outcome, tests.empty() ? "; no tests" : tests);
 }
 
 void session::abort() {
@@ -132,40 +163,77 @@ void session::abort() {
         test_->group.stop_all();
         test_->attach_timer.cancel();
     }
+    close_probes();
     end_udp();
 }
 
-asio::awaitable<void> session::serve_tests() {
-    const auto& limits = context_->config.limits;
-    proto::welcome welcome;
-    welcome.token = token_;
-    welcome.software = std::string("speedsrv ") + SPEED_VERSION;
-    welcome.max_streams = limits.max_streams;
-    welcome.max_duration_ms = limits.max_duration_ms;
-    welcome.max_bitrate = limits.max_bitrate;
-    co_await channel_.write(welcome, clock::now() + kResultsTimeout);
+std::int64_t session::stall_timeout_for(const proto::test_request& request) const {
+    const auto configured =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(context_->config.stall_timeout);
+    return stall_timeout_ns(sender_bitrate(request, context_->config.limits), request.streams,
+                            configured.count());
+}
 
+void session::close_probes() {
+    for (auto& weak : probes_) {
+        if (auto probe = weak.lock()) {
+            probe->close();
+        }
+    }
+    probes_.clear();
+}
+
+std::shared_ptr<probe_connection> session::attach_probe(asio::ip::tcp::socket socket) {
+    std::erase_if(probes_, [](const auto& weak) { return weak.expired(); });
+    if (!protocol_.admitted() || protocol_.phase() == session_phase::ended ||
+        probes_.size() >= kMaxProbeConnections) {
+        return nullptr;  // the socket closes as it goes out of scope
+    }
+    auto probe = std::make_shared<probe_connection>(std::move(socket));
+    probes_.push_back(probe);
+    return probe;
+}
+
+asio::awaitable<session_step> session::next_step() {
+    const auto deadline = clock::now() + protocol_.read_timeout();
+    auto msg = co_await channel_.read_unless_closed(deadline, protocol_.awaiting());
+    session_step step = msg ? protocol_.on_message(*msg) : protocol_.on_closed();
+    if (step.what == session_step::kind::end_session) {
+        failure_detail_ = step.log_detail;
+        throw session_error(step.failure.code, step.failure.message, step.from_peer);
+    }
+    co_return step;
+}
+
+asio::awaitable<void> session::serve_tests() {
+    const auto opening = protocol_.opening(token_, std::string("speedsrv ") + SPEED_VERSION);
+    for (const auto& frame : opening) {
+        co_await channel_.write(frame, clock::now() + kResultsTimeout);
+    }
     for (;;) {
-        auto msg = co_await channel_.read_unless_closed(clock::now() + kIdleBetweenTests, "a test request");
-        if (!msg) {
-            co_return;  // the client is done
+        const session_step step = co_await next_step();
+        switch (step.what) {
+            case session_step::kind::client_done:
+                co_return;
+            case session_step::kind::reply:
+                co_await channel_.write(step.reply, clock::now() + kResultsTimeout);
+                break;
+            case session_step::kind::read_more:
+                break;
+            case session_step::kind::start_test:
+                co_await run_test(step.request);
+                break;
+            case session_step::kind::start_udp_echo:
+                co_await start_udp_echo();
+                break;
+            default:
+                // session_protocol gives the other steps only while a test runs.
+                throw session_error(proto::error_code::internal, "session protocol out of step");
         }
-        if (std::holds_alternative<proto::udp_echo_request>(*msg)) {
-            co_await start_udp_echo();
-            continue;
-        }
-        auto* request = std::get_if<proto::test_request>(&*msg);
-        if (request == nullptr) {
-            throw net::control_channel::unexpected(*msg, "a test request");
-        }
-        co_await run_test(*request);
     }
 }
 
 asio::awaitable<void> session::run_test(const proto::test_request& request) {
-    if (auto refusal = validate_request(request, context_->config.limits)) {
-        throw session_error(refusal->code, refusal->message);
-    }
     if (!net::congestion_available(request.congestion)) {
         throw session_error(proto::error_code::unsupported,
                             "congestion control '" + request.congestion + "' is not available on the server");
@@ -182,6 +250,7 @@ asio::awaitable<void> session::run_test(const proto::test_request& request) {
     if (auto failure = test_->group.set_congestion(request.congestion)) {
         throw session_error(proto::error_code::unsupported, *failure);
     }
+    protocol_.streams_ready();
     if (request.dir == proto::direction::download) {
         co_await send_download(*test_);
     } else {
@@ -191,14 +260,16 @@ asio::awaitable<void> session::run_test(const proto::test_request& request) {
 }
 
 void session::attach_data(const proto::hello& hello, asio::ip::tcp::socket socket) {
-    if (!test_ || hello.test_id != test_->id) {
-        spdlog::debug("session {}: data connection for test {} does not match the current test; closed",
-                      proto::token_prefix(token_), hello.test_id);
+    if (!test_ || hello.test_id != test_->id || protocol_.phase() != session_phase::setting_up) {
+        log_limited(*context_, log_kind::stray_connection, spdlog::level::debug,
+                    "session {}: data connection for test {} does not match the current test; closed",
+                    proto::token_prefix(token_), hello.test_id);
         return;  // the socket closes as it goes out of scope
     }
     if (!test_->group.attach(hello.stream_index, std::move(socket), context_->data_pool.next())) {
-        spdlog::debug("session {}: data connection with stream index {} rejected",
-                      proto::token_prefix(token_), hello.stream_index);
+        log_limited(*context_, log_kind::stray_connection, spdlog::level::debug,
+                    "session {}: data connection with stream index {} rejected", proto::token_prefix(token_),
+                    hello.stream_index);
         return;
     }
     test_->attach_timer.cancel();
@@ -222,20 +293,18 @@ asio::awaitable<void> session::wait_for_streams(active_test& test) {
 
 asio::awaitable<void> session::send_download(active_test& test) {
     const auto& request = test.request;
-    // TCP has no rate of its own: a requested (or capped) bitrate is handed to the kernel's pacing.
-    std::uint64_t bitrate = request.bitrate;
-    const std::uint64_t cap = context_->config.limits.max_bitrate;
-    if (cap != 0 && (bitrate == 0 || bitrate > cap)) {
-        bitrate = cap;
-    }
+    // TCP has no rate of its own: the requested (or capped) bitrate is handed to the kernel's pacing.
+    const std::uint64_t bitrate = sender_bitrate(request, context_->config.limits);
     const std::int64_t sending_started_ns = net::now_ns();
-    test.group.start_sending(bitrate / 8 / request.streams);
+    test.group.start_sending(per_stream_pacing(bitrate, request.streams));
     const proto::streams_ready ready;
     co_await channel_.write(ready, clock::now() + kResultsTimeout);
 
-    const auto test_length = std::chrono::milliseconds(request.omit_ms + request.duration_ms);
-    co_await channel_.expect<proto::stop>(clock::now() + kFirstByteTimeout + test_length + kStopGrace,
-                                          "the client's STOP");
+    co_await watch_sending_until_readable(test);
+    const session_step step = co_await next_step();
+    if (step.what != session_step::kind::stop_sending) {
+        throw session_error(proto::error_code::internal, "session protocol out of step");
+    }
     test.group.stop_all();
     co_await test.group.wait_all_ended(clock::now() + kResultsTimeout);
     // The in-band RTT counts from the end of the sender's warm-up, as the client's probes do.
@@ -256,6 +325,33 @@ asio::awaitable<void> session::send_download(active_test& test) {
                                      units::format_bytes(sent), retransmits));
 }
 
+// While the server sends, the client's STOP may come at any time; until it does, the server checks that the
+// client's TCP keeps acknowledging data (a client that was stopped or vanished stops acknowledging, however
+// slow its path) and that the test stays within the server's byte cap whatever the client does with STOP.
+asio::awaitable<void> session::watch_sending_until_readable(active_test& test) {
+    const auto deadline = clock::now() + protocol_.read_timeout();
+    const std::int64_t stall_ns = stall_timeout_for(test.request);
+    progress_watchdog watchdog(stall_ns);
+    watchdog.start(net::now_ns(), test.group.acknowledged_bytes());
+    const test_budget budget = test_budget::for_test(test.request, context_->config.limits);
+    const std::int64_t started_ns = net::now_ns();
+    while (!co_await channel_.wait_readable(std::min(deadline, clock::now() + kWatchInterval))) {
+        if (clock::now() >= deadline) {
+            throw session_error(proto::error_code::timeout, "timed out waiting for the client's STOP");
+        }
+        const std::uint64_t acknowledged = test.group.acknowledged_bytes();
+        if (watchdog.stalled(net::now_ns(), acknowledged)) {
+            throw session_error(
+                proto::error_code::timeout,
+                fmt::format("the client acknowledged no data for {:.1f} s: it stopped receiving",
+                            static_cast<double>(stall_ns) / 1e9));
+        }
+        if (auto refusal = budget.check(net::now_ns() - started_ns, acknowledged)) {
+            throw session_error(refusal->code, refusal->message);
+        }
+    }
+}
+
 asio::awaitable<void> session::receive_upload(active_test& test) {
     const auto& request = test.request;
     test.group.start_receiving();
@@ -266,11 +362,15 @@ asio::awaitable<void> session::receive_upload(active_test& test) {
     plan.omit_ns = std::int64_t{request.omit_ms} * 1'000'000;
     plan.duration_ns = std::int64_t{request.duration_ms} * 1'000'000;
     plan.interval_ns = std::int64_t{request.interval_ms} * 1'000'000;
+    net::receiver_watch watch;
+    watch.stall_timeout = std::chrono::nanoseconds(stall_timeout_for(request));
+    watch.budget = test_budget::for_test(request, context_->config.limits);
     auto& channel = channel_;
     const measure::totals totals = co_await net::measure_receiver_window(
         test.group, plan, clock::now() + kFirstByteTimeout,
-        [&channel](const measure::interval& closed) { return send_interval_report(channel, closed); });
+        [&channel](const measure::interval& closed) { return send_interval_report(channel, closed); }, watch);
 
+    protocol_.window_closed();
     const proto::stop stop{proto::stop_reason::window_complete};
     co_await channel_.write(stop, clock::now() + kResultsTimeout);
     test.group.stop_all();
@@ -280,8 +380,10 @@ asio::awaitable<void> session::receive_upload(active_test& test) {
     report.omitted_bytes = totals.omitted_bytes;
     report.stream_bytes = totals.stream_bytes;
     co_await channel_.write(report, clock::now() + kResultsTimeout);
-    co_await channel_.expect<proto::sender_report>(clock::now() + kResultsTimeout,
-                                                   "the client's SENDER_REPORT");
+    const session_step step = co_await next_step();
+    if (step.what != session_step::kind::test_complete) {
+        throw session_error(proto::error_code::internal, "session protocol out of step");
+    }
     co_await test.group.wait_all_ended(clock::now() + kResultsTimeout);
 
     summaries_.push_back(fmt::format("upload {} stream{}: received {} ({} in {:.2f} s, receiver side)",

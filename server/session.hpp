@@ -1,9 +1,11 @@
 // One client's control connection and the tests it runs, one after another.
 //
-// Phases, each with its own deadline: HELLO/WELCOME (in server.cpp) -> per test: TEST_REQUEST, validation,
-// TEST_ACCEPT, all data connections attached, the test itself, results. A failure in any phase ends this
+// Phases, each with its own deadline: HELLO (server.cpp), WELCOME and, with keys, the authentication
+// exchange -> per test: TEST_REQUEST (+ TEST_AUTH), validation, TEST_ACCEPT, all data connections attached,
+// the test itself (watched for stalls and the server's caps), results. What each client frame means is
+// decided by session_protocol (pure, fuzzed); this class does the I/O. A failure in any phase ends this
 // session only: it is logged, reported to the client as an ERROR frame when the connection still works, and
-// the session's streams are closed.
+// the session's data and probe connections are closed.
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -17,6 +19,9 @@
 #include "common/protocol.hpp"
 #include "net/control_channel.hpp"
 #include "net/stream_group.hpp"
+#include "server/admission.hpp"
+#include "server/probe_echo.hpp"
+#include "server/session_protocol.hpp"
 #include "server/session_registry.hpp"
 #include "server/udp_test.hpp"
 
@@ -24,8 +29,10 @@ namespace speed::server {
 
 class session : public std::enable_shared_from_this<session> {
   public:
+    // `admission` is the session's place under --max-sessions and --max-sessions-per-host, given back when
+    // the session ends.
     session(std::shared_ptr<server_context> context, net::control_channel channel,
-            asio::ip::tcp::endpoint peer, std::string client_software);
+            asio::ip::tcp::endpoint peer, std::string client_software, admission_control::slot admission);
     ~session();
 
     // Runs the session to its end. A static coroutine taking the shared_ptr by value keeps the session alive
@@ -34,6 +41,9 @@ class session : public std::enable_shared_from_this<session> {
 
     // A data connection whose HELLO named this session; closed if it does not fit the current test.
     void attach_data(const proto::hello& hello, asio::ip::tcp::socket socket);
+    // A probe connection whose HELLO named this session: the probe connection to run, or null (socket
+    // closed) when the session is not authenticated yet, has ended, or already has its probe connections.
+    std::shared_ptr<probe_connection> attach_probe(asio::ip::tcp::socket socket);
     // Ends the session from outside (server shutdown).
     void abort();
 
@@ -44,10 +54,17 @@ class session : public std::enable_shared_from_this<session> {
     struct active_test;
 
     asio::awaitable<void> serve_tests();
+    // Reads the frame the current phase waits for (within its deadline) and returns what it means; throws
+    // session_error when it ends the session.
+    asio::awaitable<session_step> next_step();
     asio::awaitable<void> run_test(const proto::test_request& request);
     asio::awaitable<void> wait_for_streams(active_test& test);
     asio::awaitable<void> send_download(active_test& test);
+    asio::awaitable<void> watch_sending_until_readable(active_test& test);
     asio::awaitable<void> receive_upload(active_test& test);
+    void close_probes();
+    // --stall-timeout, stretched for very slowly paced tests (common/limits.hpp).
+    std::int64_t stall_timeout_for(const proto::test_request& request) const;
 
     // UDP tests and probes (server/udp_test.cpp).
     asio::awaitable<void> run_udp_test(const proto::test_request& request);
@@ -59,12 +76,16 @@ class session : public std::enable_shared_from_this<session> {
     udp_local udp_local_endpoint();
 
     std::shared_ptr<server_context> context_;
+    admission_control::slot admission_;  // declared after context_: given back before the context can go
     net::control_channel channel_;
     asio::ip::tcp::endpoint peer_;
     std::string client_software_;
     proto::session_token token_;
+    session_protocol protocol_;
     std::uint32_t next_test_id_ = 1;
     std::unique_ptr<active_test> test_;
+    std::vector<std::weak_ptr<probe_connection>> probes_;
+    std::string failure_detail_;          // more than the client is told, for the log
     std::vector<std::string> summaries_;  // one per finished test, for the end-of-session log line
     std::uint64_t udp_token_ = 0;
     std::shared_ptr<udp_test_flows> udp_flows_;

@@ -39,11 +39,10 @@ std::vector<std::shared_ptr<session>> session_registry::all() const {
     return live;
 }
 
-proto::session_token make_session_token() {
-    proto::session_token token{};
+void fill_random(std::span<std::uint8_t> bytes) {
     std::size_t filled = 0;
-    while (filled < token.size()) {
-        const ssize_t got = ::getrandom(token.data() + filled, token.size() - filled, 0);
+    while (filled < bytes.size()) {
+        const ssize_t got = ::getrandom(bytes.data() + filled, bytes.size() - filled, 0);
         if (got < 0) {
             if (errno == EINTR) {
                 continue;
@@ -52,6 +51,11 @@ proto::session_token make_session_token() {
         }
         filled += static_cast<std::size_t>(got);
     }
+}
+
+proto::session_token make_session_token() {
+    proto::session_token token{};
+    fill_random(token);
     return token;
 }
 

@@ -2,14 +2,21 @@
 // sessions by token. Used only on the control context, so it needs no lock.
 #pragma once
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <asio/io_context.hpp>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <unordered_map>
 
 #include "common/protocol.hpp"
+#include "net/clock.hpp"
 #include "net/io_pool.hpp"
+#include "server/admission.hpp"
 #include "server/config.hpp"
+#include "server/log_limiter.hpp"
 
 namespace speed::server {
 
@@ -40,17 +47,39 @@ class session_registry {
 
 struct server_context {
     server_context(asio::io_context& control, net::io_pool& pool, server_config cfg)
-        : control_context(control), data_pool(pool), config(std::move(cfg)) {}
+        : control_context(control), data_pool(pool), config(std::move(cfg)), admission(config.admission) {}
 
     asio::io_context& control_context;
     net::io_pool& data_pool;
     server_config config;
     session_registry sessions;
+    admission_control admission;
+    log_limiter logs;
     udp_listener* udp = nullptr;  // the UDP port of UDP tests; null when UDP is off
     bool shutting_down = false;
 };
 
-// A fresh, unguessable session token from the kernel's CSPRNG (getrandom).
+// Logs a line about something a peer did through the context's rate limiter (server/log_limiter.hpp).
+template <class... Args>
+void log_limited(server_context& context, log_kind kind, spdlog::level::level_enum level,
+                 fmt::format_string<Args...> format, Args&&... args) {
+    if (!spdlog::should_log(level)) {
+        return;
+    }
+    std::uint64_t suppressed = 0;
+    if (!context.logs.allow(kind, net::now_ns(), suppressed)) {
+        return;
+    }
+    std::string line = fmt::format(format, std::forward<Args>(args)...);
+    if (suppressed > 0) {
+        line += fmt::format(" ({} similar message{} suppressed)", suppressed, suppressed == 1 ? "" : "s");
+    }
+    spdlog::log(level, "{}", line);
+}
+
+// Fills `bytes` from the kernel's CSPRNG (getrandom); throws std::runtime_error if it fails.
+void fill_random(std::span<std::uint8_t> bytes);
+// A fresh, unguessable session token.
 proto::session_token make_session_token();
 
 }  // namespace speed::server

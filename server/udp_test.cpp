@@ -35,7 +35,6 @@ namespace {
 // retransmitted with backoff, so this survives heavy loss).
 constexpr auto kUdpSetupTimeout = 5s;
 constexpr auto kFirstDataTimeout = 5s;
-constexpr auto kStopGrace = 5s;
 constexpr auto kReplyTimeout = 5s;
 
 asio::awaitable<void> echo_loop(std::shared_ptr<asio::ip::udp::socket> socket, std::uint64_t token) {
@@ -244,7 +243,7 @@ asio::awaitable<void> session::run_udp_test(const proto::test_request& request) 
 
     const proto::test_accept accept{next_test_id_++, ""};
     co_await channel_.write(accept, clock::now() + kReplyTimeout);
-    const std::uint64_t cap = context_->config.limits.max_udp_bitrate;
+    const std::uint64_t cap = udp_rate_cap(request, context_->config.limits);
     const proto::udp_setup setup{udp_token_, context_->udp->port(), cap};
     co_await channel_.write(setup, clock::now() + kReplyTimeout);
 
@@ -262,6 +261,7 @@ asio::awaitable<void> session::run_udp_test(const proto::test_request& request) 
     }
     // Retransmitted HELLOs now reach the streams' own sockets; the token is done with the listener.
     context_->udp->remove(udp_token_);
+    protocol_.streams_ready();
     const proto::streams_ready ready;
     co_await channel_.write(ready, clock::now() + kReplyTimeout);
     if (download) {
@@ -273,15 +273,18 @@ asio::awaitable<void> session::run_udp_test(const proto::test_request& request) 
 
 asio::awaitable<void> session::send_udp_download(const proto::test_request& request) {
     auto& group = udp_flows_->group();
-    const std::uint64_t cap = context_->config.limits.max_udp_bitrate;
+    const std::uint64_t cap = udp_rate_cap(request, context_->config.limits);
     net::udp_send_plan plan;
     plan.bits_per_second = static_cast<double>(request.bitrate) / request.streams;
     plan.max_bits_per_second = static_cast<double>(cap) / request.streams;
     group.start_sending(plan);
 
-    const auto test_length = std::chrono::milliseconds(request.omit_ms + request.duration_ms);
-    co_await channel_.expect<proto::stop>(clock::now() + kFirstDataTimeout + test_length + kStopGrace,
-                                          "the client's STOP");
+    // The sender needs the client's FEEDBACK to keep going (net/udp_flows), so a client that vanishes stops
+    // the datagrams within a second; the STOP itself has the session protocol's deadline.
+    const session_step step = co_await next_step();
+    if (step.what != session_step::kind::stop_sending) {
+        throw session_error(proto::error_code::internal, "session protocol out of step");
+    }
     group.stop_sending();
     co_await group.wait_senders_stopped(clock::now() + kReplyTimeout);
     if (auto failure = group.first_failure()) {
@@ -315,10 +318,14 @@ asio::awaitable<void> session::receive_udp_upload(const proto::test_request& req
         group, plan, clock::now() + kFirstDataTimeout,
         [&channel](const proto::udp_interval_report& report) { return send_udp_interval(channel, report); });
 
+    protocol_.window_closed();
     const proto::stop stop{proto::stop_reason::window_complete};
     co_await channel_.write(stop, clock::now() + kReplyTimeout);
-    const auto sent = co_await channel_.expect<proto::udp_sender_report>(clock::now() + kReplyTimeout,
-                                                                         "the client's UDP_SENDER_REPORT");
+    const session_step step = co_await next_step();
+    if (step.what != session_step::kind::test_complete) {
+        throw session_error(proto::error_code::internal, "session protocol out of step");
+    }
+    const proto::udp_sender_report& sent = step.udp_sender_report;
     co_await net::drain_and_close(group, sent, clock::now() + net::kDrainTimeout);
     const proto::udp_receiver_report report =
         net::make_udp_receiver_report(window, group.receiver_finals(), sent);

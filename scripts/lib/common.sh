@@ -9,6 +9,8 @@ SPEED_BUILD_PACKAGES=(build-essential cmake g++ libasio-dev libcli11-dev libspdl
 SPEED_TEST_PACKAGES=(iperf3 sockperf iproute2 iputils-ping procps)
 # What bench/run needs beyond those: its driver is a Python script (standard library only).
 SPEED_BENCH_PACKAGES=(python3)
+# The fuzzers (scripts/fuzz): clang 14 and its libFuzzer/sanitizer runtimes.
+SPEED_FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
 
 speed_log() { printf '==> %s\n' "$*" >&2; }
 

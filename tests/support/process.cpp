@@ -195,6 +195,17 @@ std::string background_process::log() {
     return log_;
 }
 
+int background_process::wait(milliseconds limit) {
+    const auto deadline = steady::now() + limit;
+    while (running()) {
+        if (steady::now() >= deadline) {
+            return -1;
+        }
+        drain_log(10);
+    }
+    return exit_code_;
+}
+
 int background_process::stop(milliseconds limit) {
     if (pid_ <= 0) {
         return exit_code_;

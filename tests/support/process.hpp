@@ -41,6 +41,9 @@ class background_process {
     void send_signal(int signal_number);
     // Sends SIGTERM and waits for the exit; returns the exit code (-1 on a signal or timeout).
     int stop(std::chrono::milliseconds limit = std::chrono::seconds(5));
+    // Waits for the process to exit by itself; returns its exit code (-1 on a signal or when `limit` passed
+    // first, the process still running).
+    int wait(std::chrono::milliseconds limit);
     // Everything the process printed so far.
     std::string log();
 

@@ -63,8 +63,60 @@ TEST_CASE("WELCOME", "[protocol]") {
     msg.max_streams = 32;
     msg.max_duration_ms = 60000;
     msg.max_bitrate = 10'000'000'000ULL;
-    check_round_trip(msg, concat({from_hex("02 00000025  0001 0102030405060708090a0b0c0d0e0f10 0003"),
-                                  ascii("srv"), from_hex("0020 0000ea60 00000002540be400")}));
+    msg.max_bytes = 0x40000000;
+    msg.auth_required = true;
+    check_round_trip(
+        msg, concat({from_hex("02 0000002e  0001 0102030405060708090a0b0c0d0e0f10 0003"), ascii("srv"),
+                     from_hex("0020 0000ea60 00000002540be400 0000000040000000 01")}));
+}
+
+TEST_CASE("WELCOME with an authentication flag other than 0 or 1 is refused", "[protocol]") {
+    auto bytes = encode(welcome{});
+    bytes.back() = 2;
+    CHECK(decode(bytes).status == decode_status::bad);
+}
+
+TEST_CASE("authentication messages", "[protocol]") {
+    auth_challenge challenge;
+    for (std::size_t i = 0; i < challenge.nonce.size(); ++i) {
+        challenge.nonce[i] = static_cast<std::uint8_t>(0xa0 + i);
+    }
+    check_round_trip(challenge, from_hex("40 00000020 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+                                         "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"));
+
+    auth_response response;
+    response.key_name = "lab";
+    response.mac.fill(0x5a);
+    check_round_trip(response, concat({from_hex("41 00000025 0003"), ascii("lab"),
+                                       from_hex("5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+                                                "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a")}));
+
+    check_round_trip(auth_ok{}, from_hex("42 00000000"));
+
+    test_auth tag;
+    tag.mac.fill(0x01);
+    check_round_trip(
+        tag, from_hex("43 00000020 0101010101010101010101010101010101010101010101010101010101010101"));
+}
+
+TEST_CASE("malformed authentication messages are refused", "[protocol]") {
+    SECTION("a truncated nonce") {
+        CHECK(decode(from_hex("40 00000001 00")).status == decode_status::bad);
+    }
+    SECTION("a key name longer than 64 bytes") {
+        auto bytes = concat({from_hex("41 00000061 0041"), std::vector<std::uint8_t>(65, 'k'),
+                             std::vector<std::uint8_t>(32, 0)});
+        CHECK(decode(bytes).status == decode_status::bad);
+    }
+    SECTION("a tag one byte short, and one byte too many") {
+        CHECK(decode(concat({from_hex("43 0000001f"), std::vector<std::uint8_t>(31, 0)})).status ==
+              decode_status::bad);
+        CHECK(decode(concat({from_hex("43 00000021"), std::vector<std::uint8_t>(33, 0)})).status ==
+              decode_status::bad);
+    }
+    SECTION("AUTH_OK with a payload") {
+        CHECK(decode(from_hex("42 00000001 00")).status == decode_status::bad);
+    }
 }
 
 TEST_CASE("ERROR", "[protocol]") {

@@ -1,0 +1,40 @@
+// speedcli's side of authentication (docs/protocol.md, "Authentication"): proves the --auth-key to a server
+// that requires one, and tags every test request so it cannot be altered or replayed.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "common/auth.hpp"
+#include "common/protocol.hpp"
+#include "net/clock.hpp"
+#include "net/control_channel.hpp"
+
+namespace speed::client {
+
+// Loads --auth-key FILE (checked like ssh keys: private to its owner) and picks the key called `name`, or the
+// only key when `name` is empty. Returns the key or a sentence for the user.
+std::variant<auth::key, std::string> load_client_key(const std::string& path, const std::string& name);
+
+// One session's authentication state.
+struct client_auth {
+    const auth::key* key = nullptr;  // --auth-key; null without one
+    bool active = false;             // the server required authentication and accepted the key
+    proto::auth_nonce nonce{};
+    std::uint32_t requests = 0;  // TEST_REQUESTs sent in this session
+};
+
+// Right after WELCOME. When the server requires authentication: reads its AUTH_CHALLENGE, answers with the
+// key and waits for AUTH_OK. Throws session_error(auth_failed) when the server requires a key and there is
+// none (after telling the server), or when it refuses the key.
+asio::awaitable<void> authenticate(net::control_channel& control, const proto::welcome& welcome,
+                                   client_auth& state, net::clock::time_point deadline);
+
+// Sends a TEST_REQUEST followed, on an authenticated session, by its TEST_AUTH.
+asio::awaitable<void> send_test_request(net::control_channel& control, client_auth& state,
+                                        const proto::test_request& request, net::clock::time_point deadline);
+
+}  // namespace speed::client

@@ -1,0 +1,306 @@
+// The session's decisions about what its client sends (server/session_protocol.hpp), phase by phase.
+#include <catch2/catch.hpp>
+
+#include "server/session_protocol.hpp"
+
+using namespace speed;
+using namespace speed::server;
+using kind = session_step::kind;
+
+namespace {
+
+std::vector<auth::key> lab_keys() {
+    return {auth::key("lab", std::vector<std::uint8_t>(32, 0x11)),
+            auth::key("ops", std::vector<std::uint8_t>(16, 0x22))};
+}
+
+proto::auth_nonce fixed_nonce() {
+    proto::auth_nonce nonce{};
+    nonce.fill(0x42);
+    return nonce;
+}
+
+proto::test_request download(std::uint16_t streams = 1) {
+    proto::test_request request;
+    request.dir = proto::direction::download;
+    request.streams = streams;
+    request.duration_ms = 2'000;
+    request.omit_ms = 500;
+    return request;
+}
+
+proto::test_request upload(std::uint16_t streams = 1) {
+    auto request = download(streams);
+    request.dir = proto::direction::upload;
+    return request;
+}
+
+proto::sender_report report_of(std::size_t streams) {
+    proto::sender_report report;
+    report.streams.resize(streams);
+    return report;
+}
+
+session_protocol open_session(const std::vector<auth::key>* keys = nullptr, server_limits limits = {}) {
+    return session_protocol(limits, session_timeouts{}, keys, fixed_nonce());
+}
+
+}  // namespace
+
+TEST_CASE("a session without authentication: download then upload, then a clean close", "[session]") {
+    auto protocol = open_session();
+    const auto opening = protocol.opening(proto::session_token{}, "speedsrv test");
+    REQUIRE(opening.size() == 1);
+    const auto& welcome = std::get<proto::welcome>(opening[0]);
+    CHECK_FALSE(welcome.auth_required);
+    CHECK(welcome.max_streams == server_limits{}.max_streams);
+    CHECK(protocol.admitted());
+    CHECK(protocol.phase() == session_phase::idle);
+    CHECK(protocol.read_timeout() == std::chrono::seconds(30));
+
+    auto step = protocol.on_message(download());
+    REQUIRE(step.what == kind::start_test);
+    CHECK(step.request == download());
+    CHECK(protocol.phase() == session_phase::setting_up);
+    protocol.streams_ready();
+    CHECK(protocol.phase() == session_phase::sending);
+    // STOP may come up to the test's warm-up + window + 10 s after the server starts sending.
+    CHECK(protocol.read_timeout() == std::chrono::milliseconds(2'500 + 10'000));
+    CHECK(protocol.on_message(proto::stop{}).what == kind::stop_sending);
+    CHECK(protocol.phase() == session_phase::idle);
+
+    REQUIRE(protocol.on_message(upload(2)).what == kind::start_test);
+    protocol.streams_ready();
+    CHECK(protocol.phase() == session_phase::receiving);
+    protocol.window_closed();
+    CHECK(protocol.phase() == session_phase::awaiting_sender_report);
+    CHECK(protocol.read_timeout() == std::chrono::seconds(5));
+    step = protocol.on_message(report_of(2));
+    CHECK(step.what == kind::test_complete);
+    CHECK(protocol.phase() == session_phase::idle);
+
+    CHECK(protocol.on_closed().what == kind::client_done);
+    CHECK(protocol.phase() == session_phase::ended);
+}
+
+TEST_CASE("messages out of place end the session with a protocol error", "[session]") {
+    auto protocol = open_session();
+    SECTION("STOP before any test") {
+        const auto step = protocol.on_message(proto::stop{});
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.code == proto::error_code::protocol_error);
+        CHECK_THAT(step.failure.message, Catch::Contains("unexpected STOP while waiting for a test request"));
+    }
+    SECTION("a server message from the client") {
+        CHECK(protocol.on_message(proto::welcome{}).failure.code == proto::error_code::protocol_error);
+    }
+    SECTION("authentication messages on a server without keys") {
+        CHECK(protocol.on_message(proto::auth_response{}).what == kind::end_session);
+    }
+    SECTION("a second TEST_REQUEST while a download runs") {
+        protocol.on_message(download());
+        protocol.streams_ready();
+        CHECK(protocol.on_message(download()).what == kind::end_session);
+    }
+    SECTION("a SENDER_REPORT with the wrong number of streams") {
+        protocol.on_message(upload(3));
+        protocol.streams_ready();
+        protocol.window_closed();
+        const auto step = protocol.on_message(report_of(2));
+        CHECK(step.what == kind::end_session);
+        CHECK_THAT(step.failure.message, Catch::Contains("2 streams; the test has 3"));
+    }
+    SECTION("a close in the middle of a test") {
+        protocol.on_message(download());
+        protocol.streams_ready();
+        const auto step = protocol.on_closed();
+        CHECK(step.what == kind::end_session);
+        CHECK_THAT(step.failure.message, Catch::Contains("STOP"));
+    }
+    CHECK(protocol.phase() == session_phase::ended);
+    // Once ended, nothing revives it.
+    CHECK(protocol.on_message(download()).what == kind::end_session);
+}
+
+TEST_CASE("the client's ERROR ends the session in any phase, and is not sent back", "[session]") {
+    auto protocol = open_session();
+    const auto step = protocol.on_message(proto::error{proto::error_code::internal, "client gave up"});
+    CHECK(step.what == kind::end_session);
+    CHECK(step.from_peer);
+    CHECK(step.failure.message == "client gave up");
+}
+
+TEST_CASE("requests beyond the caps are refused with the limit named", "[session]") {
+    server_limits limits;
+    limits.max_streams = 2;
+    limits.max_tests_per_session = 2;
+    auto protocol = open_session(nullptr, limits);
+    SECTION("too many streams") {
+        const auto step = protocol.on_message(download(3));
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.code == proto::error_code::limit_exceeded);
+        CHECK_THAT(step.failure.message, Catch::Contains("at most 2"));
+    }
+    SECTION("too many tests in one session") {
+        for (int i = 0; i < 2; ++i) {
+            REQUIRE(protocol.on_message(download()).what == kind::start_test);
+            protocol.streams_ready();
+            REQUIRE(protocol.on_message(proto::stop{}).what == kind::stop_sending);
+        }
+        const auto step = protocol.on_message(download());
+        CHECK(step.failure.code == proto::error_code::limit_exceeded);
+        CHECK_THAT(step.failure.message, Catch::Contains("at most 2 tests per session"));
+    }
+}
+
+TEST_CASE("authentication: the right key, then a tag per test", "[session][auth]") {
+    const auto keys = lab_keys();
+    auto protocol = open_session(&keys);
+    const auto opening = protocol.opening(proto::session_token{}, "speedsrv test");
+    REQUIRE(opening.size() == 2);
+    CHECK(std::get<proto::welcome>(opening[0]).auth_required);
+    CHECK(std::get<proto::auth_challenge>(opening[1]).nonce == fixed_nonce());
+    CHECK_FALSE(protocol.admitted());
+    CHECK(protocol.phase() == session_phase::authenticating);
+    CHECK(protocol.read_timeout() == std::chrono::seconds(5));
+
+    const proto::auth_response response{"ops", auth::session_mac(keys[1], fixed_nonce())};
+    auto step = protocol.on_message(response);
+    REQUIRE(step.what == kind::reply);
+    CHECK(std::holds_alternative<proto::auth_ok>(step.reply));
+    CHECK(protocol.admitted());
+    CHECK(protocol.key_name() == "ops");
+
+    const auto request = download();
+    CHECK(protocol.on_message(request).what == kind::read_more);
+    CHECK(protocol.phase() == session_phase::test_authenticating);
+    step = protocol.on_message(proto::test_auth{auth::test_mac(keys[1], fixed_nonce(), 1, request)});
+    REQUIRE(step.what == kind::start_test);
+    CHECK(step.request == request);
+
+    SECTION("the next test needs a tag with the next sequence number: a replayed tag fails") {
+        protocol.streams_ready();
+        protocol.on_message(proto::stop{});
+        protocol.on_message(request);
+        step = protocol.on_message(proto::test_auth{auth::test_mac(keys[1], fixed_nonce(), 1, request)});
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.code == proto::error_code::auth_failed);
+    }
+    SECTION("the next test with its own tag") {
+        protocol.streams_ready();
+        protocol.on_message(proto::stop{});
+        protocol.on_message(request);
+        step = protocol.on_message(proto::test_auth{auth::test_mac(keys[1], fixed_nonce(), 2, request)});
+        CHECK(step.what == kind::start_test);
+    }
+}
+
+TEST_CASE("authentication failures: the client is told little, the log more", "[session][auth]") {
+    const auto keys = lab_keys();
+    auto protocol = open_session(&keys);
+    SECTION("unknown key name") {
+        const proto::auth_response response{"mallory", auth::session_mac(keys[0], fixed_nonce())};
+        const auto step = protocol.on_message(response);
+        CHECK(step.failure.code == proto::error_code::auth_failed);
+        CHECK_THAT(step.failure.message, Catch::Contains("unknown key name or wrong key"));
+        CHECK_THAT(step.log_detail, Catch::Contains("unknown key name 'mallory'"));
+    }
+    SECTION("wrong key") {
+        const proto::auth_response response{"lab", auth::session_mac(keys[1], fixed_nonce())};
+        const auto step = protocol.on_message(response);
+        CHECK(step.failure.code == proto::error_code::auth_failed);
+        CHECK_THAT(step.log_detail, Catch::Contains("wrong key for key name 'lab'"));
+    }
+    SECTION("a test request before authenticating") {
+        CHECK(protocol.on_message(download()).failure.code == proto::error_code::protocol_error);
+    }
+    SECTION("a tampered request") {
+        protocol.on_message(proto::auth_response{"lab", auth::session_mac(keys[0], fixed_nonce())});
+        auto request = download();
+        const proto::test_auth tag{auth::test_mac(keys[0], fixed_nonce(), 1, request)};
+        request.duration_ms *= 10;  // changed after it was tagged
+        protocol.on_message(request);
+        CHECK(protocol.on_message(tag).failure.code == proto::error_code::auth_failed);
+    }
+    SECTION("a request without its tag") {
+        protocol.on_message(proto::auth_response{"lab", auth::session_mac(keys[0], fixed_nonce())});
+        protocol.on_message(download());
+        CHECK(protocol.on_message(download()).failure.code == proto::error_code::protocol_error);
+    }
+    CHECK(protocol.phase() == session_phase::ended);
+}
+
+namespace {
+
+proto::test_request udp_upload(std::uint16_t streams) {
+    auto request = upload(streams);
+    request.proto = proto::transport::udp;
+    request.udp_payload_bytes = 1400;
+    return request;
+}
+
+proto::udp_sender_report udp_report_of(std::size_t streams) {
+    proto::udp_sender_report report;
+    report.streams.resize(streams);
+    return report;
+}
+
+}  // namespace
+
+TEST_CASE("UDP: an echo request between tests opens the echo; a UDP upload ends with UDP_SENDER_REPORT",
+          "[session][udp]") {
+    auto protocol = open_session();
+    auto step = protocol.on_message(proto::udp_echo_request{});
+    CHECK(step.what == kind::start_udp_echo);
+    CHECK(protocol.phase() == session_phase::idle);
+
+    REQUIRE(protocol.on_message(udp_upload(2)).what == kind::start_test);
+    protocol.streams_ready();
+    CHECK(protocol.phase() == session_phase::receiving);
+    protocol.window_closed();
+    CHECK(protocol.awaiting() == "the client's UDP_SENDER_REPORT");
+    step = protocol.on_message(udp_report_of(2));
+    REQUIRE(step.what == kind::test_complete);
+    CHECK(step.udp_sender_report.streams.size() == 2);
+    CHECK(protocol.phase() == session_phase::idle);
+}
+
+TEST_CASE("UDP: the wrong kind or count of sender report ends the session", "[session][udp]") {
+    SECTION("a TCP SENDER_REPORT for a UDP upload") {
+        auto protocol = open_session();
+        REQUIRE(protocol.on_message(udp_upload(1)).what == kind::start_test);
+        protocol.streams_ready();
+        protocol.window_closed();
+        const auto step = protocol.on_message(report_of(1));
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.code == proto::error_code::protocol_error);
+        CHECK(step.failure.message ==
+              "unexpected SENDER_REPORT while waiting for the client's UDP_SENDER_REPORT");
+    }
+    SECTION("a UDP_SENDER_REPORT for a TCP upload") {
+        auto protocol = open_session();
+        REQUIRE(protocol.on_message(upload(1)).what == kind::start_test);
+        protocol.streams_ready();
+        protocol.window_closed();
+        CHECK(protocol.on_message(udp_report_of(1)).what == kind::end_session);
+    }
+    SECTION("a stream count that is not the test's") {
+        auto protocol = open_session();
+        REQUIRE(protocol.on_message(udp_upload(2)).what == kind::start_test);
+        protocol.streams_ready();
+        protocol.window_closed();
+        const auto step = protocol.on_message(udp_report_of(3));
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.message == "UDP_SENDER_REPORT has 3 streams; the test has 2");
+    }
+}
+
+TEST_CASE("UDP: a server without UDP refuses an echo request", "[session][udp]") {
+    server_limits limits;
+    limits.udp = false;
+    auto protocol = open_session(nullptr, limits);
+    const auto step = protocol.on_message(proto::udp_echo_request{});
+    CHECK(step.what == kind::end_session);
+    CHECK(step.failure.code == proto::error_code::unsupported);
+    CHECK(protocol.phase() == session_phase::ended);
+}
