@@ -10,6 +10,7 @@
 #include "net/clock.hpp"
 #include "net/errors.hpp"
 #include "net/spawn.hpp"
+#include "net/timestamps.hpp"
 
 namespace speed::client {
 
@@ -28,6 +29,7 @@ struct prober::series {
     clock::time_point count_from{};  // probes sent earlier are not part of the series' figures
     std::unordered_map<std::uint32_t, std::int64_t> sent_ns;  // outstanding probes of this series
     latency_report report;
+    bool all_stamped = true;  // every reply so far came with a kernel receive timestamp
     bool stop_requested = false;
     bool finished = false;
     asio::steady_timer* pacer = nullptr;     // the series' schedule timer, to cut a wait short on stop
@@ -58,17 +60,23 @@ void prober::wake_series() {
 
 asio::awaitable<void> prober::read_replies(std::shared_ptr<prober> self) {
     proto::frame_buffer received;
+    const bool kernel_stamps = net::enable_receive_timestamps(self->socket_.native_handle());
     for (;;) {
-        auto [ec, bytes] = co_await self->socket_.async_read_some(net::as_buffer(received.prepare(512)),
-                                                                  as_tuple(asio::use_awaitable));
-        // Timestamp first: everything below is bookkeeping that must not count as network time.
+        const net::timestamped_read read =
+            co_await net::async_read_with_timestamp(self->socket_, received.prepare(512));
+        // Timestamps first: everything below is bookkeeping that must not count as network time.
         const std::int64_t received_ns = net::now_ns();
-        if (ec) {
-            self->failure_ = ec == asio::error::eof ? "the server closed the probe connection" : ec.message();
+        std::optional<std::int64_t> client_wait_ns;
+        if (kernel_stamps && read.kernel_realtime_ns) {
+            client_wait_ns = net::realtime_now_ns() - *read.kernel_realtime_ns;
+        }
+        if (read.error) {
+            self->failure_ = read.error == asio::error::eof ? "the server closed the probe connection"
+                                                            : read.error.message();
             self->wake_series();
             co_return;
         }
-        received.commit(bytes);
+        received.commit(read.bytes);
         for (;;) {
             proto::decode_result frame = received.next(kMaxProbePayload);
             if (frame.status == proto::decode_status::need_more) {
@@ -88,7 +96,11 @@ asio::awaitable<void> prober::read_replies(std::shared_ptr<prober> self) {
             if (it == s->sent_ns.end() || static_cast<std::uint64_t>(it->second) != reply->client_time_ns) {
                 continue;  // not one of this series' probes
             }
-            s->report.rtt_ms.push_back(static_cast<double>(received_ns - it->second) / 1e6);
+            const auto trip = latency::round_trip_of(latency::probe_timing{
+                it->second, received_ns, client_wait_ns, static_cast<std::int64_t>(reply->server_hold_ns)});
+            s->report.rtt_ms.push_back(trip.network_ms);
+            s->report.application_rtt_ms.push_back(trip.application_ms);
+            s->all_stamped = s->all_stamped && client_wait_ns.has_value();
             s->sent_ns.erase(it);
         }
         self->wake_series();
@@ -135,6 +147,7 @@ asio::awaitable<void> prober::run_series(std::shared_ptr<prober> self, std::shar
         co_await self->reply_signal_.async_wait(as_tuple(asio::use_awaitable));
     }
     s->report.lost = static_cast<std::uint32_t>(s->sent_ns.size());
+    s->report.kernel_timestamps = s->all_stamped && !s->report.rtt_ms.empty();
     s->sent_ns.clear();
     summarize_latency(s->report);
     s->finished = true;

@@ -26,6 +26,11 @@ json latency_json(const latency_report& latency) {
     out["lost"] = latency.lost;
     out["rtt_ms"] = latency.rtt_ms.empty() ? json(nullptr) : rtt_summary_json(latency.rtt);
     out["jitter_ms"] = number(latency.jitter_ms);
+    // How rtt_ms was timed: "kernel" when both ends' own delays came out via kernel receive timestamps.
+    out["timestamps"] = latency.kernel_timestamps ? "kernel" : "application";
+    out["application_rtt_ms"] = latency.application_rtt_ms.empty()
+                                    ? json(nullptr)
+                                    : rtt_summary_json(stats::summarize(latency.application_rtt_ms));
     return out;
 }
 

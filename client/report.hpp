@@ -13,7 +13,9 @@
 namespace speed::client {
 
 struct latency_report {
-    std::vector<double> rtt_ms;  // in probe order
+    std::vector<double> rtt_ms;  // in probe order: network round trips (both ends' own delays removed)
+    std::vector<double> application_rtt_ms;  // the same probes from writing the PING to reading the PONG
+    bool kernel_timestamps = false;          // the client had kernel receive timestamps for every reply
     std::uint32_t sent = 0;
     std::uint32_t lost = 0;
     stats::summary rtt;      // over rtt_ms

@@ -1,8 +1,22 @@
 #include "common/latency.hpp"
 
+#include <algorithm>
+
 #include "common/statistics.hpp"
 
 namespace speed::latency {
+
+probe_round_trip round_trip_of(const probe_timing& timing) {
+    const std::int64_t application_ns = std::max<std::int64_t>(0, timing.read_ns - timing.sent_ns);
+    std::int64_t network_ns = application_ns;
+    if (timing.client_wait_ns && *timing.client_wait_ns >= 0 && *timing.client_wait_ns < network_ns) {
+        network_ns -= *timing.client_wait_ns;
+    }
+    if (timing.server_hold_ns >= 0 && timing.server_hold_ns < network_ns) {
+        network_ns -= timing.server_hold_ns;
+    }
+    return {static_cast<double>(network_ns) / 1e6, static_cast<double>(application_ns) / 1e6};
+}
 
 bufferbloat_grade grade_for_increase(double increase_ms) {
     if (increase_ms < 5.0) {

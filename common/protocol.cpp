@@ -108,6 +108,7 @@ void encode_payload(wire::writer& out, const ping& m) {
 void encode_payload(wire::writer& out, const pong& m) {
     out.u32(m.sequence);
     out.u64(m.client_time_ns);
+    out.u64(m.server_hold_ns);
 }
 
 // ---- decoding
@@ -314,6 +315,7 @@ payload_result decode_pong(wire::reader& in) {
     pong m;
     m.sequence = in.u32();
     m.client_time_ns = in.u64();
+    m.server_hold_ns = in.u64();
     if (!in.ok()) {
         return payload_error{"truncated PONG"};
     }

@@ -182,6 +182,10 @@ struct ping {
 struct pong {
     std::uint32_t sequence = 0;
     std::uint64_t client_time_ns = 0;
+    // How long the server held the PING: from the kernel's receive timestamp of the PING (or, without one,
+    // from when the server read it) to just before it wrote this PONG. The client subtracts it, as TWAMP
+    // does.
+    std::uint64_t server_hold_ns = 0;
     bool operator==(const pong&) const = default;
 };
 

@@ -13,6 +13,7 @@
 #include "net/clock.hpp"
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
+#include "net/timestamps.hpp"
 
 namespace speed::server {
 
@@ -57,18 +58,21 @@ asio::awaitable<void> run_probe_echo(asio::ip::tcp::socket socket) {
     asio::co_spawn(connection->socket.get_executor(), close_when_idle(connection),
                    net::log_if_failed("probe idle watchdog"));
 
+    const bool kernel_stamps = net::enable_receive_timestamps(connection->socket.native_handle());
     proto::frame_buffer received;
+    std::vector<proto::ping> pings;
     std::vector<std::uint8_t> replies;
     bool open = true;
     while (open) {
-        auto [read_error, bytes] = co_await connection->socket.async_read_some(
-            net::as_buffer(received.prepare(512)), as_tuple(asio::use_awaitable));
-        if (read_error) {
+        const net::timestamped_read read =
+            co_await net::async_read_with_timestamp(connection->socket, received.prepare(512));
+        const auto read_at = net::clock::now();
+        if (read.error) {
             break;
         }
-        received.commit(bytes);
-        connection->last_activity = net::clock::now();
-        replies.clear();
+        received.commit(read.bytes);
+        connection->last_activity = read_at;
+        pings.clear();
         for (;;) {
             proto::decode_result frame = received.next(kMaxProbePayload);
             if (frame.status == proto::decode_status::need_more) {
@@ -81,10 +85,27 @@ asio::awaitable<void> run_probe_echo(asio::ip::tcp::socket socket) {
                 open = false;
                 break;
             }
-            const proto::pong reply{probe->sequence, probe->client_time_ns};
-            proto::encode(reply, replies);
+            pings.push_back(*probe);
         }
-        if (!replies.empty()) {
+        if (!pings.empty()) {
+            // The hold time runs from the PING's arrival in the kernel (or, without a stamp, from our read)
+            // to just before the write.
+            std::int64_t hold_ns =
+                std::chrono::duration_cast<std::chrono::nanoseconds>(net::clock::now() - read_at).count();
+            if (kernel_stamps && read.kernel_realtime_ns) {
+                const std::int64_t since_arrival_ns = net::realtime_now_ns() - *read.kernel_realtime_ns;
+                // A stamp more than a second before our read means the wall clock stepped: keep our own
+                // figure.
+                if (since_arrival_ns >= hold_ns && since_arrival_ns < hold_ns + 1'000'000'000) {
+                    hold_ns = since_arrival_ns;
+                }
+            }
+            replies.clear();
+            for (const auto& probe : pings) {
+                const proto::pong reply{probe.sequence, probe.client_time_ns,
+                                        static_cast<std::uint64_t>(hold_ns)};
+                proto::encode(reply, replies);
+            }
             auto [write_error, written] = co_await asio::async_write(
                 connection->socket, asio::buffer(replies), as_tuple(asio::use_awaitable));
             if (write_error) {

@@ -52,3 +52,25 @@ TEST_CASE("responsiveness is 60000 / RTT, averaged over foreign and self probes"
 
     CHECK_FALSE(responsiveness_of({}, {}));
 }
+
+TEST_CASE("a probe's network round trip removes the client's wait and the server's hold", "[latency]") {
+    probe_timing timing;
+    timing.sent_ns = 1'000'000;
+    timing.read_ns = 1'900'000;  // 0.9 ms in the application
+    timing.client_wait_ns = 150'000;
+    timing.server_hold_ns = 250'000;
+    auto trip = round_trip_of(timing);
+    CHECK(trip.application_ms == 0.9);
+    CHECK(trip.network_ms == Approx(0.5).epsilon(1e-12));
+
+    SECTION("without a kernel stamp only the server's hold comes off") {
+        timing.client_wait_ns.reset();
+        CHECK(round_trip_of(timing).network_ms == Approx(0.65).epsilon(1e-12));
+    }
+    SECTION("implausible figures are not subtracted") {
+        timing.client_wait_ns = -5;         // a wall-clock step backwards
+        timing.server_hold_ns = 2'000'000;  // more than the whole round trip
+        trip = round_trip_of(timing);
+        CHECK(trip.network_ms == Approx(0.9).epsilon(1e-12));
+    }
+}

@@ -95,7 +95,8 @@ TEST_CASE("small control messages", "[protocol]") {
     check_round_trip(stop{stop_reason::window_complete}, from_hex("13 00000001 01"));
     check_round_trip(stop{stop_reason::aborted}, from_hex("13 00000001 02"));
     check_round_trip(ping{5, 0x1122334455667788ULL}, from_hex("20 0000000c 00000005 1122334455667788"));
-    check_round_trip(pong{5, 0x1122334455667788ULL}, from_hex("21 0000000c 00000005 1122334455667788"));
+    check_round_trip(pong{5, 0x1122334455667788ULL, 25000},
+                     from_hex("21 00000014 00000005 1122334455667788 00000000000061a8"));
 }
 
 TEST_CASE("INTERVAL_REPORT", "[protocol]") {
