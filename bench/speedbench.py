@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -86,6 +87,7 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._reader.join(timeout=5)  # the log is complete once the reader saw the pipe close
 
 
 def proc_status(pid):
@@ -119,7 +121,9 @@ class Context:
         self.iperf3_port = None
 
     def start_servers(self):
-        self.speedsrv = self.start_speedsrv()
+        # --max-bitrate 0: the default UDP cap (1 Gbit/s, meant for public servers) would be the bottleneck of
+        # the UDP benchmark; TCP has no cap either way.
+        self.speedsrv = self.start_speedsrv("--max-bitrate", "0")
         self.speedsrv_port = self.speedsrv.port
         self.iperf3_port = free_port()
         self.iperf3_server = Process(["iperf3", "-s", "--forceflush", "-B", LOOPBACK, "-p", str(self.iperf3_port)])
@@ -153,6 +157,16 @@ class Context:
         if done.returncode != 0 or "error" in document:
             raise RuntimeError(f"iperf3 failed ({done.returncode}): {document.get('error')}\n{done.stderr}")
         return document
+
+    def timed(self, server, run):
+        """Runs run() and returns (its result, client CPU seconds, server CPU seconds) for that run alone: the
+        client is the only child process waited for meanwhile (RUSAGE_CHILDREN), the server is idle otherwise."""
+        server_before = proc_cpu_seconds(server.proc.pid)
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result = run()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cpu = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
+        return result, client_cpu, proc_cpu_seconds(server.proc.pid) - server_before
 
     def progress(self, text):
         print(f"  {text}", file=sys.stderr, flush=True)
@@ -196,8 +210,13 @@ def bench_tcp_throughput(ctx):
     return rows
 
 
+RTT_STATISTICS = ("min", "median", "p90", "p99")
+SOCKPERF_STATISTICS = {"min": r"<MIN> observation =\s*([0-9.]+)", "median": r"percentile 50\.000 =\s*([0-9.]+)",
+                       "p90": r"percentile 90\.000 =\s*([0-9.]+)", "p99": r"percentile 99\.000 =\s*([0-9.]+)"}
+
+
 def sockperf_rtt_us(ctx, port, seconds):
-    """Median TCP ping-pong round trip from sockperf at 50 messages/s, in microseconds.
+    """sockperf's TCP ping-pong round trips at 50 messages/s: {statistic: microseconds} for RTT_STATISTICS.
 
     sockperf reports one-way latency (round trip / 2) unless given --full-rtt; we pass --full-rtt and check that
     the summary line speaks of a round trip."""
@@ -205,17 +224,29 @@ def sockperf_rtt_us(ctx, port, seconds):
             "--full-rtt"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
     out = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
-    median = re.search(r"percentile 50\.000 =\s*([0-9.]+)", out)
-    if done.returncode != 0 or not median:
+    found = {name: re.search(pattern, out) for name, pattern in SOCKPERF_STATISTICS.items()}
+    if done.returncode != 0 or not all(found.values()):
         raise RuntimeError(f"sockperf failed ({done.returncode}):\n{out}")
-    value = float(median.group(1))
-    if "Round trip is" not in out:
-        value *= 2.0  # an older sockperf without --full-rtt support printed the one-way latency
-    return value
+    # An older sockperf without --full-rtt support printed the one-way latency.
+    scale = 1.0 if "Round trip is" in out else 2.0
+    return {name: float(match.group(1)) * scale for name, match in found.items()}
+
+
+def speedcli_rtt_us(ctx, probes):
+    """speedcli's idle probes at 50/s: ({statistic: us} of application_rtt_ms, the same of rtt_ms, timestamps).
+
+    application_rtt_ms is timed from writing the PING to reading the PONG in speedcli, as sockperf times its
+    ping-pong; rtt_ms subtracts both processes' wake-up delays using kernel receive timestamps (docs/methodology.md),
+    so it has no counterpart in sockperf and is reported for information."""
+    d = ctx.speedcli("--no-download", "--no-upload", "--pings", str(probes), "--ping-interval", "0.02")
+    idle = d["latency"]["idle"]
+    in_us = lambda summary: {name: summary[name] * 1000.0 for name in RTT_STATISTICS}  # noqa: E731
+    return in_us(idle["application_rtt_ms"]), in_us(idle["rtt_ms"]), idle["timestamps"]
 
 
 def bench_idle_rtt(ctx):
-    """Idle TCP round trip at 50 probes/s: speedcli's probes against sockperf's TCP ping-pong."""
+    """Idle TCP round trip at 50 probes/s, application to application: speedcli's application_rtt_ms against
+    sockperf's TCP ping-pong; speedcli's kernel-timestamp rtt_ms alongside, for information."""
     a = ctx.args
     ctx.progress(f"idle RTT at 50 probes/s: speedcli and sockperf alternating, {a.rounds} rounds")
     port = free_port()
@@ -223,16 +254,32 @@ def bench_idle_rtt(ctx):
     try:
         time.sleep(0.5)  # sockperf prints nothing reliable when ready; it starts in milliseconds
         probes = int(a.rtt_seconds * 50)
-
-        def run_speedcli():
-            d = ctx.speedcli("--no-download", "--no-upload", "--pings", str(probes), "--ping-interval", "0.02")
-            return d["latency"]["idle"]["rtt_ms"]["median"] * 1000.0
-
-        ours, theirs = alternate(ctx, a.rounds, run_speedcli, lambda: sockperf_rtt_us(ctx, port, a.rtt_seconds))
+        ours, theirs = alternate(ctx, a.rounds, lambda: speedcli_rtt_us(ctx, probes),
+                                 lambda: sockperf_rtt_us(ctx, port, a.rtt_seconds))
     finally:
         sockperf_server.stop()
-    return [row("idle_rtt", "TCP, 50 probes/s, median", "us", statistics.median(ours), statistics.median(theirs),
-                "sockperf --full-rtt", "lower", target="<= 1.5", speedcli_samples=ours, reference_samples=theirs)]
+    rows = []
+    for name in RTT_STATISTICS:
+        rows.append(row("idle_rtt", f"TCP, 50 probes/s, {name}", "us", statistics.median(r[0][name] for r in ours),
+                        statistics.median(r[name] for r in theirs), "sockperf --full-rtt", "lower",
+                        target="<= 1.5" if name == "median" else None,
+                        speedcli_samples=[r[0][name] for r in ours], reference_samples=[r[name] for r in theirs],
+                        speedcli_kernel_rtt_us=statistics.median(r[1][name] for r in ours),
+                        speedcli_kernel_samples=[r[1][name] for r in ours],
+                        speedcli_timestamps=[r[2] for r in ours]))
+    return rows
+
+
+def sessions_held_peak(log):
+    """The most sessions speedsrv held at once, from its log: +1 at "session ID ... started", -1 at "ended"."""
+    held = peak = 0
+    for line in log.splitlines():
+        if re.search(r" session \S+ from \S+ started", line):
+            held += 1
+            peak = max(peak, held)
+        elif re.search(r" session \S+ from \S+ ended", line):
+            held -= 1
+    return peak
 
 
 def bench_many_clients(ctx):
@@ -271,18 +318,107 @@ def bench_many_clients(ctx):
         errors = sorted({str(d.get("error")) for d in documents if d.get("error")})
     finally:
         server.stop()
+    held = sessions_held_peak(server.log())
     return [row("many_clients", f"{clients} clients at once", "clients ok", len(ok), clients, "clients started",
-                "higher", target="= 1.0", server_cpu_percent_of_a_core=100.0 * cpu / wall,
+                "higher", target="= 1.0", sessions_held_peak=held, server_cpu_percent_of_a_core=100.0 * cpu / wall,
                 server_rss_idle_kib=idle["VmRSS"], server_rss_peak_kib=peak_rss_kib,
                 server_rss_per_client_kib=(peak_rss_kib - idle["VmRSS"]) / clients, server_threads_peak=peak_threads,
                 aggregate_download_bits_per_second=download, aggregate_upload_bits_per_second=upload,
                 wall_seconds=wall, errors=errors)]
 
 
-# UDP (issue 3) adds bench_udp_throughput here: speedcli --udp --bitrate 0 --length 1400 against
-# iperf3 -u -b 0 -l 1400, both measured at the receiver, returning row("udp_throughput", ...).
+def udp_speedcli(ctx, direction, bitrate, duration, omit):
+    """One speedcli --udp run in one direction; returns (receiver goodput, lost %, client CPU s, server CPU s)."""
+    skip = "--no-upload" if direction == "download" else "--no-download"
+    d, client_cpu, server_cpu = ctx.timed(ctx.speedsrv, lambda: ctx.speedcli(
+        "--udp", skip, "--bitrate", bitrate, "--length", str(UDP_DATAGRAM_BYTES), "--pings", "0",
+        "--loaded-ping-interval", "0", "--interval", "0", "--duration", str(duration), "--omit", str(omit)))
+    return d[direction]["bits_per_second"], d[direction]["lost_percent"], client_cpu, server_cpu
+
+
+def udp_iperf3(ctx, direction, bitrate, duration, omit):
+    """One iperf3 -u run; the same figures, from end.sum_received: the receiver's (the client's with -R)."""
+    reverse = ["-R"] if direction == "download" else []
+    d, client_cpu, server_cpu = ctx.timed(ctx.iperf3_server, lambda: ctx.iperf3(
+        "-u", "-b", bitrate, "-l", str(UDP_DATAGRAM_BYTES), "-t", str(duration), "-O", str(omit), *reverse))
+    received = d["end"]["sum_received"]  # not end.sum: for UDP that carries the sender's byte count
+    return received["bits_per_second"], received["lost_percent"], client_cpu, server_cpu
+
+
+UDP_DATAGRAM_BYTES = 1400
+UDP_LOSSLESS_PERCENT = 0.1
+
+
+def bench_udp_throughput(ctx):
+    """UDP as fast as each tool goes (speedcli --bitrate 0, adaptive; iperf3 -b 0, unpaced), receiver goodput and
+    loss, both directions; then the highest fixed rate each carries with < 0.1 % loss (upload)."""
+    a = ctx.args
+    rows = []
+    for direction in ("upload", "download"):
+        ctx.progress(f"UDP {direction}, as fast as possible, {UDP_DATAGRAM_BYTES}-byte datagrams: speedcli and "
+                     f"iperf3 alternating, {a.rounds} rounds")
+        ours, theirs = alternate(ctx, a.rounds,
+                                 lambda: udp_speedcli(ctx, direction, "0", a.duration, a.omit),
+                                 lambda: udp_iperf3(ctx, direction, "0", a.duration, a.omit))
+        median_of = lambda runs, i: statistics.median(r[i] for r in runs)  # noqa: E731
+        rows.append(row("udp_throughput", f"{direction}, -b 0, {UDP_DATAGRAM_BYTES} B", "bit/s",
+                        median_of(ours, 0), median_of(theirs, 0), "iperf3 -u", "higher",
+                        target=">= 3.0 at <= 1 % loss",
+                        speedcli_lost_percent=median_of(ours, 1), reference_lost_percent=median_of(theirs, 1),
+                        speedcli_client_cpu_seconds=median_of(ours, 2), speedcli_server_cpu_seconds=median_of(ours, 3),
+                        reference_client_cpu_seconds=median_of(theirs, 2),
+                        reference_server_cpu_seconds=median_of(theirs, 3),
+                        speedcli_samples=ours, reference_samples=theirs))
+    rows.append(udp_lossless(ctx))
+    return rows
+
+
+def udp_lossless(ctx):
+    """The highest upload rate with < 0.1 % loss for each tool: up a ladder of rates until a try loses more,
+    then bisection between the last rate that passed and the first that failed. The two tools climb in
+    lockstep, each try of one followed by the same try of the other, so that drift hits both alike."""
+    a = ctx.args
+    ctx.progress(f"UDP upload, highest rate with < {UDP_LOSSLESS_PERCENT} % loss: ladder {a.udp_ladder} Mbit/s, "
+                 f"{a.udp_bisections} bisection steps, {a.duration} s per try")
+    runners = {"speedcli": udp_speedcli, "iperf3": udp_iperf3}
+    state = {tool: {"good": 0, "bad": None, "tries": []} for tool in runners}
+
+    def attempt(tool, rate_mbps):
+        goodput, lost, _, _ = runners[tool](ctx, "upload", f"{rate_mbps}M", a.duration, 0)
+        state[tool]["tries"].append({"rate_mbps": rate_mbps, "bits_per_second": goodput, "lost_percent": lost})
+        ctx.progress(f"    {tool:8} {rate_mbps:>6} Mbit/s: loss {lost:.4f} %")
+        return lost < UDP_LOSSLESS_PERCENT
+
+    for rate in a.udp_ladder:
+        climbing = [tool for tool in runners if state[tool]["bad"] is None]
+        if not climbing:
+            break
+        for tool in climbing:
+            if attempt(tool, rate):
+                state[tool]["good"] = rate
+            else:
+                state[tool]["bad"] = rate
+    for _ in range(a.udp_bisections):
+        for tool in runners:
+            s = state[tool]
+            if s["bad"] is None or s["bad"] - s["good"] <= 1:
+                continue
+            middle = (s["good"] + s["bad"]) // 2
+            if attempt(tool, middle):
+                s["good"] = middle
+            else:
+                s["bad"] = middle
+    # None when not even the ladder's first rate passed.
+    highest = {tool: state[tool]["good"] * 1e6 or None for tool in runners}
+    return row("udp_lossless", f"upload, highest rate < {UDP_LOSSLESS_PERCENT} % loss", "bit/s", highest["speedcli"],
+               highest["iperf3"], "iperf3 -u", "higher", target=">= 1.0",
+               speedcli_tries=state["speedcli"]["tries"], reference_tries=state["iperf3"]["tries"],
+               speedcli_first_failed_mbps=state["speedcli"]["bad"], reference_first_failed_mbps=state["iperf3"]["bad"])
+
+
 BENCHMARKS = {
     "tcp": bench_tcp_throughput,
+    "udp": bench_udp_throughput,
     "rtt": bench_idle_rtt,
     "clients": bench_many_clients,
 }
@@ -304,24 +440,60 @@ def human(value, unit):
     return f"{value:g} {unit}" if not isinstance(value, int) else f"{value}"
 
 
+def with_loss(value, r, tool):
+    """A UDP row's figure with the loss it came with."""
+    lost = r.get(f"{tool}_lost_percent")
+    return value if lost is None else f"{value}, {lost:.3g} % loss"
+
+
 def print_table(rows):
     headers = ("benchmark", "case", "speedcli", "reference", "ratio", "target")
-    lines = [(r["benchmark"], r["case"], human(r["speedcli"], r["unit"]),
-              f"{human(r['reference'], r['unit'])} ({r['reference_tool']})",
+    lines = [(r["benchmark"], r["case"], with_loss(human(r["speedcli"], r["unit"]), r, "speedcli"),
+              f"{with_loss(human(r['reference'], r['unit']), r, 'reference')} ({r['reference_tool']})",
               f"{r['ratio']:.3f}" if r["ratio"] is not None else "-", r["target"] or "") for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
     print("  ".join("-" * w for w in widths))
     for line in lines:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
-    for r in rows:
-        if r["benchmark"] == "many_clients":
-            print(f"\nmany clients: server CPU {r['server_cpu_percent_of_a_core']:.0f} % of a core, RSS "
-                  f"{r['server_rss_idle_kib'] / 1024:.1f} MiB idle, {r['server_rss_peak_kib'] / 1024:.1f} MiB peak "
-                  f"({r['server_rss_per_client_kib']:.0f} KiB per client), {r['server_threads_peak']} threads; "
-                  f"aggregate {human(r['aggregate_download_bits_per_second'], 'bit/s')} down, "
-                  f"{human(r['aggregate_upload_bits_per_second'], 'bit/s')} up"
-                  + (f"; errors: {r['errors']}" if r["errors"] else ""))
+    notes = [note for r in rows for note in [row_note(r, rows)] if note]
+    if notes:
+        print()
+        for note in notes:
+            print(note)
+
+
+def row_note(r, rows):
+    """A row's figures that do not fit the table, as one line, or None."""
+    if r["benchmark"] == "idle_rtt":
+        rtt_rows = [other for other in rows if other["benchmark"] == "idle_rtt"]
+        if r is not rtt_rows[0]:
+            return None  # one line for all of them
+        kernel = ", ".join(f"{other['case'].rsplit(', ', 1)[1]} {human(other['speedcli_kernel_rtt_us'], 'us')}"
+                           for other in rtt_rows)
+        timestamps = "/".join(sorted({t for other in rtt_rows for t in other["speedcli_timestamps"]}))
+        return (f"idle RTT, for information: speedcli's rtt_ms (kernel receive timestamps, without either "
+                f"process's wake-up; sockperf has no such figure) {kernel}; timestamps: {timestamps}")
+    if r["benchmark"] == "udp_throughput":
+        return (f"UDP {r['case']}: CPU seconds per run, client + server: speedcli "
+                f"{r['speedcli_client_cpu_seconds']:.2f} + {r['speedcli_server_cpu_seconds']:.2f}, iperf3 "
+                f"{r['reference_client_cpu_seconds']:.2f} + {r['reference_server_cpu_seconds']:.2f}")
+    if r["benchmark"] == "udp_lossless":
+        said = {}
+        for tool in ("speedcli", "reference"):
+            rate = r[f"{tool}_first_failed_mbps"]
+            said[tool] = f"{rate} Mbit/s" if rate else "none (the ladder ended first: raise --udp-ladder)"
+        return (f"UDP {r['case']}: the lowest rate tried that lost more: speedcli {said['speedcli']}, "
+                f"iperf3 {said['reference']}")
+    if r["benchmark"] == "many_clients":
+        return (f"many clients: {r['sessions_held_peak']} sessions held at once (peak), server CPU "
+                f"{r['server_cpu_percent_of_a_core']:.0f} % of a core, RSS {r['server_rss_idle_kib'] / 1024:.1f} MiB "
+                f"idle, {r['server_rss_peak_kib'] / 1024:.1f} MiB peak ({r['server_rss_per_client_kib']:.0f} KiB per "
+                f"client), {r['server_threads_peak']} threads; aggregate "
+                f"{human(r['aggregate_download_bits_per_second'], 'bit/s')} down, "
+                f"{human(r['aggregate_upload_bits_per_second'], 'bit/s')} up"
+                + (f"; errors: {r['errors']}" if r["errors"] else ""))
+    return None
 
 
 def machine_description(ctx):
@@ -341,7 +513,7 @@ def machine_description(ctx):
         "speedcli": command(str(ctx.bin / "client" / "speedcli"), "--version"),
         "iperf3": (command("iperf3", "--version") or "").splitlines()[0:1],
         "sockperf": (command("sockperf", "--version") or "").splitlines()[0:1],
-        "git_commit": command("git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"),
+        "git_commit": command("git", "-C", str(Path(__file__).resolve().parent), "describe", "--always", "--dirty"),
     }
 
 
@@ -355,12 +527,21 @@ def main():
     parser.add_argument("--rtt-seconds", type=float, default=5.0, help="seconds of probes per RTT run")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients for the many-clients run")
     parser.add_argument("--client-bitrate", default="20M", help="each concurrent client's rate per direction")
-    parser.add_argument("--quick", action="store_true", help="1 round of 2-second runs: checks that it all works")
+    parser.add_argument("--udp-ladder", type=lambda text: [int(r) for r in text.split(",")],
+                        default=[100, 200, 500, 1000, 2000, 3000, 4000, 6000, 8000, 12000, 16000, 24000, 32000, 48000],
+                        help="UDP rates (Mbit/s, comma-separated, rising) tried for the highest rate with "
+                             "< 0.1 %% loss")
+    parser.add_argument("--udp-bisections", type=int, default=3,
+                        help="bisection steps after the ladder, between the last rate that passed and the first "
+                             "that failed")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 round of 2-second runs, a short UDP ladder: checks that it all works")
     parser.add_argument("--results", default=str(Path(__file__).resolve().parent / "results"),
                         help="directory for the JSON results")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration, args.omit, args.rtt_seconds, args.clients = 1, 2.0, 0.5, 2.0, 10
+        args.udp_ladder, args.udp_bisections = [100, 1000, 8000], 0
 
     ctx = Context(args)
     started = datetime.datetime.now(datetime.timezone.utc)

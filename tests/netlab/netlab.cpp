@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -33,11 +34,6 @@ namespace {
 constexpr const char* kNetnsDirectory = "/run/netns";
 constexpr auto kCommandLimit = 10s;
 
-// Router-side names: interface names are per namespace, so every lab uses the same ones.
-constexpr const char* kRouterToClient = "to-cli";
-constexpr const char* kRouterToServer = "to-srv";
-constexpr const char* kUploadTun = "tun-up";
-constexpr const char* kDownloadTun = "tun-dn";
 constexpr int kUploadTable = 100;
 constexpr int kDownloadTable = 101;
 // SCHED_FIFO priorities: netem-tun above the endpoints, both above every normal process. Real-time throttling
@@ -448,6 +444,30 @@ process_result lab::run_in_client(const std::vector<std::string>& argv,
     return run_process(in_client(argv), limit);
 }
 
+process_result lab::run_in_router(const std::vector<std::string>& argv,
+                                  std::chrono::milliseconds limit) const {
+    return run_process(in_router(argv), limit);
+}
+
+void lab::load_router_nftables(const std::string& rules) {
+    // nft reads a ruleset from a file (the process helpers pass no stdin); the name is this lab's alone.
+    const auto path = std::filesystem::temp_directory_path() / (router_ + ".nft");
+    {
+        std::ofstream file(path);
+        file << rules;
+        if (!file) {
+            throw std::runtime_error("netlab: cannot write " + path.string());
+        }
+    }
+    const process_result loaded = run_process(in_router({"nft", "-f", path.string()}), kCommandLimit);
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+    if (loaded.exit_code != 0) {
+        throw std::runtime_error("netlab: nft refused the ruleset (exit " + std::to_string(loaded.exit_code) +
+                                 "): " + loaded.err + loaded.out + "\n" + rules);
+    }
+}
+
 testing::server_process& lab::start_speedsrv(std::vector<std::string> extra_args) {
     testing::server_launch launch;
     launch.extra_args = std::move(extra_args);
@@ -500,6 +520,17 @@ nlohmann::json lab::netem_statistics() {
         std::this_thread::sleep_for(10ms);
     }
     throw std::runtime_error("netlab: netem-tun printed no statistics; its log:\n" + netem_->log());
+}
+
+const nlohmann::json& netem_path(const nlohmann::json& statistics, const std::string& device) {
+    if (statistics.is_object() && statistics.contains("paths")) {
+        for (const auto& path : statistics["paths"]) {
+            if (path["device"] == device) {
+                return path;
+            }
+        }
+    }
+    throw std::runtime_error("netlab: netem-tun has no path " + device + ": " + statistics.dump());
 }
 
 }  // namespace speed::netlab

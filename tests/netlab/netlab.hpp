@@ -26,6 +26,12 @@ inline constexpr int kSkipExitCode = 77;
 inline constexpr const char* kClientAddress = "10.201.1.2";
 inline constexpr const char* kServerAddress = "10.201.2.2";
 inline constexpr std::size_t kLinkMtu = 1500;  // every interface of the lab
+// The router's interfaces (the same in every lab): its veths towards the client and the server, and the TUN
+// devices netem-tun serves (the names of its paths in netem_statistics()).
+inline constexpr const char* kRouterToClient = "to-cli";
+inline constexpr const char* kRouterToServer = "to-srv";
+inline constexpr const char* kUploadTun = "tun-up";
+inline constexpr const char* kDownloadTun = "tun-dn";
 
 // One direction of the emulated link.
 struct link_direction {
@@ -66,8 +72,10 @@ class lab {
     std::vector<std::string> in_server(const std::vector<std::string>& argv) const;
     std::vector<std::string> in_router(const std::vector<std::string>& argv) const;
 
-    // Runs a command in the client namespace and waits for it (at most `limit`).
+    // Runs a command in the client (router) namespace and waits for it (at most `limit`).
     testing::process_result run_in_client(const std::vector<std::string>& argv,
+                                          std::chrono::milliseconds limit) const;
+    testing::process_result run_in_router(const std::vector<std::string>& argv,
                                           std::chrono::milliseconds limit) const;
 
     // speedsrv in the server namespace on kServerAddress and a free port. The lab stops it.
@@ -83,6 +91,9 @@ class lab {
     // netem-tun's counters and CPU time so far (docs/netlab.md); null when neither direction has delay or
     // loss.
     nlohmann::json netem_statistics();
+    // Loads `rules` (nft -f syntax) into the router namespace's nftables; throws with nft's message when it
+    // refuses them. The rules go with the namespace.
+    void load_router_nftables(const std::string& rules);
 
   private:
     std::vector<std::string> with_endpoint_priority(const std::vector<std::string>& argv) const;
@@ -104,6 +115,10 @@ class lab {
     std::unique_ptr<testing::background_process> netem_;
     std::size_t registry_slot_ = 0;
 };
+
+// The entry of `statistics` (from lab::netem_statistics()) for the path of TUN device `device`
+// (kUploadTun, kDownloadTun); throws when netem-tun has no such path.
+const nlohmann::json& netem_path(const nlohmann::json& statistics, const std::string& device);
 
 // Why the lab cannot run on this machine (not root, no /dev/net/tun, ip/tc missing, namespaces refused);
 // empty when it can.

@@ -1,7 +1,8 @@
 // speedcli monitor against the kernel on a veth pair of our own between two network namespaces (root only):
 // a known amount of UDP traffic crosses it while the monitor runs, and the monitor's byte and packet sums
 // must equal both that amount and the kernel's counter delta (read independently, over netlink, with `ip -j
-// -s link`). Also: interfaces appearing and disappearing mid-run are reported, not fatal.
+// -s link`). Also: interfaces appearing and disappearing mid-run are reported, not fatal. Part of the netlab
+// runner (main.cpp): skipped, with the reason, where namespaces cannot be made.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -12,11 +13,10 @@
 
 #include <catch2/catch.hpp>
 
-#include <iostream>
-#include <regex>
 #include <thread>
 
 #include "tests/integration/monitor_ndjson.hpp"
+#include "tests/netlab/netlab.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/streaming_process.hpp"
 
@@ -52,50 +52,19 @@ std::string ip(const std::vector<std::string>& args) {
     return run.out;
 }
 
-// Whether this host can run these tests; when not, says "SKIP: <reason>", which ctest reports as skipped.
-bool netlab_available() {
-    std::string reason;
-    if (::geteuid() != 0) {
-        reason = "needs root to create network namespaces and veth pairs";
-    } else if (ip_binary().empty()) {
-        reason = "needs the ip command (iproute2)";
-    }
-    if (!reason.empty()) {
-        std::cout << "SKIP: " << reason << std::endl;
-        WARN("SKIP: " << reason);
-    }
-    return reason.empty();
-}
-
-// Namespaces of runs that died without cleaning up: ours are named smon<pid>a/b.
-void remove_stale_namespaces() {
-    const auto run = run_process({ip_binary(), "netns", "list"}, kCommandLimit);
-    const std::regex ours(R"(^smon([0-9]+)[a-z]\b)");
-    std::istringstream lines(run.out);
-    std::string line;
-    std::smatch match;
-    while (std::getline(lines, line)) {
-        if (std::regex_search(line, match, ours)) {
-            const auto pid = static_cast<pid_t>(std::stol(match[1].str()));
-            if (::kill(pid, 0) != 0 && errno == ESRCH) {
-                run_process({ip_binary(), "netns", "del", match[0].str()}, kCommandLimit);
-            }
-        }
-    }
-}
-
 // Two namespaces joined by a veth pair: `near_if` (10.77.0.1, in `near_ns`) and `far_if` (10.77.0.2, in
 // `far_ns`). Nothing but our own traffic crosses it: IPv6 is off (no neighbour discovery or MLD), and the
-// neighbours are static (no ARP). Both namespaces go away with the object, also when a check fails.
+// neighbours are static (no ARP). Both namespaces go away with the object, also when a check fails; named
+// like the lab's ("speedlab-PID-..."), they are swept by the next run when this one is killed.
 struct veth_lab {
     std::string tag = std::to_string(::getpid());
-    std::string near_ns = "smon" + tag + "a";
-    std::string far_ns = "smon" + tag + "b";
+    std::string near_ns = std::string(speed::netlab::kNamespacePrefix) + tag + "-mon-a";
+    std::string far_ns = std::string(speed::netlab::kNamespacePrefix) + tag + "-mon-b";
     std::string near_if = "sm" + tag + "a";
     std::string far_if = "sm" + tag + "b";
 
     veth_lab() {
-        remove_stale_namespaces();
+        speed::netlab::sweep_stale_namespaces();
         ip({"netns", "add", near_ns});
         created_near_ = true;
         ip({"netns", "add", far_ns});
@@ -224,9 +193,6 @@ json await_line(streaming_process& monitor, Predicate wanted,
 }  // namespace
 
 TEST_CASE("the monitor's byte sums equal the kernel's counters on a veth pair", "[netlab][monitor]") {
-    if (!netlab_available()) {
-        return;
-    }
     veth_lab lab;
     const int far_receiver = bound_udp_socket_in(lab.far_ns, "10.77.0.2", 5001);
     const int near_receiver = bound_udp_socket_in(lab.near_ns, "10.77.0.1", 5002);
@@ -302,9 +268,6 @@ TEST_CASE("the monitor's byte sums equal the kernel's counters on a veth pair", 
 }
 
 TEST_CASE("interfaces that appear and disappear mid-run are reported", "[netlab][monitor]") {
-    if (!netlab_available()) {
-        return;
-    }
     veth_lab lab;
     const std::string extra = "sm" + lab.tag + "x";
     const std::string extra_peer = "sm" + lab.tag + "y";

@@ -1,10 +1,13 @@
-// netem-tun's pure parts: the delay line's order and bounds, the seeded loss, the --path syntax.
+// netem-tun's pure parts: the delay line's order and bounds, the seeded loss, the --path syntax, the packet
+// classifier behind its per-protocol and per-UDP-length counters.
 #include <catch2/catch.hpp>
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "tools/netem-tun/delay_line.hpp"
+#include "tools/netem-tun/packet_tally.hpp"
 #include "tools/netem-tun/path_spec.hpp"
 #include "tools/netem-tun/seeded_loss.hpp"
 
@@ -18,6 +21,14 @@ void push(delay_line& line, const std::string& text, std::int64_t release_ns) {
     REQUIRE(buffer.size() >= text.size());
     std::memcpy(buffer.data(), text.data(), text.size());
     line.commit(text.size(), release_ns);
+}
+
+std::vector<std::byte> bytes(std::initializer_list<int> values) {
+    std::vector<std::byte> out;
+    for (const int v : values) {
+        out.push_back(static_cast<std::byte>(v));
+    }
+    return out;
 }
 
 std::string pop(delay_line& line) {
@@ -133,4 +144,90 @@ TEST_CASE("netem-tun's --path option parses DEVICE:DELAY_MS[:LOSS_PERCENT]", "[u
         CHECK_FALSE(parse_path_spec(bad, &error));
         CHECK_FALSE(error.empty());
     }
+}
+
+TEST_CASE("netem-tun classifies packets by protocol and UDP payload length", "[unit][netem]") {
+    // IPv4 10.201.1.2 -> 10.201.2.2, UDP 40000 -> 5201, UDP length 0x0024 = 36: 28 payload bytes (the
+    // packet is cut after the UDP header; only the headers are read).
+    const auto udp4 = bytes({0x45, 0x00, 0x00, 0x38, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00,  //
+                             10,   201,  1,    2,    10,   201,  2,    2,                             //
+                             0x9c, 0x40, 0x14, 0x51, 0x00, 0x24, 0x00, 0x00});
+    auto kind = classify_packet(udp4);
+    CHECK(kind.protocol == ip_protocol::udp);
+    CHECK(kind.udp_payload_bytes == 28u);
+
+    // The same with IP options (IHL 6): the UDP header moves 4 bytes on; length 0x04b8 = 1208 -> 1200.
+    const auto udp4_options =
+        bytes({0x46, 0x00, 0x04, 0xcc, 0x00, 0x00, 0x00, 0x00, 0x40, 0x11, 0x00, 0x00,  //
+               10,   201,  1,    2,    10,   201,  2,    2,    0x01, 0x01, 0x01, 0x00,  //
+               0x9c, 0x40, 0x14, 0x51, 0x04, 0xb8, 0x00, 0x00});
+    CHECK(classify_packet(udp4_options).udp_payload_bytes == 1200u);
+
+    // A later fragment (offset 185 x 8 bytes) of a UDP datagram carries no UDP header.
+    auto fragment = udp4;
+    fragment[6] = std::byte{0x00};
+    fragment[7] = std::byte{0xb9};
+    kind = classify_packet(fragment);
+    CHECK(kind.protocol == ip_protocol::udp);
+    CHECK_FALSE(kind.udp_payload_bytes);
+
+    auto tcp4 = udp4;
+    tcp4[9] = std::byte{6};
+    kind = classify_packet(tcp4);
+    CHECK(kind.protocol == ip_protocol::tcp);
+    CHECK_FALSE(kind.udp_payload_bytes);
+    auto icmp4 = udp4;
+    icmp4[9] = std::byte{1};
+    CHECK(classify_packet(icmp4).protocol == ip_protocol::icmp);
+
+    // IPv6 (40-byte header, next header 17) with a UDP header of length 0x05c8 = 1480 -> 1472.
+    std::vector<std::byte> udp6(48, std::byte{0});
+    udp6[0] = std::byte{0x60};
+    udp6[6] = std::byte{17};
+    udp6[44] = std::byte{0x05};
+    udp6[45] = std::byte{0xc8};
+    kind = classify_packet(udp6);
+    CHECK(kind.protocol == ip_protocol::udp);
+    CHECK(kind.udp_payload_bytes == 1472u);
+    udp6[6] = std::byte{58};
+    CHECK(classify_packet(udp6).protocol == ip_protocol::icmp);
+
+    // Too short, a UDP header cut off, a UDP length below its own header, an unknown version: no length.
+    CHECK(classify_packet({}).protocol == ip_protocol::other);
+    CHECK(classify_packet(std::span(udp4).first(19)).protocol == ip_protocol::other);
+    CHECK_FALSE(classify_packet(std::span(udp4).first(27)).udp_payload_bytes);
+    auto short_udp = udp4;
+    short_udp[25] = std::byte{0x07};
+    CHECK_FALSE(classify_packet(short_udp).udp_payload_bytes);
+    auto version5 = udp4;
+    version5[0] = std::byte{0x55};
+    CHECK(classify_packet(version5).protocol == ip_protocol::other);
+}
+
+TEST_CASE("netem-tun's tally counts per protocol and per UDP length, with a bounded number of lengths",
+          "[unit][netem]") {
+    packet_tally tally;
+    const packet_kind tcp{ip_protocol::tcp, std::nullopt};
+    const packet_kind data{ip_protocol::udp, 1200};
+    const packet_kind hello{ip_protocol::udp, 28};
+    tally.count(tcp, false);
+    tally.count(tcp, true);
+    tally.count(data, true);
+    tally.count(data, false);
+    tally.count(data, false);
+    tally.count(hello, true);
+    CHECK(tally.protocol(ip_protocol::tcp) == packet_counts{2, 1});
+    CHECK(tally.protocol(ip_protocol::udp) == packet_counts{4, 2});
+    CHECK(tally.protocol(ip_protocol::icmp) == packet_counts{0, 0});
+    REQUIRE(tally.udp_by_payload_bytes().size() == 2);
+    CHECK(tally.udp_by_payload_bytes().at(1200) == packet_counts{3, 1});
+    CHECK(tally.udp_by_payload_bytes().at(28) == packet_counts{1, 1});
+
+    for (std::uint32_t length = 100; length < 100 + packet_tally::kMaxUdpLengths; ++length) {
+        tally.count({ip_protocol::udp, length}, false);
+    }
+    CHECK(tally.udp_by_payload_bytes().size() == packet_tally::kMaxUdpLengths);
+    CHECK(tally.udp_untracked_lengths().received == 2);  // the last two new lengths found no room
+    tally.count(data, true);  // a length already tracked still counts in its own entry
+    CHECK(tally.udp_by_payload_bytes().at(1200) == packet_counts{4, 2});
 }

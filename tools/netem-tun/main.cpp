@@ -23,10 +23,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
 #include <system_error>
 #include <vector>
 
 #include "tools/netem-tun/delay_line.hpp"
+#include "tools/netem-tun/packet_tally.hpp"
 #include "tools/netem-tun/path_spec.hpp"
 #include "tools/netem-tun/seeded_loss.hpp"
 #include "tools/netem-tun/tun_device.hpp"
@@ -46,6 +48,32 @@ std::int64_t monotonic_ns() {
 
 double timeval_seconds(const timeval& tv) {
     return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+nlohmann::ordered_json counts_json(const packet_counts& counts) {
+    return {{"received", counts.received}, {"lost", counts.lost}};
+}
+
+// {"tcp": {"received": N, "lost": N}, "udp": ..., "icmp": ..., "other": ...}
+nlohmann::ordered_json protocol_statistics(const packet_tally& tally) {
+    nlohmann::ordered_json protocols = nlohmann::ordered_json::object();
+    for (const auto p : {ip_protocol::tcp, ip_protocol::udp, ip_protocol::icmp, ip_protocol::other}) {
+        protocols[protocol_name(p)] = counts_json(tally.protocol(p));
+    }
+    return protocols;
+}
+
+// {"28": {"received": N, "lost": N}, "1200": ...}: UDP datagrams by payload length; "untracked" when more
+// lengths were seen than are tracked.
+nlohmann::ordered_json udp_length_statistics(const packet_tally& tally) {
+    nlohmann::ordered_json lengths = nlohmann::ordered_json::object();
+    for (const auto& [payload_bytes, counts] : tally.udp_by_payload_bytes()) {
+        lengths[std::to_string(payload_bytes)] = counts_json(counts);
+    }
+    if (tally.udp_untracked_lengths().received > 0) {
+        lengths["untracked"] = counts_json(tally.udp_untracked_lengths());
+    }
+    return lengths;
 }
 
 int check(int rc, const char* what) {
@@ -71,6 +99,7 @@ struct direction {
     std::uint64_t overflowed = 0;  // dropped because `limit` packets were already held
     std::uint64_t forwarded = 0;
     std::uint64_t write_errors = 0;
+    packet_tally tally;  // received and lost per protocol and UDP payload length
 };
 
 class forwarder {
@@ -138,7 +167,9 @@ class forwarder {
                              {"overflowed", d.overflowed},
                              {"forwarded", d.forwarded},
                              {"write_errors", d.write_errors},
-                             {"held", d.line.size()}});
+                             {"held", d.line.size()},
+                             {"protocols", protocol_statistics(d.tally)},
+                             {"udp_payload_bytes", udp_length_statistics(d.tally)}});
         }
         const nlohmann::ordered_json stats{
             {"paths", paths},
@@ -169,7 +200,9 @@ class forwarder {
             }
             const std::int64_t arrived_ns = monotonic_ns();
             ++d.received;
-            if (d.loss.drop()) {
+            const bool lost = d.loss.drop();
+            d.tally.count(classify_packet(buffer.first(length)), lost);
+            if (lost) {
                 ++d.lost;
             } else if (!room) {
                 ++d.overflowed;

@@ -1,0 +1,126 @@
+// Latency under load against ground truth: on a tbf-limited link, Cubic fills whatever queue the router has,
+// so a probe waits behind it. With a deep queue speedcli's loaded latency (the separate probe connection and
+// the in-band TCP RTT alike) must show a delay of the order of the queue's and the bufferbloat grade must
+// drop; with a shallow queue the increase must stay small and the grade good.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include "common/latency.hpp"
+#include "tests/netlab/reference_tools.hpp"
+
+using namespace speed::netlab;
+using speed::latency::bufferbloat_grade;
+
+namespace {
+
+constexpr std::uint64_t kRateBitsPerSecond = 20'000'000;
+// Cubic leaves slow start early on a link with a sub-millisecond base RTT (HyStart sees the queue grow) and
+// then grows its window along the cubic curve: the warm-up gives it the time to reach the queue's limit, so
+// the measured seconds see Cubic's steady state (fill, loss, back off to 70 %, fill again).
+constexpr const char* kOmitSeconds = "3";
+constexpr const char* kDurationSeconds = "3";
+// A probe's round trip may exceed the queue's delay by the base RTT (0.1 ms), speedcli's and speedsrv's
+// wake-ups and the bulk packet ahead of it being serialized: a few ms at most, more on a loaded machine.
+constexpr double kAboveQueueMarginMs = 20.0;
+
+struct direction_figures {
+    double increase_ms = 0.0;
+    double loaded_median_ms = 0.0;
+    double in_band_median_ms = 0.0;
+};
+
+struct loaded_run {
+    double idle_median_ms = 0.0;
+    std::array<direction_figures, 2> directions{};  // download, upload
+    bufferbloat_grade grade = bufferbloat_grade::a_plus;
+    std::string grade_name;
+};
+
+// How long a full queue of `queue_bytes` takes to drain at the link's rate: the most a packet can wait in it.
+// tbf counts each packet as its 1514-byte frame against both the limit and the rate, so the framing cancels.
+double full_queue_delay_ms(std::uint64_t queue_bytes) {
+    return static_cast<double>(queue_bytes) * 8.0 / static_cast<double>(kRateBitsPerSecond) * 1000.0;
+}
+
+loaded_run run_with_queue(std::uint64_t queue_bytes) {
+    lab_config config;
+    for (link_direction* direction : {&config.upload, &config.download}) {
+        direction->rate_bits_per_second = kRateBitsPerSecond;
+        direction->queue_bytes = queue_bytes;
+    }
+    lab link(config);
+    auto& server = link.start_speedsrv();
+    const auto speedcli = run_speedcli(
+        link, server.port(),
+        {"--congestion", "cubic", "--omit", kOmitSeconds, "--duration", kDurationSeconds, "--interval", "0",
+         "--pings", "20", "--ping-interval", "0.02", "--loaded-ping-interval", "0.05"});
+    INFO(speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n" << server.log());
+    REQUIRE(speedcli.process.exit_code == 0);
+    const auto& json = speedcli.json;
+    loaded_run run;
+    run.idle_median_ms = json["latency"]["idle"]["rtt_ms"]["median"].get<double>();
+    for (std::size_t i = 0; i < run.directions.size(); ++i) {
+        const char* direction = i == 0 ? "download" : "upload";
+        CHECK(json[direction]["sender"]["congestion"] == "cubic");
+        const auto& latency = json[direction]["latency"];
+        REQUIRE(latency["samples"].get<int>() >= 40);  // 3 s at one probe per 50 ms, less the odd late one
+        REQUIRE(latency["in_band"]["samples"].get<int>() >= 20);
+        run.directions[i].loaded_median_ms = latency["rtt_ms"]["median"].get<double>();
+        run.directions[i].increase_ms = latency["increase_ms"].get<double>();
+        run.directions[i].in_band_median_ms = latency["in_band"]["rtt_ms"]["median"].get<double>();
+    }
+    run.grade_name = json["bufferbloat_grade"].get<std::string>();
+    // The grade is DSLReports' band of the worse direction's increase (unit-tested); here it must follow the
+    // increases this link produced.
+    const double worse_increase = std::max(run.directions[0].increase_ms, run.directions[1].increase_ms);
+    run.grade = speed::latency::grade_for_increase(worse_increase);
+    CHECK(run.grade_name == speed::latency::name_of(run.grade));
+    std::printf(
+        "netlab: 20 Mbit/s, Cubic, queue %llu bytes (%.0f ms when full): idle median %.2f ms; download "
+        "loaded "
+        "median %.1f ms (+%.1f), in-band %.1f ms; upload loaded median %.1f ms (+%.1f), in-band %.1f ms; "
+        "grade %s\n",
+        static_cast<unsigned long long>(queue_bytes), full_queue_delay_ms(queue_bytes), run.idle_median_ms,
+        run.directions[0].loaded_median_ms, run.directions[0].increase_ms,
+        run.directions[0].in_band_median_ms, run.directions[1].loaded_median_ms,
+        run.directions[1].increase_ms, run.directions[1].in_band_median_ms, run.grade_name.c_str());
+    return run;
+}
+
+}  // namespace
+
+TEST_CASE("loaded latency with Cubic shows a deep tbf queue, and the grade drops", "[netlab][accuracy]") {
+    // 250 ms of queue at 20 Mbit/s: a bloated home router. Cubic fills it until tbf drops, then cuts its
+    // window to 70 % (beta 0.7) and refills it: with a negligible base RTT the queue swings between about 70
+    // and 100 % full, 175-250 ms of waiting. Half the full-queue delay is the bound: well below Cubic's
+    // trough, far above anything a link without a standing queue shows.
+    constexpr std::uint64_t kQueueBytes = 625'000;
+    const double full_ms = full_queue_delay_ms(kQueueBytes);
+    const loaded_run run = run_with_queue(kQueueBytes);
+    for (const auto& direction : run.directions) {
+        CHECK(direction.increase_ms >= 0.5 * full_ms);
+        CHECK(direction.in_band_median_ms >= 0.5 * full_ms);  // the bulk connection's own RTT shows it too
+        // Nor more than the queue can hold: speedcli must not invent delay.
+        CHECK(direction.increase_ms <= full_ms + kAboveQueueMarginMs);
+        CHECK(direction.in_band_median_ms <= full_ms + kAboveQueueMarginMs);
+    }
+    // 125 ms or more is grade C at best (DSLReports: C below 200 ms, D below 400 ms).
+    CHECK(run.grade >= bufferbloat_grade::c);
+}
+
+TEST_CASE("loaded latency with Cubic stays low with a shallow tbf queue, and the grade is good",
+          "[netlab][accuracy]") {
+    // 10 ms of queue: what a well-sized or AQM-managed router keeps.
+    constexpr std::uint64_t kQueueBytes = 25'000;
+    const double full_ms = full_queue_delay_ms(kQueueBytes);
+    const loaded_run run = run_with_queue(kQueueBytes);
+    for (const auto& direction : run.directions) {
+        CHECK(direction.increase_ms <= full_ms + kAboveQueueMarginMs);
+        CHECK(direction.in_band_median_ms <= full_ms + kAboveQueueMarginMs);
+    }
+    CHECK(run.grade <= bufferbloat_grade::a);  // A+ or A: under 30 ms
+}

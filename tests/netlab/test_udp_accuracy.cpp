@@ -1,0 +1,261 @@
+// UDP against ground truth: through netem-tun's seeded random loss, speedcli's lost_packets must be exactly
+// the DATA datagrams netem-tun dropped, and its loss within 0.5 percentage points of the configured
+// probability; and the UDP set-up must start every time on a lossy path whose first handshake datagrams are
+// dropped.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "tests/netlab/reference_tools.hpp"
+
+using namespace speed::netlab;
+
+namespace {
+
+std::uint64_t u64(const nlohmann::json& value) {
+    return value.get<std::uint64_t>();
+}
+
+// netem-tun's counters of UDP datagrams with `payload_bytes` of payload on one path (zero when none crossed).
+struct udp_counts {
+    std::uint64_t received = 0;
+    std::uint64_t lost = 0;
+};
+
+udp_counts udp_datagrams(const nlohmann::json& statistics, const char* device, std::uint32_t payload_bytes) {
+    const auto& lengths = netem_path(statistics, device)["udp_payload_bytes"];
+    const std::string key = std::to_string(payload_bytes);
+    if (!lengths.contains(key)) {
+        return {};
+    }
+    return {u64(lengths[key]["received"]), u64(lengths[key]["lost"])};
+}
+
+// What crossed netem-tun between two snapshots.
+udp_counts udp_datagrams_between(const nlohmann::json& before, const nlohmann::json& after,
+                                 const char* device, std::uint32_t payload_bytes) {
+    const udp_counts first = udp_datagrams(before, device, payload_bytes);
+    const udp_counts last = udp_datagrams(after, device, payload_bytes);
+    return {last.received - first.received, last.lost - first.lost};
+}
+
+std::uint64_t tcp_lost_between(const nlohmann::json& before, const nlohmann::json& after,
+                               const char* device) {
+    return u64(netem_path(after, device)["protocols"]["tcp"]["lost"]) -
+           u64(netem_path(before, device)["protocols"]["tcp"]["lost"]);
+}
+
+// packets_received + lost_packets == packets_sent, per direction and per stream, and the streams add up.
+void check_accounting_identity(const nlohmann::json& direction) {
+    INFO(direction.dump(2));
+    CHECK(u64(direction["packets_received"]) + u64(direction["lost_packets"]) ==
+          u64(direction["packets_sent"]));
+    std::uint64_t sent = 0;
+    std::uint64_t lost = 0;
+    for (const auto& stream : direction["streams"]) {
+        CHECK(u64(stream["packets_received"]) + u64(stream["lost_packets"]) == u64(stream["packets_sent"]));
+        sent += u64(stream["packets_sent"]);
+        lost += u64(stream["lost_packets"]);
+    }
+    CHECK(sent == u64(direction["packets_sent"]));
+    CHECK(lost == u64(direction["lost_packets"]));
+}
+
+// DATA datagrams get a payload length nothing else on the path has: handshake datagrams, PING and PONG are
+// 28 bytes (the header alone), FEEDBACK 72, and TCP is counted apart. So netem-tun's counters for this
+// length, per direction, are exactly the test's DATA datagrams.
+constexpr std::uint32_t kDataBytes = 1200;
+
+void check_loss_is_the_links(double loss_percent) {
+    // How many datagrams 0.5 pp needs: the share netem-tun drops of n datagrams is binomial, with a standard
+    // deviation of sqrt(p (1 - p) / n). At p = 5 % and n = 22,500 that is 0.145 pp, so 0.5 pp is 3.4 standard
+    // deviations (a chance of 6 in 10,000 that the configured probability is missed by the draw alone);
+    // at 1 % it is 0.066 pp, 7.5 deviations. 48 Mbit/s of 1200-byte datagrams is 5,000 a second: 4.5 s per
+    // direction gives 22,500. Exact agreement with netem-tun's own drop count needs no such margin.
+    constexpr double kBitsPerSecond = 48e6;
+    constexpr double kSeconds = 4.0;
+    constexpr double kOmitSeconds = 0.5;
+    constexpr double kTolerancePoints = 0.5;
+    lab_config config;
+    config.upload.loss_percent = loss_percent;
+    config.download.loss_percent = loss_percent;
+    config.seed = 11;
+    lab link(config);
+    auto& server = link.start_speedsrv();
+
+    // The counter window is the whole speedcli run: the snapshot before it precedes the first datagram and
+    // the one after it follows the last (speedcli has exited, its receiver has drained). Probes are off
+    // (--pings 0, --loaded-ping-interval 0) so only the test's own traffic crosses the path.
+    const auto before = link.netem_statistics();
+    const auto speedcli =
+        run_speedcli(link, server.port(),
+                     {"--udp", "--bitrate", "48M", "--length", std::to_string(kDataBytes), "--duration",
+                      std::to_string(kSeconds), "--omit", std::to_string(kOmitSeconds), "--interval", "0",
+                      "--pings", "0", "--loaded-ping-interval", "0"});
+    const auto after = link.netem_statistics();
+    INFO(speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n"
+                              << server.log() << "\nnetem-tun: " << after.dump(2));
+    REQUIRE(speedcli.process.exit_code == 0);
+    for (const auto& path : after["paths"]) {
+        CHECK(path["overflowed"] == 0);  // netem-tun's only drops are the seeded ones
+        CHECK(path["write_errors"] == 0);
+    }
+
+    for (const auto& [name, device] :
+         {std::pair{"download", kDownloadTun}, std::pair{"upload", kUploadTun}}) {
+        const auto& d = speedcli.json[name];
+        check_accounting_identity(d);
+        const udp_counts path = udp_datagrams_between(before, after, device, kDataBytes);
+        const std::uint64_t sent = u64(d["packets_sent"]);
+        const std::uint64_t lost = u64(d["lost_packets"]);
+        const double reported_percent = d["lost_percent"].get<double>();
+        const double applied_percent =
+            100.0 * static_cast<double>(path.lost) / static_cast<double>(path.received);
+        std::printf(
+            "netlab: UDP %s, %.0f %% loss configured: speedcli sent %llu, lost %llu (%.3f %%); netem-tun saw "
+            "%llu DATA datagrams and dropped %llu (%.3f %%) (and %llu TCP segments); goodput %.2f Mbit/s\n",
+            name, loss_percent, static_cast<unsigned long long>(sent), static_cast<unsigned long long>(lost),
+            reported_percent, static_cast<unsigned long long>(path.received),
+            static_cast<unsigned long long>(path.lost), applied_percent,
+            static_cast<unsigned long long>(tcp_lost_between(before, after, device)),
+            d["bits_per_second"].get<double>() / 1e6);
+        CHECK(sent >= 20'000);  // the precision above rests on it
+        // Every DATA datagram the sender's kernel took reached netem-tun, and the receiver missed exactly
+        // those netem-tun dropped: the loss speedcli reports is the link's, to the datagram.
+        CHECK(path.received == sent);
+        CHECK(lost == path.lost);
+        CHECK(reported_percent == Approx(loss_percent).margin(kTolerancePoints));
+        CHECK(reported_percent == Approx(applied_percent).margin(1e-9));
+        CHECK(u64(d["duplicates"]) == 0);
+        // The goodput is what the link delivered of the requested rate.
+        CHECK(d["bits_per_second"].get<double>() ==
+              Approx(kBitsPerSecond * (1.0 - loss_percent / 100.0)).epsilon(0.03));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("UDP loss through 1 % random loss is exactly the datagrams the link dropped",
+          "[netlab][accuracy]") {
+    check_loss_is_the_links(1.0);
+}
+
+TEST_CASE("UDP loss through 5 % random loss is exactly the datagrams the link dropped",
+          "[netlab][accuracy]") {
+    check_loss_is_the_links(5.0);
+}
+
+namespace {
+
+// nftables in the router: of the UDP datagrams with a 28-byte payload (UDP length 36: HELLO, HELLO_ACK, PING,
+// PONG) that arrive from each side, the first two are dropped. Loaded again before every run, which resets
+// the quotas, so that every run starts with its first handshake datagrams lost both ways. A quota counts
+// bytes: two datagrams of 56 bytes (20 IPv4 + 8 UDP + 28).
+std::string handshake_dropper() {
+    std::string rules =
+        "table inet speedlab_handshake\n"
+        "delete table inet speedlab_handshake\n"
+        "table inet speedlab_handshake {\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority 0; policy accept;\n";
+    for (const char* side : {kRouterToClient, kRouterToServer}) {
+        rules +=
+            std::string("    iifname \"") + side + "\" udp length 36 quota until 112 bytes counter drop\n";
+    }
+    return rules + "  }\n}\n";
+}
+
+// The datagrams each of handshake_dropper()'s rules dropped, in rule order.
+std::vector<std::uint64_t> handshake_drops(const lab& link) {
+    const auto listing = link.run_in_router({"nft", "-j", "list", "table", "inet", "speedlab_handshake"},
+                                            std::chrono::seconds(10));
+    INFO(listing.out << listing.err);
+    REQUIRE(listing.exit_code == 0);
+    const auto ruleset = nlohmann::json::parse(listing.out);  // named: the loop must not outlive it
+    std::vector<std::uint64_t> drops;
+    for (const auto& object : ruleset["nftables"]) {
+        if (!object.contains("rule")) {
+            continue;
+        }
+        for (const auto& expression : object["rule"]["expr"]) {
+            if (expression.contains("counter")) {
+                drops.push_back(u64(expression["counter"]["packets"]));
+            }
+        }
+    }
+    return drops;
+}
+
+}  // namespace
+
+TEST_CASE("UDP starts every time through 2 % loss when its first handshake datagrams are lost",
+          "[netlab][accuracy]") {
+    skip_unless_installed("nft", "nftables");
+    lab_config config;
+    config.upload.loss_percent = 2.0;
+    config.download.loss_percent = 2.0;
+    config.upload.delay_ms = 5.0;
+    config.download.delay_ms = 5.0;
+    config.seed = 3;
+    lab link(config);
+    auto& server = link.start_speedsrv();
+
+    // The dropped datagrams hit a different handshake in turn: the UDP echo's (idle probes), the download
+    // flows', the upload flows'. Each run then also faces netem-tun's random 2 % on everything, the TCP
+    // control connection included.
+    struct variant {
+        const char* handshake;  // the one whose first datagrams the rules drop
+        std::vector<std::string> args;
+    };
+    const std::vector<variant> variants{
+        {"the UDP echo's", {"--pings", "10", "--ping-interval", "0.01"}},
+        {"the download flows'", {"--pings", "0"}},
+        {"the upload flows'", {"--pings", "0", "--no-download"}},
+    };
+    constexpr int kRuns = 6;
+    constexpr std::uint32_t kDatagramBytes = 1472;  // the default --length over IPv4
+    for (int run = 0; run < kRuns; ++run) {
+        const auto& [handshake, variant_args] = variants[static_cast<std::size_t>(run) % variants.size()];
+        link.load_router_nftables(handshake_dropper());
+        std::vector<std::string> args{"--udp",      "--bitrate", "20M",        "--streams", "2",
+                                      "--duration", "1",         "--interval", "0"};
+        args.insert(args.end(), variant_args.begin(), variant_args.end());
+        const auto before = link.netem_statistics();
+        const auto speedcli = run_speedcli(link, server.port(), args);
+        const auto after = link.netem_statistics();
+        const auto drops = handshake_drops(link);
+        INFO("run " << run << ": " << speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n"
+                    << server.log());
+        REQUIRE(speedcli.process.exit_code == 0);
+        // The first two handshake datagrams each way were really lost, so every run needed retransmissions.
+        CHECK(drops == std::vector<std::uint64_t>{2, 2});
+
+        const auto& json = speedcli.json;
+        std::string figures;
+        for (const auto& [name, device] :
+             {std::pair{"download", kDownloadTun}, std::pair{"upload", kUploadTun}}) {
+            if (json[name].is_null()) {
+                continue;
+            }
+            const auto& d = json[name];
+            check_accounting_identity(d);
+            const udp_counts path = udp_datagrams_between(before, after, device, kDatagramBytes);
+            CHECK(path.received == u64(d["packets_sent"]));
+            CHECK(path.lost == u64(d["lost_packets"]));
+            figures += std::string(" ") + name + " lost " + std::to_string(u64(d["lost_packets"])) + " of " +
+                       std::to_string(u64(d["packets_sent"])) + " (netem-tun dropped " +
+                       std::to_string(path.lost) + ");";
+        }
+        if (const auto& idle = json["latency"]["idle"]; !idle.is_null()) {
+            CHECK(u64(idle["sent"]) == 10);
+            CHECK(u64(idle["samples"]) + u64(idle["lost"]) == 10);
+            figures += " probes answered " + std::to_string(u64(idle["samples"])) + " of 10;";
+        }
+        std::printf(
+            "netlab: UDP set-up run %d: %s handshake started after %llu + %llu dropped datagrams;%s\n", run,
+            handshake, static_cast<unsigned long long>(drops.at(0)),
+            static_cast<unsigned long long>(drops.at(1)), figures.c_str());
+    }
+}
