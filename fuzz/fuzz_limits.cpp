@@ -47,6 +47,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const auto& request = std::get<proto::test_request>(decoded.msg);
 
+    // UDP tests have a cap of their own (max_udp_bitrate); TCP's is max_bitrate.
+    const bool udp = request.proto == proto::transport::udp;
+    const std::uint64_t cap = udp ? limits.max_udp_bitrate : limits.max_bitrate;
     const auto refusal = validate_request(request, limits);
     if (!refusal) {
         FUZZ_CHECK(request.streams >= 1);
@@ -56,15 +59,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(request.duration_ms <= limits.max_duration_ms);
         FUZZ_CHECK(request.omit_ms <= limits.max_omit_ms);
         FUZZ_CHECK(request.interval_ms == 0 || request.interval_ms >= limits.min_interval_ms);
-        FUZZ_CHECK(limits.max_bitrate == 0 || request.bitrate <= limits.max_bitrate);
+        FUZZ_CHECK(cap == 0 || request.bitrate <= cap);
     } else {
         FUZZ_CHECK(!refusal->message.empty());
     }
 
     const std::uint64_t rate = sender_bitrate(request, limits);
     FUZZ_CHECK(request.bitrate == 0 || rate <= request.bitrate);
-    FUZZ_CHECK(limits.max_bitrate == 0 || rate <= limits.max_bitrate);
-    FUZZ_CHECK(rate != 0 || (request.bitrate == 0 && limits.max_bitrate == 0 && limits.max_bytes == 0));
+    FUZZ_CHECK(cap == 0 || rate <= cap);
+    FUZZ_CHECK(rate != 0 || (request.bitrate == 0 && cap == 0 && limits.max_bytes == 0));
+    if (udp) {
+        const std::uint64_t udp_cap = udp_rate_cap(request, limits);
+        FUZZ_CHECK(cap == 0 || (udp_cap != 0 && udp_cap <= cap));
+        FUZZ_CHECK(request.bitrate == 0 || udp_cap == 0 || rate <= udp_cap);
+    }
     const std::uint64_t pacing = per_stream_pacing(rate, request.streams);
     FUZZ_CHECK((pacing == 0) == (rate == 0 || request.streams == 0));
 
