@@ -158,7 +158,12 @@ asio::awaitable<void> prober::run_series(std::shared_ptr<prober> self, std::shar
 
 asio::awaitable<latency_report> prober::measure(unsigned count, std::chrono::nanoseconds interval) {
     auto s = std::make_shared<series>();
-    s->requested_count = count;
+    // One uncounted probe first, one interval ahead of the counted ones: the first message on a path pays for
+    // things no later one does (ARP or neighbour discovery, cold caches), and on a host where no socket has
+    // asked for kernel receive timestamps yet, the kernel turns them on a moment after the first one asks
+    // (a deferred static key), so the first PING and PONG may arrive unstamped.
+    s->requested_count = count + 1;
+    s->count_from = clock::now() + interval / 2;
     s->interval = interval;
     current_ = s;
     co_await run_series(shared_from_this(), s);
