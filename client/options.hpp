@@ -1,12 +1,14 @@
 // Everything the speed test part of speedcli's command line controls.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 
 #include "common/auth.hpp"
+#include "common/measurement.hpp"
 #include "common/protocol.hpp"
 
 namespace speed::client {
@@ -35,5 +37,17 @@ struct test_options {
     bool udp = false;                   // --udp: latency probes, download and upload over UDP
     std::uint32_t udp_length = 0;       // UDP payload bytes per datagram; 0 = fill a 1500-byte MTU
 };
+
+// Seconds from the command line as the whole milliseconds the protocol carries.
+inline std::uint32_t to_ms(double seconds) {
+    return static_cast<std::uint32_t>(std::llround(seconds * 1000.0));
+}
+
+// The receiver's sampling plan for the options' warm-up, window and interval, rounded as TEST_REQUEST
+// carries them, so both ends sample the same instants.
+inline measure::plan plan_of(const test_options& options) {
+    return measure::plan::from_ms(to_ms(options.omit_seconds), to_ms(options.duration_seconds),
+                                  to_ms(options.interval_seconds));
+}
 
 }  // namespace speed::client

@@ -45,21 +45,8 @@ class unreachable_error : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-std::uint32_t to_ms(double seconds) {
-    return static_cast<std::uint32_t>(std::llround(seconds * 1000.0));
-}
-
 std::chrono::nanoseconds seconds_to_duration(double seconds) {
     return std::chrono::nanoseconds(std::llround(seconds * 1e9));
-}
-
-// The receiver's sampling plan for the options' warm-up, window and interval (milliseconds, as on the wire).
-measure::plan make_plan(const test_options& options) {
-    measure::plan plan;
-    plan.omit_ns = std::int64_t{to_ms(options.omit_seconds)} * 1'000'000;
-    plan.duration_ns = std::int64_t{to_ms(options.duration_seconds)} * 1'000'000;
-    plan.interval_ns = std::int64_t{to_ms(options.interval_seconds)} * 1'000'000;
-    return plan;
 }
 
 std::string describe(const tcp::endpoint& endpoint) {
@@ -273,7 +260,7 @@ asio::awaitable<void> run_download(run_state& run, net::control_channel& control
     start_loaded_probes(run);
 
     const measure::totals totals = co_await net::measure_receiver_window(
-        group, make_plan(options), clock::now() + kFirstByteTimeout,
+        group, plan_of(options), clock::now() + kFirstByteTimeout,
         [&run, &report](const measure::interval& closed) { return record_interval(run, report, closed); });
     fill_totals(report, totals);
 

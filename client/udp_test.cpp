@@ -34,10 +34,6 @@ constexpr auto kHandshakeTimeout = 5s;
 // A probe whose PONG has not come back this long after the last PING was sent is lost.
 constexpr auto kProbeLossTimeout = 1s;
 
-std::uint32_t to_ms(double seconds) {
-    return static_cast<std::uint32_t>(std::llround(seconds * 1000.0));
-}
-
 double ns_to_ms(std::uint64_t ns) {
     return static_cast<double>(ns) / 1e6;
 }
@@ -58,14 +54,6 @@ proto::test_request make_udp_request(const udp_run& run, proto::direction dir) {
     request.bitrate = options.bitrate;
     request.udp_payload_bytes = udp_length_for(options, run.server.address());
     return request;
-}
-
-measure::plan make_plan(const test_options& options) {
-    measure::plan plan;
-    plan.omit_ns = std::int64_t{to_ms(options.omit_seconds)} * 1'000'000;
-    plan.duration_ns = std::int64_t{to_ms(options.duration_seconds)} * 1'000'000;
-    plan.interval_ns = std::int64_t{to_ms(options.interval_seconds)} * 1'000'000;
-    return plan;
 }
 
 // TEST_REQUEST -> TEST_ACCEPT, UDP_SETUP.
@@ -228,7 +216,7 @@ asio::awaitable<void> run_udp_download(const udp_run& run, net::control_channel&
     run.progress.direction_started(proto::direction::download, report);
 
     const net::udp_window_result window = co_await net::measure_udp_receiver_window(
-        group, make_plan(run.options), clock::now() + kFirstDataTimeout,
+        group, plan_of(run.options), clock::now() + kFirstDataTimeout,
         [&run, &report](const proto::udp_interval_report& closed) {
             return record_udp_interval(run, report, closed);
         });

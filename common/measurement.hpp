@@ -21,6 +21,12 @@ struct plan {
     std::int64_t duration_ns = 0;
     std::int64_t interval_ns = 0;  // 0: only the warm-up end and the window end are sampled
 
+    // A test's warm-up, window and interval in milliseconds, as TEST_REQUEST carries them.
+    static plan from_ms(std::uint32_t omit_ms, std::uint32_t duration_ms, std::uint32_t interval_ms) {
+        return {std::int64_t{omit_ms} * 1'000'000, std::int64_t{duration_ms} * 1'000'000,
+                std::int64_t{interval_ms} * 1'000'000};
+    }
+
     std::int64_t end_ns() const { return omit_ns + duration_ns; }
     // Ascending, without duplicates, excluding 0, including end_ns().
     std::vector<std::int64_t> sample_points() const;

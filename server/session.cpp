@@ -358,10 +358,7 @@ asio::awaitable<void> session::receive_upload(active_test& test) {
     const proto::streams_ready ready;
     co_await channel_.write(ready, clock::now() + kResultsTimeout);
 
-    measure::plan plan;
-    plan.omit_ns = std::int64_t{request.omit_ms} * 1'000'000;
-    plan.duration_ns = std::int64_t{request.duration_ms} * 1'000'000;
-    plan.interval_ns = std::int64_t{request.interval_ms} * 1'000'000;
+    const auto plan = measure::plan::from_ms(request.omit_ms, request.duration_ms, request.interval_ms);
     net::receiver_watch watch;
     watch.stall_timeout = std::chrono::nanoseconds(stall_timeout_for(request));
     watch.budget = test_budget::for_test(request, context_->config.limits);

@@ -309,10 +309,7 @@ asio::awaitable<void> session::send_udp_download(const proto::test_request& requ
 
 asio::awaitable<void> session::receive_udp_upload(const proto::test_request& request) {
     auto& group = udp_flows_->group();
-    measure::plan plan;
-    plan.omit_ns = std::int64_t{request.omit_ms} * 1'000'000;
-    plan.duration_ns = std::int64_t{request.duration_ms} * 1'000'000;
-    plan.interval_ns = std::int64_t{request.interval_ms} * 1'000'000;
+    const auto plan = measure::plan::from_ms(request.omit_ms, request.duration_ms, request.interval_ms);
     auto& channel = channel_;
     const net::udp_window_result window = co_await net::measure_udp_receiver_window(
         group, plan, clock::now() + kFirstDataTimeout,
