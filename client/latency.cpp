@@ -26,7 +26,8 @@ constexpr std::uint32_t kMaxProbePayload = 64;
 struct prober::series {
     std::uint32_t requested_count = 0;  // 0: until stopped
     std::chrono::nanoseconds interval{0};
-    clock::time_point count_from{};  // probes sent earlier are not part of the series' figures
+    clock::time_point count_from{};    // probes sent earlier are not part of the series' figures
+    std::uint32_t warm_up_probes = 0;  // the series' first probes, sent but not counted either
     std::unordered_map<std::uint32_t, std::int64_t> sent_ns;  // outstanding probes of this series
     latency_report report;
     bool all_stamped = true;  // every reply so far came with a kernel receive timestamp
@@ -128,7 +129,7 @@ asio::awaitable<void> prober::run_series(std::shared_ptr<prober> self, std::shar
         const proto::ping probe{sequence, static_cast<std::uint64_t>(sent_ns)};
         frame.clear();
         proto::encode(probe, frame);
-        if (clock::now() >= s->count_from) {
+        if (index >= s->warm_up_probes && clock::now() >= s->count_from) {
             s->sent_ns.emplace(sequence, sent_ns);
             ++s->report.sent;
         }
@@ -162,8 +163,8 @@ asio::awaitable<latency_report> prober::measure(unsigned count, std::chrono::nan
     // things no later one does (ARP or neighbour discovery, cold caches), and on a host where no socket has
     // asked for kernel receive timestamps yet, the kernel turns them on a moment after the first one asks
     // (a deferred static key), so the first PING and PONG may arrive unstamped.
+    s->warm_up_probes = 1;
     s->requested_count = count + 1;
-    s->count_from = clock::now() + interval / 2;
     s->interval = interval;
     current_ = s;
     co_await run_series(shared_from_this(), s);

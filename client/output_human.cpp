@@ -111,6 +111,10 @@ void human_output::summary(const test_report& report) {
         if (d.omitted_seconds > 0) {
             omitted = fmt::format(", {:.2f} s warm-up omitted", d.omitted_seconds);
         }
+        if (d.server_cap_bits_per_second != 0) {
+            omitted += ", server cap " +
+                       units::format_bits_per_second(static_cast<double>(d.server_cap_bits_per_second));
+        }
         fmt::print(out_, "  {:<12}  {:>13}  {} in {:.2f} s{} ({})\n", title(d.dir),
                    units::format_bits_per_second(d.bits_per_second), units::format_bytes(d.bytes), d.seconds,
                    omitted, sender);

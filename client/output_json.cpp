@@ -87,6 +87,8 @@ json direction_json(const direction_report& report) {
     out["omitted_seconds"] = number(report.omitted_seconds);
     out["omitted_bytes"] = report.omitted_bytes;
     out["measured_by"] = report.measured_by;
+    out["server_cap_bits_per_second"] =
+        report.server_cap_bits_per_second == 0 ? json(nullptr) : json(report.server_cap_bits_per_second);
     json intervals = json::array();
     for (const auto& interval : report.intervals) {
         json entry = {{"start", number(interval.start_seconds)},

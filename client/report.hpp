@@ -78,6 +78,9 @@ struct direction_report {
     std::uint32_t retransmits = 0;
     bool sender_has_tcp_info = false;
     std::string congestion;  // the sender's congestion control where known
+    // The server's rate cap for this direction's test, bits/s (0 = none): a figure close to it measures the
+    // cap.
+    std::uint64_t server_cap_bits_per_second = 0;
 
     // Latency under this direction's load: probes on their own connection during the measured window, and the
     // kernel's RTT of the loaded connections themselves (in-band), both in ms.

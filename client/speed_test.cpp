@@ -214,6 +214,7 @@ asio::awaitable<void> set_up_test(run_state& run, net::control_channel& control,
     const auto accept =
         co_await control.expect<proto::test_accept>(clock::now() + kReplyTimeout, "TEST_ACCEPT");
     report.congestion = accept.congestion;
+    report.server_cap_bits_per_second = server_rate_cap(request, run.server_caps);
     co_await open_streams(run, group, accept.test_id);
     if (report.dir == proto::direction::download) {
         // Read from the start so the first byte's timestamp is when it arrived, not when we got round to it.

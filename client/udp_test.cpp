@@ -205,6 +205,7 @@ asio::awaitable<void> run_udp_download(const udp_run& run, net::control_channel&
                                        direction_report& report) {
     const proto::test_request request = make_udp_request(run, proto::direction::download);
     const proto::udp_setup setup = co_await request_udp_test(control, request);
+    report.server_cap_bits_per_second = setup.max_bitrate;
     net::udp_flow_settings settings;
     settings.token = setup.token;
     settings.datagram_bytes = request.udp_payload_bytes;
@@ -235,6 +236,7 @@ asio::awaitable<void> run_udp_upload(const udp_run& run, net::control_channel& c
     const auto& options = run.options;
     const proto::test_request request = make_udp_request(run, proto::direction::upload);
     const proto::udp_setup setup = co_await request_udp_test(control, request);
+    report.server_cap_bits_per_second = setup.max_bitrate;
     net::udp_flow_settings settings;
     settings.token = setup.token;
     settings.datagram_bytes = request.udp_payload_bytes;

@@ -131,7 +131,7 @@ std::uint64_t sender_bitrate(const proto::test_request& request, const server_li
     return rate;
 }
 
-std::uint64_t udp_rate_cap(const proto::test_request& request, const server_limits& limits) {
+std::uint64_t server_rate_cap(const proto::test_request& request, const server_limits& limits) {
     proto::test_request as_fast_as_allowed = request;
     as_fast_as_allowed.bitrate = 0;
     return sender_bitrate(as_fast_as_allowed, limits);
@@ -159,7 +159,7 @@ std::int64_t stall_timeout_ns(std::uint64_t bits_per_second, std::uint16_t strea
 
 test_budget test_budget::for_test(const proto::test_request& request, const server_limits& limits) {
     test_budget budget;
-    budget.bits_per_second = sender_bitrate(request, limits);
+    budget.bits_per_second = server_rate_cap(request, limits);
     budget.max_bytes = limits.max_bytes;
     return budget;
 }

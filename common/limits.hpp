@@ -35,10 +35,11 @@ std::optional<proto::error> validate_request(const proto::test_request& request,
 // (it learns the caps from WELCOME), so a well-behaved client never trips the receiver's budget below.
 std::uint64_t sender_bitrate(const proto::test_request& request, const server_limits& limits);
 
-// The most a UDP test may send, bits/s (0 = no cap), whatever it asked for: the server's UDP cap and the rate
-// that moves max_bytes in the test's warm-up plus window. UDP_SETUP announces it; the server's sender keeps
-// to it and speedcli's uploads do.
-std::uint64_t udp_rate_cap(const proto::test_request& request, const server_limits& limits);
+// The most the server lets a test send, bits/s (0 = no cap), whatever the client asked for: the transport's
+// rate cap (max_bitrate, or max_udp_bitrate for UDP) and the rate that moves max_bytes in the test's warm-up
+// plus window. UDP_SETUP announces it for UDP tests; speedcli reports it with each direction, and the running
+// test's budget is built from it (a client's own --bitrate is not a server cap).
+std::uint64_t server_rate_cap(const proto::test_request& request, const server_limits& limits);
 
 // A per-stream pacing rate in bytes/s for a direction's bits/s spread over `streams` (0 stays unlimited; a
 // positive rate never rounds down to 0, which would mean unlimited).

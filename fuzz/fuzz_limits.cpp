@@ -69,9 +69,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(cap == 0 || rate <= cap);
     FUZZ_CHECK(rate != 0 || (request.bitrate == 0 && cap == 0 && limits.max_bytes == 0));
     if (udp) {
-        const std::uint64_t udp_cap = udp_rate_cap(request, limits);
-        FUZZ_CHECK(cap == 0 || (udp_cap != 0 && udp_cap <= cap));
-        FUZZ_CHECK(request.bitrate == 0 || udp_cap == 0 || rate <= udp_cap);
+        const std::uint64_t server_cap = server_rate_cap(request, limits);
+        FUZZ_CHECK(cap == 0 || (server_cap != 0 && server_cap <= cap));
+        FUZZ_CHECK(request.bitrate == 0 || server_cap == 0 || rate <= server_cap);
     }
     const std::uint64_t pacing = per_stream_pacing(rate, request.streams);
     FUZZ_CHECK((pacing == 0) == (rate == 0 || request.streams == 0));

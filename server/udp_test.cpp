@@ -243,7 +243,7 @@ asio::awaitable<void> session::run_udp_test(const proto::test_request& request) 
 
     const proto::test_accept accept{next_test_id_++, ""};
     co_await channel_.write(accept, clock::now() + kReplyTimeout);
-    const std::uint64_t cap = udp_rate_cap(request, context_->config.limits);
+    const std::uint64_t cap = server_rate_cap(request, context_->config.limits);
     const proto::udp_setup setup{udp_token_, context_->udp->port(), cap};
     co_await channel_.write(setup, clock::now() + kReplyTimeout);
 
@@ -273,7 +273,7 @@ asio::awaitable<void> session::run_udp_test(const proto::test_request& request) 
 
 asio::awaitable<void> session::send_udp_download(const proto::test_request& request) {
     auto& group = udp_flows_->group();
-    const std::uint64_t cap = udp_rate_cap(request, context_->config.limits);
+    const std::uint64_t cap = server_rate_cap(request, context_->config.limits);
     net::udp_send_plan plan;
     plan.bits_per_second = static_cast<double>(request.bitrate) / request.streams;
     plan.max_bits_per_second = static_cast<double>(cap) / request.streams;

@@ -157,6 +157,7 @@ TEST_CASE("a bitrate cap: the server paces downloads, speedcli paces uploads to 
         const double rate = run.json[direction]["bits_per_second"].get<double>();
         CHECK(rate > 20e6);
         CHECK(rate < 40e6 * 1.1);
+        CHECK(run.json[direction]["server_cap_bits_per_second"].get<std::uint64_t>() == 40'000'000);
     }
     // Asking for more than the cap is refused at admission, with the reason.
     const auto refused =
@@ -177,6 +178,9 @@ TEST_CASE("a byte cap: tests fit it, and requests that cannot are refused", "[in
                            run.json[direction]["omitted_bytes"].get<std::uint64_t>();
         CHECK(moved > 4 * 1024 * 1024);
         CHECK(moved <= 8 * 1024 * 1024 * 11 / 10);
+        // 8 MiB over the test's 1 s: the rate the cap allows, reported with the figure it bounds.
+        CHECK(run.json[direction]["server_cap_bits_per_second"].get<std::uint64_t>() ==
+              8ULL * 1024 * 1024 * 8);
     }
     const auto human =
         run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-t", "0.5", "--pings", "0"});

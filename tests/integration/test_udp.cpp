@@ -237,6 +237,7 @@ TEST_CASE("a UDP test at a fixed rate: the JSON contract, exact accounting and t
         check_udp_direction(d, 2, 1200);
         CHECK(d["target_bits_per_second"] == 200e6);
         CHECK(d["rate_control"] == "fixed");
+        CHECK(d["server_cap_bits_per_second"] == 1'000'000'000);  // a default speedsrv's UDP cap
         // Paced to the target; a loaded 2-core CI machine gets a few percent of slack (the bench checks 1 %).
         CHECK(d["bits_per_second"].get<double>() == Approx(200e6).epsilon(0.04));
         CHECK(d["seconds"].get<double>() == Approx(2.0).margin(0.05));

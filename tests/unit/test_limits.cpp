@@ -89,7 +89,7 @@ TEST_CASE("the sender's rate: the tightest of the request and the caps", "[limit
     CHECK(sender_bitrate(request, limits) == 5'000'000);
 }
 
-TEST_CASE("a UDP test's rate cap: the UDP cap and the byte cap, whatever the request asked",
+TEST_CASE("the server's rate cap: the transport's cap and the byte cap, whatever the request asked",
           "[limits][udp]") {
     server_limits limits;  // max_udp_bitrate 1 Gbit/s by default, no TCP cap
     proto::test_request request;
@@ -97,17 +97,29 @@ TEST_CASE("a UDP test's rate cap: the UDP cap and the byte cap, whatever the req
     request.udp_payload_bytes = 1400;
     request.omit_ms = 0;
     request.duration_ms = 10'000;
-    CHECK(udp_rate_cap(request, limits) == 1'000'000'000);
+    CHECK(server_rate_cap(request, limits) == 1'000'000'000);
     request.bitrate = 20'000'000;  // a fixed rate below the cap does not lower the cap
-    CHECK(udp_rate_cap(request, limits) == 1'000'000'000);
+    CHECK(server_rate_cap(request, limits) == 1'000'000'000);
     CHECK(sender_bitrate(request, limits) == 20'000'000);
     limits.max_bytes = 250'000'000;  // 250 MB in 10 s: 200 Mbit/s
-    CHECK(udp_rate_cap(request, limits) == 200'000'000);
+    CHECK(server_rate_cap(request, limits) == 200'000'000);
     limits.max_udp_bitrate = 0;
     limits.max_bytes = 0;
-    CHECK(udp_rate_cap(request, limits) == 0);
+    CHECK(server_rate_cap(request, limits) == 0);
     limits.max_bitrate = 5'000'000;  // the TCP cap does not apply to UDP
-    CHECK(udp_rate_cap(request, limits) == 0);
+    CHECK(server_rate_cap(request, limits) == 0);
+    request.proto = proto::transport::tcp;  // but does to TCP, whatever the request asked
+    CHECK(server_rate_cap(request, limits) == 5'000'000);
+}
+
+TEST_CASE("a client's own --bitrate is not a server cap: the budget ignores it", "[limits]") {
+    proto::test_request request;
+    request.duration_ms = 1'000;
+    request.bitrate = 10'000'000;
+    CHECK(test_budget::for_test(request, server_limits{}).unlimited());
+    server_limits limits;
+    limits.max_bitrate = 40'000'000;
+    CHECK(test_budget::for_test(request, limits).bits_per_second == 40'000'000);
 }
 
 TEST_CASE("per-stream pacing never rounds a rate down to unlimited", "[limits]") {
