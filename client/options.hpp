@@ -43,6 +43,20 @@ inline std::uint32_t to_ms(double seconds) {
     return static_cast<std::uint32_t>(std::llround(seconds * 1000.0));
 }
 
+// The TEST_REQUEST of a TCP test in direction `dir` with these options.
+inline proto::test_request tcp_request_for(const test_options& options, proto::direction dir) {
+    proto::test_request request;
+    request.dir = dir;
+    request.proto = proto::transport::tcp;
+    request.streams = options.streams;
+    request.duration_ms = to_ms(options.duration_seconds);
+    request.omit_ms = to_ms(options.omit_seconds);
+    request.interval_ms = to_ms(options.interval_seconds);
+    request.bitrate = options.bitrate;
+    request.congestion = options.congestion;
+    return request;
+}
+
 // The receiver's sampling plan for the options' warm-up, window and interval, rounded as TEST_REQUEST
 // carries them, so both ends sample the same instants.
 inline measure::plan plan_of(const test_options& options) {

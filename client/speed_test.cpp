@@ -142,19 +142,6 @@ proto::hello make_hello(proto::connection_kind kind, const proto::session_token&
     return hello;
 }
 
-proto::test_request make_request(const test_options& options, proto::direction dir) {
-    proto::test_request request;
-    request.dir = dir;
-    request.proto = proto::transport::tcp;
-    request.streams = options.streams;
-    request.duration_ms = to_ms(options.duration_seconds);
-    request.omit_ms = to_ms(options.omit_seconds);
-    request.interval_ms = to_ms(options.interval_seconds);
-    request.bitrate = options.bitrate;
-    request.congestion = options.congestion;
-    return request;
-}
-
 interval_report to_report(const measure::interval& closed) {
     interval_report entry;
     entry.start_seconds = static_cast<double>(closed.start_ns) / 1e9;
@@ -209,7 +196,7 @@ asio::awaitable<void> open_streams(run_state& run, net::stream_group& group, std
 // Asks for a test in `dir`, opens its data connections and waits until the server has them all.
 asio::awaitable<void> set_up_test(run_state& run, net::control_channel& control, net::stream_group& group,
                                   direction_report& report) {
-    const proto::test_request request = make_request(run.options, report.dir);
+    const proto::test_request request = tcp_request_for(run.options, report.dir);
     co_await send_test_request(control, run.auth, request, clock::now() + kReplyTimeout);
     const auto accept =
         co_await control.expect<proto::test_accept>(clock::now() + kReplyTimeout, "TEST_ACCEPT");
@@ -283,7 +270,7 @@ asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, 
     const std::int64_t sending_started_ns = net::now_ns();
     // Paced to the server's caps (WELCOME) when they are tighter than --bitrate: the server ends an upload
     // that arrives faster than they allow.
-    const proto::test_request request = make_request(options, proto::direction::upload);
+    const proto::test_request request = tcp_request_for(options, proto::direction::upload);
     group.start_sending(per_stream_pacing(sender_bitrate(request, run.server_caps), options.streams));
     run.progress.direction_started(proto::direction::upload, report);
     start_loaded_probes(run);
@@ -379,7 +366,7 @@ asio::awaitable<void> run_all(run_state& run) {
     run.progress.connected(report);
 
     // --udp: the same phases over UDP (client/udp_test.cpp); latency under load still uses the TCP prober.
-    const udp_run udp{options, run.progress, run.data_pool, run.server};
+    const udp_run udp{options, run.progress, run.data_pool, run.server, run.auth};
     if (options.pings > 0 && options.udp) {
         report.idle_latency = co_await measure_udp_latency(udp, control);
         run.progress.idle_latency_done(*report.idle_latency);

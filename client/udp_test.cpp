@@ -43,23 +43,17 @@ std::string describe(const asio::ip::address& address, std::uint16_t port) {
 }
 
 proto::test_request make_udp_request(const udp_run& run, proto::direction dir) {
-    const auto& options = run.options;
-    proto::test_request request;
-    request.dir = dir;
+    proto::test_request request = tcp_request_for(run.options, dir);
     request.proto = proto::transport::udp;
-    request.streams = options.streams;
-    request.duration_ms = to_ms(options.duration_seconds);
-    request.omit_ms = to_ms(options.omit_seconds);
-    request.interval_ms = to_ms(options.interval_seconds);
-    request.bitrate = options.bitrate;
-    request.udp_payload_bytes = udp_length_for(options, run.server.address());
+    request.congestion.clear();  // UDP has none
+    request.udp_payload_bytes = udp_length_for(run.options, run.server.address());
     return request;
 }
 
-// TEST_REQUEST -> TEST_ACCEPT, UDP_SETUP.
-asio::awaitable<proto::udp_setup> request_udp_test(net::control_channel& control,
+// TEST_REQUEST (and its TEST_AUTH on an authenticated session) -> TEST_ACCEPT, UDP_SETUP.
+asio::awaitable<proto::udp_setup> request_udp_test(const udp_run& run, net::control_channel& control,
                                                    const proto::test_request& request) {
-    co_await control.write(request, clock::now() + kReplyTimeout);
+    co_await send_test_request(control, run.auth, request, clock::now() + kReplyTimeout);
     co_await control.expect<proto::test_accept>(clock::now() + kReplyTimeout, "TEST_ACCEPT");
     co_return co_await control.expect<proto::udp_setup>(clock::now() + kReplyTimeout, "UDP_SETUP");
 }
@@ -204,7 +198,7 @@ std::uint32_t udp_length_for(const test_options& options, const asio::ip::addres
 asio::awaitable<void> run_udp_download(const udp_run& run, net::control_channel& control,
                                        direction_report& report) {
     const proto::test_request request = make_udp_request(run, proto::direction::download);
-    const proto::udp_setup setup = co_await request_udp_test(control, request);
+    const proto::udp_setup setup = co_await request_udp_test(run, control, request);
     report.server_cap_bits_per_second = setup.max_bitrate;
     net::udp_flow_settings settings;
     settings.token = setup.token;
@@ -235,7 +229,7 @@ asio::awaitable<void> run_udp_upload(const udp_run& run, net::control_channel& c
                                      direction_report& report) {
     const auto& options = run.options;
     const proto::test_request request = make_udp_request(run, proto::direction::upload);
-    const proto::udp_setup setup = co_await request_udp_test(control, request);
+    const proto::udp_setup setup = co_await request_udp_test(run, control, request);
     report.server_cap_bits_per_second = setup.max_bitrate;
     net::udp_flow_settings settings;
     settings.token = setup.token;

@@ -6,6 +6,7 @@
 #include <asio/ip/tcp.hpp>
 #include <stdexcept>
 
+#include "client/auth.hpp"
 #include "client/options.hpp"
 #include "client/progress.hpp"
 #include "client/report.hpp"
@@ -25,6 +26,7 @@ struct udp_run {
     progress_sink& progress;
     net::io_pool& data_pool;
     asio::ip::tcp::endpoint server;
+    client_auth& auth;  // the session's authentication state: each TEST_REQUEST carries its TEST_AUTH
 };
 
 asio::awaitable<latency_report> measure_udp_latency(const udp_run& run, net::control_channel& control);

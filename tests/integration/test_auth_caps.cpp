@@ -78,6 +78,18 @@ TEST_CASE("authentication: the right key passes, a wrong or missing one is refus
         server.stop();
         CHECK_THAT(server.log(), Catch::Contains("key ops, ok"));
     }
+    SECTION("the right key for a UDP test: every UDP request carries its tag too") {
+        auto args = quick_test(server.port());
+        args.insert(args.end(), {"--udp", "-b", "20M", "--auth-key", server_keys, "--auth-key-name", "lab"});
+        const auto run = run_client(args);
+        INFO(run.process.out << run.process.err);
+        CHECK(run.process.exit_code == 0);
+        CHECK(run.json["protocol"] == "udp");
+        CHECK(run.json["download"]["bits_per_second"].get<double>() > 0);
+        CHECK(run.json["upload"]["bits_per_second"].get<double>() > 0);
+        server.stop();
+        CHECK_THAT(server.log(), Catch::Contains("key lab, ok"));
+    }
     SECTION("a wrong key") {
         const auto wrong = dir.file("wrong", key_line("lab", kOpsSecret));
         auto args = quick_test(server.port());
