@@ -20,7 +20,6 @@ using net::clock;
 namespace {
 // How long replies may trail the last probe of a series before the missing ones count as lost.
 constexpr auto kReplyGrace = std::chrono::seconds(3);
-constexpr std::uint32_t kMaxProbePayload = 64;
 }  // namespace
 
 struct prober::series {
@@ -79,7 +78,7 @@ asio::awaitable<void> prober::read_replies(std::shared_ptr<prober> self) {
         }
         received.commit(read.bytes);
         for (;;) {
-            proto::decode_result frame = received.next(kMaxProbePayload);
+            proto::decode_result frame = received.next(proto::kMaxProbePayload);
             if (frame.status == proto::decode_status::need_more) {
                 break;
             }

@@ -446,8 +446,8 @@ test_report run_speed_test(const test_options& options, progress_sink& progress)
     const std::size_t threads = options.threads != 0
                                     ? options.threads
                                     : std::min<std::size_t>(options.streams, net::default_thread_count());
-    // The control context outlives the data pool: the data threads' flows and streams share state with an
-    // io object (a timer) of the control context, and the last of them may go when the pool is destroyed.
+    // Declared before the data pool, so it outlives it: streams and flows on the data threads post their
+    // notifications to the control context (net/change_signal.hpp) for as long as they run.
     asio::io_context control_context(1);
     net::io_pool data_pool(threads);
     data_pool.start("speedcli-data");

@@ -1,8 +1,9 @@
 // Notices a transfer that stopped making progress: a client that vanished or was stopped mid-test.
 //
-// Pure (the caller passes the time and a progress counter), so the TCP sender (bytes the peer acknowledged),
-// the TCP receiver (bytes read) and the UDP paths all apply the same rule: the transfer is stalled when the
-// counter has not moved for `stall_ns`.
+// Pure (the caller passes the time and a progress counter), so the TCP sender (bytes the peer acknowledged)
+// and the TCP receiver (bytes read) apply the same rule: the transfer is stalled when the counter has not
+// moved for `stall_ns`. UDP needs no watchdog: its sender stops without the receiver's feedback, and its
+// receiver's window is bounded by time.
 #pragma once
 
 #include <cstdint>

@@ -28,6 +28,8 @@ inline constexpr std::size_t kFrameHeaderSize = 5;
 inline constexpr std::uint32_t kMaxFramePayload = 64 * 1024;
 // The first frame of a connection is read before the peer is known: it gets a much smaller budget.
 inline constexpr std::uint32_t kMaxHelloPayload = 256;
+// PING is 12 bytes and PONG 20: nothing legitimate on a probe connection is larger than this.
+inline constexpr std::uint32_t kMaxProbePayload = 64;
 inline constexpr std::size_t kTokenSize = 16;
 inline constexpr std::uint16_t kMaxStreams = 128;
 inline constexpr std::size_t kMaxSoftwareLength = 64;

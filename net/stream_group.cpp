@@ -50,14 +50,6 @@ struct alignas(64) stream_counter {
 
 }  // namespace
 
-// The control side's half of the "something changed" signal: touched on the control executor only, and owned
-// by the stream_group, so it goes with the group (and its control context), never later.
-struct change_signal {
-    explicit change_signal(const asio::any_io_executor& control) : timer(control) {}
-    asio::steady_timer timer;
-    bool pending = false;
-};
-
 // State shared between the control side and the streams' threads. It holds nothing that belongs to the
 // control context: streams (and handlers queued on data threads) may outlive the control context at shutdown.
 struct group_state {
@@ -65,14 +57,7 @@ struct group_state {
         : control(std::move(executor)), counters(count), stats(count), change(std::move(signal)) {}
 
     // Called from any thread: wakes the control side's wait_for_change(), if the group is still there.
-    void notify() {
-        asio::post(control, [signal = change] {
-            if (auto alive = signal.lock()) {
-                alive->pending = true;
-                alive->timer.cancel();
-            }
-        });
-    }
+    void notify() { change_signal::notify(change, control); }
 
     asio::any_io_executor control;
     std::vector<stream_counter> counters;
@@ -335,14 +320,7 @@ void stream_group::start_sending(std::uint64_t bytes_per_second_per_stream,
 }
 
 asio::awaitable<bool> stream_group::wait_for_change(clock::time_point deadline) {
-    auto& signal = *change_;
-    if (!signal.pending) {
-        signal.timer.expires_at(deadline);
-        co_await signal.timer.async_wait(as_tuple(asio::use_awaitable));
-    }
-    const bool changed = signal.pending;
-    signal.pending = false;
-    co_return changed;
+    return change_->wait(deadline);
 }
 
 std::optional<std::int64_t> stream_group::first_byte_ns() const {

@@ -18,12 +18,12 @@
 #include <vector>
 
 #include "common/protocol.hpp"
+#include "net/change_signal.hpp"
 #include "net/clock.hpp"
 
 namespace speed::net {
 
 class data_stream;
-struct change_signal;
 struct group_state;
 
 class stream_group {

@@ -44,22 +44,20 @@ struct alignas(64) published_counters {
 
 }  // namespace
 
-struct udp_group_state : std::enable_shared_from_this<udp_group_state> {
-    udp_group_state(asio::any_io_executor executor, std::size_t count, udp_flow_settings s)
+// State shared between the control side and the flows' threads. It holds nothing that belongs to the control
+// context (the change signal is the group's): flows may outlive the control context at shutdown.
+struct udp_group_state {
+    udp_group_state(asio::any_io_executor executor, std::size_t count, udp_flow_settings s,
+                    std::weak_ptr<change_signal> signal)
         : control(std::move(executor)),
           settings(s),
           published(count),
           sent(count),
           finals(count),
-          change_timer(control) {}
+          change(std::move(signal)) {}
 
-    // Any thread: wakes the control side's wait_for_change().
-    void notify() {
-        asio::post(control, [self = shared_from_this()] {
-            self->change_pending = true;
-            self->change_timer.cancel();
-        });
-    }
+    // Any thread: wakes the control side's wait_for_change(), if the group is still there.
+    void notify() { change_signal::notify(change, control); }
 
     void fail(std::string reason) {
         {
@@ -85,9 +83,7 @@ struct udp_group_state : std::enable_shared_from_this<udp_group_state> {
     std::vector<udp_sent_counts> sent;
     std::vector<udp_receiver_final> finals;
 
-    // Control executor only.
-    asio::steady_timer change_timer;
-    bool change_pending = false;
+    const std::weak_ptr<change_signal> change;
 };
 
 class udp_flow : public std::enable_shared_from_this<udp_flow> {
@@ -460,7 +456,8 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
 
 udp_flow_group::udp_flow_group(asio::any_io_executor control_executor, std::size_t stream_count,
                                udp_flow_settings settings)
-    : state_(std::make_shared<udp_group_state>(std::move(control_executor), stream_count, settings)),
+    : change_(std::make_shared<change_signal>(control_executor)),
+      state_(std::make_shared<udp_group_state>(std::move(control_executor), stream_count, settings, change_)),
       flows_(stream_count) {}
 
 udp_flow_group::~udp_flow_group() {
@@ -531,14 +528,7 @@ std::vector<udp_sent_counts> udp_flow_group::sent_counts() const {
 }
 
 asio::awaitable<bool> udp_flow_group::wait_for_change(clock::time_point deadline) {
-    auto& state = *state_;
-    if (!state.change_pending) {
-        state.change_timer.expires_at(deadline);
-        co_await state.change_timer.async_wait(as_tuple(asio::use_awaitable));
-    }
-    const bool changed = state.change_pending;
-    state.change_pending = false;
-    co_return changed;
+    return change_->wait(deadline);
 }
 
 std::optional<std::int64_t> udp_flow_group::first_data_ns() const {

@@ -21,6 +21,7 @@
 
 #include "common/udp_accounting.hpp"
 #include "common/udp_wire.hpp"
+#include "net/change_signal.hpp"
 #include "net/clock.hpp"
 
 namespace speed::net {
@@ -101,6 +102,7 @@ class udp_flow_group {
     std::vector<udp_receiver_final> receiver_finals() const;
 
   private:
+    std::shared_ptr<change_signal> change_;  // declared first: the state refers to it
     std::shared_ptr<udp_group_state> state_;
     std::vector<std::shared_ptr<udp_flow>> flows_;
 };

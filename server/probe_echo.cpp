@@ -21,8 +21,6 @@ namespace {
 
 // A probe connection that sends nothing for this long is closed.
 constexpr auto kProbeIdleTimeout = std::chrono::seconds(30);
-// PING is 12 bytes; nothing legitimate on a probe connection is larger than this.
-constexpr std::uint32_t kMaxProbePayload = 64;
 
 }  // namespace
 
@@ -70,7 +68,7 @@ asio::awaitable<void> probe_connection::run(std::shared_ptr<probe_connection> se
         self->last_activity_ = read_at;
         pings.clear();
         for (;;) {
-            proto::decode_result frame = received.next(kMaxProbePayload);
+            proto::decode_result frame = received.next(proto::kMaxProbePayload);
             if (frame.status == proto::decode_status::need_more) {
                 break;
             }

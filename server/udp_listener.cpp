@@ -1,5 +1,6 @@
 #include "server/udp_listener.hpp"
 
+#include <fmt/ostream.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -99,7 +100,7 @@ void udp_listener::remove(std::uint64_t token) {
 void udp_listener::handle(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source) {
     const auto h = udp::read_header(datagram);
     if (!h || h->type != udp::datagram_type::hello) {
-        spdlog::debug("udp: dropped a datagram from {}: not a HELLO", source.address().to_string());
+        spdlog::debug("udp: dropped a datagram from {}: not a HELLO", fmt::streamed(source.address()));
         ++drops_.malformed;
         note_drop();
         return;
@@ -107,7 +108,7 @@ void udp_listener::handle(std::span<const std::uint8_t> datagram, const asio::ip
     auto it = handlers_.find(h->token);
     auto handler = it == handlers_.end() ? nullptr : it->second.lock();
     if (!handler) {
-        spdlog::debug("udp: dropped a HELLO from {}: unknown token", source.address().to_string());
+        spdlog::debug("udp: dropped a HELLO from {}: unknown token", fmt::streamed(source.address()));
         ++drops_.unknown_token;
         note_drop();
         return;
@@ -116,7 +117,7 @@ void udp_listener::handle(std::span<const std::uint8_t> datagram, const asio::ip
         // Someone who knows the token but is not the control connection's host, e.g. a spoofed source
         // aiming our data at a third party.
         spdlog::debug("udp: dropped a HELLO from {}: its token belongs to a control connection from {}",
-                      source.address().to_string(), handler->control_peer().to_string());
+                      fmt::streamed(source.address()), fmt::streamed(handler->control_peer()));
         ++drops_.wrong_address;
         ++handler->wrong_address_hellos;
         note_drop();
