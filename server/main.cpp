@@ -145,7 +145,13 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 1000));
     app.add_option("--auth-keys", auth_keys_path,
                    "Require authentication with the named keys in FILE ('NAME HEX-SECRET' lines, mode 0600)");
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version exit 0; every command-line error exits 2, as documented (CLI11's own codes
+        // would be 105, 109, ...).
+        return app.exit(e) == 0 ? 0 : kExitUsage;
+    }
 
     std::string error;
     auto max_bitrate = speed::units::parse_bits_per_second(max_bitrate_text, &error);

@@ -214,6 +214,17 @@ TEST_CASE("help and version flags", "[integration]") {
     }
 }
 
+TEST_CASE("speedsrv: every command-line error exits 2", "[integration][errors]") {
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"--bogus"}, {"--port", "70000"}, {"--max-streams", "0"}, {"extra"}}) {
+        std::vector<std::string> argv{speedsrv_path()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        const auto run = run_process(argv, std::chrono::seconds(5));
+        INFO(args.front());
+        CHECK(run.exit_code == kExitUsage);
+    }
+}
+
 TEST_CASE("speedsrv stops cleanly on SIGTERM", "[integration]") {
     server_process server;
     CHECK(server.stop() == 0);
