@@ -127,6 +127,15 @@ int main(int argc, char** argv) {
         const int code = app.exit(e);
         return code == 0 ? 0 : kExitUsage;
     }
+    // CLI::Range lets NaN through (every comparison with it is false).
+    for (const double seconds : {options.duration_seconds, options.omit_seconds, options.interval_seconds,
+                                 options.ping_interval_seconds, options.loaded_ping_interval_seconds,
+                                 options.connect_timeout_seconds}) {
+        if (!std::isfinite(seconds)) {
+            std::fprintf(stderr, "speedcli: durations must be finite numbers of seconds\n");
+            return kExitUsage;
+        }
+    }
 
     if (*monitor_command) {
         return speed::client::run_monitor(monitor);

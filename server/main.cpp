@@ -152,6 +152,14 @@ int main(int argc, char** argv) {
         // would be 105, 109, ...).
         return app.exit(e) == 0 ? 0 : kExitUsage;
     }
+    // CLI::Range lets NaN through (every comparison with it is false).
+    for (const double seconds :
+         {max_duration_seconds, handshake_timeout_seconds, idle_timeout_seconds, stall_timeout_seconds}) {
+        if (!std::isfinite(seconds)) {
+            std::fprintf(stderr, "speedsrv: durations must be finite numbers of seconds\n");
+            return kExitUsage;
+        }
+    }
 
     std::string error;
     auto max_bitrate = speed::units::parse_bits_per_second(max_bitrate_text, &error);
