@@ -84,7 +84,7 @@ bool in_path(const std::string& program) {
 }
 
 bool needs_netem(const link_direction& direction) {
-    return direction.delay_ms > 0.0 || direction.loss_percent > 0.0;
+    return direction.delay_ms > 0.0 || direction.loss_percent > 0.0 || direction.jitter_ms > 0.0;
 }
 
 std::vector<std::string> in_namespace(const std::string& name, const std::vector<std::string>& argv) {
@@ -392,7 +392,8 @@ void lab::start_netem_tun() {
          {std::pair{&config_.upload, kUploadTun}, std::pair{&config_.download, kDownloadTun}}) {
         if (needs_netem(*direction)) {
             argv.insert(argv.end(), {"--path", std::string(tun) + ":" + std::to_string(direction->delay_ms) +
-                                                   ":" + std::to_string(direction->loss_percent)});
+                                                   ":" + std::to_string(direction->loss_percent) + ":" +
+                                                   std::to_string(direction->jitter_ms)});
         }
     }
     if (std::find(argv.begin(), argv.end(), "--path") == argv.end()) {

@@ -1,5 +1,5 @@
 // The namespace lab: a client and a server network namespace joined through a router namespace, with an
-// optional rate limit (tbf), one-way delay and seeded random loss (netem-tun) per direction. See
+// optional rate limit (tbf), one-way delay, jitter and seeded random loss (netem-tun) per direction. See
 // docs/netlab.md.
 //
 //   client ns                  router ns                               server ns
@@ -39,12 +39,14 @@ struct link_direction {
     std::uint64_t queue_bytes = 0;           // tbf queue (its limit); 0: 50 ms at the rate, at least 64 KiB
     double delay_ms = 0.0;                   // netem-tun one-way delay
     double loss_percent = 0.0;               // netem-tun seeded random loss
+    // netem-tun seeded uniform extra delay in [0, jitter_ms] per packet: packets may overtake each other
+    double jitter_ms = 0.0;
 };
 
 struct lab_config {
     link_direction upload;    // client -> server
     link_direction download;  // server -> client
-    std::uint64_t seed = 1;   // netem-tun's loss seed: the same seed drops the same packets
+    std::uint64_t seed = 1;   // netem-tun's seed: the same seed drops and jitters the same packets
     // Run what the lab starts in the client and server namespaces (speedsrv, speedcli, ping, iperf3) at
     // SCHED_FIFO priority (chrt), so that other load on the machine (a parallel build) does not add its
     // scheduling delays to a round trip measured in user space. netem-tun always runs at SCHED_FIFO.

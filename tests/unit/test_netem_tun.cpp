@@ -1,5 +1,5 @@
-// netem-tun's pure parts: the delay line's order and bounds, the seeded loss, the --path syntax, the packet
-// classifier behind its per-protocol and per-UDP-length counters.
+// netem-tun's pure parts: the delay line's order and bounds, the seeded loss and jitter, the --path syntax,
+// the packet classifier behind its per-protocol and per-UDP-length counters, the count of overtaken packets.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -16,11 +16,11 @@ using namespace speed::netem;
 namespace {
 
 // Queues a packet whose bytes spell `text`.
-void push(delay_line& line, const std::string& text, std::int64_t release_ns) {
-    auto buffer = line.tail_buffer();
+void push(delay_line& line, const std::string& text, std::int64_t release_ns, std::uint64_t index = 0) {
+    auto buffer = line.free_buffer();
     REQUIRE(buffer.size() >= text.size());
     std::memcpy(buffer.data(), text.data(), text.size());
-    line.commit(text.size(), release_ns);
+    line.commit(text.size(), release_ns, index);
 }
 
 std::vector<std::byte> bytes(std::initializer_list<int> values) {
@@ -56,16 +56,22 @@ TEST_CASE("a delay line releases packets in arrival order at their release times
     CHECK(line.empty());
 }
 
-TEST_CASE("a delay line never lets a packet overtake the one before it", "[unit][netem]") {
-    delay_line line(4, 8);
-    push(line, "a", 5'000);
-    push(line, "b", 4'000);  // an earlier release time is raised to the previous packet's
-    CHECK(pop(line) == "a");
-    CHECK(line.next_release_ns() == 5'000);
+TEST_CASE("a delay line releases by release time, ties in arrival order", "[unit][netem]") {
+    delay_line line(8, 8);
+    push(line, "a", 5'000, 1);
+    push(line, "b", 4'000, 2);  // jitter: b overtakes a
+    push(line, "c", 5'000, 3);  // the same time as a: after a
+    push(line, "d", 4'500, 4);
+    push(line, "e", 5'000, 5);
+    CHECK(line.next_release_ns() == 4'000);
+    CHECK(line.front_arrival_index() == 2);
     CHECK(pop(line) == "b");
-    // Once empty, the next packet's own time counts again.
-    push(line, "c", 10);
-    CHECK(line.next_release_ns() == 10);
+    CHECK(pop(line) == "d");
+    CHECK(line.front_arrival_index() == 1);
+    CHECK(pop(line) == "a");
+    CHECK(pop(line) == "c");
+    CHECK(pop(line) == "e");
+    CHECK(line.empty());
 }
 
 TEST_CASE("a delay line holds at most its capacity and reuses its slots around the ring", "[unit][netem]") {
@@ -77,13 +83,14 @@ TEST_CASE("a delay line holds at most its capacity and reuses its slots around t
             push(line, std::to_string(base + k), base + k);
         }
         CHECK(line.full());
-        CHECK_THROWS_AS(line.commit(1, base + 4), std::logic_error);
+        CHECK_THROWS_AS(line.commit(1, base + 4, 0), std::logic_error);
+        CHECK_THROWS_AS(line.free_buffer(), std::logic_error);
         for (int k = 0; k < 3; ++k) {
             CHECK(pop(line) == std::to_string(base + k));
         }
     }
     CHECK_THROWS_AS(line.pop(), std::logic_error);
-    CHECK_THROWS_AS(line.commit(9, 0), std::logic_error);  // longer than a slot
+    CHECK_THROWS_AS(line.commit(9, 0, 0), std::logic_error);  // longer than a slot
     CHECK_THROWS_AS(delay_line(0, 8), std::invalid_argument);
 }
 
@@ -124,21 +131,61 @@ TEST_CASE("seeded loss is reproducible, differs between seeds, and honours 0 and
     CHECK(half.drop());
 }
 
-TEST_CASE("netem-tun's --path option parses DEVICE:DELAY_MS[:LOSS_PERCENT]", "[unit][netem]") {
+TEST_CASE("seeded jitter is uniform on [0, D], reproducible, and nothing without jitter", "[unit][netem]") {
+    const std::int64_t jitter_ns = 4'000'000;
+    seeded_jitter a(jitter_ns, 3);
+    seeded_jitter b(jitter_ns, 3);
+    const int draws = 200'000;
+    double sum = 0.0;
+    std::int64_t low = jitter_ns;
+    std::int64_t high = 0;
+    int below_quarter = 0;
+    for (int i = 0; i < draws; ++i) {
+        const std::int64_t x = a.next_ns();
+        REQUIRE(x == b.next_ns());
+        sum += static_cast<double>(x);
+        low = std::min(low, x);
+        high = std::max(high, x);
+        below_quarter += x < jitter_ns / 4 ? 1 : 0;
+    }
+    CHECK(low >= 0);
+    CHECK(high <= jitter_ns);
+    // Mean D/2 and P(x < D/4) = 1/4 within about 5 standard errors of 200,000 draws.
+    CHECK(sum / draws == Approx(2e6).epsilon(0.01));
+    CHECK(below_quarter / static_cast<double>(draws) == Approx(0.25).margin(0.005));
+    CHECK(low < 1'000);  // reaches both ends
+    CHECK(high > jitter_ns - 1'000);
+    seeded_jitter none(0, 3);
+    CHECK(none.next_ns() == 0);
+    // Golden value: SplitMix64's first output for seed 0 is 0xe220a8397b1dcdaf; mod 4,000,001.
+    seeded_jitter golden(jitter_ns, 0);
+    CHECK(golden.next_ns() == static_cast<std::int64_t>(0xe220a8397b1dcdafULL % 4'000'001ULL));
+}
+
+TEST_CASE("netem-tun's --path option parses DEVICE:DELAY_MS[:LOSS_PERCENT[:JITTER_MS]]", "[unit][netem]") {
     std::string error;
     auto spec = parse_path_spec("tun-up:20", &error);
     REQUIRE(spec);
     CHECK(spec->device == "tun-up");
     CHECK(spec->delay_ns == 20'000'000);
     CHECK(spec->loss_probability == 0.0);
+    CHECK_FALSE(spec->jitter_ns);
 
     spec = parse_path_spec("t0:0.25:1.5", &error);
     REQUIRE(spec);
     CHECK(spec->delay_ns == 250'000);
     CHECK(spec->loss_probability == Approx(0.015));
 
-    for (const char* bad : {"", "tun0", "tun0:", ":5", "tun0:x", "tun0:-1", "tun0:20001", "tun0:5:101",
-                            "tun0:5:-1", "tun0:5:1:2", "a-name-longer-than-15:5"}) {
+    spec = parse_path_spec("t0:5:0:4.5", &error);
+    REQUIRE(spec);
+    CHECK(spec->delay_ns == 5'000'000);
+    CHECK(spec->jitter_ns == 4'500'000);
+    CHECK(parse_milliseconds("0.001") == 1'000);
+    CHECK_FALSE(parse_milliseconds("nan"));
+
+    for (const char* bad :
+         {"", "tun0", "tun0:", ":5", "tun0:x", "tun0:-1", "tun0:20001", "tun0:5:101", "tun0:5:-1",
+          "tun0:5:1:-2", "tun0:5:1:x", "tun0:5:1:10001", "tun0:5:1:2:3", "a-name-longer-than-15:5"}) {
         INFO(bad);
         error.clear();
         CHECK_FALSE(parse_path_spec(bad, &error));
@@ -230,4 +277,45 @@ TEST_CASE("netem-tun's tally counts per protocol and per UDP length, with a boun
     CHECK(tally.udp_untracked_lengths().received == 2);  // the last two new lengths found no room
     tally.count(data, true);  // a length already tracked still counts in its own entry
     CHECK(tally.udp_by_payload_bytes().at(1200) == packet_counts{4, 2});
+}
+
+TEST_CASE("netem-tun counts a packet as overtaken when one of its kind that arrived later left before it",
+          "[unit][netem]") {
+    packet_tally tally;
+    const packet_kind data{ip_protocol::udp, 1200};
+    const packet_kind probe{ip_protocol::udp, 28};
+    const packet_kind tcp{ip_protocol::tcp, std::nullopt};
+    // Arrival order (direction-wide index): 1 data, 2 data, 3 probe, 4 data, 5 tcp, 6 data.
+    for (const auto* kind : {&data, &data, &probe, &data, &tcp, &data}) {
+        tally.count(*kind, false);
+    }
+    // Release order 2, 3, 1, 6, 5, 4: data 1 and 4 each left after a later data packet (2 and 6): for this
+    // flow's receiver, sequences 2, 1, 6, 4 are two out-of-order arrivals. The probe (3) overtook data 1 but
+    // is a kind of its own; the TCP packet (5) left after the later UDP 6 but is the only TCP packet.
+    tally.released(data, 2);
+    tally.released(probe, 3);
+    tally.released(data, 1);
+    tally.released(data, 6);
+    tally.released(tcp, 5);
+    tally.released(data, 4);
+    CHECK(tally.udp_by_payload_bytes().at(1200) == packet_counts{4, 0, 2});
+    CHECK(tally.udp_by_payload_bytes().at(28) == packet_counts{1, 0, 0});
+    CHECK(tally.protocol(ip_protocol::udp) == packet_counts{5, 0, 2});  // 1 (after 2, 3) and 4 (after 6)
+    CHECK(tally.protocol(ip_protocol::tcp) == packet_counts{1, 0, 0});
+}
+
+TEST_CASE("netem-tun counts a TCP super-packet as the segments it becomes", "[unit][netem]") {
+    // IPv4 (IHL 5) + TCP with a 32-byte header (data offset 8): 52 bytes of headers, then 4000 payload bytes.
+    std::vector<std::byte> packet(52 + 4000, std::byte{0});
+    packet[0] = std::byte{0x45};
+    packet[9] = std::byte{6};
+    packet[20 + 12] = std::byte{0x80};
+    CHECK(gso_segment_count(packet, 1448) == 3);  // 1448 + 1448 + 1104
+    CHECK(gso_segment_count(packet, 1000) == 4);  // exactly four
+    CHECK(gso_segment_count(packet, 0) == 1);     // not a super-packet
+    packet[9] = std::byte{17};
+    CHECK(gso_segment_count(packet, 1448) == 1);  // UDP is never offloaded to netem-tun
+    packet_tally tally;
+    tally.count({ip_protocol::tcp, std::nullopt}, true, 3);
+    CHECK(tally.protocol(ip_protocol::tcp) == packet_counts{3, 3, 0});
 }

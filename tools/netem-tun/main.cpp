@@ -1,10 +1,13 @@
-// netem-tun: holds every packet routed into a TUN device for a fixed one-way delay, drops a seeded random
-// share, and writes the rest back into the same device, where the kernel routes them on. A user-space
-// stand-in for `tc qdisc ... netem delay D loss P` where kernel netem is not available. See docs/netlab.md.
+// netem-tun: holds every packet routed into a TUN device for a one-way delay (fixed, plus seeded uniform
+// jitter), drops a seeded random share, and writes the rest back into the same device, where the kernel
+// routes them on. A user-space stand-in for `tc qdisc ... netem delay D J loss P` where kernel netem is not
+// available. See docs/netlab.md.
 //
 // One thread, one epoll loop: TUN descriptors (drained in batches), a timerfd armed at the earliest release
 // time (nanosecond deadline, 1 ns timer slack; SCHED_FIFO with --realtime), and a signalfd (SIGTERM/SIGINT:
-// print statistics and exit; SIGUSR1: print statistics).
+// print statistics and exit; SIGUSR1: print statistics). A direction with neither loss nor jitter takes TCP
+// super-packets of up to 64 KiB from the kernel in one read (segmentation offload); every other direction
+// sees each packet of the wire.
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -51,7 +54,7 @@ double timeval_seconds(const timeval& tv) {
 }
 
 nlohmann::ordered_json counts_json(const packet_counts& counts) {
-    return {{"received", counts.received}, {"lost", counts.lost}};
+    return {{"received", counts.received}, {"lost", counts.lost}, {"overtaken", counts.overtaken}};
 }
 
 // {"tcp": {"received": N, "lost": N}, "udp": ..., "icmp": ..., "other": ...}
@@ -83,29 +86,55 @@ int check(int rc, const char* what) {
     return rc;
 }
 
+// Loss and jitter are decided per packet of the wire, so only a direction with neither may take
+// super-packets.
+bool offloads_segmentation(const path_spec& spec) {
+    return spec.loss_probability <= 0.0 && spec.jitter_ns.value_or(0) == 0;
+}
+
+// The bare IP packet of a frame read from the TUN device.
+std::span<const std::byte> ip_packet(std::span<const std::byte> frame) {
+    return frame.subspan(tun_device::kHeaderBytes);
+}
+
+// How many packets of the wire a frame carries: its segments when it is a TCP super-packet, else 1.
+std::uint64_t wire_packets(std::span<const std::byte> frame) {
+    return gso_segment_count(ip_packet(frame), tun_device::segment_size(frame));
+}
+
 struct direction {
+    // `spec.jitter_ns` is set (main() fills in --jitter).
     direction(path_spec path, std::size_t limit_packets, std::uint64_t seed)
         : spec(std::move(path)),
-          tun(spec.device),
-          line(limit_packets, tun.mtu()),
-          loss(spec.loss_probability, seed) {}
+          offload(offloads_segmentation(spec)),
+          tun(spec.device, offload),
+          line(limit_packets,
+               tun_device::kHeaderBytes + (offload ? tun_device::kMaxOffloadPacketBytes : tun.mtu())),
+          loss(spec.loss_probability, seed),
+          jitter(*spec.jitter_ns, jitter_seed(seed)) {}
 
     path_spec spec;
+    bool offload;
     tun_device tun;
     delay_line line;
     seeded_loss loss;
+    seeded_jitter jitter;
+    // Counted in packets of the wire (a super-packet counts as its segments):
     std::uint64_t received = 0;
     std::uint64_t lost = 0;        // dropped by the configured loss
     std::uint64_t overflowed = 0;  // dropped because `limit` packets were already held
     std::uint64_t forwarded = 0;
     std::uint64_t write_errors = 0;
-    packet_tally tally;  // received and lost per protocol and UDP payload length
+    std::uint64_t overtaken = 0;  // forwarded after a packet that arrived later (any kind)
+    std::uint64_t highest_released = 0;
+    std::uint64_t reads = 0;  // frames read: super-packets count once
+    packet_tally tally;       // received, lost and overtaken per protocol and UDP payload length
 };
 
 class forwarder {
   public:
-    forwarder(std::vector<direction>& directions, std::size_t max_packet_bytes)
-        : directions_(directions), scratch_(max_packet_bytes) {}
+    explicit forwarder(std::vector<direction>& directions)
+        : directions_(directions), scratch_(tun_device::kHeaderBytes + tun_device::kMaxOffloadPacketBytes) {}
 
     // Runs until SIGTERM or SIGINT.
     void run() {
@@ -162,11 +191,15 @@ class forwarder {
             paths.push_back({{"device", d.spec.device},
                              {"delay_ms", static_cast<double>(d.spec.delay_ns) / 1e6},
                              {"loss_percent", d.spec.loss_probability * 100.0},
+                             {"jitter_ms", static_cast<double>(*d.spec.jitter_ns) / 1e6},
+                             {"segmentation_offload", d.offload},
                              {"received", d.received},
+                             {"reads", d.reads},
                              {"lost", d.lost},
                              {"overflowed", d.overflowed},
                              {"forwarded", d.forwarded},
                              {"write_errors", d.write_errors},
+                             {"overtaken", d.overtaken},
                              {"held", d.line.size()},
                              {"protocols", protocol_statistics(d.tally)},
                              {"udp_payload_bytes", udp_length_statistics(d.tally)}});
@@ -190,24 +223,32 @@ class forwarder {
 
     // Reads up to kReadBatch packets: each is lost, overflows, or joins its delay line. Level-triggered epoll
     // brings us back for the rest.
+    // A super-packet (offload: no loss, no jitter) is held and released whole, counted as its segments.
     void read_batch(direction& d) {
         for (int i = 0; i < kReadBatch; ++i) {
             const bool room = !d.line.full();
-            const std::span<std::byte> buffer = room ? d.line.tail_buffer() : std::span<std::byte>(scratch_);
+            const std::span<std::byte> buffer = room ? d.line.free_buffer() : std::span<std::byte>(scratch_);
             const std::size_t length = d.tun.read_packet(buffer);
-            if (length == 0) {
-                return;
+            if (length <= tun_device::kHeaderBytes) {
+                if (length == 0) {
+                    return;
+                }
+                continue;  // nothing behind the header: not a packet
             }
             const std::int64_t arrived_ns = monotonic_ns();
-            ++d.received;
+            const std::span<const std::byte> frame = buffer.first(length);
+            const std::uint64_t packets = wire_packets(frame);
+            ++d.reads;
+            d.received += packets;
             const bool lost = d.loss.drop();
-            d.tally.count(classify_packet(buffer.first(length)), lost);
+            const std::int64_t extra_ns = d.jitter.next_ns();  // drawn for every packet, as the loss is
+            d.tally.count(classify_packet(ip_packet(frame)), lost, packets);
             if (lost) {
-                ++d.lost;
+                d.lost += packets;
             } else if (!room) {
-                ++d.overflowed;
+                d.overflowed += packets;
             } else {
-                d.line.commit(length, arrived_ns + d.spec.delay_ns);
+                d.line.commit(length, arrived_ns + d.spec.delay_ns + extra_ns, d.received);
             }
         }
     }
@@ -218,10 +259,19 @@ class forwarder {
         std::optional<std::int64_t> earliest;
         for (auto& d : directions_) {
             for (auto due = d.line.next_release_ns(); due && *due <= now; due = d.line.next_release_ns()) {
-                if (d.tun.write_packet(d.line.front())) {
-                    ++d.forwarded;
+                const std::span<const std::byte> frame = d.line.front();
+                const std::uint64_t packets = wire_packets(frame);
+                const std::uint64_t index = d.line.front_arrival_index();
+                if (d.tun.write_packet(frame)) {
+                    d.forwarded += packets;
+                    if (index < d.highest_released) {
+                        ++d.overtaken;
+                    } else {
+                        d.highest_released = index;
+                    }
+                    d.tally.released(classify_packet(ip_packet(frame)), index);
                 } else {
-                    ++d.write_errors;
+                    d.write_errors += packets;
                 }
                 d.line.pop();
             }
@@ -250,19 +300,26 @@ class forwarder {
 int main(int argc, char** argv) {
     std::vector<std::string> path_texts;
     std::uint64_t seed = 1;
+    std::string jitter_text = "0";
     std::size_t limit_packets = 8192;
     bool exit_with_parent = false;
     int realtime_priority = 0;
 
     CLI::App app{
-        "netem-tun: adds a fixed one-way delay and seeded random loss to the packets routed into TUN "
-        "devices,\n"
-        "then writes them back into the same device. Each --path is one direction. See docs/netlab.md."};
+        "netem-tun: adds a one-way delay (fixed plus seeded uniform jitter) and seeded random loss to the "
+        "packets\n"
+        "routed into TUN devices, then writes them back into the same device. Each --path is one direction.\n"
+        "See docs/netlab.md."};
     app.add_option("--path", path_texts,
-                   "DEVICE:DELAY_MS[:LOSS_PERCENT], e.g. tun-up:10 or tun-dn:20:1 (repeat per direction)")
+                   "DEVICE:DELAY_MS[:LOSS_PERCENT[:JITTER_MS]], e.g. tun-up:10, tun-dn:20:1 or tun-dn:5:0:4 "
+                   "(repeat per direction)")
         ->required();
+    app.add_option("--jitter", jitter_text,
+                   "JITTER_MS: every packet of a path without its own JITTER_MS waits a further uniform "
+                   "random 0..JITTER_MS ms, so packets may overtake each other (as netem's jitter)")
+        ->capture_default_str();
     app.add_option("--seed", seed,
-                   "Seed of the loss patterns (direction i uses a seed derived from it and i)")
+                   "Seed of the loss and jitter patterns (direction i uses seeds derived from it and i)")
         ->capture_default_str();
     app.add_option("--limit", limit_packets, "Packets held per direction; more are dropped and counted")
         ->capture_default_str()
@@ -302,10 +359,15 @@ int main(int argc, char** argv) {
         }
     }
 
+    const auto default_jitter_ns = parse_milliseconds(jitter_text);
+    if (!default_jitter_ns) {
+        std::fprintf(stderr, "netem-tun: --jitter %s: expected milliseconds from 0 to 10000\n",
+                     jitter_text.c_str());
+        return 2;
+    }
     try {
         std::vector<direction> directions;
         directions.reserve(path_texts.size());
-        std::size_t max_packet_bytes = 0;
         for (std::size_t i = 0; i < path_texts.size(); ++i) {
             std::string error;
             auto spec = parse_path_spec(path_texts[i], &error);
@@ -313,14 +375,16 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "netem-tun: --path %s: %s\n", path_texts[i].c_str(), error.c_str());
                 return 2;
             }
+            spec->jitter_ns = spec->jitter_ns.value_or(*default_jitter_ns);
             directions.emplace_back(std::move(*spec), limit_packets, direction_seed(seed, i));
-            max_packet_bytes = std::max(max_packet_bytes, directions.back().tun.mtu());
         }
-        forwarder loop(directions, max_packet_bytes);
+        forwarder loop(directions);
         for (const auto& d : directions) {
-            std::fprintf(stderr, "netem-tun: %s: delay %.3f ms, loss %.3f %%, limit %zu packets\n",
-                         d.spec.device.c_str(), static_cast<double>(d.spec.delay_ns) / 1e6,
-                         d.spec.loss_probability * 100.0, limit_packets);
+            std::fprintf(
+                stderr, "netem-tun: %s: delay %.3f ms, jitter 0-%.3f ms, loss %.3f %%, limit %zu packets%s\n",
+                d.spec.device.c_str(), static_cast<double>(d.spec.delay_ns) / 1e6,
+                static_cast<double>(*d.spec.jitter_ns) / 1e6, d.spec.loss_probability * 100.0, limit_packets,
+                d.offload ? ", segmentation offload" : "");
         }
         std::fprintf(stderr, "netem-tun: ready\n");
         std::fflush(stderr);

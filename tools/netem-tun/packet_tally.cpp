@@ -86,10 +86,28 @@ const char* protocol_name(ip_protocol protocol) {
     return "other";
 }
 
-void packet_tally::count(const packet_kind& kind, bool lost) {
-    const auto add = [lost](packet_counts& counts) {
-        ++counts.received;
-        counts.lost += lost ? 1 : 0;
+std::uint64_t gso_segment_count(std::span<const std::byte> packet, std::uint32_t segment_payload_bytes) {
+    if (segment_payload_bytes == 0 || classify_packet(packet).protocol != ip_protocol::tcp) {
+        return 1;
+    }
+    const unsigned version = byte_at(packet, 0) >> 4;
+    const std::size_t ip_header_bytes =
+        version == 4 ? std::size_t{byte_at(packet, 0) & 0x0fU} * 4 : kIpv6HeaderBytes;
+    if (packet.size() < ip_header_bytes + 20) {
+        return 1;
+    }
+    const std::size_t headers = ip_header_bytes + std::size_t{byte_at(packet, ip_header_bytes + 12) >> 4} * 4;
+    if (packet.size() <= headers) {
+        return 1;
+    }
+    const std::uint64_t payload = packet.size() - headers;
+    return (payload + segment_payload_bytes - 1) / segment_payload_bytes;
+}
+
+void packet_tally::count(const packet_kind& kind, bool lost, std::uint64_t segments) {
+    const auto add = [lost, segments](packet_counts& counts) {
+        counts.received += segments;
+        counts.lost += lost ? segments : 0;
     };
     add(protocols_[static_cast<std::size_t>(kind.protocol)]);
     if (!kind.udp_payload_bytes) {
@@ -102,6 +120,28 @@ void packet_tally::count(const packet_kind& kind, bool lost) {
         add(udp_lengths_[*kind.udp_payload_bytes]);
     } else {
         add(udp_untracked_);
+    }
+}
+
+void packet_tally::released(const packet_kind& kind, std::uint64_t arrival_index) {
+    const auto leave = [arrival_index](packet_counts& counts, std::uint64_t& highest) {
+        if (arrival_index < highest) {
+            ++counts.overtaken;
+        } else {
+            highest = arrival_index;
+        }
+    };
+    const auto p = static_cast<std::size_t>(kind.protocol);
+    leave(protocols_[p], protocols_released_[p]);
+    if (!kind.udp_payload_bytes) {
+        return;
+    }
+    // count() saw this packet arrive, so its length is tracked or counted as untracked.
+    const auto found = udp_lengths_.find(*kind.udp_payload_bytes);
+    if (found != udp_lengths_.end()) {
+        leave(found->second, udp_lengths_released_[*kind.udp_payload_bytes]);
+    } else {
+        leave(udp_untracked_, udp_untracked_released_);
     }
 }
 

@@ -44,21 +44,22 @@ std::optional<path_spec> fail(std::string* error, std::string reason) {
 
 std::optional<path_spec> parse_path_spec(std::string_view text, std::string* error) {
     const auto parts = split(text, ':');
-    if (parts.size() < 2 || parts.size() > 3) {
-        return fail(error, "expected DEVICE:DELAY_MS[:LOSS_PERCENT], got '" + std::string(text) + "'");
+    if (parts.size() < 2 || parts.size() > 4) {
+        return fail(error,
+                    "expected DEVICE:DELAY_MS[:LOSS_PERCENT[:JITTER_MS]], got '" + std::string(text) + "'");
     }
     path_spec spec;
     spec.device = std::string(parts[0]);
     if (spec.device.empty() || spec.device.size() >= IFNAMSIZ) {
         return fail(error, "the device name must have 1 to " + std::to_string(IFNAMSIZ - 1) + " characters");
     }
-    const auto delay_ms = parse_number(parts[1]);
-    if (!delay_ms || *delay_ms < 0.0 || *delay_ms > kMaxDelayMs) {
+    const auto delay_ns = parse_milliseconds(parts[1]);
+    if (!delay_ns) {
         return fail(error, "the delay must be a number of milliseconds from 0 to 10000, got '" +
                                std::string(parts[1]) + "'");
     }
-    spec.delay_ns = std::llround(*delay_ms * 1e6);
-    if (parts.size() == 3) {
+    spec.delay_ns = *delay_ns;
+    if (parts.size() >= 3) {
         const auto loss_percent = parse_number(parts[2]);
         if (!loss_percent || *loss_percent < 0.0 || *loss_percent > 100.0) {
             return fail(error,
@@ -66,7 +67,22 @@ std::optional<path_spec> parse_path_spec(std::string_view text, std::string* err
         }
         spec.loss_probability = *loss_percent / 100.0;
     }
+    if (parts.size() == 4) {
+        spec.jitter_ns = parse_milliseconds(parts[3]);
+        if (!spec.jitter_ns) {
+            return fail(error, "the jitter must be a number of milliseconds from 0 to 10000, got '" +
+                                   std::string(parts[3]) + "'");
+        }
+    }
     return spec;
+}
+
+std::optional<std::int64_t> parse_milliseconds(std::string_view text) {
+    const auto ms = parse_number(text);
+    if (!ms || *ms < 0.0 || *ms > kMaxDelayMs) {
+        return std::nullopt;
+    }
+    return std::llround(*ms * 1e6);
 }
 
 }  // namespace speed::netem
