@@ -141,6 +141,38 @@ TEST_CASE("netem-tun adds its one-way delays: ping shows their sum plus a small 
     }
 }
 
+TEST_CASE("netem-tun's jitter delays each packet by the delay plus a uniform share of the jitter",
+          "[netlab]") {
+    skip_unless_installed("ping", "iputils-ping");
+    lab_config config;
+    for (link_direction* direction : {&config.upload, &config.download}) {
+        direction->delay_ms = 5.0;
+        direction->jitter_ms = 4.0;
+    }
+    lab link(config);
+    const unsigned count = 400;
+    const ping_result ping = ping_server(link, count, 0.01);
+    INFO(ping.output.substr(ping.output.size() > 400 ? ping.output.size() - 400 : 0));
+    REQUIRE(ping.rtt_ms.size() == count);
+    double sum = 0.0;
+    for (const double rtt : ping.rtt_ms) {
+        sum += rtt;
+    }
+    const double mean = sum / count;
+    const double low = *std::min_element(ping.rtt_ms.begin(), ping.rtt_ms.end());
+    const double high = *std::max_element(ping.rtt_ms.begin(), ping.rtt_ms.end());
+    std::printf("netlab: 5+5 ms with 0-4 ms jitter each way: ping min %.3f mean %.3f max %.3f ms\n", low,
+                mean, high);
+    // A round trip is 10 ms plus the sum of two uniform 0-4 ms draws: within [10, 18] ms, mean 14 ms with a
+    // standard deviation of 1.63 ms (sqrt(2 x 4^2 / 12)), so the mean of 400 has 0.08 ms. On top comes the
+    // constant of the path (0.1-0.4 ms measured, above) and a loaded machine's wake-ups.
+    CHECK(low >= 10.0);
+    CHECK(low <= 10.0 + 1.0);   // the sum of two draws comes near 0 within 400 round trips
+    CHECK(high <= 18.0 + 1.5);  // the same allowance as the fixed delay's median
+    CHECK(high >= 18.0 - 1.0);
+    CHECK(mean == Approx(14.0 + 0.3).margin(0.5));
+}
+
 TEST_CASE("netem-tun drops the seeded share of packets, and nothing else is lost", "[netlab]") {
     skip_unless_installed("ping", "iputils-ping");
     lab_config config;
@@ -173,11 +205,15 @@ TEST_CASE("netem-tun drops the seeded share of packets, and nothing else is lost
     CHECK(down_loss == Approx(5.0).margin(2.0));
 }
 
-TEST_CASE("netem-tun is not the bottleneck of a 100 Mbit/s link with 20 ms round trips", "[netlab]") {
+// netem-tun's capacity, checked by what it carries, not by its CPU time (a share of a core is a benchmark:
+// bench/speedbench.py reports it). One packet per read and write topped out near 530 Mbit/s; with
+// segmentation offload a direction without loss or jitter moves 64 KiB TCP super-packets per system call.
+TEST_CASE("netem-tun carries a 1 Gbit/s link with 20 ms round trips at the tbf ceiling", "[netlab]") {
     skip_unless_installed("iperf3", "iperf3");
+    constexpr double kRate = 1e9;
     lab_config config;
     for (link_direction* direction : {&config.upload, &config.download}) {
-        direction->rate_bits_per_second = 100'000'000;
+        direction->rate_bits_per_second = static_cast<std::uint64_t>(kRate);
         direction->delay_ms = 10.0;
     }
     lab link(config);
@@ -188,23 +224,27 @@ TEST_CASE("netem-tun is not the bottleneck of a 100 Mbit/s link with 20 ms round
 
     const auto segment = full_tcp_segment(kLinkMtu, tcp_timestamps_enabled(link));
     const double ceiling =
-        100e6 * static_cast<double>(segment.payload_bytes) / static_cast<double>(segment.frame_bytes);
+        kRate * static_cast<double>(segment.payload_bytes) / static_cast<double>(segment.frame_bytes);
     const double cpu_seconds =
         after["cpu_user_seconds"].get<double>() + after["cpu_system_seconds"].get<double>() -
         before["cpu_user_seconds"].get<double>() - before["cpu_system_seconds"].get<double>();
     const double wall_seconds = after["wall_seconds"].get<double>() - before["wall_seconds"].get<double>();
+    const auto& down = netem_path(after, kDownloadTun);
     std::printf(
-        "netlab: 100 Mbit/s, 10+10 ms: iperf3 %.2f Mbit/s (ceiling %.2f); netem-tun CPU %.1f %% of a core\n",
-        iperf3.receiver_bits_per_second / 1e6, ceiling / 1e6, 100.0 * cpu_seconds / wall_seconds);
-    // The link, not netem-tun, sets the pace: nothing dropped or refused by netem-tun and the goodput reaches
-    // the ceiling the tbf rate allows.
+        "netlab: 1 Gbit/s, 10+10 ms: iperf3 %.1f Mbit/s (ceiling %.1f); netem-tun read %llu frames for %llu "
+        "packets down; CPU %.1f %% of a core (reported, not checked)\n",
+        iperf3.receiver_bits_per_second / 1e6, ceiling / 1e6,
+        static_cast<unsigned long long>(down["reads"].get<std::uint64_t>()),
+        static_cast<unsigned long long>(down["received"].get<std::uint64_t>()),
+        100.0 * cpu_seconds / wall_seconds);
+    // The link, not netem-tun, sets the pace: nothing dropped or refused by netem-tun, and the goodput
+    // reaches the ceiling the tbf rate allows.
     for (const auto& path : after["paths"]) {
+        CHECK(path["segmentation_offload"] == true);  // no loss, no jitter
         CHECK(path["overflowed"] == 0);
         CHECK(path["write_errors"] == 0);
         CHECK(path["lost"] == 0);
     }
+    CHECK(iperf3.receiver_bits_per_second <= ceiling * 1.01);
     CHECK(iperf3.receiver_bits_per_second >= 0.95 * ceiling);
-    // netem-tun's CPU time includes the kernel forwarding the packets it writes; half a core is far above
-    // what it needs (see docs/netlab.md) and still leaves the other core for the endpoints.
-    CHECK(cpu_seconds / wall_seconds < 0.5);
 }
