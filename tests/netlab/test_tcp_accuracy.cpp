@@ -1,6 +1,7 @@
 // TCP goodput against ground truth: on a tbf-limited link the receiver can get at most rate x payload / frame
-// (docs/netlab.md derives the per-packet overhead); speedcli must land within 5 % of that ceiling and of
-// iperf3 measured on the same link in the same test.
+// (docs/netlab.md derives the per-packet overhead). The check against that ceiling is one-sided: speedcli and
+// iperf3 may not exceed it (beyond the edge of a measurement window) and must reach a stated share of it; and
+// speedcli must land within 5 % of iperf3 measured on the same link in the same test.
 #include <catch2/catch.hpp>
 #include <cstdio>
 
@@ -12,9 +13,14 @@ namespace {
 
 constexpr double kDurationSeconds = 4.0;
 constexpr double kOmitSeconds = 1.0;  // slow start and the tbf bucket's initial burst
-constexpr double kTolerance = 0.05;
+// Above the ceiling only by what a window's edges can add: the bucket's 1 ms burst (at least 16 KiB) and a
+// few milliseconds of timing at the window's ends, over 4 s: well under 1 %.
+constexpr double kAboveCeiling = 0.01;
+// Between the two tools on the same link: measured spread 0.1-2 % (docs/netlab.md).
+constexpr double kToolTolerance = 0.05;
 
-void check_goodput_on_link(std::uint64_t rate_bits_per_second) {
+// `lowest_share`: the share of the ceiling both tools must reach (see the callers).
+void check_goodput_on_link(std::uint64_t rate_bits_per_second, double lowest_share) {
     skip_unless_installed("iperf3", "iperf3");
     lab_config config;
     config.upload.rate_bits_per_second = rate_bits_per_second;
@@ -51,23 +57,37 @@ void check_goodput_on_link(std::uint64_t rate_bits_per_second) {
                     << ", upload " << iperf3_upload.receiver_bits_per_second);
     CHECK(speedcli.json["download"]["measured_by"] == "client");
     CHECK(speedcli.json["upload"]["measured_by"] == "server");
-    CHECK(download == Approx(ceiling).epsilon(kTolerance));
-    CHECK(upload == Approx(ceiling).epsilon(kTolerance));
-    CHECK(download == Approx(iperf3_download.receiver_bits_per_second).epsilon(kTolerance));
-    CHECK(upload == Approx(iperf3_upload.receiver_bits_per_second).epsilon(kTolerance));
-    // The reference agrees with the ceiling too, or the lab is not the link it claims to be.
-    CHECK(iperf3_download.receiver_bits_per_second == Approx(ceiling).epsilon(kTolerance));
-    CHECK(iperf3_upload.receiver_bits_per_second == Approx(ceiling).epsilon(kTolerance));
+    // Both tools, both directions: never above what the link can carry, and close to it. The reference
+    // reaching the ceiling too shows the lab is the link it claims to be.
+    for (const double goodput : {download, upload, iperf3_download.receiver_bits_per_second,
+                                 iperf3_upload.receiver_bits_per_second}) {
+        CHECK(goodput <= ceiling * (1.0 + kAboveCeiling));
+        CHECK(goodput >= ceiling * lowest_share);
+    }
+    CHECK(download == Approx(iperf3_download.receiver_bits_per_second).epsilon(kToolTolerance));
+    CHECK(upload == Approx(iperf3_upload.receiver_bits_per_second).epsilon(kToolTolerance));
 }
+
+// The share of the ceiling both tools must reach. A sender keeps the tbf queue busy nearly all the time; what
+// is missing goes to TCP's congestion control backing off after a tail drop and, at 1 Gbit/s on 2 shared
+// cores, to an endpoint that is briefly short of CPU. Measured (docs/netlab.md): 99.2-100 % of the ceiling at
+// 10-100 Mbit/s, 97.5-99 % at 1 Gbit/s with the machine at a load average of 8; 95 % leaves room for both.
+constexpr double kLowestShare = 0.95;
 
 }  // namespace
 
-TEST_CASE("TCP goodput on a 20 Mbit/s link is within 5 % of the ceiling and of iperf3",
-          "[netlab][accuracy]") {
-    check_goodput_on_link(20'000'000);
+TEST_CASE("TCP goodput on a 10 Mbit/s link reaches the ceiling and matches iperf3", "[netlab][accuracy]") {
+    check_goodput_on_link(10'000'000, kLowestShare);
 }
 
-TEST_CASE("TCP goodput on a 100 Mbit/s link is within 5 % of the ceiling and of iperf3",
-          "[netlab][accuracy]") {
-    check_goodput_on_link(100'000'000);
+TEST_CASE("TCP goodput on a 20 Mbit/s link reaches the ceiling and matches iperf3", "[netlab][accuracy]") {
+    check_goodput_on_link(20'000'000, kLowestShare);
+}
+
+TEST_CASE("TCP goodput on a 100 Mbit/s link reaches the ceiling and matches iperf3", "[netlab][accuracy]") {
+    check_goodput_on_link(100'000'000, kLowestShare);
+}
+
+TEST_CASE("TCP goodput on a 1 Gbit/s link reaches the ceiling and matches iperf3", "[netlab][accuracy]") {
+    check_goodput_on_link(1'000'000'000, kLowestShare);
 }
