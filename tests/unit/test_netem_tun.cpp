@@ -74,9 +74,9 @@ TEST_CASE("a delay line releases by release time, ties in arrival order", "[unit
     CHECK(line.empty());
 }
 
-TEST_CASE("a delay line holds at most its capacity and reuses its slots around the ring", "[unit][netem]") {
+TEST_CASE("a delay line holds at most its capacity and reuses its slots", "[unit][netem]") {
     delay_line line(3, 8);
-    // Five rounds of three packets each: the ring wraps around four times.
+    // Five rounds of three packets each: every slot is reused four times.
     for (int round = 0; round < 5; ++round) {
         const std::int64_t base = round * 100;
         for (int k = 0; k < 3; ++k) {

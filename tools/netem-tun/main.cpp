@@ -222,8 +222,8 @@ class forwarder {
     }
 
     // Reads up to kReadBatch packets: each is lost, overflows, or joins its delay line. Level-triggered epoll
-    // brings us back for the rest.
-    // A super-packet (offload: no loss, no jitter) is held and released whole, counted as its segments.
+    // brings us back for the rest. A super-packet (offload: no loss, no jitter) is held and released whole,
+    // counted as its segments.
     void read_batch(direction& d) {
         for (int i = 0; i < kReadBatch; ++i) {
             const bool room = !d.line.full();
@@ -321,7 +321,8 @@ int main(int argc, char** argv) {
     app.add_option("--seed", seed,
                    "Seed of the loss and jitter patterns (direction i uses seeds derived from it and i)")
         ->capture_default_str();
-    app.add_option("--limit", limit_packets, "Packets held per direction; more are dropped and counted")
+    app.add_option("--limit", limit_packets,
+                   "Packets held per direction (a TCP super-packet is one); more are dropped and counted")
         ->capture_default_str()
         ->check(CLI::Range(1, 1 << 20));
     app.add_flag("--exit-with-parent", exit_with_parent,
