@@ -38,8 +38,8 @@ ping_result ping_server(const lab& lab, unsigned count, double interval_seconds)
 
 iperf3_result run_iperf3(lab& lab, transfer direction, double seconds, double omit_seconds, unsigned streams,
                          const std::vector<std::string>& extra_args) {
-    lab.start_in_server({"iperf3", "-s", "-1", "--forceflush", "-B", kServerAddress, "-p", kIperf3Port},
-                        "Server listening");
+    auto& server = lab.start_in_server(
+        {"iperf3", "-s", "-1", "--forceflush", "-B", kServerAddress, "-p", kIperf3Port}, "Server listening");
     std::vector<std::string> argv{"iperf3",       "-c",
                                   kServerAddress, "-p",
                                   kIperf3Port,    "-J",
@@ -52,6 +52,11 @@ iperf3_result run_iperf3(lab& lab, transfer direction, double seconds, double om
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     const auto limit = std::chrono::milliseconds(static_cast<long>((seconds + omit_seconds) * 1000.0)) + 30s;
     const auto run = lab.run_in_client(argv, limit);
+    // The one-off server (-1) exits after its test, but only after the client has its results: wait for it,
+    // so that the next run's server finds the port free ("Address already in use" otherwise).
+    if (server.wait(5s) == -1 && server.running()) {
+        server.stop();
+    }
     iperf3_result result;
     result.json = nlohmann::json::parse(run.out, nullptr, /*allow_exceptions=*/false);
     if (run.exit_code != 0 || result.json.is_discarded() || !result.json.contains("end")) {
