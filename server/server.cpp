@@ -12,6 +12,7 @@
 
 #include <array>
 
+#include "common/peer_text.hpp"
 #include "net/errors.hpp"
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
@@ -50,6 +51,21 @@ std::vector<std::uint8_t> address_bytes(const asio::ip::address& address) {
     return {bytes.begin(), bytes.end()};
 }
 
+// Data and probe connections must come from their session's control address: the token travels in clear
+// text, and an on-path observer must not be able to attach streams to someone else's session.
+constexpr const char* kForeignConnection =
+    "this connection does not come from the address of its session's control connection";
+
+// Whether two peers are the same host address (an IPv4 client seen as IPv4-mapped IPv6 or not).
+bool same_address(const tcp::endpoint& a, const tcp::endpoint& b) {
+    const auto normal = [](const asio::ip::address& address) {
+        return address.is_v6() && address.to_v6().is_v4_mapped()
+                   ? asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()))
+                   : address;
+    };
+    return normal(a.address()) == normal(b.address());
+}
+
 // The cheap "busy" answer for a connection refused at accept: discard what the client may have sent already,
 // one non-blocking write of an ERROR frame (a fresh socket's send buffer always has room for it), close.
 // No coroutine, no timer, no read of the HELLO.
@@ -77,7 +93,8 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
                                                       "HELLO", proto::kMaxHelloPayload);
     } catch (const net::session_error& e) {
         log_limited(*context, log_kind::handshake, spdlog::level::info,
-                    "connection from {} dropped during handshake: {}", fmt::streamed(peer), e.what());
+                    "connection from {} dropped during handshake: {}", fmt::streamed(peer),
+                    escape_for_log(e.what()));
         refusal = proto::error{e.code(), e.what()};
     }
     handshake.release();
@@ -116,12 +133,20 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
             co_return;
         }
         case proto::connection_kind::data: {
-            if (auto s = context->sessions.find(hello.token)) {
-                s->attach_data(hello, channel.release_socket());
-            } else {
+            auto s = context->sessions.find(hello.token);
+            if (!s) {
                 log_limited(*context, log_kind::stray_connection, spdlog::level::debug,
                             "data connection from {} names no live session; closed", fmt::streamed(peer));
+                co_return;
             }
+            if (!same_address(s->peer(), peer)) {
+                s->note_foreign_connection("data", peer);
+                s.reset();
+                const std::string reason = kForeignConnection;
+                co_await channel.send_error_quietly(proto::error_code::unknown_session, reason);
+                co_return;
+            }
+            s->attach_data(hello, channel.release_socket());
             co_return;
         }
         case proto::connection_kind::probe: {
@@ -131,6 +156,13 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
                             "probe connection from {} names no live session; closed", fmt::streamed(peer));
                 co_await channel.send_error_quietly(proto::error_code::unknown_session,
                                                     "probe connection names no live session");
+                co_return;
+            }
+            if (!same_address(s->peer(), peer)) {
+                s->note_foreign_connection("probe", peer);
+                s.reset();
+                const std::string reason = kForeignConnection;
+                co_await channel.send_error_quietly(proto::error_code::unknown_session, reason);
                 co_return;
             }
             watch_liveness(channel.socket());
