@@ -112,6 +112,18 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
         co_return;
     }
 
+    // The session a data or probe connection names, if it is live and the connection comes from its address.
+    std::shared_ptr<session> s;
+    if (hello.kind != proto::connection_kind::control) {
+        s = context->sessions.find(hello.token);
+        if (s && !same_address(s->peer(), peer)) {
+            s->note_foreign_connection(hello.kind == proto::connection_kind::data ? "data" : "probe", peer);
+            s.reset();
+            const std::string reason = kForeignConnection;
+            co_await channel.send_error_quietly(proto::error_code::unknown_session, reason);
+            co_return;
+        }
+    }
     switch (hello.kind) {
         case proto::connection_kind::control: {
             if (context->shutting_down) {
@@ -127,42 +139,26 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
                 co_return;
             }
             watch_liveness(channel.socket());
-            auto s = std::make_shared<session>(context, std::move(channel), peer, hello.software,
-                                               std::move(admitted.granted));
-            co_await session::run(std::move(s));
+            auto created = std::make_shared<session>(context, std::move(channel), peer, hello.software,
+                                                     std::move(admitted.granted));
+            co_await session::run(std::move(created));
             co_return;
         }
         case proto::connection_kind::data: {
-            auto s = context->sessions.find(hello.token);
-            if (!s) {
+            if (s) {
+                s->attach_data(hello, channel.release_socket());
+            } else {
                 log_limited(*context, log_kind::stray_connection, spdlog::level::debug,
                             "data connection from {} names no live session; closed", fmt::streamed(peer));
-                co_return;
             }
-            if (!same_address(s->peer(), peer)) {
-                s->note_foreign_connection("data", peer);
-                s.reset();
-                const std::string reason = kForeignConnection;
-                co_await channel.send_error_quietly(proto::error_code::unknown_session, reason);
-                co_return;
-            }
-            s->attach_data(hello, channel.release_socket());
             co_return;
         }
         case proto::connection_kind::probe: {
-            auto s = context->sessions.find(hello.token);
             if (!s) {
                 log_limited(*context, log_kind::stray_connection, spdlog::level::debug,
                             "probe connection from {} names no live session; closed", fmt::streamed(peer));
                 co_await channel.send_error_quietly(proto::error_code::unknown_session,
                                                     "probe connection names no live session");
-                co_return;
-            }
-            if (!same_address(s->peer(), peer)) {
-                s->note_foreign_connection("probe", peer);
-                s.reset();
-                const std::string reason = kForeignConnection;
-                co_await channel.send_error_quietly(proto::error_code::unknown_session, reason);
                 co_return;
             }
             watch_liveness(channel.socket());

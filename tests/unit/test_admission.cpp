@@ -141,6 +141,21 @@ std::size_t fill_sessions(admission_control& admission, const host_key& host,
     return admitted;
 }
 
+// Handshakes from 20 hosts of 203.0.113.0/24 (none with a session); returns how many were admitted.
+std::size_t flood_handshakes(admission_control& admission, std::vector<admission_control::slot>& held) {
+    std::size_t admitted = 0;
+    for (std::uint8_t last = 1; last <= 20; ++last) {
+        auto decision =
+            admission.try_enter(admission_control::stage::handshake,
+                                admission.host_of(std::array<std::uint8_t, 4>{203, 0, 113, last}));
+        if (decision.admitted()) {
+            held.push_back(std::move(decision.granted));
+            ++admitted;
+        }
+    }
+    return admitted;
+}
+
 }  // namespace
 
 TEST_CASE("6to4 addresses count as the IPv4 host they embed", "[admission]") {
@@ -246,15 +261,7 @@ TEST_CASE("part of the handshake pool is kept for hosts with a live session", "[
     REQUIRE(session.admitted());
     // A flood from hosts without a session takes all but the reserved handshakes.
     std::vector<admission_control::slot> flood;
-    for (std::uint8_t last = 1; last <= 20; ++last) {
-        auto decision =
-            admission.try_enter(admission_control::stage::handshake,
-                                admission.host_of(std::array<std::uint8_t, 4>{203, 0, 113, last}));
-        if (decision.admitted()) {
-            flood.push_back(std::move(decision.granted));
-        }
-    }
-    CHECK(flood.size() == 6);
+    CHECK(flood_handshakes(admission, flood) == 6);
     // The session's host still gets its data and probe connections in.
     auto data = admission.try_enter(admission_control::stage::handshake, client);
     auto probe = admission.try_enter(admission_control::stage::handshake, client);
@@ -264,16 +271,6 @@ TEST_CASE("part of the handshake pool is kept for hosts with a live session", "[
 
     limits.reserved_handshakes = 0;
     admission_control unreserved(limits);
-    std::size_t admitted = 0;
     std::vector<admission_control::slot> held;
-    for (std::uint8_t last = 1; last <= 20; ++last) {
-        auto decision =
-            unreserved.try_enter(admission_control::stage::handshake,
-                                 unreserved.host_of(std::array<std::uint8_t, 4>{203, 0, 113, last}));
-        if (decision.admitted()) {
-            held.push_back(std::move(decision.granted));
-            ++admitted;
-        }
-    }
-    CHECK(admitted == 8);
+    CHECK(flood_handshakes(unreserved, held) == 8);
 }
