@@ -12,8 +12,6 @@
 #include <cstring>
 #include <random>
 
-#include <spdlog/spdlog.h>
-
 namespace speed::net {
 namespace {
 
@@ -79,15 +77,7 @@ int configure_udp_data_socket(int fd) {
     if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &effective, &length) != 0) {
         return 0;
     }
-    effective /= 2;
-    static std::atomic<bool> reported{false};
-    if (effective < kReceiveBufferBytes && !reported.exchange(true)) {
-        spdlog::info(
-            "udp: receive buffers are {} KiB, not the {} KiB asked for (net.core.rmem_max caps them); raise "
-            "it for UDP tests at several Gbit/s",
-            effective / 1024, kReceiveBufferBytes / 1024);
-    }
-    return effective;
+    return effective / 2;
 }
 
 std::error_code set_reuse_port(int fd) {

@@ -16,6 +16,7 @@
 #include "net/errors.hpp"
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
+#include "net/udp_socket.hpp"
 #include "server/probe_echo.hpp"
 #include "server/session.hpp"
 
@@ -278,6 +279,15 @@ void server::start() {
             udp_->listen(asio::ip::udp::endpoint(local.address(), local.port()));
         }
         context_->udp = udp_.get();
+        // What each UDP flow's receive buffer gets (net.core.rmem_max caps it), for operators sizing fast
+        // tests.
+        asio::ip::udp::socket probe(context_->control_context);
+        asio::error_code ec;
+        probe.open(asio::ip::udp::v4(), ec);
+        if (!ec) {
+            spdlog::info("udp: receive buffers of {} KiB per flow (net.core.rmem_max caps them)",
+                         net::configure_udp_data_socket(probe.native_handle()) / 1024);
+        }
     }
     for (auto& acceptor : acceptors_) {
         asio::co_spawn(context_->control_context, accept_loop(context_, *acceptor),
