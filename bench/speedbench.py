@@ -130,7 +130,10 @@ class Context:
         self.iperf3_server.wait_for("Server listening")
 
     def start_speedsrv(self, *extra):
-        server = Process([str(self.bin / "server" / "speedsrv"), "--bind", LOOPBACK, "--port", "0", *extra])
+        # speedsrv refuses to run as root unless told to; the benchmark host may run this as root.
+        as_root = ["--allow-root"] if os.geteuid() == 0 else []
+        server = Process([str(self.bin / "server" / "speedsrv"), "--bind", LOOPBACK, "--port", "0", *as_root,
+                          *extra])
         server.port = int(server.wait_for(r"listening on \S+ port ([0-9]+)").group(1))
         return server
 

@@ -84,6 +84,13 @@ std::optional<proto::error> validate_request(const proto::test_request& request,
                                                       " ms is shorter than this server's minimum of " +
                                                       std::to_string(limits.min_interval_ms) + " ms");
     }
+    if (request.bitrate != 0 && request.bitrate < limits.min_bitrate) {
+        return refuse(
+            error_code::limit_exceeded,
+            "requested bitrate " + units::format_bits_per_second(static_cast<double>(request.bitrate)) +
+                " is below this server's minimum of " +
+                units::format_bits_per_second(static_cast<double>(limits.min_bitrate)) + " per test");
+    }
     // An unlimited request (0) is allowed under a cap: the server shapes what it sends to the cap.
     const bool udp = request.proto == proto::transport::udp;
     const std::uint64_t cap = udp ? limits.max_udp_bitrate : limits.max_bitrate;
@@ -164,22 +171,29 @@ test_budget test_budget::for_test(const proto::test_request& request, const serv
     return budget;
 }
 
+double test_budget::burst_bytes() const {
+    double burst = static_cast<double>(bits_per_second) / 8.0 * kBurstSeconds;
+    if (max_bytes != 0) {
+        burst = std::min(burst, static_cast<double>(max_bytes) * kBurstShare);
+    }
+    return std::max(burst, static_cast<double>(kMinBurstBytes));
+}
+
 std::optional<proto::error> test_budget::check(std::int64_t elapsed_ns, std::uint64_t bytes) const {
     if (unlimited()) {
         return std::nullopt;
     }
     const double seconds = static_cast<double>(std::max<std::int64_t>(elapsed_ns, 0)) / 1e9;
     const double bytes_per_second = static_cast<double>(bits_per_second) / 8.0;
-    const double burst = std::max(bytes_per_second * kBurstSeconds, static_cast<double>(kMinBurstBytes));
     const auto moved = static_cast<double>(bytes);
-    if (bits_per_second != 0 && moved > bytes_per_second * kRateMargin * seconds + burst) {
+    if (bits_per_second != 0 && moved > bytes_per_second * kRateMargin * seconds + burst_bytes()) {
         return refuse(proto::error_code::limit_exceeded,
                       "the data arrived faster than this server's cap of " +
                           units::format_bits_per_second(static_cast<double>(bits_per_second)) +
                           " for this test (" + units::format_bytes(bytes) + " in " + format_seconds(seconds) +
                           ")");
     }
-    if (max_bytes != 0 && moved > static_cast<double>(max_bytes) * kRateMargin + burst) {
+    if (max_bytes != 0 && moved > static_cast<double>(max_bytes) * kRateMargin) {
         return refuse(proto::error_code::limit_exceeded, "the test moved more than this server's cap of " +
                                                              units::format_bytes(max_bytes) + " per test");
     }

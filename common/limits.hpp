@@ -16,6 +16,10 @@ struct server_limits {
     std::uint32_t min_interval_ms = 100;  // shorter report intervals are refused (0 = no intervals is fine)
     std::uint64_t max_bitrate = 0;        // bits/s for what the server sends; 0 = no cap
     std::uint64_t max_bytes = 0;          // payload bytes one test may move (warm-up included); 0 = no cap
+    // The slowest paced test (-b) the server runs, bits/s (0 = any): a test paced at a trickle would hold a
+    // session slot for next to nothing. 100 kbit/s is below the slowest ADSL uploads (128 kbit/s) and EDGE,
+    // so no real link is kept from measuring; unpaced tests (bitrate 0) are never refused by it.
+    std::uint64_t min_bitrate = 100'000;
     std::uint32_t max_tests_per_session = 8;
     // UDP has no congestion control of its own: a public server caps each UDP test (both directions) unless
     // the operator says otherwise (--max-bitrate sets both caps; 0 = no cap).
@@ -54,18 +58,23 @@ std::int64_t stall_timeout_ns(std::uint64_t bits_per_second, std::uint16_t strea
 
 // What a running test may move, checked by the server against the bytes it receives (upload) or that the
 // client acknowledged (download). The sender is expected to pace at `bits_per_second`; the budget allows
-// kRateMargin above that rate plus a burst of kBurstSeconds at the rate (at least kMinBurstBytes), and in
-// total at most max_bytes × kRateMargin plus that burst.
+// kRateMargin above that rate plus a burst (burst_bytes(): kBurstSeconds at the rate, at most kBurstShare of
+// max_bytes, at least kMinBurstBytes), and in total at most max_bytes × kRateMargin, burst or not, so that
+// the byte cap holds within 1.25x whatever the test's length.
 struct test_budget {
     static constexpr double kRateMargin = 1.25;
     static constexpr double kBurstSeconds = 1.0;
     static constexpr std::uint64_t kMinBurstBytes = 256 * 1024;
+    static constexpr double kBurstShare = 0.25;
 
     std::uint64_t bits_per_second = 0;  // 0 = no rate cap
     std::uint64_t max_bytes = 0;        // 0 = no byte cap
 
     static test_budget for_test(const proto::test_request& request, const server_limits& limits);
     bool unlimited() const { return bits_per_second == 0 && max_bytes == 0; }
+    // The burst the rate check allows on top of the rate: max(kMinBurstBytes, min(kBurstSeconds at the rate,
+    // kBurstShare × max_bytes)); without a byte cap, max(kMinBurstBytes, kBurstSeconds at the rate).
+    double burst_bytes() const;
     // The refusal once `bytes` moved in `elapsed_ns` since the test's data started exceed the budget.
     std::optional<proto::error> check(std::int64_t elapsed_ns, std::uint64_t bytes) const;
 };

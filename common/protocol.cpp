@@ -191,11 +191,18 @@ payload_result decode_welcome(wire::reader& in) {
 
 payload_result decode_error(wire::reader& in) {
     error m;
-    m.code = static_cast<error_code>(in.u16());
+    const std::uint16_t code = in.u16();
     m.message = in.string16(kMaxErrorMessageLength);
     if (!in.ok()) {
         return payload_error{"truncated or oversized ERROR"};
     }
+    // Only the codes this version defines: a peer's number must not reach a switch or a log as an enum value
+    // that has no name.
+    if (code < static_cast<std::uint16_t>(error_code::protocol_error) ||
+        code > static_cast<std::uint16_t>(error_code::shutting_down)) {
+        return payload_error{"ERROR has an unknown code " + std::to_string(code)};
+    }
+    m.code = static_cast<error_code>(code);
     return m;
 }
 

@@ -12,6 +12,9 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+
+#include "common/congestion_list.hpp"
 
 namespace speed::net {
 namespace {
@@ -34,9 +37,19 @@ std::error_code set_no_delay(int fd) {
     return set_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);
 }
 
+bool congestion_allowed(const std::string& algorithm) {
+    std::ifstream file("/proc/sys/net/ipv4/tcp_allowed_congestion_control");
+    std::string list;
+    std::getline(file, list);  // one line; unreadable (not Linux) leaves it empty: nothing is allowed
+    return congestion_listed(list, algorithm);
+}
+
 std::error_code set_congestion(int fd, const std::string& algorithm) {
     if (algorithm.empty()) {
         return {};
+    }
+    if (!congestion_allowed(algorithm)) {
+        return std::make_error_code(std::errc::operation_not_permitted);
     }
 #ifdef TCP_CONGESTION
     if (::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, algorithm.data(),

@@ -13,8 +13,12 @@ namespace speed::net {
 
 // Disables Nagle so a small probe leaves at once.
 std::error_code set_no_delay(int fd);
-// Linux TCP_CONGESTION; "" leaves the system default.
+// Linux TCP_CONGESTION; "" leaves the system default. Only names in the kernel's
+// tcp_allowed_congestion_control are set (operation_not_permitted otherwise): a privileged process would
+// make the kernel load a module for any other name it is given.
 std::error_code set_congestion(int fd, const std::string& algorithm);
+// Whether `algorithm` is in /proc/sys/net/ipv4/tcp_allowed_congestion_control.
+bool congestion_allowed(const std::string& algorithm);
 // The congestion control the socket actually uses ("" where unknown).
 std::string congestion_of(int fd);
 // Whether this host offers `algorithm` ("" always works), and what a new TCP socket gets by default.

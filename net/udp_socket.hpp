@@ -17,8 +17,9 @@
 namespace speed::net {
 
 // Receive and send buffers, GRO, socket overflow counting and kernel receive timestamps: each best effort
-// (a kernel without GRO just hands over one datagram per message).
-void configure_udp_data_socket(int fd);
+// (a kernel without GRO just hands over one datagram per message). Returns the receive buffer the kernel
+// granted, bytes of data (0 if unknown): at most net.core.rmem_max, since the *FORCE options are not used.
+int configure_udp_data_socket(int fd);
 // SO_REUSEPORT, so per-flow sockets can share the listener's port.
 std::error_code set_reuse_port(int fd);
 // Sends one small datagram (handshake, feedback, probe) on a connected socket; never blocks.

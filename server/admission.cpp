@@ -11,8 +11,18 @@ namespace {
 constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 constexpr unsigned kMappedPrefixBits = 96;
 
+// Aggregate networks: an IPv4 /24 (in mapped form), an IPv6 /56 and /48.
+constexpr unsigned kIpv4NetworkBits = kMappedPrefixBits + 24;
+constexpr unsigned kIpv6SubscriberBits = 56;
+constexpr unsigned kIpv6SiteBits = 48;
+
 bool is_ipv4_mapped(const std::array<std::uint8_t, 16>& bytes) {
     return std::equal(kMappedPrefix.begin(), kMappedPrefix.end(), bytes.begin());
+}
+
+// 2002:AABB:CCDD::/48, the 6to4 prefix of the IPv4 address AA.BB.CC.DD (RFC 3056).
+bool is_6to4(const std::array<std::uint8_t, 16>& bytes) {
+    return bytes[0] == 0x20 && bytes[1] == 0x02;
 }
 
 // Clears every bit after the first `bits` of `bytes`.
@@ -64,6 +74,11 @@ host_key make_host_key(std::span<const std::uint8_t> address, const admission_li
         std::copy(address.begin(), address.end(), key.bytes.begin() + 12);
     } else if (address.size() == 16) {
         std::copy(address.begin(), address.end(), key.bytes.begin());
+        if (is_6to4(key.bytes)) {
+            const std::array<std::uint8_t, 4> embedded{key.bytes[2], key.bytes[3], key.bytes[4],
+                                                       key.bytes[5]};
+            return make_host_key(embedded, limits);
+        }
     } else {
         return key;  // not an IP address: every such peer is one "host" (the all-zero key)
     }
@@ -74,6 +89,30 @@ host_key make_host_key(std::span<const std::uint8_t> address, const admission_li
     }
     mask(key.bytes, key.prefix_bits);
     return key;
+}
+
+host_networks networks_of(const host_key& host) {
+    host_networks networks;
+    const auto add = [&](unsigned bits) {
+        if (host.prefix_bits < bits) {
+            return;  // the host prefix itself is this wide or wider: the per-host cap already covers it
+        }
+        host_key network = host;
+        network.prefix_bits = bits;
+        mask(network.bytes, bits);
+        networks.keys[networks.count++] = network;
+    };
+    if (is_ipv4_mapped(host.bytes)) {
+        add(kIpv4NetworkBits);
+    } else {
+        add(kIpv6SubscriberBits);
+        add(kIpv6SiteBits);
+    }
+    return networks;
+}
+
+std::size_t admission_limits::handshakes_reserved() const {
+    return std::min(reserved_handshakes.value_or(max_handshakes / 4), max_handshakes);
 }
 
 admission_control::slot::slot(slot&& other) noexcept
@@ -97,8 +136,12 @@ void admission_control::slot::release() {
 
 admission_control::decision admission_control::try_enter(stage which, const host_key& host) {
     const bool handshake = which == stage::handshake;
-    const std::size_t global_cap = handshake ? limits_.max_handshakes : limits_.max_sessions;
+    std::size_t global_cap = handshake ? limits_.max_handshakes : limits_.max_sessions;
     const std::size_t host_cap = handshake ? limits_.max_handshakes_per_host : limits_.max_sessions_per_host;
+    const bool has_session = count(stage::session, host) > 0;
+    if (handshake && !has_session) {
+        global_cap -= limits_.handshakes_reserved();
+    }
     decision result;
     if (count(which) >= global_cap) {
         result.refusal = handshake ? "the server is busy (too many connections being set up); try again later"
@@ -113,42 +156,73 @@ admission_control::decision admission_control::try_enter(stage which, const host
                             (host_cap == 1 ? "" : "s") + " from " + host.to_string() + "; try again later";
         return result;
     }
-    auto& counts = per_host_[host];
-    if (handshake) {
-        ++counts.handshakes;
-        ++handshakes_;
-    } else {
-        ++counts.sessions;
-        ++sessions_;
+    const host_networks networks = networks_of(host);
+    for (std::size_t i = 0; i < networks.count; ++i) {
+        const host_key& network = networks.keys[i];
+        const std::size_t cap = network_cap(which, network);
+        if (count_in_network(which, network) >= cap) {
+            result.refusal =
+                handshake
+                    ? "too many connections being set up from " + network.to_string() + "; try again later"
+                    : "the server already runs " + std::to_string(cap) + " test" + (cap == 1 ? "" : "s") +
+                          " from " + network.to_string() + "; try again later";
+            return result;
+        }
     }
+    ++per_host_[host].of(which);
+    for (std::size_t i = 0; i < networks.count; ++i) {
+        ++per_network_[networks.keys[i]].of(which);
+    }
+    ++(handshake ? handshakes_ : sessions_);
     result.granted = slot(this, which, host);
     return result;
 }
 
+std::size_t admission_control::network_cap(stage which, const host_key& network) const {
+    if (which == stage::handshake) {
+        return limits_.max_handshakes_per_network;
+    }
+    switch (network.prefix_bits) {
+        case kIpv4NetworkBits:
+            return limits_.max_sessions_per_ipv4_24;
+        case kIpv6SubscriberBits:
+            return limits_.max_sessions_per_ipv6_56;
+        default:
+            return limits_.max_sessions_per_ipv6_48;
+    }
+}
+
 std::size_t admission_control::count(stage which, const host_key& host) const {
     auto it = per_host_.find(host);
-    if (it == per_host_.end()) {
-        return 0;
+    return it == per_host_.end() ? 0 : it->second.of(which);
+}
+
+std::size_t admission_control::count_in_network(stage which, const host_key& network) const {
+    auto it = per_network_.find(network);
+    return it == per_network_.end() ? 0 : it->second.of(which);
+}
+
+void admission_control::decrement(count_table& table, stage which, const host_key& key) {
+    auto it = table.find(key);
+    if (it == table.end()) {
+        return;
     }
-    return which == stage::handshake ? it->second.handshakes : it->second.sessions;
+    --it->second.of(which);
+    if (it->second.handshakes == 0 && it->second.sessions == 0) {
+        table.erase(it);
+    }
 }
 
 void admission_control::leave(stage which, const host_key& host) {
-    auto it = per_host_.find(host);
-    if (it == per_host_.end()) {
+    if (per_host_.find(host) == per_host_.end()) {
         return;
     }
-    auto& counts = it->second;
-    if (which == stage::handshake) {
-        --counts.handshakes;
-        --handshakes_;
-    } else {
-        --counts.sessions;
-        --sessions_;
+    decrement(per_host_, which, host);
+    const host_networks networks = networks_of(host);
+    for (std::size_t i = 0; i < networks.count; ++i) {
+        decrement(per_network_, which, networks.keys[i]);
     }
-    if (counts.handshakes == 0 && counts.sessions == 0) {
-        per_host_.erase(it);
-    }
+    --(which == stage::handshake ? handshakes_ : sessions_);
 }
 
 }  // namespace speed::server

@@ -6,7 +6,14 @@
 //  - session: a control connection past its HELLO, until the session ends.
 // A host is the client's address cut to a prefix: /32 (one address) or e.g. /24 for IPv4, /64 for IPv6 (one
 // subscriber's network: a single IPv6 host can pick any address in its /64 at will). IPv4-mapped IPv6
-// addresses (a dual-stack listener's view of an IPv4 client) count as IPv4.
+// addresses (a dual-stack listener's view of an IPv4 client) count as IPv4, and so do 6to4 addresses
+// (2002:AABB:CCDD::/48 belongs to the IPv4 host AA.BB.CC.DD, which would otherwise hold 65,536 /64s).
+//
+// Besides the per-host caps, every host belongs to networks with aggregate caps of their own, so that many
+// cheap addresses of one operator cannot hold the whole server: an IPv4 /24, and for IPv6 the /56 and the /48
+// (the prefixes ISPs delegate to one subscriber or site). Part of the handshake pool is kept for hosts that
+// already run a session, so that a handshake flood from elsewhere cannot shut out their data and probe
+// connections.
 //
 // Pure bookkeeping, no sockets or clocks, used on the server's control thread only (no locks).
 #pragma once
@@ -29,6 +36,14 @@ struct admission_limits {
     std::size_t max_handshakes_per_host = 16;
     unsigned ipv4_prefix_bits = 32;  // 8..32
     unsigned ipv6_prefix_bits = 64;  // 16..128
+    // Aggregate caps over the networks a host is in (docs/operations.md explains the defaults).
+    std::size_t max_sessions_per_ipv4_24 = 16;
+    std::size_t max_sessions_per_ipv6_56 = 8;
+    std::size_t max_sessions_per_ipv6_48 = 16;
+    std::size_t max_handshakes_per_network = 64;  // per IPv4 /24, IPv6 /56 and IPv6 /48 alike
+    // Handshakes only hosts with a live session may use; nothing = a quarter of max_handshakes.
+    std::optional<std::size_t> reserved_handshakes;
+    std::size_t handshakes_reserved() const;
 };
 
 // A client address cut to its host prefix. IPv4 is kept in IPv4-mapped form (::ffff:a.b.c.d).
@@ -46,6 +61,14 @@ struct host_key_hash {
 
 // The host of `address` (4 bytes for IPv4, 16 for IPv6) under the limits' prefixes.
 host_key make_host_key(std::span<const std::uint8_t> address, const admission_limits& limits);
+
+// The networks with aggregate caps that `host` is in: its IPv4 /24, or its IPv6 /56 and /48 (fewer when the
+// host prefix is already as short).
+struct host_networks {
+    std::array<host_key, 2> keys{};
+    std::size_t count = 0;
+};
+host_networks networks_of(const host_key& host);
 
 class admission_control {
   public:
@@ -92,20 +115,29 @@ class admission_control {
 
     std::size_t count(stage which) const { return which == stage::handshake ? handshakes_ : sessions_; }
     std::size_t count(stage which, const host_key& host) const;
+    // Counts of a network from networks_of().
+    std::size_t count_in_network(stage which, const host_key& network) const;
     // Hosts with at least one connection in either stage (bounded by the caps: no state outlives its slots).
     std::size_t tracked_hosts() const { return per_host_.size(); }
+    std::size_t tracked_networks() const { return per_network_.size(); }
 
   private:
     struct host_counts {
         std::size_t handshakes = 0;
         std::size_t sessions = 0;
+        std::size_t& of(stage which) { return which == stage::handshake ? handshakes : sessions; }
+        std::size_t of(stage which) const { return which == stage::handshake ? handshakes : sessions; }
     };
+    using count_table = std::unordered_map<host_key, host_counts, host_key_hash>;
+    std::size_t network_cap(stage which, const host_key& network) const;
     void leave(stage which, const host_key& host);
+    static void decrement(count_table& table, stage which, const host_key& key);
 
     admission_limits limits_;
     std::size_t handshakes_ = 0;
     std::size_t sessions_ = 0;
-    std::unordered_map<host_key, host_counts, host_key_hash> per_host_;
+    count_table per_host_;
+    count_table per_network_;
 };
 
 }  // namespace speed::server

@@ -24,6 +24,9 @@ struct server_config {
     std::chrono::milliseconds handshake_timeout{5'000};
     // A session waits this long for its next test request.
     std::chrono::milliseconds idle_timeout{30'000};
+    // A session ends this long after its HELLO, whatever it does: the default fits speedcli's tests many
+    // times over, and 8 tests (--max-tests-per-session) of a minute each with a warm-up of up to 15 s.
+    std::chrono::milliseconds max_session_time{600'000};
     // A test whose data stops moving for this long (client stopped reading or sending) is ended.
     std::chrono::milliseconds stall_timeout{10'000};
     server_limits limits;

@@ -3,6 +3,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <asio/io_context.hpp>
@@ -145,6 +146,45 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 1000));
     app.add_option("--auth-keys", auth_keys_path,
                    "Require authentication with the named keys in FILE ('NAME HEX-SECRET' lines, mode 0600)");
+    // Session lifetime, minimum bitrate, aggregate admission caps, root (docs/operations.md).
+    double max_session_seconds = std::chrono::duration<double>(config.max_session_time).count();
+    std::string min_bitrate_text = "100k";
+    std::size_t reserved_handshakes = 0;
+    bool allow_root = false;
+    app.add_option("--max-session-time", max_session_seconds,
+                   "Seconds after which a session ends, whatever it does (tests that would not finish by "
+                   "then are refused)")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 86400.0));
+    app.add_option("--min-bitrate", min_bitrate_text,
+                   "Slowest paced test (-b) the server runs, bits/s (100k, 1M; 0 = any); unpaced tests are "
+                   "always allowed")
+        ->capture_default_str();
+    app.add_option("--max-sessions-per-ipv4-24", admission.max_sessions_per_ipv4_24,
+                   "Sessions served at once from one IPv4 /24, all its hosts together")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    app.add_option("--max-sessions-per-ipv6-56", admission.max_sessions_per_ipv6_56,
+                   "Sessions served at once from one IPv6 /56 (a subscriber's delegation)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    app.add_option("--max-sessions-per-ipv6-48", admission.max_sessions_per_ipv6_48,
+                   "Sessions served at once from one IPv6 /48 (a site)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    app.add_option("--max-handshakes-per-network", admission.max_handshakes_per_network,
+                   "Connections being set up at once from one IPv4 /24, IPv6 /56 or IPv6 /48")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000000));
+    auto* reserved_option =
+        app.add_option("--reserved-handshakes", reserved_handshakes,
+                       "Of --max-handshakes, how many only hosts with a live session may use (their data "
+                       "and probe connections); default: a quarter")
+            ->check(CLI::Range(0, 1000000));
+    app.add_flag(
+        "--allow-root", allow_root,
+        "Run even as root (speedsrv needs no privilege; root lets clients' requests reach the kernel "
+        "with it)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -153,8 +193,8 @@ int main(int argc, char** argv) {
         return app.exit(e) == 0 ? 0 : kExitUsage;
     }
     // CLI::Range lets NaN through (every comparison with it is false).
-    for (const double seconds :
-         {max_duration_seconds, handshake_timeout_seconds, idle_timeout_seconds, stall_timeout_seconds}) {
+    for (const double seconds : {max_duration_seconds, handshake_timeout_seconds, idle_timeout_seconds,
+                                 stall_timeout_seconds, max_session_seconds}) {
         if (!std::isfinite(seconds)) {
             std::fprintf(stderr, "speedsrv: durations must be finite numbers of seconds\n");
             return kExitUsage;
@@ -171,6 +211,27 @@ int main(int argc, char** argv) {
     if (!max_bytes) {
         std::fprintf(stderr, "speedsrv: --max-bytes: %s\n", error.c_str());
         return kExitUsage;
+    }
+    auto min_bitrate = speed::units::parse_bits_per_second(min_bitrate_text, &error);
+    if (!min_bitrate) {
+        std::fprintf(stderr, "speedsrv: --min-bitrate: %s\n", error.c_str());
+        return kExitUsage;
+    }
+    config.limits.min_bitrate = static_cast<std::uint64_t>(std::llround(*min_bitrate));
+    config.max_session_time = seconds_to_ms(max_session_seconds);
+    if (reserved_option->count() > 0) {
+        if (reserved_handshakes >= admission.max_handshakes) {
+            std::fprintf(stderr, "speedsrv: --reserved-handshakes must be below --max-handshakes\n");
+            return kExitUsage;
+        }
+        admission.reserved_handshakes = reserved_handshakes;
+    }
+    if (::geteuid() == 0 && !allow_root) {
+        std::fprintf(stderr,
+                     "speedsrv: refusing to run as root: it needs no privilege, and as root a client's "
+                     "congestion-control name could make the kernel load a module. Run it as an unprivileged "
+                     "user (dist/speedsrv.service does), or pass --allow-root\n");
+        return kExitStartupFailure;
     }
     if (max_bitrate_option->count() > 0) {
         config.limits.max_bitrate = static_cast<std::uint64_t>(std::llround(*max_bitrate));

@@ -12,9 +12,11 @@
 
 #include <array>
 
+#include "common/peer_text.hpp"
 #include "net/errors.hpp"
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
+#include "net/udp_socket.hpp"
 #include "server/probe_echo.hpp"
 #include "server/session.hpp"
 
@@ -50,6 +52,21 @@ std::vector<std::uint8_t> address_bytes(const asio::ip::address& address) {
     return {bytes.begin(), bytes.end()};
 }
 
+// Data and probe connections must come from their session's control address: the token travels in clear
+// text, and an on-path observer must not be able to attach streams to someone else's session.
+constexpr const char* kForeignConnection =
+    "this connection does not come from the address of its session's control connection";
+
+// Whether two peers are the same host address (an IPv4 client seen as IPv4-mapped IPv6 or not).
+bool same_address(const tcp::endpoint& a, const tcp::endpoint& b) {
+    const auto normal = [](const asio::ip::address& address) {
+        return address.is_v6() && address.to_v6().is_v4_mapped()
+                   ? asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()))
+                   : address;
+    };
+    return normal(a.address()) == normal(b.address());
+}
+
 // The cheap "busy" answer for a connection refused at accept: discard what the client may have sent already,
 // one non-blocking write of an ERROR frame (a fresh socket's send buffer always has room for it), close.
 // No coroutine, no timer, no read of the HELLO.
@@ -77,7 +94,8 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
                                                       "HELLO", proto::kMaxHelloPayload);
     } catch (const net::session_error& e) {
         log_limited(*context, log_kind::handshake, spdlog::level::info,
-                    "connection from {} dropped during handshake: {}", fmt::streamed(peer), e.what());
+                    "connection from {} dropped during handshake: {}", fmt::streamed(peer),
+                    escape_for_log(e.what()));
         refusal = proto::error{e.code(), e.what()};
     }
     handshake.release();
@@ -95,6 +113,18 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
         co_return;
     }
 
+    // The session a data or probe connection names, if it is live and the connection comes from its address.
+    std::shared_ptr<session> s;
+    if (hello.kind != proto::connection_kind::control) {
+        s = context->sessions.find(hello.token);
+        if (s && !same_address(s->peer(), peer)) {
+            s->note_foreign_connection(hello.kind == proto::connection_kind::data ? "data" : "probe", peer);
+            s.reset();
+            const std::string reason = kForeignConnection;
+            co_await channel.send_error_quietly(proto::error_code::unknown_session, reason);
+            co_return;
+        }
+    }
     switch (hello.kind) {
         case proto::connection_kind::control: {
             if (context->shutting_down) {
@@ -110,13 +140,13 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
                 co_return;
             }
             watch_liveness(channel.socket());
-            auto s = std::make_shared<session>(context, std::move(channel), peer, hello.software,
-                                               std::move(admitted.granted));
-            co_await session::run(std::move(s));
+            auto created = std::make_shared<session>(context, std::move(channel), peer, hello.software,
+                                                     std::move(admitted.granted));
+            co_await session::run(std::move(created));
             co_return;
         }
         case proto::connection_kind::data: {
-            if (auto s = context->sessions.find(hello.token)) {
+            if (s) {
                 s->attach_data(hello, channel.release_socket());
             } else {
                 log_limited(*context, log_kind::stray_connection, spdlog::level::debug,
@@ -125,7 +155,6 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
             co_return;
         }
         case proto::connection_kind::probe: {
-            auto s = context->sessions.find(hello.token);
             if (!s) {
                 log_limited(*context, log_kind::stray_connection, spdlog::level::debug,
                             "probe connection from {} names no live session; closed", fmt::streamed(peer));
@@ -250,6 +279,15 @@ void server::start() {
             udp_->listen(asio::ip::udp::endpoint(local.address(), local.port()));
         }
         context_->udp = udp_.get();
+        // What each UDP flow's receive buffer gets (net.core.rmem_max caps it), for operators sizing fast
+        // tests.
+        asio::ip::udp::socket probe(context_->control_context);
+        asio::error_code ec;
+        probe.open(asio::ip::udp::v4(), ec);
+        if (!ec) {
+            spdlog::info("udp: receive buffers of {} KiB per flow (net.core.rmem_max caps them)",
+                         net::configure_udp_data_socket(probe.native_handle()) / 1024);
+        }
     }
     for (auto& acceptor : acceptors_) {
         asio::co_spawn(context_->control_context, accept_loop(context_, *acceptor),

@@ -9,6 +9,7 @@
 
 #include "common/limits.hpp"
 #include "common/measurement.hpp"
+#include "common/peer_text.hpp"
 #include "common/progress_watchdog.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
@@ -28,8 +29,10 @@ namespace {
 constexpr auto kStreamSetupTimeout = 5s;
 // How long after STREAMS_READY the first payload byte may take (slow start on a long path, a busy sender).
 constexpr auto kFirstByteTimeout = 5s;
-// Slack on top of the test's own length before a sender gives up waiting for STOP.
-constexpr auto kStopGrace = 5s;
+// With a byte cap, a download's sender stops once it has sent this share of --max-bytes at its pace (the
+// pace fits max_bytes into the test, so the client's window has all its data by then), STOP or not: the cap
+// then holds within the 1.25x the docs promise even for a client that never sends STOP.
+constexpr double kSendCutoffShare = 1.1;
 // How long closing streams and exchanging final reports may take; also every write's deadline.
 constexpr auto kResultsTimeout = 5s;
 // How often a sender checks its progress watchdog and budget while it waits for STOP.
@@ -41,8 +44,6 @@ session_timeouts timeouts_of(const server_config& config) {
     session_timeouts timeouts;
     timeouts.auth = config.handshake_timeout;
     timeouts.idle = config.idle_timeout;
-    timeouts.stop_slack =
-        std::chrono::duration_cast<std::chrono::milliseconds>(kFirstByteTimeout + kStopGrace);
     timeouts.results = std::chrono::duration_cast<std::chrono::milliseconds>(kResultsTimeout);
     return timeouts;
 }
@@ -102,8 +103,9 @@ session::session(std::shared_ptr<server_context> context, net::control_channel c
       admission_(std::move(admission)),
       channel_(std::move(channel)),
       peer_(std::move(peer)),
-      client_software_(std::move(client_software)),
+      client_software_(escape_for_log(client_software)),
       token_(make_session_token()),
+      ends_at_(clock::now() + context_->config.max_session_time),
       protocol_(context_->config.limits, timeouts_of(context_->config), context_->config.auth_keys.get(),
                 make_nonce()) {}
 
@@ -146,6 +148,10 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     self->channel_.socket().close(ignored);
     self->admission_.release();
     const double seconds = std::chrono::duration<double>(clock::now() - started).count();
+    if (self->foreign_connections_ > 0) {
+        self->summaries_.push_back(fmt::format("{} data or probe connections from another address refused",
+                                               self->foreign_connections_));
+    }
     std::string tests;
     for (const auto& summary : self->summaries_) {
         tests += "; " + summary;
@@ -153,7 +159,7 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     const std::string key = self->protocol_.key_name().empty() ? "" : ", key " + self->protocol_.key_name();
     log_limited(ctx, log_kind::session, spdlog::level::info,
                 "session {} from {} ended after {:.1f} s{}, {}{}", id, fmt::streamed(self->peer_), seconds,
-                key, outcome, tests.empty() ? "; no tests" : tests);
+                key, escape_for_log(outcome), tests.empty() ? "; no tests" : tests);
 }
 
 void session::abort() {
@@ -165,6 +171,21 @@ void session::abort() {
     }
     close_probes();
     end_udp();
+}
+
+session_error session::lifetime_over() const {
+    return session_error(
+        proto::error_code::timeout,
+        fmt::format(
+            "this server ends sessions after {} s (--max-session-time); open a new session",
+            std::chrono::duration_cast<std::chrono::seconds>(context_->config.max_session_time).count()));
+}
+
+void session::note_foreign_connection(std::string_view kind, const asio::ip::tcp::endpoint& from) {
+    ++foreign_connections_;
+    log_limited(*context_, log_kind::stray_connection, spdlog::level::info,
+                "session {}: {} connection from {} refused: its control connection comes from {}",
+                proto::token_prefix(token_), kind, fmt::streamed(from), fmt::streamed(peer_));
 }
 
 std::int64_t session::stall_timeout_for(const proto::test_request& request) const {
@@ -195,8 +216,17 @@ std::shared_ptr<probe_connection> session::attach_probe(asio::ip::tcp::socket so
 }
 
 asio::awaitable<session_step> session::next_step() {
-    const auto deadline = clock::now() + protocol_.read_timeout();
-    auto msg = co_await channel_.read_unless_closed(deadline, protocol_.awaiting());
+    const auto phase_deadline = clock::now() + protocol_.read_timeout();
+    const bool lifetime_first = ends_at_ < phase_deadline;
+    std::optional<proto::message> msg;
+    try {
+        msg = co_await channel_.read_unless_closed(std::min(phase_deadline, ends_at_), protocol_.awaiting());
+    } catch (const session_error& e) {
+        if (lifetime_first && e.code() == proto::error_code::timeout) {
+            throw lifetime_over();
+        }
+        throw;
+    }
     session_step step = msg ? protocol_.on_message(*msg) : protocol_.on_closed();
     if (step.what == session_step::kind::end_session) {
         failure_detail_ = step.log_detail;
@@ -220,9 +250,15 @@ asio::awaitable<void> session::serve_tests() {
                 break;
             case session_step::kind::read_more:
                 break;
-            case session_step::kind::start_test:
+            case session_step::kind::start_test: {
+                const auto test_length = std::chrono::milliseconds(step.request.omit_ms) +
+                                         std::chrono::milliseconds(step.request.duration_ms);
+                if (clock::now() + test_length > ends_at_) {
+                    throw lifetime_over();
+                }
                 co_await run_test(step.request);
                 break;
+            }
             case session_step::kind::start_udp_echo:
                 co_await start_udp_echo();
                 break;
@@ -335,11 +371,39 @@ asio::awaitable<void> session::watch_sending_until_readable(active_test& test) {
     watchdog.start(net::now_ns(), test.group.acknowledged_bytes());
     const test_budget budget = test_budget::for_test(test.request, context_->config.limits);
     const std::int64_t started_ns = net::now_ns();
-    while (!co_await channel_.wait_readable(std::min(deadline, clock::now() + kWatchInterval))) {
+    // Far in the future without a byte cap.
+    auto cutoff = clock::time_point::max();
+    const std::uint64_t max_bytes = context_->config.limits.max_bytes;
+    const std::uint64_t bitrate = sender_bitrate(test.request, context_->config.limits);
+    const bool byte_capped = max_bytes != 0 && bitrate != 0;
+    if (byte_capped) {
+        const double cutoff_seconds =
+            kSendCutoffShare * static_cast<double>(max_bytes) * 8.0 / static_cast<double>(bitrate);
+        cutoff = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                    std::chrono::duration<double>(std::min(cutoff_seconds, 1e6)));
+    }
+    bool sending = true;
+    for (;;) {
+        // GCC 12: no initializer list inside a co_await expression.
+        const auto wake =
+            std::min(std::min(deadline, clock::now() + kWatchInterval), sending ? cutoff : deadline);
+        if (co_await channel_.wait_readable(wake)) {
+            co_return;
+        }
         if (clock::now() >= deadline) {
             throw session_error(proto::error_code::timeout, "timed out waiting for the client's STOP");
         }
         const std::uint64_t acknowledged = test.group.acknowledged_bytes();
+        if (sending && byte_capped &&
+            (clock::now() >= cutoff ||
+             static_cast<double>(acknowledged) >= kSendCutoffShare * static_cast<double>(max_bytes))) {
+            // The byte cap is spent: stop sending and keep waiting for the client's STOP.
+            test.group.stop_all();
+            sending = false;
+        }
+        if (!sending) {
+            continue;
+        }
         if (watchdog.stalled(net::now_ns(), acknowledged)) {
             throw session_error(
                 proto::error_code::timeout,

@@ -14,10 +14,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/protocol.hpp"
+#include "net/clock.hpp"
 #include "net/control_channel.hpp"
+#include "net/errors.hpp"
 #include "net/stream_group.hpp"
 #include "server/admission.hpp"
 #include "server/probe_echo.hpp"
@@ -44,6 +47,9 @@ class session : public std::enable_shared_from_this<session> {
     // A probe connection whose HELLO named this session: the probe connection to run, or null (socket
     // closed) when the session is not authenticated yet, has ended, or already has its probe connections.
     std::shared_ptr<probe_connection> attach_probe(asio::ip::tcp::socket socket);
+    // A data or probe connection with this session's token from another address than the control
+    // connection's: refused by the caller, counted and logged here.
+    void note_foreign_connection(std::string_view kind, const asio::ip::tcp::endpoint& from);
     // Ends the session from outside (server shutdown).
     void abort();
 
@@ -63,6 +69,8 @@ class session : public std::enable_shared_from_this<session> {
     asio::awaitable<void> watch_sending_until_readable(active_test& test);
     asio::awaitable<void> receive_upload(active_test& test);
     void close_probes();
+    // The error that ends a session at --max-session-time.
+    net::session_error lifetime_over() const;
     // --stall-timeout, stretched for very slowly paced tests (common/limits.hpp).
     std::int64_t stall_timeout_for(const proto::test_request& request) const;
 
@@ -79,8 +87,10 @@ class session : public std::enable_shared_from_this<session> {
     admission_control::slot admission_;  // declared after context_: given back before the context can go
     net::control_channel channel_;
     asio::ip::tcp::endpoint peer_;
-    std::string client_software_;
+    std::string client_software_;  // escaped for the log (the client chose it)
     proto::session_token token_;
+    net::clock::time_point ends_at_;  // --max-session-time after the session started
+    std::size_t foreign_connections_ = 0;
     session_protocol protocol_;
     std::uint32_t next_test_id_ = 1;
     std::unique_ptr<active_test> test_;

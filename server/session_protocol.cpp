@@ -1,5 +1,6 @@
 #include "server/session_protocol.hpp"
 
+#include <algorithm>
 #include <variant>
 
 namespace speed::server {
@@ -63,9 +64,11 @@ std::chrono::milliseconds session_protocol::read_timeout() const {
             return timeouts_.auth;
         case session_phase::idle:
             return timeouts_.idle;
-        case session_phase::sending:
-            return std::chrono::milliseconds(std::uint64_t{test_.omit_ms} + test_.duration_ms) +
-                   timeouts_.stop_slack;
+        case session_phase::sending: {
+            const std::chrono::milliseconds window(test_.duration_ms);
+            return std::chrono::milliseconds(test_.omit_ms) + window +
+                   std::max(window, timeouts_.least_stop_grace);
+        }
         default:
             return timeouts_.results;
     }
@@ -128,12 +131,16 @@ session_step session_protocol::on_message(const proto::message& msg) {
                 if (!limits_.udp) {
                     return fail(proto::error_code::unsupported, "this server does not offer UDP tests");
                 }
+                if (++tests_ > limits_.max_tests_per_session) {
+                    return too_many_tests();
+                }
                 session_step step;
                 step.what = session_step::kind::start_udp_echo;
                 return step;
             }
             if (const auto* request = std::get_if<proto::test_request>(&msg)) {
                 ++requests_;
+                ++tests_;
                 test_ = *request;
                 if (keys_ != nullptr) {
                     // Decide only once the TEST_AUTH that follows is read, so a refusal never leaves it
@@ -230,10 +237,8 @@ void session_protocol::end() {
 }
 
 session_step session_protocol::accept_request(const proto::test_request& request) {
-    if (requests_ > limits_.max_tests_per_session) {
-        return fail(proto::error_code::limit_exceeded, "this server runs at most " +
-                                                           std::to_string(limits_.max_tests_per_session) +
-                                                           " tests per session");
+    if (tests_ > limits_.max_tests_per_session) {
+        return too_many_tests();
     }
     if (auto refusal = validate_request(request, limits_)) {
         return fail(refusal->code, refusal->message);
@@ -244,6 +249,12 @@ session_step session_protocol::accept_request(const proto::test_request& request
     step.what = session_step::kind::start_test;
     step.request = request;
     return step;
+}
+
+session_step session_protocol::too_many_tests() {
+    return fail(proto::error_code::limit_exceeded,
+                "this server runs at most " + std::to_string(limits_.max_tests_per_session) +
+                    " tests per session (UDP echo requests count as tests)");
 }
 
 session_step session_protocol::fail(proto::error_code code, std::string message, std::string log_detail) {

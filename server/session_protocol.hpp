@@ -6,7 +6,8 @@
 //
 //   authenticating           AUTH_RESPONSE (only when the server has keys)            -> idle
 //   idle                     TEST_REQUEST                          -> test_authenticating or setting_up
-//                            UDP_ECHO_REQUEST (opens a UDP echo for UDP probes)       -> idle
+//                            UDP_ECHO_REQUEST (opens a UDP echo for UDP probes; counts as a test, so a
+//                            client cannot hold its session with echo requests alone)   -> idle
 //                            a clean close: the client is done                        -> ended
 //   test_authenticating      TEST_AUTH (only when the server has keys)                -> setting_up
 //   setting_up               nothing: the server sets up the data connections/flows   -> sending or receiving
@@ -45,10 +46,12 @@ std::string_view name_of(session_phase phase);
 
 // How long the client has for each frame the session waits for.
 struct session_timeouts {
-    std::chrono::milliseconds auth{5'000};         // AUTH_RESPONSE; TEST_AUTH after its TEST_REQUEST
-    std::chrono::milliseconds idle{30'000};        // the next TEST_REQUEST
-    std::chrono::milliseconds stop_slack{10'000};  // STOP: the test's warm-up + window, plus this
-    std::chrono::milliseconds results{5'000};      // SENDER_REPORT after the server's STOP
+    std::chrono::milliseconds auth{5'000};   // AUTH_RESPONSE; TEST_AUTH after its TEST_REQUEST
+    std::chrono::milliseconds idle{30'000};  // the next TEST_REQUEST
+    // STOP: the test's warm-up + window, plus the longer of this and the window. Bounded, so that a client
+    // that never sends STOP gets little more than the test it asked for.
+    std::chrono::milliseconds least_stop_grace{1'000};
+    std::chrono::milliseconds results{5'000};  // SENDER_REPORT after the server's STOP
 };
 
 // What the session does after a client frame.
@@ -100,6 +103,8 @@ class session_protocol {
     // The current (or last) accepted test.
     const proto::test_request& test() const { return test_; }
     std::uint32_t requests_received() const { return requests_; }
+    // Test requests and UDP echo requests so far: what --max-tests-per-session caps.
+    std::uint32_t tests_started() const { return tests_; }
     // Whether the client may open probe and data connections: authenticated, or no authentication needed.
     bool admitted() const { return keys_ == nullptr || !key_name_.empty(); }
     // The key the client proved it holds ("" without authentication).
@@ -108,6 +113,7 @@ class session_protocol {
   private:
     session_step accept_request(const proto::test_request& request);
     session_step fail(proto::error_code code, std::string message, std::string log_detail = {});
+    session_step too_many_tests();
     session_step unexpected(const proto::message& msg);
 
     server_limits limits_;
@@ -119,6 +125,7 @@ class session_protocol {
     const auth::key* key_ = nullptr;
     proto::test_request test_;
     std::uint32_t requests_ = 0;
+    std::uint32_t tests_ = 0;
 };
 
 }  // namespace speed::server

@@ -133,8 +133,10 @@ TEST_CASE("a key the server does not ask for is not used", "[integration][auth]"
 TEST_CASE("key files must be private and well formed", "[integration][auth]") {
     temp_dir dir;
     const auto open_to_all = dir.file("open", key_line("lab", kLabSecret), 0644);
-    const auto started =
-        run_process({speedsrv_path(), "--port", "0", "--auth-keys", open_to_all}, std::chrono::seconds(5));
+    std::vector<std::string> argv{speedsrv_path(), "--port", "0", "--auth-keys", open_to_all};
+    const auto root = speedsrv_root_args();
+    argv.insert(argv.end(), root.begin(), root.end());
+    const auto started = run_process(argv, std::chrono::seconds(5));
     CHECK(started.exit_code == kExitStartupFailure);
     CHECK_THAT(started.err, Catch::Contains("mode 0644") && Catch::Contains("chmod 600"));
 

@@ -25,6 +25,12 @@ std::string speedsrv_path() {
 std::string speedcli_path() {
     return SPEEDCLI_PATH;
 }
+std::vector<std::string> speedsrv_root_args() {
+    if (::geteuid() == 0) {
+        return {"--allow-root"};
+    }
+    return {};
+}
 
 namespace {
 
@@ -242,6 +248,8 @@ namespace {
 std::vector<std::string> server_command(const server_launch& launch) {
     std::vector<std::string> argv = launch.launcher;
     argv.insert(argv.end(), {speedsrv_path(), "--bind", launch.bind_address, "--port", "0"});
+    const auto root = speedsrv_root_args();
+    argv.insert(argv.end(), root.begin(), root.end());
     argv.insert(argv.end(), launch.extra_args.begin(), launch.extra_args.end());
     return argv;
 }

@@ -85,6 +85,9 @@ class server_process {
 
 // Paths of the binaries under test (set by CMake).
 std::string speedsrv_path();
+// speedsrv refuses to run as root without --allow-root; the tests run as root in CI. {"--allow-root"} when
+// this process is root, else nothing: put it on every speedsrv command line a test starts.
+std::vector<std::string> speedsrv_root_args();
 std::string speedcli_path();
 
 }  // namespace speed::testing

@@ -118,3 +118,159 @@ TEST_CASE("slots move, and no host state outlives its slots", "[admission]") {
     CHECK(admission.count(admission_control::stage::session) == 0);
     CHECK(admission.tracked_hosts() == 0);
 }
+
+namespace {
+
+std::array<std::uint8_t, 16> v6_in(std::uint8_t byte5, std::uint8_t byte6, std::uint8_t byte7) {
+    // 2001:db8:00BB:CCDD::1 with BB = byte5, CC = byte6, DD = byte7
+    return {0x20, 0x01, 0x0d, 0xb8, 0, byte5, byte6, byte7, 0, 0, 0, 0, 0, 0, 0, 1};
+}
+
+// Opens sessions from `host` until refused; returns how many were admitted (kept in `held`).
+std::size_t fill_sessions(admission_control& admission, const host_key& host,
+                          std::vector<admission_control::slot>& held) {
+    std::size_t admitted = 0;
+    for (int i = 0; i < 100; ++i) {
+        auto decision = admission.try_enter(admission_control::stage::session, host);
+        if (!decision.admitted()) {
+            break;
+        }
+        held.push_back(std::move(decision.granted));
+        ++admitted;
+    }
+    return admitted;
+}
+
+// Handshakes from 20 hosts of 203.0.113.0/24 (none with a session); returns how many were admitted.
+std::size_t flood_handshakes(admission_control& admission, std::vector<admission_control::slot>& held) {
+    std::size_t admitted = 0;
+    for (std::uint8_t last = 1; last <= 20; ++last) {
+        auto decision =
+            admission.try_enter(admission_control::stage::handshake,
+                                admission.host_of(std::array<std::uint8_t, 4>{203, 0, 113, last}));
+        if (decision.admitted()) {
+            held.push_back(std::move(decision.granted));
+            ++admitted;
+        }
+    }
+    return admitted;
+}
+
+}  // namespace
+
+TEST_CASE("6to4 addresses count as the IPv4 host they embed", "[admission]") {
+    // 2002:c000:0207:SUBNET::HOST is 192.0.2.7's 6to4 network.
+    const std::array<std::uint8_t, 16> a{0x20, 0x02, 0xc0, 0x00, 0x02, 0x07, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1};
+    const std::array<std::uint8_t, 16> b{0x20, 0x02, 0xc0, 0x00, 0x02, 0x07, 0xff, 0xff,
+                                         0,    0,    0,    0,    0,    0,    0,    9};
+    CHECK(v6(a) == v4({192, 0, 2, 7}));
+    CHECK(v6(b) == v4({192, 0, 2, 7}));
+    CHECK(v6(a).to_string() == "192.0.2.7");
+}
+
+TEST_CASE("networks with aggregate caps: IPv4 /24, IPv6 /56 and /48", "[admission]") {
+    const auto four = networks_of(v4({192, 0, 2, 7}));
+    REQUIRE(four.count == 1);
+    CHECK(four.keys[0].to_string() == "192.0.2.0/24");
+    const auto six = networks_of(v6(v6_in(0x12, 0x34, 0x56)));
+    REQUIRE(six.count == 2);
+    CHECK(six.keys[0].to_string() == "2001:db8:12:3400::/56");
+    CHECK(six.keys[1].to_string() == "2001:db8:12::/48");
+    // A host prefix wider than the network leaves nothing to aggregate.
+    CHECK(networks_of(v4({192, 0, 2, 7}, 16)).count == 0);
+}
+
+TEST_CASE("sessions per IPv4 /24 are capped across its hosts", "[admission]") {
+    admission_limits limits;
+    limits.max_sessions_per_host = 2;
+    limits.max_sessions_per_ipv4_24 = 5;
+    admission_control admission(limits);
+    std::vector<admission_control::slot> held;
+    CHECK(fill_sessions(admission, admission.host_of(std::array<std::uint8_t, 4>{192, 0, 2, 1}), held) == 2);
+    CHECK(fill_sessions(admission, admission.host_of(std::array<std::uint8_t, 4>{192, 0, 2, 2}), held) == 2);
+    const auto third = admission.host_of(std::array<std::uint8_t, 4>{192, 0, 2, 3});
+    auto fifth = admission.try_enter(admission_control::stage::session, third);
+    CHECK(fifth.admitted());
+    const auto refused = admission.try_enter(admission_control::stage::session, third);
+    CHECK_FALSE(refused.admitted());
+    CHECK_THAT(refused.refusal, Catch::Contains("already runs 5 tests from 192.0.2.0/24"));
+    // The next /24 is another network.
+    CHECK(admission
+              .try_enter(admission_control::stage::session,
+                         admission.host_of(std::array<std::uint8_t, 4>{192, 0, 3, 1}))
+              .admitted());
+}
+
+TEST_CASE("sessions per IPv6 /56 and per /48 are capped across their /64s", "[admission]") {
+    admission_limits limits;
+    limits.max_sessions_per_host = 2;
+    limits.max_sessions_per_ipv6_56 = 3;
+    limits.max_sessions_per_ipv6_48 = 5;
+    admission_control admission(limits);
+    std::vector<admission_control::slot> held;
+    // Two /64s of one /56 (2001:db8:1:100::/56): 3 sessions in all.
+    CHECK(fill_sessions(admission, admission.host_of(v6_in(1, 1, 0)), held) == 2);
+    auto third = admission.try_enter(admission_control::stage::session, admission.host_of(v6_in(1, 1, 0xff)));
+    REQUIRE(third.admitted());
+    held.push_back(std::move(third.granted));
+    const auto full_56 =
+        admission.try_enter(admission_control::stage::session, admission.host_of(v6_in(1, 1, 2)));
+    CHECK_FALSE(full_56.admitted());
+    CHECK_THAT(full_56.refusal, Catch::Contains("from 2001:db8:1:100::/56"));
+    // Another /56 of the same /48 takes the /48 to its cap of 5.
+    CHECK(fill_sessions(admission, admission.host_of(v6_in(1, 2, 0)), held) == 2);
+    const auto full_48 =
+        admission.try_enter(admission_control::stage::session, admission.host_of(v6_in(1, 3, 0)));
+    CHECK_FALSE(full_48.admitted());
+    CHECK_THAT(full_48.refusal, Catch::Contains("from 2001:db8:1::/48"));
+    // Another /48 is free.
+    CHECK(
+        admission.try_enter(admission_control::stage::session, admission.host_of(v6_in(2, 0, 0))).admitted());
+    held.clear();
+    CHECK(admission.tracked_networks() == 0);
+    CHECK(admission.tracked_hosts() == 0);
+}
+
+TEST_CASE("handshakes per network are capped across its hosts", "[admission]") {
+    admission_limits limits;
+    limits.max_handshakes_per_host = 2;
+    limits.max_handshakes_per_network = 3;
+    admission_control admission(limits);
+    std::vector<admission_control::slot> held;
+    for (const std::uint8_t last : std::array<std::uint8_t, 3>{1, 1, 2}) {
+        auto decision = admission.try_enter(admission_control::stage::handshake,
+                                            admission.host_of(std::array<std::uint8_t, 4>{192, 0, 2, last}));
+        REQUIRE(decision.admitted());
+        held.push_back(std::move(decision.granted));
+    }
+    const auto refused = admission.try_enter(admission_control::stage::handshake,
+                                             admission.host_of(std::array<std::uint8_t, 4>{192, 0, 2, 3}));
+    CHECK_FALSE(refused.admitted());
+    CHECK_THAT(refused.refusal, Catch::Contains("192.0.2.0/24"));
+}
+
+TEST_CASE("part of the handshake pool is kept for hosts with a live session", "[admission]") {
+    admission_limits limits;
+    limits.max_handshakes = 8;
+    limits.max_handshakes_per_host = 8;
+    limits.max_handshakes_per_network = 8;
+    admission_control admission(limits);
+    CHECK(limits.handshakes_reserved() == 2);  // a quarter by default
+    const auto client = admission.host_of(std::array<std::uint8_t, 4>{198, 51, 100, 1});
+    auto session = admission.try_enter(admission_control::stage::session, client);
+    REQUIRE(session.admitted());
+    // A flood from hosts without a session takes all but the reserved handshakes.
+    std::vector<admission_control::slot> flood;
+    CHECK(flood_handshakes(admission, flood) == 6);
+    // The session's host still gets its data and probe connections in.
+    auto data = admission.try_enter(admission_control::stage::handshake, client);
+    auto probe = admission.try_enter(admission_control::stage::handshake, client);
+    CHECK(data.admitted());
+    CHECK(probe.admitted());
+    CHECK_FALSE(admission.try_enter(admission_control::stage::handshake, client).admitted());  // all 8 used
+
+    limits.reserved_handshakes = 0;
+    admission_control unreserved(limits);
+    std::vector<admission_control::slot> held;
+    CHECK(flood_handshakes(unreserved, held) == 8);
+}

@@ -147,11 +147,11 @@ TEST_CASE("a running test's budget: 25 % over the rate plus a one-second burst",
     CHECK(budget.check(0, 256 * 1024 + 1));
 }
 
-TEST_CASE("a running test's budget: at most 1.25 x the byte cap plus the burst", "[limits]") {
+TEST_CASE("a running test's budget: at most 1.25 x the byte cap, burst or not", "[limits]") {
     test_budget budget;
     budget.max_bytes = 4'000'000;
-    CHECK_FALSE(budget.check(100'000'000'000, 5'000'000 + 256 * 1024));
-    auto refusal = budget.check(100'000'000'000, 5'000'000 + 256 * 1024 + 1);
+    CHECK_FALSE(budget.check(100'000'000'000, 5'000'000));
+    auto refusal = budget.check(100'000'000'000, 5'000'001);
     REQUIRE(refusal);
     CHECK_THAT(refusal->message, Catch::Contains("per test"));
 
@@ -162,6 +162,50 @@ TEST_CASE("a running test's budget: at most 1.25 x the byte cap plus the burst",
     const auto derived = test_budget::for_test(request, limits);
     CHECK(derived.max_bytes == 4'000'000);
     CHECK(derived.bits_per_second == 32'000'000);  // the rate that fits the cap in the test's second
+}
+
+TEST_CASE("the burst is bounded by the byte cap: short tests stay within 1.25 x max_bytes", "[limits]") {
+    server_limits limits;
+    limits.max_bytes = 4'000'000;
+    proto::test_request request;
+    request.duration_ms = 100;  // the rate that fits 4 MB in 0.1 s: 320 Mbit/s, 40 MB/s
+    const auto budget = test_budget::for_test(request, limits);
+    REQUIRE(budget.bits_per_second == 320'000'000);
+    // burst = max(256 KiB, min(1 s at 40 MB/s, 0.25 x 4 MB)) = 1 MB
+    CHECK(budget.burst_bytes() == 1'000'000.0);
+    // Early in the test the rate check allows the rate plus that burst...
+    CHECK_FALSE(budget.check(50'000'000, 2'500'000 + 1'000'000));
+    CHECK(budget.check(50'000'000, 2'500'000 + 1'000'001));
+    // ...and at no time more than 1.25 x max_bytes (the old 1 s burst allowed 11.25 x max_bytes).
+    CHECK_FALSE(budget.check(100'000'000, 5'000'000));
+    CHECK(budget.check(100'000'000, 5'000'001));
+    CHECK(budget.check(10'000'000'000, 5'000'001));
+
+    test_budget slow;
+    slow.bits_per_second = 8'000'000;  // 1 MB/s, no byte cap: the burst is 1 s at the rate
+    CHECK(slow.burst_bytes() == 1'000'000.0);
+    slow.max_bytes = 100'000;  // a tiny byte cap: the burst floor of 256 KiB
+    CHECK(slow.burst_bytes() == 256.0 * 1024);
+}
+
+TEST_CASE("paced tests below the server's minimum bitrate are refused", "[limits]") {
+    server_limits limits;
+    CHECK(limits.min_bitrate == 100'000);
+    proto::test_request request;
+    request.streams = 1;
+    request.duration_ms = 1'000;
+    request.bitrate = 99'999;
+    const auto refusal = validate_request(request, limits);
+    REQUIRE(refusal);
+    CHECK(refusal->code == proto::error_code::limit_exceeded);
+    CHECK_THAT(refusal->message, Catch::Contains("below this server's minimum of 100.0 kbit/s"));
+    request.bitrate = 100'000;
+    CHECK_FALSE(validate_request(request, limits));
+    request.bitrate = 0;  // unpaced: never refused by the minimum
+    CHECK_FALSE(validate_request(request, limits));
+    limits.min_bitrate = 0;
+    request.bitrate = 1;
+    CHECK_FALSE(validate_request(request, limits));
 }
 
 TEST_CASE("the tests-per-session cap has a default", "[limits]") {

@@ -124,6 +124,17 @@ TEST_CASE("ERROR", "[protocol]") {
     check_round_trip(msg, concat({from_hex("03 00000008  0003 0004"), ascii("busy")}));
 }
 
+TEST_CASE("ERROR codes outside the defined range are refused", "[protocol]") {
+    // Golden frames: code 0, 11 (one past shutting_down) and 0xffff, each with the message "x".
+    for (const char* code : {"0000", "000b", "ffff"}) {
+        const auto bytes = from_hex(std::string("03 00000005 ") + code + " 0001 78");
+        CHECK(decode_frame(bytes).status == decode_status::bad);
+    }
+    // The first and last defined codes decode.
+    CHECK(decode_frame(from_hex("03 00000005 0001 0001 78")).status == decode_status::ok);
+    CHECK(decode_frame(from_hex("03 00000005 000a 0001 78")).status == decode_status::ok);
+}
+
 TEST_CASE("TEST_REQUEST", "[protocol]") {
     test_request msg;
     msg.dir = direction::upload;

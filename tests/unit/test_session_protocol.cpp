@@ -64,8 +64,9 @@ TEST_CASE("a session without authentication: download then upload, then a clean 
     CHECK(protocol.phase() == session_phase::setting_up);
     protocol.streams_ready();
     CHECK(protocol.phase() == session_phase::sending);
-    // STOP may come up to the test's warm-up + window + 10 s after the server starts sending.
-    CHECK(protocol.read_timeout() == std::chrono::milliseconds(2'500 + 10'000));
+    // STOP may come up to the test's warm-up + window + the longer of 1 s and the window after the server
+    // starts sending.
+    CHECK(protocol.read_timeout() == std::chrono::milliseconds(2'500 + 2'000));
     CHECK(protocol.on_message(proto::stop{}).what == kind::stop_sending);
     CHECK(protocol.phase() == session_phase::idle);
 
@@ -151,6 +152,47 @@ TEST_CASE("requests beyond the caps are refused with the limit named", "[session
         CHECK(step.failure.code == proto::error_code::limit_exceeded);
         CHECK_THAT(step.failure.message, Catch::Contains("at most 2 tests per session"));
     }
+}
+
+TEST_CASE("the grace for a missing STOP is max(1 s, the window)", "[session]") {
+    auto protocol = open_session();
+    auto request = download();
+    request.duration_ms = 100;
+    request.omit_ms = 0;
+    REQUIRE(protocol.on_message(request).what == kind::start_test);
+    protocol.streams_ready();
+    CHECK(protocol.read_timeout() == std::chrono::milliseconds(100 + 1'000));
+    REQUIRE(protocol.on_message(proto::stop{}).what == kind::stop_sending);
+    request.duration_ms = 20'000;
+    request.omit_ms = 3'000;
+    REQUIRE(protocol.on_message(request).what == kind::start_test);
+    protocol.streams_ready();
+    CHECK(protocol.read_timeout() == std::chrono::milliseconds(3'000 + 20'000 + 20'000));
+}
+
+TEST_CASE("UDP echo requests count as tests: they cannot hold a session open", "[session]") {
+    server_limits limits;
+    limits.max_tests_per_session = 3;
+    auto protocol = open_session(nullptr, limits);
+    REQUIRE(protocol.on_message(proto::udp_echo_request{}).what == kind::start_udp_echo);
+    REQUIRE(protocol.on_message(proto::udp_echo_request{}).what == kind::start_udp_echo);
+    REQUIRE(protocol.on_message(download()).what == kind::start_test);
+    protocol.streams_ready();
+    REQUIRE(protocol.on_message(proto::stop{}).what == kind::stop_sending);
+    CHECK(protocol.tests_started() == 3);
+    SECTION("a fourth echo request") {
+        const auto step = protocol.on_message(proto::udp_echo_request{});
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.code == proto::error_code::limit_exceeded);
+        CHECK_THAT(step.failure.message, Catch::Contains("at most 3 tests per session"));
+    }
+    SECTION("a fourth test") {
+        const auto step = protocol.on_message(download());
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.code == proto::error_code::limit_exceeded);
+    }
+    // The test request's sequence number for TEST_AUTH counts test requests only.
+    CHECK(protocol.requests_received() <= 2);
 }
 
 TEST_CASE("authentication: the right key, then a tag per test", "[session][auth]") {
