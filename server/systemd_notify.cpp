@@ -60,7 +60,9 @@ bool systemd_notifier::notify(std::string_view state) const {
     if (fd < 0) {
         return false;
     }
-    const ssize_t sent = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,
+    // Never blocks the control thread: a notification systemd has no room for is dropped (the next comes
+    // soon).
+    const ssize_t sent = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
                                   reinterpret_cast<const sockaddr*>(&address), length);
     ::close(fd);
     return sent == static_cast<ssize_t>(state.size());
