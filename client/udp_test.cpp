@@ -10,6 +10,7 @@
 
 #include "client/latency.hpp"
 #include "common/udp_accounting.hpp"
+#include "common/udp_rate_control.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
 #include "net/udp_flow.hpp"
@@ -206,6 +207,9 @@ asio::awaitable<void> run_udp_download(const udp_run& run, net::control_channel&
     settings.role = net::udp_role::receiver;
     settings.client = true;
     net::udp_flow_group group(co_await asio::this_coro::executor, request.streams, settings);
+    // From the start, not at STREAMS_READY: the server's first DATA may overtake that message. The server
+    // sends none before every stream's handshake, so the rate bound still holds from here.
+    group.accept_data(udp::stream_rate_bound(request.bitrate, setup.max_bitrate, request.streams));
     co_await open_udp_flows(run, group, setup.port);
     co_await control.expect<proto::streams_ready>(clock::now() + kReplyTimeout, "STREAMS_READY");
     run.progress.direction_started(proto::direction::download, report);

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstdlib>
+#include <limits>
+
+#include "common/saturating.hpp"
 
 namespace speed::udp {
 
@@ -69,10 +71,69 @@ std::uint64_t ipdv_histogram::percentile(double fraction) const {
     return bucket_start(kBucketCount - 1);
 }
 
+// ---- drop_counters ----
+
+drop_counters& drop_counters::operator+=(const drop_counters& other) {
+    before_ready += other.before_ready;
+    wrong_length += other.wrong_length;
+    implausible_sequence += other.implausible_sequence;
+    return *this;
+}
+
 // ---- receiver_accounting ----
 
-receiver_accounting::receiver_accounting(std::uint64_t window)
-    : window_(std::max<std::uint64_t>(64, (window + 63) / 64 * 64)), seen_(window_ / 64, 0) {}
+namespace {
+
+// The arithmetic limit: expected = sequence + 1 must not wrap.
+constexpr std::uint64_t kLastUsableSequence = std::numeric_limits<std::uint64_t>::max() - 1;
+
+}  // namespace
+
+receiver_accounting::receiver_accounting(std::uint64_t window, data_limits limits)
+    : window_(std::max<std::uint64_t>(64, (window + 63) / 64 * 64)),
+      limits_(limits),
+      seen_(window_ / 64, 0) {}
+
+void receiver_accounting::ready(std::int64_t ready_ns, double max_bits_per_second) {
+    if (!ready_ns_) {
+        ready_ns_ = ready_ns;
+        max_bits_per_second_ = max_bits_per_second;
+    }
+}
+
+// Twice the rate the sender is held to (its pacer bursts and timer slack stay far below that) plus a reorder
+// window of slack: a legitimate sender never comes near it, and a sequence number beyond it would make every
+// number in between count as lost.
+std::uint64_t receiver_accounting::max_plausible_sequence(std::int64_t arrival_ns) const {
+    if (!(max_bits_per_second_ > 0) || !ready_ns_) {
+        return kLastUsableSequence;
+    }
+    const std::int64_t elapsed_ns = std::max<std::int64_t>(0, saturating_sub(arrival_ns, *ready_ns_));
+    const double datagram_bits = 8.0 * std::max<std::uint32_t>(limits_.datagram_bytes, 1);
+    const double sendable =
+        2.0 * max_bits_per_second_ * (static_cast<double>(elapsed_ns) / 1e9) / datagram_bits +
+        static_cast<double>(window_);
+    // 2^63 is exact as a double and far beyond any real test.
+    if (!(sendable < 9.2e18)) {
+        return kLastUsableSequence;
+    }
+    return static_cast<std::uint64_t>(sendable);
+}
+
+bool receiver_accounting::count_if_dropped(std::uint64_t sequence, std::uint32_t bytes,
+                                           std::int64_t arrival_ns) {
+    auto& drops = counters_.drops;
+    if (limits_.wait_for_ready && !ready_ns_) {
+        ++drops.before_ready;
+    } else if (limits_.datagram_bytes != 0 && bytes != limits_.datagram_bytes) {
+        ++drops.wrong_length;
+    } else if (sequence > max_plausible_sequence(arrival_ns)) {
+        ++drops.implausible_sequence;
+    } else {
+        return false;
+    }
+    return true;
+}
 
 bool receiver_accounting::test_and_set(std::uint64_t sequence) {
     const std::uint64_t slot = sequence % window_;
@@ -83,12 +144,12 @@ bool receiver_accounting::test_and_set(std::uint64_t sequence) {
     return was_set;
 }
 
-// Clears the ring slots of the sequence numbers from counters_.expected up to and including `sequence`: they
-// now stand for these new numbers instead of numbers one window older.
+// Clears the ring slots of the sequence numbers from counters_.expected up to and including `sequence`
+// (>= expected): they now stand for these new numbers instead of numbers one window older. The distance is
+// compared before adding 1, which would wrap for a peer's 2^64-1; the loop runs fewer than window_ times.
 void receiver_accounting::advance_to(std::uint64_t sequence) {
     const std::uint64_t from = counters_.expected;
-    const std::uint64_t count = sequence - from + 1;
-    if (count >= window_) {
+    if (sequence - from >= window_ - 1) {
         std::fill(seen_.begin(), seen_.end(), 0);
         return;
     }
@@ -104,6 +165,9 @@ void receiver_accounting::advance_to(std::uint64_t sequence) {
 
 arrival receiver_accounting::on_datagram(std::uint64_t sequence, std::uint32_t bytes, std::int64_t sent_ns,
                                          std::int64_t arrival_ns) {
+    if (count_if_dropped(sequence, bytes, arrival_ns)) {
+        return arrival::dropped;
+    }
     arrival kind = arrival::in_order;
     if (sequence >= counters_.expected) {
         advance_to(sequence);
@@ -122,11 +186,11 @@ arrival receiver_accounting::on_datagram(std::uint64_t sequence, std::uint32_t b
         counters_.first_arrival_ns = arrival_ns;
     }
 
-    const std::int64_t transit_ns = arrival_ns - sent_ns;
+    const std::int64_t transit_ns = saturating_sub(arrival_ns, sent_ns);
     jitter_.add_transit(static_cast<double>(transit_ns));
     counters_.jitter_ns = jitter_.value();
     if (has_previous_ && sequence == previous_sequence_ + 1) {
-        ipdv_.add(static_cast<std::uint64_t>(std::llabs(transit_ns - previous_transit_ns_)));
+        ipdv_.add(absolute_difference(transit_ns, previous_transit_ns_));
     }
     has_previous_ = true;
     previous_sequence_ = sequence;
@@ -140,7 +204,7 @@ std::int64_t receiver_accounting::take_queue_delay_ns() {
     if (!recent_min_transit_ns_ || !min_transit_ns_) {
         return 0;
     }
-    const std::int64_t delay = *recent_min_transit_ns_ - *min_transit_ns_;
+    const std::int64_t delay = saturating_sub(*recent_min_transit_ns_, *min_transit_ns_);
     recent_min_transit_ns_.reset();
     return delay;
 }
@@ -153,6 +217,12 @@ finalize_result finalize_stream(const receiver_counters& at_window_end, const re
     if (at_drain_end.expected > packets_sent) {
         result.error = "the sender reported " + std::to_string(packets_sent) + " datagrams but sequence " +
                        std::to_string(at_drain_end.expected - 1) + " arrived";
+        return result;
+    }
+    if (at_drain_end.packets_received < at_window_end.packets_received) {
+        result.error = "the final count (" + std::to_string(at_drain_end.packets_received) +
+                       " datagrams) is below the count when the window closed (" +
+                       std::to_string(at_window_end.packets_received) + "): the stream did not drain";
         return result;
     }
     stream_totals totals;

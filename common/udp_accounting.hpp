@@ -43,6 +43,24 @@ class ipdv_histogram {
     std::uint64_t count_ = 0;
 };
 
+// DATA datagrams a receiver refused, per reason (docs/protocol.md, "What the receiver drops"). None of them
+// counts as received, lost, out of order or duplicate.
+struct drop_counters {
+    std::uint64_t before_ready = 0;          // arrived before the test's streams were ready
+    std::uint64_t wrong_length = 0;          // not the test's datagram size
+    std::uint64_t implausible_sequence = 0;  // beyond what the sender could have sent by then
+    std::uint64_t total() const { return before_ready + wrong_length + implausible_sequence; }
+    drop_counters& operator+=(const drop_counters& other);
+    bool operator==(const drop_counters&) const = default;
+};
+
+// What a receiver holds DATA to. The defaults check nothing but the arithmetic limit (the last sequence
+// number, 2^64-1, is never plausible: expected = sequence + 1 would wrap); ready() adds the rate bound.
+struct data_limits {
+    std::uint32_t datagram_bytes = 0;  // the test's datagram size; 0 accepts any length
+    bool wait_for_ready = false;       // DATA before ready() is dropped
+};
+
 // Cumulative counters of one stream, as the receiving thread publishes them.
 struct receiver_counters {
     std::uint64_t packets_received = 0;  // distinct sequence numbers
@@ -52,22 +70,30 @@ struct receiver_counters {
     std::uint64_t duplicates = 0;        // datagrams whose sequence had already arrived (or too old to tell)
     double jitter_ns = 0.0;              // RFC 3550 running estimate
     std::int64_t first_arrival_ns = 0;   // 0 until the first DATA datagram
+    drop_counters drops;                 // DATA refused (none of the counts above include them)
 
     // Sequence numbers skipped so far (expected - received): the loss estimate while a test runs.
     std::uint64_t gaps() const { return expected - packets_received; }
 };
 
-enum class arrival { in_order, out_of_order, duplicate };
+enum class arrival { in_order, out_of_order, duplicate, dropped };
 
 class receiver_accounting {
   public:
     // Reordering deeper than this many sequence numbers cannot be told from duplication.
     static constexpr std::uint64_t kDefaultWindow = std::uint64_t{1} << 20;
 
-    explicit receiver_accounting(std::uint64_t window = kDefaultWindow);
+    explicit receiver_accounting(std::uint64_t window = kDefaultWindow, data_limits limits = {});
+
+    // The sender may send from `ready_ns` (receiver clock) on, at most `max_bits_per_second` on this stream
+    // (0: no rate bound): sequence numbers above 2 x that rate x (arrival - ready_ns) / datagram bits +
+    // window are implausible. The first call counts.
+    void ready(std::int64_t ready_ns, double max_bits_per_second);
+    bool is_ready() const { return ready_ns_.has_value(); }
 
     // One DATA datagram of `bytes` UDP payload bytes, sent at `sent_ns` (sender clock) and received at
-    // `arrival_ns` (receiver clock; the two clocks may differ by a constant).
+    // `arrival_ns` (receiver clock; the two clocks may differ by a constant). Any values are safe: what
+    // data_limits refuses is dropped, counted in counters().drops and changes nothing else.
     arrival on_datagram(std::uint64_t sequence, std::uint32_t bytes, std::int64_t sent_ns,
                         std::int64_t arrival_ns);
 
@@ -77,11 +103,18 @@ class receiver_accounting {
     // smallest ever (both include the clock offset, which cancels). 0 when nothing arrived since.
     std::int64_t take_queue_delay_ns();
 
+    // The highest sequence number a sender held to the limits could have sent by `arrival_ns`.
+    std::uint64_t max_plausible_sequence(std::int64_t arrival_ns) const;
+
   private:
     bool test_and_set(std::uint64_t sequence);
     void advance_to(std::uint64_t sequence);
+    bool count_if_dropped(std::uint64_t sequence, std::uint32_t bytes, std::int64_t arrival_ns);
 
     std::uint64_t window_;
+    data_limits limits_;
+    std::optional<std::int64_t> ready_ns_;
+    double max_bits_per_second_ = 0;
     std::vector<std::uint64_t> seen_;  // a ring of window_ bits, bit s % window_ for sequence s
     receiver_counters counters_;
     stats::rfc3550_jitter jitter_;
@@ -106,7 +139,8 @@ struct stream_totals {
 };
 
 // Combines the counters at the end of the window and after the drain with the sender's count. Fails (with
-// the reason) when the receiver saw a sequence number the sender says it never sent.
+// the reason) when the receiver saw a sequence number the sender says it never sent, or when the final
+// counters are behind the window's (they were not taken after the drain).
 struct finalize_result {
     std::optional<stream_totals> totals;
     std::string error;

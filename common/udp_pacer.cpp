@@ -3,7 +3,17 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/saturating.hpp"
+
 namespace speed::udp {
+
+namespace {
+
+// Converts a non-negative byte or nanosecond count to an integer without the undefined behaviour of an
+// out-of-range conversion (2^62 is far beyond any bucket or wait).
+constexpr double kLargestCount = 4.6e18;
+
+}  // namespace
 
 pacer::pacer(double bits_per_second, std::int64_t burst_ns, std::uint64_t min_burst_bytes,
              std::int64_t now_ns)
@@ -22,14 +32,14 @@ void pacer::set_rate(double bits_per_second, std::int64_t now_ns) {
 
 std::uint64_t pacer::depth_bytes() const {
     const double burst = bytes_per_ns_ * static_cast<double>(burst_ns_);
-    return std::max(min_burst_bytes_, static_cast<std::uint64_t>(burst));
+    return std::max(min_burst_bytes_, static_cast<std::uint64_t>(std::clamp(burst, 0.0, kLargestCount)));
 }
 
 void pacer::refill(std::int64_t now_ns) {
     if (now_ns <= last_ns_) {
         return;  // the clock did not move (or a caller passed an older time): nothing earned
     }
-    const double elapsed = static_cast<double>(now_ns - last_ns_);
+    const double elapsed = static_cast<double>(saturating_sub(now_ns, last_ns_));
     const double repaid = std::min(debt_, kCatchUpShare * bytes_per_ns_ * elapsed);
     debt_ -= repaid;
     tokens_ += bytes_per_ns_ * elapsed + repaid;
@@ -63,7 +73,7 @@ std::int64_t pacer::wait_ns(std::int64_t now_ns, std::uint64_t bytes) {
     if (bytes_per_ns_ <= 0) {
         return INT64_MAX / 4;  // rate 0: never (callers cap their sleep)
     }
-    return static_cast<std::int64_t>(std::ceil(missing / bytes_per_ns_));
+    return static_cast<std::int64_t>(std::min(std::ceil(missing / bytes_per_ns_), kLargestCount));
 }
 
 }  // namespace speed::udp

@@ -3,7 +3,17 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/saturating.hpp"
+
 namespace speed::udp {
+
+namespace {
+
+// A round-trip sample beyond this is the peer's invented echo, not a path: ignored, so srtt and the
+// multiples of it below stay far from overflow.
+constexpr std::int64_t kMaxRoundTripNs = 60'000'000'000;
+
+}  // namespace
 
 rate_controller::rate_controller(rate_limits limits) : limits_(limits), rate_(0) {
     rate_ = clamp(limits_.initial_bits_per_second);
@@ -14,16 +24,18 @@ double rate_controller::clamp(double rate) const {
     if (limits_.max_bits_per_second > 0) {
         rate = std::min(rate, limits_.max_bits_per_second);
     }
-    return rate;
+    return std::min(rate, kHighestBitsPerSecond);
 }
 
 std::optional<double> rate_controller::on_feedback(const feedback& fb, std::int64_t receiver_time_ns,
                                                    std::int64_t now_ns) {
     // Round trip from the echoed timestamp, minus the time the receiver held it.
     if (fb.echo_timestamp_ns != 0) {
+        // The echoed timestamp is the peer's to choose: every step saturates.
         const std::int64_t sample =
-            now_ns - static_cast<std::int64_t>(fb.echo_timestamp_ns) - std::int64_t{fb.echo_delay_us} * 1000;
-        if (sample > 0) {
+            saturating_sub(saturating_sub(now_ns, static_cast<std::int64_t>(fb.echo_timestamp_ns)),
+                           std::int64_t{fb.echo_delay_us} * 1000);
+        if (sample > 0 && sample <= kMaxRoundTripNs) {
             srtt_ns_ = srtt_ns_ == 0 ? sample : (7 * srtt_ns_ + sample) / 8;
         }
     }
@@ -41,7 +53,7 @@ std::optional<double> rate_controller::on_feedback(const feedback& fb, std::int6
     const std::uint64_t received = fb.packets_received - previous_.packets_received;
     const std::uint64_t delivered_bytes =
         fb.bytes_received - std::min(fb.bytes_received, previous_.bytes_received);
-    const std::int64_t period_ns = receiver_time_ns - previous_receiver_time_ns_;
+    const std::int64_t period_ns = saturating_sub(receiver_time_ns, previous_receiver_time_ns_);
     const bool socket_overflowed = fb.socket_drops != previous_.socket_drops;
     previous_ = fb;
     previous_receiver_time_ns_ = receiver_time_ns;
@@ -63,7 +75,7 @@ std::optional<double> rate_controller::on_feedback(const feedback& fb, std::int6
         const double base =
             delivered_bits_per_second > 0 ? std::min(rate_, delivered_bits_per_second) : rate_;
         rate_ = clamp(base * kCutFactor);
-        hold_until_ns_ = now_ns + round_trip;
+        hold_until_ns_ = saturating_add(now_ns, round_trip);
     } else {
         // Growth per feedback period, scaled so that it compounds to 2x (startup) or +1 % per round trip.
         const double periods_per_rtt =
@@ -85,8 +97,8 @@ std::optional<double> rate_controller::on_feedback(const feedback& fb, std::int6
 
 std::optional<double> rate_controller::on_silence(std::int64_t last_feedback_ns, std::int64_t now_ns) {
     const std::int64_t silence = std::max(kMinSilenceNs, 3 * srtt_ns_);
-    if (now_ns - last_feedback_ns < silence ||
-        now_ns - std::max(silence_cut_ns_, last_feedback_ns) < silence) {
+    if (saturating_sub(now_ns, last_feedback_ns) < silence ||
+        saturating_sub(now_ns, std::max(silence_cut_ns_, last_feedback_ns)) < silence) {
         return std::nullopt;
     }
     silence_cut_ns_ = now_ns;
@@ -99,6 +111,12 @@ std::optional<double> rate_controller::on_silence(std::int64_t last_feedback_ns,
         return std::nullopt;
     }
     return rate_;
+}
+
+double stream_rate_bound(std::uint64_t bitrate, std::uint64_t cap, std::size_t streams) {
+    const std::uint64_t highest = std::max(bitrate, cap);
+    const double total = highest == 0 ? rate_controller::kHighestBitsPerSecond : static_cast<double>(highest);
+    return total / static_cast<double>(std::max<std::size_t>(streams, 1));
 }
 
 }  // namespace speed::udp

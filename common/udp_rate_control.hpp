@@ -15,6 +15,7 @@
 // Pure: the caller passes the time in.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -30,6 +31,9 @@ struct rate_limits {
 
 class rate_controller {
   public:
+    // Without a cap the rate still stops here: a receiver's FEEDBACK can claim any delivered rate, and
+    // doubling on it without end reaches infinity.
+    static constexpr double kHighestBitsPerSecond = 1e13;
     static constexpr std::int64_t kQueueDelayLimitNs = 5'000'000;
     static constexpr double kLossLimit = 0.05;
     static constexpr std::uint64_t kMinPacketsForLoss = 20;
@@ -65,5 +69,10 @@ class rate_controller {
     feedback previous_;
     std::int64_t previous_receiver_time_ns_ = 0;
 };
+
+// The most a sender of a test may put on one of its `streams`: the test's bitrate or the server's cap,
+// whichever is higher (a paced sender keeps to the first, an adaptive one to the second), and without either
+// the adaptive controller's ceiling. Receivers hold sequence numbers to it (receiver_accounting::ready).
+double stream_rate_bound(std::uint64_t bitrate, std::uint64_t cap, std::size_t streams);
 
 }  // namespace speed::udp

@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "common/auth.hpp"
 #include "common/limits.hpp"
 #include "common/protocol.hpp"
+#include "common/udp_messages.hpp"
+#include "common/udp_wire.hpp"
 #include "common/wire.hpp"
 
 using namespace speed;
@@ -163,6 +166,167 @@ void session_seeds(const std::filesystem::path& directory) {
     write(directory, "no-udp", session_input(16, {proto::udp_echo_request{}}));
 }
 
+template <typename Message>
+bytes udp_message_input(std::uint8_t selector, const Message& m) {
+    bytes out{selector};
+    wire::writer w(out);
+    proto::encode_payload(w, m);
+    return out;
+}
+
+void udp_datagram_seeds(const std::filesystem::path& directory) {
+    bytes data(1 + 1472);
+    data[0] = 0;
+    udp::write_header(std::span<std::uint8_t>(data).subspan(1),
+                      {udp::datagram_type::data, 3, 0x1122334455667788, 42, 1'000'000});
+    write(directory, "data", data);
+    bytes last_sequence(1 + udp::kHeaderSize);
+    udp::write_header(std::span<std::uint8_t>(last_sequence).subspan(1),
+                      {udp::datagram_type::data, 0, 7, std::numeric_limits<std::uint64_t>::max(),
+                       std::numeric_limits<std::uint64_t>::max()});
+    write(directory, "data-last-sequence", last_sequence);
+    bytes feedback(1 + udp::kFeedbackSize);
+    udp::feedback body{100, 120, 147200, 2, 300, 999, 50};
+    udp::write_feedback(std::span<std::uint8_t>(feedback).subspan(1),
+                        {udp::datagram_type::feedback, 1, 7, 5, 2'000'000}, body);
+    write(directory, "feedback", feedback);
+    write(directory, "short-feedback", bytes(feedback.begin(), feedback.end() - 1));
+    write(directory, "udp-setup", udp_message_input(1, proto::udp_setup{7, 5201, 1'000'000'000}));
+    write(directory, "udp-echo-request", udp_message_input(2, proto::udp_echo_request{}));
+    proto::udp_sender_report sent;
+    sent.streams = {{10, 14720}, {11, 16192}};
+    write(directory, "udp-sender-report", udp_message_input(3, sent));
+    proto::udp_receiver_report received;
+    received.window_ns = 1'000'000'000;
+    received.streams.resize(2);
+    received.streams[1].lost_packets = 3;
+    write(directory, "udp-receiver-report", udp_message_input(4, received));
+    proto::udp_interval_report interval;
+    interval.end_ns = 1'000'000'000;
+    interval.streams.resize(3);
+    write(directory, "udp-interval-report", udp_message_input(5, interval));
+}
+
+struct data_record {
+    std::uint64_t sequence = 0;
+    std::uint16_t length = 1000;
+    std::int64_t sent_ns = 0;
+    std::int64_t arrival_ns = 1000;
+    std::uint8_t mode = 0;
+};
+
+bytes accounting_input(std::uint16_t window_words, std::uint16_t datagram_bytes, bool wait_for_ready,
+                       std::uint8_t ready_before, std::uint32_t rate_kbps,
+                       const std::vector<data_record>& records) {
+    bytes out;
+    wire::writer w(out);
+    w.u16(window_words);
+    w.u16(datagram_bytes);
+    w.u8(wait_for_ready ? 1 : 0);
+    w.u8(ready_before);
+    w.u32(rate_kbps);
+    for (const auto& r : records) {
+        w.u8(r.mode);
+        w.u64(r.sequence);
+        w.u16(r.length);
+        w.u64(static_cast<std::uint64_t>(r.sent_ns));
+        w.u64(static_cast<std::uint64_t>(r.arrival_ns));
+    }
+    return out;
+}
+
+void udp_accounting_seeds(const std::filesystem::path& directory) {
+    constexpr std::uint64_t kLast = std::numeric_limits<std::uint64_t>::max();
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+    std::vector<data_record> in_order;
+    for (std::uint64_t s = 0; s < 10; ++s) {
+        in_order.push_back(
+            {s, 1000, static_cast<std::int64_t>(s) * 1000, static_cast<std::int64_t>(s) * 1000 + 500});
+    }
+    write(directory, "in-order", accounting_input(1, 1000, true, 0, 8000, in_order));
+    // Issue 10: the first DATA of a stream with sequence 2^64-1 wedged the thread for good.
+    write(directory, "last-sequence-first", accounting_input(16384, 0, false, 255, 0, {{kLast}, {0}, {1}}));
+    // 0 first, then 2^64-1: expected wrapped to 0 and the next datagram wedged the thread.
+    write(directory, "zero-then-last-sequence",
+          accounting_input(16384, 0, false, 255, 0, {{0}, {kLast}, {kLast}, {1}}));
+    write(directory, "largest-usable-sequences",
+          accounting_input(1, 0, false, 255, 0,
+                           {{std::uint64_t{1} << 63}, {kLast - 1}, {kLast - 70}, {kLast - 2}}));
+    write(directory, "reorder-duplicates",
+          accounting_input(1, 1000, false, 0, 8000, {{0}, {1}, {3}, {2}, {2}, {5}, {4}, {100}, {70}, {37}}));
+    write(directory, "before-ready-wrong-length-implausible",
+          accounting_input(1, 1000, true, 2, 8000,
+                           {{0},
+                            {1, 999},
+                            {0},
+                            {65},
+                            {64},
+                            {2065, 1000, 0, 1'000'001'000},
+                            {2064, 1000, 0, 1'000'001'000}}));
+    write(
+        directory, "extreme-timestamps",
+        accounting_input(1, 0, false, 0, 1,
+                         {{0, 100, kMin, 0}, {1, 100, kMax, 0}, {2, 100, kMax, kMin}, {3, 100, kMin, kMax}}));
+    // Relative mode: each sequence is the previous one plus a signed byte.
+    write(directory, "relative-steps",
+          accounting_input(1, 0, false, 0, 0,
+                           {{0}, {1, 1000, 0, 1000, 1}, {0xff, 1000, 0, 1000, 1}, {0x7f, 1000, 0, 1000, 1}}));
+}
+
+struct rate_event {
+    std::uint8_t kind = 0;  // even: FEEDBACK, odd: silence
+    udp::feedback body;
+    std::int64_t receiver_ns = 0;
+    std::int64_t now_ns = 0;
+};
+
+bytes rate_control_input(std::uint32_t cap_kbps, const std::vector<rate_event>& events) {
+    bytes out;
+    wire::writer w(out);
+    w.u32(cap_kbps);
+    for (const auto& e : events) {
+        w.u8(e.kind);
+        bytes datagram(udp::kFeedbackSize);
+        udp::write_feedback(datagram, {udp::datagram_type::feedback, 0, 0, 0, 0}, e.body);
+        w.bytes(std::span<const std::uint8_t>(datagram).subspan(udp::kHeaderSize));
+        w.u64(static_cast<std::uint64_t>(e.receiver_ns));
+        w.u64(static_cast<std::uint64_t>(e.now_ns));
+    }
+    return out;
+}
+
+void udp_rate_control_seeds(const std::filesystem::path& directory) {
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+    std::vector<rate_event> startup;
+    udp::feedback fb;
+    for (std::int64_t i = 1; i <= 20; ++i) {
+        const std::int64_t now = i * 10'000'000;
+        fb.packets_received += 100;
+        fb.expected += 100;
+        fb.bytes_received += 147200;
+        fb.echo_timestamp_ns = static_cast<std::uint64_t>(now - 1'000'000);
+        if (i == 15) {
+            ++fb.socket_drops;
+        }
+        startup.push_back({0, fb, now, now});
+    }
+    startup.push_back({1, fb, 200'000'000, 400'000'000});
+    write(directory, "startup-congestion-silence", rate_control_input(0, startup));
+    write(directory, "capped", rate_control_input(50'000, startup));
+    udp::feedback hostile{std::numeric_limits<std::uint64_t>::max(),
+                          0,
+                          std::numeric_limits<std::uint64_t>::max(),
+                          0xffffffff,
+                          0xffffffff,
+                          std::numeric_limits<std::uint64_t>::max(),
+                          0xffffffff};
+    write(directory, "extreme-timestamps",
+          rate_control_input(
+              0, {{0, {}, kMin, kMax}, {0, hostile, kMax, kMax}, {1, {}, kMin, kMax}, {0, fb, kMin, kMin}}));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,5 +338,8 @@ int main(int argc, char** argv) {
     frame_decoder_seeds(root / "frame_decoder");
     limits_seeds(root / "limits");
     session_seeds(root / "session");
+    udp_datagram_seeds(root / "udp_datagram");
+    udp_accounting_seeds(root / "udp_accounting");
+    udp_rate_control_seeds(root / "udp_rate_control");
     return 0;
 }

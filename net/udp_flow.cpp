@@ -77,6 +77,9 @@ struct udp_group_state {
     std::atomic<std::size_t> senders_stopped{0};
     std::atomic<std::size_t> closed{0};
     std::atomic<std::uint64_t> rejected{0};
+    // Set by accept_data(): the rate first, then the time (release), read by the flows (acquire).
+    std::atomic<double> data_max_bits_per_second{0};
+    std::atomic<std::int64_t> data_ready_ns{0};
 
     std::mutex mutex;  // guards the three below
     std::optional<std::string> first_failure;
@@ -100,7 +103,8 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         asio::post(socket_.get_executor(), [self = shared_from_this()] {
             const auto& settings = self->state_->settings;
             if (settings.role == udp_role::receiver) {
-                self->accounting_.emplace();
+                self->accounting_.emplace(udp::receiver_accounting::kDefaultWindow,
+                                          udp::data_limits{settings.datagram_bytes, true});
             }
             asio::co_spawn(self->socket_.get_executor(), receive_loop(self), log_if_failed("udp flow"));
             if (settings.client) {
@@ -221,7 +225,16 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     }
 
     void on_data(const udp::header& h, std::uint32_t bytes, std::int64_t arrival_ns) {
-        accounting_->on_datagram(h.sequence, bytes, static_cast<std::int64_t>(h.timestamp_ns), arrival_ns);
+        if (!accounting_->is_ready()) {
+            if (const std::int64_t ready_ns = state_->data_ready_ns.load(std::memory_order_acquire)) {
+                accounting_->ready(ready_ns,
+                                   state_->data_max_bits_per_second.load(std::memory_order_relaxed));
+            }
+        }
+        if (accounting_->on_datagram(h.sequence, bytes, static_cast<std::int64_t>(h.timestamp_ns),
+                                     arrival_ns) == udp::arrival::dropped) {
+            return;
+        }
         latest_data_timestamp_ns_ = h.timestamp_ns;
         latest_data_arrival_ns_ = arrival_ns;
         std::int64_t expected = 0;
@@ -501,6 +514,21 @@ void udp_flow_group::start_sending(const udp_send_plan& plan) {
             flow->start_sending(plan);
         }
     }
+}
+
+void udp_flow_group::accept_data(double max_bits_per_second) {
+    state_->data_max_bits_per_second.store(max_bits_per_second, std::memory_order_relaxed);
+    std::int64_t unset = 0;
+    state_->data_ready_ns.compare_exchange_strong(unset, now_ns(), std::memory_order_release);
+}
+
+udp::drop_counters udp_flow_group::data_drops() const {
+    udp::drop_counters drops;
+    for (const auto& slot : state_->published) {
+        std::lock_guard lock(slot.mutex);
+        drops += slot.counters.drops;
+    }
+    return drops;
 }
 
 void udp_flow_group::stop_sending() {

@@ -79,6 +79,12 @@ class udp_flow_group {
     // Streams whose handshake completed (client: a HELLO_ACK or DATA arrived; server: attached).
     std::size_t established_count() const;
 
+    // Receivers: count DATA from now on (what arrives before is dropped), each stream's sender held to
+    // `max_bits_per_second` (0: no rate bound); see udp::receiver_accounting::ready.
+    void accept_data(double max_bits_per_second);
+    // The receivers' dropped DATA, per reason, summed over the streams.
+    udp::drop_counters data_drops() const;
+
     // Senders: start pacing DATA; stop (their counts are final once senders_stopped()).
     void start_sending(const udp_send_plan& plan);
     void stop_sending();

@@ -107,7 +107,14 @@ asio::awaitable<void> drain_and_close(udp_flow_group& group, const proto::udp_se
         co_await poll.async_wait(as_tuple(asio::use_awaitable));
     }
     group.close_all();
-    co_await group.wait_all_closed(clock::now() + kDrainTimeout);
+    // A flow that has not closed has not published its final accounting: its zeroed counters would report
+    // every datagram as lost. The test ends with an error instead.
+    const bool closed = co_await group.wait_all_closed(clock::now() + kDrainTimeout);
+    if (!closed) {
+        throw session_error(proto::error_code::timeout,
+                            "a UDP stream did not close within " + std::to_string(kDrainTimeout.count()) +
+                                " ms after the test (its data thread is busy or stuck): no final counts");
+    }
 }
 
 proto::udp_receiver_report make_udp_receiver_report(const udp_window_result& window,

@@ -28,7 +28,8 @@ asio::awaitable<udp_window_result> measure_udp_receiver_window(udp_flow_group& g
                                                                const udp_interval_callback& on_interval);
 
 // After the sender's counts arrived: waits until every stream has received everything that was sent, or
-// until `deadline` (datagrams still in flight then are lost), then closes the flows.
+// until `deadline` (datagrams still in flight then are lost), then closes the flows. Throws session_error
+// (timeout) when a flow does not close within kDrainTimeout: its final counts never arrived.
 asio::awaitable<void> drain_and_close(udp_flow_group& group, const proto::udp_sender_report& sent,
                                       clock::time_point deadline);
 

@@ -1,5 +1,6 @@
 // speedsrv: the server side of the speed test. See README.md and docs/operations.md.
 #include <fmt/ostream.h>
+#include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -7,23 +8,103 @@
 
 #include <CLI/CLI.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <thread>
 
 #include "common/units.hpp"
 #include "net/io_pool.hpp"
 #include "net/key_file.hpp"
 #include "server/config.hpp"
 #include "server/server.hpp"
+#include "server/systemd_notify.hpp"
 
 namespace {
 
 // Exit codes (documented in README.md): 0 after a clean shutdown, 1 when the server cannot start, 2 for an
-// invalid command line.
+// invalid command line, 3 after a shutdown that had to leave a stuck data thread behind.
 constexpr int kExitStartupFailure = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitStuckThread = 3;  // stopped, but a data thread was stuck and left behind
+
+// A data thread whose heartbeat is older than this is stuck: its handlers run for microseconds (a receive
+// batch, a send burst), so 2 s is far beyond any legitimate pause, yet well inside the unit's WatchdogSec.
+constexpr auto kStuckThreadBound = std::chrono::seconds(2);
+// How often the control thread checks the data threads' heartbeats (more often when systemd's watchdog asks).
+constexpr auto kHealthCheckInterval = std::chrono::seconds(1);
+// At SIGTERM: sessions get this long to log their end, then the data threads this long to leave their
+// handlers; the two stay well inside the 2 s a stop may take (docs/operations.md).
+constexpr auto kSessionDrain = std::chrono::milliseconds(300);
+constexpr auto kDataThreadStop = std::chrono::seconds(1);
+
+// Checks the data threads' heartbeats; sends systemd WATCHDOG=1 only while every one is fresh, so a stuck
+// thread gets the service restarted instead of hiding behind a live control thread.
+class health_monitor {
+  public:
+    health_monitor(asio::io_context& control, speed::net::io_pool& pool,
+                   const speed::server::systemd_notifier& notifier)
+        : timer_(control), pool_(pool), notifier_(notifier) {
+        interval_ = kHealthCheckInterval;
+        if (auto watchdog = notifier_.watchdog_interval()) {
+            interval_ = std::min<std::chrono::steady_clock::duration>(interval_, *watchdog);
+        }
+    }
+
+    void start() { check(); }
+    void stop() { timer_.cancel(); }
+
+  private:
+    void check() {
+        const auto stuck = pool_.stuck_threads(kStuckThreadBound);
+        if (stuck.empty()) {
+            if (reported_stuck_) {
+                spdlog::info("every data thread runs again");
+                reported_stuck_ = false;
+            }
+            if (notifier_.watchdog_interval()) {
+                notifier_.notify("WATCHDOG=1");
+            }
+        } else if (!reported_stuck_) {
+            spdlog::error("data thread{} {} stuck (no heartbeat for more than {} s): not reporting healthy",
+                          stuck.size() == 1 ? "" : "s", fmt::join(stuck, ", "), kStuckThreadBound.count());
+            reported_stuck_ = true;
+        }
+        timer_.expires_after(interval_);
+        timer_.async_wait([this](const asio::error_code& ec) {
+            if (!ec) {
+                check();
+            }
+        });
+    }
+
+    asio::steady_timer timer_;
+    speed::net::io_pool& pool_;
+    const speed::server::systemd_notifier& notifier_;
+    std::chrono::steady_clock::duration interval_;
+    bool reported_stuck_ = false;
+};
+
+// Test hook (tests/integration, the watchdog tests): SPEED_TEST_WEDGE_DATA_THREAD_AFTER_MS=N blocks data
+// thread 0 in a handler N ms after the start, until `release` is set (at shutdown).
+void wedge_data_thread_for_test(speed::net::io_pool& pool, std::atomic<bool>& release) {
+    const char* text = std::getenv("SPEED_TEST_WEDGE_DATA_THREAD_AFTER_MS");
+    if (text == nullptr) {
+        return;
+    }
+    const auto after = std::chrono::milliseconds(std::strtol(text, nullptr, 10));
+    std::thread([&pool, &release, after] {
+        std::this_thread::sleep_for(after);
+        asio::post(pool.context(0), [&release] {
+            while (!release.load()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+        });
+    }).detach();
+}
 
 std::chrono::milliseconds seconds_to_ms(double seconds) {
     return std::chrono::milliseconds(std::llround(seconds * 1000.0));
@@ -270,14 +351,20 @@ int main(int argc, char** argv) {
     // cleanly.
     asio::signal_set signals(control_context, SIGINT, SIGTERM);
     asio::steady_timer drain(control_context);
+    const auto notifier = speed::server::systemd_notifier::from_environment();
+    health_monitor health(control_context, data_pool, notifier);
+    std::atomic<bool> release_wedge{false};
     signals.async_wait([&](const asio::error_code& ec, int signal_number) {
         if (ec) {
             return;
         }
         spdlog::info("signal {} received: shutting down", signal_number);
+        notifier.notify("STOPPING=1");
+        health.stop();
+        release_wedge = true;
         srv.shutdown();
         // Give aborted sessions a moment to log their end, then stop.
-        drain.expires_after(std::chrono::milliseconds(300));
+        drain.expires_after(kSessionDrain);
         drain.async_wait([&](const asio::error_code&) { control_context.stop(); });
     });
 
@@ -297,8 +384,16 @@ int main(int argc, char** argv) {
                          : std::string());
 
     data_pool.start("speedsrv-data");
+    notifier.notify("READY=1");
+    health.start();
+    wedge_data_thread_for_test(data_pool, release_wedge);
     control_context.run();
-    data_pool.stop();
+    if (!data_pool.stop(std::chrono::steady_clock::now() + kDataThreadStop)) {
+        // Joining a thread stuck in a handler would hang the stop for good; the kernel reclaims everything.
+        spdlog::error("a data thread did not stop within {} s: exiting without it", kDataThreadStop.count());
+        spdlog::shutdown();
+        std::_Exit(kExitStuckThread);
+    }
     spdlog::info("speedsrv stopped");
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/udp_rate_control.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
 #include "net/spawn.hpp"
@@ -205,6 +206,12 @@ void session::end_udp() {
         if (const auto rejected = udp_flows_->group().rejected_datagrams(); rejected > 0) {
             summaries_.push_back(fmt::format("{} UDP datagrams without the test's token dropped", rejected));
         }
+        if (const auto drops = udp_flows_->group().data_drops(); drops.total() > 0) {
+            summaries_.push_back(fmt::format(
+                "{} UDP DATA datagrams dropped ({} before the streams were ready, {} of a wrong length, {} "
+                "with an implausible sequence number)",
+                drops.total(), drops.before_ready, drops.wrong_length, drops.implausible_sequence));
+        }
         udp_flows_->group().close_all();
     }
     udp_flows_.reset();
@@ -261,6 +268,8 @@ asio::awaitable<void> session::run_udp_test(const proto::test_request& request) 
     }
     // Retransmitted HELLOs now reach the streams' own sockets; the token is done with the listener.
     context_->udp->remove(udp_token_);
+    // An upload's DATA counts from here on; the client sends none before it reads STREAMS_READY.
+    group.accept_data(udp::stream_rate_bound(request.bitrate, cap, request.streams));
     protocol_.streams_ready();
     const proto::streams_ready ready;
     co_await channel_.write(ready, clock::now() + kReplyTimeout);

@@ -4,7 +4,12 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <future>
+#include <limits>
 #include <random>
+#include <thread>
 
 #include "common/limits.hpp"
 #include "common/protocol.hpp"
@@ -272,6 +277,136 @@ TEST_CASE("receiver accounting: the sequence window wraps and reordering beyond 
     CHECK(jump.counters().gaps() == 97);
 }
 
+namespace {
+
+constexpr std::uint64_t kLastSequence = std::numeric_limits<std::uint64_t>::max();
+constexpr std::int64_t kMaxNs = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kMinNs = std::numeric_limits<std::int64_t>::min();
+
+// Runs `work` on a thread of its own and says whether it returned within 10 s. The wedge this guards against
+// spins forever; the work itself takes microseconds, so 10 s is no speed requirement, only "it returned".
+// A thread still spinning then is left behind (the test has failed; the process ends with it).
+bool returns(std::function<void()> work) {
+    std::packaged_task<void()> task(std::move(work));
+    auto done = task.get_future();
+    std::thread runner(std::move(task));
+    if (done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+        runner.detach();
+        return false;
+    }
+    runner.join();
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("receiver accounting: 2^64-1 as the first sequence number returns at once and is dropped",
+          "[udp][accounting]") {
+    auto acct = std::make_shared<receiver_accounting>(64);
+    arrival kind = arrival::in_order;
+    REQUIRE(returns([acct, &kind] { kind = acct->on_datagram(kLastSequence, 100, 0, 1000); }));
+    CHECK(kind == arrival::dropped);
+    CHECK(acct->counters().drops.implausible_sequence == 1);
+    CHECK(acct->counters().drops.total() == 1);
+    CHECK(acct->counters().expected == 0);
+    CHECK(acct->counters().packets_received == 0);
+    // The legitimate stream that follows is counted exactly.
+    for (std::uint64_t s = 0; s < 10; ++s) {
+        CHECK(acct->on_datagram(s, 100, 0, 1000) == arrival::in_order);
+    }
+    const auto result = finalize_stream(acct->counters(), acct->counters(), 12);
+    REQUIRE(result.totals);
+    CHECK(result.totals->packets_received == 10);
+    CHECK(result.totals->lost_packets == 2);
+    CHECK(result.totals->packets_received + result.totals->lost_packets == 12);
+    CHECK(result.totals->duplicates == 0);
+}
+
+TEST_CASE("receiver accounting: 0 then 2^64-1 returns at once, is dropped, and cannot wrap expected to 0",
+          "[udp][accounting]") {
+    auto acct = std::make_shared<receiver_accounting>(64);
+    CHECK(acct->on_datagram(0, 100, 0, 1000) == arrival::in_order);
+    REQUIRE(returns([acct] {
+        acct->on_datagram(kLastSequence, 100, 0, 1000);
+        acct->on_datagram(kLastSequence, 100, 0, 1000);
+        acct->on_datagram(0, 100, 0, 1000);
+    }));
+    CHECK(acct->counters().drops.implausible_sequence == 2);
+    CHECK(acct->counters().expected == 1);
+    CHECK(acct->counters().packets_received == 1);
+    CHECK(acct->counters().duplicates == 1);
+    CHECK(acct->on_datagram(1, 100, 0, 1000) == arrival::in_order);
+    CHECK(acct->counters().gaps() == 0);
+}
+
+TEST_CASE("receiver accounting: the largest usable sequence numbers clear the ring without looping",
+          "[udp][accounting]") {
+    // Without a rate bound only 2^64-1 is refused: 2^64-2 is the last number expected can follow.
+    auto acct = std::make_shared<receiver_accounting>(64);
+    REQUIRE(returns([acct] {
+        acct->on_datagram(std::uint64_t{1} << 63, 1, 0, 0);
+        acct->on_datagram(kLastSequence - 1, 1, 0, 0);
+        acct->on_datagram(kLastSequence - 70, 1, 0, 0);  // 69 behind: older than the window
+        acct->on_datagram(kLastSequence - 2, 1, 0, 0);   // 1 behind, never seen
+    }));
+    const receiver_counters& c = acct->counters();
+    CHECK(c.expected == kLastSequence);
+    CHECK(c.packets_received == 3);
+    CHECK(c.duplicates == 1);
+    CHECK(c.out_of_order == 1);
+    CHECK(c.drops.total() == 0);
+}
+
+TEST_CASE("receiver accounting: DATA before ready, of a wrong length or beyond the sender's rate is dropped",
+          "[udp][accounting]") {
+    receiver_accounting acct(64, data_limits{1000, true});
+    CHECK(acct.on_datagram(0, 1000, 0, 500) == arrival::dropped);  // before ready
+    // From 1,000 ns at 8 Mbit/s with 1,000-byte datagrams: 1,000 datagrams a second; twice that plus the
+    // 64-number window is plausible.
+    acct.ready(1000, 8e6);
+    CHECK(acct.max_plausible_sequence(1000) == 64);
+    CHECK(acct.max_plausible_sequence(1'000'001'000) == 2064);
+    CHECK(acct.max_plausible_sequence(kMinNs) == 64);                // a time before ready: the window only
+    CHECK(acct.on_datagram(0, 999, 0, 2000) == arrival::dropped);    // wrong length
+    CHECK(acct.on_datagram(0, 1001, 0, 2000) == arrival::dropped);   // wrong length
+    CHECK(acct.on_datagram(65, 1000, 0, 2000) == arrival::dropped);  // implausible this early
+    CHECK(acct.on_datagram(0, 1000, 0, 2000) == arrival::in_order);
+    CHECK(acct.on_datagram(64, 1000, 0, 2000) == arrival::in_order);
+    CHECK(acct.on_datagram(2065, 1000, 0, 1'000'001'000) == arrival::dropped);
+    CHECK(acct.on_datagram(2064, 1000, 0, 1'000'001'000) == arrival::in_order);
+    const receiver_counters& c = acct.counters();
+    CHECK(c.drops == drop_counters{1, 2, 2});
+    CHECK(c.packets_received == 3);
+    CHECK(c.bytes_received == 3000);
+    CHECK(c.expected == 2065);
+}
+
+TEST_CASE("receiver accounting: timestamps at the ends of the int64 range saturate", "[udp][accounting]") {
+    receiver_accounting acct(64);
+    acct.on_datagram(0, 100, kMinNs, 0);       // transit 0 - INT64_MIN saturates to INT64_MAX
+    acct.on_datagram(1, 100, kMaxNs, 0);       // transit -INT64_MAX
+    acct.on_datagram(2, 100, kMaxNs, kMinNs);  // transit saturates to INT64_MIN
+    CHECK(std::isfinite(acct.counters().jitter_ns));
+    CHECK(acct.ipdv().count() == 2);
+    const std::size_t last = ipdv_histogram::kBucketCount - 1;
+    CHECK(acct.ipdv().percentile(1.0) ==
+          ipdv_histogram::bucket_start(last) + ipdv_histogram::bucket_width(last) / 2);
+    // The recent minimum is the overall one: no queueing, and no overflow in the difference.
+    CHECK(acct.take_queue_delay_ns() == 0);
+    CHECK(acct.counters().packets_received == 3);
+}
+
+TEST_CASE("finalize_stream: final counters behind the window's (a stream that never drained) are an error",
+          "[udp][accounting]") {
+    receiver_counters at_window_end;
+    at_window_end.packets_received = 5;
+    at_window_end.expected = 5;
+    const receiver_counters never_published;  // what a flow that did not close leaves
+    const auto result = finalize_stream(at_window_end, never_published, 5);
+    CHECK_FALSE(result.totals);
+    CHECK_THAT(result.error, Catch::Contains("did not drain"));
+}
+
 TEST_CASE("receiver accounting: RFC 3550 jitter and IPDV of consecutive sequence numbers",
           "[udp][accounting]") {
     receiver_accounting acct;
@@ -443,6 +578,40 @@ TEST_CASE("adaptive rate: a receiver that goes silent halves the rate per silent
 }
 
 // ---- limits ----
+
+TEST_CASE("adaptive rate: timestamps at the ends of the int64 range saturate", "[udp][rate]") {
+    rate_controller controller({10e6, 1e6, 0});
+    // A silence from the far past to the far future is a silence: the rate halves.
+    REQUIRE(controller.on_silence(kMinNs, kMaxNs));
+    CHECK(controller.bits_per_second() == 5e6);
+    feedback fb;
+    fb.echo_timestamp_ns = std::numeric_limits<std::uint64_t>::max();  // -1 as a time: a round trip of 2^63
+    fb.echo_delay_us = std::numeric_limits<std::uint32_t>::max();
+    controller.on_feedback(fb, kMinNs, kMaxNs);
+    CHECK(controller.round_trip_ns() == 0);  // an impossible round trip is no sample
+    fb.packets_received = 1;
+    controller.on_feedback(fb, kMaxNs, kMaxNs);  // a feedback period of (nearly) 2^64 ns
+    CHECK(std::isfinite(controller.bits_per_second()));
+}
+
+TEST_CASE("adaptive rate: a receiver claiming any delivered rate cannot drive the rate past the ceiling",
+          "[udp][rate]") {
+    rate_controller controller({10e6, 1e6, 0});
+    feedback fb;
+    std::int64_t now = 0;
+    for (int i = 0; i < 5000; ++i) {
+        now += 10'000'000;
+        fb.bytes_received += std::uint64_t{1} << 50;
+        fb.packets_received += 1;
+        fb.expected = fb.packets_received;
+        controller.on_feedback(fb, now, now);
+    }
+    CHECK(controller.bits_per_second() <= 1e13);
+    // The pacer takes that rate without undefined conversions.
+    pacer p(controller.bits_per_second(), 2'000'000, 2000, 0);
+    CHECK(p.depth_bytes() > 0);
+    CHECK(p.wait_ns(0, std::numeric_limits<std::uint64_t>::max() / 2) > 0);
+}
 
 TEST_CASE("UDP requests: length bounds, the UDP bitrate cap and --no-udp", "[udp][limits]") {
     server_limits limits;
