@@ -21,8 +21,9 @@
 
 namespace speed::proto {
 
-inline constexpr std::uint32_t kMagic = 0x53504454;   // "SPDT"
-inline constexpr std::uint16_t kProtocolVersion = 2;  // 2: UDP path cookies, DATA nonces (docs/protocol.md)
+inline constexpr std::uint32_t kMagic = 0x53504454;  // "SPDT"
+// 2: UDP path cookies and DATA nonces (docs/protocol.md, "UDP datagrams").
+inline constexpr std::uint16_t kProtocolVersion = 2;
 inline constexpr std::uint16_t kDefaultPort = 5201;
 inline constexpr std::size_t kFrameHeaderSize = 5;
 inline constexpr std::uint32_t kMaxFramePayload = 64 * 1024;
