@@ -30,6 +30,8 @@ constexpr auto kReplyTimeout = 10s;
 constexpr auto kResultsTimeout = 5s;
 constexpr auto kFirstDataTimeout = 5s;
 constexpr auto kStopGrace = 5s;
+// A download whose data stops this long ends with an error (speedsrv's default --stall-timeout).
+constexpr auto kStallTimeout = 10s;
 // The UDP handshake is retransmitted with backoff until this deadline (net/udp_socket.hpp).
 constexpr auto kHandshakeTimeout = 5s;
 // A probe whose PONG has not come back this long after the last PING was sent is lost.
@@ -206,6 +208,7 @@ asio::awaitable<void> run_udp_download(const udp_run& run, net::control_channel&
     settings.datagram_bytes = request.udp_payload_bytes;
     settings.role = net::udp_role::receiver;
     settings.client = true;
+    settings.stall_timeout = kStallTimeout;
     net::udp_flow_group group(co_await asio::this_coro::executor, request.streams, settings);
     // From the start, not at STREAMS_READY: the server's first DATA may overtake that message. The server
     // sends none before every stream's handshake, so the rate bound still holds from here.
@@ -331,11 +334,19 @@ asio::awaitable<void> wait_readable(asio::ip::udp::socket& socket, asio::steady_
               timer.async_wait(as_tuple(asio::use_awaitable)));
 }
 
+// A PING, or a HELLO (with no cookie: the echo answers 1:1 and needs none).
 void send_probe_datagram(asio::ip::udp::socket& socket, udp::datagram_type type, std::uint64_t token,
                          std::uint64_t sequence) {
-    std::array<std::uint8_t, udp::kHeaderSize> datagram{};
-    udp::write_header(datagram, {type, 0, token, sequence, static_cast<std::uint64_t>(net::now_ns())});
-    if (auto ec = net::send_datagram(socket.native_handle(), datagram); ec == std::errc::connection_refused) {
+    std::array<std::uint8_t, udp::kHandshakeSize> datagram{};
+    const udp::header h{type, 0, token, sequence, static_cast<std::uint64_t>(net::now_ns())};
+    std::span<const std::uint8_t> bytes(datagram);
+    if (type == udp::datagram_type::hello) {
+        udp::write_handshake(datagram, h, 0);
+    } else {
+        udp::write_header(datagram, h);
+        bytes = bytes.first(udp::kHeaderSize);
+    }
+    if (auto ec = net::send_datagram(socket.native_handle(), bytes); ec == std::errc::connection_refused) {
         throw udp_path_error("the server's UDP port is unreachable (ICMP port unreachable)");
     }
 }

@@ -22,7 +22,8 @@
 namespace speed::proto {
 
 inline constexpr std::uint32_t kMagic = 0x53504454;  // "SPDT"
-inline constexpr std::uint16_t kProtocolVersion = 1;
+// 2: UDP path cookies and DATA nonces (docs/protocol.md, "UDP datagrams").
+inline constexpr std::uint16_t kProtocolVersion = 2;
 inline constexpr std::uint16_t kDefaultPort = 5201;
 inline constexpr std::size_t kFrameHeaderSize = 5;
 inline constexpr std::uint32_t kMaxFramePayload = 64 * 1024;

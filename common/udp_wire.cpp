@@ -47,6 +47,39 @@ std::optional<header> read_header(std::span<const std::uint8_t> datagram) {
     return h;
 }
 
+namespace {
+
+// HELLO, HELLO_ACK and DATA carry one 64-bit value right behind the header (cookie or nonce).
+void write_tagged(std::span<std::uint8_t> out, const header& h, std::uint64_t tag) {
+    write_header(out, h);
+    put(out.data() + kHeaderSize, tag, 8);
+}
+
+std::optional<std::uint64_t> read_tag(std::span<const std::uint8_t> datagram) {
+    if (datagram.size() < kHeaderSize + 8) {
+        return std::nullopt;
+    }
+    return get(datagram.data() + kHeaderSize, 8);
+}
+
+}  // namespace
+
+void write_handshake(std::span<std::uint8_t> out, const header& h, std::uint64_t cookie) {
+    write_tagged(out, h, cookie);
+}
+
+std::optional<std::uint64_t> read_cookie(std::span<const std::uint8_t> datagram) {
+    return read_tag(datagram);
+}
+
+void write_data_prefix(std::span<std::uint8_t> out, const header& h, std::uint64_t nonce) {
+    write_tagged(out, h, nonce);
+}
+
+std::optional<std::uint64_t> read_nonce(std::span<const std::uint8_t> datagram) {
+    return read_tag(datagram);
+}
+
 void write_feedback(std::span<std::uint8_t> out, const header& h, const feedback& body) {
     write_header(out, h);
     std::uint8_t* p = out.data() + kHeaderSize;
@@ -57,6 +90,7 @@ void write_feedback(std::span<std::uint8_t> out, const header& h, const feedback
     put(p + 28, body.queue_delay_us, 4);
     put(p + 32, body.echo_timestamp_ns, 8);
     put(p + 40, body.echo_delay_us, 4);
+    put(p + 44, body.echo_nonce, 8);
 }
 
 std::optional<feedback> read_feedback(std::span<const std::uint8_t> datagram) {
@@ -72,6 +106,7 @@ std::optional<feedback> read_feedback(std::span<const std::uint8_t> datagram) {
     body.queue_delay_us = static_cast<std::uint32_t>(get(p + 28, 4));
     body.echo_timestamp_ns = get(p + 32, 8);
     body.echo_delay_us = static_cast<std::uint32_t>(get(p + 40, 4));
+    body.echo_nonce = get(p + 44, 8);
     return body;
 }
 

@@ -1,12 +1,17 @@
 #include "net/udp_flow.hpp"
 
+#include <sys/random.h>
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+
 #include <atomic>
+#include <cerrno>
 #include <mutex>
+#include <system_error>
 
 #include "common/udp_pacer.hpp"
 #include "common/udp_rate_control.hpp"
@@ -35,6 +40,18 @@ constexpr int kBatchesBeforeYield = 4;
 batch_receiver& thread_receiver() {
     thread_local batch_receiver receiver;
     return receiver;
+}
+
+// A nonce for DATA: unpredictable (the kernel's CSPRNG), never 0 (0 means "none" in FEEDBACK).
+std::uint64_t random_nonce() {
+    std::uint64_t nonce = 0;
+    while (nonce == 0) {
+        const ssize_t got = ::getrandom(&nonce, sizeof nonce, 0);
+        if (got != static_cast<ssize_t>(sizeof nonce) && errno != EINTR) {
+            throw std::system_error(errno, std::generic_category(), "getrandom");
+        }
+    }
+    return nonce;
 }
 
 struct alignas(64) published_counters {
@@ -80,6 +97,7 @@ struct udp_group_state {
     // Set by accept_data(): the rate first, then the time (release), read by the flows (acquire).
     std::atomic<double> data_max_bits_per_second{0};
     std::atomic<std::int64_t> data_ready_ns{0};
+    std::atomic<bool> stalled{false};
 
     std::mutex mutex;  // guards the three below
     std::optional<std::string> first_failure;
@@ -91,13 +109,16 @@ struct udp_group_state {
 
 class udp_flow : public std::enable_shared_from_this<udp_flow> {
   public:
-    udp_flow(std::shared_ptr<udp_group_state> state, std::size_t index, asio::ip::udp::socket socket)
+    udp_flow(std::shared_ptr<udp_group_state> state, std::size_t index, asio::ip::udp::socket socket,
+             const udp_path_cookie& path)
         : state_(std::move(state)),
           index_(index),
           socket_(std::move(socket)),
           hello_timer_(socket_.get_executor()),
           feedback_timer_(socket_.get_executor()),
-          send_timer_(socket_.get_executor()) {}
+          send_timer_(socket_.get_executor()),
+          path_cookie_(path.cookie),
+          credit_bytes_(path.hello_bytes) {}
 
     void start() {
         asio::post(socket_.get_executor(), [self = shared_from_this()] {
@@ -110,9 +131,9 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
             if (settings.client) {
                 asio::co_spawn(self->socket_.get_executor(), hello_loop(self), log_if_failed("udp flow"));
             } else {
-                // The listener saw this flow's first HELLO; answering it is the flow's job.
-                self->send_small(udp::datagram_type::hello_ack, 0, static_cast<std::uint64_t>(now_ns()));
-                self->mark_established();
+                // The listener saw this flow's first HELLO; answering it (with the cookie) is the flow's job.
+                self->send_handshake(udp::datagram_type::hello_ack, 0, static_cast<std::uint64_t>(now_ns()),
+                                     self->path_cookie_);
             }
         });
     }
@@ -120,6 +141,11 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     void start_sending(udp_send_plan plan) {
         asio::post(socket_.get_executor(), [self = shared_from_this(), plan] {
             if (self->closed_ || self->sending_ || self->stop_sending_) {
+                return;
+            }
+            if (!self->established_) {
+                // The server's session starts senders only once every path is valid; this cannot happen.
+                self->state_->fail("stream " + std::to_string(self->index_) + ": the path is not validated");
                 return;
             }
             self->sending_ = true;
@@ -186,6 +212,10 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     }
 
     void on_datagram(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) {
+        if (!established_) {
+            // Whatever this address:port sends before it echoed the cookie is what the flow may answer with.
+            credit_bytes_ += datagram.size();
+        }
         const auto h = udp::read_header(datagram);
         if (!h || h->token != state_->settings.token || h->stream != index_) {
             state_->rejected.fetch_add(1, std::memory_order_relaxed);
@@ -195,13 +225,12 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         switch (h->type) {
             case udp::datagram_type::hello:
                 if (!client && !closed_) {
-                    // 1:1 and no larger than the HELLO: the answer cannot amplify anything.
-                    send_small(udp::datagram_type::hello_ack, h->sequence, h->timestamp_ns);
+                    on_hello(*h, datagram);
                 }
                 break;
             case udp::datagram_type::hello_ack:
                 if (client) {
-                    mark_established();
+                    on_hello_ack(datagram);
                 }
                 break;
             case udp::datagram_type::data:
@@ -210,11 +239,12 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                         mark_established();  // the HELLO_ACK may have been lost; the data proves the path
                     }
                     on_data(*h, static_cast<std::uint32_t>(datagram.size()), arrival_ns);
+                    latest_data_nonce_ = udp::read_nonce(datagram).value_or(0);
                 }
                 break;
             case udp::datagram_type::feedback:
                 if (sending_ && !stop_sending_) {
-                    if (auto body = udp::read_feedback(datagram)) {
+                    if (auto body = udp::read_feedback(datagram); body && sent_nonce(body->echo_nonce)) {
                         on_feedback(*h, *body);
                     }
                 }
@@ -269,10 +299,40 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
 
     // ---- handshake and feedback ----
 
+    // Server: a HELLO from the flow's address:port. The first that echoes the cookie validates the path;
+    // every HELLO is answered, within the 1:1 credit until then.
+    void on_hello(const udp::header& h, std::span<const std::uint8_t> datagram) {
+        const auto cookie = udp::read_cookie(datagram);
+        if (!cookie) {
+            return;
+        }
+        if (!established_ && *cookie == path_cookie_) {
+            mark_established();
+        }
+        // Cookie 0 tells the client its echo arrived.
+        send_handshake(udp::datagram_type::hello_ack, h.sequence, h.timestamp_ns,
+                       established_ ? 0 : path_cookie_);
+    }
+
+    // Client: the server's cookie to echo (at once, and in every HELLO from now on), or its confirmation.
+    void on_hello_ack(std::span<const std::uint8_t> datagram) {
+        const auto cookie = udp::read_cookie(datagram);
+        if (!cookie) {
+            return;
+        }
+        if (*cookie == 0) {
+            mark_established();
+        } else if (*cookie != echo_cookie_ && !established_) {
+            echo_cookie_ = *cookie;
+            hello_timer_.cancel();  // hello_loop sends the echo now
+        }
+    }
+
     static asio::awaitable<void> hello_loop(std::shared_ptr<udp_flow> self) {
         for (unsigned attempt = 0; !self->established_ && !self->closed_; ++attempt) {
             if (!drop_handshake_for_test()) {
-                self->send_small(udp::datagram_type::hello, attempt, static_cast<std::uint64_t>(now_ns()));
+                self->send_handshake(udp::datagram_type::hello, attempt, static_cast<std::uint64_t>(now_ns()),
+                                     self->echo_cookie_);
             }
             self->hello_timer_.expires_after(handshake_retry_delay(attempt));
             co_await self->hello_timer_.async_wait(as_tuple(asio::use_awaitable));
@@ -282,7 +342,17 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     static asio::awaitable<void> feedback_loop(std::shared_ptr<udp_flow> self) {
         std::uint64_t sequence = 0;
         std::array<std::uint8_t, udp::kFeedbackSize> datagram{};
+        const std::int64_t stall_ns = self->state_->settings.stall_timeout.count();
         while (!self->closed_) {
+            const std::int64_t now = now_ns();
+            if (stall_ns > 0 && self->latest_data_arrival_ns_ != 0 &&
+                now - self->latest_data_arrival_ns_ > stall_ns) {
+                // The data stopped: FEEDBACK stops too (it would keep nobody's data flowing), and the test
+                // ends.
+                self->state_->stalled.store(true, std::memory_order_release);
+                self->state_->fail(fmt_stall(self->index_, stall_ns));
+                co_return;
+            }
             const auto& c = self->accounting_->counters();
             udp::feedback body;
             body.packets_received = c.packets_received;
@@ -291,7 +361,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
             body.socket_drops = self->socket_drops_;
             body.queue_delay_us = static_cast<std::uint32_t>(
                 std::clamp<std::int64_t>(self->accounting_->take_queue_delay_ns() / 1000, 0, UINT32_MAX));
-            const std::int64_t now = now_ns();
+            body.echo_nonce = self->latest_data_nonce_;
             if (self->latest_data_arrival_ns_ != 0) {
                 body.echo_timestamp_ns = self->latest_data_timestamp_ns_;
                 body.echo_delay_us = static_cast<std::uint32_t>(
@@ -311,14 +381,46 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         }
     }
 
-    void send_small(udp::datagram_type type, std::uint64_t sequence, std::uint64_t timestamp_ns) {
+    static std::string fmt_stall(std::size_t index, std::int64_t stall_ns) {
+        return "stream " + std::to_string(index) + ": no data arrived for " +
+               std::to_string(stall_ns / 1'000'000) +
+               " ms (the stall timeout): the sender stopped or vanished";
+    }
+
+    // HELLO or HELLO_ACK. A server flow whose path is not valid yet sends at most as many bytes as it
+    // received from that address:port (RFC 9000 section 8.1 allows three times as many).
+    void send_handshake(udp::datagram_type type, std::uint64_t sequence, std::uint64_t timestamp_ns,
+                        std::uint64_t cookie) {
         if (type == udp::datagram_type::hello_ack && drop_handshake_for_test()) {
             return;
         }
-        std::array<std::uint8_t, udp::kHeaderSize> datagram{};
-        udp::write_header(datagram, {type, static_cast<std::uint16_t>(index_), state_->settings.token,
-                                     sequence, timestamp_ns});
+        if (!state_->settings.client && !established_) {
+            if (sent_unvalidated_bytes_ + udp::kHandshakeSize > credit_bytes_) {
+                return;
+            }
+            sent_unvalidated_bytes_ += udp::kHandshakeSize;
+        }
+        std::array<std::uint8_t, udp::kHandshakeSize> datagram{};
+        udp::write_handshake(
+            datagram,
+            {type, static_cast<std::uint16_t>(index_), state_->settings.token, sequence, timestamp_ns},
+            cookie);
         send_datagram(socket_.native_handle(), datagram);
+    }
+
+    // ---- nonces ----
+
+    void rotate_nonce(std::int64_t now) {
+        nonces_[nonces_drawn_ % kNonceHistory] = random_nonce();
+        ++nonces_drawn_;
+        nonce_drawn_ns_ = now;
+    }
+    std::uint64_t current_nonce() const { return nonces_[(nonces_drawn_ - 1) % kNonceHistory]; }
+    bool sent_nonce(std::uint64_t nonce) const {
+        if (nonce == 0) {
+            return false;
+        }
+        return std::find(nonces_.begin(), nonces_.end(), nonce) != nonces_.end();
     }
 
     // ---- sending ----
@@ -335,6 +437,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         const std::int64_t start_ns = now_ns();
         self->last_feedback_ns_ = start_ns;
         self->pacer_.emplace(initial_rate, kPacerBurstNs, std::uint64_t{2} * length, start_ns);
+        self->rotate_nonce(start_ns);
         batch_sender sender(length, true);
         const int fd = self->socket_.native_handle();
 
@@ -352,12 +455,26 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                     self->pacer_->set_rate(*rate, now);
                 }
             }
+            if (now - self->nonce_drawn_ns_ >= std::chrono::nanoseconds(kNonceLifetime).count()) {
+                self->rotate_nonce(now);
+            }
+            // The test's byte budget: once spent, nothing more leaves, whether STOP comes or not.
+            std::uint64_t budget_datagrams = sender.capacity();
+            if (plan.max_bytes != 0) {
+                budget_datagrams =
+                    plan.max_bytes > self->sent_bytes_ ? (plan.max_bytes - self->sent_bytes_) / length : 0;
+                if (budget_datagrams == 0) {
+                    break;
+                }
+            }
             // Wake up for a batch, not for every datagram: a quarter of the bucket (at most one GSO
             // super-datagram's worth), so a 500 Mbit/s sender wakes 2,000 times a second, not 40,000.
-            const std::uint64_t batch_bytes = std::clamp<std::uint64_t>(
-                self->pacer_->depth_bytes() / 4, length, std::max<std::uint64_t>(length, kBatchGoalBytes));
-            const std::uint64_t allowed =
-                std::min<std::uint64_t>(self->pacer_->allowed(now, length), sender.capacity());
+            const std::uint64_t batch_bytes = std::min<std::uint64_t>(
+                std::clamp<std::uint64_t>(self->pacer_->depth_bytes() / 4, length,
+                                          std::max<std::uint64_t>(length, kBatchGoalBytes)),
+                budget_datagrams * length);
+            const std::uint64_t allowed = std::min<std::uint64_t>(
+                {self->pacer_->allowed(now, length), sender.capacity(), budget_datagrams});
             if (allowed * length < batch_bytes) {
                 const auto wait = std::min<std::int64_t>(self->pacer_->wait_ns(now, batch_bytes),
                                                          std::chrono::nanoseconds(kLongestSleep).count());
@@ -369,10 +486,11 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
             const auto timestamp = static_cast<std::uint64_t>(now);
             const udp::header base{udp::datagram_type::data, static_cast<std::uint16_t>(self->index_),
                                    self->state_->settings.token, 0, timestamp};
+            const std::uint64_t nonce = self->current_nonce();
             const auto result = sender.send(fd, allowed, [&](std::size_t i, std::span<std::uint8_t> out) {
                 udp::header h = base;
                 h.sequence = first_sequence + i;
-                udp::write_header(out, h);
+                udp::write_data_prefix(out, h, nonce);
             });
             self->next_sequence_ += result.sent;
             self->sent_bytes_ += result.sent * length;
@@ -448,9 +566,13 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     asio::steady_timer hello_timer_;
     asio::steady_timer feedback_timer_;
     asio::steady_timer send_timer_;
+    const std::uint64_t path_cookie_;  // server: what the client must echo from this socket's peer
 
     // The flow's own thread only.
-    bool established_ = false;
+    bool established_ = false;  // server: the path is valid
+    std::size_t credit_bytes_;  // server, until established: bytes received from the peer
+    std::size_t sent_unvalidated_bytes_ = 0;
+    std::uint64_t echo_cookie_ = 0;  // client: the server's cookie, once a HELLO_ACK brought it
     bool closed_ = false;
     bool sending_ = false;
     bool stop_sending_ = false;
@@ -458,6 +580,10 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     std::optional<udp::receiver_accounting> accounting_;
     std::uint64_t latest_data_timestamp_ns_ = 0;
     std::int64_t latest_data_arrival_ns_ = 0;
+    std::uint64_t latest_data_nonce_ = 0;
+    std::array<std::uint64_t, kNonceHistory> nonces_{};
+    std::size_t nonces_drawn_ = 0;
+    std::int64_t nonce_drawn_ns_ = 0;
     std::optional<udp::pacer> pacer_;
     std::optional<udp::rate_controller> controller_;
     std::uint64_t next_sequence_ = 0;
@@ -481,12 +607,12 @@ const udp_flow_settings& udp_flow_group::settings() const {
     return state_->settings;
 }
 
-bool udp_flow_group::attach(std::size_t index, asio::ip::udp::socket socket) {
+bool udp_flow_group::attach(std::size_t index, asio::ip::udp::socket socket, const udp_path_cookie& path) {
     if (index >= flows_.size() || flows_[index]) {
         return false;
     }
     configure_udp_data_socket(socket.native_handle());
-    flows_[index] = std::make_shared<udp_flow>(state_, index, std::move(socket));
+    flows_[index] = std::make_shared<udp_flow>(state_, index, std::move(socket), path);
     flows_[index]->start();
     return true;
 }
@@ -578,6 +704,10 @@ void udp_flow_group::read_counters(std::vector<udp::receiver_counters>& out) con
 std::optional<std::string> udp_flow_group::first_failure() const {
     std::lock_guard lock(state_->mutex);
     return state_->first_failure;
+}
+
+bool udp_flow_group::stalled() const {
+    return state_->stalled.load(std::memory_order_acquire);
 }
 
 std::uint64_t udp_flow_group::rejected_datagrams() const {

@@ -1,9 +1,16 @@
 // The UDP flows of one test: one connected UDP socket per stream, each on a data-plane thread.
 //
 // A flow is a sender (paced DATA out, FEEDBACK in) or a receiver (DATA in, FEEDBACK out every 10 ms). On the
-// client, a flow first sends HELLO datagrams with backoff until the server answers (HELLO_ACK, or the first
-// DATA of a download); on the server, a flow is created only once a HELLO with the test's token arrived from
-// the control connection's address (server/udp_listener.hpp) and answers every HELLO it gets 1:1.
+// server, a flow is created once a HELLO with the test's token arrived from the control connection's address
+// (server/udp_listener.hpp); its socket is connected to that exact address:port. It answers HELLOs with a
+// HELLO_ACK carrying its cookie, never sending more bytes than that address:port sent it, until a HELLO
+// echoes the cookie: only then is the path valid and the flow established (RFC 9000 section 8.1). On the
+// client, a flow sends HELLOs with backoff, echoes the cookie of the first HELLO_ACK, and is established when
+// the server confirms (a HELLO_ACK with cookie 0) or the first DATA of a download arrives.
+//
+// A sender keeps going only while FEEDBACK echoes a nonce its recent DATA carried, so only whoever receives
+// the data can keep it flowing; a receiver whose data stops for the stall timeout stops its FEEDBACK and
+// fails the test.
 //
 // Like stream_group, the group is driven from the control executor; flows share state with it only through
 // atomics, mutex-guarded snapshots published after every receive batch, and a "something changed" wake-up.
@@ -33,12 +40,22 @@ struct udp_flow_settings {
     std::uint32_t datagram_bytes = udp::kDefaultIpv4DatagramBytes;
     udp_role role = udp_role::receiver;
     bool client = true;  // the client sends HELLOs until answered; the server answers them
+    // A receiver whose data stops this long after it started stops sending FEEDBACK and fails (0 = never).
+    std::chrono::nanoseconds stall_timeout{0};
+};
+
+// A server flow's path validation: the cookie its HELLO_ACKs carry, and the size of the HELLO that created
+// it (the listener's), its first credit for answers.
+struct udp_path_cookie {
+    std::uint64_t cookie = 0;
+    std::size_t hello_bytes = 0;
 };
 
 // How a sender paces each of its streams.
 struct udp_send_plan {
     double bits_per_second = 0;      // per stream; 0 = adaptive (common/udp_rate_control.hpp)
     double max_bits_per_second = 0;  // per stream cap of the adaptive rate; 0 = none
+    std::uint64_t max_bytes = 0;     // per stream: the sender stops for good after this many (0 = no cap)
 };
 
 struct udp_sent_counts {
@@ -52,9 +69,14 @@ struct udp_receiver_final {
     udp::ipdv_histogram ipdv;
 };
 
-// Receivers send FEEDBACK this often; a sender that hears none for kFeedbackTimeout stops sending.
+// Receivers send FEEDBACK this often; a sender that hears none that echoes its nonce for kFeedbackTimeout
+// stops sending.
 inline constexpr std::chrono::milliseconds kFeedbackInterval{10};
 inline constexpr std::chrono::milliseconds kFeedbackTimeout{500};
+// A sender draws a fresh nonce this often and accepts echoes of its last kNonceHistory: FEEDBACK may come
+// back up to 3.2 s after the DATA it answers (a round trip that long fails kFeedbackTimeout first).
+inline constexpr std::chrono::milliseconds kNonceLifetime{100};
+inline constexpr std::size_t kNonceHistory = 32;
 
 class udp_flow;
 struct udp_group_state;
@@ -72,11 +94,13 @@ class udp_flow_group {
 
     // Makes `socket` stream `index`. The socket is connected to the peer and was created on the io_context
     // it will run on (a data-plane thread). Its receive loop starts at once; a client flow starts sending
-    // HELLOs, a server flow answers the HELLO that created it. False when the index is out of range or taken.
-    bool attach(std::size_t index, asio::ip::udp::socket socket);
+    // HELLOs, a server flow answers the HELLO that created it with `path`'s cookie. False when the index is
+    // out of range or taken.
+    bool attach(std::size_t index, asio::ip::udp::socket socket, const udp_path_cookie& path = {});
     bool attached(std::size_t index) const;
     bool all_attached() const;
-    // Streams whose handshake completed (client: a HELLO_ACK or DATA arrived; server: attached).
+    // Streams whose handshake completed (client: the server confirmed the cookie, or DATA arrived; server:
+    // the cookie came back from the address:port it was sent to).
     std::size_t established_count() const;
 
     // Receivers: count DATA from now on (what arrives before is dropped), each stream's sender held to
@@ -98,6 +122,8 @@ class udp_flow_group {
     // The receivers' latest published counters.
     void read_counters(std::vector<udp::receiver_counters>& out) const;
     std::optional<std::string> first_failure() const;
+    // Whether a receiver failed because its data stopped for the stall timeout.
+    bool stalled() const;
     // Datagrams that reached a flow's socket without the test's token or with a wrong stream id: dropped.
     std::uint64_t rejected_datagrams() const;
 

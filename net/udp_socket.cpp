@@ -63,6 +63,22 @@ std::int64_t clock_ns(clockid_t id) {
     return to_ns(t);
 }
 
+// One non-blocking recvmmsg into `headers`: the number of messages read, 0 when nothing was queued, or -1
+// with `error` set.
+int receive_messages(int fd, std::vector<mmsghdr>& headers, std::error_code& error) {
+    int count = -1;
+    do {
+        count = ::recvmmsg(fd, headers.data(), static_cast<unsigned>(headers.size()), MSG_DONTWAIT, nullptr);
+    } while (count < 0 && errno == EINTR);
+    if (count < 0) {
+        if (errno == EAGAIN) {  // EWOULDBLOCK is the same value on Linux
+            return 0;
+        }
+        error = last_error();
+    }
+    return count;
+}
+
 }  // namespace
 
 int configure_udp_data_socket(int fd) {
@@ -141,14 +157,8 @@ std::size_t batch_receiver::receive(int fd, std::error_code& error) {
         h.msg_controllen = kControlBytesPerMessage;
         headers_[m].msg_len = 0;
     }
-    int count = -1;
-    do {
-        count = ::recvmmsg(fd, headers_.data(), static_cast<unsigned>(kMessages), MSG_DONTWAIT, nullptr);
-    } while (count < 0 && errno == EINTR);
-    if (count < 0) {
-        if (errno != EAGAIN) {  // EWOULDBLOCK is the same value on Linux
-            error = last_error();
-        }
+    const int count = receive_messages(fd, headers_, error);
+    if (count <= 0) {
         return 0;
     }
     // The kernel stamps with CLOCK_REALTIME; the project measures with CLOCK_MONOTONIC. Their offset, taken
@@ -177,6 +187,31 @@ std::size_t batch_receiver::receive(int fd, std::error_code& error) {
     return received_;
 }
 
+// ---- sourced_batch_receiver ----
+
+sourced_batch_receiver::sourced_batch_receiver()
+    : buffers_(kMessages * kMessageBytes), sources_(kMessages), headers_(kMessages), iovecs_(kMessages) {
+    for (std::size_t m = 0; m < kMessages; ++m) {
+        iovecs_[m] = iovec{buffers_.data() + m * kMessageBytes, kMessageBytes};
+    }
+}
+
+std::size_t sourced_batch_receiver::receive(int fd, std::error_code& error) {
+    error.clear();
+    received_ = 0;
+    for (std::size_t m = 0; m < kMessages; ++m) {
+        msghdr& h = headers_[m].msg_hdr;
+        h = msghdr{};
+        h.msg_name = &sources_[m];
+        h.msg_namelen = sizeof(sockaddr_storage);
+        h.msg_iov = &iovecs_[m];
+        h.msg_iovlen = 1;
+        headers_[m].msg_len = 0;
+    }
+    received_ = static_cast<std::size_t>(std::max(receive_messages(fd, headers_, error), 0));
+    return received_;
+}
+
 // ---- batch_sender ----
 
 batch_sender::batch_sender(std::uint32_t datagram_bytes, bool try_gso)
@@ -185,7 +220,7 @@ batch_sender::batch_sender(std::uint32_t datagram_bytes, bool try_gso)
       max_gso_segments_(std::min(kMaxSegments, kMaxGsoBytes / datagram_bytes_)) {
     gso_ = try_gso && max_gso_segments_ > 1;
     const std::size_t most = kMaxMessages * std::max<std::size_t>(1, max_gso_segments_);
-    headers_.resize(most * udp::kHeaderSize);
+    headers_.resize(most * udp::kDataPrefixSize);
     iovecs_.resize(most * 2);
     messages_.resize(kMaxMessages);
     control_.resize(kMaxMessages * CMSG_SPACE(sizeof(std::uint16_t)));
@@ -205,7 +240,7 @@ std::size_t batch_sender::capacity() const {
 std::size_t batch_sender::prepare(std::size_t first, std::size_t count) {
     const std::size_t per_message = segments_per_message();
     auto* body = const_cast<std::uint8_t*>(filler().data());
-    const std::size_t body_bytes = datagram_bytes_ - udp::kHeaderSize;
+    const std::size_t body_bytes = datagram_bytes_ - udp::kDataPrefixSize;
     std::size_t messages = 0;
     std::size_t iov = 0;
     for (std::size_t d = first; d < count && messages < kMaxMessages; ++messages) {
@@ -215,7 +250,7 @@ std::size_t batch_sender::prepare(std::size_t first, std::size_t count) {
         h.msg_iov = &iovecs_[iov];
         h.msg_iovlen = segments * 2;
         for (std::size_t s = 0; s < segments; ++s, ++d) {
-            iovecs_[iov++] = iovec{headers_.data() + d * udp::kHeaderSize, udp::kHeaderSize};
+            iovecs_[iov++] = iovec{headers_.data() + d * udp::kDataPrefixSize, udp::kDataPrefixSize};
             iovecs_[iov++] = iovec{body, body_bytes};
         }
         if (segments > 1) {

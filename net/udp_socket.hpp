@@ -79,7 +79,40 @@ class batch_receiver {
     std::uint32_t socket_drops_ = 0;
 };
 
-// Sends runs of same-sized DATA datagrams. The caller fills each datagram's header; the rest of every
+// Reads up to kMessages datagrams with their source addresses in one non-blocking recvmmsg call, for an
+// unconnected socket (the UDP listener, which only wants handshakes: longer datagrams arrive truncated to
+// kMessageBytes).
+class sourced_batch_receiver {
+  public:
+    static constexpr std::size_t kMessages = 64;
+    static constexpr std::size_t kMessageBytes = 256;
+
+    sourced_batch_receiver();
+
+    // Returns the number of datagrams read (0 when nothing was queued), or an error.
+    std::size_t receive(int fd, std::error_code& error);
+    // Calls visit(std::span<const std::uint8_t> datagram, const sockaddr* source, socklen_t source_length)
+    // for each datagram of the last receive().
+    template <class Visit>
+    void for_each(Visit&& visit) const {
+        for (std::size_t m = 0; m < received_; ++m) {
+            const msghdr& h = headers_[m].msg_hdr;
+            visit(std::span<const std::uint8_t>(buffers_.data() + m * kMessageBytes,
+                                                std::min<std::size_t>(headers_[m].msg_len, kMessageBytes)),
+                  static_cast<const sockaddr*>(h.msg_name), h.msg_namelen);
+        }
+    }
+
+  private:
+    std::vector<std::uint8_t> buffers_;
+    std::vector<sockaddr_storage> sources_;
+    std::vector<mmsghdr> headers_;
+    std::vector<iovec> iovecs_;
+    std::size_t received_ = 0;
+};
+
+// Sends runs of same-sized DATA datagrams. The caller fills each datagram's prefix (header and nonce,
+// udp::kDataPrefixSize bytes); the rest of every
 // datagram comes from one shared buffer of random bytes, so there is no per-byte work. With GSO, up to
 // kMaxSegments datagrams travel through the stack as one; the kernel (or the NIC) splits them.
 class batch_sender {
@@ -98,13 +131,14 @@ class batch_sender {
 
     // The most datagrams one send() takes.
     std::size_t capacity() const;
-    // Sends up to `count` datagrams; fill_header(i, std::span<std::uint8_t> header) writes datagram i's
-    // header (i counts from 0 within this call; datagrams the kernel did not take are not sent, in order).
+    // Sends up to `count` datagrams; fill_prefix(i, std::span<std::uint8_t> prefix) writes datagram i's
+    // prefix (i counts from 0 within this call; datagrams the kernel did not take are not sent, in order).
     template <class Fill>
-    result send(int fd, std::size_t count, Fill&& fill_header) {
+    result send(int fd, std::size_t count, Fill&& fill_prefix) {
         count = std::min(count, capacity());
         for (std::size_t i = 0; i < count; ++i) {
-            fill_header(i, std::span<std::uint8_t>(headers_.data() + i * udp::kHeaderSize, udp::kHeaderSize));
+            fill_prefix(
+                i, std::span<std::uint8_t>(headers_.data() + i * udp::kDataPrefixSize, udp::kDataPrefixSize));
         }
         return send_filled(fd, count);
     }

@@ -54,8 +54,9 @@ asio::awaitable<udp_window_result> measure_udp_receiver_window(udp_flow_group& g
         while (clock::now() < planned) {
             co_await group.wait_for_change(planned);
             if (auto failure = group.first_failure()) {
-                throw session_error(proto::error_code::protocol_error,
-                                    "a UDP stream failed during the test (" + *failure + ")");
+                throw session_error(
+                    group.stalled() ? proto::error_code::timeout : proto::error_code::protocol_error,
+                    "a UDP stream failed during the test (" + *failure + ")");
             }
         }
         group.read_counters(counters);

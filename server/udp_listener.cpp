@@ -3,11 +3,12 @@
 #include <fmt/ostream.h>
 #include <spdlog/spdlog.h>
 
-#include <array>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/v6_only.hpp>
+#include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
+#include <cstring>
 #include <functional>
 #include <span>
 
@@ -23,6 +24,12 @@ using asio::experimental::as_tuple;
 namespace {
 // Drops are summed up in one log line at most this often, so a flood cannot flood the log.
 constexpr std::chrono::seconds kDropLogInterval{10};
+// Receive batches before the read loop lets the listener's other work (closing, other sockets) run.
+constexpr int kBatchesBeforeYield = 16;
+// HELLOs one token may pass to the control thread. A client sends one per stream and retransmits with
+// backoff only until that stream's socket exists (later ones go straight to it): at most 32 streams times
+// 12 attempts. More can only be someone holding the token who floods the control thread with it.
+constexpr std::uint64_t kMaxHellosPerToken = 512;
 }  // namespace
 
 asio::ip::address unmapped(const asio::ip::address& address) {
@@ -32,7 +39,8 @@ asio::ip::address unmapped(const asio::ip::address& address) {
     return address;
 }
 
-udp_listener::udp_listener(asio::io_context& control) : control_(control) {}
+udp_listener::udp_listener(asio::io_context& control)
+    : control_(control), work_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
 
 udp_listener::~udp_listener() {
     close();
@@ -43,25 +51,41 @@ namespace {
 asio::awaitable<void> read_loop(
     std::shared_ptr<asio::ip::udp::socket> socket,
     std::function<void(std::span<const std::uint8_t>, const asio::ip::udp::endpoint&)> handle) {
-    std::array<std::uint8_t, 2048> buffer{};
+    auto batch = std::make_unique<net::sourced_batch_receiver>();
     asio::ip::udp::endpoint source;
-    for (;;) {
-        auto [ec, bytes] =
-            co_await socket->async_receive_from(asio::buffer(buffer), source, as_tuple(asio::use_awaitable));
-        if (ec) {
-            if (ec == asio::error::operation_aborted || !socket->is_open()) {
-                co_return;
-            }
-            continue;  // e.g. an ICMP error for something we never sent: ignore
+    for (int batches = 1;; ++batches) {
+        std::error_code error;
+        const std::size_t received = batch->receive(socket->native_handle(), error);
+        if (!socket->is_open()) {
+            co_return;
         }
-        handle(std::span<const std::uint8_t>(buffer.data(), bytes), source);
+        if (error || received == 0) {
+            // Nothing queued (or an error for something we never sent: ignored): wait for more.
+            auto [ec] =
+                co_await socket->async_wait(asio::socket_base::wait_read, as_tuple(asio::use_awaitable));
+            if (ec) {
+                co_return;  // closed
+            }
+            continue;
+        }
+        batch->for_each([&](std::span<const std::uint8_t> datagram, const sockaddr* from, socklen_t length) {
+            if (length > source.capacity()) {
+                return;
+            }
+            std::memcpy(source.data(), from, length);
+            source.resize(length);
+            handle(datagram, source);
+        });
+        if (batches % kBatchesBeforeYield == 0) {
+            co_await asio::post(socket->get_executor(), asio::use_awaitable);
+        }
     }
 }
 
 }  // namespace
 
 void udp_listener::listen(const asio::ip::udp::endpoint& endpoint) {
-    auto entry = std::make_shared<asio::ip::udp::socket>(control_);
+    auto entry = std::make_shared<asio::ip::udp::socket>(io_);
     auto& socket = *entry;
     socket.open(endpoint.protocol());
     if (auto ec = net::set_reuse_port(socket.native_handle())) {
@@ -73,43 +97,67 @@ void udp_listener::listen(const asio::ip::udp::endpoint& endpoint) {
     }
     socket.bind(endpoint);
     port_ = socket.local_endpoint().port();
-    asio::co_spawn(
-        control_,
-        read_loop(entry, [this](std::span<const std::uint8_t> datagram,
-                                const asio::ip::udp::endpoint& source) { handle(datagram, source); }),
-        net::log_if_failed("udp listener"));
-    sockets_.push_back(std::move(entry));
+    sockets_.push_back(entry);
+    asio::co_spawn(io_,
+                   read_loop(std::move(entry),
+                             [this](std::span<const std::uint8_t> datagram,
+                                    const asio::ip::udp::endpoint& source) { handle(datagram, source); }),
+                   net::log_if_failed("udp listener"));
 }
 
 void udp_listener::close() {
-    for (auto& entry : sockets_) {
-        asio::error_code ignored;
-        entry->close(ignored);
+    if (!thread_.joinable()) {
+        return;
     }
+    // The sockets belong to the listener's thread: closed there, between two batches.
+    asio::post(io_, [this] {
+        for (auto& entry : sockets_) {
+            asio::error_code ignored;
+            entry->close(ignored);
+        }
+    });
+    work_.reset();
+    thread_.join();
+    std::lock_guard lock(mutex_);
     handlers_.clear();
 }
 
 void udp_listener::add(std::uint64_t token, std::weak_ptr<udp_hello_handler> handler) {
+    std::lock_guard lock(mutex_);
     handlers_[token] = std::move(handler);
 }
 
 void udp_listener::remove(std::uint64_t token) {
+    std::lock_guard lock(mutex_);
     handlers_.erase(token);
+}
+
+udp_listener::drop_counts udp_listener::drops() const {
+    return {drops_.malformed.load(std::memory_order_relaxed),
+            drops_.unknown_token.load(std::memory_order_relaxed),
+            drops_.wrong_address.load(std::memory_order_relaxed),
+            drops_.excess.load(std::memory_order_relaxed)};
 }
 
 void udp_listener::handle(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source) {
     const auto h = udp::read_header(datagram);
     if (!h || h->type != udp::datagram_type::hello) {
         spdlog::debug("udp: dropped a datagram from {}: not a HELLO", fmt::streamed(source.address()));
-        ++drops_.malformed;
+        drops_.malformed.fetch_add(1, std::memory_order_relaxed);
         note_drop();
         return;
     }
-    auto it = handlers_.find(h->token);
-    auto handler = it == handlers_.end() ? nullptr : it->second.lock();
+    std::shared_ptr<udp_hello_handler> handler;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = handlers_.find(h->token);
+        if (it != handlers_.end()) {
+            handler = it->second.lock();
+        }
+    }
     if (!handler) {
         spdlog::debug("udp: dropped a HELLO from {}: unknown token", fmt::streamed(source.address()));
-        ++drops_.unknown_token;
+        drops_.unknown_token.fetch_add(1, std::memory_order_relaxed);
         note_drop();
         return;
     }
@@ -118,12 +166,30 @@ void udp_listener::handle(std::span<const std::uint8_t> datagram, const asio::ip
         // aiming our data at a third party.
         spdlog::debug("udp: dropped a HELLO from {}: its token belongs to a control connection from {}",
                       fmt::streamed(source.address()), fmt::streamed(handler->control_peer()));
-        ++drops_.wrong_address;
-        ++handler->wrong_address_hellos;
+        drops_.wrong_address.fetch_add(1, std::memory_order_relaxed);
+        handler->wrong_address_hellos.fetch_add(1, std::memory_order_relaxed);
         note_drop();
         return;
     }
-    handler->on_hello(h->stream, source);
+    if (datagram.size() < udp::kHandshakeSize) {
+        // Too short to carry a cookie, so too short for a HELLO_ACK in answer.
+        spdlog::debug("udp: dropped a HELLO from {}: {} bytes", fmt::streamed(source.address()),
+                      datagram.size());
+        drops_.malformed.fetch_add(1, std::memory_order_relaxed);
+        note_drop();
+        return;
+    }
+    if (handler->hellos_passed.fetch_add(1, std::memory_order_relaxed) >= kMaxHellosPerToken) {
+        drops_.excess.fetch_add(1, std::memory_order_relaxed);
+        note_drop();
+        return;
+    }
+    asio::post(control_, [weak = std::weak_ptr<udp_hello_handler>(handler), stream = h->stream, source,
+                          bytes = datagram.size()] {
+        if (auto owner = weak.lock()) {
+            owner->on_hello(stream, source, bytes);
+        }
+    });
 }
 
 void udp_listener::note_drop() {
@@ -132,12 +198,15 @@ void udp_listener::note_drop() {
         return;
     }
     last_log_ = now;
+    const drop_counts now_counts = drops();
     spdlog::info(
         "udp: dropped {} datagrams since the last report ({} malformed or not a HELLO, {} with an unknown "
-        "token, {} from an address other than the token's control connection)",
-        drops_.total() - logged_.total(), drops_.malformed - logged_.malformed,
-        drops_.unknown_token - logged_.unknown_token, drops_.wrong_address - logged_.wrong_address);
-    logged_ = drops_;
+        "token, {} from an address other than the token's control connection, {} HELLOs beyond {} for one "
+        "token)",
+        now_counts.total() - logged_.total(), now_counts.malformed - logged_.malformed,
+        now_counts.unknown_token - logged_.unknown_token, now_counts.wrong_address - logged_.wrong_address,
+        now_counts.excess - logged_.excess, kMaxHellosPerToken);
+    logged_ = now_counts;
 }
 
 }  // namespace speed::server

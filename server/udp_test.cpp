@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/limits.hpp"
 #include "common/udp_rate_control.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
@@ -37,6 +38,8 @@ namespace {
 constexpr auto kUdpSetupTimeout = 5s;
 constexpr auto kFirstDataTimeout = 5s;
 constexpr auto kReplyTimeout = 5s;
+// How often a UDP sender's session checks its flows and the STOP deadline while it waits for STOP.
+constexpr auto kSenderWatchInterval = 100ms;
 
 asio::awaitable<void> echo_loop(std::shared_ptr<asio::ip::udp::socket> socket, std::uint64_t token) {
     std::array<std::uint8_t, 2048> buffer{};
@@ -53,20 +56,20 @@ asio::awaitable<void> echo_loop(std::shared_ptr<asio::ip::udp::socket> socket, s
         if (!h || h->token != token) {
             continue;
         }
-        if (h->type == udp::datagram_type::hello) {
+        // Every answer is at most as large as what came in.
+        std::array<std::uint8_t, udp::kHandshakeSize> reply{};
+        if (h->type == udp::datagram_type::hello && bytes >= udp::kHandshakeSize) {
             h->type = udp::datagram_type::hello_ack;
             if (net::drop_handshake_for_test()) {
                 continue;
             }
+            udp::write_handshake(reply, *h, 0);
+            net::send_datagram(socket->native_handle(), reply);
         } else if (h->type == udp::datagram_type::ping) {
             h->type = udp::datagram_type::pong;
-        } else {
-            continue;
+            udp::write_header(reply, *h);
+            net::send_datagram(socket->native_handle(), std::span(reply).first(udp::kHeaderSize));
         }
-        // The answer is the 28-byte header: never larger than what came in.
-        std::array<std::uint8_t, udp::kHeaderSize> reply{};
-        udp::write_header(reply, *h);
-        net::send_datagram(socket->native_handle(), reply);
     }
 }
 
@@ -135,7 +138,8 @@ udp_test_flows::udp_test_flows(asio::any_io_executor control, std::size_t stream
       data_pool_(data_pool),
       group_(std::move(control), streams, settings) {}
 
-void udp_test_flows::on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source) {
+void udp_test_flows::on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source,
+                              std::size_t bytes) {
     if (stream >= group_.size() || group_.attached(stream)) {
         // Out of range, or a retransmission that raced the stream's own socket: that socket answers it.
         return;
@@ -147,7 +151,14 @@ void udp_test_flows::on_hello(std::uint16_t stream, const asio::ip::udp::endpoin
                      source.address().to_string(), ec.message());
         return;
     }
-    group_.attach(stream, std::move(socket));
+    net::udp_path_cookie path;
+    path.hello_bytes = bytes;
+    while (path.cookie == 0) {  // 0 is the cookie of a first HELLO
+        std::array<std::uint8_t, sizeof path.cookie> random{};
+        fill_random(random);
+        std::memcpy(&path.cookie, random.data(), random.size());
+    }
+    group_.attach(stream, std::move(socket), path);
 }
 
 // ---- udp_echo ----
@@ -166,8 +177,8 @@ udp_echo::~udp_echo() {
     }
 }
 
-void udp_echo::on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source) {
-    if (stream != 0 || socket_) {
+void udp_echo::on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source, std::size_t bytes) {
+    if (stream != 0 || socket_ || bytes < udp::kHandshakeSize) {
         return;
     }
     asio::error_code ec;
@@ -179,8 +190,8 @@ void udp_echo::on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& sou
     }
     socket_ = socket;
     if (!net::drop_handshake_for_test()) {
-        std::array<std::uint8_t, udp::kHeaderSize> ack{};
-        udp::write_header(ack, {udp::datagram_type::hello_ack, 0, token_, 0, 0});
+        std::array<std::uint8_t, udp::kHandshakeSize> ack{};
+        udp::write_handshake(ack, {udp::datagram_type::hello_ack, 0, token_, 0, 0}, 0);
         net::send_datagram(socket->native_handle(), ack);
     }
     asio::co_spawn(control_, echo_loop(socket, token_), net::log_if_failed("udp echo"));
@@ -199,9 +210,8 @@ void session::end_udp() {
         context_->udp->remove(udp_token_);
     }
     if (udp_flows_) {
-        if (udp_flows_->wrong_address_hellos > 0) {
-            summaries_.push_back(fmt::format("{} UDP handshakes from a wrong address dropped",
-                                             udp_flows_->wrong_address_hellos));
+        if (const auto wrong = udp_flows_->wrong_address_hellos.load(); wrong > 0) {
+            summaries_.push_back(fmt::format("{} UDP handshakes from a wrong address dropped", wrong));
         }
         if (const auto rejected = udp_flows_->group().rejected_datagrams(); rejected > 0) {
             summaries_.push_back(fmt::format("{} UDP datagrams without the test's token dropped", rejected));
@@ -242,6 +252,7 @@ asio::awaitable<void> session::run_udp_test(const proto::test_request& request) 
     settings.datagram_bytes = request.udp_payload_bytes;
     settings.role = download ? net::udp_role::sender : net::udp_role::receiver;
     settings.client = false;
+    settings.stall_timeout = std::chrono::nanoseconds(stall_timeout_for(request));
     udp_token_ = settings.token;
     udp_flows_ = std::make_shared<udp_test_flows>(channel_.socket().get_executor(), request.streams, settings,
                                                   peer_.address(), udp_local_endpoint(), context_->data_pool);
@@ -286,10 +297,33 @@ asio::awaitable<void> session::send_udp_download(const proto::test_request& requ
     net::udp_send_plan plan;
     plan.bits_per_second = static_cast<double>(request.bitrate) / request.streams;
     plan.max_bits_per_second = static_cast<double>(cap) / request.streams;
+    // The test's byte budget (--max-bytes), as for TCP: what the receiver may see, so what the sender sends
+    // at most, whatever the client does with FEEDBACK and STOP.
+    const test_budget budget = test_budget::for_test(request, context_->config.limits);
+    if (budget.max_bytes != 0) {
+        plan.max_bytes = std::max<std::uint64_t>(
+            1, static_cast<std::uint64_t>(static_cast<double>(budget.max_bytes) * test_budget::kRateMargin) /
+                   request.streams);
+    }
     group.start_sending(plan);
 
-    // The sender needs the client's FEEDBACK to keep going (net/udp_flows), so a client that vanishes stops
-    // the datagrams within a second; the STOP itself has the session protocol's deadline.
+    // The sender needs FEEDBACK that echoes its DATA's nonce to keep going (net/udp_flow.hpp), so a client
+    // that vanishes stops the datagrams within a second. A client that stays but never sends STOP is given
+    // the test's time plus max(1 s, that time), within the session protocol's own deadline for STOP.
+    const auto test_length = std::chrono::milliseconds(std::uint64_t{request.omit_ms} + request.duration_ms);
+    const auto grace = std::max<std::chrono::milliseconds>(1s, test_length);
+    const auto now = clock::now();
+    const auto give_up = std::min(now + test_length + grace, now + protocol_.read_timeout());
+    while (!co_await channel_.wait_readable(std::min(give_up, clock::now() + kSenderWatchInterval))) {
+        if (auto failure = group.first_failure()) {
+            throw session_error(proto::error_code::protocol_error, *failure);
+        }
+        if (clock::now() >= give_up) {
+            throw session_error(proto::error_code::timeout,
+                                fmt::format("no STOP from the client within {:.1f} s after the test's time",
+                                            std::chrono::duration<double>(grace).count()));
+        }
+    }
     const session_step step = co_await next_step();
     if (step.what != session_step::kind::stop_sending) {
         throw session_error(proto::error_code::internal, "session protocol out of step");

@@ -19,13 +19,13 @@ struct udp_local {
 };
 
 // The flows of one UDP test: the listener hands it each stream's first HELLO, and it creates that stream's
-// connected socket on a data-plane thread.
+// connected socket on a data-plane thread, with a fresh cookie the client must echo from that socket's peer.
 class udp_test_flows : public udp_hello_handler {
   public:
     udp_test_flows(asio::any_io_executor control, std::size_t streams, net::udp_flow_settings settings,
                    asio::ip::address control_peer, udp_local local, net::io_pool& data_pool);
     const asio::ip::address& control_peer() const override { return control_peer_; }
-    void on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source) override;
+    void on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source, std::size_t bytes) override;
     net::udp_flow_group& group() { return group_; }
 
   private:
@@ -36,14 +36,14 @@ class udp_test_flows : public udp_hello_handler {
 };
 
 // A latency echo: one connected socket on the control thread that answers HELLO with HELLO_ACK and PING with
-// PONG, datagram for datagram and never larger.
+// PONG, datagram for datagram and never larger (so it needs no cookie: it never sends beyond 1:1).
 class udp_echo : public udp_hello_handler, public std::enable_shared_from_this<udp_echo> {
   public:
     udp_echo(asio::any_io_executor control, std::uint64_t token, asio::ip::address control_peer,
              udp_local local);
     ~udp_echo() override;
     const asio::ip::address& control_peer() const override { return control_peer_; }
-    void on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source) override;
+    void on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source, std::size_t bytes) override;
 
   private:
     asio::any_io_executor control_;

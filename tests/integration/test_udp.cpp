@@ -149,9 +149,9 @@ arrivals receive_for(int fd, int wait_ms) {
     }
 }
 
-std::vector<std::uint8_t> hello_datagram(std::uint64_t token, std::uint16_t stream = 0) {
-    std::vector<std::uint8_t> datagram(udp::kHeaderSize);
-    udp::write_header(datagram, {udp::datagram_type::hello, stream, token, 0, 1});
+std::vector<std::uint8_t> hello_datagram(std::uint64_t token, std::uint64_t cookie = 0) {
+    std::vector<std::uint8_t> datagram(udp::kHandshakeSize);
+    udp::write_handshake(datagram, {udp::datagram_type::hello, 0, token, 0, 1}, cookie);
     return datagram;
 }
 
@@ -388,11 +388,20 @@ TEST_CASE(
     CHECK(receive_for(stranger, 300).datagrams.empty());
     CHECK(receive_for(client, 100).datagrams.empty());
 
-    // The right token from the right address completes the handshake, then the download starts.
+    // The right token from the right address gets the cookie; its echo completes the handshake, then the
+    // download starts.
     send_udp(client, control.setup.port, hello_datagram(token));
+    const arrivals ack = receive_for(client, 300);
+    REQUIRE(ack.datagrams.size() == 1);
+    CHECK(udp::read_header(ack.datagrams.front())->type == udp::datagram_type::hello_ack);
+    const auto cookie = udp::read_cookie(ack.datagrams.front());
+    REQUIRE(cookie);
+    CHECK(*cookie != 0);
+    send_udp(client, control.setup.port, hello_datagram(token, *cookie));
     const arrivals got = receive_for(client, 1500);
     REQUIRE_FALSE(got.datagrams.empty());
     CHECK(udp::read_header(got.datagrams.front())->type == udp::datagram_type::hello_ack);
+    CHECK(udp::read_cookie(got.datagrams.front()) == 0U);  // the echo arrived: the path is valid
     CHECK(receive_for(stranger, 10).datagrams.empty());
     std::size_t data = 0;
     for (const auto& datagram : got.datagrams) {

@@ -63,8 +63,8 @@ void check_accounting_identity(const nlohmann::json& direction) {
     CHECK(lost == u64(direction["lost_packets"]));
 }
 
-// DATA datagrams get a payload length nothing else on the path has: handshake datagrams, PING and PONG are
-// 28 bytes (the header alone), FEEDBACK 72, and TCP is counted apart. So netem-tun's counters for this
+// DATA datagrams get a payload length nothing else on the path has: HELLO and HELLO_ACK are 36 bytes, PING
+// and PONG 28 (the header alone), FEEDBACK 80, and TCP is counted apart. So netem-tun's counters for this
 // length, per direction, are exactly the test's DATA datagrams.
 constexpr std::uint32_t kDataBytes = 1200;
 
@@ -149,10 +149,10 @@ TEST_CASE("UDP loss through 5 % random loss is exactly the datagrams the link dr
 
 namespace {
 
-// nftables in the router: of the UDP datagrams with a 28-byte payload (UDP length 36: HELLO, HELLO_ACK, PING,
-// PONG) that arrive from each side, the first two are dropped. Loaded again before every run, which resets
-// the quotas, so that every run starts with its first handshake datagrams lost both ways. A quota counts
-// bytes: two datagrams of 56 bytes (20 IPv4 + 8 UDP + 28).
+// nftables in the router: of the UDP datagrams with a 36-byte payload (UDP length 44: HELLO and HELLO_ACK)
+// that arrive from each side, the first two are dropped. Loaded again before every run, which resets the
+// quotas, so that every run starts with its first handshake datagrams lost both ways. A quota counts bytes:
+// two datagrams of 64 bytes (20 IPv4 + 8 UDP + 36).
 std::string handshake_dropper() {
     std::string rules =
         "table inet speedlab_handshake\n"
@@ -162,7 +162,7 @@ std::string handshake_dropper() {
         "    type filter hook forward priority 0; policy accept;\n";
     for (const char* side : {kRouterToClient, kRouterToServer}) {
         rules +=
-            std::string("    iifname \"") + side + "\" udp length 36 quota until 112 bytes counter drop\n";
+            std::string("    iifname \"") + side + "\" udp length 44 quota until 128 bytes counter drop\n";
     }
     return rules + "  }\n}\n";
 }

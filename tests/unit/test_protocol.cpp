@@ -40,7 +40,7 @@ TEST_CASE("HELLO of a control connection", "[protocol]") {
     hello msg;
     msg.kind = connection_kind::control;
     msg.software = "speedcli 0.1.0";
-    check_round_trip(msg, concat({from_hex("01 0000002d  53504454 0001 01"),
+    check_round_trip(msg, concat({from_hex("01 0000002d  53504454 0002 01"),
                                   from_hex("00000000 00000000 00000000 00000000"),  // token
                                   from_hex("00000000 0000 000e"), ascii("speedcli 0.1.0")}));
 }
@@ -51,7 +51,7 @@ TEST_CASE("HELLO of a data connection carries token, test and stream", "[protoco
     msg.token = counting_token();
     msg.test_id = 0x01020304;
     msg.stream_index = 7;
-    check_round_trip(msg, from_hex("01 0000001f  53504454 0001 02"
+    check_round_trip(msg, from_hex("01 0000001f  53504454 0002 02"
                                    "0102030405060708090a0b0c0d0e0f10"
                                    "01020304 0007 0000"));
 }
@@ -66,7 +66,7 @@ TEST_CASE("WELCOME", "[protocol]") {
     msg.max_bytes = 0x40000000;
     msg.auth_required = true;
     check_round_trip(
-        msg, concat({from_hex("02 0000002e  0001 0102030405060708090a0b0c0d0e0f10 0003"), ascii("srv"),
+        msg, concat({from_hex("02 0000002e  0002 0102030405060708090a0b0c0d0e0f10 0003"), ascii("srv"),
                      from_hex("0020 0000ea60 00000002540be400 0000000040000000 01")}));
 }
 

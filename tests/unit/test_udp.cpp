@@ -46,7 +46,7 @@ TEST_CASE("UDP datagram header golden bytes", "[udp][wire]") {
     h.token = 0x1122334455667788ULL;
     h.sequence = 5;
     h.timestamp_ns = 0x0102030405060708ULL;
-    const auto golden = from_hex("01 01 0102 1122334455667788 0000000000000005 0102030405060708");
+    const auto golden = from_hex("01 02 0102 1122334455667788 0000000000000005 0102030405060708");
     std::vector<std::uint8_t> out(kHeaderSize + 4, 0xee);
     write_header(out, h);
     CHECK(std::vector<std::uint8_t>(out.begin(), out.begin() + kHeaderSize) == golden);
@@ -58,17 +58,51 @@ TEST_CASE("UDP datagram header golden bytes", "[udp][wire]") {
 
 TEST_CASE("UDP datagram headers that are short, of another version or an unknown type are refused",
           "[udp][wire]") {
-    const auto good = from_hex("06 01 0000 1122334455667788 0000000000000001 0000000000000002");
+    const auto good = from_hex("06 02 0000 1122334455667788 0000000000000001 0000000000000002");
     CHECK(read_header(good)->type == datagram_type::pong);
     CHECK_FALSE(read_header(std::span(good).first(kHeaderSize - 1)));
     auto other_version = good;
-    other_version[1] = 2;
+    other_version[1] = 1;  // before path cookies and DATA nonces
     CHECK_FALSE(read_header(other_version));
     auto unknown_type = good;
     unknown_type[0] = 7;
     CHECK_FALSE(read_header(unknown_type));
     unknown_type[0] = 0;
     CHECK_FALSE(read_header(unknown_type));
+}
+
+TEST_CASE("HELLO and HELLO_ACK golden bytes: the header and the path cookie, the same size", "[udp][wire]") {
+    const header h{datagram_type::hello_ack, 2, 0x1122334455667788ULL, 3, 0x0102030405060708ULL};
+    const auto golden =
+        from_hex("03 02 0002 1122334455667788 0000000000000003 0102030405060708 c1c2c3c4c5c6c7c8");
+    std::vector<std::uint8_t> out(kHandshakeSize + 2, 0xee);
+    write_handshake(out, h, 0xc1c2c3c4c5c6c7c8ULL);
+    CHECK(std::vector<std::uint8_t>(out.begin(), out.begin() + kHandshakeSize) == golden);
+    CHECK(out[kHandshakeSize] == 0xee);
+    CHECK(*read_header(golden) == h);
+    CHECK(read_cookie(golden) == 0xc1c2c3c4c5c6c7c8ULL);
+    CHECK_FALSE(read_cookie(std::span(golden).first(kHandshakeSize - 1)));
+    // A first HELLO carries cookie 0, and is as large as the HELLO_ACK that answers it.
+    const auto first_hello =
+        from_hex("02 02 0000 1122334455667788 0000000000000000 0000000000000001 0000000000000000");
+    std::vector<std::uint8_t> hello(kHandshakeSize);
+    write_handshake(hello, {datagram_type::hello, 0, 0x1122334455667788ULL, 0, 1}, 0);
+    CHECK(hello == first_hello);
+    CHECK(read_cookie(hello) == 0U);
+    CHECK(hello.size() == golden.size());
+}
+
+TEST_CASE("DATA golden bytes: the header, then the sender's nonce", "[udp][wire]") {
+    const header h{datagram_type::data, 1, 0x1122334455667788ULL, 7, 0x0102030405060708ULL};
+    const auto golden =
+        from_hex("01 02 0001 1122334455667788 0000000000000007 0102030405060708 d1d2d3d4d5d6d7d8");
+    std::vector<std::uint8_t> out(kDataPrefixSize + 4, 0xee);
+    write_data_prefix(out, h, 0xd1d2d3d4d5d6d7d8ULL);
+    CHECK(std::vector<std::uint8_t>(out.begin(), out.begin() + kDataPrefixSize) == golden);
+    CHECK(out[kDataPrefixSize] == 0xee);  // the filler is the sender's
+    CHECK(read_nonce(out) == 0xd1d2d3d4d5d6d7d8ULL);
+    CHECK_FALSE(read_nonce(std::span(golden).first(kDataPrefixSize - 1)));
+    CHECK(kMinDatagramBytes == kDataPrefixSize);
 }
 
 TEST_CASE("FEEDBACK datagram golden bytes", "[udp][wire]") {
@@ -81,9 +115,11 @@ TEST_CASE("FEEDBACK datagram golden bytes", "[udp][wire]") {
     body.queue_delay_us = 500;
     body.echo_timestamp_ns = 0x0102030405060708ULL;
     body.echo_delay_us = 16;
+    body.echo_nonce = 0xd1d2d3d4d5d6d7d8ULL;
     const auto golden = from_hex(
-        "04 01 0003 a1a2a3a4a5a6a7a8 0000000000000009 00000000000003e8"
-        "0000000000000064 0000000000000066 00000000000222e0 00000002 000001f4 0102030405060708 00000010");
+        "04 02 0003 a1a2a3a4a5a6a7a8 0000000000000009 00000000000003e8"
+        "0000000000000064 0000000000000066 00000000000222e0 00000002 000001f4 0102030405060708 00000010"
+        "d1d2d3d4d5d6d7d8");
     std::vector<std::uint8_t> out(kFeedbackSize);
     write_feedback(out, h, body);
     CHECK(out == golden);
