@@ -77,8 +77,6 @@ void log_limited(server_context& context, log_kind kind, spdlog::level::level_en
     spdlog::log(level, "{}", line);
 }
 
-// Fills `bytes` from the kernel's CSPRNG (getrandom); throws std::runtime_error if it fails.
-void fill_random(std::span<std::uint8_t> bytes);
 // A fresh, unguessable session token.
 proto::session_token make_session_token();
 
