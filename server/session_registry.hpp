@@ -55,7 +55,8 @@ struct server_context {
     session_registry sessions;
     admission_control admission;
     log_limiter logs;
-    udp_listener* udp = nullptr;  // the UDP port of UDP tests; null when UDP is off
+    udp_listener* udp = nullptr;                // the UDP port of UDP tests; null when UDP is off
+    asio::io_context* probe_context = nullptr;  // the probe echo's thread (server/probe_echo.hpp)
     bool shutting_down = false;
 };
 
