@@ -67,6 +67,17 @@ std::vector<std::string> quick_test(std::uint16_t port) {
     return {"127.0.0.1", "-p", std::to_string(port), "-t", "0.5", "--pings", "2", "-J"};
 }
 
+// Stops the server once it has logged the end of the session: the client may exit before the server has read
+// its close, and a server stopped then logs the session as aborted.
+void stop_after_session_end(server_process& server) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (server.log().find(" ended after ") == std::string::npos &&
+           std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    server.stop();
+}
+
 auth::key lab_key() {
     std::vector<std::uint8_t> secret(32);
     for (std::size_t i = 0; i < secret.size(); ++i) {
@@ -258,7 +269,7 @@ TEST_CASE("authentication: the right key passes, a wrong or missing one is refus
         CHECK(run.process.exit_code == 0);
         CHECK(run.json["download"]["bits_per_second"].get<double>() > 0);
         CHECK(run.json["upload"]["bits_per_second"].get<double>() > 0);
-        server.stop();
+        stop_after_session_end(server);
         CHECK_THAT(server.log(), Catch::Contains("key ops, ok"));
     }
     SECTION("the right key for a UDP test: every UDP request carries its tag too") {
@@ -270,7 +281,7 @@ TEST_CASE("authentication: the right key passes, a wrong or missing one is refus
         CHECK(run.json["protocol"] == "udp");
         CHECK(run.json["download"]["bits_per_second"].get<double>() > 0);
         CHECK(run.json["upload"]["bits_per_second"].get<double>() > 0);
-        server.stop();
+        stop_after_session_end(server);
         CHECK_THAT(server.log(), Catch::Contains("key lab, ok"));
     }
     SECTION("a wrong key") {
@@ -282,7 +293,7 @@ TEST_CASE("authentication: the right key passes, a wrong or missing one is refus
         REQUIRE(run.json.is_object());
         CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("authentication failed"));
         CHECK(run.json["download"].is_null());
-        server.stop();
+        stop_after_session_end(server);
         CHECK_THAT(server.log(), Catch::Contains("wrong key for key name 'lab'"));
     }
     SECTION("an unknown key name") {
@@ -291,7 +302,7 @@ TEST_CASE("authentication: the right key passes, a wrong or missing one is refus
         args.insert(args.end(), {"--auth-key", other});
         const auto run = run_client(args);
         CHECK(run.process.exit_code == kExitRefused);
-        server.stop();
+        stop_after_session_end(server);
         CHECK_THAT(server.log(), Catch::Contains("unknown key name 'mallory'"));
     }
     SECTION("no key at all") {
@@ -299,7 +310,7 @@ TEST_CASE("authentication: the right key passes, a wrong or missing one is refus
         CHECK(run.process.exit_code == kExitRefused);
         CHECK_THAT(run.process.err,
                    Catch::Contains("requires authentication") && Catch::Contains("--auth-key"));
-        server.stop();
+        stop_after_session_end(server);
         CHECK_THAT(server.log(), Catch::Contains("the client has no key"));
     }
 }
