@@ -1,5 +1,6 @@
 // speedcli's side of authentication (docs/protocol.md, "Authentication"): proves the --auth-key to a server
-// that requires one, and tags every test request so it cannot be altered or replayed.
+// that requires one and makes the server prove it too, tags every test request so it cannot be altered or
+// replayed, and has the control channel check the tag of every report the server sends.
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -22,14 +23,17 @@ std::variant<auth::key, std::string> load_client_key(const std::string& path, co
 // One session's authentication state.
 struct client_auth {
     const auth::key* key = nullptr;  // --auth-key; null without one
-    bool active = false;             // the server required authentication and accepted the key
-    proto::auth_nonce nonce{};
+    bool active = false;             // both sides proved the key
+    auth::session_nonces nonces{};
     std::uint32_t requests = 0;  // TEST_REQUESTs sent in this session
 };
 
-// Right after WELCOME. When the server requires authentication: reads its AUTH_CHALLENGE, answers with the
-// key and waits for AUTH_OK. Throws session_error(auth_failed) when the server requires a key and there is
-// none (after telling the server), or when it refuses the key.
+// Right after WELCOME, while control.last_frame() still holds its bytes. With a key: reads AUTH_CHALLENGE,
+// answers with a fresh nonce of its own and the key's proof, checks the server's proof in AUTH_OK, and has
+// `control` check every report's tag from then on. Throws session_error(auth_failed) (after telling the
+// server) when the server requires a key and there is none, when a client with a key meets a server that
+// asks for none (no silent downgrade), when the server refuses the key, and when the server's proof is
+// wrong.
 asio::awaitable<void> authenticate(net::control_channel& control, const proto::welcome& welcome,
                                    client_auth& state, net::clock::time_point deadline);
 

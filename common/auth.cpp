@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 #include "common/wire.hpp"
@@ -12,10 +13,15 @@
 namespace speed::auth {
 namespace {
 
-constexpr std::string_view kSessionLabel = "speedtest session v1";
-constexpr std::string_view kTestLabel = "speedtest test v1";
+constexpr std::string_view kClientLabel = "speedtest client v2";
+constexpr std::string_view kServerLabel = "speedtest server v2";
+constexpr std::string_view kTestLabel = "speedtest test v2";
+constexpr std::string_view kReportLabel = "speedtest report v2";
+
+thread_local std::uint64_t hmac_count = 0;
 
 proto::auth_mac hmac_sha256(std::span<const std::uint8_t> secret, std::span<const std::uint8_t> message) {
+    ++hmac_count;
     proto::auth_mac tag{};
     unsigned int length = 0;
     const unsigned char* done = HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
@@ -30,11 +36,29 @@ proto::auth_mac hmac_sha256(std::span<const std::uint8_t> secret, std::span<cons
 
 // The bytes a tag covers start with a label that keeps the two kinds of tag apart. Reserving room for the
 // whole transcript first also keeps GCC 12 from a false -Wstringop-overflow on the growing vector.
-std::vector<std::uint8_t> transcript_starting_with(std::string_view label) {
+std::vector<std::uint8_t> transcript_starting_with(std::string_view label, const session_nonces& nonces) {
     std::vector<std::uint8_t> out;
     out.reserve(512);
     out.insert(out.end(), label.begin(), label.end());
+    out.insert(out.end(), nonces.server.begin(), nonces.server.end());
+    out.insert(out.end(), nonces.client.begin(), nonces.client.end());
     return out;
+}
+
+proto::auth_mac client_proof_for(std::span<const std::uint8_t> secret, std::string_view name,
+                                 const session_nonces& nonces, std::span<const std::uint8_t> welcome_frame) {
+    std::vector<std::uint8_t> message = transcript_starting_with(kClientLabel, nonces);
+    wire::writer out(message);
+    out.string16(name);
+    out.bytes(welcome_frame);
+    return hmac_sha256(secret, message);
+}
+
+// Stands in for the key of an unknown name. Its value does not matter: a tag that happens to match it is
+// refused all the same.
+std::span<const std::uint8_t> dummy_secret() {
+    static const std::array<std::uint8_t, 32> secret{};
+    return secret;
 }
 
 int hex_value(char c) {
@@ -191,22 +215,78 @@ const key* find_key(const std::vector<key>& keys, std::string_view name) {
     return nullptr;
 }
 
-proto::auth_mac session_mac(const key& k, const proto::auth_nonce& nonce) {
-    std::vector<std::uint8_t> message = transcript_starting_with(kSessionLabel);
+proto::auth_mac client_proof(const key& k, const session_nonces& nonces,
+                             std::span<const std::uint8_t> welcome_frame) {
+    return client_proof_for(k.secret(), k.name(), nonces, welcome_frame);
+}
+
+proto::auth_mac server_proof(const key& k, const session_nonces& nonces,
+                             std::span<const std::uint8_t> welcome_frame) {
+    std::vector<std::uint8_t> message = transcript_starting_with(kServerLabel, nonces);
     wire::writer out(message);
-    out.bytes(nonce);
-    out.string16(k.name());
+    out.bytes(welcome_frame);
     return hmac_sha256(k.secret(), message);
 }
 
-proto::auth_mac test_mac(const key& k, const proto::auth_nonce& nonce, std::uint32_t sequence,
+proto::auth_mac test_mac(const key& k, const session_nonces& nonces, std::uint32_t sequence,
                          const proto::test_request& request) {
-    std::vector<std::uint8_t> message = transcript_starting_with(kTestLabel);
+    std::vector<std::uint8_t> message = transcript_starting_with(kTestLabel, nonces);
     wire::writer out(message);
-    out.bytes(nonce);
     out.u32(sequence);
     proto::encode(request, message);
     return hmac_sha256(k.secret(), message);
+}
+
+proto::auth_mac report_mac(const key& k, const session_nonces& nonces, std::uint32_t sequence,
+                           std::span<const std::uint8_t> report_frame) {
+    std::vector<std::uint8_t> message = transcript_starting_with(kReportLabel, nonces);
+    wire::writer out(message);
+    out.u32(sequence);
+    out.bytes(report_frame);
+    return hmac_sha256(k.secret(), message);
+}
+
+client_check check_client(const std::vector<key>& keys, const proto::auth_response& response,
+                          const proto::auth_nonce& server_nonce,
+                          std::span<const std::uint8_t> welcome_frame) {
+    const key* named = find_key(keys, response.key_name);
+    const session_nonces nonces{server_nonce, response.client_nonce};
+    const auto expected = client_proof_for(named != nullptr ? named->secret() : dummy_secret(),
+                                           response.key_name, nonces, welcome_frame);
+    const bool tag_matches = macs_equal(expected, response.mac);
+    client_check check;
+    check.name_known = named != nullptr;
+    check.proven = named != nullptr && tag_matches ? named : nullptr;
+    return check;
+}
+
+std::uint64_t hmacs_computed() {
+    return hmac_count;
+}
+
+proto::auth_mac report_tagger::next(std::span<const std::uint8_t> report_frame) {
+    ++sequence_;
+    return report_mac(key_, nonces_, sequence_, report_frame);
+}
+
+client_handshake::next_step client_handshake::on_welcome(const proto::welcome& welcome,
+                                                         std::span<const std::uint8_t> welcome_frame) {
+    welcome_frame_.assign(welcome_frame.begin(), welcome_frame.end());
+    if (key_ == nullptr) {
+        return welcome.auth_required ? next_step::refuse_no_key : next_step::go_on;
+    }
+    // Whoever holds the key would ask for it; a man in the middle would clear exactly this flag.
+    return welcome.auth_required ? next_step::authenticate : next_step::refuse_downgrade;
+}
+
+proto::auth_response client_handshake::on_challenge(const proto::auth_challenge& challenge,
+                                                    const proto::auth_nonce& client_nonce) {
+    nonces_ = session_nonces{challenge.nonce, client_nonce};
+    return proto::auth_response{key_->name(), client_nonce, client_proof(*key_, nonces_, welcome_frame_)};
+}
+
+bool client_handshake::server_proven(const proto::auth_ok& accepted) const {
+    return macs_equal(accepted.server_proof, server_proof(*key_, nonces_, welcome_frame_));
 }
 
 bool macs_equal(const proto::auth_mac& a, const proto::auth_mac& b) {

@@ -118,10 +118,16 @@ void encode_payload(wire::writer& out, const auth_challenge& m) {
 }
 void encode_payload(wire::writer& out, const auth_response& m) {
     out.string16(m.key_name.substr(0, kMaxKeyNameLength));
+    out.bytes(m.client_nonce);
     out.bytes(m.mac);
 }
-void encode_payload(wire::writer& /*out*/, const auth_ok& /*m*/) {}
+void encode_payload(wire::writer& out, const auth_ok& m) {
+    out.bytes(m.server_proof);
+}
 void encode_payload(wire::writer& out, const test_auth& m) {
+    out.bytes(m.mac);
+}
+void encode_payload(wire::writer& out, const report_auth& m) {
     out.bytes(m.mac);
 }
 
@@ -357,9 +363,19 @@ payload_result decode_auth_challenge(wire::reader& in) {
 payload_result decode_auth_response(wire::reader& in) {
     auth_response m;
     m.key_name = in.string16(kMaxKeyNameLength);
+    in.bytes(m.client_nonce);
     in.bytes(m.mac);
     if (!in.ok()) {
         return payload_error{"truncated or oversized AUTH_RESPONSE"};
+    }
+    return m;
+}
+
+payload_result decode_auth_ok(wire::reader& in) {
+    auth_ok m;
+    in.bytes(m.server_proof);
+    if (!in.ok()) {
+        return payload_error{"truncated AUTH_OK"};
     }
     return m;
 }
@@ -369,6 +385,15 @@ payload_result decode_test_auth(wire::reader& in) {
     in.bytes(m.mac);
     if (!in.ok()) {
         return payload_error{"truncated TEST_AUTH"};
+    }
+    return m;
+}
+
+payload_result decode_report_auth(wire::reader& in) {
+    report_auth m;
+    in.bytes(m.mac);
+    if (!in.ok()) {
+        return payload_error{"truncated REPORT_AUTH"};
     }
     return m;
 }
@@ -446,10 +471,13 @@ payload_result decode_payload(std::uint8_t type, std::span<const std::uint8_t> p
             result = decode_auth_response(in);
             break;
         case message_type::auth_ok:
-            result = message{auth_ok{}};
+            result = decode_auth_ok(in);
             break;
         case message_type::test_auth:
             result = decode_test_auth(in);
+            break;
+        case message_type::report_auth:
+            result = decode_report_auth(in);
             break;
         default: {
             char hex[8];
@@ -496,8 +524,23 @@ message_type type_of(const message& msg) {
                           [](const auth_response&) { return message_type::auth_response; },
                           [](const auth_ok&) { return message_type::auth_ok; },
                           [](const test_auth&) { return message_type::test_auth; },
+                          [](const report_auth&) { return message_type::report_auth; },
                       },
                       msg);
+}
+
+bool is_report(message_type type) {
+    switch (type) {
+        case message_type::interval_report:
+        case message_type::sender_report:
+        case message_type::receiver_report:
+        case message_type::udp_sender_report:
+        case message_type::udp_receiver_report:
+        case message_type::udp_interval_report:
+            return true;
+        default:
+            return false;
+    }
 }
 
 std::string_view name_of(message_type type) {
@@ -544,6 +587,8 @@ std::string_view name_of(message_type type) {
             return "AUTH_OK";
         case message_type::test_auth:
             return "TEST_AUTH";
+        case message_type::report_auth:
+            return "REPORT_AUTH";
     }
     return "UNKNOWN";
 }

@@ -22,7 +22,8 @@
 namespace speed::proto {
 
 inline constexpr std::uint32_t kMagic = 0x53504454;  // "SPDT"
-// 2: UDP path cookies and DATA nonces (docs/protocol.md, "UDP datagrams").
+// 2: UDP path cookies and DATA nonces (docs/protocol.md, "UDP datagrams"); both sides prove the key
+//    (client nonce, AUTH_OK's server proof) and reports carry REPORT_AUTH.
 inline constexpr std::uint16_t kProtocolVersion = 2;
 inline constexpr std::uint16_t kDefaultPort = 5201;
 inline constexpr std::size_t kFrameHeaderSize = 5;
@@ -37,7 +38,7 @@ inline constexpr std::size_t kMaxSoftwareLength = 64;
 inline constexpr std::size_t kMaxErrorMessageLength = 1024;
 inline constexpr std::size_t kMaxCongestionLength = 16;
 inline constexpr std::size_t kMaxRttSamples = 4096;
-// Authentication (common/auth.hpp): a per-session server nonce, HMAC-SHA256 tags, named keys.
+// Authentication (common/auth.hpp): a server and a client nonce per session, HMAC-SHA256 tags, named keys.
 inline constexpr std::size_t kAuthNonceSize = 32;
 inline constexpr std::size_t kAuthMacSize = 32;
 inline constexpr std::size_t kMaxKeyNameLength = 64;
@@ -64,6 +65,7 @@ enum class message_type : std::uint8_t {
     auth_response = 0x41,
     auth_ok = 0x42,
     test_auth = 0x43,
+    report_auth = 0x44,
     // UDP tests (common/udp_messages.hpp)
     udp_setup = 0x30,
     udp_echo_request = 0x31,
@@ -211,15 +213,20 @@ struct auth_challenge {
     bool operator==(const auth_challenge&) const = default;
 };
 
-// The client's proof that it holds the named key: HMAC-SHA256 over the session's nonce (common/auth.hpp).
+// The client's fresh nonce and its proof that it holds the named key: HMAC-SHA256 over both nonces, the key
+// name and the WELCOME frame (common/auth.hpp).
 struct auth_response {
     std::string key_name;
+    auth_nonce client_nonce{};
     auth_mac mac{};
     bool operator==(const auth_response&) const = default;
 };
 
-// The server accepted the AUTH_RESPONSE.
+// The server accepted the AUTH_RESPONSE, and proves that it holds the key too: HMAC-SHA256 over a label of
+// its own, both nonces and the WELCOME frame it sent (common/auth.hpp), so the client also knows the
+// WELCOME's caps and flag came from the key holder.
 struct auth_ok {
+    auth_mac server_proof{};
     bool operator==(const auth_ok&) const = default;
 };
 
@@ -230,12 +237,22 @@ struct test_auth {
     bool operator==(const test_auth&) const = default;
 };
 
-using message =
-    std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop, interval_report,
-                 sender_report, receiver_report, ping, pong, udp_setup, udp_echo_request, udp_sender_report,
-                 udp_receiver_report, udp_interval_report, auth_challenge, auth_response, auth_ok, test_auth>;
+// Follows every report the server sends on an authenticated session (INTERVAL_REPORT, SENDER_REPORT,
+// RECEIVER_REPORT and their UDP counterparts): HMAC-SHA256 over both nonces, the report's sequence number in
+// the session and the report frame, so no figure can be altered, replayed or reordered on the way.
+struct report_auth {
+    auth_mac mac{};
+    bool operator==(const report_auth&) const = default;
+};
+
+using message = std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop,
+                             interval_report, sender_report, receiver_report, ping, pong, udp_setup,
+                             udp_echo_request, udp_sender_report, udp_receiver_report, udp_interval_report,
+                             auth_challenge, auth_response, auth_ok, test_auth, report_auth>;
 
 message_type type_of(const message& msg);
+// The messages that carry figures of a test, which REPORT_AUTH follows on an authenticated session.
+bool is_report(message_type type);
 std::string_view name_of(message_type type);
 std::string_view name_of(error_code code);
 std::string_view name_of(direction dir);

@@ -1,5 +1,5 @@
 // A token bucket with the time passed in (pure): `rate` tokens per second, at most `burst` saved up. Used to
-// rate-limit log lines about what peers do (server/log_limiter.hpp).
+// rate-limit log lines about what peers do (server/log_limiter.hpp) and PINGs (common/ping_limiter.hpp).
 #pragma once
 
 #include <algorithm>

@@ -95,13 +95,17 @@ bool check_step(const session_step& step, session_phase before, const session_pr
 }
 
 // What a key-holding client sends in a phase that asks for proof, if the harness plays that client.
-std::optional<proto::message> answer_as_key_holder(const session_protocol& protocol) {
+std::optional<proto::message> answer_as_key_holder(const session_protocol& protocol,
+                                                   std::span<const std::uint8_t> welcome_frame) {
+    auth::session_nonces nonces{nonce(), {}};
+    nonces.client.fill(0x24);
     if (protocol.phase() == session_phase::authenticating) {
-        return proto::auth_response{"ops", auth::session_mac(keys()[1], nonce())};
+        return proto::auth_response{"ops", nonces.client,
+                                    auth::client_proof(keys()[1], nonces, welcome_frame)};
     }
     if (protocol.phase() == session_phase::test_authenticating) {
         return proto::test_auth{
-            auth::test_mac(keys()[1], nonce(), protocol.requests_received(), protocol.test())};
+            auth::test_mac(keys()[1], nonces, protocol.requests_received(), protocol.test())};
     }
     return std::nullopt;
 }
@@ -128,6 +132,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     session_protocol protocol(limits, session_timeouts{}, with_keys ? &keys() : nullptr, nonce());
     const auto opening = protocol.opening(proto::session_token{}, "speedsrv fuzz");
     FUZZ_CHECK(opening.size() == (with_keys ? 2U : 1U));
+    const auto welcome_frame = proto::encode(opening.front());
 
     proto::frame_buffer received;
     auto space = received.prepare(size - 1);
@@ -147,7 +152,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         FUZZ_CHECK(protocol.read_timeout().count() > 0);
         const session_phase before = protocol.phase();
-        std::optional<proto::message> next = key_holder ? answer_as_key_holder(protocol) : std::nullopt;
+        std::optional<proto::message> next =
+            key_holder ? answer_as_key_holder(protocol, welcome_frame) : std::nullopt;
         if (!next) {
             proto::decode_result frame = received.next();
             if (frame.status == proto::decode_status::need_more) {

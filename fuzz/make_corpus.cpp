@@ -77,7 +77,8 @@ std::vector<std::pair<std::string, proto::message>> every_message() {
             {"auth-challenge", proto::auth_challenge{}},
             {"auth-response", response},
             {"auth-ok", proto::auth_ok{}},
-            {"test-auth", proto::test_auth{}}};
+            {"test-auth", proto::test_auth{}},
+            {"report-auth", proto::report_auth{}}};
 }
 
 void frame_decoder_seeds(const std::filesystem::path& directory) {
@@ -329,6 +330,37 @@ void udp_rate_control_seeds(const std::filesystem::path& directory) {
 
 }  // namespace
 
+void auth_seeds(const std::filesystem::path& directory) {
+    proto::auth_challenge challenge;
+    challenge.nonce.fill(0x31);
+    proto::welcome required;
+    required.max_streams = 4;
+    required.auth_required = true;
+    proto::welcome not_required = required;
+    not_required.auth_required = false;
+    proto::receiver_report receiver;
+    receiver.window_ns = 10;
+    receiver.stream_bytes = {42};
+    proto::interval_report interval;
+    interval.stream_bytes = {1, 2};
+    proto::auth_response unknown;
+    unknown.key_name = "mallory";
+    proto::auth_response wrong;
+    wrong.key_name = "lab";
+    // The server's side (mode bit 0 clear).
+    write(directory, "server-honest", session_input(2, {challenge, unknown}));
+    write(directory, "server-unknown-name", session_input(0, {unknown}));
+    write(directory, "server-wrong-key", session_input(0, {wrong}));
+    write(directory, "server-not-a-response", session_input(0, {proto::stop{}}));
+    // The client's side (mode bit 0 set; bit 1 a key, bit 2 an honest AUTH_OK, bit 3 honest report tags).
+    write(directory, "client-no-key", session_input(1, {required}));
+    write(directory, "client-downgrade", session_input(3, {not_required}));
+    write(directory, "client-forged-ok", session_input(3, {required, challenge, proto::auth_ok{}}));
+    write(directory, "client-reports", session_input(15, {required, challenge, interval, receiver}));
+    write(directory, "client-wrong-report-tag",
+          session_input(7, {required, challenge, receiver, proto::report_auth{}}));
+}
+
 int main(int argc, char** argv) {
     if (argc != 2) {
         std::fprintf(stderr, "usage: %s CORPUS-DIRECTORY\n", argv[0]);
@@ -341,5 +373,6 @@ int main(int argc, char** argv) {
     udp_datagram_seeds(root / "udp_datagram");
     udp_accounting_seeds(root / "udp_accounting");
     udp_rate_control_seeds(root / "udp_rate_control");
+    auth_seeds(root / "auth");
     return 0;
 }

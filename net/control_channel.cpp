@@ -70,6 +70,38 @@ asio::awaitable<proto::message> control_channel::read(clock::time_point deadline
 
 asio::awaitable<std::optional<proto::message>> control_channel::read_unless_closed(
     clock::time_point deadline, std::string_view waiting_for, std::uint32_t max_payload) {
+    auto msg = co_await read_frame(deadline, waiting_for, max_payload);
+    if (msg && read_tags_ && proto::is_report(proto::type_of(*msg))) {
+        co_await check_report_tag(*msg, deadline);
+    }
+    co_return msg;
+}
+
+asio::awaitable<void> control_channel::check_report_tag(const proto::message& report,
+                                                        clock::time_point deadline) {
+    const std::string report_name(proto::name_of(proto::type_of(report)));
+    const proto::auth_mac expected = read_tags_->next(last_frame());
+    const std::string waiting_for = "the REPORT_AUTH of the " + report_name;
+    auto tag = co_await read_frame(deadline, waiting_for, proto::kMaxFramePayload);
+    if (!tag) {
+        throw io_failure(asio::error::eof, waiting_for);
+    }
+    const auto* report_tag = std::get_if<proto::report_auth>(&*tag);
+    if (report_tag == nullptr) {
+        throw unexpected(*tag, waiting_for);
+    }
+    if (!auth::macs_equal(expected, report_tag->mac)) {
+        const std::string reason =
+            "the server's " + report_name + " does not carry the session key's tag: its figures are refused";
+        co_await send_error_quietly(proto::error_code::auth_failed, reason);
+        throw session_error(proto::error_code::auth_failed, reason);
+    }
+}
+
+asio::awaitable<std::optional<proto::message>> control_channel::read_frame(clock::time_point deadline,
+                                                                           std::string_view waiting_for,
+                                                                           std::uint32_t max_payload) {
+    last_frame_size_ = 0;
     frame_.resize(proto::kFrameHeaderSize);
     // Read the first byte alone so that an EOF before it is a clean close, and an EOF after it a truncation.
     if (auto ec = co_await read_exactly(socket_, asio::buffer(frame_.data(), 1), deadline)) {
@@ -97,6 +129,7 @@ asio::awaitable<std::optional<proto::message>> control_channel::read_unless_clos
             proto::error_code::protocol_error,
             "malformed frame while waiting for " + std::string(waiting_for) + ": " + decoded.reason);
     }
+    last_frame_size_ = decoded.consumed;
     co_return std::optional<proto::message>(std::move(decoded.msg));
 }
 
@@ -112,6 +145,11 @@ asio::awaitable<bool> control_channel::wait_readable(clock::time_point deadline)
 asio::awaitable<void> control_channel::write(const proto::message& msg, clock::time_point deadline) {
     out_.clear();
     proto::encode(msg, out_);
+    if (write_tags_ && proto::is_report(proto::type_of(msg))) {
+        // One write for the report and its tag: the reader never sees the report alone for long.
+        const proto::report_auth tag{write_tags_->next(out_)};
+        proto::encode(tag, out_);
+    }
     if (auto ec = co_await write_all(socket_, asio::buffer(out_), deadline)) {
         throw io_failure(ec, "the peer to accept " + std::string(proto::name_of(proto::type_of(msg))));
     }

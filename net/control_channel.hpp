@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/auth.hpp"
 #include "common/protocol.hpp"
 #include "net/clock.hpp"
 #include "net/errors.hpp"
@@ -69,6 +70,16 @@ class control_channel {
     // Sends an ERROR frame and ignores failures: used on the way out of a session that is already failing.
     asio::awaitable<void> send_error_quietly(proto::error_code code, const std::string& message);
 
+    // On an authenticated session every report (proto::is_report) is followed by its REPORT_AUTH. The server
+    // tags the reports it writes from here on; the client checks the ones it reads, and a report whose tag is
+    // missing or wrong is a session_error(auth_failed): its figures are never returned.
+    void tag_written_reports(auth::report_tagger tagger) { write_tags_.emplace(std::move(tagger)); }
+    void check_read_reports(auth::report_tagger tagger) { read_tags_.emplace(std::move(tagger)); }
+    bool tags_written_reports() const { return write_tags_.has_value(); }
+
+    // The whole frame (header included) of the last message read, as it came off the wire.
+    std::span<const std::uint8_t> last_frame() const { return {frame_.data(), last_frame_size_}; }
+
     asio::ip::tcp::socket& socket() { return socket_; }
     // Releases the socket (for a connection that turns out to be a data stream).
     asio::ip::tcp::socket release_socket() { return std::move(socket_); }
@@ -77,8 +88,16 @@ class control_channel {
     static session_error unexpected(const proto::message& msg, std::string_view waiting_for);
 
   private:
+    asio::awaitable<std::optional<proto::message>> read_frame(clock::time_point deadline,
+                                                              std::string_view waiting_for,
+                                                              std::uint32_t max_payload);
+    asio::awaitable<void> check_report_tag(const proto::message& report, clock::time_point deadline);
+
     asio::ip::tcp::socket socket_;
     std::vector<std::uint8_t> frame_;
+    std::size_t last_frame_size_ = 0;
+    std::optional<auth::report_tagger> write_tags_;
+    std::optional<auth::report_tagger> read_tags_;
     std::vector<std::uint8_t> out_;
 };
 

@@ -345,8 +345,11 @@ int main(int argc, char** argv) {
 
     // The data pool outlives the control context: sessions on the control context hold sockets of the pool.
     speed::net::io_pool data_pool(config.threads);
+    // Probe echoes get a thread of their own (server/probe_echo.hpp): PINGs neither wait for the control
+    // thread nor, flooded, slow it down.
+    speed::net::io_pool probe_echo(1);
     asio::io_context control_context(1);
-    speed::server::server srv(control_context, data_pool, config);
+    speed::server::server srv(control_context, data_pool, probe_echo.next(), config);
     // Signals are caught from here on: "listening" below tells scripts and tests that SIGTERM stops us
     // cleanly.
     asio::signal_set signals(control_context, SIGINT, SIGTERM);
@@ -384,10 +387,12 @@ int main(int argc, char** argv) {
                          : std::string());
 
     data_pool.start("speedsrv-data");
+    probe_echo.start("speedsrv-probe");
     notifier.notify("READY=1");
     health.start();
     wedge_data_thread_for_test(data_pool, release_wedge);
     control_context.run();
+    probe_echo.stop();
     if (!data_pool.stop(std::chrono::steady_clock::now() + kDataThreadStop)) {
         // Joining a thread stuck in a handler would hang the stop for good; the kernel reclaims everything.
         spdlog::error("a data thread did not stop within {} s: exiting without it", kDataThreadStop.count());

@@ -1,9 +1,11 @@
 #include "server/probe_echo.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -21,13 +23,42 @@ namespace {
 
 // A probe connection that sends nothing for this long is closed.
 constexpr auto kProbeIdleTimeout = std::chrono::seconds(30);
+// Bytes read at a time: a few hundred PINGs, so that a flood costs few system calls per PING.
+constexpr std::size_t kReadChunk = 4096;
 
 }  // namespace
+
+asio::ip::tcp::socket move_to_probe_echo(asio::ip::tcp::socket socket, asio::io_context& echo_context) {
+    asio::error_code ec;
+    const auto local = socket.local_endpoint(ec);
+    if (ec) {
+        return asio::ip::tcp::socket(echo_context);
+    }
+    const auto fd = socket.release(ec);
+    if (ec) {
+        return asio::ip::tcp::socket(echo_context);
+    }
+    asio::ip::tcp::socket moved(echo_context);
+    moved.assign(local.protocol(), fd, ec);
+    if (ec) {
+        ::close(fd);
+    }
+    return moved;
+}
 
 probe_connection::probe_connection(asio::ip::tcp::socket socket)
     : socket_(std::move(socket)), idle_timer_(socket_.get_executor()) {}
 
+void probe_connection::start(std::shared_ptr<probe_connection> self) {
+    auto executor = self->socket_.get_executor();
+    asio::co_spawn(executor, run(std::move(self)), net::log_if_failed("probe echo"));
+}
+
 void probe_connection::close() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close_now(); });
+}
+
+void probe_connection::close_now() {
     finished_ = true;
     idle_timer_.cancel();
     asio::error_code ignored;
@@ -39,7 +70,7 @@ asio::awaitable<void> probe_connection::close_when_idle(std::shared_ptr<probe_co
         const auto deadline = self->last_activity_ + kProbeIdleTimeout;
         if (net::clock::now() >= deadline) {
             spdlog::debug("probe connection idle for {} s: closed", kProbeIdleTimeout.count());
-            self->close();
+            self->close_now();
             co_return;
         }
         self->idle_timer_.expires_at(deadline);
@@ -59,7 +90,7 @@ asio::awaitable<void> probe_connection::run(std::shared_ptr<probe_connection> se
     bool open = true;
     while (open && !self->finished_) {
         const net::timestamped_read read =
-            co_await net::async_read_with_timestamp(self->socket_, received.prepare(512));
+            co_await net::async_read_with_timestamp(self->socket_, received.prepare(kReadChunk));
         const auto read_at = net::clock::now();
         if (read.error) {
             break;
@@ -79,7 +110,16 @@ asio::awaitable<void> probe_connection::run(std::shared_ptr<probe_connection> se
                 open = false;
                 break;
             }
-            pings.push_back(*probe);
+            const auto verdict = self->limiter_.on_ping(net::now_ns());
+            if (verdict == ping_limiter::verdict::close) {
+                spdlog::debug("probe connection closed: {} PINGs over the rate limit of {} a second",
+                              self->limiter_.dropped(), ping_limiter::kPingsPerSecond);
+                open = false;
+                break;
+            }
+            if (verdict == ping_limiter::verdict::answer) {
+                pings.push_back(*probe);
+            }
         }
         if (!pings.empty()) {
             // The hold time runs from the PING's arrival in the kernel (or, without a stamp, from our read)
@@ -107,7 +147,7 @@ asio::awaitable<void> probe_connection::run(std::shared_ptr<probe_connection> se
             }
         }
     }
-    self->close();
+    self->close_now();
 }
 
 }  // namespace speed::server

@@ -163,14 +163,15 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
                 co_return;
             }
             watch_liveness(channel.socket());
-            auto probe = s->attach_probe(channel.release_socket());
+            auto probe =
+                s->attach_probe(move_to_probe_echo(channel.release_socket(), *context->probe_context));
             s.reset();  // the probe connection must not keep its session alive
             if (!probe) {
                 log_limited(*context, log_kind::stray_connection, spdlog::level::debug,
                             "probe connection from {} not taken by its session; closed", fmt::streamed(peer));
                 co_return;
             }
-            co_await probe_connection::run(std::move(probe));
+            probe_connection::start(std::move(probe));
             co_return;
         }
     }
@@ -237,8 +238,11 @@ asio::awaitable<void> report_suppressed_logs(std::shared_ptr<server_context> con
 
 }  // namespace
 
-server::server(asio::io_context& control_context, net::io_pool& data_pool, server_config config)
-    : context_(std::make_shared<server_context>(control_context, data_pool, std::move(config))) {}
+server::server(asio::io_context& control_context, net::io_pool& data_pool, asio::io_context& probe_context,
+               server_config config)
+    : context_(std::make_shared<server_context>(control_context, data_pool, std::move(config))) {
+    context_->probe_context = &probe_context;
+}
 
 void server::start() {
     auto& cfg = context_->config;

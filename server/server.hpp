@@ -17,7 +17,9 @@ namespace speed::server {
 
 class server {
   public:
-    server(asio::io_context& control_context, net::io_pool& data_pool, server_config config);
+    // Probe connections run on `probe_context` (server/probe_echo.hpp), which must outlive the server.
+    server(asio::io_context& control_context, net::io_pool& data_pool, asio::io_context& probe_context,
+           server_config config);
 
     // Binds and starts accepting. Throws std::system_error when the address cannot be bound.
     void start();

@@ -13,6 +13,7 @@
 #include "common/progress_watchdog.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
+#include "net/random.hpp"
 #include "net/receiver_window.hpp"
 #include "net/socket_options.hpp"
 
@@ -50,7 +51,7 @@ session_timeouts timeouts_of(const server_config& config) {
 
 proto::auth_nonce make_nonce() {
     proto::auth_nonce nonce{};
-    fill_random(nonce);
+    net::fill_random(nonce);
     return nonce;
 }
 
@@ -247,6 +248,9 @@ asio::awaitable<void> session::serve_tests() {
                 co_return;
             case session_step::kind::reply:
                 co_await channel_.write(step.reply, clock::now() + kResultsTimeout);
+                if (protocol_.key() != nullptr && !channel_.tags_written_reports()) {
+                    channel_.tag_written_reports(auth::report_tagger(*protocol_.key(), protocol_.nonces()));
+                }
                 break;
             case session_step::kind::read_more:
                 break;

@@ -37,11 +37,11 @@ session_protocol::session_protocol(const server_limits& limits, const session_ti
     : limits_(limits),
       timeouts_(timeouts),
       keys_(keys),
-      nonce_(nonce),
+      nonces_{nonce, {}},
       phase_(keys != nullptr ? session_phase::authenticating : session_phase::idle) {}
 
 std::vector<proto::message> session_protocol::opening(const proto::session_token& token,
-                                                      const std::string& software) const {
+                                                      const std::string& software) {
     proto::welcome welcome;
     welcome.token = token;
     welcome.software = software;
@@ -50,9 +50,11 @@ std::vector<proto::message> session_protocol::opening(const proto::session_token
     welcome.max_bitrate = limits_.max_bitrate;
     welcome.max_bytes = limits_.max_bytes;
     welcome.auth_required = keys_ != nullptr;
+    // Both proofs cover the WELCOME exactly as sent; the channel writes proto::encode's bytes.
+    welcome_frame_ = proto::encode(welcome);
     std::vector<proto::message> frames{welcome};
     if (keys_ != nullptr) {
-        frames.emplace_back(proto::auth_challenge{nonce_});
+        frames.emplace_back(proto::auth_challenge{nonces_.server});
     }
     return frames;
 }
@@ -108,21 +110,20 @@ session_step session_protocol::on_message(const proto::message& msg) {
     switch (phase_) {
         case session_phase::authenticating:
             if (const auto* response = std::get_if<proto::auth_response>(&msg)) {
-                const auth::key* k = auth::find_key(*keys_, response->key_name);
-                if (k == nullptr) {
+                const auth::client_check check =
+                    auth::check_client(*keys_, *response, nonces_.server, welcome_frame_);
+                if (check.proven == nullptr) {
                     return fail(proto::error_code::auth_failed, std::string(kAuthFailed),
-                                "unknown key name '" + response->key_name + "'");
+                                (check.name_known ? "wrong key for key name '" : "unknown key name '") +
+                                    response->key_name + "'");
                 }
-                if (!auth::macs_equal(auth::session_mac(*k, nonce_), response->mac)) {
-                    return fail(proto::error_code::auth_failed, std::string(kAuthFailed),
-                                "wrong key for key name '" + response->key_name + "'");
-                }
-                key_ = k;
-                key_name_ = k->name();
+                key_ = check.proven;
+                key_name_ = key_->name();
+                nonces_.client = response->client_nonce;
                 phase_ = session_phase::idle;
                 session_step step;
                 step.what = session_step::kind::reply;
-                step.reply = proto::auth_ok{};
+                step.reply = proto::auth_ok{auth::server_proof(*key_, nonces_, welcome_frame_)};
                 return step;
             }
             break;
@@ -155,7 +156,7 @@ session_step session_protocol::on_message(const proto::message& msg) {
             break;
         case session_phase::test_authenticating:
             if (const auto* tag = std::get_if<proto::test_auth>(&msg)) {
-                if (!auth::macs_equal(auth::test_mac(*key_, nonce_, requests_, test_), tag->mac)) {
+                if (!auth::macs_equal(auth::test_mac(*key_, nonces_, requests_, test_), tag->mac)) {
                     return fail(proto::error_code::auth_failed,
                                 "authentication failed: the test request's tag does not match",
                                 "wrong TEST_AUTH for request " + std::to_string(requests_) + " (key '" +

@@ -4,7 +4,7 @@
 //
 // Phases, and what each accepts (an ERROR from the client ends the session in any phase):
 //
-//   authenticating           AUTH_RESPONSE (only when the server has keys)            -> idle
+//   authenticating           AUTH_RESPONSE (only when the server has keys; AUTH_OK back) -> idle
 //   idle                     TEST_REQUEST                          -> test_authenticating or setting_up
 //                            UDP_ECHO_REQUEST (opens a UDP echo for UDP probes; counts as a test, so a
 //                            client cannot hold its session with echo requests alone)   -> idle
@@ -82,8 +82,9 @@ class session_protocol {
     session_protocol(const server_limits& limits, const session_timeouts& timeouts,
                      const std::vector<auth::key>* keys, proto::auth_nonce nonce);
 
-    // The server's first frames: WELCOME (caps, token), then AUTH_CHALLENGE when keys are configured.
-    std::vector<proto::message> opening(const proto::session_token& token, const std::string& software) const;
+    // The server's first frames: WELCOME (caps, token), then AUTH_CHALLENGE when keys are configured. Keeps
+    // the WELCOME's bytes, which both sides' proofs cover.
+    std::vector<proto::message> opening(const proto::session_token& token, const std::string& software);
 
     session_phase phase() const { return phase_; }
     // The deadline for the frame this phase reads, counted from when the server starts waiting.
@@ -109,6 +110,10 @@ class session_protocol {
     bool admitted() const { return keys_ == nullptr || !key_name_.empty(); }
     // The key the client proved it holds ("" without authentication).
     const std::string& key_name() const { return key_name_; }
+    // The key the client proved it holds (null without authentication) and the session's nonces: what the
+    // session tags its reports with (auth::report_tagger).
+    const auth::key* key() const { return key_; }
+    const auth::session_nonces& nonces() const { return nonces_; }
 
   private:
     session_step accept_request(const proto::test_request& request);
@@ -119,7 +124,8 @@ class session_protocol {
     server_limits limits_;
     session_timeouts timeouts_;
     const std::vector<auth::key>* keys_;
-    proto::auth_nonce nonce_;
+    auth::session_nonces nonces_;  // the client's once its AUTH_RESPONSE is in
+    std::vector<std::uint8_t> welcome_frame_;
     session_phase phase_;
     std::string key_name_;
     const auth::key* key_ = nullptr;

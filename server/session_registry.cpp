@@ -1,10 +1,9 @@
 #include "server/session_registry.hpp"
 
-#include <sys/random.h>
-
 #include <cstring>
 #include <stdexcept>
 
+#include "net/random.hpp"
 #include "server/session.hpp"
 
 namespace speed::server {
@@ -39,23 +38,9 @@ std::vector<std::shared_ptr<session>> session_registry::all() const {
     return live;
 }
 
-void fill_random(std::span<std::uint8_t> bytes) {
-    std::size_t filled = 0;
-    while (filled < bytes.size()) {
-        const ssize_t got = ::getrandom(bytes.data() + filled, bytes.size() - filled, 0);
-        if (got < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            throw std::runtime_error("getrandom failed: " + std::string(std::strerror(errno)));
-        }
-        filled += static_cast<std::size_t>(got);
-    }
-}
-
 proto::session_token make_session_token() {
     proto::session_token token{};
-    fill_random(token);
+    net::fill_random(token);
     return token;
 }
 

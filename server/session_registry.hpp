@@ -55,7 +55,8 @@ struct server_context {
     session_registry sessions;
     admission_control admission;
     log_limiter logs;
-    udp_listener* udp = nullptr;  // the UDP port of UDP tests; null when UDP is off
+    udp_listener* udp = nullptr;                // the UDP port of UDP tests; null when UDP is off
+    asio::io_context* probe_context = nullptr;  // the probe echo's thread (server/probe_echo.hpp)
     bool shutting_down = false;
 };
 
@@ -77,8 +78,6 @@ void log_limited(server_context& context, log_kind kind, spdlog::level::level_en
     spdlog::log(level, "{}", line);
 }
 
-// Fills `bytes` from the kernel's CSPRNG (getrandom); throws std::runtime_error if it fails.
-void fill_random(std::span<std::uint8_t> bytes);
 // A fresh, unguessable session token.
 proto::session_token make_session_token();
 

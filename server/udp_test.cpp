@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <sys/random.h>
 
 #include <array>
 #include <asio/co_spawn.hpp>
@@ -19,6 +18,7 @@
 #include "common/udp_rate_control.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
+#include "net/random.hpp"
 #include "net/spawn.hpp"
 #include "net/udp_socket.hpp"
 #include "net/udp_window.hpp"
@@ -83,17 +83,7 @@ asio::awaitable<void> send_udp_interval(net::control_channel& channel,
 std::uint64_t make_udp_token() {
     for (;;) {
         std::array<std::uint8_t, 8> bytes{};
-        std::size_t filled = 0;
-        while (filled < bytes.size()) {
-            const ssize_t got = ::getrandom(bytes.data() + filled, bytes.size() - filled, 0);
-            if (got < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                throw std::runtime_error("getrandom failed: " + std::string(std::strerror(errno)));
-            }
-            filled += static_cast<std::size_t>(got);
-        }
+        net::fill_random(bytes);
         std::uint64_t token = 0;
         for (std::uint8_t byte : bytes) {
             token = (token << 8) | byte;
@@ -155,7 +145,7 @@ void udp_test_flows::on_hello(std::uint16_t stream, const asio::ip::udp::endpoin
     path.hello_bytes = bytes;
     while (path.cookie == 0) {  // 0 is the cookie of a first HELLO
         std::array<std::uint8_t, sizeof path.cookie> random{};
-        fill_random(random);
+        net::fill_random(random);
         std::memcpy(&path.cookie, random.data(), random.size());
     }
     group_.attach(stream, std::move(socket), path);

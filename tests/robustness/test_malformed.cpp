@@ -54,6 +54,8 @@ std::vector<bad_input> handshake_inputs() {
          {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03},
          error_code::protocol_error},
         {"version 0", hello_with_version(0), error_code::version_mismatch},
+        {"version 1 (before UDP path cookies and two-way authentication)", hello_with_version(1),
+         error_code::version_mismatch},
         {"the next version", hello_with_version(proto::kProtocolVersion + 1), error_code::version_mismatch},
         {"version 0xFFFF", hello_with_version(0xffff), error_code::version_mismatch},
         {"a truncated HELLO, then EOF", truncated(control_hello(), 20), error_code::protocol_error, true},

@@ -76,6 +76,10 @@ TEST_CASE("WELCOME with an authentication flag other than 0 or 1 is refused", "[
     CHECK(decode(bytes).status == decode_status::bad);
 }
 
+TEST_CASE("protocol version 2: both sides prove the key and reports are tagged", "[protocol]") {
+    CHECK(kProtocolVersion == 2);
+}
+
 TEST_CASE("authentication messages", "[protocol]") {
     auth_challenge challenge;
     for (std::size_t i = 0; i < challenge.nonce.size(); ++i) {
@@ -84,19 +88,47 @@ TEST_CASE("authentication messages", "[protocol]") {
     check_round_trip(challenge, from_hex("40 00000020 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
                                          "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"));
 
+    // AUTH_RESPONSE: key name, the client's nonce, the client's proof.
     auth_response response;
     response.key_name = "lab";
+    for (std::size_t i = 0; i < response.client_nonce.size(); ++i) {
+        response.client_nonce[i] = static_cast<std::uint8_t>(0xc0 + i);
+    }
     response.mac.fill(0x5a);
-    check_round_trip(response, concat({from_hex("41 00000025 0003"), ascii("lab"),
+    check_round_trip(response, concat({from_hex("41 00000045 0003"), ascii("lab"),
+                                       from_hex("c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+                                                "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"),
                                        from_hex("5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
                                                 "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a")}));
 
-    check_round_trip(auth_ok{}, from_hex("42 00000000"));
+    // AUTH_OK: the server's proof.
+    auth_ok accepted;
+    accepted.server_proof.fill(0x3c);
+    check_round_trip(
+        accepted, from_hex("42 00000020 3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c"));
 
     test_auth tag;
     tag.mac.fill(0x01);
     check_round_trip(
         tag, from_hex("43 00000020 0101010101010101010101010101010101010101010101010101010101010101"));
+
+    report_auth report_tag;
+    report_tag.mac.fill(0x02);
+    check_round_trip(
+        report_tag, from_hex("44 00000020 0202020202020202020202020202020202020202020202020202020202020202"));
+}
+
+TEST_CASE("the messages REPORT_AUTH follows are the reports that carry figures", "[protocol]") {
+    CHECK(is_report(message_type::interval_report));
+    CHECK(is_report(message_type::sender_report));
+    CHECK(is_report(message_type::receiver_report));
+    CHECK(is_report(message_type::udp_interval_report));
+    CHECK(is_report(message_type::udp_sender_report));
+    CHECK(is_report(message_type::udp_receiver_report));
+    CHECK_FALSE(is_report(message_type::welcome));
+    CHECK_FALSE(is_report(message_type::test_accept));
+    CHECK_FALSE(is_report(message_type::pong));
+    CHECK_FALSE(is_report(message_type::report_auth));
 }
 
 TEST_CASE("malformed authentication messages are refused", "[protocol]") {
@@ -104,8 +136,8 @@ TEST_CASE("malformed authentication messages are refused", "[protocol]") {
         CHECK(decode(from_hex("40 00000001 00")).status == decode_status::bad);
     }
     SECTION("a key name longer than 64 bytes") {
-        auto bytes = concat({from_hex("41 00000061 0041"), std::vector<std::uint8_t>(65, 'k'),
-                             std::vector<std::uint8_t>(32, 0)});
+        auto bytes = concat({from_hex("41 00000081 0041"), std::vector<std::uint8_t>(65, 'k'),
+                             std::vector<std::uint8_t>(64, 0)});
         CHECK(decode(bytes).status == decode_status::bad);
     }
     SECTION("a tag one byte short, and one byte too many") {
@@ -114,8 +146,18 @@ TEST_CASE("malformed authentication messages are refused", "[protocol]") {
         CHECK(decode(concat({from_hex("43 00000021"), std::vector<std::uint8_t>(33, 0)})).status ==
               decode_status::bad);
     }
-    SECTION("AUTH_OK with a payload") {
-        CHECK(decode(from_hex("42 00000001 00")).status == decode_status::bad);
+    SECTION("AUTH_RESPONSE without its client nonce (the version 1 layout)") {
+        auto bytes = concat({from_hex("41 00000025 0003"), ascii("lab"), std::vector<std::uint8_t>(32, 0)});
+        CHECK(decode(bytes).status == decode_status::bad);
+    }
+    SECTION("AUTH_OK without its proof, or a proof one byte short") {
+        CHECK(decode(from_hex("42 00000000")).status == decode_status::bad);
+        CHECK(decode(concat({from_hex("42 0000001f"), std::vector<std::uint8_t>(31, 0)})).status ==
+              decode_status::bad);
+    }
+    SECTION("REPORT_AUTH one byte too long") {
+        CHECK(decode(concat({from_hex("44 00000021"), std::vector<std::uint8_t>(33, 0)})).status ==
+              decode_status::bad);
     }
 }
 

@@ -45,6 +45,23 @@ session_protocol open_session(const std::vector<auth::key>* keys = nullptr, serv
     return session_protocol(limits, session_timeouts{}, keys, fixed_nonce());
 }
 
+auth::session_nonces fixed_nonces() {
+    auth::session_nonces nonces{fixed_nonce(), {}};
+    nonces.client.fill(0x24);
+    return nonces;
+}
+
+// A client's AUTH_RESPONSE with `k`'s secret under the name `name`, for the session's WELCOME.
+proto::auth_response respond(const auth::key& k, const std::string& name, const proto::message& welcome) {
+    const auth::key named(name, std::vector<std::uint8_t>(k.secret().begin(), k.secret().end()));
+    return proto::auth_response{name, fixed_nonces().client,
+                                auth::client_proof(named, fixed_nonces(), proto::encode(welcome))};
+}
+
+proto::test_auth tag_of(const auth::key& k, std::uint32_t sequence, const proto::test_request& request) {
+    return proto::test_auth{auth::test_mac(k, fixed_nonces(), sequence, request)};
+}
+
 }  // namespace
 
 TEST_CASE("a session without authentication: download then upload, then a clean close", "[session]") {
@@ -206,17 +223,22 @@ TEST_CASE("authentication: the right key, then a tag per test", "[session][auth]
     CHECK(protocol.phase() == session_phase::authenticating);
     CHECK(protocol.read_timeout() == std::chrono::seconds(5));
 
-    const proto::auth_response response{"ops", auth::session_mac(keys[1], fixed_nonce())};
+    const proto::auth_response response = respond(keys[1], "ops", opening[0]);
     auto step = protocol.on_message(response);
     REQUIRE(step.what == kind::reply);
-    CHECK(std::holds_alternative<proto::auth_ok>(step.reply));
+    // AUTH_OK proves the server holds the key: its own label over both nonces and the WELCOME it sent.
+    REQUIRE(std::holds_alternative<proto::auth_ok>(step.reply));
+    CHECK(std::get<proto::auth_ok>(step.reply).server_proof ==
+          auth::server_proof(keys[1], fixed_nonces(), proto::encode(opening[0])));
+    CHECK(protocol.key() == &keys[1]);
+    CHECK(protocol.nonces().client == fixed_nonces().client);
     CHECK(protocol.admitted());
     CHECK(protocol.key_name() == "ops");
 
     const auto request = download();
     CHECK(protocol.on_message(request).what == kind::read_more);
     CHECK(protocol.phase() == session_phase::test_authenticating);
-    step = protocol.on_message(proto::test_auth{auth::test_mac(keys[1], fixed_nonce(), 1, request)});
+    step = protocol.on_message(tag_of(keys[1], 1, request));
     REQUIRE(step.what == kind::start_test);
     CHECK(step.request == request);
 
@@ -224,7 +246,7 @@ TEST_CASE("authentication: the right key, then a tag per test", "[session][auth]
         protocol.streams_ready();
         protocol.on_message(proto::stop{});
         protocol.on_message(request);
-        step = protocol.on_message(proto::test_auth{auth::test_mac(keys[1], fixed_nonce(), 1, request)});
+        step = protocol.on_message(tag_of(keys[1], 1, request));
         CHECK(step.what == kind::end_session);
         CHECK(step.failure.code == proto::error_code::auth_failed);
     }
@@ -232,7 +254,7 @@ TEST_CASE("authentication: the right key, then a tag per test", "[session][auth]
         protocol.streams_ready();
         protocol.on_message(proto::stop{});
         protocol.on_message(request);
-        step = protocol.on_message(proto::test_auth{auth::test_mac(keys[1], fixed_nonce(), 2, request)});
+        step = protocol.on_message(tag_of(keys[1], 2, request));
         CHECK(step.what == kind::start_test);
     }
 }
@@ -240,32 +262,39 @@ TEST_CASE("authentication: the right key, then a tag per test", "[session][auth]
 TEST_CASE("authentication failures: the client is told little, the log more", "[session][auth]") {
     const auto keys = lab_keys();
     auto protocol = open_session(&keys);
+    const auto opening = protocol.opening(proto::session_token{}, "speedsrv test");
     SECTION("unknown key name") {
-        const proto::auth_response response{"mallory", auth::session_mac(keys[0], fixed_nonce())};
+        const proto::auth_response response = respond(keys[0], "mallory", opening[0]);
         const auto step = protocol.on_message(response);
         CHECK(step.failure.code == proto::error_code::auth_failed);
         CHECK_THAT(step.failure.message, Catch::Contains("unknown key name or wrong key"));
         CHECK_THAT(step.log_detail, Catch::Contains("unknown key name 'mallory'"));
     }
     SECTION("wrong key") {
-        const proto::auth_response response{"lab", auth::session_mac(keys[1], fixed_nonce())};
+        const proto::auth_response response = respond(keys[1], "lab", opening[0]);
         const auto step = protocol.on_message(response);
         CHECK(step.failure.code == proto::error_code::auth_failed);
         CHECK_THAT(step.log_detail, Catch::Contains("wrong key for key name 'lab'"));
+    }
+    SECTION("a proof for another WELCOME (e.g. one whose caps were altered on the way)") {
+        auto altered = std::get<proto::welcome>(opening[0]);
+        altered.max_streams += 1;
+        const auto step = protocol.on_message(respond(keys[0], "lab", altered));
+        CHECK(step.failure.code == proto::error_code::auth_failed);
     }
     SECTION("a test request before authenticating") {
         CHECK(protocol.on_message(download()).failure.code == proto::error_code::protocol_error);
     }
     SECTION("a tampered request") {
-        protocol.on_message(proto::auth_response{"lab", auth::session_mac(keys[0], fixed_nonce())});
+        protocol.on_message(respond(keys[0], "lab", opening[0]));
         auto request = download();
-        const proto::test_auth tag{auth::test_mac(keys[0], fixed_nonce(), 1, request)};
+        const proto::test_auth tag = tag_of(keys[0], 1, request);
         request.duration_ms *= 10;  // changed after it was tagged
         protocol.on_message(request);
         CHECK(protocol.on_message(tag).failure.code == proto::error_code::auth_failed);
     }
     SECTION("a request without its tag") {
-        protocol.on_message(proto::auth_response{"lab", auth::session_mac(keys[0], fixed_nonce())});
+        protocol.on_message(respond(keys[0], "lab", opening[0]));
         protocol.on_message(download());
         CHECK(protocol.on_message(download()).failure.code == proto::error_code::protocol_error);
     }

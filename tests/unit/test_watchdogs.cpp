@@ -1,7 +1,8 @@
 // The pure timing helpers of the server's protections: the progress watchdog, the token bucket and the log
-// rate limiter built on it.
+// and PING rate limiters built on it.
 #include <catch2/catch.hpp>
 
+#include "common/ping_limiter.hpp"
 #include "common/progress_watchdog.hpp"
 #include "common/token_bucket.hpp"
 #include "server/log_limiter.hpp"
@@ -51,6 +52,55 @@ TEST_CASE("the token bucket: a burst, then the rate", "[watchdog]") {
     CHECK(bucket.take(100 * kSecond));
     CHECK(bucket.take(100 * kSecond));
     CHECK_FALSE(bucket.take(100 * kSecond));
+}
+
+TEST_CASE("PINGs: speedcli's fastest schedule is answered, a flood is dropped and then ended", "[watchdog]") {
+    using verdict = ping_limiter::verdict;
+    SECTION("one PING a millisecond (--ping-interval 0.001) for 10 s: every one answered") {
+        ping_limiter limiter;
+        for (std::int64_t i = 0; i < 10'000; ++i) {
+            REQUIRE(limiter.on_ping(i * kSecond / 1000) == verdict::answer);
+        }
+        CHECK(limiter.dropped() == 0);
+    }
+    SECTION("a burst of 100 at once, then the rate") {
+        ping_limiter limiter;
+        for (int i = 0; i < 100; ++i) {
+            REQUIRE(limiter.on_ping(0) == verdict::answer);
+        }
+        CHECK(limiter.on_ping(0) == verdict::drop);
+        CHECK(limiter.on_ping(kSecond / 1000) == verdict::answer);  // one token after 1 ms
+        CHECK(limiter.dropped() == 1);
+    }
+    SECTION("a flood: 100 answered, then dropped, and the 1000th drop ends the connection") {
+        ping_limiter limiter;
+        int answered = 0;
+        int dropped = 0;
+        verdict last = verdict::answer;
+        for (int i = 0; i < 10'000 && last != verdict::close; ++i) {
+            last = limiter.on_ping(0);
+            answered += last == verdict::answer ? 1 : 0;
+            dropped += last == verdict::drop ? 1 : 0;
+        }
+        CHECK(answered == 100);
+        CHECK(dropped == 999);
+        CHECK(last == verdict::close);
+        CHECK(limiter.dropped() == 1000);
+    }
+    SECTION("drops add up over the connection's life, even when spaced out") {
+        ping_limiter limiter;
+        std::int64_t now = 0;
+        for (int i = 0; i < 100; ++i) {
+            REQUIRE(limiter.on_ping(now) == verdict::answer);
+        }
+        // Twice the rate for 1 s: half of them dropped.
+        for (int i = 0; i < 2000; ++i) {
+            now += kSecond / 2000;
+            limiter.on_ping(now);
+        }
+        CHECK(limiter.dropped() >= 999);
+        CHECK(limiter.dropped() <= 1000);
+    }
 }
 
 TEST_CASE("log lines beyond the rate are counted and reported with the next one", "[watchdog]") {
