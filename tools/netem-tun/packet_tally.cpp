@@ -96,7 +96,8 @@ std::uint64_t gso_segment_count(std::span<const std::byte> packet, std::uint32_t
     if (packet.size() < ip_header_bytes + 20) {
         return 1;
     }
-    const std::size_t headers = ip_header_bytes + static_cast<std::size_t>(byte_at(packet, ip_header_bytes + 12) >> 4) * 4;
+    const std::size_t headers =
+        ip_header_bytes + static_cast<std::size_t>(byte_at(packet, ip_header_bytes + 12) >> 4) * 4;
     if (packet.size() <= headers) {
         return 1;
     }
