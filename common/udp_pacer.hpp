@@ -36,6 +36,12 @@ class pacer {
     void consume(std::uint64_t bytes);
     // Nanoseconds from `now_ns` until `bytes` are allowed; 0 when they are now.
     std::int64_t wait_ns(std::int64_t now_ns, std::uint64_t bytes);
+    // The departure time the next datagram's header carries when it is handed to the kernel at `now_ns`
+    // (call once per datagram, in sequence order): the previous datagram's departure plus one datagram's
+    // worth of the rate, but never before `now_ns` nor more than the bucket (`burst_ns`) after it. A batch of
+    // datagrams handed over at once thus carries the schedule's spacing instead of one stamp for all: one
+    // stamp would make the tool's batching look like delay variation at the receiver.
+    std::int64_t next_departure_ns(std::int64_t now_ns, std::uint32_t datagram_bytes);
 
   private:
     void refill(std::int64_t now_ns);
@@ -46,6 +52,7 @@ class pacer {
     double tokens_;
     double debt_ = 0;
     std::int64_t last_ns_;
+    std::int64_t last_departure_ns_ = INT64_MIN;
 };
 
 }  // namespace speed::udp

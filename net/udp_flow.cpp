@@ -170,9 +170,8 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                 }
                 continue;
             }
-            receiver.for_each([&self](std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) {
-                self->on_datagram(datagram, arrival_ns);
-            });
+            receiver.for_each([&self](std::span<const std::uint8_t> datagram, std::int64_t arrival_ns,
+                                      bool timed) { self->on_datagram(datagram, arrival_ns, timed); });
             self->socket_drops_ = receiver.socket_drops();
             self->publish();
             if (++batches % kBatchesBeforeYield == 0) {
@@ -181,7 +180,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         }
     }
 
-    void on_datagram(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) {
+    void on_datagram(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns, bool timed) {
         const auto h = udp::read_header(datagram);
         if (!h || h->token != state_->settings.token || h->stream != index_) {
             state_->rejected.fetch_add(1, std::memory_order_relaxed);
@@ -205,7 +204,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                     if (client) {
                         mark_established();  // the HELLO_ACK may have been lost; the data proves the path
                     }
-                    on_data(*h, static_cast<std::uint32_t>(datagram.size()), arrival_ns);
+                    on_data(*h, static_cast<std::uint32_t>(datagram.size()), arrival_ns, timed);
                 }
                 break;
             case udp::datagram_type::feedback:
@@ -220,8 +219,9 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         }
     }
 
-    void on_data(const udp::header& h, std::uint32_t bytes, std::int64_t arrival_ns) {
-        accounting_->on_datagram(h.sequence, bytes, static_cast<std::int64_t>(h.timestamp_ns), arrival_ns);
+    void on_data(const udp::header& h, std::uint32_t bytes, std::int64_t arrival_ns, bool timed) {
+        accounting_->on_datagram(h.sequence, bytes, static_cast<std::int64_t>(h.timestamp_ns), arrival_ns,
+                                 timed);
         latest_data_timestamp_ns_ = h.timestamp_ns;
         latest_data_arrival_ns_ = arrival_ns;
         std::int64_t expected = 0;
@@ -353,12 +353,12 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                 continue;
             }
             const std::uint64_t first_sequence = self->next_sequence_;
-            const auto timestamp = static_cast<std::uint64_t>(now);
             const udp::header base{udp::datagram_type::data, static_cast<std::uint16_t>(self->index_),
-                                   self->state_->settings.token, 0, timestamp};
+                                   self->state_->settings.token, 0, 0};
             const auto result = sender.send(fd, allowed, [&](std::size_t i, std::span<std::uint8_t> out) {
                 udp::header h = base;
                 h.sequence = first_sequence + i;
+                h.timestamp_ns = static_cast<std::uint64_t>(self->pacer_->next_departure_ns(now, length));
                 udp::write_header(out, h);
             });
             self->next_sequence_ += result.sent;

@@ -46,8 +46,10 @@ class batch_receiver {
     // One non-blocking recvmmsg. Returns the number of messages read (0 when nothing was queued), or an
     // error (e.g. connection_refused after an ICMP port unreachable).
     std::size_t receive(int fd, std::error_code& error);
-    // Calls visit(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) for each datagram of the
-    // last receive().
+    // Calls visit(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns, bool timed) for each
+    // datagram of the last receive(). `timed` means arrival_ns is that datagram's own kernel stamp: the
+    // kernel stamps a GRO message once, when its first datagram arrived, so the later ones (and every
+    // datagram of a message without a stamp, which gets the read time) are not timed.
     template <class Visit>
     void for_each(Visit&& visit) const {
         for (std::size_t m = 0; m < received_; ++m) {
@@ -56,7 +58,8 @@ class batch_receiver {
             const std::size_t segment = info.segment_bytes == 0 ? info.bytes : info.segment_bytes;
             for (std::size_t offset = 0; offset < info.bytes; offset += segment) {
                 const std::size_t length = std::min(segment, info.bytes - offset);
-                visit(std::span<const std::uint8_t>(data + offset, length), info.arrival_ns);
+                visit(std::span<const std::uint8_t>(data + offset, length), info.arrival_ns,
+                      info.kernel_stamped && offset == 0);
             }
         }
     }
@@ -68,6 +71,7 @@ class batch_receiver {
         std::size_t bytes = 0;
         std::size_t segment_bytes = 0;  // GRO: the size of each datagram in the message; 0 = one datagram
         std::int64_t arrival_ns = 0;
+        bool kernel_stamped = false;  // arrival_ns came from SO_TIMESTAMPNS, not from the read time
     };
     std::vector<std::uint8_t> buffers_;
     std::vector<std::uint8_t> control_;

@@ -281,13 +281,14 @@ TEST_CASE("receiver accounting: RFC 3550 jitter and IPDV of consecutive sequence
     acct.on_datagram(2, 100, 200, 1200);  // transit 1000: D = 16, J = 1 + 15/16, IPDV 16
     CHECK(acct.counters().jitter_ns == 1.0 + 15.0 / 16.0);
     acct.on_datagram(4, 100, 400,
-                     1450);  // transit 1050: D = 50, J += (50 - J) / 16; not consecutive: no IPDV
+                     1450);  // transit 1050: D = 50, J += (50 - J) / 16; 3 is missing: no IPDV
     const double j = (1.0 + 15.0 / 16.0) + (50.0 - (1.0 + 15.0 / 16.0)) / 16.0;
     CHECK(acct.counters().jitter_ns == j);
     acct.on_datagram(4, 100, 400, 9999);  // a duplicate changes nothing
     CHECK(acct.counters().jitter_ns == j);
     acct.on_datagram(5, 100, 500, 1530);  // transit 1030: IPDV 20
     CHECK(acct.ipdv().count() == 3);
+    CHECK(acct.counters().ipdv_pairs == 3);
     CHECK(acct.ipdv().percentile(0.5) == 16);
     CHECK(acct.ipdv().percentile(0.99) == 20);
 
@@ -466,4 +467,97 @@ TEST_CASE("UDP requests: length bounds, the UDP bitrate cap and --no-udp", "[udp
     REQUIRE(refusal);
     CHECK(refusal->code == proto::error_code::unsupported);
     CHECK_THAT(refusal->message, Catch::Contains("UDP"));
+}
+
+// The case the review found: a path that reorders. RFC 5481 pairs consecutive sequence numbers, so every
+// pair counts whichever of the two arrived first; pairing consecutive arrivals only would have kept one.
+TEST_CASE("receiver accounting: IPDV pairs consecutive sequence numbers whatever their arrival order",
+          "[udp][accounting]") {
+    receiver_accounting acct;
+    // Sent 10 ns apart; transits 1000, 1030, 1010, 1000, 1020, 1005 for sequences 0..5.
+    // Arrival order: 0 (1000), 2 (1030), 3 (1030), 1 (1040), 5 (1055), 4 (1060).
+    acct.on_datagram(0, 100, 0, 1000);
+    acct.on_datagram(2, 100, 20, 1030);
+    acct.on_datagram(3, 100, 30, 1030);
+    acct.on_datagram(1, 100, 10, 1040);
+    acct.on_datagram(5, 100, 50, 1055);
+    acct.on_datagram(4, 100, 40, 1060);
+    // |IPDV| by sequence: (0,1) 30, (1,2) 20, (2,3) 10, (3,4) 20, (4,5) 15.
+    CHECK(acct.counters().ipdv_pairs == 5);
+    CHECK(acct.counters().ipdv_pairs_excluded == 0);
+    CHECK(acct.counters().out_of_order == 2);
+    CHECK(acct.ipdv().count() == 5);
+    CHECK(acct.ipdv().percentile(0.2) == 10);
+    CHECK(acct.ipdv().percentile(0.4) == 15);
+    CHECK(acct.ipdv().percentile(0.5) == 20);
+    CHECK(acct.ipdv().percentile(0.8) == 20);
+    CHECK(acct.ipdv().percentile(1.0) == 30);
+
+    // Jitter is iperf3's: RFC 3550's recurrence over transits in ARRIVAL order, out-of-order ones included:
+    // 1000, 1010, 1000, 1030, 1005, 1020.
+    double expected = 0.0;
+    expected += (10.0 - expected) / 16.0;
+    expected += (10.0 - expected) / 16.0;
+    expected += (30.0 - expected) / 16.0;
+    expected += (25.0 - expected) / 16.0;
+    expected += (15.0 - expected) / 16.0;
+    CHECK(acct.counters().jitter_ns == expected);
+}
+
+TEST_CASE("receiver accounting: datagrams that carry a GRO message's stamp stay out of jitter and IPDV",
+          "[udp][accounting]") {
+    receiver_accounting acct;
+    acct.on_datagram(0, 100, 0, 1000);
+    acct.on_datagram(1, 100, 100, 1110);  // D = 10, IPDV 10
+    const double j = acct.counters().jitter_ns;
+    // 2, 3 and 4 came in one GRO message stamped when 2 arrived: only 2's time is its own.
+    acct.on_datagram(2, 100, 200, 1230, true);   // transit 1030: IPDV (1,2) 20
+    acct.on_datagram(3, 100, 300, 1230, false);  // would be transit 930
+    acct.on_datagram(4, 100, 400, 1230, false);  // would be transit 830
+    acct.on_datagram(5, 100, 500, 1520, true);   // transit 1020: (4,5) has an untimed side
+    CHECK(acct.counters().packets_received == 6);
+    CHECK(acct.counters().untimed == 2);
+    CHECK(acct.counters().ipdv_pairs == 2);
+    CHECK(acct.counters().ipdv_pairs_excluded == 3);  // (2,3), (3,4), (4,5)
+    CHECK(acct.ipdv().percentile(1.0) == 20);
+    double expected = j;
+    expected += (20.0 - expected) / 16.0;  // 1010 -> 1030
+    expected += (10.0 - expected) / 16.0;  // 1030 -> 1020: the untimed datagrams are skipped
+    CHECK(acct.counters().jitter_ns == expected);
+}
+
+TEST_CASE("receiver accounting: the transit ring is bounded and a reused slot pairs with nothing",
+          "[udp][accounting]") {
+    receiver_accounting acct;
+    constexpr std::uint64_t ring = receiver_accounting::kTransitRing;
+    acct.on_datagram(0, 100, 0, 1000);
+    acct.on_datagram(ring, 100, 0, 1000);  // takes slot 0
+    acct.on_datagram(1, 100, 0, 1000);     // its neighbour 0 is gone: no pair, and no pair with `ring`
+    CHECK(acct.counters().ipdv_pairs == 0);
+    acct.on_datagram(ring + 1, 100, 0, 1000);  // pairs with `ring`, and takes the slot of 1
+    CHECK(acct.counters().ipdv_pairs == 1);
+    acct.on_datagram(2, 100, 0, 1000);  // its neighbour 1 is gone
+    CHECK(acct.counters().ipdv_pairs == 1);
+    acct.on_datagram(ring + 2, 100, 0, 1005);  // pairs with ring + 1 (slot 2 now holds 2: no pair there)
+    CHECK(acct.counters().ipdv_pairs == 2);
+    CHECK(acct.ipdv().percentile(1.0) == 5);
+}
+
+TEST_CASE("the pacer stamps each datagram of a batch with its place in the schedule", "[udp][pacer]") {
+    pacer p(8e9, 1000, 100, 0);  // 1 byte/ns; the bucket holds 1000 ns of the rate
+    // A batch of 100-byte datagrams handed over at once at t = 0: 100 ns apart, at most a bucket ahead.
+    std::vector<std::int64_t> stamps;
+    for (int i = 0; i < 12; ++i) {
+        stamps.push_back(p.next_departure_ns(0, 100));
+    }
+    CHECK(stamps == std::vector<std::int64_t>{0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1000});
+    // The next batch comes later than the schedule: its first datagram leaves when it is handed over.
+    CHECK(p.next_departure_ns(5000, 100) == 5000);
+    CHECK(p.next_departure_ns(5000, 100) == 5100);
+    // Sooner than the schedule (the bucket had credit): the schedule goes on, the stamps do not go back.
+    CHECK(p.next_departure_ns(5150, 100) == 5200);
+    // At half the rate a datagram is worth twice the time.
+    p.set_rate(4e9, 6000);
+    CHECK(p.next_departure_ns(6000, 100) == 6000);
+    CHECK(p.next_departure_ns(6000, 100) == 6200);
 }
