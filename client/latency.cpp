@@ -29,7 +29,8 @@ struct prober::series {
     std::uint32_t warm_up_probes = 0;  // the series' first probes, sent but not counted either
     std::unordered_map<std::uint32_t, std::int64_t> sent_ns;  // outstanding probes of this series
     latency_report report;
-    bool all_stamped = true;  // every reply so far came with a kernel receive timestamp
+    bool all_stamped = true;  // every round trip so far had the client's kernel wait removed, and no hold was
+                              // rejected
     bool stop_requested = false;
     bool finished = false;
     asio::steady_timer* pacer = nullptr;     // the series' schedule timer, to cut a wait short on stop
@@ -39,6 +40,20 @@ struct prober::series {
 void summarize_latency(latency_report& report) {
     report.rtt = stats::summarize(report.rtt_ms);
     report.jitter_ms = stats::mean_consecutive_difference(report.rtt_ms);
+}
+
+latency_report only_sent_in(const latency_report& report, latency::time_span span) {
+    latency_report kept = report;
+    kept.rtt_ms = latency::samples_in(report.rtt_ms, report.sent_ns, span);
+    kept.application_rtt_ms = latency::samples_in(report.application_rtt_ms, report.sent_ns, span);
+    kept.sent_ns.clear();
+    for (const std::int64_t sent : report.sent_ns) {
+        if (span.contains(sent)) {
+            kept.sent_ns.push_back(sent);
+        }
+    }
+    summarize_latency(kept);
+    return kept;
 }
 
 prober::prober(asio::ip::tcp::socket socket)
@@ -100,7 +115,11 @@ asio::awaitable<void> prober::read_replies(std::shared_ptr<prober> self) {
                 it->second, received_ns, client_wait_ns, static_cast<std::int64_t>(reply->server_hold_ns)});
             s->report.rtt_ms.push_back(trip.network_ms);
             s->report.application_rtt_ms.push_back(trip.application_ms);
-            s->all_stamped = s->all_stamped && client_wait_ns.has_value();
+            s->report.sent_ns.push_back(it->second);
+            s->report.client_wait_removed += trip.client_wait_removed ? 1 : 0;
+            s->report.server_hold_removed += trip.server_hold_removed ? 1 : 0;
+            s->report.server_hold_rejected += trip.server_hold_rejected ? 1 : 0;
+            s->all_stamped = s->all_stamped && trip.client_wait_removed && !trip.server_hold_rejected;
             s->sent_ns.erase(it);
         }
         self->wake_series();

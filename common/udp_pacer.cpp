@@ -66,15 +66,13 @@ std::int64_t pacer::wait_ns(std::int64_t now_ns, std::uint64_t bytes) {
     return static_cast<std::int64_t>(std::ceil(missing / bytes_per_ns_));
 }
 
-std::int64_t pacer::next_departure_ns(std::int64_t now_ns, std::uint32_t datagram_bytes) {
-    std::int64_t departure = now_ns;
-    if (last_departure_ns_ != INT64_MIN && bytes_per_ns_ > 0.0) {
-        const auto spacing =
-            static_cast<std::int64_t>(std::llround(static_cast<double>(datagram_bytes) / bytes_per_ns_));
-        departure = std::clamp(last_departure_ns_ + spacing, now_ns, now_ns + burst_ns_);
+std::int64_t pacer::departure_ns(std::int64_t batch_ns, std::uint64_t index,
+                                 std::uint32_t datagram_bytes) const {
+    if (bytes_per_ns_ <= 0.0) {
+        return batch_ns;
     }
-    last_departure_ns_ = departure;
-    return departure;
+    const double offset = static_cast<double>(index) * static_cast<double>(datagram_bytes) / bytes_per_ns_;
+    return batch_ns + static_cast<std::int64_t>(std::llround(offset));
 }
 
 }  // namespace speed::udp

@@ -36,12 +36,12 @@ class pacer {
     void consume(std::uint64_t bytes);
     // Nanoseconds from `now_ns` until `bytes` are allowed; 0 when they are now.
     std::int64_t wait_ns(std::int64_t now_ns, std::uint64_t bytes);
-    // The departure time the next datagram's header carries when it is handed to the kernel at `now_ns`
-    // (call once per datagram, in sequence order): the previous datagram's departure plus one datagram's
-    // worth of the rate, but never before `now_ns` nor more than the bucket (`burst_ns`) after it. A batch of
-    // datagrams handed over at once thus carries the schedule's spacing instead of one stamp for all: one
-    // stamp would make the tool's batching look like delay variation at the receiver.
-    std::int64_t next_departure_ns(std::int64_t now_ns, std::uint32_t datagram_bytes);
+    // The departure time datagram `index` of a batch handed to the kernel at `batch_ns` carries: the batch's
+    // time plus `index` datagrams' worth of the current rate, the spacing the schedule gives them. One stamp
+    // for the whole batch would turn the batch into delay variation wherever a bottleneck near the rate
+    // spaces the datagrams out; the offset restarts with every batch, so a stamp is never more than one
+    // batch ahead of the time the datagram was handed over.
+    std::int64_t departure_ns(std::int64_t batch_ns, std::uint64_t index, std::uint32_t datagram_bytes) const;
 
   private:
     void refill(std::int64_t now_ns);
@@ -52,7 +52,6 @@ class pacer {
     double tokens_;
     double debt_ = 0;
     std::int64_t last_ns_;
-    std::int64_t last_departure_ns_ = INT64_MIN;
 };
 
 }  // namespace speed::udp

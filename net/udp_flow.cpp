@@ -358,7 +358,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
             const auto result = sender.send(fd, allowed, [&](std::size_t i, std::span<std::uint8_t> out) {
                 udp::header h = base;
                 h.sequence = first_sequence + i;
-                h.timestamp_ns = static_cast<std::uint64_t>(self->pacer_->next_departure_ns(now, length));
+                h.timestamp_ns = static_cast<std::uint64_t>(self->pacer_->departure_ns(now, i, length));
                 udp::write_header(out, h);
             });
             self->next_sequence_ += result.sent;

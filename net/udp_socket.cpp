@@ -165,8 +165,10 @@ std::size_t batch_receiver::receive(int fd, std::error_code& error) {
             } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
                 timespec stamp{};
                 std::memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
-                info.arrival_ns = to_ns(stamp) - realtime_offset;
-                info.kernel_stamped = true;
+                const std::int64_t kernel_ns = to_ns(stamp);
+                info.arrival_ns = kernel_ns - realtime_offset;
+                info.own_stamp = kernel_ns != previous_stamp_ns_;
+                previous_stamp_ns_ = kernel_ns;
             } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
                 std::memcpy(&socket_drops_, CMSG_DATA(c), sizeof socket_drops_);
             }

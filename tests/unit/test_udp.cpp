@@ -544,20 +544,14 @@ TEST_CASE("receiver accounting: the transit ring is bounded and a reused slot pa
 }
 
 TEST_CASE("the pacer stamps each datagram of a batch with its place in the schedule", "[udp][pacer]") {
-    pacer p(8e9, 1000, 100, 0);  // 1 byte/ns; the bucket holds 1000 ns of the rate
-    // A batch of 100-byte datagrams handed over at once at t = 0: 100 ns apart, at most a bucket ahead.
-    std::vector<std::int64_t> stamps;
-    for (int i = 0; i < 12; ++i) {
-        stamps.push_back(p.next_departure_ns(0, 100));
-    }
-    CHECK(stamps == std::vector<std::int64_t>{0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1000});
-    // The next batch comes later than the schedule: its first datagram leaves when it is handed over.
-    CHECK(p.next_departure_ns(5000, 100) == 5000);
-    CHECK(p.next_departure_ns(5000, 100) == 5100);
-    // Sooner than the schedule (the bucket had credit): the schedule goes on, the stamps do not go back.
-    CHECK(p.next_departure_ns(5150, 100) == 5200);
-    // At half the rate a datagram is worth twice the time.
-    p.set_rate(4e9, 6000);
-    CHECK(p.next_departure_ns(6000, 100) == 6000);
-    CHECK(p.next_departure_ns(6000, 100) == 6200);
+    pacer p(8e9, 1000, 100, 0);  // 1 byte/ns
+    // A batch of 100-byte datagrams handed over at once at t = 5000: 100 ns apart.
+    CHECK(p.departure_ns(5000, 0, 100) == 5000);
+    CHECK(p.departure_ns(5000, 1, 100) == 5100);
+    CHECK(p.departure_ns(5000, 63, 100) == 11300);
+    CHECK(p.departure_ns(5000, 2, 1400) == 7800);
+    // At 20 Mbit/s a 1400-byte datagram is worth 560 us.
+    p.set_rate(20e6, 0);
+    CHECK(p.departure_ns(1'000'000, 1, 1400) == 1'560'000);
+    CHECK(p.departure_ns(1'000'000, 3, 1400) == 2'680'000);
 }
