@@ -17,7 +17,9 @@ struct latency_report {
     std::vector<double> rtt_ms;  // in probe order: network round trips (both ends' own delays removed)
     std::vector<double> application_rtt_ms;  // the same probes from writing the PING to reading the PONG
     std::vector<std::int64_t> sent_ns;       // when each of those probes left (client monotonic clock)
-    bool kernel_timestamps = false;          // every probe's round trip had the client's kernel wait removed
+    std::vector<std::int64_t> lost_sent_ns;  // when the probes that never got a reply left
+    std::vector<latency::probe_round_trip> corrections;  // per sample: which corrections were applied
+    bool kernel_timestamps = false;  // every probe's round trip had the client's kernel wait removed
     // How many round trips had each correction applied (common/latency.hpp), and how many reported server
     // holds were implausible and left in.
     std::uint32_t client_wait_removed = 0;

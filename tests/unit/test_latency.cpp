@@ -99,10 +99,10 @@ TEST_CASE("the server's hold is capped at what is physically plausible", "[laten
     // Whatever is removed must leave at least kLeastNetworkRoundTripNs.
     timing.read_ns = 5'000'000;
     timing.server_hold_ns = 5'000'000 - kLeastNetworkRoundTripNs;
-    CHECK(round_trip_of(timing).network_ms == 0.01);
+    CHECK(round_trip_of(timing).network_ms == 0.002);
     timing.server_hold_ns = 5'000'000 - kLeastNetworkRoundTripNs + 1;
     CHECK(round_trip_of(timing).network_ms == 5.0);
-    timing.client_wait_ns = 4'995'000;  // would leave 5 us
+    timing.client_wait_ns = 4'999'000;  // would leave 1 us
     trip = round_trip_of(timing);
     CHECK_FALSE(trip.client_wait_removed);
     CHECK(trip.network_ms == 5.0);
