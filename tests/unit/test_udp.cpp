@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "common/limits.hpp"
@@ -554,4 +555,38 @@ TEST_CASE("the pacer stamps each datagram of a batch with its place in the sched
     p.set_rate(20e6, 0);
     CHECK(p.departure_ns(1'000'000, 1, 1400) == 1'560'000);
     CHECK(p.departure_ns(1'000'000, 3, 1400) == 2'680'000);
+}
+
+// The issue's ground truth, simulated: 20 Mbit/s of 1400-byte datagrams (560 us apart) over a link that adds
+// 5 ms plus a uniform 0-4 ms per datagram, so datagrams overtake each other. For independent uniform delays
+// on [0, a], |IPDV| of consecutive sequence numbers has the triangular density 2 (a - x) / a^2 and the median
+// a (1 - 1/sqrt 2) = 1.1716 ms. Pairing only consecutive arrivals (the old rule) read about 0.32 ms.
+TEST_CASE("receiver accounting: IPDV over a reordering link with uniform delay matches the closed form",
+          "[udp][accounting]") {
+    constexpr int kDatagrams = 20000;
+    constexpr std::int64_t kSpacingNs = 560'000;
+    constexpr std::int64_t kMostExtraNs = 4'000'000;
+    std::mt19937_64 random(20261129);
+    struct datagram {
+        std::uint64_t sequence;
+        std::int64_t sent_ns;
+        std::int64_t arrival_ns;
+    };
+    std::vector<datagram> datagrams;
+    for (int i = 0; i < kDatagrams; ++i) {
+        const std::int64_t sent = i * kSpacingNs;
+        const auto extra = static_cast<std::int64_t>(random() % (kMostExtraNs + 1));  // integer: portable
+        datagrams.push_back({static_cast<std::uint64_t>(i), sent, sent + 5'000'000 + extra});
+    }
+    std::stable_sort(datagrams.begin(), datagrams.end(),
+                     [](const datagram& a, const datagram& b) { return a.arrival_ns < b.arrival_ns; });
+    receiver_accounting acct;
+    for (const auto& d : datagrams) {
+        acct.on_datagram(d.sequence, 1400, d.sent_ns, d.arrival_ns);
+    }
+    CHECK(acct.counters().out_of_order > 0);
+    CHECK(acct.counters().ipdv_pairs == kDatagrams - 1);
+    // Sampling error of the median of 20,000 pairs: about 1 %; the histogram's bucket is 1.4 % wide here.
+    const double median_ms = static_cast<double>(acct.ipdv().percentile(0.5)) / 1e6;
+    CHECK(median_ms == Approx(4.0 * (1.0 - 1.0 / std::sqrt(2.0))).epsilon(0.03));
 }
