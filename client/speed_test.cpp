@@ -365,23 +365,28 @@ asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, 
 // of that window (docs/methodology.md, "Responsiveness"). Runs before the direction is printed.
 void finish_loaded_latency(const run_state& run, direction_report& d) {
     const auto window = run.progress.window(d.omitted_seconds);
-    if (!window) {
-        return;
-    }
-    if (d.latency) {
-        d.latency = only_sent_in(*d.latency, *window);
-    }
-    const latency::time_span stable = latency::stable_part(*window);
-    d.stable_seconds =
-        std::pair{static_cast<double>(stable.from_ns - window->from_ns) / 1e9 + d.omitted_seconds,
-                  static_cast<double>(stable.to_ns - window->from_ns) / 1e9 + d.omitted_seconds};
-    // The in-band samples are taken every 100 ms over the window, in time order, without times of their own.
-    const std::vector<double> self = latency::last_share(d.in_band_rtt_ms, *window, stable);
+    std::vector<double> self = d.in_band_rtt_ms;
     std::vector<double> foreign;
     std::vector<double> foreign_corrected;
-    if (d.latency) {
-        foreign = latency::samples_in(d.latency->application_rtt_ms, d.latency->sent_ns, stable);
-        foreign_corrected = latency::samples_in(d.latency->rtt_ms, d.latency->sent_ns, stable);
+    if (window) {
+        if (d.latency) {
+            d.latency = only_sent_in(*d.latency, *window);
+        }
+        const latency::time_span stable = latency::stable_part(*window);
+        d.stable_seconds =
+            std::pair{static_cast<double>(stable.from_ns - window->from_ns) / 1e9 + d.omitted_seconds,
+                      static_cast<double>(stable.to_ns - window->from_ns) / 1e9 + d.omitted_seconds};
+        // The in-band samples are taken every 100 ms over the window, in time order, without times of their
+        // own.
+        self = latency::last_share(d.in_band_rtt_ms, *window, stable);
+        if (d.latency) {
+            foreign = latency::samples_in(d.latency->application_rtt_ms, d.latency->sent_ns, stable);
+            foreign_corrected = latency::samples_in(d.latency->rtt_ms, d.latency->sent_ns, stable);
+        }
+    } else if (d.latency) {
+        // No interval report arrived (a receiver that sent none): every sample of the series counts.
+        foreign = d.latency->application_rtt_ms;
+        foreign_corrected = d.latency->rtt_ms;
     }
     d.responsiveness = latency::responsiveness_of(foreign, self);
     d.corrected_responsiveness = latency::responsiveness_of(foreign_corrected, self);
