@@ -94,6 +94,9 @@ void add_udp_figures(json& out, const udp_figures& udp) {
     out["late_packets"] = udp.late_packets;
     out["jitter_ms"] = number(udp.jitter_ms);
     out["ipdv_ms"] = ipdv_json(udp);
+    if (udp.ipdv_pairs && udp.ipdv_pairs_excluded) {
+        out["ipdv_pairs"] = {{"used", *udp.ipdv_pairs}, {"excluded", *udp.ipdv_pairs_excluded}};
+    }
 }
 
 json direction_json(const direction_report& report) {

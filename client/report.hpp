@@ -45,6 +45,9 @@ struct udp_figures {
     double ipdv_p50_ms = 0.0;        // |IPDV| percentiles (RFC 5481)
     double ipdv_p90_ms = 0.0;
     double ipdv_p99_ms = 0.0;
+    // A direction's only: IPDV pairs used, and left out because a side's arrival time was a GRO message's.
+    std::optional<std::uint64_t> ipdv_pairs;
+    std::optional<std::uint64_t> ipdv_pairs_excluded;
 };
 
 struct udp_interval_figures {
