@@ -29,7 +29,6 @@ struct prober::series {
     std::uint32_t warm_up_probes = 0;  // the series' first probes, sent but not counted either
     std::unordered_map<std::uint32_t, std::int64_t> sent_ns;  // outstanding probes of this series
     latency_report report;
-    bool all_stamped = true;  // every reply so far came with a kernel receive timestamp
     bool stop_requested = false;
     bool finished = false;
     asio::steady_timer* pacer = nullptr;     // the series' schedule timer, to cut a wait short on stop
@@ -39,6 +38,41 @@ struct prober::series {
 void summarize_latency(latency_report& report) {
     report.rtt = stats::summarize(report.rtt_ms);
     report.jitter_ms = stats::mean_consecutive_difference(report.rtt_ms);
+    report.client_wait_removed = 0;
+    report.server_hold_removed = 0;
+    report.server_hold_rejected = 0;
+    for (const auto& trip : report.corrections) {
+        report.client_wait_removed += trip.client_wait_removed ? 1 : 0;
+        report.server_hold_removed += trip.server_hold_removed ? 1 : 0;
+        report.server_hold_rejected += trip.server_hold_rejected ? 1 : 0;
+    }
+    report.kernel_timestamps = !report.rtt_ms.empty() && report.corrections.size() == report.rtt_ms.size() &&
+                               report.client_wait_removed == report.corrections.size() &&
+                               report.server_hold_rejected == 0;
+}
+
+latency_report only_sent_in(const latency_report& report, latency::time_span span) {
+    latency_report kept = report;
+    kept.rtt_ms = latency::samples_in(report.rtt_ms, report.sent_ns, span);
+    kept.application_rtt_ms = latency::samples_in(report.application_rtt_ms, report.sent_ns, span);
+    kept.sent_ns.clear();
+    kept.corrections.clear();
+    for (std::size_t i = 0; i < report.sent_ns.size() && i < report.corrections.size(); ++i) {
+        if (span.contains(report.sent_ns[i])) {
+            kept.sent_ns.push_back(report.sent_ns[i]);
+            kept.corrections.push_back(report.corrections[i]);
+        }
+    }
+    kept.lost_sent_ns.clear();
+    for (const std::int64_t sent : report.lost_sent_ns) {
+        if (span.contains(sent)) {
+            kept.lost_sent_ns.push_back(sent);
+        }
+    }
+    kept.lost = static_cast<std::uint32_t>(kept.lost_sent_ns.size());
+    kept.sent = static_cast<std::uint32_t>(kept.sent_ns.size()) + kept.lost;
+    summarize_latency(kept);
+    return kept;
 }
 
 prober::prober(asio::ip::tcp::socket socket)
@@ -100,7 +134,8 @@ asio::awaitable<void> prober::read_replies(std::shared_ptr<prober> self) {
                 it->second, received_ns, client_wait_ns, static_cast<std::int64_t>(reply->server_hold_ns)});
             s->report.rtt_ms.push_back(trip.network_ms);
             s->report.application_rtt_ms.push_back(trip.application_ms);
-            s->all_stamped = s->all_stamped && client_wait_ns.has_value();
+            s->report.sent_ns.push_back(it->second);
+            s->report.corrections.push_back(trip);
             s->sent_ns.erase(it);
         }
         self->wake_series();
@@ -147,7 +182,9 @@ asio::awaitable<void> prober::run_series(std::shared_ptr<prober> self, std::shar
         co_await self->reply_signal_.async_wait(as_tuple(asio::use_awaitable));
     }
     s->report.lost = static_cast<std::uint32_t>(s->sent_ns.size());
-    s->report.kernel_timestamps = s->all_stamped && !s->report.rtt_ms.empty();
+    for (const auto& [sequence, sent] : s->sent_ns) {
+        s->report.lost_sent_ns.push_back(sent);
+    }
     s->sent_ns.clear();
     summarize_latency(s->report);
     s->finished = true;

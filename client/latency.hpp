@@ -55,4 +55,7 @@ class prober : public std::enable_shared_from_this<prober> {
 // Fills rtt and jitter_ms from rtt_ms.
 void summarize_latency(latency_report& report);
 
+// The probes of `report` that were sent within `span` (answered and lost), summarized again.
+latency_report only_sent_in(const latency_report& report, latency::time_span span);
+
 }  // namespace speed::client

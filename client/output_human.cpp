@@ -11,13 +11,18 @@ const char* title(proto::direction dir) {
     return dir == proto::direction::download ? "Download" : "Upload";
 }
 
+// The headline is the kernel-corrected round trip (what ping measures); the application's own round trip,
+// which includes both ends' scheduling, is printed beside it so nobody mistakes one for the other.
 std::string latency_line(const latency_report& latency) {
+    const double application_median = stats::summarize(latency.application_rtt_ms).median;
     return fmt::format(
-        "{} median, {} min, {} p90, {} max, jitter {} ({} probes{})",
+        "{} median, {} min, {} p90, {} max, jitter {} ({} probes{}; {}, application RTT {} median)",
         units::format_milliseconds(latency.rtt.median), units::format_milliseconds(latency.rtt.min),
         units::format_milliseconds(latency.rtt.p90), units::format_milliseconds(latency.rtt.max),
         units::format_milliseconds(latency.jitter_ms), latency.rtt_ms.size(),
-        latency.lost > 0 ? fmt::format(", {} lost", latency.lost) : std::string());
+        latency.lost > 0 ? fmt::format(", {} lost", latency.lost) : std::string(),
+        latency.kernel_timestamps ? "kernel-corrected" : "partly corrected",
+        units::format_milliseconds(application_median));
 }
 
 // ", latency under load 31.2 ms median (+28.9 ms)" when probes ran during the direction.
@@ -154,7 +159,7 @@ void human_output::summary(const test_report& report) {
                    units::format_milliseconds(*report.worst_increase_ms));
     }
     if (report.responsiveness_rpm) {
-        fmt::print(out_, "  Responsiveness  {:.0f} RPM (round trips per minute under load)\n",
+        fmt::print(out_, "  Responsiveness  {:.0f} RPM (application round trips per minute under load)\n",
                    *report.responsiveness_rpm);
     }
     std::fflush(out_);

@@ -26,8 +26,12 @@ json latency_json(const latency_report& latency) {
     out["lost"] = latency.lost;
     out["rtt_ms"] = latency.rtt_ms.empty() ? json(nullptr) : rtt_summary_json(latency.rtt);
     out["jitter_ms"] = number(latency.jitter_ms);
-    // How rtt_ms was timed: "kernel" when both ends' own delays came out via kernel receive timestamps.
+    // How rtt_ms was timed: "kernel" when every round trip had the client's kernel wait removed and no
+    // server hold was rejected; the counts say which corrections were applied.
     out["timestamps"] = latency.kernel_timestamps ? "kernel" : "application";
+    out["corrections"] = {{"client_wait", latency.client_wait_removed},
+                          {"server_hold", latency.server_hold_removed},
+                          {"server_hold_rejected", latency.server_hold_rejected}};
     out["application_rtt_ms"] = latency.application_rtt_ms.empty()
                                     ? json(nullptr)
                                     : rtt_summary_json(stats::summarize(latency.application_rtt_ms));
@@ -44,6 +48,19 @@ json loaded_latency_json(const direction_report& d) {
         d.in_band_rtt_ms.empty() ? json(nullptr) : rtt_summary_json(stats::summarize(d.in_band_rtt_ms));
     out["in_band"] = std::move(in_band);
     out["responsiveness_rpm"] = d.responsiveness ? json(d.responsiveness->rpm) : json(nullptr);
+    json rpm;
+    rpm["foreign_rpm"] = d.responsiveness && d.responsiveness->foreign_rpm
+                             ? json(*d.responsiveness->foreign_rpm)
+                             : json(nullptr);
+    rpm["self_rpm"] =
+        d.responsiveness && d.responsiveness->self_rpm ? json(*d.responsiveness->self_rpm) : json(nullptr);
+    rpm["foreign_samples"] = d.stable_foreign_ms.size();
+    rpm["self_samples"] = d.stable_self_ms.size();
+    rpm["stable_seconds"] =
+        d.stable_seconds ? json::array({d.stable_seconds->first, d.stable_seconds->second}) : json(nullptr);
+    rpm["kernel_corrected_rpm"] =
+        d.corrected_responsiveness ? json(d.corrected_responsiveness->rpm) : json(nullptr);
+    out["responsiveness"] = std::move(rpm);
     return out;
 }
 
@@ -77,6 +94,9 @@ void add_udp_figures(json& out, const udp_figures& udp) {
     out["late_packets"] = udp.late_packets;
     out["jitter_ms"] = number(udp.jitter_ms);
     out["ipdv_ms"] = ipdv_json(udp);
+    if (udp.ipdv_pairs && udp.ipdv_pairs_excluded) {
+        out["ipdv_pairs"] = {{"used", *udp.ipdv_pairs}, {"excluded", *udp.ipdv_pairs_excluded}};
+    }
 }
 
 json direction_json(const direction_report& report) {
@@ -158,6 +178,8 @@ nlohmann::ordered_json to_json(const test_report& report) {
     out["bufferbloat_grade"] =
         report.bufferbloat_grade ? json(latency::name_of(*report.bufferbloat_grade)) : json(nullptr);
     out["responsiveness_rpm"] = report.responsiveness_rpm ? json(*report.responsiveness_rpm) : json(nullptr);
+    out["responsiveness_rpm_kernel_corrected"] =
+        report.corrected_responsiveness_rpm ? json(*report.corrected_responsiveness_rpm) : json(nullptr);
     out["error"] = report.error ? json(*report.error) : json(nullptr);
     return out;
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/latency.hpp"
@@ -15,7 +16,15 @@ namespace speed::client {
 struct latency_report {
     std::vector<double> rtt_ms;  // in probe order: network round trips (both ends' own delays removed)
     std::vector<double> application_rtt_ms;  // the same probes from writing the PING to reading the PONG
-    bool kernel_timestamps = false;          // the client had kernel receive timestamps for every reply
+    std::vector<std::int64_t> sent_ns;       // when each of those probes left (client monotonic clock)
+    std::vector<std::int64_t> lost_sent_ns;  // when the probes that never got a reply left
+    std::vector<latency::probe_round_trip> corrections;  // per sample: which corrections were applied
+    bool kernel_timestamps = false;  // every probe's round trip had the client's kernel wait removed
+    // How many round trips had each correction applied (common/latency.hpp), and how many reported server
+    // holds were implausible and left in.
+    std::uint32_t client_wait_removed = 0;
+    std::uint32_t server_hold_removed = 0;
+    std::uint32_t server_hold_rejected = 0;
     std::uint32_t sent = 0;
     std::uint32_t lost = 0;
     stats::summary rtt;      // over rtt_ms
@@ -36,6 +45,9 @@ struct udp_figures {
     double ipdv_p50_ms = 0.0;        // |IPDV| percentiles (RFC 5481)
     double ipdv_p90_ms = 0.0;
     double ipdv_p99_ms = 0.0;
+    // A direction's only: IPDV pairs used, and left out because a side's arrival time was a GRO message's.
+    std::optional<std::uint64_t> ipdv_pairs;
+    std::optional<std::uint64_t> ipdv_pairs_excluded;
 };
 
 struct udp_interval_figures {
@@ -86,8 +98,17 @@ struct direction_report {
     // kernel's RTT of the loaded connections themselves (in-band), both in ms.
     std::optional<latency_report> latency;
     std::vector<double> in_band_rtt_ms;
-    std::optional<double> latency_increase_ms;  // loaded median - idle median
-    std::optional<latency::responsiveness> responsiveness;
+    std::optional<double> latency_increase_ms;              // loaded median - idle median
+    std::optional<latency::responsiveness> responsiveness;  // application round trips, stable part
+    // The same from the kernel-corrected round trips (the figure RPM used to be): for comparison only.
+    std::optional<latency::responsiveness> corrected_responsiveness;
+    // The part of the window RPM used, s from the start of the load (docs/methodology.md).
+    std::optional<std::pair<double, double>> stable_seconds;
+    // The samples RPM used: application round trips and kernel-corrected ones of the probes sent in the
+    // stable part, and the in-band RTTs that stand for it.
+    std::vector<double> stable_foreign_ms;
+    std::vector<double> stable_foreign_corrected_ms;
+    std::vector<double> stable_self_ms;
 
     // UDP only.
     std::optional<udp_figures> udp;
@@ -114,6 +135,7 @@ struct test_report {
     std::optional<latency::bufferbloat_grade> bufferbloat_grade;
     std::optional<double> worst_increase_ms;
     std::optional<double> responsiveness_rpm;
+    std::optional<double> corrected_responsiveness_rpm;  // from kernel-corrected round trips: comparison only
     std::optional<std::string> error;
     int exit_code = 0;
 };

@@ -53,10 +53,52 @@ std::string describe(const tcp::endpoint& endpoint) {
     return endpoint.address().to_string() + " port " + std::to_string(endpoint.port());
 }
 
+// Passes every event on, and notes when (this client's monotonic clock) the receiver's interval reports
+// arrived: the receiver's window on the clock the latency probes use. The loaded-latency series runs around
+// the setup and the drain too (for UDP tests, around the handshakes); the figures use only its window.
+class window_marks final : public progress_sink {
+  public:
+    explicit window_marks(progress_sink& inner) : inner_(inner) {}
+    void connected(const test_report& report) override { inner_.connected(report); }
+    void idle_latency_done(const latency_report& latency) override { inner_.idle_latency_done(latency); }
+    void direction_started(proto::direction dir, const direction_report& report) override {
+        first_report_ns_ = 0;
+        last_report_ns_ = 0;
+        inner_.direction_started(dir, report);
+    }
+    void interval_done(proto::direction dir, const interval_report& interval) override {
+        const std::int64_t now = net::now_ns();
+        if (first_report_ns_ == 0) {
+            first_report_ns_ = now;
+            first_end_seconds_ = interval.end_seconds;
+        }
+        last_report_ns_ = now;
+        inner_.interval_done(dir, interval);
+    }
+    void direction_done(const direction_report& report) override { inner_.direction_done(report); }
+
+    // The window after `omitted_seconds` of warm-up: the receiver's time 0 is the first report's arrival
+    // minus that interval's end (for uploads the reports travel one way to us first: the window ends late
+    // by that one-way delay). Nothing before a report came.
+    std::optional<latency::time_span> window(double omitted_seconds) const {
+        if (first_report_ns_ == 0) {
+            return std::nullopt;
+        }
+        const std::int64_t zero = first_report_ns_ - std::llround(first_end_seconds_ * 1e9);
+        return latency::time_span{zero + std::llround(omitted_seconds * 1e9), last_report_ns_};
+    }
+
+  private:
+    progress_sink& inner_;
+    std::int64_t first_report_ns_ = 0;
+    double first_end_seconds_ = 0.0;
+    std::int64_t last_report_ns_ = 0;
+};
+
 // Everything one run shares, passed by reference to the phase coroutines.
 struct run_state {
     const test_options& options;
-    progress_sink& progress;
+    window_marks& progress;
     test_report& report;
     net::io_pool& data_pool;
     tcp::endpoint server;
@@ -319,19 +361,54 @@ asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, 
     report.in_band_rtt_ms = microseconds_to_ms(group.rtt_samples_us(sending_started_ns + omit_ns));
 }
 
+// Cuts a direction's loaded-latency series to the receiver's window and takes its RPM from the stable part
+// of that window (docs/methodology.md, "Responsiveness"). Runs before the direction is printed.
+void finish_loaded_latency(const run_state& run, direction_report& d) {
+    const auto window = run.progress.window(d.omitted_seconds);
+    std::vector<double> self = d.in_band_rtt_ms;
+    std::vector<double> foreign;
+    std::vector<double> foreign_corrected;
+    if (window) {
+        if (d.latency) {
+            d.latency = only_sent_in(*d.latency, *window);
+        }
+        const latency::time_span stable = latency::stable_part(*window);
+        d.stable_seconds =
+            std::pair{static_cast<double>(stable.from_ns - window->from_ns) / 1e9 + d.omitted_seconds,
+                      static_cast<double>(stable.to_ns - window->from_ns) / 1e9 + d.omitted_seconds};
+        // The in-band samples are taken every 100 ms over the window, in time order, without times of their
+        // own.
+        self = latency::last_share(d.in_band_rtt_ms, *window, stable);
+        if (d.latency) {
+            foreign = latency::samples_in(d.latency->application_rtt_ms, d.latency->sent_ns, stable);
+            foreign_corrected = latency::samples_in(d.latency->rtt_ms, d.latency->sent_ns, stable);
+        }
+    } else if (d.latency) {
+        // No interval report arrived (a receiver that sent none): every sample of the series counts.
+        foreign = d.latency->application_rtt_ms;
+        foreign_corrected = d.latency->rtt_ms;
+    }
+    d.responsiveness = latency::responsiveness_of(foreign, self);
+    d.corrected_responsiveness = latency::responsiveness_of(foreign_corrected, self);
+    d.stable_foreign_ms = std::move(foreign);
+    d.stable_foreign_corrected_ms = std::move(foreign_corrected);
+    d.stable_self_ms = self;
+}
+
 // Increase over idle, grade and responsiveness, once both directions are done (docs/methodology.md).
 void summarize_loaded_latency(test_report& report) {
     std::vector<double> all_foreign;
+    std::vector<double> all_foreign_corrected;
     std::vector<double> all_self;
     for (auto* direction : {&report.download, &report.upload}) {
         if (!*direction) {
             continue;
         }
         auto& d = **direction;
-        std::vector<double> foreign = d.latency ? d.latency->rtt_ms : std::vector<double>{};
-        d.responsiveness = latency::responsiveness_of(foreign, d.in_band_rtt_ms);
-        all_foreign.insert(all_foreign.end(), foreign.begin(), foreign.end());
-        all_self.insert(all_self.end(), d.in_band_rtt_ms.begin(), d.in_band_rtt_ms.end());
+        all_foreign.insert(all_foreign.end(), d.stable_foreign_ms.begin(), d.stable_foreign_ms.end());
+        all_foreign_corrected.insert(all_foreign_corrected.end(), d.stable_foreign_corrected_ms.begin(),
+                                     d.stable_foreign_corrected_ms.end());
+        all_self.insert(all_self.end(), d.stable_self_ms.begin(), d.stable_self_ms.end());
         if (d.latency && !d.latency->rtt_ms.empty() && report.idle_latency &&
             !report.idle_latency->rtt_ms.empty()) {
             d.latency_increase_ms = std::max(0.0, d.latency->rtt.median - report.idle_latency->rtt.median);
@@ -344,6 +421,9 @@ void summarize_loaded_latency(test_report& report) {
     }
     if (auto overall = latency::responsiveness_of(all_foreign, all_self)) {
         report.responsiveness_rpm = overall->rpm;
+    }
+    if (auto overall = latency::responsiveness_of(all_foreign_corrected, all_self)) {
+        report.corrected_responsiveness_rpm = overall->rpm;
     }
 }
 
@@ -395,6 +475,7 @@ asio::awaitable<void> run_all(run_state& run) {
         } else {
             co_await run_download(run, control, *report.download);
         }
+        finish_loaded_latency(run, *report.download);
         run.progress.direction_done(*report.download);
     }
     if (options.upload) {
@@ -408,6 +489,7 @@ asio::awaitable<void> run_all(run_state& run) {
         } else {
             co_await run_upload(run, control, *report.upload);
         }
+        finish_loaded_latency(run, *report.upload);
         run.progress.direction_done(*report.upload);
     }
     summarize_loaded_latency(report);
@@ -451,7 +533,8 @@ test_report run_speed_test(const test_options& options, progress_sink& progress)
     asio::io_context control_context(1);
     net::io_pool data_pool(threads);
     data_pool.start("speedcli-data");
-    run_state run{options, progress, report, data_pool, {}, {}, {}, {}, {}};
+    window_marks marks(progress);
+    run_state run{options, marks, report, data_pool, {}, {}, {}, {}, {}};
 
     std::exception_ptr failure;
     asio::co_spawn(control_context, run_all(run), [&failure, &run](std::exception_ptr e) {

@@ -185,6 +185,8 @@ void fill_udp_report(direction_report& report, const proto::test_request& reques
     total.ipdv_p50_ms = ns_to_ms(received.ipdv_p50_ns);
     total.ipdv_p90_ms = ns_to_ms(received.ipdv_p90_ns);
     total.ipdv_p99_ms = ns_to_ms(received.ipdv_p99_ns);
+    total.ipdv_pairs = received.ipdv_pairs;
+    total.ipdv_pairs_excluded = received.ipdv_pairs_excluded;
     report.udp = total;
 }
 

@@ -1,6 +1,7 @@
 #include "common/latency.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/statistics.hpp"
 
@@ -8,14 +9,23 @@ namespace speed::latency {
 
 probe_round_trip round_trip_of(const probe_timing& timing) {
     const std::int64_t application_ns = std::max<std::int64_t>(0, timing.read_ns - timing.sent_ns);
+    probe_round_trip trip;
     std::int64_t network_ns = application_ns;
-    if (timing.client_wait_ns && *timing.client_wait_ns >= 0 && *timing.client_wait_ns < network_ns) {
+    if (timing.client_wait_ns && *timing.client_wait_ns >= 0 &&
+        *timing.client_wait_ns <= network_ns - kLeastNetworkRoundTripNs) {
         network_ns -= *timing.client_wait_ns;
+        trip.client_wait_removed = true;
     }
-    if (timing.server_hold_ns >= 0 && timing.server_hold_ns < network_ns) {
+    if (timing.server_hold_ns >= 0 && timing.server_hold_ns <= kMostServerHoldNs &&
+        timing.server_hold_ns <= network_ns - kLeastNetworkRoundTripNs) {
         network_ns -= timing.server_hold_ns;
+        trip.server_hold_removed = true;
+    } else if (timing.server_hold_ns != 0) {
+        trip.server_hold_rejected = true;
     }
-    return {static_cast<double>(network_ns) / 1e6, static_cast<double>(application_ns) / 1e6};
+    trip.network_ms = static_cast<double>(network_ns) / 1e6;
+    trip.application_ms = static_cast<double>(application_ns) / 1e6;
+    return trip;
 }
 
 bufferbloat_grade grade_for_increase(double increase_ms) {
@@ -82,6 +92,34 @@ std::optional<responsiveness> responsiveness_of(std::span<const double> foreign_
         return std::nullopt;
     }
     return result;
+}
+
+time_span stable_part(time_span window) {
+    const std::int64_t length = std::max<std::int64_t>(0, window.to_ns - window.from_ns);
+    const std::int64_t stable = std::min(kStableSeconds * 1'000'000'000, length / 2);
+    return {window.to_ns - stable, window.to_ns};
+}
+
+std::vector<double> samples_in(std::span<const double> values, std::span<const std::int64_t> times_ns,
+                               time_span span) {
+    std::vector<double> kept;
+    const std::size_t count = std::min(values.size(), times_ns.size());
+    for (std::size_t i = 0; i < count; ++i) {
+        if (span.contains(times_ns[i])) {
+            kept.push_back(values[i]);
+        }
+    }
+    return kept;
+}
+
+std::vector<double> last_share(std::span<const double> values, time_span window, time_span part) {
+    const double length = static_cast<double>(window.to_ns - window.from_ns);
+    if (values.empty() || length <= 0.0) {
+        return {};
+    }
+    const double share = std::clamp(static_cast<double>(part.to_ns - part.from_ns) / length, 0.0, 1.0);
+    const auto count = static_cast<std::size_t>(std::llround(share * static_cast<double>(values.size())));
+    return {values.end() - static_cast<std::ptrdiff_t>(count), values.end()};
 }
 
 }  // namespace speed::latency

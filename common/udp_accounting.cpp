@@ -164,7 +164,7 @@ void receiver_accounting::advance_to(std::uint64_t sequence) {
 }
 
 arrival receiver_accounting::on_datagram(std::uint64_t sequence, std::uint32_t bytes, std::int64_t sent_ns,
-                                         std::int64_t arrival_ns) {
+                                         std::int64_t arrival_ns, bool timed) {
     if (count_if_dropped(sequence, bytes, arrival_ns)) {
         return arrival::dropped;
     }
@@ -186,18 +186,43 @@ arrival receiver_accounting::on_datagram(std::uint64_t sequence, std::uint32_t b
         counters_.first_arrival_ns = arrival_ns;
     }
 
-    const std::int64_t transit_ns = saturating_sub(arrival_ns, sent_ns);
-    jitter_.add_transit(static_cast<double>(transit_ns));
-    counters_.jitter_ns = jitter_.value();
-    if (has_previous_ && sequence == previous_sequence_ + 1) {
-        ipdv_.add(absolute_difference(transit_ns, previous_transit_ns_));
+    // The send time is the peer's: wrap instead of overflowing (the clocks' offset cancels in differences).
+    const auto transit_ns = static_cast<std::int64_t>(static_cast<std::uint64_t>(arrival_ns) -
+                                                      static_cast<std::uint64_t>(sent_ns));
+    if (timed) {
+        // iperf3's recurrence: every distinct datagram in arrival order, out-of-order ones included.
+        jitter_.add_transit(static_cast<double>(transit_ns));
+        counters_.jitter_ns = jitter_.value();
+        min_transit_ns_ = std::min(min_transit_ns_.value_or(transit_ns), transit_ns);
+        recent_min_transit_ns_ = std::min(recent_min_transit_ns_.value_or(transit_ns), transit_ns);
+    } else {
+        ++counters_.untimed;
     }
-    has_previous_ = true;
-    previous_sequence_ = sequence;
-    previous_transit_ns_ = transit_ns;
-    min_transit_ns_ = std::min(min_transit_ns_.value_or(transit_ns), transit_ns);
-    recent_min_transit_ns_ = std::min(recent_min_transit_ns_.value_or(transit_ns), transit_ns);
+    // IPDV pairs sequence n with n + 1 whichever arrives first: each pair is formed once, by its later
+    // arrival, from the ring slots of the two neighbours (no loop, whatever sequence the peer chose).
+    if (sequence > 0) {
+        pair_with(transits_[(sequence - 1) % kTransitRing], sequence - 1, transit_ns, timed);
+    }
+    if (sequence < UINT64_MAX) {
+        pair_with(transits_[(sequence + 1) % kTransitRing], sequence + 1, transit_ns, timed);
+    }
+    transits_[sequence % kTransitRing] = transit_slot{sequence, transit_ns, true, timed};
     return kind;
+}
+
+void receiver_accounting::pair_with(const transit_slot& neighbour, std::uint64_t sequence,
+                                    std::int64_t transit_ns, bool timed) {
+    if (!neighbour.used || neighbour.sequence != sequence) {
+        return;  // not received yet, lost, or its slot was reused by a later sequence number
+    }
+    if (!timed || !neighbour.timed) {
+        ++counters_.ipdv_pairs_excluded;
+        return;
+    }
+    ++counters_.ipdv_pairs;
+    const auto later = static_cast<std::uint64_t>(transit_ns);
+    const auto earlier = static_cast<std::uint64_t>(neighbour.transit_ns);
+    ipdv_.add(transit_ns >= neighbour.transit_ns ? later - earlier : earlier - later);
 }
 
 std::int64_t receiver_accounting::take_queue_delay_ns() {

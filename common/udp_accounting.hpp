@@ -4,8 +4,9 @@
 // Each DATA datagram is classified by its sequence number: new and in order, new but out of order (below the
 // highest sequence seen), or a duplicate. Received counts distinct sequence numbers only, so after the sender
 // says how many it sent, lost = sent - received exactly. Jitter is RFC 3550's running estimate over arrival
-// order; IPDV (RFC 5481) is the delay difference of consecutive sequence numbers that arrived one after the
-// other, kept in a histogram for percentiles.
+// order (as iperf3 computes it); IPDV (RFC 5481) is the delay difference of consecutive sequence numbers,
+// whatever order they arrived in, kept in a histogram for percentiles. Only datagrams whose arrival time is
+// their own (not the stamp of a GRO message they were coalesced into) enter jitter and IPDV.
 #pragma once
 
 #include <array>
@@ -71,6 +72,9 @@ struct receiver_counters {
     double jitter_ns = 0.0;              // RFC 3550 running estimate
     std::int64_t first_arrival_ns = 0;   // 0 until the first DATA datagram
     drop_counters drops;                 // DATA refused (none of the counts above include them)
+    std::uint64_t ipdv_pairs = 0;        // consecutive sequence numbers both received and timed
+    std::uint64_t ipdv_pairs_excluded = 0;  // both received, but one's arrival time was a batch's
+    std::uint64_t untimed = 0;              // distinct datagrams left out of jitter and IPDV for that reason
 
     // Sequence numbers skipped so far (expected - received): the loss estimate while a test runs.
     std::uint64_t gaps() const { return expected - packets_received; }
@@ -83,6 +87,10 @@ class receiver_accounting {
     // Reordering deeper than this many sequence numbers cannot be told from duplication.
     static constexpr std::uint64_t kDefaultWindow = std::uint64_t{1} << 20;
 
+    // Sequence numbers whose transit times are kept for IPDV: a datagram pairs with a neighbour that arrived
+    // up to this many sequence numbers' worth of slots earlier.
+    static constexpr std::size_t kTransitRing = 4096;
+
     explicit receiver_accounting(std::uint64_t window = kDefaultWindow, data_limits limits = {});
 
     // The sender may send from `ready_ns` (receiver clock) on, at most `max_bits_per_second` on this stream
@@ -92,10 +100,12 @@ class receiver_accounting {
     bool is_ready() const { return ready_ns_.has_value(); }
 
     // One DATA datagram of `bytes` UDP payload bytes, sent at `sent_ns` (sender clock) and received at
-    // `arrival_ns` (receiver clock; the two clocks may differ by a constant). Any values are safe: what
-    // data_limits refuses is dropped, counted in counters().drops and changes nothing else.
+    // `arrival_ns` (receiver clock; the two clocks may differ by a constant). `timed` says that arrival_ns is
+    // this datagram's own arrival; false for the later datagrams of a GRO message, which carry the stamp of
+    // the message's first. Any values are safe: what data_limits refuses is dropped, counted in
+    // counters().drops and changes nothing else.
     arrival on_datagram(std::uint64_t sequence, std::uint32_t bytes, std::int64_t sent_ns,
-                        std::int64_t arrival_ns);
+                        std::int64_t arrival_ns, bool timed = true);
 
     const receiver_counters& counters() const { return counters_; }
     const ipdv_histogram& ipdv() const { return ipdv_; }
@@ -107,9 +117,18 @@ class receiver_accounting {
     std::uint64_t max_plausible_sequence(std::int64_t arrival_ns) const;
 
   private:
+    struct transit_slot {
+        std::uint64_t sequence = 0;
+        std::int64_t transit_ns = 0;
+        bool used = false;
+        bool timed = false;
+    };
+
     bool test_and_set(std::uint64_t sequence);
     void advance_to(std::uint64_t sequence);
     bool count_if_dropped(std::uint64_t sequence, std::uint32_t bytes, std::int64_t arrival_ns);
+    void pair_with(const transit_slot& neighbour, std::uint64_t sequence, std::int64_t transit_ns,
+                   bool timed);
 
     std::uint64_t window_;
     data_limits limits_;
@@ -119,9 +138,7 @@ class receiver_accounting {
     receiver_counters counters_;
     stats::rfc3550_jitter jitter_;
     ipdv_histogram ipdv_;
-    bool has_previous_ = false;
-    std::uint64_t previous_sequence_ = 0;
-    std::int64_t previous_transit_ns_ = 0;
+    std::vector<transit_slot> transits_ = std::vector<transit_slot>(kTransitRing);  // slot s % kTransitRing
     std::optional<std::int64_t> min_transit_ns_;
     std::optional<std::int64_t> recent_min_transit_ns_;
 };

@@ -47,6 +47,8 @@ void encode_payload(wire::writer& out, const udp_receiver_report& m) {
     out.u64(m.ipdv_p50_ns);
     out.u64(m.ipdv_p90_ns);
     out.u64(m.ipdv_p99_ns);
+    out.u64(m.ipdv_pairs);
+    out.u64(m.ipdv_pairs_excluded);
     out.u16(static_cast<std::uint16_t>(m.streams.size()));
     for (const auto& s : m.streams) {
         for (std::uint64_t value :
@@ -109,6 +111,8 @@ bool decode_payload(wire::reader& in, udp_receiver_report& m, std::string& reaso
     m.ipdv_p50_ns = in.u64();
     m.ipdv_p90_ns = in.u64();
     m.ipdv_p99_ns = in.u64();
+    m.ipdv_pairs = in.u64();
+    m.ipdv_pairs_excluded = in.u64();
     std::uint16_t count = 0;
     if (!read_count(in, 80, count)) {
         return fail(reason, "UDP_RECEIVER_REPORT");

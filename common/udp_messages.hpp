@@ -64,6 +64,8 @@ struct udp_receiver_report {
     std::uint64_t ipdv_p50_ns = 0;  // over every stream's samples
     std::uint64_t ipdv_p90_ns = 0;
     std::uint64_t ipdv_p99_ns = 0;
+    std::uint64_t ipdv_pairs = 0;           // pairs of consecutive sequence numbers the percentiles used
+    std::uint64_t ipdv_pairs_excluded = 0;  // pairs left out: a side's arrival stamp was a GRO message's
     std::vector<udp_stream_received> streams;
     bool operator==(const udp_receiver_report&) const = default;
 };

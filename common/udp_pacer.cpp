@@ -76,4 +76,13 @@ std::int64_t pacer::wait_ns(std::int64_t now_ns, std::uint64_t bytes) {
     return static_cast<std::int64_t>(std::min(std::ceil(missing / bytes_per_ns_), kLargestCount));
 }
 
+std::int64_t pacer::departure_ns(std::int64_t batch_ns, std::uint64_t index,
+                                 std::uint32_t datagram_bytes) const {
+    if (bytes_per_ns_ <= 0.0) {
+        return batch_ns;
+    }
+    const double offset = static_cast<double>(index) * static_cast<double>(datagram_bytes) / bytes_per_ns_;
+    return batch_ns + static_cast<std::int64_t>(std::llround(offset));
+}
+
 }  // namespace speed::udp

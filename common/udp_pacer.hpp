@@ -36,6 +36,12 @@ class pacer {
     void consume(std::uint64_t bytes);
     // Nanoseconds from `now_ns` until `bytes` are allowed; 0 when they are now.
     std::int64_t wait_ns(std::int64_t now_ns, std::uint64_t bytes);
+    // The departure time datagram `index` of a batch handed to the kernel at `batch_ns` carries: the batch's
+    // time plus `index` datagrams' worth of the current rate, the spacing the schedule gives them. One stamp
+    // for the whole batch would turn the batch into delay variation wherever a bottleneck near the rate
+    // spaces the datagrams out; the offset restarts with every batch, so a stamp is never more than one
+    // batch ahead of the time the datagram was handed over.
+    std::int64_t departure_ns(std::int64_t batch_ns, std::uint64_t index, std::uint32_t datagram_bytes) const;
 
   private:
     void refill(std::int64_t now_ns);

@@ -200,9 +200,8 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                 }
                 continue;
             }
-            receiver.for_each([&self](std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) {
-                self->on_datagram(datagram, arrival_ns);
-            });
+            receiver.for_each([&self](std::span<const std::uint8_t> datagram, std::int64_t arrival_ns,
+                                      bool timed) { self->on_datagram(datagram, arrival_ns, timed); });
             self->socket_drops_ = receiver.socket_drops();
             self->publish();
             if (++batches % kBatchesBeforeYield == 0) {
@@ -211,7 +210,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         }
     }
 
-    void on_datagram(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) {
+    void on_datagram(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns, bool timed) {
         if (!established_) {
             // Whatever this address:port sends before it echoed the cookie is what the flow may answer with.
             credit_bytes_ += datagram.size();
@@ -238,7 +237,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                     if (client) {
                         mark_established();  // the HELLO_ACK may have been lost; the data proves the path
                     }
-                    on_data(*h, static_cast<std::uint32_t>(datagram.size()), arrival_ns);
+                    on_data(*h, static_cast<std::uint32_t>(datagram.size()), arrival_ns, timed);
                     latest_data_nonce_ = udp::read_nonce(datagram).value_or(0);
                 }
                 break;
@@ -254,7 +253,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         }
     }
 
-    void on_data(const udp::header& h, std::uint32_t bytes, std::int64_t arrival_ns) {
+    void on_data(const udp::header& h, std::uint32_t bytes, std::int64_t arrival_ns, bool timed) {
         if (!accounting_->is_ready()) {
             if (const std::int64_t ready_ns = state_->data_ready_ns.load(std::memory_order_acquire)) {
                 accounting_->ready(ready_ns,
@@ -262,7 +261,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
             }
         }
         if (accounting_->on_datagram(h.sequence, bytes, static_cast<std::int64_t>(h.timestamp_ns),
-                                     arrival_ns) == udp::arrival::dropped) {
+                                     arrival_ns, timed) == udp::arrival::dropped) {
             return;
         }
         latest_data_timestamp_ns_ = h.timestamp_ns;
@@ -483,13 +482,13 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                 continue;
             }
             const std::uint64_t first_sequence = self->next_sequence_;
-            const auto timestamp = static_cast<std::uint64_t>(now);
             const udp::header base{udp::datagram_type::data, static_cast<std::uint16_t>(self->index_),
-                                   self->state_->settings.token, 0, timestamp};
+                                   self->state_->settings.token, 0, 0};
             const std::uint64_t nonce = self->current_nonce();
             const auto result = sender.send(fd, allowed, [&](std::size_t i, std::span<std::uint8_t> out) {
                 udp::header h = base;
                 h.sequence = first_sequence + i;
+                h.timestamp_ns = static_cast<std::uint64_t>(self->pacer_->departure_ns(now, i, length));
                 udp::write_data_prefix(out, h, nonce);
             });
             self->next_sequence_ += result.sent;

@@ -168,7 +168,7 @@ std::size_t batch_receiver::receive(int fd, std::error_code& error) {
     received_ = static_cast<std::size_t>(count);
     for (std::size_t m = 0; m < received_; ++m) {
         message_info& info = info_[m];
-        info = message_info{headers_[m].msg_len, 0, monotonic_now};
+        info = message_info{headers_[m].msg_len, 0, monotonic_now, false};
         msghdr& h = headers_[m].msg_hdr;
         for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
             if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
@@ -178,7 +178,10 @@ std::size_t batch_receiver::receive(int fd, std::error_code& error) {
             } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
                 timespec stamp{};
                 std::memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
-                info.arrival_ns = to_ns(stamp) - realtime_offset;
+                const std::int64_t kernel_ns = to_ns(stamp);
+                info.arrival_ns = kernel_ns - realtime_offset;
+                info.own_stamp = kernel_ns != previous_stamp_ns_;
+                previous_stamp_ns_ = kernel_ns;
             } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
                 std::memcpy(&socket_drops_, CMSG_DATA(c), sizeof socket_drops_);
             }

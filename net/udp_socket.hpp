@@ -47,8 +47,12 @@ class batch_receiver {
     // One non-blocking recvmmsg. Returns the number of messages read (0 when nothing was queued), or an
     // error (e.g. connection_refused after an ICMP port unreachable).
     std::size_t receive(int fd, std::error_code& error);
-    // Calls visit(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) for each datagram of the
-    // last receive().
+    // Calls visit(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns, bool timed) for each
+    // datagram of the last receive(). `timed` means arrival_ns is that datagram's own kernel stamp. The
+    // kernel stamps a GRO message once, when its first datagram arrived, and when it splits a GSO packet
+    // into datagrams (on loopback, or for a socket without GRO) every piece carries the packet's stamp: so
+    // only the first datagram of a message, and only a stamp not seen on the message before, is timed (a
+    // message without a stamp gets the read time and is not timed either).
     template <class Visit>
     void for_each(Visit&& visit) const {
         for (std::size_t m = 0; m < received_; ++m) {
@@ -57,7 +61,8 @@ class batch_receiver {
             const std::size_t segment = info.segment_bytes == 0 ? info.bytes : info.segment_bytes;
             for (std::size_t offset = 0; offset < info.bytes; offset += segment) {
                 const std::size_t length = std::min(segment, info.bytes - offset);
-                visit(std::span<const std::uint8_t>(data + offset, length), info.arrival_ns);
+                visit(std::span<const std::uint8_t>(data + offset, length), info.arrival_ns,
+                      info.own_stamp && offset == 0);
             }
         }
     }
@@ -69,6 +74,7 @@ class batch_receiver {
         std::size_t bytes = 0;
         std::size_t segment_bytes = 0;  // GRO: the size of each datagram in the message; 0 = one datagram
         std::int64_t arrival_ns = 0;
+        bool own_stamp = false;  // arrival_ns came from SO_TIMESTAMPNS and differs from the previous stamp
     };
     std::vector<std::uint8_t> buffers_;
     std::vector<std::uint8_t> control_;
@@ -77,6 +83,7 @@ class batch_receiver {
     std::vector<message_info> info_;
     std::size_t received_ = 0;
     std::uint32_t socket_drops_ = 0;
+    std::int64_t previous_stamp_ns_ = 0;  // the last message's kernel (wall-clock) stamp, across calls
 };
 
 // Reads up to kMessages datagrams with their source addresses in one non-blocking recvmmsg call, for an

@@ -152,6 +152,8 @@ proto::udp_receiver_report make_udp_receiver_report(const udp_window_result& win
         s.ipdv_p99_ns = finals[i].ipdv.percentile(0.99);
         report.streams.push_back(s);
         all.merge(finals[i].ipdv);
+        report.ipdv_pairs += finals[i].counters.ipdv_pairs;
+        report.ipdv_pairs_excluded += finals[i].counters.ipdv_pairs_excluded;
     }
     report.ipdv_p50_ns = all.percentile(0.50);
     report.ipdv_p90_ns = all.percentile(0.90);

@@ -1,6 +1,7 @@
 // Helpers for integration tests: run speedcli against a server and parse its JSON.
 #pragma once
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -29,6 +30,15 @@ inline client_run run_client_via(const std::vector<std::string>& launcher,
     }
     return run;
 }
+
+// Sets an environment variable for the processes started while it lives.
+struct scoped_env {
+    scoped_env(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+    ~scoped_env() { ::unsetenv(name_); }
+    scoped_env(const scoped_env&) = delete;
+    scoped_env& operator=(const scoped_env&) = delete;
+    const char* name_;
+};
 
 inline client_run run_client(std::vector<std::string> args,
                              std::chrono::milliseconds limit = std::chrono::seconds(60)) {

@@ -17,21 +17,65 @@ TEST_CASE("loaded latency, in-band RTT, grade and responsiveness are reported", 
     for (const char* direction : {"download", "upload"}) {
         INFO(direction);
         const json& latency = j[direction]["latency"];
-        // 2 s of window at one probe per 50 ms: the schedule holds although the transfer saturates both
-        // cores.
-        CHECK(latency["sent"].get<int>() >= 32);
+        // The series covers the receiver's 2 s window only, at one probe per 50 ms: 40. The window's ends are
+        // placed from the arrival of the receiver's interval reports, which a saturated machine delays by up
+        // to a few probe periods (39-41 measured; this test failed once in eight runs on the shared 2-core
+        // machine with 36-42 and a tighter stable part, the assertion not captured): 34-46 still tells the
+        // window from a series a quarter longer than it.
+        CHECK(latency["sent"].get<int>() >= 34);
+        CHECK(latency["sent"].get<int>() <= 46);
         CHECK(latency["lost"] == 0);
-        CHECK(latency["samples"] == latency["sent"]);
-        CHECK(latency["rtt_ms"]["median"].get<double>() > 0.0);
-        // Loopback has no queue to speak of: a probe that waits behind the data plane would show up here.
-        CHECK(latency["rtt_ms"]["p90"].get<double>() < 20.0);
-        CHECK(latency["increase_ms"].get<double>() >= 0.0);
+        CHECK(latency["samples"].get<int>() + latency["lost"].get<int>() == latency["sent"].get<int>());
+        // Loopback has no queue to speak of: a probe that waits behind the data plane shows in the
+        // application round trip (the kernel-corrected rtt_ms has exactly that wait removed). 20 ms is two
+        // orders of magnitude above the 0.1-0.3 ms measured here with both cores saturated.
+        CHECK(latency["application_rtt_ms"]["p90"].get<double>() < 20.0);
+        // Corrections only ever remove time, and every loopback reply has a kernel stamp.
+        CHECK(latency["rtt_ms"]["median"].get<double>() <=
+              latency["application_rtt_ms"]["median"].get<double>());
+        CHECK(latency["timestamps"] == "kernel");
+        CHECK(latency["corrections"]["client_wait"] == latency["samples"]);
+        CHECK(latency["corrections"]["server_hold_rejected"] == 0);
+        // No queue on loopback: under 5 ms of increase, whatever the load.
+        CHECK(latency["increase_ms"].get<double>() < 5.0);
         CHECK(latency["in_band"]["samples"].get<int>() >= 10);
-        CHECK(latency["in_band"]["rtt_ms"]["median"].get<double>() > 0.0);
-        CHECK(latency["responsiveness_rpm"].get<double>() > 0.0);
+        // RPM is from application round trips in the window's stable part (its last half here: 1 s): the
+        // probe part lies between 60000 / the slowest and 60000 / the fastest application round trip. The
+        // kernel-corrected round trips are shorter, so an RPM taken from them lies above that range.
+        const json& rpm = latency["responsiveness"];
+        CHECK(rpm["stable_seconds"][1].get<double>() - rpm["stable_seconds"][0].get<double>() ==
+              Approx(1.0).margin(0.15));
+        CHECK(rpm["foreign_samples"].get<int>() >= 16);
+        CHECK(rpm["foreign_samples"].get<int>() <= 24);
+        CHECK(rpm["foreign_rpm"].get<double>() <=
+              60000.0 / latency["application_rtt_ms"]["min"].get<double>());
+        CHECK(rpm["foreign_rpm"].get<double>() >=
+              60000.0 / latency["application_rtt_ms"]["max"].get<double>());
+        CHECK(rpm["kernel_corrected_rpm"].get<double>() > latency["responsiveness_rpm"].get<double>());
     }
-    CHECK(j["bufferbloat_grade"].is_string());
+    // Loopback has no queue: DSLReports' A+ (under 5 ms of increase).
+    CHECK(j["bufferbloat_grade"] == "A+");
     CHECK(j["responsiveness_rpm"].get<double>() > 0.0);
+}
+
+// UDP tests set up flows (handshakes) before the window and drain after it: the loaded series covers only the
+// receiver's window, not that setup and drain. Lost handshakes (the first 3 of each side, retried after 100,
+// 200 and 400 ms) make the setup take most of a second, which the series used to count as "loaded". No idle
+// probes: over UDP they would take the lost handshakes.
+TEST_CASE("UDP loaded latency covers the receiver's window only", "[integration][latency]") {
+    scoped_env drop("SPEED_TEST_DROP_UDP_HANDSHAKES", "3");
+    server_process server;
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-u", "-b", "20M", "-t",
+                                 "1", "--pings", "0", "--loaded-ping-interval", "0.05", "-J"});
+    INFO(run.process.out << run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    for (const char* direction : {"download", "upload"}) {
+        INFO(direction);
+        const json& latency = run.json[direction]["latency"];
+        // 1 s of window at one probe per 50 ms (the download's setup alone used to add 15 more).
+        CHECK(latency["sent"].get<int>() >= 18);
+        CHECK(latency["sent"].get<int>() <= 21);
+    }
 }
 
 TEST_CASE("without loaded probes there is no grade", "[integration][latency]") {

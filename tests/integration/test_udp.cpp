@@ -83,13 +83,6 @@ void check_udp_direction(const json& d, int streams, std::uint32_t datagram_byte
     CHECK(interval_bytes == u64(d["bytes"]));
 }
 
-// Sets an environment variable for the processes started while it lives.
-struct scoped_env {
-    scoped_env(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
-    ~scoped_env() { ::unsetenv(name_); }
-    const char* name_;
-};
-
 // ---- raw sockets for protocol-level tests ----
 
 sockaddr_in loopback(std::uint16_t port, const char* address = "127.0.0.1") {

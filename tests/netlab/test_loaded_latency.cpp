@@ -1,7 +1,8 @@
 // Latency under load against ground truth: on a tbf-limited link, Cubic fills whatever queue the router has,
 // so a probe waits behind it. With a deep queue speedcli's loaded latency (the separate probe connection and
 // the in-band TCP RTT alike) must show a delay of the order of the queue's and the bufferbloat grade must
-// drop; with a shallow queue the increase must stay small and the grade good.
+// drop; with a shallow queue the increase must stay small and the grade good. The grade is checked against
+// DSLReports' bands written out here, and RPM against 60000 / (base RTT + queue delay).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -10,11 +11,9 @@
 #include <fstream>
 #include <string>
 
-#include "common/latency.hpp"
 #include "tests/netlab/reference_tools.hpp"
 
 using namespace speed::netlab;
-using speed::latency::bufferbloat_grade;
 
 namespace {
 
@@ -24,9 +23,13 @@ constexpr std::uint64_t kRateBitsPerSecond = 20'000'000;
 // the measured seconds see Cubic's steady state (fill, loss, back off to 70 %, fill again).
 constexpr const char* kOmitSeconds = "3";
 constexpr const char* kDurationSeconds = "3";
-// A probe's round trip may exceed the queue's delay by the base RTT (0.1 ms), speedcli's and speedsrv's
-// wake-ups and the bulk packet ahead of it being serialized: a few ms at most, more on a loaded machine.
-constexpr double kAboveQueueMarginMs = 20.0;
+// A probe's round trip may exceed the queue's delay by the base RTT (0.1 ms), the bulk packet ahead of it
+// being serialized (1514 bytes at 20 Mbit/s: 0.6 ms), tbf's token granularity and speedcli's and speedsrv's
+// wake-ups: about 1 ms. Measured (2 vCPUs, shared): on the 10 ms queue probe medians 5.9-6.5 ms and in-band
+// 7.9-8.0 ms, on the 250 ms queue 200-202 ms and 197-198 ms, all below the full queue. 3 ms over the full queue
+// leaves room for a busier machine and is still a third of the shallow queue, where 30 ms allowed three
+// queues.
+constexpr double kAboveQueueMarginMs = 3.0;
 
 struct direction_figures {
     double increase_ms = 0.0;
@@ -37,7 +40,6 @@ struct direction_figures {
 struct loaded_run {
     double idle_median_ms = 0.0;
     std::array<direction_figures, 2> directions{};  // download, upload
-    bufferbloat_grade grade = bufferbloat_grade::a_plus;
     std::string grade_name;
 };
 
@@ -104,11 +106,6 @@ loaded_run run_with_queue(std::uint64_t queue_bytes) {
         run.directions[i].in_band_median_ms = latency["in_band"]["rtt_ms"]["median"].get<double>();
     }
     run.grade_name = json["bufferbloat_grade"].get<std::string>();
-    // The grade is DSLReports' band of the worse direction's increase (unit-tested); here it must follow the
-    // increases this link produced.
-    const double worse_increase = std::max(run.directions[0].increase_ms, run.directions[1].increase_ms);
-    run.grade = speed::latency::grade_for_increase(worse_increase);
-    CHECK(run.grade_name == speed::latency::name_of(run.grade));
     std::printf(
         "netlab: 20 Mbit/s, Cubic, queue %llu bytes (%.0f ms when full): idle median %.2f ms; download "
         "loaded "
@@ -138,8 +135,8 @@ TEST_CASE("loaded latency with Cubic shows a deep tbf queue, and the grade drops
         CHECK(direction.increase_ms <= full_ms + kAboveQueueMarginMs);
         CHECK(direction.in_band_median_ms <= full_ms + kAboveQueueMarginMs);
     }
-    // 125 ms or more is grade C at best (DSLReports: C below 200 ms, D below 400 ms).
-    CHECK(run.grade >= bufferbloat_grade::c);
+    // The queue adds 175-250 ms: DSLReports' C (60-200 ms) or D (200-400 ms), nothing else.
+    CHECK((run.grade_name == "C" || run.grade_name == "D"));
 }
 
 TEST_CASE("loaded latency with Cubic stays low with a shallow tbf queue, and the grade is good",
@@ -152,5 +149,45 @@ TEST_CASE("loaded latency with Cubic stays low with a shallow tbf queue, and the
         CHECK(direction.increase_ms <= full_ms + kAboveQueueMarginMs);
         CHECK(direction.in_band_median_ms <= full_ms + kAboveQueueMarginMs);
     }
-    CHECK(run.grade <= bufferbloat_grade::a);  // A+ or A: under 30 ms
+    // The queue adds at most 10 ms: DSLReports' A+ (under 5 ms) or A (5-30 ms).
+    CHECK((run.grade_name == "A+" || run.grade_name == "A"));
+}
+
+// RPM against ground truth: a download through a deep tbf queue that Cubic keeps full. A probe's reply and
+// the bulk data's own segments wait behind the queue, so every round trip in working conditions is the base
+// RTT plus the queue's delay, which Cubic keeps between 70 % (after a loss: beta 0.7) and 100 % of a full
+// queue's. RPM must therefore lie between 60000 / (base + full + margin) and 60000 / (base + 0.7 full).
+// No warm-up is omitted: averaging the samples from before the queue filled (what RPM used to do) reads
+// well above that range.
+TEST_CASE("RPM under a standing tbf queue is 60000 / (base RTT + queue delay)", "[netlab][accuracy]") {
+    constexpr std::uint64_t kQueueBytes = 250'000;  // 100 ms when full
+    const double full_ms = full_queue_delay_ms(kQueueBytes);
+    lab_config config;
+    for (link_direction* direction : {&config.upload, &config.download}) {
+        direction->rate_bits_per_second = kRateBitsPerSecond;
+        direction->queue_bytes = kQueueBytes;
+    }
+    lab link(config);
+    auto& server = link.start_speedsrv();
+    const auto speedcli =
+        run_speedcli(link, server.port(),
+                     {"--congestion", "cubic", "--no-upload", "--omit", "0", "--duration", "8", "--interval",
+                      "0", "--pings", "20", "--ping-interval", "0.02", "--loaded-ping-interval", "0.05"});
+    INFO(speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n" << server.log());
+    REQUIRE(speedcli.process.exit_code == 0);
+    const auto& json = speedcli.json;
+    const double base_ms = json["latency"]["idle"]["application_rtt_ms"]["median"].get<double>();
+    const auto& rpm = json["download"]["latency"]["responsiveness"];
+    REQUIRE(rpm["foreign_samples"].get<int>() >= 70);  // the last 4 s at one probe per 50 ms
+    REQUIRE(rpm["self_samples"].get<int>() >= 30);     // in-band samples every 100 ms
+    const double measured = json["responsiveness_rpm"].get<double>();
+    const double lowest = 60000.0 / (base_ms + full_ms + kAboveQueueMarginMs);
+    const double highest = 60000.0 / (base_ms + 0.7 * full_ms);
+    std::printf(
+        "netlab: RPM under a %.0f ms tbf queue: %.0f (expected %.0f-%.0f; foreign %.0f, self %.0f, "
+        "kernel-corrected %.0f)\n",
+        full_ms, measured, lowest, highest, rpm["foreign_rpm"].get<double>(), rpm["self_rpm"].get<double>(),
+        rpm["kernel_corrected_rpm"].get<double>());
+    CHECK(measured >= lowest);
+    CHECK(measured <= highest);
 }

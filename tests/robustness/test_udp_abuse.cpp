@@ -246,20 +246,27 @@ class udp_upload_attack {
 
   private:
     // HELLO until the HELLO_ACK comes back (loopback loses nothing; a few tries for a busy server).
+    // HELLO, then the HELLO_ACK's cookie echoed from the same socket until the server confirms the path
+    // (a HELLO_ACK with cookie 0).
     bool handshake(int fd, std::uint16_t stream) {
-        std::vector<std::uint8_t> hello(udp::kHeaderSize);
-        udp::write_header(hello, {udp::datagram_type::hello, stream, setup_.token, 0, 1});
+        std::uint64_t cookie = 0;
         for (int attempt = 0; attempt < 20; ++attempt) {
+            std::vector<std::uint8_t> hello(udp::kHandshakeSize);
+            udp::write_handshake(hello, {udp::datagram_type::hello, stream, setup_.token, 0, 1}, cookie);
             REQUIRE(::send(fd, hello.data(), hello.size(), 0) == static_cast<ssize_t>(hello.size()));
             pollfd p{fd, POLLIN, 0};
             if (::poll(&p, 1, 250) > 0) {
                 std::array<std::uint8_t, 2048> buffer{};
                 const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
-                const auto h = n > 0 ? udp::read_header(std::span<const std::uint8_t>(
-                                           buffer.data(), static_cast<std::size_t>(n)))
-                                     : std::nullopt;
-                if (h && h->type == udp::datagram_type::hello_ack) {
-                    return true;
+                const std::span<const std::uint8_t> answer(buffer.data(),
+                                                           n > 0 ? static_cast<std::size_t>(n) : 0);
+                const auto h = udp::read_header(answer);
+                const auto answer_cookie = udp::read_cookie(answer);
+                if (h && h->type == udp::datagram_type::hello_ack && answer_cookie) {
+                    if (*answer_cookie == 0) {
+                        return true;
+                    }
+                    cookie = *answer_cookie;
                 }
             }
         }

@@ -72,5 +72,78 @@ TEST_CASE("a probe's network round trip removes the client's wait and the server
         timing.server_hold_ns = 2'000'000;  // more than the whole round trip
         trip = round_trip_of(timing);
         CHECK(trip.network_ms == Approx(0.9).epsilon(1e-12));
+        CHECK_FALSE(trip.client_wait_removed);
+        CHECK_FALSE(trip.server_hold_removed);
+        CHECK(trip.server_hold_rejected);
     }
+    SECTION("the corrections that were made are recorded") {
+        CHECK(trip.client_wait_removed);
+        CHECK(trip.server_hold_removed);
+        CHECK_FALSE(trip.server_hold_rejected);
+    }
+}
+
+// A misbehaving server must not be able to drive the headline RTT towards zero.
+TEST_CASE("the server's hold is capped at what is physically plausible", "[latency]") {
+    probe_timing timing;
+    timing.sent_ns = 0;
+    timing.read_ns = 30'000'000;  // 30 ms in the application
+
+    timing.server_hold_ns = kMostServerHoldNs;  // 10 ms: believed
+    CHECK(round_trip_of(timing).network_ms == 20.0);
+    timing.server_hold_ns = kMostServerHoldNs + 1;  // more than any working server holds a probe
+    auto trip = round_trip_of(timing);
+    CHECK(trip.network_ms == 30.0);
+    CHECK(trip.server_hold_rejected);
+
+    // Whatever is removed must leave at least kLeastNetworkRoundTripNs.
+    timing.read_ns = 5'000'000;
+    timing.server_hold_ns = 5'000'000 - kLeastNetworkRoundTripNs;
+    CHECK(round_trip_of(timing).network_ms == 0.002);
+    timing.server_hold_ns = 5'000'000 - kLeastNetworkRoundTripNs + 1;
+    CHECK(round_trip_of(timing).network_ms == 5.0);
+    timing.client_wait_ns = 4'999'000;  // would leave 1 us
+    trip = round_trip_of(timing);
+    CHECK_FALSE(trip.client_wait_removed);
+    CHECK(trip.network_ms == 5.0);
+}
+
+TEST_CASE("the stable part of a window is its last 4 s, at most its second half", "[latency]") {
+    constexpr std::int64_t s = 1'000'000'000;
+    const time_span ten = stable_part({100 * s, 110 * s});
+    CHECK(ten.from_ns == 106 * s);
+    CHECK(ten.to_ns == 110 * s);
+    const time_span four = stable_part({0, 4 * s});
+    CHECK(four.from_ns == 2 * s);
+    CHECK(four.to_ns == 4 * s);
+    const time_span none = stable_part({5 * s, 5 * s});
+    CHECK(none.from_ns == 5 * s);
+    CHECK(none.to_ns == 5 * s);
+}
+
+TEST_CASE("RPM from a known series uses only the stable part of the window", "[latency]") {
+    constexpr std::int64_t ms = 1'000'000;
+    // Probes every 100 ms over a 10 s window: 10 ms round trips while the queue fills (the first 6 s), then a
+    // standing queue: 50 ms. Averaging every sample would give 60000 / 26 = 2308 RPM; the draft's figure is
+    // the working conditions': 60000 / 50 = 1200.
+    std::vector<double> rtt;
+    std::vector<std::int64_t> sent;
+    for (int i = 0; i < 100; ++i) {
+        sent.push_back(i * 100 * ms);
+        rtt.push_back(i < 60 ? 10.0 : 50.0);
+    }
+    const time_span window{0, 10'000 * ms};
+    const time_span stable = stable_part(window);
+    const auto foreign = samples_in(rtt, sent, stable);
+    CHECK(foreign.size() == 40);  // sent at 6.0 s .. 9.9 s
+    // In-band samples without times, at the same period: the last 40 % of the series.
+    const std::vector<double> in_band(rtt.begin(), rtt.end());
+    const auto self = last_share(in_band, window, stable);
+    CHECK(self.size() == 40);
+    const auto rpm = responsiveness_of(foreign, self);
+    REQUIRE(rpm);
+    CHECK(rpm->rpm == 1200.0);
+    const auto everything = responsiveness_of(rtt, rtt);
+    REQUIRE(everything);
+    CHECK(everything->rpm > 2000.0);  // what the old rule reported
 }
