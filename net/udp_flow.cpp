@@ -260,8 +260,8 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                                    state_->data_max_bits_per_second.load(std::memory_order_relaxed));
             }
         }
-        if (accounting_->on_datagram(h.sequence, bytes, static_cast<std::int64_t>(h.timestamp_ns),
-                                     arrival_ns, timed) == udp::arrival::dropped) {
+        if (accounting_->on_datagram(h.sequence, bytes, static_cast<std::int64_t>(h.timestamp_ns), arrival_ns,
+                                     timed) == udp::arrival::dropped) {
             return;
         }
         latest_data_timestamp_ns_ = h.timestamp_ns;
