@@ -26,8 +26,8 @@ constexpr const char* kDurationSeconds = "3";
 // A probe's round trip may exceed the queue's delay by the base RTT (0.1 ms), the bulk packet ahead of it
 // being serialized (1514 bytes at 20 Mbit/s: 0.6 ms), tbf's token granularity and speedcli's and speedsrv's
 // wake-ups: about 1 ms. Measured (2 vCPUs, shared): on the 10 ms queue probe medians 5.9-6.5 ms and in-band
-// 7.9-8.0 ms, on the 250 ms queue 200-202 ms and 197-198 ms, all below the full queue. 3 ms over the full queue
-// leaves room for a busier machine and is still a third of the shallow queue, where 30 ms allowed three
+// 7.9-8.0 ms, on the 250 ms queue 200-202 ms and 197-198 ms, all below the full queue. 3 ms over the full
+// queue leaves room for a busier machine and is still a third of the shallow queue, where 30 ms allowed three
 // queues.
 constexpr double kAboveQueueMarginMs = 3.0;
 
