@@ -4,7 +4,8 @@
 //
 // Input: window (u16 mod 4096, x64), datagram size (u16, 0 = any), flags (u8: 1 = wait for ready), the index
 // of the datagram before which ready() is called (u8), the sender's rate (u32, kbit/s), then records of 27
-// bytes: mode (u8: bit 0 = the sequence is the previous one plus a signed byte), sequence (u64), length
+// bytes: mode (u8: bit 0 = the sequence is the previous one plus a signed byte, bit 1 = untimed: a later
+// segment of a GRO message), sequence (u64), length
 // (u16), sent_ns (i64), arrival_ns (i64). Invariants: every datagram is exactly one of received, duplicate or
 // dropped; expected never goes back nor wraps; received <= expected; the final identity received + lost ==
 // sent holds for any sent >= expected; the drain check refuses final counters behind the window's.
@@ -51,7 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         previous_sequence = sequence;
         const std::uint64_t expected_before = acct.counters().expected;
-        const udp::arrival kind = acct.on_datagram(sequence, length, sent_ns, arrival_ns);
+        const bool timed = (mode & 2) == 0;
+        const udp::arrival kind = acct.on_datagram(sequence, length, sent_ns, arrival_ns, timed);
         ++fed;
         const udp::receiver_counters& c = acct.counters();
         FUZZ_CHECK(c.expected >= expected_before);
@@ -60,6 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             FUZZ_CHECK(c.expected == sequence + 1);
         }
         FUZZ_CHECK(c.packets_received + c.duplicates + c.drops.total() == fed);
+        // Each received datagram forms at most two pairs (with n - 1 and n + 1), each pair once.
+        FUZZ_CHECK(c.ipdv_pairs + c.ipdv_pairs_excluded <= c.packets_received);
         if (index == 8) {
             at_half = c;
         }

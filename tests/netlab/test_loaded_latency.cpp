@@ -161,6 +161,7 @@ TEST_CASE("loaded latency with Cubic stays low with a shallow tbf queue, and the
 // well above that range.
 TEST_CASE("RPM under a standing tbf queue is 60000 / (base RTT + queue delay)", "[netlab][accuracy]") {
     constexpr std::uint64_t kQueueBytes = 250'000;  // 100 ms when full
+    const cubic_allowed allowed;
     const double full_ms = full_queue_delay_ms(kQueueBytes);
     lab_config config;
     for (link_direction* direction : {&config.upload, &config.download}) {
