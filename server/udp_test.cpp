@@ -10,13 +10,16 @@
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/v6_only.hpp>
+#include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
 
 #include "common/limits.hpp"
+#include "common/ping_limiter.hpp"
 #include "common/udp_rate_control.hpp"
 #include "common/units.hpp"
+#include "net/clock.hpp"
 #include "net/errors.hpp"
 #include "net/random.hpp"
 #include "net/spawn.hpp"
@@ -41,8 +44,12 @@ constexpr auto kReplyTimeout = 5s;
 // How often a UDP sender's session checks its flows and the STOP deadline while it waits for STOP.
 constexpr auto kSenderWatchInterval = 100ms;
 
+// Runs on the probe thread (server/probe_echo.hpp), like the TCP probes: a PING flood costs that thread, not
+// the control thread's deadlines. PINGs are rate-limited as on a TCP probe connection
+// (common/ping_limiter.hpp); a peer that keeps flooding gets no more answers for this echo.
 asio::awaitable<void> echo_loop(std::shared_ptr<asio::ip::udp::socket> socket, std::uint64_t token) {
     std::array<std::uint8_t, 2048> buffer{};
+    ping_limiter limiter;
     for (;;) {
         auto [ec, bytes] =
             co_await socket->async_receive(asio::buffer(buffer), as_tuple(asio::use_awaitable));
@@ -66,6 +73,17 @@ asio::awaitable<void> echo_loop(std::shared_ptr<asio::ip::udp::socket> socket, s
             udp::write_handshake(reply, *h, 0);
             net::send_datagram(socket->native_handle(), reply);
         } else if (h->type == udp::datagram_type::ping) {
+            const auto verdict = limiter.on_ping(net::now_ns());
+            if (verdict == ping_limiter::verdict::close) {
+                spdlog::info("udp echo: {} PINGs over {}/s dropped; no more answers", limiter.dropped(),
+                             ping_limiter::kPingsPerSecond);
+                asio::error_code ignored;
+                socket->close(ignored);
+                co_return;
+            }
+            if (verdict == ping_limiter::verdict::drop) {
+                continue;
+            }
             h->type = udp::datagram_type::pong;
             udp::write_header(reply, *h);
             net::send_datagram(socket->native_handle(), std::span(reply).first(udp::kHeaderSize));
@@ -153,17 +171,20 @@ void udp_test_flows::on_hello(std::uint16_t stream, const asio::ip::udp::endpoin
 
 // ---- udp_echo ----
 
-udp_echo::udp_echo(asio::any_io_executor control, std::uint64_t token, asio::ip::address control_peer,
+udp_echo::udp_echo(asio::any_io_executor executor, std::uint64_t token, asio::ip::address control_peer,
                    udp_local local)
-    : control_(std::move(control)),
+    : executor_(std::move(executor)),
       token_(token),
       control_peer_(unmapped(control_peer)),
       local_(std::move(local)) {}
 
 udp_echo::~udp_echo() {
     if (socket_) {
-        asio::error_code ignored;
-        socket_->close(ignored);
+        // The socket belongs to the probe thread, which may be waiting on it: close it there.
+        asio::post(executor_, [socket = socket_] {
+            asio::error_code ignored;
+            socket->close(ignored);
+        });
     }
 }
 
@@ -172,7 +193,7 @@ void udp_echo::on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& sou
         return;
     }
     asio::error_code ec;
-    auto socket = std::make_shared<asio::ip::udp::socket>(open_flow_socket(control_, local_, source, ec));
+    auto socket = std::make_shared<asio::ip::udp::socket>(open_flow_socket(executor_, local_, source, ec));
     if (ec) {
         spdlog::warn("udp: cannot open the echo socket to {}: {}", source.address().to_string(),
                      ec.message());
@@ -184,7 +205,7 @@ void udp_echo::on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& sou
         udp::write_handshake(ack, {udp::datagram_type::hello_ack, 0, token_, 0, 0}, 0);
         net::send_datagram(socket->native_handle(), ack);
     }
-    asio::co_spawn(control_, echo_loop(socket, token_), net::log_if_failed("udp echo"));
+    asio::co_spawn(executor_, echo_loop(socket, token_), net::log_if_failed("udp echo"));
 }
 
 // ---- the session's UDP tests ----
@@ -224,8 +245,8 @@ asio::awaitable<void> session::start_udp_echo() {
         throw session_error(proto::error_code::unsupported, "this server does not offer UDP tests");
     }
     udp_token_ = make_udp_token();
-    udp_echo_ = std::make_shared<udp_echo>(channel_.socket().get_executor(), udp_token_, peer_.address(),
-                                           udp_local_endpoint());
+    udp_echo_ = std::make_shared<udp_echo>(context_->probe_context->get_executor(), udp_token_,
+                                           peer_.address(), udp_local_endpoint());
     context_->udp->add(udp_token_, udp_echo_);
     const proto::udp_setup setup{udp_token_, context_->udp->port(), 0};
     co_await channel_.write(setup, clock::now() + kReplyTimeout);

@@ -39,14 +39,16 @@ class udp_test_flows : public udp_hello_handler {
 // PONG, datagram for datagram and never larger (so it needs no cookie: it never sends beyond 1:1).
 class udp_echo : public udp_hello_handler, public std::enable_shared_from_this<udp_echo> {
   public:
-    udp_echo(asio::any_io_executor control, std::uint64_t token, asio::ip::address control_peer,
+    // The echo's socket and loop run on `executor` (the probe thread); on_hello and the destructor are
+    // called on the control thread.
+    udp_echo(asio::any_io_executor executor, std::uint64_t token, asio::ip::address control_peer,
              udp_local local);
     ~udp_echo() override;
     const asio::ip::address& control_peer() const override { return control_peer_; }
     void on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source, std::size_t bytes) override;
 
   private:
-    asio::any_io_executor control_;
+    asio::any_io_executor executor_;
     std::uint64_t token_;
     asio::ip::address control_peer_;
     udp_local local_;

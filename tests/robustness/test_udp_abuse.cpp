@@ -444,3 +444,86 @@ TEST_CASE("HELLOs spoofed from a third host are dropped: the victim receives not
     REQUIRE(server.running());
     CHECK(legitimate_udp_test_passes(server.port(), server_address));
 }
+
+TEST_CASE("UDP echo PINGs are rate-limited like TCP probes: a flood gets at most the limit, then no answers",
+          "[robustness][udp][probe]") {
+    watched_server server({});
+    raw_connection control("127.0.0.1", server.port());
+    REQUIRE(control.connected());
+    open_session(control);
+    REQUIRE(control.send(proto::udp_echo_request{}));
+    auto setup_frame = control.read_frame();
+    REQUIRE(setup_frame.status == proto::decode_status::ok);
+    REQUIRE(std::holds_alternative<proto::udp_setup>(setup_frame.msg));
+    const auto setup = std::get<proto::udp_setup>(setup_frame.msg);
+
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    const sockaddr_in echo_port = ipv4("127.0.0.1", setup.port);
+    REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&echo_port), sizeof echo_port) == 0);
+    std::array<std::uint8_t, 2048> buffer{};
+    // Reads every datagram already queued; returns how many were PONGs of this echo.
+    const auto drain_pongs = [&] {
+        std::uint64_t pongs = 0;
+        for (;;) {
+            const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
+            if (n <= 0) {
+                return pongs;
+            }
+            const auto h =
+                udp::read_header(std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)));
+            if (h && h->type == udp::datagram_type::pong && h->token == setup.token) {
+                ++pongs;
+            }
+        }
+    };
+    // The echo's handshake: a HELLO on stream 0, answered 1:1 with a HELLO_ACK.
+    bool acknowledged = false;
+    for (int attempt = 0; attempt < 20 && !acknowledged; ++attempt) {
+        std::vector<std::uint8_t> hello(udp::kHandshakeSize);
+        udp::write_handshake(hello, {udp::datagram_type::hello, 0, setup.token, 0, 1}, 0);
+        REQUIRE(::send(fd, hello.data(), hello.size(), 0) == static_cast<ssize_t>(hello.size()));
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 250) > 0 && ::recv(fd, buffer.data(), buffer.size(), 0) > 0) {
+            const auto h = udp::read_header(std::span<const std::uint8_t>(buffer.data(), udp::kHeaderSize));
+            acknowledged = h && h->type == udp::datagram_type::hello_ack;
+        }
+    }
+    REQUIRE(acknowledged);
+
+    // 20,000 PINGs as fast as loopback takes them, read back in small rounds so that no PONG is lost in this
+    // socket's receive buffer. The server answers at most its burst (100) plus 1000/s while it answers, and
+    // stops answering after 1000 dropped PINGs, which this flood reaches within a few hundred milliseconds
+    // even on a slow sanitizer build; without the limit every PING is answered.
+    constexpr std::uint64_t kPings = 20'000;
+    constexpr std::uint64_t kMostAnswered = 100 + 1000;  // burst + one second at the rate, a generous bound
+    std::uint64_t pongs = 0;
+    std::uint64_t sequence = 0;
+    while (sequence < kPings) {
+        for (int i = 0; i < 20; ++i, ++sequence) {
+            const auto ping = header_only(udp::datagram_type::ping, setup.token, sequence);
+            (void)::send(fd, ping.data(), ping.size(), 0);
+        }
+        pongs += drain_pongs();
+    }
+    std::this_thread::sleep_for(200ms);
+    pongs += drain_pongs();
+    INFO("PONGs for " << kPings << " PINGs: " << pongs);
+    CHECK(pongs > 0);
+    CHECK(pongs <= kMostAnswered);
+
+    // Once the bucket has refilled, PINGs at a modest pace still get nothing: the flooded echo is over.
+    std::this_thread::sleep_for(1200ms);
+    for (std::uint64_t i = 0; i < 10; ++i) {
+        const auto ping = header_only(udp::datagram_type::ping, setup.token, kPings + i);
+        (void)::send(fd, ping.data(), ping.size(), 0);
+        std::this_thread::sleep_for(10ms);
+    }
+    std::this_thread::sleep_for(200ms);
+    CHECK(drain_pongs() == 0);
+    ::close(fd);
+    control.close();  // the session ends, so the server's descriptors return to the baseline
+
+    CHECK(legitimate_udp_test_passes(server.port(), "127.0.0.1"));
+    server.check_recovered();
+}
