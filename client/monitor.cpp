@@ -40,6 +40,11 @@ namespace {
 // the next sampling instant polls that pipe, so the run ends at once, not at the next deadline, and a signal
 // that arrives just before the wait begins is not missed. One instance at a time (the handler's state is
 // static).
+//
+// The handler stays installed until the process exits: a stop often comes as two signals (timeout(1) signals
+// the monitor and then its whole process group; a user presses Ctrl-C twice), and restoring the default
+// disposition after the first would let the second kill the process while or after it prints the summary,
+// turning a clean stop into exit status 143.
 class stop_signals {
   public:
     stop_signals() {
@@ -57,15 +62,23 @@ class stop_signals {
         action.sa_handler = &stop_signals::handle;
         sigemptyset(&action.sa_mask);
         action.sa_flags = SA_RESTART;  // reads and writes carry on; poll() returns early regardless
-        ::sigaction(SIGINT, &action, &previous_int_);
-        ::sigaction(SIGTERM, &action, &previous_term_);
+        ::sigaction(SIGINT, &action, nullptr);
+        ::sigaction(SIGTERM, &action, nullptr);
     }
     ~stop_signals() {
-        ::sigaction(SIGINT, &previous_int_, nullptr);
-        ::sigaction(SIGTERM, &previous_term_, nullptr);
-        ::close(read_fd_);
-        ::close(write_fd_);
+        // Closing the pipe with the signals blocked, so the handler never writes to a closed (or reused)
+        // descriptor; one that arrives meanwhile runs after the unblock and only sets the flag.
+        sigset_t stops;
+        sigemptyset(&stops);
+        sigaddset(&stops, SIGINT);
+        sigaddset(&stops, SIGTERM);
+        sigset_t previous;
+        ::pthread_sigmask(SIG_BLOCK, &stops, &previous);
+        const int write_fd = write_fd_;
         write_fd_ = -1;
+        ::close(read_fd_);
+        ::close(write_fd);
+        ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     }
     stop_signals(const stop_signals&) = delete;
     stop_signals& operator=(const stop_signals&) = delete;
@@ -99,8 +112,6 @@ class stop_signals {
     static inline volatile std::sig_atomic_t stop_requested_ = 0;
     static inline int write_fd_ = -1;  // set before the handler is installed, read only by it
     int read_fd_ = -1;
-    struct sigaction previous_int_ {};
-    struct sigaction previous_term_ {};
 };
 
 // The names asked for, each once, in the order first given.
