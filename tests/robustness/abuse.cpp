@@ -177,6 +177,29 @@ proto::welcome open_session(raw_connection& connection) {
     return std::get<proto::welcome>(reply.msg);
 }
 
+proto::udp_setup request_udp_test(raw_connection& connection, proto::direction direction,
+                                  std::uint32_t duration_ms, std::uint64_t bitrate) {
+    proto::test_request request;
+    request.dir = direction;
+    request.proto = proto::transport::udp;
+    request.duration_ms = duration_ms;
+    request.bitrate = bitrate;
+    request.udp_payload_bytes = 1000;
+    if (!connection.send(request)) {
+        throw std::runtime_error("could not send TEST_REQUEST");
+    }
+    const auto accept = connection.read_frame();
+    if (accept.status != proto::decode_status::ok ||
+        !std::holds_alternative<proto::test_accept>(accept.msg)) {
+        throw std::runtime_error("no TEST_ACCEPT");
+    }
+    const auto setup = connection.read_frame();
+    if (setup.status != proto::decode_status::ok || !std::holds_alternative<proto::udp_setup>(setup.msg)) {
+        throw std::runtime_error("no UDP_SETUP");
+    }
+    return std::get<proto::udp_setup>(setup.msg);
+}
+
 std::vector<std::uint8_t> control_hello() {
     proto::hello hello;
     hello.software = "robustness";

@@ -58,6 +58,11 @@ std::optional<proto::error_code> error_reply(raw_connection& connection,
 // A control HELLO, a WELCOME read back: a session held open. Throws when the server does not welcome it.
 proto::welcome open_session(raw_connection& connection);
 
+// On a session opened with open_session: asks for a one-stream UDP test of 1000-byte datagrams and returns
+// the server's UDP_SETUP (its token is then live, waiting for a HELLO from the control connection's address).
+proto::udp_setup request_udp_test(raw_connection& connection, proto::direction direction,
+                                  std::uint32_t duration_ms, std::uint64_t bitrate);
+
 // The HELLO of a control connection, encoded.
 std::vector<std::uint8_t> control_hello();
 // A frame with any type byte, length field and payload (the length need not match).

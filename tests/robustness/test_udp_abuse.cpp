@@ -98,20 +98,7 @@ struct udp_download_session {
         : control(source, port, server) {
         REQUIRE(control.connected());
         open_session(control);
-        proto::test_request request;
-        request.dir = proto::direction::download;
-        request.proto = proto::transport::udp;
-        request.duration_ms = 1000;
-        request.bitrate = 10'000'000;
-        request.udp_payload_bytes = 1000;
-        REQUIRE(control.send(request));
-        auto accept = control.read_frame();
-        REQUIRE(accept.status == proto::decode_status::ok);
-        REQUIRE(std::holds_alternative<proto::test_accept>(accept.msg));
-        auto setup_frame = control.read_frame();
-        REQUIRE(setup_frame.status == proto::decode_status::ok);
-        REQUIRE(std::holds_alternative<proto::udp_setup>(setup_frame.msg));
-        setup = std::get<proto::udp_setup>(setup_frame.msg);
+        setup = request_udp_test(control, proto::direction::download, 1000, 10'000'000);
     }
     raw_connection control;
     proto::udp_setup setup;

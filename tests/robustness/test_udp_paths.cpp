@@ -132,20 +132,7 @@ struct udp_session {
         : control("127.0.0.1", port) {
         REQUIRE(control.connected());
         open_session(control);
-        proto::test_request request;
-        request.dir = dir;
-        request.proto = proto::transport::udp;
-        request.duration_ms = duration_ms;
-        request.bitrate = bitrate;
-        request.udp_payload_bytes = 1000;
-        REQUIRE(control.send(request));
-        auto accept = control.read_frame();
-        REQUIRE(accept.status == proto::decode_status::ok);
-        REQUIRE(std::holds_alternative<proto::test_accept>(accept.msg));
-        auto setup_frame = control.read_frame();
-        REQUIRE(setup_frame.status == proto::decode_status::ok);
-        REQUIRE(std::holds_alternative<proto::udp_setup>(setup_frame.msg));
-        setup = std::get<proto::udp_setup>(setup_frame.msg);
+        setup = request_udp_test(control, dir, duration_ms, bitrate);
     }
 
     // The cookie of the HELLO_ACK that answers a HELLO from `from` (0 when the answer carries none).
