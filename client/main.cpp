@@ -99,6 +99,7 @@ int run_test_command(speed::client::test_options& options) {
             human.summary(report);
         }
         if (report.error) {
+            std::fflush(stdout);  // the summary before the error when both go to one log
             std::fprintf(stderr, "speedcli: error: %s\n", report.error->c_str());
         }
     }

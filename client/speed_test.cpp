@@ -464,33 +464,37 @@ asio::awaitable<void> run_all(run_state& run) {
             co_await run.probes->measure(options.pings, seconds_to_duration(options.ping_interval_seconds));
         run.progress.idle_latency_done(*report.idle_latency);
     }
+    // A direction enters the report only once it completed: one that failed part-way has no window figures
+    // (its intervals were already shown as they came), so it reports null like one never started.
     if (options.download) {
-        report.download.emplace();
-        report.download->dir = proto::direction::download;
-        report.download->measured_by = "client";
+        direction_report download;
+        download.dir = proto::direction::download;
+        download.measured_by = "client";
         if (options.udp) {
             start_loaded_probes(run);
-            co_await run_udp_download(udp, control, *report.download);
-            co_await stop_loaded_probes(run, *report.download);
+            co_await run_udp_download(udp, control, download);
+            co_await stop_loaded_probes(run, download);
         } else {
-            co_await run_download(run, control, *report.download);
+            co_await run_download(run, control, download);
         }
-        finish_loaded_latency(run, *report.download);
-        run.progress.direction_done(*report.download);
+        finish_loaded_latency(run, download);
+        run.progress.direction_done(download);
+        report.download = std::move(download);
     }
     if (options.upload) {
-        report.upload.emplace();
-        report.upload->dir = proto::direction::upload;
-        report.upload->measured_by = "server";
+        direction_report upload;
+        upload.dir = proto::direction::upload;
+        upload.measured_by = "server";
         if (options.udp) {
             start_loaded_probes(run);
-            co_await run_udp_upload(udp, control, *report.upload);
-            co_await stop_loaded_probes(run, *report.upload);
+            co_await run_udp_upload(udp, control, upload);
+            co_await stop_loaded_probes(run, upload);
         } else {
-            co_await run_upload(run, control, *report.upload);
+            co_await run_upload(run, control, upload);
         }
-        finish_loaded_latency(run, *report.upload);
-        run.progress.direction_done(*report.upload);
+        finish_loaded_latency(run, upload);
+        run.progress.direction_done(upload);
+        report.upload = std::move(upload);
     }
     summarize_loaded_latency(report);
 }

@@ -143,6 +143,30 @@ TEST_CASE("requests beyond the server's caps are refused with the reason", "[int
     CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("at most 2"));
 }
 
+TEST_CASE("a direction the server cuts short is null in the report, not 0 bit/s", "[integration][errors]") {
+    // The session ends 1 s into a 3 s download: that download has no window figures to report.
+    server_process server({"--max-session-time", "1"});
+    const std::vector<std::string> args{
+        "127.0.0.1", "-p", std::to_string(server.port()), "-t", "3", "-O", "0", "--pings", "0"};
+    auto json_args = args;
+    json_args.push_back("-J");
+    const auto run = run_client(json_args);
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == kExitTestFailed);
+    REQUIRE(run.json.is_object());
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("--max-session-time"));
+    CHECK(run.json["download"].is_null());
+    CHECK(run.json["upload"].is_null());
+
+    std::vector<std::string> text_argv{speedcli_path()};
+    text_argv.insert(text_argv.end(), args.begin(), args.end());
+    const auto text = run_process(text_argv, std::chrono::seconds(30));
+    INFO(text.out << text.err);
+    CHECK(text.exit_code == kExitTestFailed);
+    CHECK(text.out.find("Summary") == std::string::npos);  // nothing completed, so nothing to sum up
+    CHECK_THAT(text.err, Catch::Contains("--max-session-time"));
+}
+
 TEST_CASE("a server at its session limit says it is busy", "[integration][errors]") {
     server_process server({"--max-sessions", "1"});
     const int holder = connect_to(server.port());
