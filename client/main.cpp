@@ -75,10 +75,11 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
                    "Data-plane threads (0 = one per stream, up to one per core)")
         ->capture_default_str()
         ->check(CLI::Range(0, 1024));
-    app.add_flag_callback(
+    CLI::Option* ipv4 = app.add_flag_callback(
         "-4,--ipv4", [&options] { options.family = speed::client::address_family::ipv4; }, "Use IPv4 only");
     app.add_flag_callback(
-        "-6,--ipv6", [&options] { options.family = speed::client::address_family::ipv6; }, "Use IPv6 only");
+           "-6,--ipv6", [&options] { options.family = speed::client::address_family::ipv6; }, "Use IPv6 only")
+        ->excludes(ipv4);
     app.add_flag("-J,--json", options.json, "Print one JSON document (docs/json.md) instead of text");
     app.add_option("--auth-key", auth.key_file,
                    "Key file for servers that require authentication ('NAME HEX-SECRET' lines, mode 0600)");
@@ -106,6 +107,41 @@ int run_test_command(speed::client::test_options& options) {
     return report.exit_code;
 }
 
+// Whether the command line asks for JSON, read from argv itself: a usage error can come before (or instead
+// of) a successful parse. "-J", "--json", or a cluster of short flags that contains J ("-4J").
+bool asks_for_json(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg(argv[i]);
+        if (arg == "--") {
+            return false;
+        }
+        if (arg == "--json" || (arg.size() >= 2 && arg[0] == '-' && arg[1] != '-' &&
+                                arg.find_first_not_of("46Juhv", 1) == std::string_view::npos &&
+                                arg.find('J') != std::string_view::npos)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// A usage error: the message on stderr, and with --json also the one JSON document docs/json.md promises
+// (its `error` the same message), so a script reading stdout never gets nothing.
+int usage_error(bool json, const std::string& message, const speed::client::test_options& options = {}) {
+    std::fprintf(stderr, "speedcli: %s\n", message.c_str());
+    if (json) {
+        speed::client::test_report report;
+        report.version = SPEED_VERSION;
+        report.host = options.host;
+        report.port = options.port;
+        report.streams = options.streams;
+        report.protocol = options.udp ? "udp" : "tcp";
+        report.error = message;
+        report.exit_code = kExitUsage;
+        std::cout << speed::client::to_json(report).dump(2) << std::endl;
+    }
+    return kExitUsage;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,6 +161,10 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
+        const bool for_monitor = argc > 1 && std::string_view(argv[1]) == "monitor";
+        if (e.get_exit_code() != 0 && !for_monitor && asks_for_json(argc, argv)) {
+            return usage_error(true, e.what());
+        }
         const int code = app.exit(e);
         return code == 0 ? 0 : kExitUsage;
     }
@@ -133,44 +173,38 @@ int main(int argc, char** argv) {
                                  options.ping_interval_seconds, options.loaded_ping_interval_seconds,
                                  options.connect_timeout_seconds}) {
         if (!std::isfinite(seconds)) {
-            std::fprintf(stderr, "speedcli: durations must be finite numbers of seconds\n");
-            return kExitUsage;
+            return usage_error(options.json && !*monitor_command,
+                               "durations must be finite numbers of seconds");
         }
     }
 
     if (*monitor_command) {
         return speed::client::run_monitor(monitor);
     }
+    const bool json = options.json;
     if (options.host.empty()) {
-        std::fprintf(stderr,
-                     "speedcli: HOST is required (or use 'speedcli monitor')\nRun with --help for more "
-                     "information.\n");
-        return kExitUsage;
+        return usage_error(
+            json, "HOST is required (or use 'speedcli monitor'); run with --help for more information");
     }
     std::string error;
     auto bitrate = speed::units::parse_bits_per_second(bitrate_text, &error);
     if (!bitrate) {
-        std::fprintf(stderr, "speedcli: --bitrate: %s\n", error.c_str());
-        return kExitUsage;
+        return usage_error(json, "--bitrate: " + error, options);
     }
     options.bitrate = static_cast<std::uint64_t>(std::llround(*bitrate));
     if (!options.download && !options.upload && options.pings == 0) {
-        std::fprintf(stderr, "speedcli: nothing to do: --no-download, --no-upload and --pings 0 together\n");
-        return kExitUsage;
+        return usage_error(json, "nothing to do: --no-download, --no-upload and --pings 0 together", options);
     }
     if (options.interval_seconds != 0.0 && options.interval_seconds < 0.1) {
-        std::fprintf(stderr, "speedcli: --interval must be 0 (no intervals) or at least 0.1 s\n");
-        return kExitUsage;
+        return usage_error(json, "--interval must be 0 (no intervals) or at least 0.1 s", options);
     }
     if (!auth.key_name.empty() && auth.key_file.empty()) {
-        std::fprintf(stderr, "speedcli: --auth-key-name needs --auth-key FILE\n");
-        return kExitUsage;
+        return usage_error(json, "--auth-key-name needs --auth-key FILE", options);
     }
     if (!auth.key_file.empty()) {
         auto key = speed::client::load_client_key(auth.key_file, auth.key_name);
         if (auto* failure = std::get_if<std::string>(&key)) {
-            std::fprintf(stderr, "speedcli: --auth-key: %s\n", failure->c_str());
-            return kExitUsage;
+            return usage_error(json, "--auth-key: " + *failure, options);
         }
         options.auth_key = std::move(std::get<speed::auth::key>(key));
     }

@@ -226,6 +226,31 @@ TEST_CASE("invalid flags give CLI usage and exit 2", "[integration][errors]") {
     run = run_client({});
     CHECK(run.process.exit_code == kExitUsage);
     CHECK_THAT(run.process.err, Catch::Contains("HOST is required"));
+    CHECK(run.process.out.empty());
+    run = run_client({"127.0.0.1", "-4", "-6"});
+    CHECK(run.process.exit_code == kExitUsage);
+    CHECK_THAT(run.process.err, Catch::Contains("excludes"));
+}
+
+TEST_CASE("usage errors with --json still print the one JSON document", "[integration][errors]") {
+    // Errors CLI11 finds while parsing, and errors found after it; -J alone or in a cluster of short flags.
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+        {{"127.0.0.1", "--streams", "0", "-J"}, "--streams"},
+        {{"-J", "--no-such-flag"}, "--no-such-flag"},
+        {{"127.0.0.1", "-4J", "-6"}, "excludes"},
+        {{"--json"}, "HOST is required"},
+        {{"127.0.0.1", "--bitrate", "fast", "--json"}, "not a rate"},
+        {{"127.0.0.1", "--interval", "0.05", "-J"}, "--interval"},
+    };
+    for (const auto& [args, reason] : cases) {
+        const auto run = run_client(args);
+        INFO(run.process.out << run.process.err);
+        CHECK(run.process.exit_code == kExitUsage);
+        REQUIRE(run.json.is_object());
+        CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains(reason));
+        CHECK(run.json["download"].is_null());
+        CHECK_THAT(run.process.err, Catch::Contains(reason));
+    }
 }
 
 TEST_CASE("help and version flags", "[integration]") {
