@@ -155,7 +155,15 @@ int main(int argc, char** argv) {
     CLI::App app{"speedsrv: serves speed tests to speedcli clients, measuring uploads at the receiver"};
     app.set_version_flag("-v,--version", std::string("speedsrv ") + SPEED_VERSION);
     app.add_option("-B,--bind", config.bind_address,
-                   "Address to listen on (IPv4 or IPv6); default: every address, IPv6 and IPv4");
+                   "Address to listen on (IPv4 or IPv6); default: every address, IPv6 and IPv4")
+        // An empty value (say, an unset variable in a unit file) must not quietly mean "every address".
+        ->check(CLI::Validator(
+            [](const std::string& value) {
+                return value.empty()
+                           ? std::string("an empty address; leave --bind out to listen on every address")
+                           : std::string();
+            },
+            "ADDRESS"));
     app.add_option("-p,--port", config.port, "TCP port to listen on (0 picks a free one)")
         ->capture_default_str()
         ->check(CLI::Range(0, 65535));

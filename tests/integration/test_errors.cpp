@@ -265,13 +265,17 @@ TEST_CASE("help and version flags", "[integration]") {
 }
 
 TEST_CASE("speedsrv: every command-line error exits 2", "[integration][errors]") {
-    for (const std::vector<std::string>& args :
-         {std::vector<std::string>{"--bogus"}, {"--port", "70000"}, {"--max-streams", "0"}, {"extra"}}) {
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"--bogus"},
+                                                 {"--port", "70000"},
+                                                 {"--max-streams", "0"},
+                                                 {"extra"},
+                                                 {"--bind", ""}}) {
         std::vector<std::string> argv{speedsrv_path()};
         argv.insert(argv.end(), args.begin(), args.end());
         const auto run = run_process(argv, std::chrono::seconds(5));
-        INFO(args.front());
+        INFO(args.front() << ": " << run.err);
         CHECK(run.exit_code == kExitUsage);
+        CHECK_THAT(run.err, Catch::Contains(args.front()));
     }
 }
 
