@@ -1,8 +1,12 @@
 // speedcli: runs a speed test against speedsrv, or monitors this host's interfaces. See README.md.
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <iostream>
+#include <cstring>
 
 #include "client/auth.hpp"
 #include "client/monitor.hpp"
@@ -16,6 +20,22 @@ namespace {
 
 using speed::client::kExitUsage;
 
+// What kind of output: the text (optionally --quiet, -f unit), one JSON document, JSON lines, or CSV; and
+// where it goes (--logfile).
+enum class output_kind { text, json, json_stream, csv };
+struct output_flags {
+    bool json = false;
+    bool json_stream = false;
+    bool csv = false;
+    bool quiet = false;
+    std::string rate_unit = "a";
+    std::string logfile;
+    output_kind kind() const {
+        return json ? output_kind::json
+                    : (json_stream ? output_kind::json_stream : (csv ? output_kind::csv : output_kind::text));
+    }
+};
+
 // Adds the speed test's flags, iperf3's names where the two overlap.
 // Authentication flags, kept apart from the test options: they name a file, loaded after parsing.
 struct auth_flags {
@@ -24,7 +44,7 @@ struct auth_flags {
 };
 
 void add_test_options(CLI::App& app, speed::client::test_options& options, std::string& bitrate_text,
-                      auth_flags& auth) {
+                      auth_flags& auth, output_flags& output) {
     app.add_option("host", options.host, "Server to test against (name, IPv4 or IPv6 address)");
     app.add_option("-p,--port", options.port, "Server port")
         ->capture_default_str()
@@ -80,66 +100,138 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
     app.add_flag_callback(
            "-6,--ipv6", [&options] { options.family = speed::client::address_family::ipv6; }, "Use IPv6 only")
         ->excludes(ipv4);
-    app.add_flag("-J,--json", options.json, "Print one JSON document (docs/json.md) instead of text");
+    CLI::Option* json =
+        app.add_flag("-J,--json", output.json, "Print one JSON document (docs/json.md) instead of text");
+    CLI::Option* json_stream =
+        app.add_flag(
+               "--json-stream", output.json_stream,
+               "Print JSON lines as the test runs: start, idle latency, each interval, each direction, end "
+               "(docs/json.md)")
+            ->excludes(json);
+    app.add_flag("--csv", output.csv, "Print CSV: a header, a row per interval, summary rows (docs/json.md)")
+        ->excludes(json)
+        ->excludes(json_stream);
+    app.add_flag("-q,--quiet", output.quiet, "Text output: only the summary");
+    app.add_option(
+           "-f,--format", output.rate_unit,
+           "Text output: rates in a fixed unit, k m g t (kbit/s .. Tbit/s) or K M G T (KiB/s .. TiB/s); "
+           "a adapts")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"a", "k", "m", "g", "t", "K", "M", "G", "T"}));
+    app.add_option("--logfile", output.logfile, "Append the output to FILE instead of printing it on stdout");
     app.add_option("--auth-key", auth.key_file,
                    "Key file for servers that require authentication ('NAME HEX-SECRET' lines, mode 0600)");
     app.add_option("--auth-key-name", auth.key_name,
                    "Which key of the --auth-key file to use (if it has several)");
 }
 
-int run_test_command(speed::client::test_options& options) {
-    using namespace speed::client;
-    human_output human(stdout);
-    progress_sink silent;
-    progress_sink& progress = options.json ? silent : static_cast<progress_sink&>(human);
-    const test_report report = run_speed_test(options, progress);
-    if (options.json) {
-        std::cout << to_json(report).dump(2) << std::endl;
-    } else {
-        if (report.download || report.upload || report.idle_latency) {
-            human.summary(report);
-        }
-        if (report.error) {
-            std::fflush(stdout);  // the summary before the error when both go to one log
-            std::fprintf(stderr, "speedcli: error: %s\n", report.error->c_str());
-        }
-    }
-    return report.exit_code;
-}
-
-// Whether the command line asks for JSON, read from argv itself: a usage error can come before (or instead
-// of) a successful parse. "-J", "--json", or a cluster of short flags that contains J ("-4J").
-bool asks_for_json(int argc, char** argv) {
+// The output kind the command line asks for, read from argv itself: a usage error can come before (or
+// instead of) a successful parse. "-J", "--json", or a cluster of short flags that contains J ("-4J");
+// "--json-stream"; "--csv".
+output_kind output_asked_for(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg(argv[i]);
         if (arg == "--") {
-            return false;
+            break;
         }
         if (arg == "--json" || (arg.size() >= 2 && arg[0] == '-' && arg[1] != '-' &&
-                                arg.find_first_not_of("46Juhv", 1) == std::string_view::npos &&
+                                arg.find_first_not_of("46Juqhv", 1) == std::string_view::npos &&
                                 arg.find('J') != std::string_view::npos)) {
-            return true;
+            return output_kind::json;
+        }
+        if (arg == "--json-stream") {
+            return output_kind::json_stream;
+        }
+        if (arg == "--csv") {
+            return output_kind::csv;
         }
     }
-    return false;
+    return output_kind::text;
 }
 
-// A usage error: the message on stderr, and with --json also the one JSON document docs/json.md promises
-// (its `error` the same message), so a script reading stdout never gets nothing.
-int usage_error(bool json, const std::string& message, const speed::client::test_options& options = {}) {
-    std::fprintf(stderr, "speedcli: %s\n", message.c_str());
-    if (json) {
-        speed::client::test_report report;
-        report.version = SPEED_VERSION;
-        report.host = options.host;
-        report.port = options.port;
-        report.streams = options.streams;
-        report.protocol = options.udp ? "udp" : "tcp";
-        report.error = message;
-        report.exit_code = kExitUsage;
-        std::cout << speed::client::to_json(report).dump(2) << std::endl;
+// A report that ended before anything ran, for usage errors.
+speed::client::test_report failed_report(const std::string& message,
+                                         const speed::client::test_options& options, int exit_code) {
+    speed::client::test_report report;
+    report.version = SPEED_VERSION;
+    report.start_time = speed::units::format_utc_iso8601(std::chrono::system_clock::now());
+    report.host = options.host;
+    report.port = options.port;
+    report.streams = options.streams;
+    report.protocol = options.udp ? "udp" : "tcp";
+    report.error = message;
+    report.exit_code = exit_code;
+    return report;
+}
+
+// Prints the end of a run in the chosen machine format (nothing for text): the JSON document, the stream's
+// "end" line, or the CSV rows. Usage errors use it too, so a script reading stdout never gets nothing.
+void print_machine_end(output_kind kind, std::FILE* out, const speed::client::test_report& report,
+                       const speed::client::test_options& options) {
+    using namespace speed::client;
+    if (kind == output_kind::json) {
+        fmt::print(out, "{}\n", to_json(report, options).dump(2));
+    } else if (kind == output_kind::json_stream) {
+        json_stream_output(out, options).end(report);
+    } else if (kind == output_kind::csv) {
+        csv_output(out).end(report);
     }
+    std::fflush(out);
+}
+
+// A usage error: the message on stderr, and in a machine format also its document (`error` the same
+// message, exit code 2).
+int usage_error(output_kind kind, const std::string& message,
+                const speed::client::test_options& options = {}) {
+    std::fprintf(stderr, "speedcli: %s\n", message.c_str());
+    print_machine_end(kind, stdout, failed_report(message, options, kExitUsage), options);
     return kExitUsage;
+}
+
+int run_test_command(const speed::client::test_options& options, const output_flags& output) {
+    using namespace speed::client;
+    const output_kind kind = output.kind();
+    std::FILE* out = stdout;
+    if (!output.logfile.empty()) {
+        // Appended, as iperf3's --logfile: a cron job's runs accumulate in one file.
+        out = std::fopen(output.logfile.c_str(), "ae");
+        if (out == nullptr) {
+            return usage_error(kind, "--logfile " + output.logfile + ": " + std::strerror(errno), options);
+        }
+    }
+    human_output human(out, output.quiet, output.rate_unit.front(), &options);
+    json_stream_output stream(out, options);
+    csv_output csv(out);
+    progress_sink silent;
+    progress_sink* progress = &human;
+    if (kind == output_kind::json) {
+        progress = &silent;
+    } else if (kind == output_kind::json_stream) {
+        progress = &stream;
+    } else if (kind == output_kind::csv) {
+        progress = &csv;
+    }
+    const test_report report = run_speed_test(options, *progress);
+    if (kind == output_kind::json_stream) {
+        stream.end(report);
+    } else if (kind == output_kind::csv) {
+        csv.end(report);
+    } else if (kind == output_kind::json) {
+        print_machine_end(kind, out, report, options);
+    } else if (report.download || report.upload || report.idle_latency) {
+        human.summary(report);
+    }
+    std::fflush(out);  // what was measured before the error line when both go to one log
+    if (report.error) {
+        std::fprintf(stderr, "speedcli: error: %s\n", report.error->c_str());
+        if (out != stdout && kind == output_kind::text) {
+            fmt::print(out, "speedcli: error: {}\n", *report.error);
+        }
+    }
+    if (out != stdout) {
+        std::fclose(out);
+    }
+    return report.exit_code;
 }
 
 }  // namespace
@@ -148,13 +240,14 @@ int main(int argc, char** argv) {
     speed::client::test_options options;
     std::string bitrate_text = "0";
     auth_flags auth;
+    output_flags output;
     speed::client::monitor_options monitor;
 
     CLI::App app{
         "speedcli: measures download, upload and latency against a speedsrv server,\n"
         "or shows this host's per-interface traffic (speedcli monitor)."};
     app.set_version_flag("-v,--version", std::string("speedcli ") + SPEED_VERSION);
-    add_test_options(app, options, bitrate_text, auth);
+    add_test_options(app, options, bitrate_text, auth, output);
     CLI::App* monitor_command = app.add_subcommand("monitor", "Show this host's per-interface traffic, live");
     speed::client::add_monitor_options(*monitor_command, monitor);
 
@@ -162,8 +255,10 @@ int main(int argc, char** argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         const bool for_monitor = argc > 1 && std::string_view(argv[1]) == "monitor";
-        if (e.get_exit_code() != 0 && !for_monitor && asks_for_json(argc, argv)) {
-            return usage_error(true, e.what());
+        if (e.get_exit_code() != 0 && !for_monitor) {
+            if (const auto kind = output_asked_for(argc, argv); kind != output_kind::text) {
+                return usage_error(kind, e.what());
+            }
         }
         const int code = app.exit(e);
         return code == 0 ? 0 : kExitUsage;
@@ -173,7 +268,7 @@ int main(int argc, char** argv) {
                                  options.ping_interval_seconds, options.loaded_ping_interval_seconds,
                                  options.connect_timeout_seconds}) {
         if (!std::isfinite(seconds)) {
-            return usage_error(options.json && !*monitor_command,
+            return usage_error(*monitor_command ? output_kind::text : output.kind(),
                                "durations must be finite numbers of seconds");
         }
     }
@@ -181,7 +276,8 @@ int main(int argc, char** argv) {
     if (*monitor_command) {
         return speed::client::run_monitor(monitor);
     }
-    const bool json = options.json;
+    options.json = output.json;
+    const output_kind json = output.kind();
     if (options.host.empty()) {
         return usage_error(
             json, "HOST is required (or use 'speedcli monitor'); run with --help for more information");
@@ -208,5 +304,5 @@ int main(int argc, char** argv) {
         }
         options.auth_key = std::move(std::get<speed::auth::key>(key));
     }
-    return run_test_command(options);
+    return run_test_command(options, output);
 }

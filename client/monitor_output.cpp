@@ -87,19 +87,9 @@ std::string clip(const std::string& line, std::size_t columns) {
 
 }  // namespace
 
-std::string iso8601_utc(clock_type::time_point time) {
-    std::time_t seconds = 0;
-    int milliseconds = 0;
-    split_time(time, seconds, milliseconds);
-    std::tm parts{};
-    ::gmtime_r(&seconds, &parts);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", parts.tm_year + 1900, parts.tm_mon + 1,
-                       parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, milliseconds);
-}
-
 std::string interval_json_line(const netdev::interval_report& interval) {
     json line;
-    line["time"] = iso8601_utc(interval.wall_time);
+    line["time"] = units::format_utc_iso8601(interval.wall_time);
     line["interval_seconds"] = interval.seconds;
     json interfaces = json::array();
     for (const auto& row : interval.interfaces) {
@@ -136,8 +126,8 @@ std::string summary_json_line(const netdev::traffic_monitor& monitor) {
         interfaces.push_back(std::move(entry));
     }
     json summary;
-    summary["start"] = iso8601_utc(monitor.first_wall_time());
-    summary["end"] = iso8601_utc(monitor.last_wall_time());
+    summary["start"] = units::format_utc_iso8601(monitor.first_wall_time());
+    summary["end"] = units::format_utc_iso8601(monitor.last_wall_time());
     summary["seconds"] = monitor.seconds();
     summary["intervals"] = monitor.intervals();
     summary["interfaces"] = std::move(interfaces);

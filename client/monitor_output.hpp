@@ -21,9 +21,6 @@ struct table_style {
     std::size_t name_width = 9;  // at least as wide as "interface"
 };
 
-// "2025-01-31T12:00:01.250Z": UTC, milliseconds.
-std::string iso8601_utc(std::chrono::system_clock::time_point time);
-
 // One interval as one NDJSON line (no newline); keys in the documented order.
 std::string interval_json_line(const netdev::interval_report& interval);
 // The run's summary as one NDJSON line: {"summary": {...}}.

@@ -52,25 +52,57 @@ std::string caps_suffix(const test_report& report) {
 
 }  // namespace
 
+std::string human_output::rate(double bits_per_second) const {
+    return units::format_rate_in(bits_per_second, rate_unit_);
+}
+
 void human_output::connected(const test_report& report) {
     streams_ = report.streams;
-    fmt::print(out_, "Connected to {} ({} port {}), {}{}\n", report.host, report.address, report.port,
+    if (quiet_) {
+        return;
+    }
+    fmt::print(out_, "Connected to {} ({} port {}) from {} port {} at {}, {}{}\n", report.host,
+               report.address, report.port, report.local_address, report.local_port, report.start_time,
                report.server_software, caps_suffix(report));
+    if (options_ != nullptr) {
+        const auto& o = *options_;
+        const char* directions = o.download && o.upload ? "download and upload"
+                                 : o.download           ? "download"
+                                 : o.upload             ? "upload"
+                                                        : "no transfer";
+        std::string rate_text = o.bitrate == 0
+                                    ? (o.udp ? "adaptive rate" : "unpaced")
+                                    : "at " + units::format_bits_per_second(static_cast<double>(o.bitrate));
+        fmt::print(out_, "Testing {} over {}: {} stream{}, {} s each{}, {}{}, intervals {}\n", directions,
+                   o.udp ? "UDP" : "TCP", o.streams, o.streams == 1 ? "" : "s", o.duration_seconds,
+                   o.omit_seconds > 0 ? fmt::format(" after {} s warm-up", o.omit_seconds) : std::string(),
+                   rate_text, o.congestion.empty() ? std::string() : ", congestion control " + o.congestion,
+                   o.interval_seconds > 0 ? fmt::format("{} s", o.interval_seconds) : std::string("off"));
+    }
     std::fflush(out_);
 }
 
 void human_output::idle_latency_done(const latency_report& latency) {
+    if (quiet_) {
+        return;
+    }
     fmt::print(out_, "Idle latency: {}\n", latency_line(latency));
     std::fflush(out_);
 }
 
 void human_output::direction_started(proto::direction dir, const direction_report& report) {
+    if (quiet_) {
+        return;
+    }
     fmt::print(out_, "{}: {} stream{}, measured by the {} (the receiver)\n", title(dir), streams_,
                streams_ == 1 ? "" : "s", report.measured_by);
     std::fflush(out_);
 }
 
 void human_output::interval_done(proto::direction /*dir*/, const interval_report& interval) {
+    if (quiet_) {
+        return;
+    }
     std::string udp;
     if (interval.udp) {
         udp = fmt::format("  lost {}/{}  jitter {}", interval.udp->lost_packets,
@@ -78,21 +110,23 @@ void human_output::interval_done(proto::direction /*dir*/, const interval_report
                           units::format_milliseconds(interval.udp->jitter_ms));
     }
     fmt::print(out_, "  [{:6.2f}-{:6.2f} s]  {:>11}  {:>13}{}{}\n", interval.start_seconds,
-               interval.end_seconds, units::format_bytes(interval.bytes),
-               units::format_bits_per_second(interval.bits_per_second), udp,
+               interval.end_seconds, units::format_bytes(interval.bytes), rate(interval.bits_per_second), udp,
                interval.omitted ? "  (omitted)" : "");
     std::fflush(out_);
 }
 
 void human_output::direction_done(const direction_report& report) {
-    fmt::print(out_, "  {} {}: {} in {:.2f} s{}\n", title(report.dir),
-               units::format_bits_per_second(report.bits_per_second), units::format_bytes(report.bytes),
-               report.seconds, loaded_latency_suffix(report));
+    if (quiet_) {
+        return;
+    }
+    fmt::print(out_, "  {} {}: {} in {:.2f} s{}\n", title(report.dir), rate(report.bits_per_second),
+               units::format_bytes(report.bytes), report.seconds, loaded_latency_suffix(report));
     std::fflush(out_);
 }
 
 void human_output::summary(const test_report& report) {
-    fmt::print(out_, "\nSummary ({} to {})\n", report.protocol == "tcp" ? "TCP" : "UDP", report.host);
+    fmt::print(out_, "{}Summary ({} to {})\n", quiet_ ? "" : "\n", report.protocol == "tcp" ? "TCP" : "UDP",
+               report.host);
     if (report.idle_latency) {
         fmt::print(out_, "  Idle latency  {}\n", latency_line(*report.idle_latency));
     }
@@ -120,9 +154,8 @@ void human_output::summary(const test_report& report) {
             omitted += ", server cap " +
                        units::format_bits_per_second(static_cast<double>(d.server_cap_bits_per_second));
         }
-        fmt::print(out_, "  {:<12}  {:>13}  {} in {:.2f} s{} ({})\n", title(d.dir),
-                   units::format_bits_per_second(d.bits_per_second), units::format_bytes(d.bytes), d.seconds,
-                   omitted, sender);
+        fmt::print(out_, "  {:<12}  {:>13}  {} in {:.2f} s{} ({})\n", title(d.dir), rate(d.bits_per_second),
+                   units::format_bytes(d.bytes), d.seconds, omitted, sender);
         if (d.udp) {
             fmt::print(out_,
                        "  {:<12}  lost {}/{} ({:.3g} %), jitter {}, IPDV p50/p99 {}/{}, out of order {}, "
@@ -147,8 +180,7 @@ void human_output::summary(const test_report& report) {
         }
         if (d.streams.size() > 1) {
             for (std::size_t i = 0; i < d.streams.size(); ++i) {
-                fmt::print(out_, "    stream {:<3}  {:>13}  {}\n", i,
-                           units::format_bits_per_second(d.streams[i].bits_per_second),
+                fmt::print(out_, "    stream {:<3}  {:>13}  {}\n", i, rate(d.streams[i].bits_per_second),
                            units::format_bytes(d.streams[i].bytes));
             }
         }

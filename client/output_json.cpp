@@ -19,7 +19,7 @@ json rtt_summary_json(const stats::summary& rtt) {
             {"stddev", number(rtt.stddev)}};
 }
 
-json latency_json(const latency_report& latency) {
+json latency_json_of(const latency_report& latency) {
     json out;
     out["samples"] = latency.rtt_ms.size();
     out["sent"] = latency.sent;
@@ -40,7 +40,7 @@ json latency_json(const latency_report& latency) {
 
 // Latency under a direction's load: the idle shape plus the increase, the in-band RTT and responsiveness.
 json loaded_latency_json(const direction_report& d) {
-    json out = latency_json(d.latency.value_or(latency_report{}));
+    json out = latency_json_of(d.latency.value_or(latency_report{}));
     out["increase_ms"] = d.latency_increase_ms ? json(*d.latency_increase_ms) : json(nullptr);
     json in_band;
     in_band["samples"] = d.in_band_rtt_ms.size();
@@ -99,7 +99,7 @@ void add_udp_figures(json& out, const udp_figures& udp) {
     }
 }
 
-json direction_json(const direction_report& report) {
+json direction_json_of(const direction_report& report) {
     json out;
     out["bits_per_second"] = number(report.bits_per_second);
     out["bytes"] = report.bytes;
@@ -111,18 +111,7 @@ json direction_json(const direction_report& report) {
         report.server_cap_bits_per_second == 0 ? json(nullptr) : json(report.server_cap_bits_per_second);
     json intervals = json::array();
     for (const auto& interval : report.intervals) {
-        json entry = {{"start", number(interval.start_seconds)},
-                      {"end", number(interval.end_seconds)},
-                      {"bytes", interval.bytes},
-                      {"bits_per_second", number(interval.bits_per_second)},
-                      {"omitted", interval.omitted},
-                      {"streams", interval.stream_bytes}};
-        if (interval.udp) {
-            entry["packets"] = interval.udp->packets;
-            entry["lost_packets"] = interval.udp->lost_packets;
-            entry["jitter_ms"] = number(interval.udp->jitter_ms);
-        }
-        intervals.push_back(std::move(entry));
+        intervals.push_back(interval_json(interval));
     }
     out["intervals"] = std::move(intervals);
     json streams = json::array();
@@ -158,11 +147,66 @@ json direction_json(const direction_report& report) {
     return out;
 }
 
+const char* family_name(address_family family) {
+    switch (family) {
+        case address_family::ipv4:
+            return "ipv4";
+        case address_family::ipv6:
+            return "ipv6";
+        case address_family::any:
+            break;
+    }
+    return "any";
+}
+
 }  // namespace
 
-nlohmann::ordered_json to_json(const test_report& report) {
+nlohmann::ordered_json interval_json(const interval_report& interval) {
+    json entry = {{"start", number(interval.start_seconds)},
+                  {"end", number(interval.end_seconds)},
+                  {"bytes", interval.bytes},
+                  {"bits_per_second", number(interval.bits_per_second)},
+                  {"omitted", interval.omitted},
+                  {"streams", interval.stream_bytes}};
+    if (interval.udp) {
+        entry["packets"] = interval.udp->packets;
+        entry["lost_packets"] = interval.udp->lost_packets;
+        entry["jitter_ms"] = number(interval.udp->jitter_ms);
+    }
+    return entry;
+}
+
+nlohmann::ordered_json direction_json(const direction_report& report) {
+    return direction_json_of(report);
+}
+
+nlohmann::ordered_json latency_json(const latency_report& latency) {
+    return latency_json_of(latency);
+}
+
+nlohmann::ordered_json parameters_json(const test_options& options) {
+    return {{"duration_seconds", options.duration_seconds},
+            {"omit_seconds", options.omit_seconds},
+            {"interval_seconds", options.interval_seconds},
+            {"streams", options.streams},
+            {"bitrate", options.bitrate == 0 ? json(nullptr) : json(options.bitrate)},
+            {"udp", options.udp},
+            {"length", options.udp_length == 0 ? json(nullptr) : json(options.udp_length)},
+            {"congestion", options.congestion.empty() ? json(nullptr) : json(options.congestion)},
+            {"download", options.download},
+            {"upload", options.upload},
+            {"pings", options.pings},
+            {"ping_interval_seconds", options.ping_interval_seconds},
+            {"loaded_ping_interval_seconds", options.loaded_ping_interval_seconds},
+            {"connect_timeout_seconds", options.connect_timeout_seconds},
+            {"family", family_name(options.family)},
+            {"authentication", options.auth_key.has_value()}};
+}
+
+nlohmann::ordered_json start_json(const test_report& report, const test_options& options) {
     json out;
     out["version"] = report.version;
+    out["start_time"] = report.start_time.empty() ? json(nullptr) : json(report.start_time);
     out["server"] = {
         {"host", report.host},
         {"port", report.port},
@@ -170,11 +214,19 @@ nlohmann::ordered_json to_json(const test_report& report) {
         {"software", report.server_software.empty() ? json(nullptr) : json(report.server_software)},
         {"max_bitrate", report.server_max_bitrate == 0 ? json(nullptr) : json(report.server_max_bitrate)},
         {"max_bytes", report.server_max_bytes == 0 ? json(nullptr) : json(report.server_max_bytes)}};
+    out["local"] = {{"address", report.local_address.empty() ? json(nullptr) : json(report.local_address)},
+                    {"port", report.local_port == 0 ? json(nullptr) : json(report.local_port)}};
     out["protocol"] = report.protocol;
     out["streams"] = report.streams;
-    out["latency"] = {{"idle", report.idle_latency ? latency_json(*report.idle_latency) : json(nullptr)}};
-    out["download"] = report.download ? direction_json(*report.download) : json(nullptr);
-    out["upload"] = report.upload ? direction_json(*report.upload) : json(nullptr);
+    out["parameters"] = parameters_json(options);
+    return out;
+}
+
+nlohmann::ordered_json to_json(const test_report& report, const test_options& options) {
+    json out = start_json(report, options);
+    out["latency"] = {{"idle", report.idle_latency ? latency_json_of(*report.idle_latency) : json(nullptr)}};
+    out["download"] = report.download ? direction_json_of(*report.download) : json(nullptr);
+    out["upload"] = report.upload ? direction_json_of(*report.upload) : json(nullptr);
     out["bufferbloat_grade"] =
         report.bufferbloat_grade ? json(latency::name_of(*report.bufferbloat_grade)) : json(nullptr);
     out["responsiveness_rpm"] = report.responsiveness_rpm ? json(*report.responsiveness_rpm) : json(nullptr);

@@ -119,9 +119,14 @@ struct direction_report {
 
 struct test_report {
     std::string version;
+    std::string
+        start_time;  // when the run began: UTC, ISO 8601 with milliseconds ("2026-11-29T19:40:00.123Z")
     std::string host;
     std::uint16_t port = 0;
     std::string address;  // the address actually connected to
+    // The control connection's own end (the address the route to the server chose).
+    std::string local_address;
+    std::uint16_t local_port = 0;
     std::string server_software;
     // The server's per-test caps from WELCOME (0 = none): a figure at the cap may be the cap, not the link.
     std::uint64_t server_max_bitrate = 0;

@@ -432,6 +432,11 @@ asio::awaitable<void> run_all(run_state& run) {
     auto& report = run.report;
     net::control_channel control(co_await connect_first(co_await resolve(options), options, run.server));
     report.address = run.server.address().to_string();
+    asio::error_code local_error;
+    if (const auto local = control.socket().local_endpoint(local_error); !local_error) {
+        report.local_address = local.address().to_string();
+        report.local_port = local.port();
+    }
     const proto::hello hello = make_hello(proto::connection_kind::control, {});
     co_await control.write(hello, clock::now() + kReplyTimeout);
     const auto welcome = co_await control.expect<proto::welcome>(clock::now() + kReplyTimeout, "WELCOME");
@@ -524,6 +529,7 @@ int exit_code_for(const session_error& e) {
 test_report run_speed_test(const test_options& options, progress_sink& progress) {
     test_report report;
     report.version = SPEED_VERSION;
+    report.start_time = units::format_utc_iso8601(std::chrono::system_clock::now());
     report.host = options.host;
     report.port = options.port;
     report.streams = options.streams;

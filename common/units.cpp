@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 
 namespace speed::units {
 namespace {
@@ -200,6 +201,27 @@ std::string format_bytes_per_second(double bytes_per_second) {
     return format_iec(bytes_per_second, kNames.data(), kNames.size(), true);
 }
 
+std::string format_rate_in(double bits_per_second, char unit) {
+    static constexpr std::string_view kUnits = "kmgtKMGT";
+    static constexpr std::array<const char*, 8> kNames{"kbit/s", "Mbit/s", "Gbit/s", "Tbit/s",
+                                                       "KiB/s",  "MiB/s",  "GiB/s",  "TiB/s"};
+    const auto index = kUnits.find(unit);
+    if (index == std::string_view::npos) {
+        return format_bits_per_second(bits_per_second);
+    }
+    const bool bytes = index >= 4;
+    const double base = bytes ? 1024.0 : 1000.0;
+    double divisor = base;
+    for (std::size_t step = 0; step < index % 4; ++step) {
+        divisor *= base;
+    }
+    const double rate = std::isfinite(bits_per_second) && bits_per_second > 0.0 ? bits_per_second : 0.0;
+    const double value = (bytes ? rate / 8.0 : rate) / divisor;
+    std::array<char, 48> buffer{};
+    std::snprintf(buffer.data(), buffer.size(), "%.2f %s", value, kNames[index]);
+    return buffer.data();
+}
+
 std::string format_milliseconds(double milliseconds) {
     std::array<char, 32> buffer{};
     if (!std::isfinite(milliseconds)) {
@@ -209,6 +231,19 @@ std::string format_milliseconds(double milliseconds) {
     const int decimals = magnitude >= 100.0 ? 1 : (magnitude >= 1.0 ? 2 : 3);
     std::snprintf(buffer.data(), buffer.size(), "%.*f ms", decimals, milliseconds);
     return buffer.data();
+}
+
+std::string format_utc_iso8601(std::chrono::system_clock::time_point time) {
+    const auto whole = std::chrono::floor<std::chrono::seconds>(time);
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(whole);
+    const auto milliseconds = std::chrono::duration_cast<std::chrono::milliseconds>(time - whole).count();
+    std::tm parts{};
+    ::gmtime_r(&seconds, &parts);
+    std::array<char, 64> text{};
+    std::snprintf(text.data(), text.size(), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900,
+                  parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
+                  static_cast<int>(milliseconds));
+    return text.data();
 }
 
 }  // namespace speed::units

@@ -4,6 +4,7 @@
 // bit/s. Byte amounts use IEC (binary) prefixes, as memory and files are counted: 1 MiB = 1,048,576 bytes.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -36,7 +37,15 @@ std::string format_bytes(std::uint64_t bytes);
 // Byte rates for the monitor's --units bytes: "11.92 MiB/s".
 std::string format_bytes_per_second(double bytes_per_second);
 
+// A rate in the fixed unit of iperf3's -f/--format: k, m, g, t for kbit/s .. Tbit/s (SI), K, M, G, T for
+// KiB/s .. TiB/s (IEC, of bytes); 'a' (or anything else) is the adaptive format_bits_per_second. Two
+// decimals: "941.23 Mbit/s", "112.21 MiB/s".
+std::string format_rate_in(double bits_per_second, char unit);
+
 // "4.20 ms" style: milliseconds with a precision suited to the magnitude.
 std::string format_milliseconds(double milliseconds);
+
+// "2026-11-29T19:40:00.123Z": a wall-clock time in UTC, ISO 8601 with milliseconds (JSON, CSV, logs).
+std::string format_utc_iso8601(std::chrono::system_clock::time_point time);
 
 }  // namespace speed::units

@@ -8,7 +8,7 @@ _speedcli() {
     local test_options="-p --port -t --duration --time -O --omit -i --interval -P --streams --parallel
         -b --bitrate -u --udp -l --length -C --congestion --no-download --no-upload --pings
         --loaded-ping-interval --ping-interval --connect-timeout --threads -4 --ipv4 -6 --ipv6 -J --json
-        --auth-key --auth-key-name -h --help -v --version"
+        --json-stream --csv -q --quiet -f --format --logfile --auth-key --auth-key-name -h --help -v --version"
     local monitor_options="-I --interface -i --interval -c --count -J --json --units --once -h --help"
 
     local i in_monitor=0
@@ -20,8 +20,12 @@ _speedcli() {
     done
 
     case $prev in
-        --auth-key)
+        --auth-key | --logfile)
             _filedir
+            return
+            ;;
+        -f | --format)
+            COMPREPLY=($(compgen -W "a k m g t K M G T" -- "$cur"))
             return
             ;;
         -C | --congestion)

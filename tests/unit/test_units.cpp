@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cmath>
+
 #include "common/units.hpp"
 
 using namespace speed::units;
@@ -79,4 +82,28 @@ TEST_CASE("milliseconds format by magnitude", "[units]") {
     CHECK(format_milliseconds(0.0523) == "0.052 ms");
     CHECK(format_milliseconds(4.2) == "4.20 ms");
     CHECK(format_milliseconds(123.45) == "123.5 ms");
+}
+
+TEST_CASE("ISO 8601 times are UTC with milliseconds", "[units]") {
+    const auto wall_time =
+        std::chrono::system_clock::time_point{std::chrono::milliseconds(1'700'000'000'250)};
+    CHECK(format_utc_iso8601(wall_time) == "2023-11-14T22:13:20.250Z");
+    CHECK(format_utc_iso8601(std::chrono::system_clock::time_point{}) == "1970-01-01T00:00:00.000Z");
+    CHECK(format_utc_iso8601(wall_time + std::chrono::microseconds(999)) == "2023-11-14T22:13:20.250Z");
+}
+
+TEST_CASE("rates format in iperf3's fixed -f units", "[units]") {
+    CHECK(format_rate_in(941'234'567.0, 'k') == "941234.57 kbit/s");
+    CHECK(format_rate_in(941'234'567.0, 'm') == "941.23 Mbit/s");
+    CHECK(format_rate_in(941'234'567.0, 'g') == "0.94 Gbit/s");
+    CHECK(format_rate_in(2.5e12, 't') == "2.50 Tbit/s");
+    // Bytes: rate / 8 in powers of 1024.
+    CHECK(format_rate_in(8.0 * 1024.0, 'K') == "1.00 KiB/s");
+    CHECK(format_rate_in(8.0 * 1024.0 * 1024.0 * 100.0, 'M') == "100.00 MiB/s");
+    CHECK(format_rate_in(8.0 * 1024.0 * 1024.0 * 1024.0 * 3.0, 'G') == "3.00 GiB/s");
+    CHECK(format_rate_in(8.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0, 'T') == "1.00 TiB/s");
+    // 'a' (or any other letter) adapts the prefix; nothing below zero or non-finite.
+    CHECK(format_rate_in(941'234'567.0, 'a') == "941.2 Mbit/s");
+    CHECK(format_rate_in(-5.0, 'm') == "0.00 Mbit/s");
+    CHECK(format_rate_in(std::nan(""), 'M') == "0.00 MiB/s");
 }
