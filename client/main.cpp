@@ -8,7 +8,7 @@
 #include "client/monitor.hpp"
 #include "client/options.hpp"
 #include "client/output.hpp"
-#include "client/speed_test.hpp"
+#include "client/test_run.hpp"
 #include "common/udp_wire.hpp"
 #include "common/units.hpp"
 

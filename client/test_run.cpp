@@ -1,4 +1,4 @@
-#include "client/speed_test.hpp"
+#include "client/test_run.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
@@ -13,7 +13,7 @@
 
 #include "client/auth.hpp"
 #include "client/latency.hpp"
-#include "client/udp_test.hpp"
+#include "client/udp_run.hpp"
 #include "common/limits.hpp"
 #include "common/measurement.hpp"
 #include "common/units.hpp"
@@ -445,7 +445,7 @@ asio::awaitable<void> run_all(run_state& run) {
     co_await authenticate(control, welcome, run.auth, clock::now() + kReplyTimeout);
     run.progress.connected(report);
 
-    // --udp: the same phases over UDP (client/udp_test.cpp); latency under load still uses the TCP prober.
+    // --udp: the same phases over UDP (client/udp_run.cpp); latency under load still uses the TCP prober.
     const udp_run udp{options, run.progress, run.data_pool, run.server, run.auth};
     if (options.pings > 0 && options.udp) {
         report.idle_latency = co_await measure_udp_latency(udp, control);

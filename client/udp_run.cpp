@@ -1,4 +1,4 @@
-#include "client/udp_test.hpp"
+#include "client/udp_run.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>

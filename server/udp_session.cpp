@@ -1,7 +1,7 @@
 // The server's half of UDP tests (docs/protocol.md, "UDP tests"): setup over the control connection, the
 // cookie handshake through the listener, then sending a download or receiving an upload on per-stream
 // sockets, and the exact end-of-test exchange over the control connection again.
-#include "server/udp_test.hpp"
+#include "server/udp_session.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
