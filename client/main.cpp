@@ -5,7 +5,8 @@
 #include <iostream>
 
 #include "client/auth.hpp"
-#include "client/monitor.hpp"
+#include "client/exit_codes.hpp"
+#include "client/monitor/monitor.hpp"
 #include "client/options.hpp"
 #include "client/output.hpp"
 #include "client/test_run.hpp"

@@ -12,6 +12,7 @@
 #include <exception>
 
 #include "client/auth.hpp"
+#include "client/exit_codes.hpp"
 #include "client/latency.hpp"
 #include "client/udp_run.hpp"
 #include "common/limits.hpp"

@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "common/units.hpp"
+#include "config/key_file.hpp"
 #include "net/io_pool.hpp"
-#include "net/key_file.hpp"
 #include "server/config.hpp"
 #include "server/server.hpp"
 #include "server/systemd_notify.hpp"
@@ -328,7 +328,7 @@ int main(int argc, char** argv) {
         config.threads = speed::net::default_thread_count();
     }
     if (!auth_keys_path.empty()) {
-        auto keys = speed::net::load_key_file(auth_keys_path);
+        auto keys = speed::config::load_key_file(auth_keys_path);
         if (auto* failure = std::get_if<std::string>(&keys)) {
             std::fprintf(stderr, "speedsrv: --auth-keys: %s\n", failure->c_str());
             return kExitStartupFailure;

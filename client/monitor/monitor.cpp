@@ -1,4 +1,4 @@
-#include "client/monitor.hpp"
+#include "client/monitor/monitor.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,9 +12,9 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "client/monitor_output.hpp"
-#include "client/netdev_reader.hpp"
-#include "client/report.hpp"
+#include "client/exit_codes.hpp"
+#include "client/monitor/monitor_output.hpp"
+#include "client/monitor/netdev_reader.hpp"
 
 namespace speed::client {
 
