@@ -35,10 +35,10 @@ using net::session_error;
 
 namespace {
 
-constexpr auto kReplyTimeout = 10s;     // for a reply to a request on the control connection
-constexpr auto kFirstByteTimeout = 5s;  // from STREAMS_READY to the first payload byte
-constexpr auto kStopGrace = 5s;         // slack for the server's STOP beyond the test's own length
-constexpr auto kResultsTimeout = 5s;
+using proto::kFirstByteTimeout;
+using proto::kReplyTimeout;
+using proto::kResultsTimeout;
+using proto::kStopGrace;
 
 // Reaching the server failed: name resolution, refusal, connect timeout.
 class unreachable_error : public std::runtime_error {

@@ -26,14 +26,13 @@ using net::session_error;
 
 namespace {
 
-constexpr auto kReplyTimeout = 10s;
-constexpr auto kResultsTimeout = 5s;
-constexpr auto kFirstDataTimeout = 5s;
-constexpr auto kStopGrace = 5s;
+using proto::kFirstByteTimeout;
+using proto::kReplyTimeout;
+using proto::kResultsTimeout;
+using proto::kStopGrace;
+using proto::kUdpSetupTimeout;
 // A download whose data stops this long ends with an error (speedsrv's default --stall-timeout).
 constexpr auto kStallTimeout = 10s;
-// The UDP handshake is retransmitted with backoff until this deadline (net/udp_socket.hpp).
-constexpr auto kHandshakeTimeout = 5s;
 // A probe whose PONG has not come back this long after the last PING was sent is lost.
 constexpr auto kProbeLossTimeout = 1s;
 
@@ -70,7 +69,7 @@ asio::awaitable<void> open_udp_flows(const udp_run& run, net::udp_flow_group& gr
         socket.connect(server);
         group.attach(index, std::move(socket));
     }
-    const auto deadline = clock::now() + kHandshakeTimeout;
+    const auto deadline = clock::now() + kUdpSetupTimeout;
     while (group.established_count() < group.size()) {
         if (auto failure = group.first_failure()) {
             throw udp_path_error("UDP to " + describe(server.address(), port) + " failed: " + *failure +
@@ -79,7 +78,7 @@ asio::awaitable<void> open_udp_flows(const udp_run& run, net::udp_flow_group& gr
         if (clock::now() >= deadline) {
             throw udp_path_error(
                 "no answer to the UDP handshake from " + describe(server.address(), port) + " within " +
-                std::to_string(kHandshakeTimeout.count()) +
+                std::to_string(kUdpSetupTimeout.count()) +
                 " s: UDP is probably blocked (speedcli --udp needs UDP to and from that port)");
         }
         co_await group.wait_for_change(deadline);
@@ -220,7 +219,7 @@ asio::awaitable<void> run_udp_download(const udp_run& run, net::control_channel&
     run.progress.direction_started(proto::direction::download, report);
 
     const net::udp_window_result window = co_await net::measure_udp_receiver_window(
-        group, plan_of(run.options), clock::now() + kFirstDataTimeout,
+        group, plan_of(run.options), clock::now() + kFirstByteTimeout,
         [&run, &report](const proto::udp_interval_report& closed) {
             return record_udp_interval(run, report, closed);
         });
@@ -257,7 +256,7 @@ asio::awaitable<void> run_udp_upload(const udp_run& run, net::control_channel& c
     // The server is the receiver: it reports each interval, then STOP when its window has closed.
     const auto test_length =
         std::chrono::milliseconds(to_ms(options.omit_seconds + options.duration_seconds));
-    const auto stop_deadline = clock::now() + kFirstDataTimeout + test_length + kStopGrace;
+    const auto stop_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
     for (;;) {
         proto::message msg = co_await control.read(stop_deadline, "the server's STOP");
         if (auto* interval = std::get_if<proto::udp_interval_report>(&msg)) {
@@ -372,12 +371,12 @@ asio::awaitable<latency_report> measure_udp_latency(const udp_run& run, net::con
     probes.rtt_ms.resize(options.pings);
     bool established = false;
     try {
-        const auto deadline = clock::now() + kHandshakeTimeout;
+        const auto deadline = clock::now() + kUdpSetupTimeout;
         for (unsigned attempt = 0; !established; ++attempt) {
             if (clock::now() >= deadline) {
                 throw udp_path_error(
                     "no answer to the UDP handshake from " + describe(server.address(), setup.port) +
-                    " within " + std::to_string(kHandshakeTimeout.count()) +
+                    " within " + std::to_string(kUdpSetupTimeout.count()) +
                     " s: UDP is probably blocked (speedcli --udp needs UDP to and from that port)");
             }
             if (!net::drop_handshake_for_test()) {
