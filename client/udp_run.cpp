@@ -31,6 +31,7 @@ using proto::kReplyTimeout;
 using proto::kResultsTimeout;
 using proto::kStopGrace;
 using proto::kUdpSetupTimeout;
+
 // A download whose data stops this long ends with an error (speedsrv's default --stall-timeout).
 constexpr auto kStallTimeout = 10s;
 // A probe whose PONG has not come back this long after the last PING was sent is lost.

@@ -38,6 +38,7 @@ namespace {
 using proto::kFirstByteTimeout;
 using proto::kResultsTimeout;
 using proto::kUdpSetupTimeout;
+
 // How often a UDP sender's session checks its flows and the STOP deadline while it waits for STOP.
 constexpr auto kSenderWatchInterval = 100ms;
 
