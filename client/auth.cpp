@@ -1,13 +1,13 @@
 #include "client/auth.hpp"
 
+#include "config/key_file.hpp"
 #include "net/errors.hpp"
-#include "net/key_file.hpp"
 #include "net/random.hpp"
 
 namespace speed::client {
 
 std::variant<auth::key, std::string> load_client_key(const std::string& path, const std::string& name) {
-    auto loaded = net::load_key_file(path);
+    auto loaded = config::load_key_file(path);
     if (auto* failure = std::get_if<std::string>(&loaded)) {
         return *failure;
     }

@@ -1,12 +1,12 @@
 #include "client/latency.hpp"
 
+#include <asio/buffer.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
 #include "common/frame_buffer.hpp"
-#include "net/buffer.hpp"
 #include "net/clock.hpp"
 #include "net/errors.hpp"
 #include "net/spawn.hpp"

@@ -9,10 +9,11 @@
 #include <cstring>
 
 #include "client/auth.hpp"
-#include "client/monitor.hpp"
+#include "client/exit_codes.hpp"
+#include "client/monitor/monitor.hpp"
 #include "client/options.hpp"
 #include "client/output.hpp"
-#include "client/speed_test.hpp"
+#include "client/test_run.hpp"
 #include "common/udp_wire.hpp"
 #include "common/units.hpp"
 

@@ -1,7 +1,6 @@
 // Everything the speed test part of speedcli's command line controls.
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -10,6 +9,7 @@
 #include "common/auth.hpp"
 #include "common/measurement.hpp"
 #include "common/protocol.hpp"
+#include "common/time_units.hpp"
 
 namespace speed::client {
 
@@ -38,20 +38,15 @@ struct test_options {
     std::uint32_t udp_length = 0;       // UDP payload bytes per datagram; 0 = fill a 1500-byte MTU
 };
 
-// Seconds from the command line as the whole milliseconds the protocol carries.
-inline std::uint32_t to_ms(double seconds) {
-    return static_cast<std::uint32_t>(std::llround(seconds * 1000.0));
-}
-
 // The TEST_REQUEST of a TCP test in direction `dir` with these options.
 inline proto::test_request tcp_request_for(const test_options& options, proto::direction dir) {
     proto::test_request request;
     request.dir = dir;
     request.proto = proto::transport::tcp;
     request.streams = options.streams;
-    request.duration_ms = to_ms(options.duration_seconds);
-    request.omit_ms = to_ms(options.omit_seconds);
-    request.interval_ms = to_ms(options.interval_seconds);
+    request.duration_ms = units::seconds_to_wire_ms(options.duration_seconds);
+    request.omit_ms = units::seconds_to_wire_ms(options.omit_seconds);
+    request.interval_ms = units::seconds_to_wire_ms(options.interval_seconds);
     request.bitrate = options.bitrate;
     request.congestion = options.congestion;
     return request;
@@ -60,8 +55,9 @@ inline proto::test_request tcp_request_for(const test_options& options, proto::d
 // The receiver's sampling plan for the options' warm-up, window and interval, rounded as TEST_REQUEST
 // carries them, so both ends sample the same instants.
 inline measure::plan plan_of(const test_options& options) {
-    return measure::plan::from_ms(to_ms(options.omit_seconds), to_ms(options.duration_seconds),
-                                  to_ms(options.interval_seconds));
+    return measure::plan::from_ms(units::seconds_to_wire_ms(options.omit_seconds),
+                                  units::seconds_to_wire_ms(options.duration_seconds),
+                                  units::seconds_to_wire_ms(options.interval_seconds));
 }
 
 }  // namespace speed::client

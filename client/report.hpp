@@ -142,14 +142,7 @@ struct test_report {
     std::optional<double> responsiveness_rpm;
     std::optional<double> corrected_responsiveness_rpm;  // from kernel-corrected round trips: comparison only
     std::optional<std::string> error;
-    int exit_code = 0;
+    int exit_code = 0;  // client/exit_codes.hpp
 };
-
-// Exit codes, documented in README.md.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitTestFailed = 1;   // the test started but failed: lost connection, timeout, bad data
-inline constexpr int kExitUsage = 2;        // invalid command line
-inline constexpr int kExitUnreachable = 3;  // name not resolved, connection refused or timed out
-inline constexpr int kExitRefused = 4;      // the server refused: busy, limits, version, authentication
 
 }  // namespace speed::client

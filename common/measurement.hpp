@@ -68,7 +68,6 @@ class interval_meter {
     bool finished() const { return next_point_ >= points_.size(); }
     // The planned time of the next sample (relative to time 0); only valid while !finished().
     std::int64_t next_point_ns() const { return points_[next_point_]; }
-    const plan& get_plan() const { return plan_; }
     // Final figures; meaningful once finished().
     totals result() const;
 

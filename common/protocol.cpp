@@ -647,8 +647,7 @@ decode_result decode_frame(std::span<const std::uint8_t> input, std::uint32_t ma
         return result;
     }
     const std::uint8_t type = input[0];
-    const std::uint32_t length = (std::uint32_t{input[1]} << 24) | (std::uint32_t{input[2]} << 16) |
-                                 (std::uint32_t{input[3]} << 8) | std::uint32_t{input[4]};
+    const auto length = static_cast<std::uint32_t>(wire::get_big_endian(input.data() + 1, 4));
     if (length > max_payload) {
         result.status = decode_status::bad;
         result.reason = "frame payload of " + std::to_string(length) + " bytes exceeds the limit of " +

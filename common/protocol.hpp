@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -42,6 +43,28 @@ inline constexpr std::size_t kMaxRttSamples = 4096;
 inline constexpr std::size_t kAuthNonceSize = 32;
 inline constexpr std::size_t kAuthMacSize = 32;
 inline constexpr std::size_t kMaxKeyNameLength = 64;
+
+// Protocol deadlines, one name and one value each (docs/protocol.md lists them by phase). Both binaries take
+// them from here; deadlines one binary chooses for itself (watch intervals, probe loss) stay in its files.
+//
+// How long ending a test may take on either side: closing its streams and exchanging STOP and the final
+// reports. The server also gives every write on the control connection this long.
+inline constexpr std::chrono::seconds kResultsTimeout{5};
+// How long the client waits for the server's answer to a request (WELCOME, AUTH_OK, TEST_ACCEPT, UDP_SETUP,
+// STREAMS_READY) and for its own writes before it. Twice the server's deadlines in those phases
+// (kStreamSetupTimeout, kUdpSetupTimeout, kResultsTimeout), so a server that gives up on a phase gets its
+// ERROR, which says why, to the client before the client gives up with a bare timeout.
+inline constexpr std::chrono::seconds kReplyTimeout{10};
+// How long the client has to open every data connection of a test after TEST_ACCEPT.
+inline constexpr std::chrono::seconds kStreamSetupTimeout{5};
+// How long the client has to complete the UDP handshake of every stream after UDP_SETUP: the client
+// retransmits its HELLOs with backoff until then (net/udp_socket.hpp), so it survives heavy loss.
+inline constexpr std::chrono::seconds kUdpSetupTimeout{5};
+// From STREAMS_READY to the first payload byte (TCP) or DATA datagram (UDP) at the receiver, either side:
+// room for slow start on a long path or a busy sender.
+inline constexpr std::chrono::seconds kFirstByteTimeout{5};
+// The client's slack for the server's STOP of an upload beyond the test's own length.
+inline constexpr std::chrono::seconds kStopGrace{5};
 
 using session_token = std::array<std::uint8_t, kTokenSize>;
 using auth_nonce = std::array<std::uint8_t, kAuthNonceSize>;

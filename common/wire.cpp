@@ -5,9 +5,9 @@
 namespace speed::wire {
 
 void writer::put(std::uint64_t value, int width) {
-    for (int shift = (width - 1) * 8; shift >= 0; shift -= 8) {
-        out_.push_back(static_cast<std::uint8_t>((value >> shift) & 0xffU));
-    }
+    const std::size_t offset = out_.size();
+    out_.resize(offset + static_cast<std::size_t>(width));
+    put_big_endian(out_.data() + offset, value, width);
 }
 
 void writer::string16(std::string_view text) {
@@ -17,9 +17,8 @@ void writer::string16(std::string_view text) {
 }
 
 void writer::patch_u32(std::size_t offset, std::uint32_t value) {
-    for (std::size_t i = 0; i < 4; ++i) {
-        out_.at(offset + i) = static_cast<std::uint8_t>((value >> (24 - 8 * i)) & 0xffU);
-    }
+    (void)out_.at(offset + 3);  // the same bounds check as before, for the last byte written
+    put_big_endian(out_.data() + offset, value, 4);
 }
 
 std::uint64_t reader::get(int width) {
@@ -28,10 +27,7 @@ std::uint64_t reader::get(int width) {
         ok_ = false;
         return 0;
     }
-    std::uint64_t value = 0;
-    for (std::size_t i = 0; i < count; ++i) {
-        value = (value << 8) | in_[position_ + i];
-    }
+    const std::uint64_t value = get_big_endian(in_.data() + position_, width);
     position_ += count;
     return value;
 }

@@ -11,6 +11,22 @@
 
 namespace speed::wire {
 
+// The one big-endian encoding of the code base: the low `width` bytes of `value`, most significant first.
+// Callers have checked that `width` (at most 8) bytes fit at `out` / are there at `in`.
+inline void put_big_endian(std::uint8_t* out, std::uint64_t value, int width) {
+    for (int i = 0; i < width; ++i) {
+        out[i] = static_cast<std::uint8_t>(value >> (8 * (width - 1 - i)));
+    }
+}
+
+inline std::uint64_t get_big_endian(const std::uint8_t* in, int width) {
+    std::uint64_t value = 0;
+    for (int i = 0; i < width; ++i) {
+        value = (value << 8) | in[i];
+    }
+    return value;
+}
+
 class writer {
   public:
     explicit writer(std::vector<std::uint8_t>& out) : out_(out) {}

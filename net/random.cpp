@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -21,6 +22,16 @@ void fill_random(std::span<std::uint8_t> bytes) {
         }
         filled += static_cast<std::size_t>(got);
     }
+}
+
+std::uint64_t random_nonzero_u64() {
+    std::uint64_t value = 0;
+    while (value == 0) {
+        std::array<std::uint8_t, sizeof value> bytes{};
+        fill_random(bytes);
+        std::memcpy(&value, bytes.data(), bytes.size());
+    }
+    return value;
 }
 
 }  // namespace speed::net

@@ -1,6 +1,5 @@
 #include "net/udp_flow.hpp"
 
-#include <sys/random.h>
 #include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -9,12 +8,11 @@
 #include <asio/use_awaitable.hpp>
 
 #include <atomic>
-#include <cerrno>
 #include <mutex>
-#include <system_error>
 
 #include "common/udp_pacer.hpp"
 #include "common/udp_rate_control.hpp"
+#include "net/random.hpp"
 #include "net/spawn.hpp"
 #include "net/udp_socket.hpp"
 
@@ -40,18 +38,6 @@ constexpr int kBatchesBeforeYield = 4;
 batch_receiver& thread_receiver() {
     thread_local batch_receiver receiver;
     return receiver;
-}
-
-// A nonce for DATA: unpredictable (the kernel's CSPRNG), never 0 (0 means "none" in FEEDBACK).
-std::uint64_t random_nonce() {
-    std::uint64_t nonce = 0;
-    while (nonce == 0) {
-        const ssize_t got = ::getrandom(&nonce, sizeof nonce, 0);
-        if (got != static_cast<ssize_t>(sizeof nonce) && errno != EINTR) {
-            throw std::system_error(errno, std::generic_category(), "getrandom");
-        }
-    }
-    return nonce;
 }
 
 struct alignas(64) published_counters {
@@ -410,7 +396,8 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     // ---- nonces ----
 
     void rotate_nonce(std::int64_t now) {
-        nonces_[nonces_drawn_ % kNonceHistory] = random_nonce();
+        // Unpredictable, so only a receiver that saw the DATA can echo it; never 0 ("none" in FEEDBACK).
+        nonces_[nonces_drawn_ % kNonceHistory] = random_nonzero_u64();
         ++nonces_drawn_;
         nonce_drawn_ns_ = now;
     }

@@ -149,7 +149,6 @@ class batch_sender {
         }
         return send_filled(fd, count);
     }
-    bool using_gso() const { return gso_; }
 
   private:
     result send_filled(int fd, std::size_t count);

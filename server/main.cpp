@@ -16,9 +16,10 @@
 #include <cstdlib>
 #include <thread>
 
+#include "common/time_units.hpp"
 #include "common/units.hpp"
+#include "config/key_file.hpp"
 #include "net/io_pool.hpp"
-#include "net/key_file.hpp"
 #include "server/config.hpp"
 #include "server/server.hpp"
 #include "server/systemd_notify.hpp"
@@ -104,10 +105,6 @@ void wedge_data_thread_for_test(speed::net::io_pool& pool, std::atomic<bool>& re
             }
         });
     }).detach();
-}
-
-std::chrono::milliseconds seconds_to_ms(double seconds) {
-    return std::chrono::milliseconds(std::llround(seconds * 1000.0));
 }
 
 // File descriptors the caps can require at once: every connection in handshake, and per session its control
@@ -307,7 +304,7 @@ int main(int argc, char** argv) {
         return kExitUsage;
     }
     config.limits.min_bitrate = static_cast<std::uint64_t>(std::llround(*min_bitrate));
-    config.max_session_time = seconds_to_ms(max_session_seconds);
+    config.max_session_time = speed::units::seconds_to_ms(max_session_seconds);
     if (reserved_option->count() > 0) {
         if (reserved_handshakes >= admission.max_handshakes) {
             std::fprintf(stderr, "speedsrv: --reserved-handshakes must be below --max-handshakes\n");
@@ -328,15 +325,15 @@ int main(int argc, char** argv) {
     }
     config.limits.udp = !no_udp;
     config.limits.max_bytes = *max_bytes;
-    config.limits.max_duration_ms = static_cast<std::uint32_t>(seconds_to_ms(max_duration_seconds).count());
-    config.handshake_timeout = seconds_to_ms(handshake_timeout_seconds);
-    config.idle_timeout = seconds_to_ms(idle_timeout_seconds);
-    config.stall_timeout = seconds_to_ms(stall_timeout_seconds);
+    config.limits.max_duration_ms = speed::units::seconds_to_wire_ms(max_duration_seconds);
+    config.handshake_timeout = speed::units::seconds_to_ms(handshake_timeout_seconds);
+    config.idle_timeout = speed::units::seconds_to_ms(idle_timeout_seconds);
+    config.stall_timeout = speed::units::seconds_to_ms(stall_timeout_seconds);
     if (config.threads == 0) {
         config.threads = speed::net::default_thread_count();
     }
     if (!auth_keys_path.empty()) {
-        auto keys = speed::net::load_key_file(auth_keys_path);
+        auto keys = speed::config::load_key_file(auth_keys_path);
         if (auto* failure = std::get_if<std::string>(&keys)) {
             std::fprintf(stderr, "speedsrv: --auth-keys: %s\n", failure->c_str());
             return kExitStartupFailure;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <asio/buffer.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
@@ -10,7 +11,6 @@
 #include <asio/write.hpp>
 
 #include "common/frame_buffer.hpp"
-#include "net/buffer.hpp"
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
 #include "net/timestamps.hpp"

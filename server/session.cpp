@@ -26,16 +26,14 @@ using net::session_error;
 
 namespace {
 
-// How long the client has to open every data connection of a test after TEST_ACCEPT.
-constexpr auto kStreamSetupTimeout = 5s;
-// How long after STREAMS_READY the first payload byte may take (slow start on a long path, a busy sender).
-constexpr auto kFirstByteTimeout = 5s;
+using proto::kFirstByteTimeout;
+using proto::kResultsTimeout;
+using proto::kStreamSetupTimeout;
+
 // With a byte cap, a download's sender stops once it has sent this share of --max-bytes at its pace (the
 // pace fits max_bytes into the test, so the client's window has all its data by then), STOP or not: the cap
 // then holds within the 1.25x the docs promise even for a client that never sends STOP.
 constexpr double kSendCutoffShare = 1.1;
-// How long closing streams and exchanging final reports may take; also every write's deadline.
-constexpr auto kResultsTimeout = 5s;
 // How often a sender checks its progress watchdog and budget while it waits for STOP.
 constexpr auto kWatchInterval = 250ms;
 // Probe connections one session may hold (speedcli opens one).

@@ -26,7 +26,7 @@
 #include "server/probe_echo.hpp"
 #include "server/session_protocol.hpp"
 #include "server/session_registry.hpp"
-#include "server/udp_test.hpp"
+#include "server/udp_session.hpp"
 
 namespace speed::server {
 
@@ -74,7 +74,7 @@ class session : public std::enable_shared_from_this<session> {
     // --stall-timeout, stretched for very slowly paced tests (common/limits.hpp).
     std::int64_t stall_timeout_for(const proto::test_request& request) const;
 
-    // UDP tests and probes (server/udp_test.cpp).
+    // UDP tests and probes (server/udp_session.cpp).
     asio::awaitable<void> run_udp_test(const proto::test_request& request);
     asio::awaitable<void> send_udp_download(const proto::test_request& request);
     asio::awaitable<void> receive_udp_upload(const proto::test_request& request);

@@ -1,6 +1,6 @@
 // client/monitor_output: the exact text of the monitor's NDJSON lines, table, summary and --once lines, and
 // the escape sequences of the in-place redraw.
-#include "client/monitor_output.hpp"
+#include "client/monitor/monitor_output.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/protocol.hpp"
+#include "common/wire.hpp"
 #include "tests/unit/hex.hpp"
 
 using namespace speed::proto;
@@ -363,4 +364,19 @@ TEST_CASE("tokens compare by value and print only a prefix", "[protocol]") {
     b[15] ^= 1;
     CHECK_FALSE(tokens_equal(a, b));
     CHECK(token_prefix(a) == "01020304");
+}
+
+TEST_CASE("big-endian put and get: most significant byte first, any width up to 8", "[protocol][wire]") {
+    std::array<std::uint8_t, 8> bytes{};
+    speed::wire::put_big_endian(bytes.data(), 0x0102030405060708ULL, 8);
+    CHECK(bytes == std::array<std::uint8_t, 8>{1, 2, 3, 4, 5, 6, 7, 8});
+    CHECK(speed::wire::get_big_endian(bytes.data(), 8) == 0x0102030405060708ULL);
+    CHECK(speed::wire::get_big_endian(bytes.data() + 6, 2) == 0x0708U);
+
+    bytes.fill(0xee);
+    speed::wire::put_big_endian(bytes.data() + 1, 0xAABBCCDDU, 4);  // only the low 4 bytes, only 4 written
+    CHECK(bytes == std::array<std::uint8_t, 8>{0xee, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xee, 0xee});
+    CHECK(speed::wire::get_big_endian(bytes.data() + 1, 4) == 0xAABBCCDDU);
+    speed::wire::put_big_endian(bytes.data(), 0x1234, 1);  // the low byte only
+    CHECK(bytes[0] == 0x34);
 }

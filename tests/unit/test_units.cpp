@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/time_units.hpp"
 #include "common/units.hpp"
 
 using namespace speed::units;
@@ -106,4 +107,21 @@ TEST_CASE("rates format in iperf3's fixed -f units", "[units]") {
     CHECK(format_rate_in(941'234'567.0, 'a') == "941.2 Mbit/s");
     CHECK(format_rate_in(-5.0, 'm') == "0.00 Mbit/s");
     CHECK(format_rate_in(std::nan(""), 'M') == "0.00 MiB/s");
+}
+
+TEST_CASE("time conversions round seconds to the nearest unit and report fractions exactly", "[units]") {
+    using namespace std::chrono_literals;
+    CHECK(seconds_to_ns(1.5) == 1'500'000'000ns);
+    CHECK(seconds_to_ns(0.0000000004) == 0ns);
+    CHECK(seconds_to_ns(0.0000000006) == 1ns);
+    CHECK(seconds_to_ms(0.0004) == 0ms);
+    CHECK(seconds_to_ms(2.0006) == 2001ms);
+    CHECK(seconds_to_wire_ms(10.0) == 10'000U);
+    CHECK(seconds_to_wire_ms(0.2504) == 250U);
+    CHECK(ns_to_seconds(std::int64_t{2'500'000'000}) == 2.5);
+    CHECK(ns_to_seconds(std::uint64_t{0}) == 0.0);
+    CHECK(ns_to_ms(std::uint64_t{1'250'000}) == 1.25);
+    CHECK(ns_to_ms(std::int64_t{-500'000}) == -0.5);
+    CHECK(us_to_ms(std::vector<std::uint32_t>{0, 1500, 4'294'967'295U}) ==
+          std::vector<double>{0.0, 1.5, 4'294'967.295});
 }

@@ -1,4 +1,4 @@
-#include "client/speed_test.hpp"
+#include "client/test_run.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
@@ -8,14 +8,15 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <cmath>
 #include <exception>
 
 #include "client/auth.hpp"
+#include "client/exit_codes.hpp"
 #include "client/latency.hpp"
-#include "client/udp_test.hpp"
+#include "client/udp_run.hpp"
 #include "common/limits.hpp"
 #include "common/measurement.hpp"
+#include "common/time_units.hpp"
 #include "common/units.hpp"
 #include "net/control_channel.hpp"
 #include "net/errors.hpp"
@@ -34,20 +35,16 @@ using net::session_error;
 
 namespace {
 
-constexpr auto kReplyTimeout = 10s;     // for a reply to a request on the control connection
-constexpr auto kFirstByteTimeout = 5s;  // from STREAMS_READY to the first payload byte
-constexpr auto kStopGrace = 5s;         // slack for the server's STOP beyond the test's own length
-constexpr auto kResultsTimeout = 5s;
+using proto::kFirstByteTimeout;
+using proto::kReplyTimeout;
+using proto::kResultsTimeout;
+using proto::kStopGrace;
 
 // Reaching the server failed: name resolution, refusal, connect timeout.
 class unreachable_error : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;
 };
-
-std::chrono::nanoseconds seconds_to_duration(double seconds) {
-    return std::chrono::nanoseconds(std::llround(seconds * 1e9));
-}
 
 std::string describe(const tcp::endpoint& endpoint) {
     return endpoint.address().to_string() + " port " + std::to_string(endpoint.port());
@@ -84,8 +81,8 @@ class window_marks final : public progress_sink {
         if (first_report_ns_ == 0) {
             return std::nullopt;
         }
-        const std::int64_t zero = first_report_ns_ - std::llround(first_end_seconds_ * 1e9);
-        return latency::time_span{zero + std::llround(omitted_seconds * 1e9), last_report_ns_};
+        const std::int64_t zero = first_report_ns_ - units::seconds_to_ns(first_end_seconds_).count();
+        return latency::time_span{zero + units::seconds_to_ns(omitted_seconds).count(), last_report_ns_};
     }
 
   private:
@@ -144,7 +141,7 @@ asio::awaitable<tcp::socket> connect(const tcp::endpoint& endpoint, double timeo
     using namespace asio::experimental::awaitable_operators;
     auto executor = co_await asio::this_coro::executor;
     tcp::socket socket(executor);
-    asio::steady_timer timer(executor, std::chrono::milliseconds(to_ms(timeout_seconds)));
+    asio::steady_timer timer(executor, std::chrono::milliseconds(units::seconds_to_wire_ms(timeout_seconds)));
     auto result = co_await (socket.async_connect(endpoint, as_tuple(asio::use_awaitable)) ||
                             timer.async_wait(as_tuple(asio::use_awaitable)));
     if (result.index() == 1) {
@@ -186,8 +183,8 @@ proto::hello make_hello(proto::connection_kind kind, const proto::session_token&
 
 interval_report to_report(const measure::interval& closed) {
     interval_report entry;
-    entry.start_seconds = static_cast<double>(closed.start_ns) / 1e9;
-    entry.end_seconds = static_cast<double>(closed.end_ns) / 1e9;
+    entry.start_seconds = units::ns_to_seconds(closed.start_ns);
+    entry.end_seconds = units::ns_to_seconds(closed.end_ns);
     entry.bytes = closed.bytes();
     entry.bits_per_second = closed.bits_per_second();
     entry.omitted = closed.omitted;
@@ -199,7 +196,7 @@ void fill_totals(direction_report& report, const measure::totals& totals) {
     report.seconds = totals.seconds();
     report.bytes = totals.bytes();
     report.bits_per_second = totals.bits_per_second();
-    report.omitted_seconds = static_cast<double>(totals.omitted_ns) / 1e9;
+    report.omitted_seconds = units::ns_to_seconds(totals.omitted_ns);
     report.omitted_bytes = totals.omitted_bytes;
     report.streams.resize(totals.stream_bytes.size());
     for (std::size_t i = 0; i < totals.stream_bytes.size(); ++i) {
@@ -256,8 +253,8 @@ asio::awaitable<void> set_up_test(run_state& run, net::control_channel& control,
 // the warm-up count, so slow start does not flatter the figure.
 void start_loaded_probes(run_state& run) {
     if (run.probes && run.options.loaded_ping_interval_seconds > 0) {
-        run.probes->start_background(seconds_to_duration(run.options.loaded_ping_interval_seconds),
-                                     clock::now() + seconds_to_duration(run.options.omit_seconds));
+        run.probes->start_background(units::seconds_to_ns(run.options.loaded_ping_interval_seconds),
+                                     clock::now() + units::seconds_to_ns(run.options.omit_seconds));
     }
 }
 
@@ -271,15 +268,6 @@ asio::awaitable<void> record_interval(run_state& run, direction_report& report, 
     report.intervals.push_back(to_report(closed));
     run.progress.interval_done(report.dir, report.intervals.back());
     co_return;
-}
-
-std::vector<double> microseconds_to_ms(const std::vector<std::uint32_t>& samples_us) {
-    std::vector<double> ms;
-    ms.reserve(samples_us.size());
-    for (auto us : samples_us) {
-        ms.push_back(us / 1000.0);
-    }
-    return ms;
 }
 
 asio::awaitable<void> run_download(run_state& run, net::control_channel& control, direction_report& report) {
@@ -301,7 +289,7 @@ asio::awaitable<void> run_download(run_state& run, net::control_channel& control
     const auto sender = co_await control.expect<proto::sender_report>(clock::now() + kResultsTimeout,
                                                                       "the server's SENDER_REPORT");
     fill_sender(report, sender.streams);
-    report.in_band_rtt_ms = microseconds_to_ms(sender.rtt_samples_us);
+    report.in_band_rtt_ms = units::us_to_ms(sender.rtt_samples_us);
     co_await group.wait_all_ended(clock::now() + kResultsTimeout);
 }
 
@@ -318,7 +306,7 @@ asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, 
     start_loaded_probes(run);
 
     // The server is the receiver: it reports each interval, then STOP when its window has closed.
-    const auto test_length = seconds_to_duration(options.omit_seconds + options.duration_seconds);
+    const auto test_length = units::seconds_to_ns(options.omit_seconds + options.duration_seconds);
     const auto stop_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
     for (;;) {
         proto::message msg = co_await control.read(stop_deadline, "the server's STOP");
@@ -355,10 +343,8 @@ asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, 
     totals.stream_bytes = received.stream_bytes;
     fill_totals(report, totals);
     fill_sender(report, sent.streams);
-    const auto omit_ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(seconds_to_duration(options.omit_seconds))
-            .count();
-    report.in_band_rtt_ms = microseconds_to_ms(group.rtt_samples_us(sending_started_ns + omit_ns));
+    const auto omit_ns = units::seconds_to_ns(options.omit_seconds).count();
+    report.in_band_rtt_ms = units::us_to_ms(group.rtt_samples_us(sending_started_ns + omit_ns));
 }
 
 // Cuts a direction's loaded-latency series to the receiver's window and takes its RPM from the stable part
@@ -450,7 +436,7 @@ asio::awaitable<void> run_all(run_state& run) {
     co_await authenticate(control, welcome, run.auth, clock::now() + kReplyTimeout);
     run.progress.connected(report);
 
-    // --udp: the same phases over UDP (client/udp_test.cpp); latency under load still uses the TCP prober.
+    // --udp: the same phases over UDP (client/udp_run.cpp); latency under load still uses the TCP prober.
     const udp_run udp{options, run.progress, run.data_pool, run.server, run.auth};
     if (options.pings > 0 && options.udp) {
         report.idle_latency = co_await measure_udp_latency(udp, control);
@@ -466,7 +452,7 @@ asio::awaitable<void> run_all(run_state& run) {
     }
     if (options.pings > 0 && !options.udp) {
         report.idle_latency =
-            co_await run.probes->measure(options.pings, seconds_to_duration(options.ping_interval_seconds));
+            co_await run.probes->measure(options.pings, units::seconds_to_ns(options.ping_interval_seconds));
         run.progress.idle_latency_done(*report.idle_latency);
     }
     // A direction enters the report only once it completed: one that failed part-way has no window figures

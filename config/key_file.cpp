@@ -1,4 +1,4 @@
-#include "net/key_file.hpp"
+#include "config/key_file.hpp"
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
-namespace speed::net {
+namespace speed::config {
 namespace {
 
 // A key file holds a few lines; anything larger is not one.
@@ -81,4 +81,4 @@ std::variant<std::vector<auth::key>, std::string> load_key_file(const std::strin
     return parsed;
 }
 
-}  // namespace speed::net
+}  // namespace speed::config

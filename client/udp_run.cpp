@@ -1,4 +1,4 @@
-#include "client/udp_test.hpp"
+#include "client/udp_run.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -6,9 +6,9 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <cmath>
 
 #include "client/latency.hpp"
+#include "common/time_units.hpp"
 #include "common/udp_accounting.hpp"
 #include "common/udp_rate_control.hpp"
 #include "common/units.hpp"
@@ -26,20 +26,16 @@ using net::session_error;
 
 namespace {
 
-constexpr auto kReplyTimeout = 10s;
-constexpr auto kResultsTimeout = 5s;
-constexpr auto kFirstDataTimeout = 5s;
-constexpr auto kStopGrace = 5s;
+using proto::kFirstByteTimeout;
+using proto::kReplyTimeout;
+using proto::kResultsTimeout;
+using proto::kStopGrace;
+using proto::kUdpSetupTimeout;
+
 // A download whose data stops this long ends with an error (speedsrv's default --stall-timeout).
 constexpr auto kStallTimeout = 10s;
-// The UDP handshake is retransmitted with backoff until this deadline (net/udp_socket.hpp).
-constexpr auto kHandshakeTimeout = 5s;
 // A probe whose PONG has not come back this long after the last PING was sent is lost.
 constexpr auto kProbeLossTimeout = 1s;
-
-double ns_to_ms(std::uint64_t ns) {
-    return static_cast<double>(ns) / 1e6;
-}
 
 std::string describe(const asio::ip::address& address, std::uint16_t port) {
     return address.to_string() + " port " + std::to_string(port);
@@ -70,7 +66,7 @@ asio::awaitable<void> open_udp_flows(const udp_run& run, net::udp_flow_group& gr
         socket.connect(server);
         group.attach(index, std::move(socket));
     }
-    const auto deadline = clock::now() + kHandshakeTimeout;
+    const auto deadline = clock::now() + kUdpSetupTimeout;
     while (group.established_count() < group.size()) {
         if (auto failure = group.first_failure()) {
             throw udp_path_error("UDP to " + describe(server.address(), port) + " failed: " + *failure +
@@ -79,7 +75,7 @@ asio::awaitable<void> open_udp_flows(const udp_run& run, net::udp_flow_group& gr
         if (clock::now() >= deadline) {
             throw udp_path_error(
                 "no answer to the UDP handshake from " + describe(server.address(), port) + " within " +
-                std::to_string(kHandshakeTimeout.count()) +
+                std::to_string(kUdpSetupTimeout.count()) +
                 " s: UDP is probably blocked (speedcli --udp needs UDP to and from that port)");
         }
         co_await group.wait_for_change(deadline);
@@ -109,8 +105,8 @@ udp_interval_figures to_udp_interval(const proto::udp_interval_report& report, i
 asio::awaitable<void> record_udp_interval(const udp_run& run, direction_report& report,
                                           const proto::udp_interval_report& closed) {
     interval_report entry;
-    entry.start_seconds = static_cast<double>(closed.start_ns) / 1e9;
-    entry.end_seconds = static_cast<double>(closed.end_ns) / 1e9;
+    entry.start_seconds = units::ns_to_seconds(closed.start_ns);
+    entry.end_seconds = units::ns_to_seconds(closed.end_ns);
     entry.omitted = closed.omitted;
     entry.udp = to_udp_interval(closed, entry);
     entry.bits_per_second = units::bits_per_second(entry.bytes, entry.end_seconds - entry.start_seconds);
@@ -128,10 +124,10 @@ udp_figures figures_of(const proto::udp_stream_received& r, std::uint64_t sent) 
     f.out_of_order = r.out_of_order;
     f.duplicates = r.duplicates;
     f.late_packets = r.late_packets;
-    f.jitter_ms = ns_to_ms(r.jitter_ns);
-    f.ipdv_p50_ms = ns_to_ms(r.ipdv_p50_ns);
-    f.ipdv_p90_ms = ns_to_ms(r.ipdv_p90_ns);
-    f.ipdv_p99_ms = ns_to_ms(r.ipdv_p99_ns);
+    f.jitter_ms = units::ns_to_ms(r.jitter_ns);
+    f.ipdv_p50_ms = units::ns_to_ms(r.ipdv_p50_ns);
+    f.ipdv_p90_ms = units::ns_to_ms(r.ipdv_p90_ns);
+    f.ipdv_p99_ms = units::ns_to_ms(r.ipdv_p99_ns);
     return f;
 }
 
@@ -142,8 +138,8 @@ void fill_udp_report(direction_report& report, const proto::test_request& reques
         throw session_error(proto::error_code::protocol_error,
                             "a UDP report has the wrong number of streams");
     }
-    report.seconds = static_cast<double>(received.window_ns) / 1e9;
-    report.omitted_seconds = static_cast<double>(received.omitted_ns) / 1e9;
+    report.seconds = units::ns_to_seconds(received.window_ns);
+    report.omitted_seconds = units::ns_to_seconds(received.omitted_ns);
     report.omitted_bytes = received.omitted_bytes;
     report.datagram_bytes = request.udp_payload_bytes;
     if (request.bitrate != 0) {
@@ -174,7 +170,7 @@ void fill_udp_report(direction_report& report, const proto::test_request& reques
         total.duplicates += r.duplicates;
         total.late_packets += r.late_packets;
         if (r.packets_received > 0) {
-            jitter_sum_ms += ns_to_ms(r.jitter_ns);
+            jitter_sum_ms += units::ns_to_ms(r.jitter_ns);
             ++jitter_streams;
         }
     }
@@ -182,9 +178,9 @@ void fill_udp_report(direction_report& report, const proto::test_request& reques
     total.lost_percent = udp::lost_percent(total.lost_packets, total.packets_sent);
     // The direction's jitter is the mean of its streams' (each is a running estimate over its own flow).
     total.jitter_ms = jitter_streams == 0 ? 0.0 : jitter_sum_ms / static_cast<double>(jitter_streams);
-    total.ipdv_p50_ms = ns_to_ms(received.ipdv_p50_ns);
-    total.ipdv_p90_ms = ns_to_ms(received.ipdv_p90_ns);
-    total.ipdv_p99_ms = ns_to_ms(received.ipdv_p99_ns);
+    total.ipdv_p50_ms = units::ns_to_ms(received.ipdv_p50_ns);
+    total.ipdv_p90_ms = units::ns_to_ms(received.ipdv_p90_ns);
+    total.ipdv_p99_ms = units::ns_to_ms(received.ipdv_p99_ns);
     total.ipdv_pairs = received.ipdv_pairs;
     total.ipdv_pairs_excluded = received.ipdv_pairs_excluded;
     report.udp = total;
@@ -220,7 +216,7 @@ asio::awaitable<void> run_udp_download(const udp_run& run, net::control_channel&
     run.progress.direction_started(proto::direction::download, report);
 
     const net::udp_window_result window = co_await net::measure_udp_receiver_window(
-        group, plan_of(run.options), clock::now() + kFirstDataTimeout,
+        group, plan_of(run.options), clock::now() + kFirstByteTimeout,
         [&run, &report](const proto::udp_interval_report& closed) {
             return record_udp_interval(run, report, closed);
         });
@@ -256,8 +252,8 @@ asio::awaitable<void> run_udp_upload(const udp_run& run, net::control_channel& c
 
     // The server is the receiver: it reports each interval, then STOP when its window has closed.
     const auto test_length =
-        std::chrono::milliseconds(to_ms(options.omit_seconds + options.duration_seconds));
-    const auto stop_deadline = clock::now() + kFirstDataTimeout + test_length + kStopGrace;
+        std::chrono::milliseconds(units::seconds_to_wire_ms(options.omit_seconds + options.duration_seconds));
+    const auto stop_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
     for (;;) {
         proto::message msg = co_await control.read(stop_deadline, "the server's STOP");
         if (auto* interval = std::get_if<proto::udp_interval_report>(&msg)) {
@@ -372,12 +368,12 @@ asio::awaitable<latency_report> measure_udp_latency(const udp_run& run, net::con
     probes.rtt_ms.resize(options.pings);
     bool established = false;
     try {
-        const auto deadline = clock::now() + kHandshakeTimeout;
+        const auto deadline = clock::now() + kUdpSetupTimeout;
         for (unsigned attempt = 0; !established; ++attempt) {
             if (clock::now() >= deadline) {
                 throw udp_path_error(
                     "no answer to the UDP handshake from " + describe(server.address(), setup.port) +
-                    " within " + std::to_string(kHandshakeTimeout.count()) +
+                    " within " + std::to_string(kUdpSetupTimeout.count()) +
                     " s: UDP is probably blocked (speedcli --udp needs UDP to and from that port)");
             }
             if (!net::drop_handshake_for_test()) {
@@ -391,8 +387,7 @@ asio::awaitable<latency_report> measure_udp_latency(const udp_run& run, net::con
         }
         // PINGs on a fixed schedule; PONGs are read whenever they come.
         const auto start = clock::now();
-        const auto interval = std::chrono::nanoseconds(
-            static_cast<std::int64_t>(std::llround(options.ping_interval_seconds * 1e9)));
+        const auto interval = units::seconds_to_ns(options.ping_interval_seconds);
         for (std::uint32_t sequence = 0; sequence < options.pings; ++sequence) {
             const auto scheduled = start + interval * sequence;
             while (clock::now() < scheduled) {

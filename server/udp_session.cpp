@@ -1,7 +1,7 @@
 // The server's half of UDP tests (docs/protocol.md, "UDP tests"): setup over the control connection, the
 // cookie handshake through the listener, then sending a download or receiving an upload on per-stream
 // sockets, and the exact end-of-test exchange over the control connection again.
-#include "server/udp_test.hpp"
+#include "server/udp_session.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -12,8 +12,6 @@
 #include <asio/ip/v6_only.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
-#include <cerrno>
-#include <cstring>
 
 #include "common/limits.hpp"
 #include "common/ping_limiter.hpp"
@@ -36,11 +34,11 @@ using net::session_error;
 
 namespace {
 
-// How long the client has to complete the UDP handshake of every stream after UDP_SETUP (HELLOs are
-// retransmitted with backoff, so this survives heavy loss).
-constexpr auto kUdpSetupTimeout = 5s;
-constexpr auto kFirstDataTimeout = 5s;
-constexpr auto kReplyTimeout = 5s;
+// As in server/session.cpp, every write and the end of a test share one deadline: kResultsTimeout.
+using proto::kFirstByteTimeout;
+using proto::kResultsTimeout;
+using proto::kUdpSetupTimeout;
+
 // How often a UDP sender's session checks its flows and the STOP deadline while it waits for STOP.
 constexpr auto kSenderWatchInterval = 100ms;
 
@@ -93,24 +91,10 @@ asio::awaitable<void> echo_loop(std::shared_ptr<asio::ip::udp::socket> socket, s
 
 asio::awaitable<void> send_udp_interval(net::control_channel& channel,
                                         const proto::udp_interval_report& report) {
-    co_await channel.write(report, clock::now() + kReplyTimeout);
+    co_await channel.write(report, clock::now() + kResultsTimeout);
 }
 
 }  // namespace
-
-std::uint64_t make_udp_token() {
-    for (;;) {
-        std::array<std::uint8_t, 8> bytes{};
-        net::fill_random(bytes);
-        std::uint64_t token = 0;
-        for (std::uint8_t byte : bytes) {
-            token = (token << 8) | byte;
-        }
-        if (token != 0) {
-            return token;
-        }
-    }
-}
 
 asio::ip::udp::socket open_flow_socket(const asio::any_io_executor& executor, const udp_local& local,
                                        const asio::ip::udp::endpoint& peer, asio::error_code& ec) {
@@ -161,11 +145,7 @@ void udp_test_flows::on_hello(std::uint16_t stream, const asio::ip::udp::endpoin
     }
     net::udp_path_cookie path;
     path.hello_bytes = bytes;
-    while (path.cookie == 0) {  // 0 is the cookie of a first HELLO
-        std::array<std::uint8_t, sizeof path.cookie> random{};
-        net::fill_random(random);
-        std::memcpy(&path.cookie, random.data(), random.size());
-    }
+    path.cookie = net::random_nonzero_u64();  // 0 is the cookie of a first HELLO
     group_.attach(stream, std::move(socket), path);
 }
 
@@ -244,12 +224,12 @@ asio::awaitable<void> session::start_udp_echo() {
     if (!context_->udp || !context_->config.limits.udp) {
         throw session_error(proto::error_code::unsupported, "this server does not offer UDP tests");
     }
-    udp_token_ = make_udp_token();
+    udp_token_ = net::random_nonzero_u64();
     udp_echo_ = std::make_shared<udp_echo>(context_->probe_context->get_executor(), udp_token_,
                                            peer_.address(), udp_local_endpoint());
     context_->udp->add(udp_token_, udp_echo_);
     const proto::udp_setup setup{udp_token_, context_->udp->port(), 0};
-    co_await channel_.write(setup, clock::now() + kReplyTimeout);
+    co_await channel_.write(setup, clock::now() + kResultsTimeout);
 }
 
 asio::awaitable<void> session::run_udp_test(const proto::test_request& request) {
@@ -259,7 +239,7 @@ asio::awaitable<void> session::run_udp_test(const proto::test_request& request) 
     }
     const bool download = request.dir == proto::direction::download;
     net::udp_flow_settings settings;
-    settings.token = make_udp_token();
+    settings.token = net::random_nonzero_u64();
     settings.datagram_bytes = request.udp_payload_bytes;
     settings.role = download ? net::udp_role::sender : net::udp_role::receiver;
     settings.client = false;
@@ -271,10 +251,10 @@ asio::awaitable<void> session::run_udp_test(const proto::test_request& request) 
     context_->udp->add(udp_token_, udp_flows_);
 
     const proto::test_accept accept{next_test_id_++, ""};
-    co_await channel_.write(accept, clock::now() + kReplyTimeout);
+    co_await channel_.write(accept, clock::now() + kResultsTimeout);
     const std::uint64_t cap = server_rate_cap(request, context_->config.limits);
     const proto::udp_setup setup{udp_token_, context_->udp->port(), cap};
-    co_await channel_.write(setup, clock::now() + kReplyTimeout);
+    co_await channel_.write(setup, clock::now() + kResultsTimeout);
 
     const auto setup_deadline = clock::now() + kUdpSetupTimeout;
     while (group.established_count() < request.streams) {
@@ -294,7 +274,7 @@ asio::awaitable<void> session::run_udp_test(const proto::test_request& request) 
     group.accept_data(udp::stream_rate_bound(request.bitrate, cap, request.streams));
     protocol_.streams_ready();
     const proto::streams_ready ready;
-    co_await channel_.write(ready, clock::now() + kReplyTimeout);
+    co_await channel_.write(ready, clock::now() + kResultsTimeout);
     if (download) {
         co_await send_udp_download(request);
     } else {
@@ -340,7 +320,7 @@ asio::awaitable<void> session::send_udp_download(const proto::test_request& requ
         throw session_error(proto::error_code::internal, "session protocol out of step");
     }
     group.stop_sending();
-    co_await group.wait_senders_stopped(clock::now() + kReplyTimeout);
+    co_await group.wait_senders_stopped(clock::now() + kResultsTimeout);
     if (auto failure = group.first_failure()) {
         throw session_error(proto::error_code::protocol_error, *failure);
     }
@@ -352,7 +332,7 @@ asio::awaitable<void> session::send_udp_download(const proto::test_request& requ
         packets += counts.packets;
         bytes += counts.bytes;
     }
-    co_await channel_.write(report, clock::now() + kReplyTimeout);
+    co_await channel_.write(report, clock::now() + kResultsTimeout);
     // The flows stay open until the next request: FEEDBACK still in flight lands on them, not the listener.
     summaries_.push_back(fmt::format(
         "udp download {} stream{}: sent {} datagrams ({}, {} target)", request.streams,
@@ -366,12 +346,12 @@ asio::awaitable<void> session::receive_udp_upload(const proto::test_request& req
     const auto plan = measure::plan::from_ms(request.omit_ms, request.duration_ms, request.interval_ms);
     auto& channel = channel_;
     const net::udp_window_result window = co_await net::measure_udp_receiver_window(
-        group, plan, clock::now() + kFirstDataTimeout,
+        group, plan, clock::now() + kFirstByteTimeout,
         [&channel](const proto::udp_interval_report& report) { return send_udp_interval(channel, report); });
 
     protocol_.window_closed();
     const proto::stop stop{proto::stop_reason::window_complete};
-    co_await channel_.write(stop, clock::now() + kReplyTimeout);
+    co_await channel_.write(stop, clock::now() + kResultsTimeout);
     const session_step step = co_await next_step();
     if (step.what != session_step::kind::test_complete) {
         throw session_error(proto::error_code::internal, "session protocol out of step");
@@ -380,7 +360,7 @@ asio::awaitable<void> session::receive_udp_upload(const proto::test_request& req
     co_await net::drain_and_close(group, sent, clock::now() + net::kDrainTimeout);
     const proto::udp_receiver_report report =
         net::make_udp_receiver_report(window, group.receiver_finals(), sent);
-    co_await channel_.write(report, clock::now() + kReplyTimeout);
+    co_await channel_.write(report, clock::now() + kResultsTimeout);
 
     std::uint64_t sent_packets = 0;
     std::uint64_t lost = 0;

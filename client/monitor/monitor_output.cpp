@@ -1,4 +1,4 @@
-#include "client/monitor_output.hpp"
+#include "client/monitor/monitor_output.hpp"
 
 #include <fmt/format.h>
 #include <sys/ioctl.h>

@@ -1,4 +1,4 @@
-#include "client/monitor.hpp"
+#include "client/monitor/monitor.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,9 +12,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "client/monitor_output.hpp"
-#include "client/netdev_reader.hpp"
-#include "client/report.hpp"
+#include "client/exit_codes.hpp"
+#include "client/monitor/monitor_output.hpp"
+#include "client/monitor/netdev_reader.hpp"
+#include "common/time_units.hpp"
 
 namespace speed::client {
 
@@ -190,7 +191,7 @@ int run_monitor(const monitor_options& options) {
 
     // Sampling instants stay on the grid baseline + k * interval; each row's rates divide by the measured
     // time between its two readings.
-    const auto interval_ns = static_cast<std::int64_t>(std::llround(options.interval_seconds * 1e9));
+    const std::int64_t interval_ns = units::seconds_to_ns(options.interval_seconds).count();
     const std::size_t rows = options.once ? 1 : options.count;
     int exit_code = kExitOk;
     std::int64_t deadline_ns = baseline->monotonic_ns + interval_ns;

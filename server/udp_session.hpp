@@ -59,7 +59,4 @@ class udp_echo : public udp_hello_handler, public std::enable_shared_from_this<u
 asio::ip::udp::socket open_flow_socket(const asio::any_io_executor& executor, const udp_local& local,
                                        const asio::ip::udp::endpoint& peer, asio::error_code& ec);
 
-// A fresh, unguessable 64-bit token from the kernel's CSPRNG (getrandom); never 0.
-std::uint64_t make_udp_token();
-
 }  // namespace speed::server

@@ -1,4 +1,4 @@
-#include "client/netdev_reader.hpp"
+#include "client/monitor/netdev_reader.hpp"
 
 #include <algorithm>
 #include <array>

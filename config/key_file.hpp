@@ -7,11 +7,11 @@
 
 #include "common/auth.hpp"
 
-namespace speed::net {
+namespace speed::config {
 
 // Reads and parses the key file at `path` after checking that it is private, as ssh does for its keys: a
 // regular file, owned by the user running the program (or root), with no permission bits for group or others
 // (e.g. mode 0600 or 0400). Returns the keys or a sentence for the user.
 std::variant<std::vector<auth::key>, std::string> load_key_file(const std::string& path);
 
-}  // namespace speed::net
+}  // namespace speed::config
