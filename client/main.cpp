@@ -89,7 +89,7 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
         ->capture_default_str()
         ->check(CLI::Range(0.001, 60.0));
     app.add_option("--connect-timeout", options.connect_timeout_seconds,
-                   "Seconds to wait for each connection")
+                   "Seconds to wait for each connection and for the server's greeting")
         ->capture_default_str()
         ->check(CLI::Range(0.1, 600.0));
     app.add_option("--threads", options.threads,
