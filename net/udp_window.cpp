@@ -16,6 +16,9 @@ using asio::experimental::as_tuple;
 namespace {
 
 constexpr std::chrono::milliseconds kDrainPoll{5};
+// A timer that fires this much after its deadline means the control thread was not running (a timer wakes
+// the idle control thread within tens of microseconds).
+constexpr std::chrono::milliseconds kLateWakeUp{5};
 
 std::uint64_t round_ns(double value) {
     return value > 0 ? static_cast<std::uint64_t>(std::llround(value)) : 0;
@@ -59,7 +62,10 @@ asio::awaitable<udp_window_result> measure_udp_receiver_window(udp_flow_group& g
         const auto planned = clock::time_point(std::chrono::nanoseconds(boundary_ns));
         // The grace starts when this coroutine sees the boundary pass, not at the boundary: a control thread
         // that was itself delayed must still give the receivers their grace to catch up.
+        // If it wakes up well after the grace ended, its thread was not running, and likely neither were the
+        // receivers': they get the grace once more.
         std::optional<clock::time_point> grace_end;
+        bool regraced = false;
         for (;;) {
             const auto now = clock::now();
             if (now >= planned) {
@@ -69,7 +75,11 @@ asio::awaitable<udp_window_result> measure_udp_receiver_window(udp_flow_group& g
                 if (!grace_end) {
                     grace_end = now + kBoundaryGrace;
                 } else if (now >= *grace_end) {
-                    break;
+                    if (regraced || now - *grace_end < kLateWakeUp) {
+                        break;
+                    }
+                    regraced = true;
+                    grace_end = now + kBoundaryGrace;
                 }
             }
             const clock::time_point wake = grace_end ? *grace_end : planned;
