@@ -163,8 +163,24 @@ void receiver_accounting::advance_to(std::uint64_t sequence) {
     }
 }
 
+void receiver_accounting::set_boundary(std::int64_t boundary_ns) {
+    if (boundary_ns != boundary_ns_) {
+        boundary_ns_ = boundary_ns;
+        at_boundary_.reset();
+    }
+}
+
+void receiver_accounting::on_queue_empty(std::int64_t read_start_ns) {
+    if (boundary_ns_ != 0 && !at_boundary_ && read_start_ns >= boundary_ns_) {
+        at_boundary_ = counters_;
+    }
+}
+
 arrival receiver_accounting::on_datagram(std::uint64_t sequence, std::uint32_t bytes, std::int64_t sent_ns,
                                          std::int64_t arrival_ns, bool timed) {
+    if (boundary_ns_ != 0 && !at_boundary_ && arrival_ns >= boundary_ns_) {
+        at_boundary_ = counters_;
+    }
     if (count_if_dropped(sequence, bytes, arrival_ns)) {
         return arrival::dropped;
     }

@@ -107,6 +107,20 @@ class receiver_accounting {
     arrival on_datagram(std::uint64_t sequence, std::uint32_t bytes, std::int64_t sent_ns,
                         std::int64_t arrival_ns, bool timed = true);
 
+    // Arrival-time binning of the measured window (docs/methodology.md, "Goodput"). set_boundary() arms the
+    // next interval boundary (receiver clock; 0 disarms); the counters as they stood just before the first
+    // datagram that arrived at or after it are kept as boundary_counters(): everything that arrived before
+    // the boundary and nothing after, as long as the socket hands datagrams over in arrival order. Arming the
+    // same boundary again changes nothing; a new one forgets the previous snapshot.
+    void set_boundary(std::int64_t boundary_ns);
+    std::int64_t boundary_ns() const { return boundary_ns_; }
+    // A read that began at `read_start_ns` found the socket empty: whatever arrived before then was counted,
+    // so a boundary at or before it is passed with the counters as they are.
+    void on_queue_empty(std::int64_t read_start_ns);
+    // The counters at the armed boundary, once a datagram (or an empty read) showed that the receiver has
+    // read past it; empty before.
+    const std::optional<receiver_counters>& boundary_counters() const { return at_boundary_; }
+
     const receiver_counters& counters() const { return counters_; }
     const ipdv_histogram& ipdv() const { return ipdv_; }
     // Queueing delay estimate for FEEDBACK: the smallest transit time since the previous call minus the
@@ -139,6 +153,8 @@ class receiver_accounting {
     stats::rfc3550_jitter jitter_;
     ipdv_histogram ipdv_;
     std::vector<transit_slot> transits_ = std::vector<transit_slot>(kTransitRing);  // slot s % kTransitRing
+    std::int64_t boundary_ns_ = 0;
+    std::optional<receiver_counters> at_boundary_;
     std::optional<std::int64_t> min_transit_ns_;
     std::optional<std::int64_t> recent_min_transit_ns_;
 };

@@ -5,10 +5,12 @@
 // Input: window (u16 mod 4096, x64), datagram size (u16, 0 = any), flags (u8: 1 = wait for ready), the index
 // of the datagram before which ready() is called (u8), the sender's rate (u32, kbit/s), then records of 27
 // bytes: mode (u8: bit 0 = the sequence is the previous one plus a signed byte, bit 1 = untimed: a later
-// segment of a GRO message), sequence (u64), length
-// (u16), sent_ns (i64), arrival_ns (i64). Invariants: every datagram is exactly one of received, duplicate or
-// dropped; expected never goes back nor wraps; received <= expected; the final identity received + lost ==
-// sent holds for any sent >= expected; the drain check refuses final counters behind the window's.
+// segment of a GRO message, bit 2 = first arm an interval boundary at sent_ns, bit 3 = first report an empty
+// read that began at arrival_ns), sequence (u64), length (u16), sent_ns (i64), arrival_ns (i64). Invariants:
+// every datagram is exactly one of received, duplicate or dropped; expected never goes back nor wraps;
+// received <= expected; the final identity received + lost == sent holds for any sent >= expected, with the
+// window's counters taken at any point or at a boundary; the drain check refuses final counters behind the
+// window's.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -51,6 +53,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             sequence = previous_sequence + static_cast<std::uint64_t>(static_cast<std::int8_t>(sequence));
         }
         previous_sequence = sequence;
+        if ((mode & 4) != 0) {
+            acct.set_boundary(sent_ns);
+        }
+        if ((mode & 8) != 0) {
+            acct.on_queue_empty(arrival_ns);
+        }
         const std::uint64_t expected_before = acct.counters().expected;
         const bool timed = (mode & 2) == 0;
         const udp::arrival kind = acct.on_datagram(sequence, length, sent_ns, arrival_ns, timed);
@@ -79,6 +87,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(result.totals.has_value());
         FUZZ_CHECK(result.totals->packets_received + result.totals->lost_packets == sent);
         FUZZ_CHECK(result.totals->late_packets <= result.totals->packets_received);
+    }
+    if (const auto& at_boundary = acct.boundary_counters()) {
+        FUZZ_CHECK(at_boundary->packets_received <= c.packets_received);
+        FUZZ_CHECK(at_boundary->bytes_received <= c.bytes_received);
+        const auto result = udp::finalize_stream(*at_boundary, c, c.expected);
+        FUZZ_CHECK(result.totals.has_value());
+        FUZZ_CHECK(result.totals->late_packets == c.packets_received - at_boundary->packets_received);
     }
     if (c.packets_received > 0) {
         FUZZ_CHECK(!udp::finalize_stream(c, udp::receiver_counters{}, c.expected).totals);

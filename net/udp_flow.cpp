@@ -43,6 +43,9 @@ batch_receiver& thread_receiver() {
 struct alignas(64) published_counters {
     mutable std::mutex mutex;
     udp::receiver_counters counters;
+    // The counters at the armed boundary, once the flow has read past it (udp_flow_group::set_boundary).
+    std::int64_t boundary_ns = 0;
+    std::optional<udp::receiver_counters> at_boundary;
 };
 
 }  // namespace
@@ -76,6 +79,8 @@ struct udp_group_state {
     const udp_flow_settings settings;
     std::vector<published_counters> published;
     std::atomic<std::int64_t> first_data_ns{0};
+    // The interval boundary the window's sampler collects next (udp_flow_group::set_boundary); 0: none.
+    std::atomic<std::int64_t> boundary_ns{0};
     std::atomic<std::size_t> established{0};
     std::atomic<std::size_t> senders_stopped{0};
     std::atomic<std::size_t> closed{0};
@@ -171,6 +176,10 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         auto& receiver = thread_receiver();
         int batches = 0;
         while (!self->closed_) {
+            if (self->accounting_) {
+                self->accounting_->set_boundary(self->state_->boundary_ns.load(std::memory_order_acquire));
+            }
+            const std::int64_t read_start_ns = now_ns();
             std::error_code error;
             const std::size_t messages = receiver.receive(self->socket_.native_handle(), error);
             if (error) {
@@ -178,6 +187,12 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                 co_return;
             }
             if (messages == 0) {
+                if (self->accounting_ && !self->accounting_->boundary_counters()) {
+                    self->accounting_->on_queue_empty(read_start_ns);
+                    if (self->accounting_->boundary_counters()) {
+                        self->publish();
+                    }
+                }
                 // Edge-triggered readiness: wait only after the queue was read empty.
                 auto [ec] = co_await self->socket_.async_wait(asio::socket_base::wait_read,
                                                               as_tuple(asio::use_awaitable));
@@ -264,8 +279,21 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
             return;
         }
         auto& slot = state_->published[index_];
-        std::lock_guard lock(slot.mutex);
-        slot.counters = accounting_->counters();
+        const auto& at_boundary = accounting_->boundary_counters();
+        bool passed_boundary = false;
+        {
+            std::lock_guard lock(slot.mutex);
+            slot.counters = accounting_->counters();
+            const bool new_boundary = slot.boundary_ns != accounting_->boundary_ns();
+            passed_boundary = at_boundary && (new_boundary || !slot.at_boundary);
+            if (new_boundary || passed_boundary) {
+                slot.boundary_ns = accounting_->boundary_ns();
+                slot.at_boundary = at_boundary;
+            }
+        }
+        if (passed_boundary) {
+            state_->notify();  // the window's sampler may be waiting for it
+        }
     }
 
     void mark_established() {
@@ -685,6 +713,27 @@ void udp_flow_group::read_counters(std::vector<udp::receiver_counters>& out) con
         std::lock_guard lock(state_->published[i].mutex);
         out[i] = state_->published[i].counters;
     }
+}
+
+void udp_flow_group::set_boundary(std::int64_t boundary_ns) {
+    state_->boundary_ns.store(boundary_ns, std::memory_order_release);
+}
+
+bool udp_flow_group::read_boundary_counters(std::int64_t boundary_ns,
+                                            std::vector<udp::receiver_counters>& out) const {
+    out.resize(state_->published.size());
+    bool all_passed = true;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        const auto& slot = state_->published[i];
+        std::lock_guard lock(slot.mutex);
+        if (slot.boundary_ns == boundary_ns && slot.at_boundary) {
+            out[i] = *slot.at_boundary;
+        } else {
+            out[i] = slot.counters;
+            all_passed = false;
+        }
+    }
+    return all_passed;
 }
 
 std::optional<std::string> udp_flow_group::first_failure() const {

@@ -121,6 +121,13 @@ class udp_flow_group {
     std::optional<std::int64_t> first_data_ns() const;
     // The receivers' latest published counters.
     void read_counters(std::vector<udp::receiver_counters>& out) const;
+    // Arrival-time binning (docs/methodology.md, "Goodput"): arms the interval boundary `boundary_ns`
+    // (net::now_ns() clock; 0: none) in every receiver. A receiver has read past it once it handled a
+    // datagram that arrived at or after it, or found its socket empty at or after it.
+    void set_boundary(std::int64_t boundary_ns);
+    // Each receiver's counters at `boundary_ns` if it has read past it, else its latest counters; true when
+    // every receiver has.
+    bool read_boundary_counters(std::int64_t boundary_ns, std::vector<udp::receiver_counters>& out) const;
     std::optional<std::string> first_failure() const;
     // Whether a receiver failed because its data stopped for the stall timeout.
     bool stalled() const;

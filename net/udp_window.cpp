@@ -5,6 +5,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <cmath>
+#include <optional>
 
 #include "net/errors.hpp"
 
@@ -15,6 +16,9 @@ using asio::experimental::as_tuple;
 namespace {
 
 constexpr std::chrono::milliseconds kDrainPoll{5};
+// A timer that fires this much after its deadline means the control thread was not running (a timer wakes
+// the idle control thread within tens of microseconds).
+constexpr std::chrono::milliseconds kLateWakeUp{5};
 
 std::uint64_t round_ns(double value) {
     return value > 0 ? static_cast<std::uint64_t>(std::llround(value)) : 0;
@@ -49,22 +53,49 @@ asio::awaitable<udp_window_result> measure_udp_receiver_window(udp_flow_group& g
     std::vector<udp::receiver_counters> counters;
 
     while (!meter.finished()) {
-        const auto planned =
-            clock::time_point(std::chrono::nanoseconds(time_zero_ns + meter.next_point_ns()));
-        while (clock::now() < planned) {
-            co_await group.wait_for_change(planned);
+        // Arrival-time binning: each boundary is the planned instant itself; a datagram counts before it when
+        // its kernel arrival stamp is. The receivers learn the boundary before it comes, and the sample waits
+        // until each has read past it, at most kBoundaryGrace (then it takes what was read by then).
+        const std::int64_t point_ns = meter.next_point_ns();
+        const std::int64_t boundary_ns = time_zero_ns + point_ns;
+        group.set_boundary(boundary_ns);
+        const auto planned = clock::time_point(std::chrono::nanoseconds(boundary_ns));
+        // The grace starts when this coroutine sees the boundary pass, not at the boundary: a control thread
+        // that was itself delayed must still give the receivers their grace to catch up.
+        // If it wakes up well after the grace ended, its thread was not running, and likely neither were the
+        // receivers': they get the grace once more.
+        std::optional<clock::time_point> grace_end;
+        bool regraced = false;
+        for (;;) {
+            const auto now = clock::now();
+            if (now >= planned) {
+                if (group.read_boundary_counters(boundary_ns, counters)) {
+                    break;
+                }
+                if (!grace_end) {
+                    grace_end = now + kBoundaryGrace;
+                } else if (now >= *grace_end) {
+                    if (regraced || now - *grace_end < kLateWakeUp) {
+                        break;
+                    }
+                    regraced = true;
+                    grace_end = now + kBoundaryGrace;
+                }
+            }
+            const clock::time_point wake = grace_end ? *grace_end : planned;
+            co_await group.wait_for_change(wake);
             if (auto failure = group.first_failure()) {
                 throw session_error(
                     group.stalled() ? proto::error_code::timeout : proto::error_code::protocol_error,
                     "a UDP stream failed during the test (" + *failure + ")");
             }
         }
-        group.read_counters(counters);
-        const std::int64_t sampled_ns = now_ns() - time_zero_ns;
+        // Past the grace, a receiver that has not read past the boundary contributes what it has read.
+        group.read_boundary_counters(boundary_ns, counters);
         for (std::size_t i = 0; i < streams; ++i) {
             bytes[i] = counters[i].bytes_received;
         }
-        const measure::interval closed = meter.sample(sampled_ns, bytes);
+        const measure::interval closed = meter.sample(point_ns, bytes);
         proto::udp_interval_report report;
         report.index = closed.index;
         report.start_ns = static_cast<std::uint64_t>(closed.start_ns);
@@ -85,6 +116,7 @@ asio::awaitable<udp_window_result> measure_udp_receiver_window(udp_flow_group& g
             co_await on_interval(report);
         }
     }
+    group.set_boundary(0);
     udp_window_result result;
     result.totals = meter.result();
     result.at_window_end = std::move(previous);

@@ -39,6 +39,11 @@ proto::udp_receiver_report make_udp_receiver_report(const udp_window_result& win
                                                     const std::vector<udp_receiver_final>& finals,
                                                     const proto::udp_sender_report& sent);
 
+// How long an interval's sample waits after its planned instant for every receiver to read past it (see
+// docs/methodology.md, "Goodput": longer than the socket waits measured at 1 Gbit/s on a busy 2-core machine,
+// shorter than the 100 ms shortest interval, so the next boundary is armed before it comes).
+inline constexpr std::chrono::milliseconds kBoundaryGrace{25};
+
 // How long a receiver waits for datagrams still in flight after the sender's count arrived.
 inline constexpr std::chrono::milliseconds kDrainTimeout{250};
 

@@ -797,3 +797,71 @@ TEST_CASE("receiver accounting: IPDV over a reordering link with uniform delay m
     const double median_ms = static_cast<double>(acct.ipdv().percentile(0.5)) / 1e6;
     CHECK(median_ms == Approx(4.0 * (1.0 - 1.0 / std::sqrt(2.0))).epsilon(0.03));
 }
+
+TEST_CASE("receiver accounting: a boundary bins by arrival stamp, whenever the datagrams are read",
+          "[udp][accounting][binning]") {
+    receiver_accounting acct(64);
+    // seq, arrival: read in this order, as one late read would return them.
+    const auto on = [&acct](std::uint64_t sequence, std::int64_t arrival_ns) {
+        return acct.on_datagram(sequence, 100, 0, arrival_ns);
+    };
+    on(0, 900);
+    acct.set_boundary(1000);
+    CHECK_FALSE(acct.boundary_counters());
+    // Arrived before the boundary, read after it (the read time never enters): binned before it.
+    on(1, 950);
+    on(2, 999);
+    CHECK_FALSE(acct.boundary_counters());
+    on(4, 1000);  // the first stamp at the boundary closes the bin before it is counted
+    REQUIRE(acct.boundary_counters());
+    const receiver_counters before = *acct.boundary_counters();
+    CHECK(before.packets_received == 3);
+    CHECK(before.bytes_received == 300);
+    CHECK(before.expected == 3);
+    // Read after the first stamp past the boundary: binned after it, even with an earlier stamp (the rule
+    // follows the socket's order).
+    on(3, 998);
+    on(5, 2000);
+    CHECK(acct.boundary_counters()->bytes_received == 300);
+    CHECK(acct.counters().bytes_received == 600);
+    CHECK(acct.counters().out_of_order == 1);
+
+    // Arming the same boundary keeps the bin; a new one starts empty.
+    acct.set_boundary(1000);
+    CHECK(acct.boundary_counters()->bytes_received == 300);
+    acct.set_boundary(3000);
+    CHECK_FALSE(acct.boundary_counters());
+    on(6, 2999);
+    // A read that began before the boundary and found the socket empty proves nothing about it...
+    acct.on_queue_empty(2999);
+    CHECK_FALSE(acct.boundary_counters());
+    // ... one that began at or after it passes the boundary with everything read so far.
+    acct.on_queue_empty(3000);
+    REQUIRE(acct.boundary_counters());
+    CHECK(acct.boundary_counters()->bytes_received == 700);
+    CHECK(acct.boundary_counters()->packets_received == 7);
+    on(7, 3001);
+    CHECK(acct.boundary_counters()->bytes_received == 700);
+
+    // Disarmed (0): no bin, whatever arrives.
+    acct.set_boundary(0);
+    on(8, 5000);
+    acct.on_queue_empty(6000);
+    CHECK_FALSE(acct.boundary_counters());
+    CHECK(acct.counters().bytes_received == 900);
+}
+
+TEST_CASE("receiver accounting: a refused datagram past the boundary still closes the bin before it",
+          "[udp][accounting][binning]") {
+    receiver_accounting acct(64, data_limits{100, true});
+    acct.ready(0, 0);
+    acct.set_boundary(1000);
+    acct.on_datagram(0, 100, 0, 500);
+    CHECK(acct.on_datagram(1, 99, 0, 1500) == arrival::dropped);  // wrong length, arrived after the boundary
+    REQUIRE(acct.boundary_counters());
+    CHECK(acct.boundary_counters()->bytes_received == 100);
+    CHECK(acct.boundary_counters()->drops.wrong_length == 0);
+    acct.on_datagram(2, 100, 0, 900);  // read after that one: after the boundary
+    CHECK(acct.boundary_counters()->bytes_received == 100);
+    CHECK(acct.counters().bytes_received == 200);
+}
