@@ -369,7 +369,7 @@ TEST_CASE("a UDP path that never answers times out with a clear error", "[integr
 }
 
 TEST_CASE(
-    "the server answers only the control connection's address, and only with the token; "
+    "the server answers only the control connection's address, and only with the token, and "
     "without feedback it stops sending",
     "[integration][udp]") {
     server_process server({"--log-level", "debug"});

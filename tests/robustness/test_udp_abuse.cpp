@@ -299,7 +299,7 @@ void wedge_every_data_thread(std::uint16_t port) {
 }  // namespace
 
 TEST_CASE(
-    "DATA with sequence 2^64-1 on every data thread is dropped and counted; nothing spins; the server "
+    "DATA with sequence 2^64-1 on every data thread is dropped and counted, nothing spins, and the server "
     "keeps serving",
     "[robustness][udp]") {
     watched_server server({"--threads", "2"});
@@ -339,8 +339,9 @@ TEST_CASE("SIGTERM during a running test ends speedsrv with exit code 0, even af
     client.wait(10s);
 }
 
-TEST_CASE("UDP junk, wrong tokens and a live token from strangers get nothing back; a UDP test still passes",
-          "[robustness][udp]") {
+TEST_CASE(
+    "UDP junk, wrong tokens and a live token from strangers get nothing back, and a UDP test still passes",
+    "[robustness][udp]") {
     watched_server server({});
     udp_download_session live("127.0.0.1", "127.0.0.1", server.port());
     const sockaddr_in udp_port = ipv4("127.0.0.1", live.setup.port);

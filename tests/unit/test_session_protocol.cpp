@@ -318,7 +318,7 @@ proto::udp_sender_report udp_report_of(std::size_t streams) {
 
 }  // namespace
 
-TEST_CASE("UDP: an echo request between tests opens the echo; a UDP upload ends with UDP_SENDER_REPORT",
+TEST_CASE("UDP: an echo request between tests opens the echo, and a UDP upload ends with UDP_SENDER_REPORT",
           "[session][udp]") {
     auto protocol = open_session();
     auto step = protocol.on_message(proto::udp_echo_request{});
