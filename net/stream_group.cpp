@@ -168,7 +168,9 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
                 }
                 counter.fetch_add(bytes, std::memory_order_relaxed);
                 if (self->probing_) {
-                    self->record(self->matcher_.bytes_read(bytes, now_ns()));
+                    for (const auto& sample : self->matcher_.bytes_read(bytes, now_ns())) {
+                        self->record(sample);
+                    }
                 }
             }
             if (ec) {
@@ -231,7 +233,7 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         }
     }
 
-    // Writes a self probe every `period` while no other is outstanding on this stream.
+    // Writes a self probe every `period` while fewer than self_probe_matcher::kMaxInFlight are outstanding.
     static asio::awaitable<void> self_probe_loop(std::shared_ptr<data_stream> self,
                                                  std::chrono::nanoseconds period,
                                                  std::chrono::nanoseconds first_delay) {
@@ -249,7 +251,7 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
             }
             self->matcher_.expire(now_ns() - stream_group::kSelfProbeTimeout.count());
             self->record(std::nullopt);
-            if (!self->matcher_.idle()) {
+            if (!self->matcher_.can_send()) {
                 continue;
             }
             const std::uint8_t probe = 'P';
