@@ -285,26 +285,40 @@ std::vector<double> microseconds_to_ms(const std::vector<std::uint32_t>& samples
 }
 
 // A download's receiver window, then STOP: the part of the test that runs beside relay_self_probe_marks().
+// Once STOP is out, the SENDER_REPORT is due within kResultsTimeout (`report_deadline`).
 asio::awaitable<measure::totals> measure_download_then_stop(run_state& run, net::control_channel& control,
                                                             net::stream_group& group,
-                                                            direction_report& report) {
+                                                            direction_report& report,
+                                                            clock::time_point& report_deadline) {
     const measure::totals totals = co_await net::measure_receiver_window(
         group, plan_of(run.options), clock::now() + kFirstByteTimeout,
         [&run, &report](const measure::interval& closed) { return record_interval(run, report, closed); });
     const proto::stop stop{proto::stop_reason::window_complete};
     co_await control.write(stop, clock::now() + kResultsTimeout);
+    report_deadline = clock::now() + kResultsTimeout;
     group.stop_all();
     co_await stop_loaded_probes(run, report);
     co_return totals;
 }
 
 // While a download runs the server sends SELF_PROBE_MARKs (docs/protocol.md, "Self probes"); they go to the
-// streams as they come, until the SENDER_REPORT that follows STOP.
+// streams as they come, until the SENDER_REPORT that follows STOP, due by `report_deadline` (which
+// measure_download_then_stop() brings forward when it sends STOP).
 asio::awaitable<proto::sender_report> relay_self_probe_marks(net::control_channel& control,
                                                              net::stream_group& group,
-                                                             clock::time_point deadline) {
+                                                             const clock::time_point& report_deadline) {
+    constexpr auto kDeadlineCheck = 100ms;
     for (;;) {
-        proto::message msg = co_await control.read(deadline, "the server's SENDER_REPORT");
+        // GCC 12: no initializer list inside a co_await expression.
+        const auto wake = std::min(report_deadline, clock::now() + kDeadlineCheck);
+        if (!co_await control.wait_readable(wake)) {
+            if (clock::now() >= report_deadline) {
+                throw session_error(proto::error_code::timeout,
+                                    "timed out waiting for the server's SENDER_REPORT");
+            }
+            continue;
+        }
+        proto::message msg = co_await control.read(report_deadline, "the server's SENDER_REPORT");
         if (auto* mark = std::get_if<proto::self_probe_mark>(&msg)) {
             if (!group.on_self_probe_mark(*mark)) {
                 throw session_error(proto::error_code::protocol_error,
@@ -340,10 +354,10 @@ asio::awaitable<void> run_download(run_state& run, net::control_channel& control
     start_loaded_probes(run);
 
     const auto test_length = seconds_to_duration(options.omit_seconds + options.duration_seconds);
-    const auto sender_deadline =
-        clock::now() + kFirstByteTimeout + test_length + kStopGrace + kResultsTimeout;
-    auto [totals, sender] = co_await (measure_download_then_stop(run, control, group, report) &&
-                                      relay_self_probe_marks(control, group, sender_deadline));
+    clock::time_point report_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
+    auto [totals, sender] =
+        co_await (measure_download_then_stop(run, control, group, report, report_deadline) &&
+                  relay_self_probe_marks(control, group, report_deadline));
     fill_totals(report, totals);
     fill_sender(report, sender.streams);
     report.in_band_rtt_ms = microseconds_to_ms(sender.rtt_samples_us);
