@@ -176,6 +176,11 @@ void human_output::summary(const test_report& report) {
                 in_band = fmt::format("; in-band TCP RTT {} median",
                                       units::format_milliseconds(stats::summarize(d.in_band_rtt_ms).median));
             }
+            if (!d.self_probe_rtt_ms.empty()) {
+                in_band +=
+                    fmt::format("; on the load connections {} median",
+                                units::format_milliseconds(stats::summarize(d.self_probe_rtt_ms).median));
+            }
             fmt::print(out_, "    under load  {}{}{}\n", latency_line(*d.latency), increase, in_band);
         }
         if (d.streams.size() > 1) {

@@ -47,6 +47,18 @@ json loaded_latency_json(const direction_report& d) {
     in_band["rtt_ms"] =
         d.in_band_rtt_ms.empty() ? json(nullptr) : rtt_summary_json(stats::summarize(d.in_band_rtt_ms));
     out["in_band"] = std::move(in_band);
+    if (d.self_probes_sent > 0) {
+        json self;
+        self["sent"] = d.self_probes_sent;
+        self["samples"] = d.self_probe_rtt_ms.size();
+        self["dropped"] = d.self_probes_dropped;
+        self["rtt_ms"] = d.self_probe_rtt_ms.empty()
+                             ? json(nullptr)
+                             : rtt_summary_json(stats::summarize(d.self_probe_rtt_ms));
+        out["self_probes"] = std::move(self);
+    } else {
+        out["self_probes"] = nullptr;
+    }
     out["responsiveness_rpm"] = d.responsiveness ? json(d.responsiveness->rpm) : json(nullptr);
     json rpm;
     rpm["foreign_rpm"] = d.responsiveness && d.responsiveness->foreign_rpm
@@ -56,10 +68,14 @@ json loaded_latency_json(const direction_report& d) {
         d.responsiveness && d.responsiveness->self_rpm ? json(*d.responsiveness->self_rpm) : json(nullptr);
     rpm["foreign_samples"] = d.stable_foreign_ms.size();
     rpm["self_samples"] = d.stable_self_ms.size();
+    rpm["self_source"] = d.self_from_probes ? "self_probes" : "in_band";
     rpm["stable_seconds"] =
         d.stable_seconds ? json::array({d.stable_seconds->first, d.stable_seconds->second}) : json(nullptr);
     rpm["kernel_corrected_rpm"] =
         d.corrected_responsiveness ? json(d.corrected_responsiveness->rpm) : json(nullptr);
+    rpm["kernel_self_rpm"] = d.corrected_responsiveness && d.corrected_responsiveness->self_rpm
+                                 ? json(*d.corrected_responsiveness->self_rpm)
+                                 : json(nullptr);
     out["responsiveness"] = std::move(rpm);
     return out;
 }

@@ -98,6 +98,12 @@ struct direction_report {
     // kernel's RTT of the loaded connections themselves (in-band), both in ms.
     std::optional<latency_report> latency;
     std::vector<double> in_band_rtt_ms;
+    // Downloads: self probes, application round trips on the load connections (docs/methodology.md), with
+    // when each was sent (client monotonic clock, ns), and how many were sent and given up.
+    std::vector<double> self_probe_rtt_ms;
+    std::vector<std::int64_t> self_probe_sent_ns;
+    std::uint64_t self_probes_sent = 0;
+    std::uint64_t self_probes_dropped = 0;
     std::optional<double> latency_increase_ms;              // loaded median - idle median
     std::optional<latency::responsiveness> responsiveness;  // application round trips, stable part
     // The same from the kernel-corrected round trips (the figure RPM used to be): for comparison only.
@@ -105,10 +111,13 @@ struct direction_report {
     // The part of the window RPM used, s from the start of the load (docs/methodology.md).
     std::optional<std::pair<double, double>> stable_seconds;
     // The samples RPM used: application round trips and kernel-corrected ones of the probes sent in the
-    // stable part, and the in-band RTTs that stand for it.
+    // stable part; the self probes sent in it (where the direction has them, else the in-band RTTs that stand
+    // for it), and the in-band RTTs that stand for it (the kernel figure's self samples).
     std::vector<double> stable_foreign_ms;
     std::vector<double> stable_foreign_corrected_ms;
     std::vector<double> stable_self_ms;
+    bool self_from_probes = false;  // stable_self_ms holds self probes, not in-band kernel RTTs
+    std::vector<double> stable_self_kernel_ms;
 
     // UDP only.
     std::optional<udp_figures> udp;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <fmt/format.h>
+
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -246,7 +248,7 @@ asio::awaitable<void> set_up_test(run_state& run, net::control_channel& control,
     co_await open_streams(run, group, accept.test_id);
     if (report.dir == proto::direction::download) {
         // Read from the start so the first byte's timestamp is when it arrived, not when we got round to it.
-        group.start_receiving();
+        group.start_receiving(net::stream_group::kDefaultSelfProbeInterval);
     }
     co_await control.expect<proto::streams_ready>(clock::now() + kReplyTimeout, "STREAMS_READY");
 }
@@ -272,27 +274,85 @@ asio::awaitable<void> record_interval(run_state& run, direction_report& report, 
     co_return;
 }
 
+// A download's receiver window, then STOP: the part of the test that runs beside relay_self_probe_marks().
+// Once STOP is out, the SENDER_REPORT is due within kResultsTimeout (`report_deadline`).
+asio::awaitable<measure::totals> measure_download_then_stop(run_state& run, net::control_channel& control,
+                                                            net::stream_group& group,
+                                                            direction_report& report,
+                                                            clock::time_point& report_deadline) {
+    const measure::totals totals = co_await net::measure_receiver_window(
+        group, plan_of(run.options), clock::now() + kFirstByteTimeout,
+        [&run, &report](const measure::interval& closed) { return record_interval(run, report, closed); });
+    const proto::stop stop{proto::stop_reason::window_complete};
+    co_await control.write(stop, clock::now() + kResultsTimeout);
+    report_deadline = clock::now() + kResultsTimeout;
+    group.stop_all();
+    co_await stop_loaded_probes(run, report);
+    co_return totals;
+}
+
+// While a download runs the server sends SELF_PROBE_MARKs (docs/protocol.md, "Self probes"); they go to the
+// streams as they come, until the SENDER_REPORT that follows STOP, due by `report_deadline` (which
+// measure_download_then_stop() brings forward when it sends STOP).
+asio::awaitable<proto::sender_report> relay_self_probe_marks(net::control_channel& control,
+                                                             net::stream_group& group,
+                                                             const clock::time_point& report_deadline) {
+    constexpr auto kDeadlineCheck = 100ms;
+    for (;;) {
+        // GCC 12: no initializer list inside a co_await expression.
+        const auto wake = std::min(report_deadline, clock::now() + kDeadlineCheck);
+        if (!co_await control.wait_readable(wake)) {
+            if (clock::now() >= report_deadline) {
+                throw session_error(proto::error_code::timeout,
+                                    "timed out waiting for the server's SENDER_REPORT");
+            }
+            continue;
+        }
+        proto::message msg = co_await control.read(report_deadline, "the server's SENDER_REPORT");
+        if (auto* mark = std::get_if<proto::self_probe_mark>(&msg)) {
+            if (!group.on_self_probe_mark(*mark)) {
+                throw session_error(proto::error_code::protocol_error,
+                                    fmt::format("SELF_PROBE_MARK names stream {} of a {}-stream test",
+                                                mark->stream_index, group.size()));
+            }
+            continue;
+        }
+        if (auto* sender = std::get_if<proto::sender_report>(&msg)) {
+            co_return std::move(*sender);
+        }
+        throw net::control_channel::unexpected(msg, "the server's SENDER_REPORT");
+    }
+}
+
+// The download's self probes (application round trips on the load connections), from `since_ns` on.
+void fill_self_probes(direction_report& report, const net::stream_group& group, std::int64_t since_ns) {
+    report.self_probes_sent = group.self_probes_sent();
+    report.self_probes_dropped = group.self_probes_dropped();
+    for (const auto& sample : group.self_probe_samples(since_ns)) {
+        report.self_probe_sent_ns.push_back(sample.sent_ns);
+        report.self_probe_rtt_ms.push_back(static_cast<double>(sample.rtt_ns) / 1e6);
+    }
+}
+
 asio::awaitable<void> run_download(run_state& run, net::control_channel& control, direction_report& report) {
+    using namespace asio::experimental::awaitable_operators;
     const auto& options = run.options;
     net::stream_group group(co_await asio::this_coro::executor, options.streams);
     co_await set_up_test(run, control, group, report);
     run.progress.direction_started(proto::direction::download, report);
+    const std::int64_t started_ns = net::now_ns();
     start_loaded_probes(run);
 
-    const measure::totals totals = co_await net::measure_receiver_window(
-        group, plan_of(options), clock::now() + kFirstByteTimeout,
-        [&run, &report](const measure::interval& closed) { return record_interval(run, report, closed); });
+    const auto test_length = units::seconds_to_ns(options.omit_seconds + options.duration_seconds);
+    clock::time_point report_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
+    auto [totals, sender] =
+        co_await (measure_download_then_stop(run, control, group, report, report_deadline) &&
+                  relay_self_probe_marks(control, group, report_deadline));
     fill_totals(report, totals);
-
-    const proto::stop stop{proto::stop_reason::window_complete};
-    co_await control.write(stop, clock::now() + kResultsTimeout);
-    group.stop_all();
-    co_await stop_loaded_probes(run, report);
-    const auto sender = co_await control.expect<proto::sender_report>(clock::now() + kResultsTimeout,
-                                                                      "the server's SENDER_REPORT");
     fill_sender(report, sender.streams);
     report.in_band_rtt_ms = units::us_to_ms(sender.rtt_samples_us);
     co_await group.wait_all_ended(clock::now() + kResultsTimeout);
+    fill_self_probes(report, group, started_ns);
 }
 
 asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, direction_report& report) {
@@ -353,7 +413,8 @@ asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, 
 // of that window (docs/methodology.md, "Responsiveness"). Runs before the direction is printed.
 void finish_loaded_latency(const run_state& run, direction_report& d) {
     const auto window = run.progress.window(d.omitted_seconds);
-    std::vector<double> self = d.in_band_rtt_ms;
+    std::vector<double> self_kernel = d.in_band_rtt_ms;
+    std::vector<double> self_probes = d.self_probe_rtt_ms;
     std::vector<double> foreign;
     std::vector<double> foreign_corrected;
     if (window) {
@@ -366,7 +427,8 @@ void finish_loaded_latency(const run_state& run, direction_report& d) {
                       static_cast<double>(stable.to_ns - window->from_ns) / 1e9 + d.omitted_seconds};
         // The in-band samples are taken every 100 ms over the window, in time order, without times of their
         // own.
-        self = latency::last_share(d.in_band_rtt_ms, *window, stable);
+        self_kernel = latency::last_share(d.in_band_rtt_ms, *window, stable);
+        self_probes = latency::samples_in(d.self_probe_rtt_ms, d.self_probe_sent_ns, stable);
         if (d.latency) {
             foreign = latency::samples_in(d.latency->application_rtt_ms, d.latency->sent_ns, stable);
             foreign_corrected = latency::samples_in(d.latency->rtt_ms, d.latency->sent_ns, stable);
@@ -376,11 +438,16 @@ void finish_loaded_latency(const run_state& run, direction_report& d) {
         foreign = d.latency->application_rtt_ms;
         foreign_corrected = d.latency->rtt_ms;
     }
+    // Self probes where the direction has them (downloads); uploads keep the kernel's RTT
+    // (docs/methodology.md).
+    d.self_from_probes = !d.self_probe_sent_ns.empty();
+    const std::vector<double>& self = d.self_from_probes ? self_probes : self_kernel;
     d.responsiveness = latency::responsiveness_of(foreign, self);
-    d.corrected_responsiveness = latency::responsiveness_of(foreign_corrected, self);
+    d.corrected_responsiveness = latency::responsiveness_of(foreign_corrected, self_kernel);
     d.stable_foreign_ms = std::move(foreign);
     d.stable_foreign_corrected_ms = std::move(foreign_corrected);
     d.stable_self_ms = self;
+    d.stable_self_kernel_ms = std::move(self_kernel);
 }
 
 // Increase over idle, grade and responsiveness, once both directions are done (docs/methodology.md).
@@ -388,6 +455,7 @@ void summarize_loaded_latency(test_report& report) {
     std::vector<double> all_foreign;
     std::vector<double> all_foreign_corrected;
     std::vector<double> all_self;
+    std::vector<double> all_self_kernel;
     for (auto* direction : {&report.download, &report.upload}) {
         if (!*direction) {
             continue;
@@ -397,6 +465,8 @@ void summarize_loaded_latency(test_report& report) {
         all_foreign_corrected.insert(all_foreign_corrected.end(), d.stable_foreign_corrected_ms.begin(),
                                      d.stable_foreign_corrected_ms.end());
         all_self.insert(all_self.end(), d.stable_self_ms.begin(), d.stable_self_ms.end());
+        all_self_kernel.insert(all_self_kernel.end(), d.stable_self_kernel_ms.begin(),
+                               d.stable_self_kernel_ms.end());
         if (d.latency && !d.latency->rtt_ms.empty() && report.idle_latency &&
             !report.idle_latency->rtt_ms.empty()) {
             d.latency_increase_ms = std::max(0.0, d.latency->rtt.median - report.idle_latency->rtt.median);
@@ -410,7 +480,7 @@ void summarize_loaded_latency(test_report& report) {
     if (auto overall = latency::responsiveness_of(all_foreign, all_self)) {
         report.responsiveness_rpm = overall->rpm;
     }
-    if (auto overall = latency::responsiveness_of(all_foreign_corrected, all_self)) {
+    if (auto overall = latency::responsiveness_of(all_foreign_corrected, all_self_kernel)) {
         report.corrected_responsiveness_rpm = overall->rpm;
     }
 }

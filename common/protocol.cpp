@@ -63,6 +63,12 @@ void encode_payload(wire::writer& out, const stop& m) {
     out.u8(static_cast<std::uint8_t>(m.reason));
 }
 
+void encode_payload(wire::writer& out, const self_probe_mark& m) {
+    out.u16(m.stream_index);
+    out.u32(m.probe);
+    out.u64(m.payload_offset);
+}
+
 void encode_u64_list(wire::writer& out, const std::vector<std::uint64_t>& values) {
     out.u16(static_cast<std::uint16_t>(values.size()));
     for (std::uint64_t value : values) {
@@ -330,6 +336,17 @@ payload_result decode_receiver_report(wire::reader& in) {
     return m;
 }
 
+payload_result decode_self_probe_mark(wire::reader& in) {
+    self_probe_mark m;
+    m.stream_index = in.u16();
+    m.probe = in.u32();
+    m.payload_offset = in.u64();
+    if (!in.ok()) {
+        return payload_error{"truncated SELF_PROBE_MARK"};
+    }
+    return m;
+}
+
 payload_result decode_ping(wire::reader& in) {
     ping m;
     m.sequence = in.u32();
@@ -443,6 +460,9 @@ payload_result decode_payload(std::uint8_t type, std::span<const std::uint8_t> p
         case message_type::receiver_report:
             result = decode_receiver_report(in);
             break;
+        case message_type::self_probe_mark:
+            result = decode_self_probe_mark(in);
+            break;
         case message_type::ping:
             result = decode_ping(in);
             break;
@@ -525,6 +545,7 @@ message_type type_of(const message& msg) {
                           [](const auth_ok&) { return message_type::auth_ok; },
                           [](const test_auth&) { return message_type::test_auth; },
                           [](const report_auth&) { return message_type::report_auth; },
+                          [](const self_probe_mark&) { return message_type::self_probe_mark; },
                       },
                       msg);
 }
@@ -534,6 +555,7 @@ bool is_report(message_type type) {
         case message_type::interval_report:
         case message_type::sender_report:
         case message_type::receiver_report:
+        case message_type::self_probe_mark:
         case message_type::udp_sender_report:
         case message_type::udp_receiver_report:
         case message_type::udp_interval_report:
@@ -565,6 +587,8 @@ std::string_view name_of(message_type type) {
             return "SENDER_REPORT";
         case message_type::receiver_report:
             return "RECEIVER_REPORT";
+        case message_type::self_probe_mark:
+            return "SELF_PROBE_MARK";
         case message_type::ping:
             return "PING";
         case message_type::pong:

@@ -39,6 +39,9 @@ inline constexpr std::size_t kMaxSoftwareLength = 64;
 inline constexpr std::size_t kMaxErrorMessageLength = 1024;
 inline constexpr std::size_t kMaxCongestionLength = 16;
 inline constexpr std::size_t kMaxRttSamples = 4096;
+// Self probe bytes (docs/protocol.md, "Self probes") a download's sender answers per test; it stops reading
+// the reverse direction of its data connections after that many, so TCP's flow control holds back the rest.
+inline constexpr std::uint32_t kMaxSelfProbes = 4096;
 // Authentication (common/auth.hpp): a server and a client nonce per session, HMAC-SHA256 tags, named keys.
 inline constexpr std::size_t kAuthNonceSize = 32;
 inline constexpr std::size_t kAuthMacSize = 32;
@@ -81,6 +84,7 @@ enum class message_type : std::uint8_t {
     interval_report = 0x14,
     sender_report = 0x15,
     receiver_report = 0x16,
+    self_probe_mark = 0x17,
     ping = 0x20,
     pong = 0x21,
     // Authentication, only when the server requires it (docs/protocol.md)
@@ -214,6 +218,17 @@ struct receiver_report {
     bool operator==(const receiver_report&) const = default;
 };
 
+// Download self probe (docs/protocol.md, "Self probes"): the server read probe byte `probe` (0-based count of
+// probe bytes on that connection) from data stream `stream_index` when it had handed `payload_offset` payload
+// bytes to that socket, so payload byte `payload_offset` (0-based) is the first one sent after it saw the
+// probe.
+struct self_probe_mark {
+    std::uint16_t stream_index = 0;
+    std::uint32_t probe = 0;
+    std::uint64_t payload_offset = 0;
+    bool operator==(const self_probe_mark&) const = default;
+};
+
 struct ping {
     std::uint32_t sequence = 0;
     std::uint64_t client_time_ns = 0;  // opaque to the server: echoed back unchanged
@@ -271,7 +286,7 @@ struct report_auth {
 using message = std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop,
                              interval_report, sender_report, receiver_report, ping, pong, udp_setup,
                              udp_echo_request, udp_sender_report, udp_receiver_report, udp_interval_report,
-                             auth_challenge, auth_response, auth_ok, test_auth, report_auth>;
+                             auth_challenge, auth_response, auth_ok, test_auth, report_auth, self_probe_mark>;
 
 message_type type_of(const message& msg);
 // The messages that carry figures of a test, which REPORT_AUTH follows on an authenticated session.

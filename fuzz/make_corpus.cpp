@@ -78,7 +78,8 @@ std::vector<std::pair<std::string, proto::message>> every_message() {
             {"auth-response", response},
             {"auth-ok", proto::auth_ok{}},
             {"test-auth", proto::test_auth{}},
-            {"report-auth", proto::report_auth{}}};
+            {"report-auth", proto::report_auth{}},
+            {"self-probe-mark", proto::self_probe_mark{1, 2, 3}}};
 }
 
 void frame_decoder_seeds(const std::filesystem::path& directory) {
@@ -152,6 +153,8 @@ void session_seeds(const std::filesystem::path& directory) {
     write(directory, "wrong-key", session_input(1, {wrong, download}));
     // Mode 12: small caps.
     write(directory, "caps", session_input(12, {download, proto::stop{}, download, proto::stop{}, download}));
+    // A client that sends the server's own SELF_PROBE_MARK while the server sends: a protocol error.
+    write(directory, "client-self-probe-mark", session_input(0, {download, proto::self_probe_mark{1, 0, 0}}));
     write(directory, "peer-error", session_input(0, {proto::error{proto::error_code::internal, "gave up"}}));
     // A speedcli --udp session: the UDP echo for idle latency, then a UDP download and a UDP upload.
     auto udp_download = download;

@@ -1,6 +1,7 @@
 #include "net/stream_group.hpp"
 
 #include <algorithm>
+#include <array>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
@@ -9,6 +10,8 @@
 #include <atomic>
 #include <mutex>
 #include <random>
+#include <tuple>
+#include <utility>
 
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
@@ -63,16 +66,21 @@ struct group_state {
     std::vector<stream_counter> counters;
     std::atomic<std::int64_t> first_byte_ns{0};
     std::atomic<std::size_t> ended{0};
+    std::atomic<std::uint32_t> self_probes_answered{0};
+    std::atomic<std::uint64_t> self_probes_sent{0};
+    std::atomic<std::uint64_t> self_probes_dropped{0};
 
     struct timed_rtt {
         std::int64_t time_ns;
         std::uint32_t rtt_us;
     };
 
-    std::mutex mutex;  // guards the three below
+    std::mutex mutex;  // guards the five below
     std::optional<std::string> first_failure;
     std::vector<proto::stream_sender_stats> stats;
     std::vector<timed_rtt> rtt_samples;
+    std::vector<proto::self_probe_mark> self_probe_marks;
+    std::vector<latency::self_probe_sample> self_probe_samples;
 
     const std::weak_ptr<change_signal> change;
 };
@@ -84,9 +92,31 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
 
     asio::ip::tcp::socket& socket() { return socket_; }
 
-    void start_receiving() {
+    // `probe_period` > 0: write a self probe every period, the first after `first_probe_delay`.
+    void start_receiving(std::chrono::nanoseconds probe_period, std::chrono::nanoseconds first_probe_delay) {
         asio::co_spawn(socket_.get_executor(), receive_loop(shared_from_this()),
                        log_if_failed("data stream"));
+        if (probe_period.count() > 0) {
+            asio::co_spawn(socket_.get_executor(),
+                           self_probe_loop(shared_from_this(), probe_period, first_probe_delay),
+                           log_if_failed("self probes"));
+        }
+    }
+
+    void answer_self_probes() {
+        asio::post(socket_.get_executor(), [self = shared_from_this()] {
+            if (self->phase_ != phase::finished && self->socket_.is_open()) {
+                asio::co_spawn(self->socket_.get_executor(), read_self_probes(self),
+                               log_if_failed("self probe reader"));
+            }
+        });
+    }
+
+    // Thread-safe: the matching happens on the stream's own executor.
+    void on_self_probe_mark(std::uint32_t probe, std::uint64_t payload_offset) {
+        asio::post(socket_.get_executor(), [self = shared_from_this(), probe, payload_offset] {
+            self->record(self->matcher_.mark(probe, payload_offset));
+        });
     }
 
     void start_sending(std::uint64_t pacing_bytes_per_second, std::chrono::nanoseconds rtt_sample_interval) {
@@ -137,6 +167,11 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
                     self->note_first_byte();
                 }
                 counter.fetch_add(bytes, std::memory_order_relaxed);
+                if (self->probing_) {
+                    for (const auto& sample : self->matcher_.bytes_read(bytes, now_ns())) {
+                        self->record(sample);
+                    }
+                }
             }
             if (ec) {
                 self->finish(ec);
@@ -145,6 +180,9 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         }
     }
 
+    // The byte counter moves in the same handler as the write that sent the bytes (a non-blocking write, then
+    // a wait while the socket buffer is full), never in a completion queued behind other handlers: a self
+    // probe read on this thread then sees exactly how many bytes went to the socket before it.
     static asio::awaitable<void> send_loop(std::shared_ptr<data_stream> self) {
         if (self->phase_ != phase::idle) {
             co_return;
@@ -152,14 +190,91 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         self->phase_ = phase::running;
         const auto& payload = payload_buffer();
         auto& counter = self->state_->counters[self->index_].bytes;
-        for (;;) {
-            auto [ec, bytes] =
-                co_await self->socket_.async_write_some(asio::buffer(payload), as_tuple(asio::use_awaitable));
+        asio::error_code ec;
+        self->socket_.non_blocking(true, ec);
+        while (!ec) {
+            const std::size_t bytes = self->socket_.write_some(asio::buffer(payload), ec);
             counter.fetch_add(bytes, std::memory_order_relaxed);
-            if (ec) {
-                self->finish(ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                std::tie(ec) = co_await self->socket_.async_wait(asio::ip::tcp::socket::wait_write,
+                                                                 as_tuple(asio::use_awaitable));
+            } else if (!ec) {
+                // Let the thread's other streams and timers run between writes.
+                co_await asio::post(self->socket_.get_executor(), asio::use_awaitable);
+            }
+            if (self->phase_ == phase::finished) {
                 co_return;
             }
+        }
+        self->finish(ec);
+    }
+
+    // Reads self probe bytes (the reverse direction of a sending stream carries nothing else) and notes the
+    // payload offset each one is answered with. Ends quietly with the socket: the send loop reports failures.
+    static asio::awaitable<void> read_self_probes(std::shared_ptr<data_stream> self) {
+        std::array<std::uint8_t, 64> bytes{};
+        auto& state = *self->state_;
+        for (;;) {
+            auto [ec, count] =
+                co_await self->socket_.async_read_some(asio::buffer(bytes), as_tuple(asio::use_awaitable));
+            if (ec) {
+                co_return;
+            }
+            const std::uint64_t offset = state.counters[self->index_].bytes.load(std::memory_order_relaxed);
+            std::lock_guard lock(state.mutex);
+            for (std::size_t i = 0; i < count; ++i) {
+                if (state.self_probes_answered.load(std::memory_order_relaxed) >= proto::kMaxSelfProbes) {
+                    co_return;  // stop reading: flow control holds back whatever else the peer sends
+                }
+                state.self_probes_answered.fetch_add(1, std::memory_order_relaxed);
+                state.self_probe_marks.push_back(
+                    {static_cast<std::uint16_t>(self->index_), self->probes_answered_++, offset});
+            }
+        }
+    }
+
+    // Writes a self probe every `period` while fewer than self_probe_matcher::kMaxInFlight are outstanding.
+    static asio::awaitable<void> self_probe_loop(std::shared_ptr<data_stream> self,
+                                                 std::chrono::nanoseconds period,
+                                                 std::chrono::nanoseconds first_delay) {
+        self->probing_ = true;
+        asio::steady_timer timer(self->socket_.get_executor());
+        auto next = clock::now() + first_delay;
+        asio::error_code ec;
+        self->socket_.non_blocking(true, ec);
+        while (self->phase_ != phase::finished) {
+            timer.expires_at(next);
+            co_await timer.async_wait(as_tuple(asio::use_awaitable));
+            next += period;
+            if (self->phase_ == phase::finished || !self->socket_.is_open()) {
+                co_return;
+            }
+            self->matcher_.expire(now_ns() - stream_group::kSelfProbeTimeout.count());
+            self->record(std::nullopt);
+            if (!self->matcher_.can_send()) {
+                continue;
+            }
+            const std::uint8_t probe = 'P';
+            const std::int64_t sent_ns = now_ns();
+            // The client-to-server direction carries nothing else: one byte never finds the buffer full, and
+            // if it did the probe is skipped rather than waited for.
+            if (self->socket_.send(asio::buffer(&probe, 1), 0, ec) == 1) {
+                self->matcher_.probe_sent(sent_ns);
+                self->state_->self_probes_sent.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+    }
+
+    // A completed self probe, and the probes the matcher dropped since the last call.
+    void record(const std::optional<latency::self_probe_sample>& sample) {
+        if (matcher_.dropped() != dropped_recorded_) {
+            state_->self_probes_dropped.fetch_add(matcher_.dropped() - dropped_recorded_,
+                                                  std::memory_order_relaxed);
+            dropped_recorded_ = matcher_.dropped();
+        }
+        if (sample) {
+            std::lock_guard lock(state_->mutex);
+            state_->self_probe_samples.push_back(*sample);
         }
     }
 
@@ -254,6 +369,11 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
     phase phase_ = phase::idle;
     bool stop_requested_ = false;
     bool stats_taken_ = false;
+    // Self probes, on the stream's executor only: the receiver's matcher, the sender's count of probe bytes.
+    bool probing_ = false;
+    latency::self_probe_matcher matcher_;
+    std::uint64_t dropped_recorded_ = 0;
+    std::uint32_t probes_answered_ = 0;
 };
 
 stream_group::stream_group(asio::any_io_executor control_executor, std::size_t stream_count)
@@ -306,10 +426,55 @@ std::optional<std::string> stream_group::set_congestion(const std::string& algor
     return std::nullopt;
 }
 
-void stream_group::start_receiving() {
-    for (auto& stream : streams_) {
-        stream->start_receiving();
+void stream_group::start_receiving(std::chrono::nanoseconds self_probe_interval) {
+    // Round-robin: each stream probes once per `interval x streams`, offset by its index.
+    const auto period = self_probe_interval * static_cast<std::int64_t>(streams_.size());
+    for (std::size_t i = 0; i < streams_.size(); ++i) {
+        streams_[i]->start_receiving(period, self_probe_interval * static_cast<std::int64_t>(i + 1));
     }
+}
+
+bool stream_group::on_self_probe_mark(const proto::self_probe_mark& mark) {
+    if (mark.stream_index >= streams_.size() || !streams_[mark.stream_index]) {
+        return false;
+    }
+    streams_[mark.stream_index]->on_self_probe_mark(mark.probe, mark.payload_offset);
+    return true;
+}
+
+std::vector<latency::self_probe_sample> stream_group::self_probe_samples(std::int64_t since_ns) const {
+    std::vector<latency::self_probe_sample> samples;
+    {
+        std::lock_guard lock(state_->mutex);
+        samples = state_->self_probe_samples;
+    }
+    std::erase_if(samples, [since_ns](const auto& s) { return s.sent_ns < since_ns; });
+    std::stable_sort(samples.begin(), samples.end(),
+                     [](const auto& a, const auto& b) { return a.sent_ns < b.sent_ns; });
+    return samples;
+}
+
+std::uint64_t stream_group::self_probes_sent() const {
+    return state_->self_probes_sent.load(std::memory_order_relaxed);
+}
+
+std::uint64_t stream_group::self_probes_dropped() const {
+    return state_->self_probes_dropped.load(std::memory_order_relaxed);
+}
+
+void stream_group::answer_self_probes() {
+    for (auto& stream : streams_) {
+        stream->answer_self_probes();
+    }
+}
+
+std::vector<proto::self_probe_mark> stream_group::take_self_probe_marks() {
+    std::lock_guard lock(state_->mutex);
+    return std::exchange(state_->self_probe_marks, {});
+}
+
+std::uint32_t stream_group::self_probes_answered() const {
+    return state_->self_probes_answered.load(std::memory_order_relaxed);
 }
 
 void stream_group::start_sending(std::uint64_t bytes_per_second_per_stream,

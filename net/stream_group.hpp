@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/protocol.hpp"
+#include "common/self_probe.hpp"
 #include "net/change_signal.hpp"
 #include "net/clock.hpp"
 
@@ -29,6 +30,11 @@ struct group_state;
 class stream_group {
   public:
     static constexpr std::chrono::nanoseconds kDefaultRttSampleInterval = std::chrono::milliseconds(100);
+    // Self probes (common/self_probe.hpp): one every interval per test, round-robin over the streams.
+    static constexpr std::chrono::nanoseconds kDefaultSelfProbeInterval = std::chrono::milliseconds(100);
+    // A self probe not answered within this long is given up (its mark or byte got lost) so the stream can
+    // probe again; far above any round trip a test with a working load has.
+    static constexpr std::chrono::nanoseconds kSelfProbeTimeout = std::chrono::seconds(4);
 
     stream_group(asio::any_io_executor control_executor, std::size_t stream_count);
     ~stream_group();
@@ -46,13 +52,30 @@ class stream_group {
     // Sets TCP congestion control on every attached stream; returns the first failure's text.
     std::optional<std::string> set_congestion(const std::string& algorithm);
 
-    // Starts every stream reading and discarding payload, counting bytes as they arrive.
-    void start_receiving();
+    // Starts every stream reading and discarding payload, counting bytes as they arrive. With a
+    // `self_probe_interval` > 0 (a download's client) the streams also write self probe bytes, one every
+    // interval per group, round-robin, and time them when on_self_probe_mark() gives the answering byte.
+    void start_receiving(std::chrono::nanoseconds self_probe_interval = std::chrono::nanoseconds(0));
+    // The sender's mark for a self probe. False when it names a stream the group does not have.
+    bool on_self_probe_mark(const proto::self_probe_mark& mark);
+    // The self probes' round trips, of probes sent at or after steady-clock time `since_ns`, in time order.
+    std::vector<latency::self_probe_sample> self_probe_samples(std::int64_t since_ns) const;
+    std::uint64_t self_probes_sent() const;
+    std::uint64_t self_probes_dropped() const;
     // Starts every stream sending the shared payload buffer; `bytes_per_second_per_stream` > 0 asks the
     // kernel to pace each stream (SO_MAX_PACING_RATE). Every `rtt_sample_interval` each stream records the
     // kernel's smoothed RTT of its connection (TCP_INFO): the latency the load itself experiences.
     void start_sending(std::uint64_t bytes_per_second_per_stream,
                        std::chrono::nanoseconds rtt_sample_interval = kDefaultRttSampleInterval);
+
+    // Sending streams (a download's server): also read the reverse direction for self probe bytes and note,
+    // for each, how many payload bytes the stream had handed to its socket (take_self_probe_marks()). After
+    // proto::kMaxSelfProbes bytes in the test the streams stop reading it: TCP's flow control holds back the
+    // rest, so a peer that floods that direction costs no work.
+    void answer_self_probes();
+    // The marks noted since the last call, in the order the bytes were read per stream.
+    std::vector<proto::self_probe_mark> take_self_probe_marks();
+    std::uint32_t self_probes_answered() const;
 
     // Waits until a stream reports something (its first byte, its end) or until `deadline`.
     // Returns false when the deadline passed with nothing new.

@@ -36,6 +36,9 @@ using proto::kStreamSetupTimeout;
 constexpr double kSendCutoffShare = 1.1;
 // How often a sender checks its progress watchdog and budget while it waits for STOP.
 constexpr auto kWatchInterval = 250ms;
+// How often it forwards self probe marks once the client probes: a mark's delay only has to stay well within
+// what the client's read history covers (common/self_probe.hpp), and a poll costs one timer.
+constexpr auto kSelfProbeMarkInterval = 10ms;
 // Probe connections one session may hold (speedcli opens one).
 constexpr std::size_t kMaxProbeConnections = 2;
 
@@ -335,6 +338,7 @@ asio::awaitable<void> session::send_download(active_test& test) {
     const std::uint64_t bitrate = sender_bitrate(request, context_->config.limits);
     const std::int64_t sending_started_ns = net::now_ns();
     test.group.start_sending(per_stream_pacing(bitrate, request.streams));
+    test.group.answer_self_probes();
     const proto::streams_ready ready;
     co_await channel_.write(ready, clock::now() + kResultsTimeout);
 
@@ -387,10 +391,14 @@ asio::awaitable<void> session::watch_sending_until_readable(active_test& test) {
     bool sending = true;
     for (;;) {
         // GCC 12: no initializer list inside a co_await expression.
-        const auto wake =
-            std::min(std::min(deadline, clock::now() + kWatchInterval), sending ? cutoff : deadline);
+        const auto poll = test.group.self_probes_answered() > 0 ? kSelfProbeMarkInterval : kWatchInterval;
+        const auto wake = std::min(std::min(deadline, clock::now() + poll), sending ? cutoff : deadline);
         if (co_await channel_.wait_readable(wake)) {
             co_return;
+        }
+        const auto marks = test.group.take_self_probe_marks();
+        for (const auto& mark : marks) {
+            co_await channel_.write(mark, clock::now() + kResultsTimeout);
         }
         if (clock::now() >= deadline) {
             throw session_error(proto::error_code::timeout, "timed out waiting for the client's STOP");

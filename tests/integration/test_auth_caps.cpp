@@ -279,6 +279,9 @@ TEST_CASE("authentication: the right key passes, a wrong or missing one is refus
         CHECK(run.process.exit_code == 0);
         CHECK(run.json["download"]["bits_per_second"].get<double>() > 0);
         CHECK(run.json["upload"]["bits_per_second"].get<double>() > 0);
+        // SELF_PROBE_MARKs are reports: each came with its REPORT_AUTH, in sequence with the other reports
+        // (about 5 probes in the 0.5 s test).
+        CHECK(run.json["download"]["latency"]["self_probes"]["samples"].get<int>() > 0);
         stop_after_session_end(server);
         CHECK_THAT(server.log(), Catch::Contains("key ops, ok"));
     }

@@ -129,3 +129,75 @@ TEST_CASE("an upload faster than the server's cap is ended with limit_exceeded",
     test.data.close();
     server.check_recovered();
 }
+
+// Self probes (docs/protocol.md, "Self probes"): the reverse direction of a download's data connection
+// carries one byte per probe. A client that floods it gets at most kMaxSelfProbes marks for the whole test,
+// in order, after which the server stops reading that direction (TCP's flow control holds the rest back): the
+// download and its STOP and SENDER_REPORT go on as usual, and another client's test passes meanwhile.
+TEST_CASE("a client flooding self probe bytes on a download gets at most kMaxSelfProbes marks",
+          "[robustness]") {
+    watched_server server({});
+    proto::test_request request;
+    request.dir = proto::direction::download;
+    request.duration_ms = 20'000;
+    auto test = start_raw_test(server.port(), attacker_address(401), request);
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> downloaded{0};
+    std::thread flooder(blast, test.data.fd(), std::cref(stop));
+    std::thread reader([&] {
+        std::vector<std::uint8_t> buffer(1 << 20);
+        while (!stop) {
+            const ssize_t n = ::recv(test.data.fd(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+            if (n > 0) {
+                downloaded += static_cast<std::uint64_t>(n);
+            } else if (n == 0 || errno != EAGAIN) {
+                return;
+            } else {
+                std::this_thread::sleep_for(1ms);
+            }
+        }
+    });
+    // Marks and whatever else the server says on the control connection, until its SENDER_REPORT.
+    std::uint32_t marks = 0;
+    bool in_order = true;
+    std::uint64_t last_offset = 0;
+    std::optional<proto::sender_report> report;
+    std::optional<proto::error> error;
+    std::thread control_reader([&] {
+        const auto deadline = steady_clock::now() + 30s;
+        while (steady_clock::now() < deadline) {
+            const auto frame = test.control.read_frame(5s);
+            if (frame.status != proto::decode_status::ok) {
+                return;
+            }
+            if (const auto* mark = std::get_if<proto::self_probe_mark>(&frame.msg)) {
+                in_order = in_order && mark->stream_index == 0 && mark->probe == marks &&
+                           mark->payload_offset >= last_offset;
+                last_offset = mark->payload_offset;
+                ++marks;
+            } else if (const auto* sender = std::get_if<proto::sender_report>(&frame.msg)) {
+                report = *sender;
+                return;
+            } else if (const auto* e = std::get_if<proto::error>(&frame.msg)) {
+                error = *e;
+                return;
+            }
+        }
+    });
+    // Another client's whole test while the flood goes on.
+    CHECK(legitimate_test_passes(server.port()));
+    REQUIRE(test.control.send(proto::stop{}));
+    control_reader.join();
+    stop = true;
+    flooder.join();
+    reader.join();
+    INFO("error from the server: " << (error ? error->message : "none"));
+    CHECK_FALSE(error);
+    REQUIRE(report);
+    CHECK(marks == proto::kMaxSelfProbes);
+    CHECK(in_order);
+    CHECK(downloaded > 0);
+    test.control.close();
+    test.data.close();
+    server.check_recovered();
+}

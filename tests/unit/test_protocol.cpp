@@ -123,6 +123,7 @@ TEST_CASE("the messages REPORT_AUTH follows are the reports that carry figures",
     CHECK(is_report(message_type::interval_report));
     CHECK(is_report(message_type::sender_report));
     CHECK(is_report(message_type::receiver_report));
+    CHECK(is_report(message_type::self_probe_mark));  // it decides a self probe's round trip
     CHECK(is_report(message_type::udp_interval_report));
     CHECK(is_report(message_type::udp_sender_report));
     CHECK(is_report(message_type::udp_receiver_report));
@@ -229,6 +230,14 @@ TEST_CASE("SENDER_REPORT", "[protocol]") {
     msg.rtt_samples_us = {250, 1000};
     check_round_trip(msg, from_hex("15 00000025  0001 000000000000002a 01 00000003 000000fa 00000028 00010000"
                                    "0002 000000fa 000003e8"));
+}
+
+TEST_CASE("SELF_PROBE_MARK", "[protocol]") {
+    check_round_trip(self_probe_mark{3, 7, 0x0102030405ULL},
+                     from_hex("17 0000000e  0003 00000007 0000000102030405"));
+    CHECK(decode_frame(from_hex("17 0000000d  0003 00000007 00000001020304")).status == decode_status::bad);
+    CHECK(decode_frame(from_hex("17 0000000f  0003 00000007 0000000102030405 00")).status ==
+          decode_status::bad);
 }
 
 TEST_CASE("RECEIVER_REPORT", "[protocol]") {

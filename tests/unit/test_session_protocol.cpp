@@ -112,6 +112,14 @@ TEST_CASE("messages out of place end the session with a protocol error", "[sessi
     SECTION("a server message from the client") {
         CHECK(protocol.on_message(proto::welcome{}).failure.code == proto::error_code::protocol_error);
     }
+    SECTION("a SELF_PROBE_MARK from the client, even while the server sends") {
+        REQUIRE(protocol.on_message(download()).what == kind::start_test);
+        protocol.streams_ready();
+        const auto step = protocol.on_message(proto::self_probe_mark{0, 0, 0});
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.code == proto::error_code::protocol_error);
+        CHECK_THAT(step.failure.message, Catch::Contains("unexpected SELF_PROBE_MARK"));
+    }
     SECTION("authentication messages on a server without keys") {
         CHECK(protocol.on_message(proto::auth_response{}).what == kind::end_session);
     }
