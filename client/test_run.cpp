@@ -485,6 +485,31 @@ void summarize_loaded_latency(test_report& report) {
     }
 }
 
+// One direction of the test, over TCP or UDP, with its loaded latency; measured by its receiver.
+asio::awaitable<direction_report> run_direction(run_state& run, net::control_channel& control,
+                                                const udp_run& udp, proto::direction dir) {
+    const bool download = dir == proto::direction::download;
+    direction_report result;
+    result.dir = dir;
+    result.measured_by = download ? "client" : "server";
+    if (run.options.udp) {
+        start_loaded_probes(run);
+        if (download) {
+            co_await run_udp_download(udp, control, result);
+        } else {
+            co_await run_udp_upload(udp, control, result);
+        }
+        co_await stop_loaded_probes(run, result);
+    } else if (download) {
+        co_await run_download(run, control, result);
+    } else {
+        co_await run_upload(run, control, result);
+    }
+    finish_loaded_latency(run, result);
+    run.progress.direction_done(result);
+    co_return result;
+}
+
 asio::awaitable<void> run_all(run_state& run) {
     const auto& options = run.options;
     auto& report = run.report;
@@ -548,34 +573,10 @@ asio::awaitable<void> run_all(run_state& run) {
     // A direction enters the report only once it completed: one that failed part-way has no window figures
     // (its intervals were already shown as they came), so it reports null like one never started.
     if (options.download) {
-        direction_report download;
-        download.dir = proto::direction::download;
-        download.measured_by = "client";
-        if (options.udp) {
-            start_loaded_probes(run);
-            co_await run_udp_download(udp, control, download);
-            co_await stop_loaded_probes(run, download);
-        } else {
-            co_await run_download(run, control, download);
-        }
-        finish_loaded_latency(run, download);
-        run.progress.direction_done(download);
-        report.download = std::move(download);
+        report.download = co_await run_direction(run, control, udp, proto::direction::download);
     }
     if (options.upload) {
-        direction_report upload;
-        upload.dir = proto::direction::upload;
-        upload.measured_by = "server";
-        if (options.udp) {
-            start_loaded_probes(run);
-            co_await run_udp_upload(udp, control, upload);
-            co_await stop_loaded_probes(run, upload);
-        } else {
-            co_await run_upload(run, control, upload);
-        }
-        finish_loaded_latency(run, upload);
-        run.progress.direction_done(upload);
-        report.upload = std::move(upload);
+        report.upload = co_await run_direction(run, control, udp, proto::direction::upload);
     }
     summarize_loaded_latency(report);
 }
