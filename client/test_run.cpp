@@ -22,6 +22,7 @@
 #include "common/units.hpp"
 #include "net/control_channel.hpp"
 #include "net/errors.hpp"
+#include "net/first_failure.hpp"
 #include "net/io_pool.hpp"
 #include "net/receiver_window.hpp"
 #include "net/socket_options.hpp"
@@ -343,9 +344,19 @@ asio::awaitable<void> run_download(run_state& run, net::control_channel& control
 
     const auto test_length = units::seconds_to_ns(options.omit_seconds + options.duration_seconds);
     clock::time_point report_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
-    auto [totals, sender] =
-        co_await (measure_download_then_stop(run, control, group, report, report_deadline) &&
-                  relay_self_probe_marks(control, group, report_deadline));
+    // Without first_failure a server's ERROR read by the relay would show as "multiple exceptions" (the
+    // measurement's cancellation fails too).
+    net::first_failure failure;
+    std::tuple<measure::totals, proto::sender_report> results;
+    try {
+        results = co_await (
+            net::noting_failure(measure_download_then_stop(run, control, group, report, report_deadline),
+                                failure) &&
+            net::noting_failure(relay_self_probe_marks(control, group, report_deadline), failure));
+    } catch (...) {
+        failure.rethrow();
+    }
+    auto& [totals, sender] = results;
     fill_totals(report, totals);
     fill_sender(report, sender.streams);
     report.in_band_rtt_ms = units::us_to_ms(sender.rtt_samples_us);

@@ -16,6 +16,7 @@
 #include "common/time_units.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
+#include "net/first_failure.hpp"
 #include "net/random.hpp"
 #include "net/receiver_window.hpp"
 #include "net/socket_options.hpp"
@@ -456,17 +457,14 @@ asio::awaitable<void> session::receive_upload(active_test& test) {
     const proto::streams_ready ready;
     co_await channel_.write(ready, clock::now() + kResultsTimeout);
 
-    // Asio's && rethrows the first operand's exception when both fail, which may be the cancellation that
-    // the other's failure caused: the failure that came first is kept here and rethrown instead.
-    upload_window window;
+    bool window_open = true;
+    net::first_failure failure;
     measure::totals totals;
     try {
-        totals = co_await (measure_upload_window(test, window) && read_self_probe_marks(test, window));
+        totals = co_await (net::noting_failure(measure_upload_window(test, window_open), failure) &&
+                           net::noting_failure(read_self_probe_marks(test, window_open), failure));
     } catch (...) {
-        if (window.first_failure) {
-            std::rethrow_exception(window.first_failure);
-        }
-        throw;
+        failure.rethrow();
     }
 
     protocol_.window_closed();
@@ -501,48 +499,38 @@ asio::awaitable<void> session::receive_upload(active_test& test) {
                                      units::format_bytes(sum(totals.stream_bytes)), totals.seconds()));
 }
 
-asio::awaitable<measure::totals> session::measure_upload_window(active_test& test, upload_window& window) {
+asio::awaitable<measure::totals> session::measure_upload_window(active_test& test, bool& window_open) {
     struct window_closer {
         bool& open;
         ~window_closer() { open = false; }
-    } closer{window.open};
+    } closer{window_open};
     const auto plan =
         measure::plan::from_ms(test.request.omit_ms, test.request.duration_ms, test.request.interval_ms);
     net::receiver_watch watch;
     watch.stall_timeout = std::chrono::nanoseconds(stall_timeout_for(test.request));
     watch.budget = test_budget::for_test(test.request, context_->config.limits);
     auto& channel = channel_;
-    try {
-        co_return co_await net::measure_receiver_window(
-            test.group, plan, clock::now() + kFirstByteTimeout,
-            [&channel](const measure::interval& closed) { return send_interval_report(channel, closed); },
-            watch);
-    } catch (...) {
-        window.note_failure(std::current_exception());
-        throw;
-    }
+    co_return co_await net::measure_receiver_window(
+        test.group, plan, clock::now() + kFirstByteTimeout,
+        [&channel](const measure::interval& closed) { return send_interval_report(channel, closed); }, watch);
 }
 
 // A client that sends nothing costs a timer every kMarkPoll; the window's end waits at most that long for it.
-asio::awaitable<void> session::read_self_probe_marks(active_test& test, upload_window& window) {
+asio::awaitable<void> session::read_self_probe_marks(active_test& test, const bool& window_open) {
     constexpr auto kMarkPoll = 20ms;
-    try {
-        while (window.open) {
-            // GCC 12: no initializer list inside a co_await expression.
-            const auto wake = clock::now() + kMarkPoll;
-            if (!co_await channel_.wait_readable(wake) || !window.open) {
-                continue;
-            }
-            // session_protocol takes only SELF_PROBE_MARKs now, each naming one of the test's streams.
-            const session_step step = co_await next_step();
-            if (step.what != session_step::kind::self_probe_mark) {
-                throw session_error(proto::error_code::internal, "session protocol out of step");
-            }
-            test.group.on_self_probe_mark(step.mark);
+    while (window_open) {
+        // GCC 12: no initializer list inside a co_await expression.
+        const auto wake = clock::now() + kMarkPoll;
+        const bool readable = co_await channel_.wait_readable(wake);
+        if (!readable || !window_open) {
+            continue;
         }
-    } catch (...) {
-        window.note_failure(std::current_exception());
-        throw;
+        // session_protocol takes only SELF_PROBE_MARKs now, each naming one of the test's streams.
+        const session_step step = co_await next_step();
+        if (step.what != session_step::kind::self_probe_mark) {
+            throw session_error(proto::error_code::internal, "session protocol out of step");
+        }
+        test.group.on_self_probe_mark(step.mark);
     }
 }
 

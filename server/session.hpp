@@ -11,7 +11,6 @@
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
-#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,20 +69,10 @@ class session : public std::enable_shared_from_this<session> {
     asio::awaitable<void> send_download(active_test& test);
     asio::awaitable<void> watch_sending_until_readable(active_test& test);
     asio::awaitable<void> receive_upload(active_test& test);
-    // What an upload's measurement and its reader of SELF_PROBE_MARKs share while they run side by side.
-    struct upload_window {
-        bool open = true;
-        std::exception_ptr first_failure;  // the failure that ended both, not the other's cancellation
-        void note_failure(std::exception_ptr failure) {
-            if (!first_failure) {
-                first_failure = std::move(failure);
-            }
-        }
-    };
-    // An upload's receiver window; clears `window.open` when it ends, however it ends.
-    asio::awaitable<measure::totals> measure_upload_window(active_test& test, upload_window& window);
-    // Reads the client's SELF_PROBE_MARKs while `window.open` and hands them to the test's streams.
-    asio::awaitable<void> read_self_probe_marks(active_test& test, upload_window& window);
+    // An upload's receiver window; clears `window_open` when it ends, however it ends.
+    asio::awaitable<measure::totals> measure_upload_window(active_test& test, bool& window_open);
+    // Reads the client's SELF_PROBE_MARKs while `window_open` and hands them to the test's streams.
+    asio::awaitable<void> read_self_probe_marks(active_test& test, const bool& window_open);
     void close_probes();
     // The error that ends a session at --max-session-time.
     net::session_error lifetime_over() const;

@@ -12,7 +12,7 @@
 //   test_authenticating      TEST_AUTH (only when the server has keys)                -> setting_up
 //   setting_up               nothing: the server sets up the data connections/flows   -> sending or receiving
 //   sending (download)       STOP                                                     -> idle
-//   receiving (upload)       SELF_PROBE_MARK (TCP): the answer to a self probe          -> receiving
+//   receiving (upload)       SELF_PROBE_MARK (TCP): the answer to a self probe        -> receiving
 //                            the server measures until its window closes          -> awaiting_sender_report
 //   awaiting_sender_report   SENDER_REPORT (TCP) or UDP_SENDER_REPORT (UDP)           -> idle
 //                            SELF_PROBE_MARK (TCP): sent before the client saw STOP; ignored
