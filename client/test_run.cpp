@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <fmt/format.h>
-
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -24,6 +22,7 @@
 #include "common/units.hpp"
 #include "net/control_channel.hpp"
 #include "net/errors.hpp"
+#include "net/first_failure.hpp"
 #include "net/io_pool.hpp"
 #include "net/receiver_window.hpp"
 #include "net/socket_options.hpp"
@@ -345,9 +344,19 @@ asio::awaitable<void> run_download(run_state& run, net::control_channel& control
 
     const auto test_length = units::seconds_to_ns(options.omit_seconds + options.duration_seconds);
     clock::time_point report_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
-    auto [totals, sender] =
-        co_await (measure_download_then_stop(run, control, group, report, report_deadline) &&
-                  relay_self_probe_marks(control, group, report_deadline));
+    // Without first_failure a server's ERROR read by the relay would show as "multiple exceptions" (the
+    // measurement's cancellation fails too).
+    net::first_failure failure;
+    std::tuple<measure::totals, proto::sender_report> results;
+    try {
+        results = co_await (
+            net::noting_failure(measure_download_then_stop(run, control, group, report, report_deadline),
+                                failure) &&
+            net::noting_failure(relay_self_probe_marks(control, group, report_deadline), failure));
+    } catch (...) {
+        failure.rethrow();
+    }
+    auto& [totals, sender] = results;
     fill_totals(report, totals);
     fill_sender(report, sender.streams);
     report.in_band_rtt_ms = units::us_to_ms(sender.rtt_samples_us);
@@ -355,22 +364,40 @@ asio::awaitable<void> run_download(run_state& run, net::control_channel& control
     fill_self_probes(report, group, started_ns);
 }
 
-asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, direction_report& report) {
-    const auto& options = run.options;
-    net::stream_group group(co_await asio::this_coro::executor, options.streams);
-    co_await set_up_test(run, control, group, report);
-    const std::int64_t sending_started_ns = net::now_ns();
-    // Paced to the server's caps (WELCOME) when they are tighter than --bitrate: the server ends an upload
-    // that arrives faster than they allow.
-    const proto::test_request request = tcp_request_for(options, proto::direction::upload);
-    group.start_sending(per_stream_pacing(sender_bitrate(request, run.server_caps), options.streams));
-    run.progress.direction_started(proto::direction::upload, report);
-    start_loaded_probes(run);
+// An upload's self probes as the server timed them (SELF_PROBE_SAMPLES): their send times count from
+// STREAMS_READY, placed on the client's clock at `ready_ns`, when the client read it (docs/methodology.md).
+void fill_upload_self_probes(direction_report& report, const proto::self_probe_samples& samples,
+                             std::int64_t ready_ns) {
+    report.self_probes_sent = samples.sent;
+    report.self_probes_dropped = samples.dropped;
+    for (const auto& sample : samples.samples) {
+        report.self_probe_sent_ns.push_back(ready_ns + std::int64_t{sample.sent_us} * 1000);
+        report.self_probe_rtt_ms.push_back(sample.rtt_us / 1000.0);
+    }
+}
 
-    // The server is the receiver: it reports each interval, then STOP when its window has closed.
+// While an upload runs the server reports each interval, then STOP when its window has closed. Meanwhile
+// the client answers the server's self probes (docs/protocol.md, "Self probes") with SELF_PROBE_MARKs; none
+// goes out after STOP is read, so none follows the SENDER_REPORT.
+asio::awaitable<void> watch_upload_until_stop(run_state& run, net::control_channel& control,
+                                              net::stream_group& group, direction_report& report) {
+    constexpr auto kMarkInterval = 10ms;
+    const auto& options = run.options;
     const auto test_length = units::seconds_to_ns(options.omit_seconds + options.duration_seconds);
     const auto stop_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
     for (;;) {
+        const auto marks = group.take_self_probe_marks();
+        for (const auto& mark : marks) {
+            co_await control.write(mark, clock::now() + kResultsTimeout);
+        }
+        // GCC 12: no initializer list inside a co_await expression.
+        const auto wake = std::min(stop_deadline, clock::now() + kMarkInterval);
+        if (!co_await control.wait_readable(wake)) {
+            if (clock::now() >= stop_deadline) {
+                throw session_error(proto::error_code::timeout, "timed out waiting for the server's STOP");
+            }
+            continue;
+        }
         proto::message msg = co_await control.read(stop_deadline, "the server's STOP");
         if (auto* interval = std::get_if<proto::interval_report>(&msg)) {
             measure::interval closed;
@@ -383,30 +410,55 @@ asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, 
             continue;
         }
         if (std::holds_alternative<proto::stop>(msg)) {
-            break;
+            co_return;
         }
         throw net::control_channel::unexpected(msg, "the server's STOP");
     }
+}
+
+asio::awaitable<void> run_upload(run_state& run, net::control_channel& control, direction_report& report) {
+    const auto& options = run.options;
+    net::stream_group group(co_await asio::this_coro::executor, options.streams);
+    co_await set_up_test(run, control, group, report);
+    const std::int64_t ready_ns = net::now_ns();
+    // Paced to the server's caps (WELCOME) when they are tighter than --bitrate: the server ends an upload
+    // that arrives faster than they allow.
+    const proto::test_request request = tcp_request_for(options, proto::direction::upload);
+    group.start_sending(per_stream_pacing(sender_bitrate(request, run.server_caps), options.streams));
+    group.answer_self_probes();
+    run.progress.direction_started(proto::direction::upload, report);
+    start_loaded_probes(run);
+
+    co_await watch_upload_until_stop(run, control, group, report);
     group.stop_all();
     co_await stop_loaded_probes(run, report);
     co_await group.wait_all_ended(clock::now() + kResultsTimeout);
     const proto::sender_report sent{group.sender_stats(), {}};
     co_await control.write(sent, clock::now() + kResultsTimeout);
-    const auto received = co_await control.expect<proto::receiver_report>(clock::now() + kResultsTimeout,
-                                                                          "the server's RECEIVER_REPORT");
-    if (received.stream_bytes.size() != options.streams) {
+    // A server that probed and got answers reports the self probes first.
+    proto::message msg =
+        co_await control.read(clock::now() + kResultsTimeout, "the server's RECEIVER_REPORT");
+    if (auto* samples = std::get_if<proto::self_probe_samples>(&msg)) {
+        fill_upload_self_probes(report, *samples, ready_ns);
+        msg = co_await control.read(clock::now() + kResultsTimeout, "the server's RECEIVER_REPORT");
+    }
+    auto* received = std::get_if<proto::receiver_report>(&msg);
+    if (received == nullptr) {
+        throw net::control_channel::unexpected(msg, "the server's RECEIVER_REPORT");
+    }
+    if (received->stream_bytes.size() != options.streams) {
         throw session_error(proto::error_code::protocol_error,
                             "RECEIVER_REPORT has the wrong number of streams");
     }
     measure::totals totals;
-    totals.window_ns = static_cast<std::int64_t>(received.window_ns);
-    totals.omitted_ns = static_cast<std::int64_t>(received.omitted_ns);
-    totals.omitted_bytes = received.omitted_bytes;
-    totals.stream_bytes = received.stream_bytes;
+    totals.window_ns = static_cast<std::int64_t>(received->window_ns);
+    totals.omitted_ns = static_cast<std::int64_t>(received->omitted_ns);
+    totals.omitted_bytes = received->omitted_bytes;
+    totals.stream_bytes = received->stream_bytes;
     fill_totals(report, totals);
     fill_sender(report, sent.streams);
     const auto omit_ns = units::seconds_to_ns(options.omit_seconds).count();
-    report.in_band_rtt_ms = units::us_to_ms(group.rtt_samples_us(sending_started_ns + omit_ns));
+    report.in_band_rtt_ms = units::us_to_ms(group.rtt_samples_us(ready_ns + omit_ns));
 }
 
 // Cuts a direction's loaded-latency series to the receiver's window and takes its RPM from the stable part
@@ -438,8 +490,8 @@ void finish_loaded_latency(const run_state& run, direction_report& d) {
         foreign = d.latency->application_rtt_ms;
         foreign_corrected = d.latency->rtt_ms;
     }
-    // Self probes where the direction has them (downloads); uploads keep the kernel's RTT
-    // (docs/methodology.md).
+    // Self probes where the direction has them (both, unless the server predates upload self probes or none
+    // was answered); otherwise the kernel's RTT stands for them (docs/methodology.md).
     d.self_from_probes = !d.self_probe_sent_ns.empty();
     const std::vector<double>& self = d.self_from_probes ? self_probes : self_kernel;
     d.responsiveness = latency::responsiveness_of(foreign, self);

@@ -69,6 +69,17 @@ void encode_payload(wire::writer& out, const self_probe_mark& m) {
     out.u64(m.payload_offset);
 }
 
+void encode_payload(wire::writer& out, const self_probe_samples& m) {
+    out.u32(m.sent);
+    out.u32(m.dropped);
+    const std::size_t count = std::min<std::size_t>(m.samples.size(), kMaxSelfProbes);
+    out.u16(static_cast<std::uint16_t>(count));
+    for (std::size_t i = 0; i < count; ++i) {
+        out.u32(m.samples[i].sent_us);
+        out.u32(m.samples[i].rtt_us);
+    }
+}
+
 void encode_u64_list(wire::writer& out, const std::vector<std::uint64_t>& values) {
     out.u16(static_cast<std::uint16_t>(values.size()));
     for (std::uint64_t value : values) {
@@ -347,6 +358,22 @@ payload_result decode_self_probe_mark(wire::reader& in) {
     return m;
 }
 
+payload_result decode_self_probe_samples(wire::reader& in) {
+    self_probe_samples m;
+    m.sent = in.u32();
+    m.dropped = in.u32();
+    const std::uint16_t count = in.u16();
+    if (!in.ok() || count > kMaxSelfProbes || in.remaining() < std::size_t{count} * 8) {
+        return payload_error{"truncated or malformed SELF_PROBE_SAMPLES"};
+    }
+    m.samples.resize(count);
+    for (auto& sample : m.samples) {
+        sample.sent_us = in.u32();
+        sample.rtt_us = in.u32();
+    }
+    return m;
+}
+
 payload_result decode_ping(wire::reader& in) {
     ping m;
     m.sequence = in.u32();
@@ -463,6 +490,9 @@ payload_result decode_payload(std::uint8_t type, std::span<const std::uint8_t> p
         case message_type::self_probe_mark:
             result = decode_self_probe_mark(in);
             break;
+        case message_type::self_probe_samples:
+            result = decode_self_probe_samples(in);
+            break;
         case message_type::ping:
             result = decode_ping(in);
             break;
@@ -546,6 +576,7 @@ message_type type_of(const message& msg) {
                           [](const test_auth&) { return message_type::test_auth; },
                           [](const report_auth&) { return message_type::report_auth; },
                           [](const self_probe_mark&) { return message_type::self_probe_mark; },
+                          [](const self_probe_samples&) { return message_type::self_probe_samples; },
                       },
                       msg);
 }
@@ -556,6 +587,7 @@ bool is_report(message_type type) {
         case message_type::sender_report:
         case message_type::receiver_report:
         case message_type::self_probe_mark:
+        case message_type::self_probe_samples:
         case message_type::udp_sender_report:
         case message_type::udp_receiver_report:
         case message_type::udp_interval_report:
@@ -589,6 +621,8 @@ std::string_view name_of(message_type type) {
             return "RECEIVER_REPORT";
         case message_type::self_probe_mark:
             return "SELF_PROBE_MARK";
+        case message_type::self_probe_samples:
+            return "SELF_PROBE_SAMPLES";
         case message_type::ping:
             return "PING";
         case message_type::pong:

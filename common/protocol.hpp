@@ -85,6 +85,7 @@ enum class message_type : std::uint8_t {
     sender_report = 0x15,
     receiver_report = 0x16,
     self_probe_mark = 0x17,
+    self_probe_samples = 0x18,
     ping = 0x20,
     pong = 0x21,
     // Authentication, only when the server requires it (docs/protocol.md)
@@ -229,6 +230,22 @@ struct self_probe_mark {
     bool operator==(const self_probe_mark&) const = default;
 };
 
+// Upload self probes (docs/protocol.md, "Self probes"): the server, which probed and timed them, reports
+// them before its RECEIVER_REPORT. `sent` probe bytes written, `dropped` given up unanswered; each sample is
+// when its probe was written (us after the server wrote STREAMS_READY) and its round trip (us). At most
+// kMaxSelfProbes samples.
+struct self_probe_samples {
+    struct sample {
+        std::uint32_t sent_us = 0;
+        std::uint32_t rtt_us = 0;
+        bool operator==(const sample&) const = default;
+    };
+    std::uint32_t sent = 0;
+    std::uint32_t dropped = 0;
+    std::vector<sample> samples;
+    bool operator==(const self_probe_samples&) const = default;
+};
+
 struct ping {
     std::uint32_t sequence = 0;
     std::uint64_t client_time_ns = 0;  // opaque to the server: echoed back unchanged
@@ -283,10 +300,11 @@ struct report_auth {
     bool operator==(const report_auth&) const = default;
 };
 
-using message = std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop,
-                             interval_report, sender_report, receiver_report, ping, pong, udp_setup,
-                             udp_echo_request, udp_sender_report, udp_receiver_report, udp_interval_report,
-                             auth_challenge, auth_response, auth_ok, test_auth, report_auth, self_probe_mark>;
+using message =
+    std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop, interval_report,
+                 sender_report, receiver_report, ping, pong, udp_setup, udp_echo_request, udp_sender_report,
+                 udp_receiver_report, udp_interval_report, auth_challenge, auth_response, auth_ok, test_auth,
+                 report_auth, self_probe_mark, self_probe_samples>;
 
 message_type type_of(const message& msg);
 // The messages that carry figures of a test, which REPORT_AUTH follows on an authenticated session.

@@ -3,6 +3,7 @@
 // milliseconds (u32) and nanoseconds (integers); reports show fractional seconds and milliseconds (doubles).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <concepts>
@@ -22,6 +23,11 @@ inline std::chrono::milliseconds seconds_to_ms(double seconds) {
 // Seconds from the command line as the whole milliseconds a TEST_REQUEST carries.
 inline std::uint32_t seconds_to_wire_ms(double seconds) {
     return static_cast<std::uint32_t>(std::llround(seconds * 1000.0));
+}
+
+// Nanoseconds as the whole microseconds (u32) the protocol carries, clamped to its range.
+inline std::uint32_t ns_to_wire_us(std::int64_t ns) {
+    return static_cast<std::uint32_t>(std::clamp<std::int64_t>(ns / 1000, 0, UINT32_MAX));
 }
 
 // Integer nanoseconds or microseconds (from the wire or a clock) as figures for a report.

@@ -4,8 +4,10 @@
 // Input: one mode byte, then the client's bytes. Mode bit 0: the server requires authentication (two keys).
 // Bit 1: the harness plays a client that holds a key, answering the challenge and tagging each request
 // correctly, so the fuzzer reaches the phases behind authentication. Bits 2-3: small caps (2 streams, 2 tests
-// per session) so refusals are reached. Bit 4: the server offers no UDP. The harness plays the server's I/O
-// side too: it reports the streams ready and the upload window closed as soon as the phase waits for them.
+// per session) so refusals are reached. Bit 4: the server offers no UDP. Bit 5: an upload's window closes at
+// once. The harness plays the server's I/O side too: it reports the streams ready as soon as the phase waits
+// for them, and an upload's window closed before the first frame that is not a SELF_PROBE_MARK (with bit 5,
+// before any frame).
 //
 // Invariants: every step is one the phase allows; an accepted test passes validate_request; an ended session
 // stays ended; every phase that reads has a positive deadline; every ERROR the server would send encodes and
@@ -51,8 +53,20 @@ bool check_step(const session_step& step, session_phase before, const session_pr
                 const server_limits& limits) {
     switch (step.what) {
         case kind::read_more:
+            if (before == session_phase::awaiting_sender_report) {  // a late SELF_PROBE_MARK
+                FUZZ_CHECK(protocol.phase() == session_phase::awaiting_sender_report);
+                FUZZ_CHECK(protocol.self_probe_marks() <= proto::kMaxSelfProbes);
+                return true;
+            }
             FUZZ_CHECK(before == session_phase::idle);
             FUZZ_CHECK(protocol.phase() == session_phase::test_authenticating);
+            return true;
+        case kind::self_probe_mark:
+            FUZZ_CHECK(before == session_phase::receiving);
+            FUZZ_CHECK(protocol.phase() == session_phase::receiving);
+            FUZZ_CHECK(protocol.test().proto == proto::transport::tcp);
+            FUZZ_CHECK(step.mark.stream_index < protocol.test().streams);
+            FUZZ_CHECK(protocol.self_probe_marks() <= proto::kMaxSelfProbes);
             return true;
         case kind::reply:
             FUZZ_CHECK(before == session_phase::authenticating);
@@ -129,6 +143,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if ((mode & 16) != 0) {
         limits.udp = false;
     }
+    // Mode bit 5: an upload's window closes before the client's first frame, so its SELF_PROBE_MARKs are
+    // late ones (sent before the client saw STOP).
+    const bool window_closes_at_once = (mode & 32) != 0;
     session_protocol protocol(limits, session_timeouts{}, with_keys ? &keys() : nullptr, nonce());
     const auto opening = protocol.opening(proto::session_token{}, "speedsrv fuzz");
     FUZZ_CHECK(opening.size() == (with_keys ? 2U : 1U));
@@ -147,27 +164,34 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             FUZZ_CHECK(protocol.phase() == session_phase::sending ||
                        protocol.phase() == session_phase::receiving);
         }
-        if (protocol.phase() == session_phase::receiving) {
-            protocol.window_closed();
-        }
         FUZZ_CHECK(protocol.read_timeout().count() > 0);
-        const session_phase before = protocol.phase();
         std::optional<proto::message> next =
             key_holder ? answer_as_key_holder(protocol, welcome_frame) : std::nullopt;
+        std::optional<proto::decode_result> frame;
         if (!next) {
-            proto::decode_result frame = received.next();
-            if (frame.status == proto::decode_status::need_more) {
+            frame = received.next();
+            if (frame->status == proto::decode_status::ok) {
+                next = std::move(frame->msg);
+            }
+        }
+        // An upload's window stays open while the client sends SELF_PROBE_MARKs, and closes before anything
+        // else it sends.
+        if (protocol.phase() == session_phase::receiving &&
+            (window_closes_at_once || !(next && std::holds_alternative<proto::self_probe_mark>(*next)))) {
+            protocol.window_closed();
+        }
+        const session_phase before = protocol.phase();
+        if (!next) {
+            if (frame->status == proto::decode_status::need_more) {
                 // The client stops here. A close between frames is the state machine's to judge; a close in
                 // the middle of one is a read error the server ends the session on by itself.
                 if (received.buffered() == 0) {
                     check_step(protocol.on_closed(), before, protocol, limits);
                 }
-                break;
             }
-            if (frame.status == proto::decode_status::bad) {
-                break;  // the server ends the session with protocol_error before asking the state machine
-            }
-            next = std::move(frame.msg);
+            // Or a bad frame: the server ends the session with protocol_error before asking the state
+            // machine.
+            break;
         }
         open = check_step(protocol.on_message(*next), before, protocol, limits);
     }

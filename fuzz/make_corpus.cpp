@@ -79,7 +79,8 @@ std::vector<std::pair<std::string, proto::message>> every_message() {
             {"auth-ok", proto::auth_ok{}},
             {"test-auth", proto::test_auth{}},
             {"report-auth", proto::report_auth{}},
-            {"self-probe-mark", proto::self_probe_mark{1, 2, 3}}};
+            {"self-probe-mark", proto::self_probe_mark{1, 2, 3}},
+            {"self-probe-samples", proto::self_probe_samples{3, 1, {{100'000, 1'500}, {200'000, 2'500}}}}};
 }
 
 void frame_decoder_seeds(const std::filesystem::path& directory) {
@@ -155,6 +156,15 @@ void session_seeds(const std::filesystem::path& directory) {
     write(directory, "caps", session_input(12, {download, proto::stop{}, download, proto::stop{}, download}));
     // A client that sends the server's own SELF_PROBE_MARK while the server sends: a protocol error.
     write(directory, "client-self-probe-mark", session_input(0, {download, proto::self_probe_mark{1, 0, 0}}));
+    // An upload whose client answers self probes: marks while the window is open, one after it (before the
+    // SENDER_REPORT), then marks that name a stream the test does not have.
+    write(directory, "upload-self-probe-marks",
+          session_input(0, {upload, proto::self_probe_mark{0, 0, 10}, proto::self_probe_mark{1, 0, 20},
+                            report, upload, proto::self_probe_mark{2, 0, 0}}));
+    // Mode 32: the window closes at once, so the marks come late, before the SENDER_REPORT.
+    write(directory, "upload-late-self-probe-marks",
+          session_input(
+              32, {upload, proto::self_probe_mark{0, 0, 10}, proto::self_probe_mark{1, 0, 20}, report}));
     write(directory, "peer-error", session_input(0, {proto::error{proto::error_code::internal, "gave up"}}));
     // A speedcli --udp session: the UDP echo for idle latency, then a UDP download and a UDP upload.
     auto udp_download = download;

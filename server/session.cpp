@@ -5,14 +5,18 @@
 #include <spdlog/spdlog.h>
 
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
+#include <limits>
 
 #include "common/limits.hpp"
 #include "common/measurement.hpp"
 #include "common/peer_text.hpp"
 #include "common/progress_watchdog.hpp"
+#include "common/time_units.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
+#include "net/first_failure.hpp"
 #include "net/random.hpp"
 #include "net/receiver_window.hpp"
 #include "net/socket_options.hpp"
@@ -54,6 +58,23 @@ proto::auth_nonce make_nonce() {
     proto::auth_nonce nonce{};
     net::fill_random(nonce);
     return nonce;
+}
+
+// An upload's self probes sent at or after `since_ns` (when STREAMS_READY went out), relative to it.
+proto::self_probe_samples self_probe_samples_of(const net::stream_group& group, std::int64_t since_ns) {
+    proto::self_probe_samples out;
+    out.sent = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(group.self_probes_sent(), std::numeric_limits<std::uint32_t>::max()));
+    out.dropped = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(group.self_probes_dropped(), std::numeric_limits<std::uint32_t>::max()));
+    for (const auto& sample : group.self_probe_samples(since_ns)) {
+        if (out.samples.size() == proto::kMaxSelfProbes) {
+            break;
+        }
+        out.samples.push_back(
+            {units::ns_to_wire_us(sample.sent_ns - since_ns), units::ns_to_wire_us(sample.rtt_ns)});
+    }
+    return out;
 }
 
 asio::awaitable<void> send_interval_report(net::control_channel& channel, measure::interval closed) {
@@ -217,8 +238,8 @@ std::shared_ptr<probe_connection> session::attach_probe(asio::ip::tcp::socket so
     return probe;
 }
 
-asio::awaitable<session_step> session::next_step() {
-    const auto phase_deadline = clock::now() + protocol_.read_timeout();
+asio::awaitable<session_step> session::next_step(clock::time_point not_after) {
+    const auto phase_deadline = std::min(clock::now() + protocol_.read_timeout(), not_after);
     const bool lifetime_first = ends_at_ < phase_deadline;
     std::optional<proto::message> msg;
     try {
@@ -427,31 +448,46 @@ asio::awaitable<void> session::watch_sending_until_readable(active_test& test) {
 }
 
 asio::awaitable<void> session::receive_upload(active_test& test) {
+    using namespace asio::experimental::awaitable_operators;
     const auto& request = test.request;
-    test.group.start_receiving();
+    // The server probes the client's data connections (docs/protocol.md, "Self probes"); their send times
+    // count from STREAMS_READY, which the client's clock also sees.
+    test.group.start_receiving(net::stream_group::kDefaultSelfProbeInterval);
+    const std::int64_t ready_ns = net::now_ns();
     const proto::streams_ready ready;
     co_await channel_.write(ready, clock::now() + kResultsTimeout);
 
-    const auto plan = measure::plan::from_ms(request.omit_ms, request.duration_ms, request.interval_ms);
-    net::receiver_watch watch;
-    watch.stall_timeout = std::chrono::nanoseconds(stall_timeout_for(request));
-    watch.budget = test_budget::for_test(request, context_->config.limits);
-    auto& channel = channel_;
-    const measure::totals totals = co_await net::measure_receiver_window(
-        test.group, plan, clock::now() + kFirstByteTimeout,
-        [&channel](const measure::interval& closed) { return send_interval_report(channel, closed); }, watch);
+    bool window_open = true;
+    net::first_failure failure;
+    measure::totals totals;
+    try {
+        totals = co_await (net::noting_failure(measure_upload_window(test, window_open), failure) &&
+                           net::noting_failure(read_self_probe_marks(test, window_open), failure));
+    } catch (...) {
+        failure.rethrow();
+    }
 
     protocol_.window_closed();
     const proto::stop stop{proto::stop_reason::window_complete};
     co_await channel_.write(stop, clock::now() + kResultsTimeout);
     test.group.stop_all();
+    // Only a client that answered gets the samples: one that predates self probes expects RECEIVER_REPORT.
+    if (protocol_.self_probe_marks() > 0) {
+        const proto::self_probe_samples samples = self_probe_samples_of(test.group, ready_ns);
+        co_await channel_.write(samples, clock::now() + kResultsTimeout);
+    }
     proto::receiver_report report;
     report.window_ns = static_cast<std::uint64_t>(totals.window_ns);
     report.omitted_ns = static_cast<std::uint64_t>(totals.omitted_ns);
     report.omitted_bytes = totals.omitted_bytes;
     report.stream_bytes = totals.stream_bytes;
     co_await channel_.write(report, clock::now() + kResultsTimeout);
-    const session_step step = co_await next_step();
+    // SELF_PROBE_MARKs the client sent before it saw STOP may come first (counted by session_protocol).
+    const auto report_deadline = clock::now() + kResultsTimeout;
+    session_step step = co_await next_step(report_deadline);
+    while (step.what == session_step::kind::read_more) {
+        step = co_await next_step(report_deadline);
+    }
     if (step.what != session_step::kind::test_complete) {
         throw session_error(proto::error_code::internal, "session protocol out of step");
     }
@@ -461,6 +497,41 @@ asio::awaitable<void> session::receive_upload(active_test& test) {
                                      request.streams, request.streams == 1 ? "" : "s",
                                      units::format_bits_per_second(totals.bits_per_second()),
                                      units::format_bytes(sum(totals.stream_bytes)), totals.seconds()));
+}
+
+asio::awaitable<measure::totals> session::measure_upload_window(active_test& test, bool& window_open) {
+    struct window_closer {
+        bool& open;
+        ~window_closer() { open = false; }
+    } closer{window_open};
+    const auto plan =
+        measure::plan::from_ms(test.request.omit_ms, test.request.duration_ms, test.request.interval_ms);
+    net::receiver_watch watch;
+    watch.stall_timeout = std::chrono::nanoseconds(stall_timeout_for(test.request));
+    watch.budget = test_budget::for_test(test.request, context_->config.limits);
+    auto& channel = channel_;
+    co_return co_await net::measure_receiver_window(
+        test.group, plan, clock::now() + kFirstByteTimeout,
+        [&channel](const measure::interval& closed) { return send_interval_report(channel, closed); }, watch);
+}
+
+// A client that sends nothing costs a timer every kMarkPoll; the window's end waits at most that long for it.
+asio::awaitable<void> session::read_self_probe_marks(active_test& test, const bool& window_open) {
+    constexpr auto kMarkPoll = 20ms;
+    while (window_open) {
+        // GCC 12: no initializer list inside a co_await expression.
+        const auto wake = clock::now() + kMarkPoll;
+        const bool readable = co_await channel_.wait_readable(wake);
+        if (!readable || !window_open) {
+            continue;
+        }
+        // session_protocol takes only SELF_PROBE_MARKs now, each naming one of the test's streams.
+        const session_step step = co_await next_step();
+        if (step.what != session_step::kind::self_probe_mark) {
+            throw session_error(proto::error_code::internal, "session protocol out of step");
+        }
+        test.group.on_self_probe_mark(step.mark);
+    }
 }
 
 }  // namespace speed::server

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/measurement.hpp"
 #include "common/protocol.hpp"
 #include "net/clock.hpp"
 #include "net/control_channel.hpp"
@@ -61,13 +62,17 @@ class session : public std::enable_shared_from_this<session> {
 
     asio::awaitable<void> serve_tests();
     // Reads the frame the current phase waits for (within its deadline) and returns what it means; throws
-    // session_error when it ends the session.
-    asio::awaitable<session_step> next_step();
+    // session_error when it ends the session; never waits past `not_after`.
+    asio::awaitable<session_step> next_step(net::clock::time_point not_after = net::clock::time_point::max());
     asio::awaitable<void> run_test(const proto::test_request& request);
     asio::awaitable<void> wait_for_streams(active_test& test);
     asio::awaitable<void> send_download(active_test& test);
     asio::awaitable<void> watch_sending_until_readable(active_test& test);
     asio::awaitable<void> receive_upload(active_test& test);
+    // An upload's receiver window; clears `window_open` when it ends, however it ends.
+    asio::awaitable<measure::totals> measure_upload_window(active_test& test, bool& window_open);
+    // Reads the client's SELF_PROBE_MARKs while `window_open` and hands them to the test's streams.
+    asio::awaitable<void> read_self_probe_marks(active_test& test, const bool& window_open);
     void close_probes();
     // The error that ends a session at --max-session-time.
     net::session_error lifetime_over() const;

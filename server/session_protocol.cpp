@@ -89,7 +89,7 @@ std::string_view session_protocol::awaiting() const {
         case session_phase::sending:
             return "the client's STOP";
         case session_phase::receiving:
-            return "nothing while the upload runs";
+            return "only SELF_PROBE_MARKs while the upload runs";
         case session_phase::awaiting_sender_report:
             return test_.proto == proto::transport::udp ? "the client's UDP_SENDER_REPORT"
                                                         : "the client's SENDER_REPORT";
@@ -174,7 +174,17 @@ session_step session_protocol::on_message(const proto::message& msg) {
                 return step;
             }
             break;
+        case session_phase::receiving:
+            if (const auto* mark = std::get_if<proto::self_probe_mark>(&msg);
+                mark != nullptr && test_.proto == proto::transport::tcp) {
+                return on_mark(*mark, session_step::kind::self_probe_mark);
+            }
+            break;
         case session_phase::awaiting_sender_report:
+            if (const auto* mark = std::get_if<proto::self_probe_mark>(&msg);
+                mark != nullptr && test_.proto == proto::transport::tcp) {
+                return on_mark(*mark, session_step::kind::read_more);
+            }
             if (const auto* report = std::get_if<proto::sender_report>(&msg);
                 report != nullptr && test_.proto == proto::transport::tcp) {
                 if (report->streams.size() != test_.streams) {
@@ -203,7 +213,6 @@ session_step session_protocol::on_message(const proto::message& msg) {
             }
             break;
         case session_phase::setting_up:
-        case session_phase::receiving:
         case session_phase::ended:
             break;
     }
@@ -245,10 +254,28 @@ session_step session_protocol::accept_request(const proto::test_request& request
         return fail(refusal->code, refusal->message);
     }
     test_ = request;
+    marks_ = 0;
     phase_ = session_phase::setting_up;
     session_step step;
     step.what = session_step::kind::start_test;
     step.request = request;
+    return step;
+}
+
+session_step session_protocol::on_mark(const proto::self_probe_mark& mark, session_step::kind step_kind) {
+    if (mark.stream_index >= test_.streams) {
+        return fail(proto::error_code::protocol_error, "SELF_PROBE_MARK names stream " +
+                                                           std::to_string(mark.stream_index) + " of a " +
+                                                           std::to_string(test_.streams) + "-stream test");
+    }
+    if (++marks_ > proto::kMaxSelfProbes) {
+        return fail(proto::error_code::protocol_error,
+                    "more than " + std::to_string(proto::kMaxSelfProbes) +
+                        " SELF_PROBE_MARKs in one test (a client answers at most that many self probes)");
+    }
+    session_step step;
+    step.what = step_kind;
+    step.mark = mark;
     return step;
 }
 

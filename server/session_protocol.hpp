@@ -12,8 +12,13 @@
 //   test_authenticating      TEST_AUTH (only when the server has keys)                -> setting_up
 //   setting_up               nothing: the server sets up the data connections/flows   -> sending or receiving
 //   sending (download)       STOP                                                     -> idle
-//   receiving (upload)       nothing: the server measures until its window closes -> awaiting_sender_report
+//   receiving (upload)       SELF_PROBE_MARK (TCP): the answer to a self probe        -> receiving
+//                            the server measures until its window closes          -> awaiting_sender_report
 //   awaiting_sender_report   SENDER_REPORT (TCP) or UDP_SENDER_REPORT (UDP)           -> idle
+//                            SELF_PROBE_MARK (TCP): sent before the client saw STOP; ignored
+//
+// A TCP upload takes at most proto::kMaxSelfProbes SELF_PROBE_MARKs (the most the client answers), each
+// naming one of the test's streams; one more, or another stream, ends the session (docs/protocol.md).
 //
 // Anything else is a protocol error that ends the session, as does a refused request (validate_request, the
 // tests-per-session cap, a wrong key). Each phase that reads has a deadline (read_timeout()).
@@ -57,20 +62,22 @@ struct session_timeouts {
 // What the session does after a client frame.
 struct session_step {
     enum class kind {
-        read_more,       // nothing to do; read the next frame (in the new phase)
-        reply,           // send `reply`, then read the next frame
-        start_test,      // set up `request` (validated, authenticated): phase setting_up
-        start_udp_echo,  // the client's UDP_ECHO_REQUEST: open a UDP echo for its probes; phase stays idle
-        stop_sending,    // the client's STOP: stop the streams and send the SENDER_REPORT; phase idle
-        test_complete,   // the client's SENDER_REPORT arrived: the upload is done; phase idle
-        client_done,     // a clean close between tests: the session ends normally
-        end_session,     // the session ends with `failure` (sent to the client unless from_peer)
+        read_more,        // nothing to do; read the next frame (in the new phase)
+        reply,            // send `reply`, then read the next frame
+        start_test,       // set up `request` (validated, authenticated): phase setting_up
+        start_udp_echo,   // the client's UDP_ECHO_REQUEST: open a UDP echo for its probes; phase stays idle
+        stop_sending,     // the client's STOP: stop the streams and send the SENDER_REPORT; phase idle
+        self_probe_mark,  // an upload's SELF_PROBE_MARK (`mark`) while the window is open: time the probe
+        test_complete,    // the client's SENDER_REPORT arrived: the upload is done; phase idle
+        client_done,      // a clean close between tests: the session ends normally
+        end_session,      // the session ends with `failure` (sent to the client unless from_peer)
     };
     kind what = kind::end_session;
     proto::message reply;
     proto::test_request request;
     proto::sender_report sender_report;          // test_complete of a TCP upload
     proto::udp_sender_report udp_sender_report;  // test_complete of a UDP upload
+    proto::self_probe_mark mark;                 // self_probe_mark
     proto::error failure;
     bool from_peer = false;  // end_session: the client sent the ERROR
     std::string log_detail;  // end_session: more than the client is told (e.g. which key failed)
@@ -106,6 +113,8 @@ class session_protocol {
     std::uint32_t requests_received() const { return requests_; }
     // Test requests and UDP echo requests so far: what --max-tests-per-session caps.
     std::uint32_t tests_started() const { return tests_; }
+    // SELF_PROBE_MARKs the client sent in the current (or last) test.
+    std::uint32_t self_probe_marks() const { return marks_; }
     // Whether the client may open probe and data connections: authenticated, or no authentication needed.
     bool admitted() const { return keys_ == nullptr || !key_name_.empty(); }
     // The key the client proved it holds ("" without authentication).
@@ -120,6 +129,8 @@ class session_protocol {
     session_step fail(proto::error_code code, std::string message, std::string log_detail = {});
     session_step too_many_tests();
     session_step unexpected(const proto::message& msg);
+    // A SELF_PROBE_MARK of a TCP upload: counted and checked; `step` when it is fine.
+    session_step on_mark(const proto::self_probe_mark& mark, session_step::kind step);
 
     server_limits limits_;
     session_timeouts timeouts_;
@@ -132,6 +143,7 @@ class session_protocol {
     proto::test_request test_;
     std::uint32_t requests_ = 0;
     std::uint32_t tests_ = 0;
+    std::uint32_t marks_ = 0;
 };
 
 }  // namespace speed::server

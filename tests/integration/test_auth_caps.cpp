@@ -282,6 +282,8 @@ TEST_CASE("authentication: the right key passes, a wrong or missing one is refus
         // SELF_PROBE_MARKs are reports: each came with its REPORT_AUTH, in sequence with the other reports
         // (about 5 probes in the 0.5 s test).
         CHECK(run.json["download"]["latency"]["self_probes"]["samples"].get<int>() > 0);
+        // The upload's come in SELF_PROBE_SAMPLES, a report too, before RECEIVER_REPORT.
+        CHECK(run.json["upload"]["latency"]["self_probes"]["samples"].get<int>() > 0);
         stop_after_session_end(server);
         CHECK_THAT(server.log(), Catch::Contains("key ops, ok"));
     }

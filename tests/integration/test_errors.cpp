@@ -171,6 +171,21 @@ TEST_CASE("a direction the server cuts short is null in the report, not 0 bit/s"
     CHECK_THAT(text.err, Catch::Contains("--max-session-time"));
 }
 
+// The server's ERROR in the middle of a download arrives while the client measures and relays self probe
+// marks side by side; the measurement's cancellation must not replace it (it used to show as "multiple
+// exceptions").
+TEST_CASE("a server's ERROR during a download reaches the user with its text", "[integration][errors]") {
+    // 1 MB of budget: the download goes over it within a fraction of a second on loopback.
+    server_process server({"--max-bytes", "1M"});
+    const auto run = run_client(
+        {"127.0.0.1", "-p", std::to_string(server.port()), "-t", "3", "--no-upload", "--pings", "0", "-J"});
+    INFO(run.process.out << run.process.err);
+    // limit_exceeded is a refusal (client/exit_codes.hpp); the bug gave 1, "the test failed".
+    CHECK(run.process.exit_code == kExitRefused);
+    REQUIRE(run.json.is_object());
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("server: the data arrived faster than"));
+}
+
 TEST_CASE("a server at its session limit says it is busy", "[integration][errors]") {
     server_process server({"--max-sessions", "1"});
     const int holder = connect_to(server.port());

@@ -6,9 +6,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <atomic>
 #include <thread>
 
+#include "common/self_probe.hpp"
 #include "tests/robustness/abuse.hpp"
 
 using namespace speed;
@@ -197,6 +199,149 @@ TEST_CASE("a client flooding self probe bytes on a download gets at most kMaxSel
     CHECK(marks == proto::kMaxSelfProbes);
     CHECK(in_order);
     CHECK(downloaded > 0);
+    test.control.close();
+    test.data.close();
+    server.check_recovered();
+}
+
+namespace {
+
+proto::test_request upload_request(std::uint32_t duration_ms) {
+    proto::test_request request;
+    request.dir = proto::direction::upload;
+    request.duration_ms = duration_ms;
+    return request;
+}
+
+proto::sender_report one_stream_sender_report() {
+    proto::sender_report report;
+    report.streams.resize(1);
+    return report;
+}
+
+// Reads control frames, skipping interval reports, until one that is not; an empty result when none came.
+std::optional<proto::message> next_non_interval(raw_connection& control, std::chrono::milliseconds limit) {
+    const auto deadline = steady_clock::now() + limit;
+    while (steady_clock::now() < deadline) {
+        auto frame = control.read_frame(
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now()));
+        if (frame.status != proto::decode_status::ok) {
+            return std::nullopt;
+        }
+        if (!std::holds_alternative<proto::interval_report>(frame.msg)) {
+            return std::move(frame.msg);
+        }
+    }
+    return std::nullopt;
+}
+
+std::string name_of(const std::optional<proto::message>& msg) {
+    return msg ? std::string(proto::name_of(proto::type_of(*msg))) : std::string("nothing");
+}
+
+}  // namespace
+
+// Upload self probes (docs/protocol.md, "Self probes"): the server writes probe bytes on the upload's data
+// connection. A client that never answers them (one that predates them) is probed at most kMaxInFlight times
+// at once, its window ends as usual (nothing waits for marks) and it gets RECEIVER_REPORT right after STOP,
+// without a SELF_PROBE_SAMPLES it would not understand.
+TEST_CASE("an upload client that answers no self probes gets its test as before", "[robustness]") {
+    watched_server server({});
+    // 3 s: the 16 probes in flight are out by 1.7 s, and none is given up (4 s) before STOP.
+    auto test = start_raw_test(server.port(), attacker_address(402), upload_request(3'000));
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> probe_bytes{0};
+    std::thread sender(blast, test.data.fd(), std::cref(stop));
+    std::thread reader([&] {
+        std::array<std::uint8_t, 256> buffer{};
+        while (!stop) {
+            const ssize_t n = ::recv(test.data.fd(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+            if (n > 0) {
+                probe_bytes += static_cast<std::uint64_t>(n);
+            } else if (n == 0 || errno != EAGAIN) {
+                return;
+            } else {
+                std::this_thread::sleep_for(5ms);
+            }
+        }
+    });
+    const auto stop_frame = next_non_interval(test.control, 10s);
+    const auto after_stop = next_non_interval(test.control, 5s);
+    stop = true;
+    sender.join();
+    reader.join();
+    INFO("after the intervals: " << name_of(stop_frame) << ", then " << name_of(after_stop));
+    REQUIRE(stop_frame);
+    CHECK(std::holds_alternative<proto::stop>(*stop_frame));
+    REQUIRE(after_stop);
+    CHECK(std::holds_alternative<proto::receiver_report>(*after_stop));
+    CHECK(probe_bytes == latency::self_probe_matcher::kMaxInFlight);
+    REQUIRE(test.control.send(one_stream_sender_report()));
+    test.control.close();
+    test.data.close();
+    server.check_recovered();
+    CHECK_THAT(server.process().log(), Catch::Contains("upload 1 stream: received"));
+}
+
+// SELF_PROBE_MARKs for probes the server never sent are ignored, in the window and after it (sent before the
+// client saw STOP): the test completes, with no samples from them.
+TEST_CASE("an upload client's SELF_PROBE_MARKs for unknown probes are ignored", "[robustness]") {
+    watched_server server({});
+    auto test = start_raw_test(server.port(), attacker_address(403), upload_request(1'000));
+    std::atomic<bool> stop{false};
+    std::thread sender(blast, test.data.fd(), std::cref(stop));
+    for (std::uint32_t i = 0; i < 100; ++i) {
+        REQUIRE(test.control.send(proto::self_probe_mark{0, 1'000'000 + i, i}));
+    }
+    const auto stop_frame = next_non_interval(test.control, 10s);
+    stop = true;
+    sender.join();
+    for (std::uint32_t i = 0; i < 5; ++i) {
+        REQUIRE(test.control.send(proto::self_probe_mark{0, 2'000'000 + i, 0}));
+    }
+    const auto samples = next_non_interval(test.control, 5s);
+    const auto received = next_non_interval(test.control, 5s);
+    REQUIRE(test.control.send(one_stream_sender_report()));
+    INFO("after the intervals: " << name_of(stop_frame) << ", " << name_of(samples) << ", "
+                                 << name_of(received));
+    REQUIRE(stop_frame);
+    CHECK(std::holds_alternative<proto::stop>(*stop_frame));
+    REQUIRE(samples);
+    REQUIRE(std::holds_alternative<proto::self_probe_samples>(*samples));
+    CHECK(std::get<proto::self_probe_samples>(*samples).sent > 0);
+    CHECK(std::get<proto::self_probe_samples>(*samples).samples.empty());
+    REQUIRE(received);
+    CHECK(std::holds_alternative<proto::receiver_report>(*received));
+    // The session takes the SENDER_REPORT after the late marks and waits for the next test: a clean close.
+    test.control.shutdown_sending();
+    CHECK(test.control.wait_closed(5s));
+    test.data.close();
+    server.check_recovered();
+    CHECK_THAT(server.process().log(), Catch::Contains("upload 1 stream: received"));
+}
+
+// A client flooding SELF_PROBE_MARKs: kMaxSelfProbes are taken (each costs a look-up among at most 16
+// outstanding probes), one more ends its session with a protocol error, and another client's test passes
+// meanwhile.
+TEST_CASE("an upload client flooding SELF_PROBE_MARKs is ended after kMaxSelfProbes", "[robustness]") {
+    watched_server server({});
+    auto test = start_raw_test(server.port(), attacker_address(404), upload_request(20'000));
+    std::atomic<bool> stop{false};
+    std::thread sender(blast, test.data.fd(), std::cref(stop));
+    std::vector<std::uint8_t> flood;
+    for (std::uint32_t i = 0; i < proto::kMaxSelfProbes; ++i) {
+        const auto frame = proto::encode(proto::self_probe_mark{0, i, std::uint64_t{i} * 1'000});
+        flood.insert(flood.end(), frame.begin(), frame.end());
+    }
+    REQUIRE(test.control.send(flood));
+    CHECK(legitimate_test_passes(server.port()));
+    REQUIRE(test.control.send(proto::self_probe_mark{0, 0, 0}));
+    const auto error = next_error(test.control, 5s);
+    stop = true;
+    sender.join();
+    REQUIRE(error);
+    CHECK(error->code == proto::error_code::protocol_error);
+    CHECK_THAT(error->message, Catch::Contains("more than 4096 SELF_PROBE_MARKs in one test"));
     test.control.close();
     test.data.close();
     server.check_recovered();

@@ -124,6 +124,7 @@ TEST_CASE("the messages REPORT_AUTH follows are the reports that carry figures",
     CHECK(is_report(message_type::sender_report));
     CHECK(is_report(message_type::receiver_report));
     CHECK(is_report(message_type::self_probe_mark));  // it decides a self probe's round trip
+    CHECK(is_report(message_type::self_probe_samples));
     CHECK(is_report(message_type::udp_interval_report));
     CHECK(is_report(message_type::udp_sender_report));
     CHECK(is_report(message_type::udp_receiver_report));
@@ -238,6 +239,47 @@ TEST_CASE("SELF_PROBE_MARK", "[protocol]") {
     CHECK(decode_frame(from_hex("17 0000000d  0003 00000007 00000001020304")).status == decode_status::bad);
     CHECK(decode_frame(from_hex("17 0000000f  0003 00000007 0000000102030405 00")).status ==
           decode_status::bad);
+}
+
+TEST_CASE("SELF_PROBE_SAMPLES", "[protocol]") {
+    self_probe_samples msg;
+    msg.sent = 3;
+    msg.dropped = 1;
+    msg.samples = {{100'000, 1'500}, {200'000, 2'500}};
+    check_round_trip(msg,
+                     from_hex("18 0000001a  00000003 00000001 0002 000186a0 000005dc 00030d40 000009c4"));
+    check_round_trip(self_probe_samples{}, from_hex("18 0000000a  00000000 00000000 0000"));
+    // A sample cut short, a count beyond what the frame holds, a trailing byte.
+    CHECK(decode_frame(from_hex("18 00000011  00000003 00000001 0001 000186a0 0005dc")).status ==
+          decode_status::bad);
+    CHECK(decode_frame(from_hex("18 00000012  00000003 00000001 0002 000186a0 000005dc")).status ==
+          decode_status::bad);
+    CHECK(decode_frame(from_hex("18 0000000b  00000000 00000000 0000 00")).status == decode_status::bad);
+}
+
+TEST_CASE("SELF_PROBE_SAMPLES carries at most kMaxSelfProbes samples", "[protocol]") {
+    self_probe_samples msg;
+    msg.samples.resize(kMaxSelfProbes + 1, {1, 2});
+    const auto bytes = encode(msg);
+    CHECK(bytes.size() == 5 + 10 + std::size_t{kMaxSelfProbes} * 8);
+    const decode_result decoded = decode_frame(bytes);
+    REQUIRE(decoded.status == decode_status::ok);
+    CHECK(std::get<self_probe_samples>(decoded.msg).samples.size() == kMaxSelfProbes);
+
+    // A count one over the cap is refused even when the bytes are there.
+    const std::uint32_t over = kMaxSelfProbes + 1;
+    std::vector<std::uint8_t> frame;
+    speed::wire::writer out(frame);
+    out.u8(static_cast<std::uint8_t>(message_type::self_probe_samples));
+    out.u32(10 + over * 8);
+    out.u32(0);
+    out.u32(0);
+    out.u16(static_cast<std::uint16_t>(over));
+    for (std::uint32_t i = 0; i < over; ++i) {
+        out.u32(1);
+        out.u32(2);
+    }
+    CHECK(decode_frame(frame).status == decode_status::bad);
 }
 
 TEST_CASE("RECEIVER_REPORT", "[protocol]") {

@@ -35,6 +35,13 @@ proto::test_request upload(std::uint16_t streams = 1) {
     return request;
 }
 
+proto::test_request udp_upload(std::uint16_t streams) {
+    auto request = upload(streams);
+    request.proto = proto::transport::udp;
+    request.udp_payload_bytes = 1400;
+    return request;
+}
+
 proto::sender_report report_of(std::size_t streams) {
     proto::sender_report report;
     report.streams.resize(streams);
@@ -120,6 +127,20 @@ TEST_CASE("messages out of place end the session with a protocol error", "[sessi
         CHECK(step.failure.code == proto::error_code::protocol_error);
         CHECK_THAT(step.failure.message, Catch::Contains("unexpected SELF_PROBE_MARK"));
     }
+    SECTION("a SELF_PROBE_MARK while a UDP upload runs") {
+        REQUIRE(protocol.on_message(udp_upload(1)).what == kind::start_test);
+        protocol.streams_ready();
+        CHECK_THAT(protocol.on_message(proto::self_probe_mark{0, 0, 0}).failure.message,
+                   Catch::Contains("unexpected SELF_PROBE_MARK"));
+    }
+    SECTION("a SELF_PROBE_MARK between tests") {
+        REQUIRE(protocol.on_message(upload()).what == kind::start_test);
+        protocol.streams_ready();
+        protocol.window_closed();
+        REQUIRE(protocol.on_message(report_of(1)).what == kind::test_complete);
+        CHECK_THAT(protocol.on_message(proto::self_probe_mark{0, 0, 0}).failure.message,
+                   Catch::Contains("unexpected SELF_PROBE_MARK while waiting for a test request"));
+    }
     SECTION("authentication messages on a server without keys") {
         CHECK(protocol.on_message(proto::auth_response{}).what == kind::end_session);
     }
@@ -146,6 +167,57 @@ TEST_CASE("messages out of place end the session with a protocol error", "[sessi
     CHECK(protocol.phase() == session_phase::ended);
     // Once ended, nothing revives it.
     CHECK(protocol.on_message(download()).what == kind::end_session);
+}
+
+TEST_CASE("an upload takes SELF_PROBE_MARKs while it runs and until SENDER_REPORT", "[session]") {
+    auto protocol = open_session();
+    REQUIRE(protocol.on_message(upload(2)).what == kind::start_test);
+    protocol.streams_ready();
+    auto step = protocol.on_message(proto::self_probe_mark{1, 4, 123'456});
+    REQUIRE(step.what == kind::self_probe_mark);
+    CHECK(step.mark == proto::self_probe_mark{1, 4, 123'456});
+    CHECK(protocol.phase() == session_phase::receiving);
+    CHECK(protocol.self_probe_marks() == 1);
+    protocol.window_closed();
+    // Sent before the client read STOP: read and ignored.
+    step = protocol.on_message(proto::self_probe_mark{0, 5, 99});
+    CHECK(step.what == kind::read_more);
+    CHECK(protocol.phase() == session_phase::awaiting_sender_report);
+    CHECK(protocol.self_probe_marks() == 2);
+    CHECK(protocol.on_message(report_of(2)).what == kind::test_complete);
+    // The next test counts its own.
+    REQUIRE(protocol.on_message(upload(2)).what == kind::start_test);
+    CHECK(protocol.self_probe_marks() == 0);
+}
+
+TEST_CASE("SELF_PROBE_MARKs beyond an upload's bounds end the session", "[session]") {
+    auto protocol = open_session();
+    REQUIRE(protocol.on_message(upload(2)).what == kind::start_test);
+    protocol.streams_ready();
+    SECTION("a stream the test does not have") {
+        const auto step = protocol.on_message(proto::self_probe_mark{2, 0, 0});
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.code == proto::error_code::protocol_error);
+        CHECK(step.failure.message == "SELF_PROBE_MARK names stream 2 of a 2-stream test");
+        CHECK(protocol.phase() == session_phase::ended);
+    }
+    SECTION("more marks than a client answers probes, in the window or after it") {
+        const bool after_window = GENERATE(false, true);
+        for (std::uint32_t i = 0; i < proto::kMaxSelfProbes / 2; ++i) {
+            REQUIRE(protocol.on_message(proto::self_probe_mark{0, i, 0}).what == kind::self_probe_mark);
+        }
+        if (after_window) {
+            protocol.window_closed();
+        }
+        const auto accepted = after_window ? kind::read_more : kind::self_probe_mark;
+        for (std::uint32_t i = proto::kMaxSelfProbes / 2; i < proto::kMaxSelfProbes; ++i) {
+            REQUIRE(protocol.on_message(proto::self_probe_mark{1, i, 0}).what == accepted);
+        }
+        const auto step = protocol.on_message(proto::self_probe_mark{1, 0, 0});
+        CHECK(step.what == kind::end_session);
+        CHECK(step.failure.code == proto::error_code::protocol_error);
+        CHECK_THAT(step.failure.message, Catch::Contains("more than 4096 SELF_PROBE_MARKs in one test"));
+    }
 }
 
 TEST_CASE("the client's ERROR ends the session in any phase, and is not sent back", "[session]") {
@@ -310,13 +382,6 @@ TEST_CASE("authentication failures: the client is told little, the log more", "[
 }
 
 namespace {
-
-proto::test_request udp_upload(std::uint16_t streams) {
-    auto request = upload(streams);
-    request.proto = proto::transport::udp;
-    request.udp_payload_bytes = 1400;
-    return request;
-}
 
 proto::udp_sender_report udp_report_of(std::size_t streams) {
     proto::udp_sender_report report;

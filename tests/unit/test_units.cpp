@@ -118,6 +118,11 @@ TEST_CASE("time conversions round seconds to the nearest unit and report fractio
     CHECK(seconds_to_ms(2.0006) == 2001ms);
     CHECK(seconds_to_wire_ms(10.0) == 10'000U);
     CHECK(seconds_to_wire_ms(0.2504) == 250U);
+    // Whole microseconds, truncated, clamped to u32 (a self probe's send time and round trip on the wire).
+    CHECK(ns_to_wire_us(1'999) == 1U);
+    CHECK(ns_to_wire_us(-5'000) == 0U);
+    CHECK(ns_to_wire_us(4'294'967'295'999) == 4'294'967'295U);
+    CHECK(ns_to_wire_us(5'000'000'000'000) == 4'294'967'295U);
     CHECK(ns_to_seconds(std::int64_t{2'500'000'000}) == 2.5);
     CHECK(ns_to_seconds(std::uint64_t{0}) == 0.0);
     CHECK(ns_to_ms(std::uint64_t{1'250'000}) == 1.25);
