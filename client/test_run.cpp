@@ -333,6 +333,39 @@ void fill_self_probes(direction_report& report, const net::stream_group& group, 
     }
 }
 
+// Rethrows `failed`, unless it is a local failure (a data connection reset, say) and the server's ERROR that
+// explains it arrives within a short grace: the server writes ERROR on the control connection and then closes
+// the test's data connections, and the reset can overtake the ERROR (seen under AddressSanitizer). The grace
+// is a deadline of ours; messages before the ERROR (self probe marks) are skipped until it passes.
+asio::awaitable<void> rethrow_preferring_server_error(net::control_channel& control,
+                                                      std::exception_ptr failed) {
+    constexpr auto kServerReasonGrace = 250ms;
+    bool local_failure = false;
+    try {
+        std::rethrow_exception(failed);
+    } catch (const session_error& e) {
+        local_failure = !e.from_peer();
+    } catch (...) {
+    }
+    if (local_failure) {
+        const auto deadline = clock::now() + kServerReasonGrace;
+        std::exception_ptr server_error;
+        try {
+            while (clock::now() < deadline) {
+                co_await control.read(deadline, "the server's reason");
+            }
+        } catch (const session_error& e) {
+            if (e.from_peer()) {
+                server_error = std::current_exception();
+            }
+        }
+        if (server_error) {
+            std::rethrow_exception(server_error);
+        }
+    }
+    std::rethrow_exception(failed);
+}
+
 asio::awaitable<void> run_download(run_state& run, net::control_channel& control, direction_report& report) {
     using namespace asio::experimental::awaitable_operators;
     const auto& options = run.options;
@@ -348,13 +381,17 @@ asio::awaitable<void> run_download(run_state& run, net::control_channel& control
     // measurement's cancellation fails too).
     net::first_failure failure;
     std::tuple<measure::totals, proto::sender_report> results;
+    std::exception_ptr failed;
     try {
         results = co_await (
             net::noting_failure(measure_download_then_stop(run, control, group, report, report_deadline),
                                 failure) &&
             net::noting_failure(relay_self_probe_marks(control, group, report_deadline), failure));
     } catch (...) {
-        failure.rethrow();
+        failed = failure.first() ? failure.first() : std::current_exception();
+    }
+    if (failed) {
+        co_await rethrow_preferring_server_error(control, failed);
     }
     auto& [totals, sender] = results;
     fill_totals(report, totals);

@@ -25,6 +25,8 @@ class first_failure {
             first_ = std::move(failure);
         }
     }
+    // The failure noted first, or nothing.
+    std::exception_ptr first() const { return first_; }
     // The failure noted first, else the exception being handled: call it only inside a catch block.
     [[noreturn]] void rethrow() const {
         if (first_) {

@@ -13,9 +13,11 @@ namespace {
 
 constexpr double kDurationSeconds = 4.0;
 constexpr double kOmitSeconds = 1.0;  // slow start and the tbf bucket's initial burst
-// Above the ceiling only by what a window's edges can add: the bucket's 1 ms burst (at least 16 KiB) and a
-// few milliseconds of timing at the window's ends, over 4 s: well under 1 %.
-constexpr double kAboveCeiling = 0.01;
+// Above the ceiling only by what a window's edges can add: the bucket's 1 ms burst (at least 16 KiB) and the
+// receiver's reads lagging arrival at the window's ends (TCP windows count bytes when read). That lag is a
+// few ms in a release build; under AddressSanitizer on a 2-core machine one upload read 19.334 Mbit/s against
+// a 19.128 ceiling (+1.07 %: about 10 ms of backlog read into a 4 s window). 2 % leaves room for 20 ms.
+constexpr double kAboveCeiling = 0.02;
 // Between the two tools on the same link: measured spread 0.1-2 % (docs/netlab.md).
 constexpr double kToolTolerance = 0.05;
 
