@@ -98,11 +98,13 @@ asio::awaitable<void> prober::read_replies(std::shared_ptr<prober> self) {
     for (;;) {
         const net::timestamped_read read =
             co_await net::async_read_with_timestamp(self->socket_, received.prepare(512));
-        // Timestamps first: everything below is bookkeeping that must not count as network time.
-        const std::int64_t received_ns = net::now_ns();
+        // Timestamps first: everything below is bookkeeping that must not count as network time. The round
+        // trip (monotonic) and the wait since the kernel's stamp (real time) are taken at one instant.
+        const net::clock_pair now = net::read_clocks();
+        const std::int64_t received_ns = now.monotonic_ns;
         std::optional<std::int64_t> client_wait_ns;
         if (kernel_stamps && read.kernel_realtime_ns) {
-            client_wait_ns = net::realtime_now_ns() - *read.kernel_realtime_ns;
+            client_wait_ns = now.realtime_ns - *read.kernel_realtime_ns;
         }
         if (read.error) {
             self->failure_ = read.error == asio::error::eof ? "the server closed the probe connection"

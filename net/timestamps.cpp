@@ -1,5 +1,7 @@
 #include "net/timestamps.hpp"
 
+#include "net/clock.hpp"
+
 #include <sys/socket.h>
 #include <time.h>
 
@@ -8,6 +10,7 @@
 #include <asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #ifdef __linux__
 #include <linux/errqueue.h>
@@ -84,6 +87,28 @@ std::int64_t realtime_now_ns() {
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
     return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
+
+clock_pair read_clocks() {
+    clock_pair best;
+    std::int64_t best_bracket_ns = std::numeric_limits<std::int64_t>::max();
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        const std::int64_t before = realtime_now_ns();
+        const std::int64_t monotonic = now_ns();
+        const std::int64_t after = realtime_now_ns();
+        const std::int64_t bracket = after - before;
+        if (bracket >= 0 && bracket < best_bracket_ns) {
+            best = {monotonic, before + bracket / 2};
+            best_bracket_ns = bracket;
+        }
+        if (bracket >= 0 && bracket < 1'000) {
+            break;  // a microsecond is far below anything the pair is used for
+        }
+    }
+    if (best_bracket_ns == std::numeric_limits<std::int64_t>::max()) {
+        best = {now_ns(), realtime_now_ns()};  // the real-time clock stepped back in every attempt
+    }
+    return best;
 }
 
 }  // namespace speed::net

@@ -40,4 +40,18 @@ asio::awaitable<timestamped_read> async_read_with_timestamp(asio::ip::tcp::socke
 // CLOCK_REALTIME now, in ns: only for differences with kernel stamps.
 std::int64_t realtime_now_ns();
 
+// The same instant on both clocks: net::now_ns() (monotonic) and CLOCK_REALTIME.
+struct clock_pair {
+    std::int64_t monotonic_ns = 0;
+    std::int64_t realtime_ns = 0;
+};
+
+// Reads both clocks as one instant. A round trip timed on the monotonic clock minus a kernel wait timed on
+// the real-time clock is only right when both readings are of the same moment: read one after the other, a
+// thread preempted between them (a loaded machine does that) shortens the round trip by the whole preemption,
+// and a loopback round trip of 15 us then fell below the server's reported hold (seen once in about ten
+// runs). So the real-time clock is read before and after the monotonic one, up to three times, and the
+// tightest bracket's midpoint is kept: the pair is off by at most half that bracket.
+clock_pair read_clocks();
+
 }  // namespace speed::net
