@@ -47,8 +47,9 @@ TEST_CASE("iperf3 cookies are told apart from speedsrv frames by their first byt
     digit[0] = '1';
     CHECK_FALSE(iperf3::is_cookie(digit));
 
-    // A speedsrv frame begins with its payload length, big-endian: a HELLO's is a few dozen bytes.
-    const std::array<std::uint8_t, 4> speedsrv_frame{0x00, 0x00, 0x00, 0x2c};
+    // A speedsrv frame begins with its type and its payload length, big-endian: a HELLO is type 1, and its
+    // payload is a few dozen bytes.
+    const std::array<std::uint8_t, 4> speedsrv_frame{0x01, 0x00, 0x00, 0x00};
     CHECK_FALSE(iperf3::starts_like_iperf3(speedsrv_frame));
 }
 
