@@ -144,25 +144,45 @@ void json_reader::append(std::span<const std::uint8_t> bytes) {
     buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
 }
 
+json_decode decode_json(std::span<const std::uint8_t> bytes, std::uint32_t max_length) {
+    json_decode out;
+    if (bytes.size() < 4) {
+        return out;
+    }
+    const auto length = static_cast<std::uint32_t>(wire::get_big_endian(bytes.data(), 4));
+    if (length == 0 || length > max_length) {
+        out.result = json_decode::status::bad;
+        out.reason = "a JSON document of " + std::to_string(length) + " bytes (at most " +
+                     std::to_string(max_length) + ")";
+        return out;
+    }
+    if (bytes.size() - 4 < length) {
+        return out;
+    }
+    const auto* text = reinterpret_cast<const char*>(bytes.data() + 4);
+    out.document = json::parse(text, text + length, nullptr, /*allow_exceptions=*/false);
+    out.consumed = 4 + std::size_t{length};
+    if (out.document.is_discarded()) {
+        out.result = json_decode::status::bad;
+        out.reason = "a document that is not JSON";
+        return out;
+    }
+    out.result = json_decode::status::ok;
+    return out;
+}
+
 json_reader::result json_reader::next() {
-    if (buffered() < 4) {
-        return need_more{};
+    json_decode decoded = decode_json(std::span(buffer_).subspan(consumed_), max_length_);
+    switch (decoded.result) {
+        case json_decode::status::need_more:
+            return need_more{};
+        case json_decode::status::bad:
+            return bad{std::move(decoded.reason)};
+        case json_decode::status::ok:
+            break;
     }
-    const auto length = static_cast<std::uint32_t>(wire::get_big_endian(buffer_.data() + consumed_, 4));
-    if (length == 0 || length > max_length_) {
-        return bad{"a JSON document of " + std::to_string(length) + " bytes (at most " +
-                   std::to_string(max_length_) + ")"};
-    }
-    if (buffered() - 4 < length) {
-        return need_more{};
-    }
-    const auto* text = reinterpret_cast<const char*>(buffer_.data() + consumed_ + 4);
-    json document = json::parse(text, text + length, nullptr, /*allow_exceptions=*/false);
-    consumed_ += 4 + std::size_t{length};
-    if (document.is_discarded()) {
-        return bad{"a document that is not JSON"};
-    }
-    return document;
+    consumed_ += decoded.consumed;
+    return std::move(decoded.document);
 }
 
 std::variant<parameters, parameters_error> parse_parameters(const json& document) {

@@ -78,6 +78,7 @@ enum class error_code : std::int32_t {
     tos = 21,                  // "bad TOS value (must be between 0 and 255 inclusive)"
     total_rate = 27,           // "total required bandwidth is larger than server limit"
     max_duration = 37,         // "client's requested duration exceeds the server's maximum permitted limit"
+    unknown_message = 110,     // "received an unknown control message"
     receive_parameters = 114,  // "unable to receive parameters from client"
     authentication = 142,      // "test authorization failed"
 };
@@ -103,6 +104,17 @@ inline constexpr std::array<std::uint8_t, 4> kLegacyUdpConnectReply{0xb1, 0x68, 
 
 // A JSON document as iperf3 sends it: 4-byte big-endian length, then the text without a trailing NUL.
 std::vector<std::uint8_t> encode_json(const nlohmann::json& document);
+
+// The length-prefixed JSON document at the start of `bytes`: complete (with the bytes it took), incomplete,
+// or bad (a length of 0 or above `max_length`, text that is not JSON).
+struct json_decode {
+    enum class status { ok, need_more, bad };
+    status result = status::need_more;
+    nlohmann::json document;
+    std::size_t consumed = 0;
+    std::string reason;  // bad
+};
+json_decode decode_json(std::span<const std::uint8_t> bytes, std::uint32_t max_length);
 
 // Reads length-prefixed JSON documents from a byte stream.
 class json_reader {
