@@ -123,6 +123,9 @@ json direction_json_of(const direction_report& report) {
     out["omitted_seconds"] = number(report.omitted_seconds);
     out["omitted_bytes"] = report.omitted_bytes;
     out["measured_by"] = report.measured_by;
+    // TCP receivers count payload without copying it to user space (MSG_TRUNC); UDP receivers read every
+    // datagram's header.
+    out["receive_copy"] = report.udp.has_value();
     out["server_cap_bits_per_second"] =
         report.server_cap_bits_per_second == 0 ? json(nullptr) : json(report.server_cap_bits_per_second);
     json intervals = json::array();

@@ -1,5 +1,7 @@
 #include "net/stream_group.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <asio/co_spawn.hpp>
@@ -8,6 +10,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
+#include <cerrno>
 #include <mutex>
 #include <random>
 #include <tuple>
@@ -39,10 +42,23 @@ const std::vector<std::uint8_t>& payload_buffer() {
     return payload;
 }
 
-// Received payload is discarded, so all streams of a thread can read into one buffer.
-std::vector<std::uint8_t>& receive_scratch() {
-    thread_local std::vector<std::uint8_t> scratch(kDataBufferSize);
-    return scratch;
+// One non-blocking read of whatever `fd` holds, up to kDataBufferSize, discarded by the kernel (MSG_TRUNC on
+// a TCP socket skips the copy): the bytes it took, or 0 with `ec` set (would_block, eof, or the failure).
+std::size_t discard_received(int fd, asio::error_code& ec) {
+    for (;;) {
+        const ssize_t got = ::recv(fd, nullptr, kDataBufferSize, MSG_TRUNC | MSG_DONTWAIT);
+        if (got > 0) {
+            return static_cast<std::size_t>(got);
+        }
+        if (got == 0) {
+            ec = asio::error::eof;
+            return 0;
+        }
+        if (errno != EINTR) {
+            ec = asio::error_code(errno, asio::error::get_system_category());
+            return 0;
+        }
+    }
 }
 
 struct alignas(64) stream_counter {
@@ -152,16 +168,19 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
     }
 
   private:
+    // Payload is counted, never looked at: each read takes what the socket holds with MSG_TRUNC, so the
+    // kernel receives, acknowledges and accounts every byte as read (receive window, autotuning) and only
+    // skips the copy to user space (docs/methodology.md, "Receiving without the copy").
     static asio::awaitable<void> receive_loop(std::shared_ptr<data_stream> self) {
         if (self->phase_ != phase::idle) {
             co_return;
         }
         self->phase_ = phase::running;
-        auto& scratch = receive_scratch();
         auto& counter = self->state_->counters[self->index_].bytes;
-        for (;;) {
-            auto [ec, bytes] =
-                co_await self->socket_.async_read_some(asio::buffer(scratch), as_tuple(asio::use_awaitable));
+        asio::error_code ec;
+        self->socket_.non_blocking(true, ec);
+        while (!ec) {
+            const std::size_t bytes = discard_received(self->socket_.native_handle(), ec);
             if (bytes > 0) {
                 if (counter.load(std::memory_order_relaxed) == 0) {
                     self->note_first_byte();
@@ -172,12 +191,19 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
                         self->record(sample);
                     }
                 }
+                // Let the thread's other streams and timers run between reads.
+                co_await asio::post(self->socket_.get_executor(), asio::use_awaitable);
+            } else if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                std::tie(ec) = co_await self->socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                                                                 as_tuple(asio::use_awaitable));
             }
-            if (ec) {
-                self->finish(ec);
-                co_return;
+            // stop() closes the socket from a handler on this thread while this loop waits: its descriptor
+            // may already belong to another connection.
+            if (!ec && (self->phase_ == phase::finished || !self->socket_.is_open())) {
+                ec = asio::error::operation_aborted;
             }
         }
+        self->finish(ec);
     }
 
     // The byte counter moves in the same handler as the write that sent the bytes (a non-blocking write, then

@@ -52,7 +52,8 @@ class stream_group {
     // Sets TCP congestion control on every attached stream; returns the first failure's text.
     std::optional<std::string> set_congestion(const std::string& algorithm);
 
-    // Starts every stream reading and discarding payload, counting bytes as they arrive. With a
+    // Starts every stream reading and discarding payload (without copying it: MSG_TRUNC), counting bytes as
+    // they arrive. With a
     // `self_probe_interval` > 0 (a download's client) the streams also write self probe bytes, one every
     // interval per group, round-robin, and time them when on_self_probe_mark() gives the answering byte.
     void start_receiving(std::chrono::nanoseconds self_probe_interval = std::chrono::nanoseconds(0));
@@ -108,8 +109,8 @@ class stream_group {
     std::vector<std::shared_ptr<data_stream>> streams_;
 };
 
-// Size of the payload buffer every sender writes from and of each data thread's receive buffer. 1 MiB writes
-// cost a third of the CPU per byte of 128 KiB writes on loopback (docs/performance.md).
+// Size of the payload buffer every sender writes from, and the most one read takes. 1 MiB writes cost a third
+// of the CPU per byte of 128 KiB writes on loopback (docs/performance.md).
 inline constexpr std::size_t kDataBufferSize = 1024 * 1024;
 
 }  // namespace speed::net

@@ -85,6 +85,7 @@ TEST_CASE("a full test prints one JSON document that follows the contract", "[in
     check_direction(j["download"], 1, 1.0, 0.0);
     check_direction(j["upload"], 1, 1.0, 0.0);
     CHECK(j["download"]["measured_by"] == "client");
+    CHECK(j["download"]["receive_copy"] == false);                 // MSG_TRUNC (docs/methodology.md)
     CHECK(j["download"]["server_cap_bits_per_second"].is_null());  // a default speedsrv has no TCP cap
     CHECK(j["upload"]["server_cap_bits_per_second"].is_null());
     CHECK(j["upload"]["measured_by"] == "server");

@@ -246,6 +246,7 @@ TEST_CASE("a UDP test at a fixed rate: the JSON contract, exact accounting and t
         CHECK(d["omitted_seconds"].get<double>() == Approx(0.5).margin(0.05));
     }
     CHECK(j["download"]["measured_by"] == "client");
+    CHECK(j["download"]["receive_copy"] == true);  // every datagram's header is read
     CHECK(j["upload"]["measured_by"] == "server");
 }
 
