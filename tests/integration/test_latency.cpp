@@ -80,8 +80,12 @@ TEST_CASE("self probes time application round trips on the load connections of b
         // still tells 100 ms from 50 or 200 ms.
         CHECK(self["sent"].get<int>() >= 18);
         CHECK(self["sent"].get<int>() <= 30);
-        // Every probe is answered, except at most the one outstanding at the end; loopback loses nothing.
-        CHECK(self["samples"].get<int>() >= self["sent"].get<int>() - 1);
+        // Every probe is answered, except those still outstanding at the end: one, plus one for every 100 ms
+        // of the slowest round trip (a starved machine drains the sender's buffer slowly: two were
+        // outstanding in one of six runs with four builds beside the test). Loopback loses nothing.
+        const int outstanding = 1 + static_cast<int>(self["rtt_ms"]["max"].get<double>() / 100.0);
+        CHECK(self["samples"].get<int>() >= self["sent"].get<int>() - outstanding);
+        CHECK(self["samples"].get<int>() <= self["sent"].get<int>());
         CHECK(self["dropped"] == 0);
         // A round trip through the kernel and both applications: never below the least loopback round trip
         // the kernel gives (latency::kLeastNetworkRoundTripNs, 2 us).
