@@ -81,31 +81,6 @@ http_response http_get(std::uint16_t port, const std::string& target, std::chron
                          limit);
 }
 
-raw_connection::raw_connection(std::uint16_t port) : fd_(connect_loopback(port)) {}
-
-raw_connection::~raw_connection() {
-    ::close(fd_);
-}
-
-bool raw_connection::send(const std::string& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT) >= 0;
-}
-
-bool raw_connection::closed_by_peer_within(std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    char buffer[4096];
-    for (;;) {
-        pollfd p{fd_, POLLIN, 0};
-        const int ms = remaining_ms(deadline);
-        if (ms == 0 || ::poll(&p, 1, ms) <= 0) {
-            return false;
-        }
-        if (::recv(fd_, buffer, sizeof buffer, 0) <= 0) {
-            return true;
-        }
-    }
-}
-
 std::optional<double> sample_value(const std::string& exposition, const std::string& series) {
     std::istringstream lines(exposition);
     std::string line;

@@ -21,23 +21,6 @@ http_response http_exchange(std::uint16_t port, const std::string& request, std:
 http_response http_get(std::uint16_t port, const std::string& target,
                        std::chrono::milliseconds limit = std::chrono::seconds(5));
 
-// A TCP connection to 127.0.0.1:`port`, closed when the object goes away.
-class raw_connection {
-  public:
-    explicit raw_connection(std::uint16_t port);
-    ~raw_connection();
-    raw_connection(const raw_connection&) = delete;
-    raw_connection& operator=(const raw_connection&) = delete;
-    // Sends what it can without blocking; false once the peer has closed or reset.
-    bool send(const std::string& bytes);
-    // Whether the server closed the connection (EOF or reset) within `limit`; what it sent before is
-    // discarded.
-    bool closed_by_peer_within(std::chrono::milliseconds limit);
-
-  private:
-    int fd_ = -1;
-};
-
 // The value of the sample whose name and labels are exactly `series` (e.g. `x_total{a="b"}`) in an
 // exposition, or nothing when there is no such line.
 std::optional<double> sample_value(const std::string& exposition, const std::string& series);
