@@ -2,6 +2,11 @@
 // its deadline or at once, and speedsrv keeps serving tests (and scrapes) throughout.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <random>
 #include <thread>
 
@@ -104,5 +109,103 @@ TEST_CASE(
     CHECK(scrape.status == 200);
     CHECK(sample_value(scrape.body, R"(speedsrv_tests_completed_total{protocol="tcp",direction="upload"})") >=
           1.0);
+    server.check_recovered();
+}
+
+namespace {
+
+// The value of `series` once it reaches `expected` (the listener's thread and session ends count a moment
+// after the peer sees their effect), or its last value after 3 s.
+double scraped_value(std::uint16_t metrics_port, const std::string& series, double expected) {
+    const auto give_up = steady_clock::now() + 3s;
+    double value = -1;
+    do {
+        const auto response = http_get(metrics_port, "/metrics");
+        value = sample_value(response.body, series).value_or(-1);
+        if (value == expected) {
+            break;
+        }
+        std::this_thread::sleep_for(20ms);
+    } while (steady_clock::now() < give_up);
+    return value;
+}
+
+void send_udp_junk(std::uint16_t port, int datagrams) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const std::string junk = "not a speedsrv datagram";
+    for (int i = 0; i < datagrams; ++i) {
+        REQUIRE(::sendto(fd, junk.data(), junk.size(), 0, reinterpret_cast<const sockaddr*>(&to),
+                         sizeof to) == static_cast<ssize_t>(junk.size()));
+    }
+    ::close(fd);
+}
+
+}  // namespace
+
+TEST_CASE("the metrics count refusals, failed handshakes and UDP junk by reason, exactly",
+          "[robustness][metrics]") {
+    watched_server server({"--metrics", "127.0.0.1:0", "--max-handshakes-per-host", "2",
+                           "--max-sessions-per-host", "1", "--handshake-timeout", "1"});
+    const std::uint16_t metrics_port = metrics_port_of(server.process());
+    const auto value = [&](const std::string& series, double expected) {
+        return scraped_value(metrics_port, series, expected);
+    };
+
+    // watched_server ran a legitimate test for its baseline: count from here.
+    const std::string start = http_get(metrics_port, "/metrics").body;
+    const double accepted_before = sample_value(start, "speedsrv_connections_accepted_total").value_or(-1);
+    const double admitted_before =
+        sample_value(start, R"(speedsrv_admissions_total{stage="handshake"})").value_or(-1);
+    REQUIRE(accepted_before >= 0);
+
+    // Two silent connections fill one host's handshake slots; three more from it are refused at accept.
+    std::vector<raw_connection> silent;
+    for (int i = 0; i < 2; ++i) {
+        silent.emplace_back(attacker_address(0), server.port());
+    }
+    std::this_thread::sleep_for(100ms);  // accepted and counted before the surplus arrives
+    for (int i = 0; i < 3; ++i) {
+        raw_connection surplus(attacker_address(0), server.port());
+        CHECK(error_reply(surplus) == proto::error_code::server_busy);
+    }
+    CHECK(value(R"(speedsrv_refusals_total{reason="handshake_admission"})", 3) == 3);
+    for (auto& connection : silent) {
+        CHECK(connection.wait_closed(5s));
+    }
+    CHECK(value(R"(speedsrv_handshakes_total{result="timeout"})", 2) == 2);
+
+    // Another protocol version.
+    raw_connection other_version(attacker_address(1), server.port());
+    proto::hello hello;
+    hello.version = proto::kProtocolVersion + 1;
+    REQUIRE(other_version.send(proto::encode(hello)));
+    CHECK(error_reply(other_version) == proto::error_code::version_mismatch);
+    CHECK(value(R"(speedsrv_refusals_total{reason="version"})", 1) == 1);
+
+    // A second session from a host with --max-sessions-per-host 1.
+    raw_connection first(attacker_address(2), server.port());
+    open_session(first);
+    raw_connection second(attacker_address(2), server.port());
+    REQUIRE(second.send(control_hello()));
+    CHECK(error_reply(second) == proto::error_code::server_busy);
+    CHECK(value(R"(speedsrv_refusals_total{reason="session_admission"})", 1) == 1);
+    CHECK(value("speedsrv_sessions_active", 1) == 1);
+    first.close();
+    // The session's end: closed by the client before any test.
+    CHECK(value(R"(speedsrv_sessions_total{protocol="none",outcome="ok"})", 1) == 1);
+
+    // Junk at the UDP port (the TCP port's number): dropped as malformed, each counted.
+    send_udp_junk(server.port(), 25);
+    CHECK(value(R"(speedsrv_udp_datagrams_dropped_total{reason="malformed"})", 25) == 25);
+
+    // Every TCP connection above, and nothing else, went through accept.
+    CHECK(value("speedsrv_connections_accepted_total", accepted_before + 8) == accepted_before + 8);
+    CHECK(value(R"(speedsrv_admissions_total{stage="handshake"})", admitted_before + 5) ==
+          admitted_before + 5);
     server.check_recovered();
 }
