@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <sstream>
 #include <stdexcept>
 
 namespace speed::testing {
@@ -79,18 +78,6 @@ http_response http_exchange(std::uint16_t port, const std::string& request, std:
 http_response http_get(std::uint16_t port, const std::string& target, std::chrono::milliseconds limit) {
     return http_exchange(port, "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                          limit);
-}
-
-std::optional<double> sample_value(const std::string& exposition, const std::string& series) {
-    std::istringstream lines(exposition);
-    std::string line;
-    while (std::getline(lines, line)) {
-        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-            line[series.size()] == ' ') {
-            return std::strtod(line.c_str() + series.size() + 1, nullptr);
-        }
-    }
-    return std::nullopt;
 }
 
 std::uint16_t free_loopback_port() {

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "tests/support/exposition.hpp"
+
 namespace speed::testing {
 
 struct http_response {
@@ -20,10 +22,6 @@ http_response http_exchange(std::uint16_t port, const std::string& request, std:
 // GET `target` with a Host header, Connection: close.
 http_response http_get(std::uint16_t port, const std::string& target,
                        std::chrono::milliseconds limit = std::chrono::seconds(5));
-
-// The value of the sample whose name and labels are exactly `series` (e.g. `x_total{a="b"}`) in an
-// exposition, or nothing when there is no such line.
-std::optional<double> sample_value(const std::string& exposition, const std::string& series);
 
 // A TCP port on 127.0.0.1 that was free a moment ago (for programs that cannot be given port 0).
 std::uint16_t free_loopback_port();
