@@ -130,6 +130,20 @@ TEST_CASE("speedsrv --metrics counts a UDP session's tests and bytes", "[integra
     CHECK(srv.value(after, R"(speedsrv_udp_datagrams_dropped_total{reason="malformed"})") == 0);
 }
 
+TEST_CASE("a request beyond the server's caps counts as a caps refusal and a limit_exceeded session",
+          "[integration][metrics]") {
+    metrics_server srv({"--max-streams", "2"});
+    const auto run = run_client({"127.0.0.1", "--port", std::to_string(srv.server.port()), "--parallel", "4",
+                                 "--duration", "0.3", "--pings", "0", "--json"});
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code != 0);
+    const std::string after = srv.scrape_when_idle();
+    INFO(after);
+    CHECK(srv.value(after, R"(speedsrv_refusals_total{reason="caps"})") == 1);
+    CHECK(srv.value(after, R"(speedsrv_sessions_total{protocol="none",outcome="limit_exceeded"})") == 1);
+    CHECK(srv.value(after, R"(speedsrv_tests_started_total{protocol="tcp",direction="download"})") == 0);
+}
+
 TEST_CASE("the metrics exposition passes promtool check metrics", "[integration][metrics]") {
     if (!promtool_installed()) {
         WARN("SKIP: promtool (Debian package prometheus) is not installed; ./scripts/test installs it");
@@ -210,6 +224,7 @@ TEST_CASE("a Prometheus server scrapes speedsrv and its query returns the number
     const std::uint16_t web_port = free_loopback_port();
     std::uint64_t queried = 0;
     std::string last_answer;
+    std::string prometheus_log;
     {
         background_process prometheus({"/usr/bin/prometheus",
                                        "--config.file=" + (dir / "prometheus.yml").string(),
@@ -236,9 +251,10 @@ TEST_CASE("a Prometheus server scrapes speedsrv and its query returns the number
             queried = std::stoull(parsed["data"]["result"][0]["value"][1].get<std::string>());
             break;
         }
-        INFO(prometheus.log());
+        prometheus_log = prometheus.log();
     }
     std::filesystem::remove_all(dir);
+    INFO(prometheus_log);
     INFO(last_answer);
     CHECK(queried == kRuns);
 }
