@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
                        "Of --max-handshakes, how many only hosts with a live session may use (their data "
                        "and probe connections); default: a quarter")
             ->check(CLI::Range(0, 1000000));
-    app.add_option(
+    auto* metrics_option = app.add_option(
         "--metrics", metrics_text,
         "Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given; e.g. 127.0.0.1:9464)");
     app.add_flag(
@@ -318,7 +318,8 @@ int main(int argc, char** argv) {
         admission.reserved_handshakes = reserved_handshakes;
     }
     std::optional<asio::ip::tcp::endpoint> metrics_at;
-    if (!metrics_text.empty()) {
+    // An empty value (an unset variable in a unit file) is refused, not read as "off".
+    if (metrics_option->count() > 0) {
         metrics_at = speed::server::parse_listen_endpoint(metrics_text, error);
         if (!metrics_at) {
             std::fprintf(stderr, "speedsrv: --metrics: %s\n", error.c_str());

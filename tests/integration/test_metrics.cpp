@@ -187,7 +187,7 @@ TEST_CASE("speedsrv serves no metrics unless --metrics is given, and refuses a b
           "[integration][metrics]") {
     server_process plain;
     CHECK(plain.log().find("metrics") == std::string::npos);
-    for (const char* bad : {"9100", "localhost:9100", "127.0.0.1:99999", "::1:9100", "127.0.0.1:"}) {
+    for (const char* bad : {"", "9100", "localhost:9100", "127.0.0.1:99999", "::1:9100", "127.0.0.1:"}) {
         INFO(bad);
         auto argv = speedsrv_root_args();
         argv.insert(argv.begin(), speedsrv_path());
