@@ -21,6 +21,7 @@
 #include "config/key_file.hpp"
 #include "net/io_pool.hpp"
 #include "server/config.hpp"
+#include "server/metrics_http.hpp"
 #include "server/server.hpp"
 #include "server/systemd_notify.hpp"
 
@@ -237,6 +238,7 @@ int main(int argc, char** argv) {
     std::string min_bitrate_text = "100k";
     std::size_t reserved_handshakes = 0;
     bool allow_root = false;
+    std::string metrics_text;
     app.add_option("--max-session-time", max_session_seconds,
                    "Seconds after which a session ends, whatever it does (tests that would not finish by "
                    "then are refused)")
@@ -267,6 +269,9 @@ int main(int argc, char** argv) {
                        "Of --max-handshakes, how many only hosts with a live session may use (their data "
                        "and probe connections); default: a quarter")
             ->check(CLI::Range(0, 1000000));
+    auto* metrics_option = app.add_option(
+        "--metrics", metrics_text,
+        "Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given; e.g. 127.0.0.1:9464)");
     app.add_flag(
         "--allow-root", allow_root,
         "Run even as root (speedsrv needs no privilege; root lets clients' requests reach the kernel "
@@ -312,6 +317,15 @@ int main(int argc, char** argv) {
         }
         admission.reserved_handshakes = reserved_handshakes;
     }
+    std::optional<asio::ip::tcp::endpoint> metrics_at;
+    // An empty value (an unset variable in a unit file) is refused, not read as "off".
+    if (metrics_option->count() > 0) {
+        metrics_at = speed::server::parse_listen_endpoint(metrics_text, error);
+        if (!metrics_at) {
+            std::fprintf(stderr, "speedsrv: --metrics: %s\n", error.c_str());
+            return kExitUsage;
+        }
+    }
     if (::geteuid() == 0 && !allow_root) {
         std::fprintf(stderr,
                      "speedsrv: refusing to run as root: it needs no privilege, and as root a client's "
@@ -355,6 +369,8 @@ int main(int argc, char** argv) {
     speed::net::io_pool probe_echo(1);
     asio::io_context control_context(1);
     speed::server::server srv(control_context, data_pool, probe_echo.next(), config);
+    // Listens only with --metrics: an HTTP listener is more surface on a public server (docs/operations.md).
+    speed::server::metrics_endpoint metrics(control_context, [&srv] { return srv.render_metrics(); });
     // Signals are caught from here on: "listening" below tells scripts and tests that SIGTERM stops us
     // cleanly.
     asio::signal_set signals(control_context, SIGINT, SIGTERM);
@@ -371,6 +387,7 @@ int main(int argc, char** argv) {
         health.stop();
         release_wedge = true;
         srv.shutdown();
+        metrics.close();
         // Give aborted sessions a moment to log their end, then stop.
         drain.expires_after(kSessionDrain);
         drain.async_wait([&](const asio::error_code&) { control_context.stop(); });
@@ -382,6 +399,18 @@ int main(int argc, char** argv) {
         spdlog::critical("cannot listen on {} port {}: {}",
                          config.bind_address.empty() ? "*" : config.bind_address, config.port, e.what());
         return kExitStartupFailure;
+    }
+    if (metrics_at) {
+        try {
+            metrics.listen(*metrics_at);
+        } catch (const std::exception& e) {
+            spdlog::critical("cannot serve metrics on {}: {}", metrics_text, e.what());
+            return kExitStartupFailure;
+        }
+        const auto at = metrics.local_endpoint();
+        spdlog::info("metrics: serving http://{}:{}/metrics",
+                     at.address().is_v6() ? "[" + at.address().to_string() + "]" : at.address().to_string(),
+                     at.port());
     }
     const auto endpoint = srv.local_endpoint();
     spdlog::info(

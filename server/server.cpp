@@ -97,6 +97,7 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
                     "connection from {} dropped during handshake: {}", fmt::streamed(peer),
                     escape_for_log(e.what()));
         refusal = proto::error{e.code(), e.what()};
+        context->metrics.handshake_failed(e.code());
     }
     handshake.release();
     if (refusal) {
@@ -109,10 +110,12 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
                                    std::to_string(hello.version);
         log_limited(*context, log_kind::handshake, spdlog::level::info, "connection from {} refused: {}",
                     fmt::streamed(peer), reason);
+        context->metrics.refused(refusal_reason::version);
         co_await channel.send_error_quietly(proto::error_code::version_mismatch, reason);
         co_return;
     }
 
+    context->metrics.handshake_done(hello.kind);
     // The session a data or probe connection names, if it is live and the connection comes from its address.
     std::shared_ptr<session> s;
     if (hello.kind != proto::connection_kind::control) {
@@ -120,6 +123,7 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
         if (s && !same_address(s->peer(), peer)) {
             s->note_foreign_connection(hello.kind == proto::connection_kind::data ? "data" : "probe", peer);
             s.reset();
+            context->metrics.refused(refusal_reason::foreign_address);
             const std::string reason = kForeignConnection;
             co_await channel.send_error_quietly(proto::error_code::unknown_session, reason);
             co_return;
@@ -128,6 +132,7 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
     switch (hello.kind) {
         case proto::connection_kind::control: {
             if (context->shutting_down) {
+                context->metrics.refused(refusal_reason::shutting_down);
                 co_await channel.send_error_quietly(proto::error_code::shutting_down,
                                                     "the server is shutting down");
                 co_return;
@@ -136,9 +141,11 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
             if (!admitted.admitted()) {
                 log_limited(*context, log_kind::refusal, spdlog::level::warn, "session from {} refused: {}",
                             fmt::streamed(peer), admitted.refusal);
+                context->metrics.refused(refusal_reason::session_admission);
                 co_await channel.send_error_quietly(proto::error_code::server_busy, admitted.refusal);
                 co_return;
             }
+            context->metrics.admitted(true);
             watch_liveness(channel.socket());
             auto created = std::make_shared<session>(context, std::move(channel), peer, hello.software,
                                                      std::move(admitted.granted));
@@ -184,15 +191,18 @@ void admit(const std::shared_ptr<server_context>& context, tcp::socket socket) {
     if (peer_error) {
         return;  // already gone; the socket closes here
     }
+    context->metrics.connection_accepted();
     const auto address = address_bytes(peer.address());
     auto admitted = context->admission.try_enter(admission_control::stage::handshake,
                                                  context->admission.host_of(address));
     if (!admitted.admitted()) {
         log_limited(*context, log_kind::refusal, spdlog::level::warn, "connection from {} refused: {}",
                     fmt::streamed(peer), admitted.refusal);
+        context->metrics.refused(refusal_reason::handshake_admission);
         refuse_at_accept(socket, admitted.refusal);
         return;
     }
+    context->metrics.admitted(false);
     const auto executor = socket.get_executor();
     asio::co_spawn(executor, handle_connection(context, std::move(socket), peer, std::move(admitted.granted)),
                    net::log_if_failed("connection handler"));
@@ -303,6 +313,18 @@ void server::start() {
 
 tcp::endpoint server::local_endpoint() const {
     return acceptors_.front()->local_endpoint();
+}
+
+std::string server::render_metrics() const {
+    metrics_gauges gauges;
+    gauges.sessions_active = context_->admission.count(admission_control::stage::session);
+    gauges.handshakes_in_progress = context_->admission.count(admission_control::stage::handshake);
+    if (udp_) {
+        const auto drops = udp_->drops();
+        gauges.udp_listener =
+            udp_listener_drops{drops.malformed, drops.unknown_token, drops.wrong_address, drops.excess};
+    }
+    return context_->metrics.render(gauges);
 }
 
 void server::shutdown() {

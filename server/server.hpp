@@ -6,6 +6,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "net/io_pool.hpp"
@@ -27,6 +28,8 @@ class server {
     asio::ip::tcp::endpoint local_endpoint() const;
     // Stops accepting and ends every session. Call on the control context.
     void shutdown();
+    // The --metrics exposition (server/metrics.hpp). Call on the control context.
+    std::string render_metrics() const;
 
   private:
     std::shared_ptr<server_context> context_;

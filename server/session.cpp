@@ -124,6 +124,7 @@ session::session(std::shared_ptr<server_context> context, net::control_channel c
                  asio::ip::tcp::endpoint peer, std::string client_software, admission_control::slot admission)
     : context_(std::move(context)),
       admission_(std::move(admission)),
+      metrics_(context_->metrics),
       channel_(std::move(channel)),
       peer_(std::move(peer)),
       client_software_(escape_for_log(client_software)),
@@ -149,11 +150,13 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
         co_await self->serve_tests();
     } catch (const session_error& e) {
         outcome = std::string("error: ") + e.what();
+        self->metrics_.failed(e.code());
         if (!e.from_peer()) {
             report_to_client = proto::error{e.code(), e.what()};
         }
     } catch (const std::exception& e) {
         outcome = std::string("internal error: ") + e.what();
+        self->metrics_.failed(proto::error_code::internal);
         report_to_client = proto::error{proto::error_code::internal, "internal server error"};
     }
     self->protocol_.end();
@@ -170,6 +173,7 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     asio::error_code ignored;
     self->channel_.socket().close(ignored);
     self->admission_.release();
+    self->metrics_.ended();
     const double seconds = std::chrono::duration<double>(clock::now() - started).count();
     if (self->foreign_connections_ > 0) {
         self->summaries_.push_back(fmt::format("{} data or probe connections from another address refused",
@@ -296,6 +300,7 @@ asio::awaitable<void> session::serve_tests() {
 }
 
 asio::awaitable<void> session::run_test(const proto::test_request& request) {
+    metrics_.test_started(request);
     if (!net::congestion_available(request.congestion)) {
         throw session_error(proto::error_code::unsupported,
                             "congestion control '" + request.congestion + "' is not available on the server");
@@ -383,6 +388,7 @@ asio::awaitable<void> session::send_download(active_test& test) {
         sent += s.bytes_sent;
         retransmits += s.retransmits;
     }
+    metrics_.test_completed(request, sent);
     summaries_.push_back(fmt::format("download {} stream{}: sent {} (sender side, {} retransmits)",
                                      request.streams, request.streams == 1 ? "" : "s",
                                      units::format_bytes(sent), retransmits));
@@ -493,6 +499,7 @@ asio::awaitable<void> session::receive_upload(active_test& test) {
     }
     co_await test.group.wait_all_ended(clock::now() + kResultsTimeout);
 
+    metrics_.test_completed(request, totals.bytes() + totals.omitted_bytes, totals.bits_per_second());
     summaries_.push_back(fmt::format("upload {} stream{}: received {} ({} in {:.2f} s, receiver side)",
                                      request.streams, request.streams == 1 ? "" : "s",
                                      units::format_bits_per_second(totals.bits_per_second()),

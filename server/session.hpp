@@ -90,6 +90,7 @@ class session : public std::enable_shared_from_this<session> {
 
     std::shared_ptr<server_context> context_;
     admission_control::slot admission_;  // declared after context_: given back before the context can go
+    session_metrics metrics_;            // declared after context_, whose server_metrics it counts into
     net::control_channel channel_;
     asio::ip::tcp::endpoint peer_;
     std::string client_software_;  // escaped for the log (the client chose it)

@@ -17,6 +17,7 @@
 #include "server/admission.hpp"
 #include "server/config.hpp"
 #include "server/log_limiter.hpp"
+#include "server/metrics.hpp"
 
 namespace speed::server {
 
@@ -55,7 +56,8 @@ struct server_context {
     session_registry sessions;
     admission_control admission;
     log_limiter logs;
-    udp_listener* udp = nullptr;                // the UDP port of UDP tests; null when UDP is off
+    server_metrics metrics;       // --metrics (server/metrics.hpp); counted whether exposed or not
+    udp_listener* udp = nullptr;  // the UDP port of UDP tests; null when UDP is off
     asio::io_context* probe_context = nullptr;  // the probe echo's thread (server/probe_echo.hpp)
     bool shutting_down = false;
 };

@@ -213,6 +213,8 @@ void session::end_udp() {
                 "with an implausible sequence number)",
                 drops.total(), drops.before_ready, drops.wrong_length, drops.implausible_sequence));
         }
+        context_->metrics.udp_flow_drops(udp_flows_->group().data_drops(),
+                                         udp_flows_->group().rejected_datagrams());
         udp_flows_->group().close_all();
     }
     udp_flows_.reset();
@@ -334,6 +336,7 @@ asio::awaitable<void> session::send_udp_download(const proto::test_request& requ
     }
     co_await channel_.write(report, clock::now() + kResultsTimeout);
     // The flows stay open until the next request: FEEDBACK still in flight lands on them, not the listener.
+    metrics_.test_completed(request, bytes);
     summaries_.push_back(fmt::format(
         "udp download {} stream{}: sent {} datagrams ({}, {} target)", request.streams,
         request.streams == 1 ? "" : "s", packets, units::format_bytes(bytes),
@@ -368,6 +371,8 @@ asio::awaitable<void> session::receive_udp_upload(const proto::test_request& req
         sent_packets += sent.streams[i].packets;
         lost += report.streams[i].lost_packets;
     }
+    metrics_.test_completed(request, window.totals.bytes() + window.totals.omitted_bytes,
+                            window.totals.bits_per_second());
     summaries_.push_back(fmt::format(
         "udp upload {} stream{}: received {} ({} in {:.2f} s, receiver side), lost {}/{}", request.streams,
         request.streams == 1 ? "" : "s", units::format_bits_per_second(window.totals.bits_per_second()),

@@ -18,6 +18,11 @@ _speedsrv() {
             _ip_addresses
             return
             ;;
+        --metrics)
+            # ADDR:PORT: nothing sensible to offer but the usual loopback choice.
+            COMPREPLY=($(compgen -W "127.0.0.1:9464 [::1]:9464" -- "$cur"))
+            return
+            ;;
         -p | --port | -t | --threads | --max-sessions | --max-sessions-per-host | --max-handshakes | \
             --max-handshakes-per-host | --ipv4-host-prefix | --ipv6-host-prefix | --handshake-timeout | \
             --idle-timeout | --stall-timeout | --max-streams | --max-duration | --max-bitrate | --max-bytes | \
@@ -33,6 +38,6 @@ _speedsrv() {
         --idle-timeout --stall-timeout --max-streams --max-duration --max-bitrate --max-bytes --no-udp
         --max-tests-per-session --auth-keys --max-session-time --min-bitrate --max-sessions-per-ipv4-24
         --max-sessions-per-ipv6-56 --max-sessions-per-ipv6-48 --max-handshakes-per-network
-        --reserved-handshakes --allow-root -h --help -v --version" -- "$cur"))
+        --reserved-handshakes --metrics --allow-root -h --help -v --version" -- "$cur"))
 }
 complete -F _speedsrv speedsrv

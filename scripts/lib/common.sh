@@ -5,8 +5,9 @@
 SPEED_BUILD_PACKAGES=(build-essential cmake g++ libasio-dev libcli11-dev libspdlog-dev libfmt-dev catch2
                       nlohmann-json3-dev libssl-dev)
 # Extra packages the tests and benchmarks need: reference tools (iperf3, sockperf, ping) and the namespace lab's
-# plumbing (ip and tc from iproute2, sysctl from procps, nft for the UDP handshake test).
-SPEED_TEST_PACKAGES=(iperf3 sockperf iproute2 iputils-ping procps nftables)
+# plumbing (ip and tc from iproute2, sysctl from procps, nft for the UDP handshake test), and prometheus: promtool
+# checks speedsrv's --metrics exposition and a real Prometheus scrapes it (tests/integration/test_metrics.cpp).
+SPEED_TEST_PACKAGES=(iperf3 sockperf iproute2 iputils-ping procps nftables prometheus)
 # What bench/run needs beyond those: its driver is a Python script (standard library only).
 SPEED_BENCH_PACKAGES=(python3)
 # The fuzzers (scripts/fuzz): clang 14 and its libFuzzer/sanitizer runtimes.
