@@ -18,6 +18,7 @@
 #include "client/udp_run.hpp"
 #include "common/limits.hpp"
 #include "common/measurement.hpp"
+#include "common/test_timing.hpp"
 #include "common/time_units.hpp"
 #include "common/units.hpp"
 #include "net/control_channel.hpp"
@@ -41,7 +42,6 @@ namespace {
 using proto::kFirstByteTimeout;
 using proto::kReplyTimeout;
 using proto::kResultsTimeout;
-using proto::kStopGrace;
 
 // Reaching the server failed: name resolution, refusal, connect timeout.
 class unreachable_error : public std::runtime_error {
@@ -280,7 +280,8 @@ asio::awaitable<measure::totals> measure_download_then_stop(run_state& run, net:
                                                             direction_report& report,
                                                             clock::time_point& report_deadline) {
     const measure::totals totals = co_await net::measure_receiver_window(
-        group, plan_of(run.options), clock::now() + kFirstByteTimeout,
+        group, test_timing::of(tcp_request_for(run.options, report.dir)).plan(),
+        clock::now() + kFirstByteTimeout,
         [&run, &report](const measure::interval& closed) { return record_interval(run, report, closed); });
     const proto::stop stop{proto::stop_reason::window_complete};
     co_await control.write(stop, clock::now() + kResultsTimeout);
@@ -375,8 +376,8 @@ asio::awaitable<void> run_download(run_state& run, net::control_channel& control
     const std::int64_t started_ns = net::now_ns();
     start_loaded_probes(run);
 
-    const auto test_length = units::seconds_to_ns(options.omit_seconds + options.duration_seconds);
-    clock::time_point report_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
+    clock::time_point report_deadline =
+        clock::now() + test_timing::of(tcp_request_for(options, report.dir)).client_stop_wait();
     // Without first_failure a server's ERROR read by the relay would show as "multiple exceptions" (the
     // measurement's cancellation fails too).
     net::first_failure failure;
@@ -419,9 +420,8 @@ void fill_upload_self_probes(direction_report& report, const proto::self_probe_s
 asio::awaitable<void> watch_upload_until_stop(run_state& run, net::control_channel& control,
                                               net::stream_group& group, direction_report& report) {
     constexpr auto kMarkInterval = 10ms;
-    const auto& options = run.options;
-    const auto test_length = units::seconds_to_ns(options.omit_seconds + options.duration_seconds);
-    const auto stop_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
+    const auto stop_deadline =
+        clock::now() + test_timing::of(tcp_request_for(run.options, report.dir)).client_stop_wait();
     for (;;) {
         const auto marks = group.take_self_probe_marks();
         for (const auto& mark : marks) {

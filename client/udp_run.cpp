@@ -8,6 +8,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include "client/latency.hpp"
+#include "common/test_timing.hpp"
 #include "common/time_units.hpp"
 #include "common/udp_accounting.hpp"
 #include "common/udp_rate_control.hpp"
@@ -29,7 +30,6 @@ namespace {
 using proto::kFirstByteTimeout;
 using proto::kReplyTimeout;
 using proto::kResultsTimeout;
-using proto::kStopGrace;
 using proto::kUdpSetupTimeout;
 
 // A download whose data stops this long ends with an error (speedsrv's default --stall-timeout).
@@ -216,7 +216,7 @@ asio::awaitable<void> run_udp_download(const udp_run& run, net::control_channel&
     run.progress.direction_started(proto::direction::download, report);
 
     const net::udp_window_result window = co_await net::measure_udp_receiver_window(
-        group, plan_of(run.options), clock::now() + kFirstByteTimeout,
+        group, test_timing::of(request).plan(), clock::now() + kFirstByteTimeout,
         [&run, &report](const proto::udp_interval_report& closed) {
             return record_udp_interval(run, report, closed);
         });
@@ -232,7 +232,6 @@ asio::awaitable<void> run_udp_download(const udp_run& run, net::control_channel&
 
 asio::awaitable<void> run_udp_upload(const udp_run& run, net::control_channel& control,
                                      direction_report& report) {
-    const auto& options = run.options;
     const proto::test_request request = make_udp_request(run, proto::direction::upload);
     const proto::udp_setup setup = co_await request_udp_test(run, control, request);
     report.server_cap_bits_per_second = setup.max_bitrate;
@@ -251,9 +250,7 @@ asio::awaitable<void> run_udp_upload(const udp_run& run, net::control_channel& c
     run.progress.direction_started(proto::direction::upload, report);
 
     // The server is the receiver: it reports each interval, then STOP when its window has closed.
-    const auto test_length =
-        std::chrono::milliseconds(units::seconds_to_wire_ms(options.omit_seconds + options.duration_seconds));
-    const auto stop_deadline = clock::now() + kFirstByteTimeout + test_length + kStopGrace;
+    const auto stop_deadline = clock::now() + test_timing::of(request).client_stop_wait();
     for (;;) {
         proto::message msg = co_await control.read(stop_deadline, "the server's STOP");
         if (auto* interval = std::get_if<proto::udp_interval_report>(&msg)) {
