@@ -7,7 +7,6 @@
 #include <string>
 
 #include "common/auth.hpp"
-#include "common/measurement.hpp"
 #include "common/protocol.hpp"
 #include "common/time_units.hpp"
 
@@ -50,14 +49,6 @@ inline proto::test_request tcp_request_for(const test_options& options, proto::d
     request.bitrate = options.bitrate;
     request.congestion = options.congestion;
     return request;
-}
-
-// The receiver's sampling plan for the options' warm-up, window and interval, rounded as TEST_REQUEST
-// carries them, so both ends sample the same instants.
-inline measure::plan plan_of(const test_options& options) {
-    return measure::plan::from_ms(units::seconds_to_wire_ms(options.omit_seconds),
-                                  units::seconds_to_wire_ms(options.duration_seconds),
-                                  units::seconds_to_wire_ms(options.interval_seconds));
 }
 
 }  // namespace speed::client

@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "common/test_timing.hpp"
 #include "common/udp_wire.hpp"
 #include "common/units.hpp"
 
@@ -15,11 +16,6 @@ namespace {
 
 proto::error refuse(proto::error_code code, std::string message) {
     return proto::error{code, std::move(message)};
-}
-
-// The test's whole length on the sender's side: warm-up plus measured window.
-double test_seconds(const proto::test_request& request) {
-    return (static_cast<double>(request.omit_ms) + static_cast<double>(request.duration_ms)) / 1000.0;
 }
 
 std::uint64_t saturate_to_u64(double value) {
@@ -101,7 +97,8 @@ std::optional<proto::error> validate_request(const proto::test_request& request,
                                                       (udp ? " for UDP" : ""));
     }
     if (limits.max_bytes != 0 && request.bitrate != 0) {
-        const double planned_bytes = static_cast<double>(request.bitrate) / 8.0 * test_seconds(request);
+        const double planned_bytes =
+            static_cast<double>(request.bitrate) / 8.0 * test_timing::of(request).length_seconds();
         if (planned_bytes > static_cast<double>(limits.max_bytes)) {
             return refuse(error_code::limit_exceeded,
                           "requested bitrate and time would move " +
@@ -131,7 +128,7 @@ std::uint64_t sender_bitrate(const proto::test_request& request, const server_li
     const bool udp = request.proto == proto::transport::udp;
     std::uint64_t rate = tighter(request.bitrate, udp ? limits.max_udp_bitrate : limits.max_bitrate);
     if (limits.max_bytes != 0) {
-        const double seconds = std::max(test_seconds(request), 0.001);
+        const double seconds = std::max(test_timing::of(request).length_seconds(), 0.001);
         const double fitting = static_cast<double>(limits.max_bytes) * 8.0 / seconds;
         rate = tighter(rate, std::max<std::uint64_t>(1, saturate_to_u64(fitting)));
     }

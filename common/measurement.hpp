@@ -13,19 +13,14 @@
 
 namespace speed::measure {
 
-// When to sample, in nanoseconds after the receiver saw the first payload byte (time 0).
+// When to sample, in nanoseconds after the receiver saw the first payload byte (time 0). A test's plan
+// comes from its timing (common/test_timing.hpp).
 // Interval boundaries fall every `interval_ns` from time 0; the end of the warm-up (`omit_ns`) and the end of
 // the window (`omit_ns + duration_ns`) are always sample points, so no interval straddles either of them.
 struct plan {
     std::int64_t omit_ns = 0;
     std::int64_t duration_ns = 0;
     std::int64_t interval_ns = 0;  // 0: only the warm-up end and the window end are sampled
-
-    // A test's warm-up, window and interval in milliseconds, as TEST_REQUEST carries them.
-    static plan from_ms(std::uint32_t omit_ms, std::uint32_t duration_ms, std::uint32_t interval_ms) {
-        return {std::int64_t{omit_ms} * 1'000'000, std::int64_t{duration_ms} * 1'000'000,
-                std::int64_t{interval_ms} * 1'000'000};
-    }
 
     std::int64_t end_ns() const { return omit_ns + duration_ns; }
     // Ascending, without duplicates, excluding 0, including end_ns().

@@ -13,6 +13,7 @@
 #include "common/measurement.hpp"
 #include "common/peer_text.hpp"
 #include "common/progress_watchdog.hpp"
+#include "common/test_timing.hpp"
 #include "common/time_units.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
@@ -511,8 +512,7 @@ asio::awaitable<measure::totals> session::measure_upload_window(active_test& tes
         bool& open;
         ~window_closer() { open = false; }
     } closer{window_open};
-    const auto plan =
-        measure::plan::from_ms(test.request.omit_ms, test.request.duration_ms, test.request.interval_ms);
+    const auto plan = test_timing::of(test.request).plan();
     net::receiver_watch watch;
     watch.stall_timeout = std::chrono::nanoseconds(stall_timeout_for(test.request));
     watch.budget = test_budget::for_test(test.request, context_->config.limits);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <variant>
 
+#include "common/test_timing.hpp"
+
 namespace speed::server {
 
 namespace {
@@ -66,11 +68,8 @@ std::chrono::milliseconds session_protocol::read_timeout() const {
             return timeouts_.auth;
         case session_phase::idle:
             return timeouts_.idle;
-        case session_phase::sending: {
-            const std::chrono::milliseconds window(test_.duration_ms);
-            return std::chrono::milliseconds(test_.omit_ms) + window +
-                   std::max(window, timeouts_.least_stop_grace);
-        }
+        case session_phase::sending:
+            return test_timing::of(test_).server_stop_wait(timeouts_.least_stop_grace);
         default:
             return timeouts_.results;
     }

@@ -15,6 +15,7 @@
 
 #include "common/limits.hpp"
 #include "common/ping_limiter.hpp"
+#include "common/test_timing.hpp"
 #include "common/udp_rate_control.hpp"
 #include "common/units.hpp"
 #include "net/clock.hpp"
@@ -346,7 +347,7 @@ asio::awaitable<void> session::send_udp_download(const proto::test_request& requ
 
 asio::awaitable<void> session::receive_udp_upload(const proto::test_request& request) {
     auto& group = udp_flows_->group();
-    const auto plan = measure::plan::from_ms(request.omit_ms, request.duration_ms, request.interval_ms);
+    const auto plan = test_timing::of(request).plan();
     auto& channel = channel_;
     const net::udp_window_result window = co_await net::measure_udp_receiver_window(
         group, plan, clock::now() + kFirstByteTimeout,
