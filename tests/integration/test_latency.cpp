@@ -33,9 +33,16 @@ TEST_CASE("loaded latency, in-band RTT, grade and responsiveness are reported", 
         // Corrections only ever remove time, and every loopback reply has a kernel stamp.
         CHECK(latency["rtt_ms"]["median"].get<double>() <=
               latency["application_rtt_ms"]["median"].get<double>());
-        CHECK(latency["timestamps"] == "kernel");
         CHECK(latency["corrections"]["client_wait"] == latency["samples"]);
-        CHECK(latency["corrections"]["server_hold_rejected"] == 0);
+        // Every reply carries the server's hold: removed, or rejected when above the 10 ms a probe thread
+        // that does nothing else can plausibly take (latency::kMostServerHoldNs; the unit tests check the
+        // bound). A starved server does hold a reply that long: with two busy loops and a second copy of this
+        // test beside it, 1-3 of 40 holds of 10-128 ms were rejected in 11 of 12 runs (3 of 40 at most); on a
+        // machine running only the suite, one in about ten runs. The label says which happened.
+        const int rejected = latency["corrections"]["server_hold_rejected"].get<int>();
+        CHECK(latency["corrections"]["server_hold"].get<int>() + rejected == latency["samples"].get<int>());
+        CHECK(rejected <= latency["samples"].get<int>() / 4);
+        CHECK(latency["timestamps"] == (rejected == 0 ? "kernel" : "application"));
         // No queue on loopback: under 5 ms of increase, whatever the load.
         CHECK(latency["increase_ms"].get<double>() < 5.0);
         CHECK(latency["in_band"]["samples"].get<int>() >= 10);
