@@ -55,24 +55,4 @@ class [[nodiscard]] result {
     std::variant<T, failure> state_;
 };
 
-// A result of an action that yields nothing but can fail: `return {};` succeeds.
-template <>
-class [[nodiscard]] result<void> {
-  public:
-    using value_type = void;
-
-    result() = default;
-    result(failure why) : error_(std::move(why.text)), failed_(true) {}
-
-    bool has_value() const { return !failed_; }
-    explicit operator bool() const { return has_value(); }
-    // Only when !has_value().
-    const std::string& error() const& { return error_; }
-    std::string&& error() && { return std::move(error_); }
-
-  private:
-    std::string error_;
-    bool failed_ = false;
-};
-
 }  // namespace speed
