@@ -20,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/result.hpp"
 #include "common/udp_messages.hpp"
 
 namespace speed::proto {
@@ -323,9 +324,13 @@ struct message_list {
     }
     template <class M>
     static constexpr message_type id_of() {
-        message_type id{};
-        ((std::is_same_v<M, typename Entries::type> ? (id = Entries::id, true) : false) || ...);
-        return id;
+        constexpr std::array<bool, sizeof...(Entries)> is_m{std::is_same_v<M, typename Entries::type>...};
+        for (std::size_t i = 0; i < sizeof...(Entries); ++i) {
+            if (is_m[i]) {
+                return ids[i];
+            }
+        }
+        return message_type{};
     }
     static constexpr bool unique() {
         for (std::size_t i = 0; i < sizeof...(Entries); ++i) {
