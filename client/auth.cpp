@@ -6,23 +6,23 @@
 
 namespace speed::client {
 
-std::variant<auth::key, std::string> load_client_key(const std::string& path, const std::string& name) {
+result<auth::key> load_client_key(const std::string& path, const std::string& name) {
     auto loaded = config::load_key_file(path);
-    if (auto* failure = std::get_if<std::string>(&loaded)) {
-        return *failure;
+    if (!loaded) {
+        return failure{std::move(loaded).error()};
     }
-    auto& keys = std::get<std::vector<auth::key>>(loaded);
+    auto& keys = *loaded;
     if (name.empty()) {
         if (keys.size() != 1) {
-            return "key file " + path + " holds " + std::to_string(keys.size()) +
-                   " keys: choose one with --auth-key-name";
+            return failure{"key file " + path + " holds " + std::to_string(keys.size()) +
+                           " keys: choose one with --auth-key-name"};
         }
         return std::move(keys.front());
     }
     if (const auth::key* chosen = auth::find_key(keys, name)) {
         return *chosen;
     }
-    return "key file " + path + " has no key named '" + name + "'";
+    return failure{"key file " + path + " has no key named '" + name + "'"};
 }
 
 namespace {

@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <variant>
 
 #include "common/auth.hpp"
 #include "common/protocol.hpp"
+#include "common/result.hpp"
 #include "net/clock.hpp"
 #include "net/control_channel.hpp"
 
@@ -18,7 +18,7 @@ namespace speed::client {
 
 // Loads --auth-key FILE (checked like ssh keys: private to its owner) and picks the key called `name`, or the
 // only key when `name` is empty. Returns the key or a sentence for the user.
-std::variant<auth::key, std::string> load_client_key(const std::string& path, const std::string& name);
+result<auth::key> load_client_key(const std::string& path, const std::string& name);
 
 // One session's authentication state.
 struct client_auth {

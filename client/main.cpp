@@ -283,10 +283,9 @@ int main(int argc, char** argv) {
         return usage_error(
             json, "HOST is required (or use 'speedcli monitor'); run with --help for more information");
     }
-    std::string error;
-    auto bitrate = speed::units::parse_bits_per_second(bitrate_text, &error);
+    auto bitrate = speed::units::parse_bits_per_second(bitrate_text);
     if (!bitrate) {
-        return usage_error(json, "--bitrate: " + error, options);
+        return usage_error(json, "--bitrate: " + bitrate.error(), options);
     }
     options.bitrate = static_cast<std::uint64_t>(std::llround(*bitrate));
     if (!options.download && !options.upload && options.pings == 0) {
@@ -300,10 +299,10 @@ int main(int argc, char** argv) {
     }
     if (!auth.key_file.empty()) {
         auto key = speed::client::load_client_key(auth.key_file, auth.key_name);
-        if (auto* failure = std::get_if<std::string>(&key)) {
-            return usage_error(json, "--auth-key: " + *failure, options);
+        if (!key) {
+            return usage_error(json, "--auth-key: " + key.error(), options);
         }
-        options.auth_key = std::move(std::get<speed::auth::key>(key));
+        options.auth_key = std::move(*key);
     }
     return run_test_command(options, output);
 }

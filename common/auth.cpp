@@ -162,7 +162,7 @@ bool valid_key_name(std::string_view name) {
     });
 }
 
-std::variant<std::vector<key>, std::string> parse_key_file(std::string_view text) {
+result<std::vector<key>> parse_key_file(std::string_view text) {
     std::vector<key> keys;
     std::size_t line_number = 0;
     while (!text.empty()) {
@@ -179,29 +179,29 @@ std::variant<std::vector<key>, std::string> parse_key_file(std::string_view text
         }
         const std::string where = "line " + std::to_string(line_number) + ": ";
         if (fields.size() != 2) {
-            return where + "expected 'NAME HEX-SECRET'";
+            return failure{where + "expected 'NAME HEX-SECRET'"};
         }
         if (!valid_key_name(fields[0])) {
-            return where + "a key name is 1 to 64 characters of A-Z a-z 0-9 . _ -";
+            return failure{where + "a key name is 1 to 64 characters of A-Z a-z 0-9 . _ -"};
         }
         auto secret = parse_hex(fields[1]);
         if (!secret) {
-            return where + "the secret is not an even number of hex digits";
+            return failure{where + "the secret is not an even number of hex digits"};
         }
         if (secret->size() < kMinSecretBytes || secret->size() > kMaxSecretBytes) {
             const std::size_t got = secret->size();
             OPENSSL_cleanse(secret->data(), secret->size());
-            return where + "the secret has " + std::to_string(got) + " bytes; it needs " +
-                   std::to_string(kMinSecretBytes) + " to " + std::to_string(kMaxSecretBytes) +
-                   " (e.g. 'openssl rand -hex 32')";
+            return failure{where + "the secret has " + std::to_string(got) + " bytes; it needs " +
+                           std::to_string(kMinSecretBytes) + " to " + std::to_string(kMaxSecretBytes) +
+                           " (e.g. 'openssl rand -hex 32')"};
         }
         if (find_key(keys, fields[0]) != nullptr) {
-            return where + "the key name '" + std::string(fields[0]) + "' is used twice";
+            return failure{where + "the key name '" + std::string(fields[0]) + "' is used twice"};
         }
         keys.emplace_back(std::string(fields[0]), std::move(*secret));
     }
     if (keys.empty()) {
-        return std::string("the file holds no key");
+        return failure{"the file holds no key"};
     }
     return keys;
 }

@@ -13,10 +13,10 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include "common/protocol.hpp"
+#include "common/result.hpp"
 
 namespace speed::auth {
 
@@ -49,7 +49,7 @@ bool valid_key_name(std::string_view name);
 // The key file: one key per line, "NAME HEX-SECRET" (32..128 hex digits), '#' starts a comment, blank lines
 // are ignored, names are unique. Returns the keys, or a sentence naming the line that is wrong (never the
 // secret itself).
-std::variant<std::vector<key>, std::string> parse_key_file(std::string_view text);
+result<std::vector<key>> parse_key_file(std::string_view text);
 
 // The key called `name` among `keys`, or nothing.
 const key* find_key(const std::vector<key>& keys, std::string_view name);

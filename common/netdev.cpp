@@ -70,12 +70,12 @@ struct column_layout {
     std::size_t count = 0;                  // numbers per data line
 };
 
-std::optional<column_layout> read_layout(std::string_view header, std::string& error) {
+result<column_layout> read_layout(std::string_view header) {
     const std::size_t first_bar = header.find('|');
     const std::size_t second_bar = header.find('|', first_bar == std::string_view::npos ? 0 : first_bar + 1);
     if (first_bar == std::string_view::npos || second_bar == std::string_view::npos) {
-        error = "the second header line does not have the 'face |receive columns|transmit columns' form";
-        return std::nullopt;
+        return failure{
+            "the second header line does not have the 'face |receive columns|transmit columns' form"};
     }
     const auto receive = split_words(header.substr(first_bar + 1, second_bar - first_bar - 1));
     const auto transmit = split_words(header.substr(second_bar + 1));
@@ -86,8 +86,7 @@ std::optional<column_layout> read_layout(std::string_view header, std::string& e
         const auto rx = std::find(receive.begin(), receive.end(), kNames[i]);
         const auto tx = std::find(transmit.begin(), transmit.end(), kNames[i]);
         if (rx == receive.end() || tx == transmit.end()) {
-            error = "the header has no '" + std::string(kNames[i]) + "' column for both directions";
-            return std::nullopt;
+            return failure{"the header has no '" + std::string(kNames[i]) + "' column for both directions"};
         }
         layout.position[i] = static_cast<std::size_t>(rx - receive.begin());
         layout.position[i + 4] = receive.size() + static_cast<std::size_t>(tx - transmit.begin());
@@ -119,16 +118,15 @@ counters& counters::operator+=(const counters& other) {
     return *this;
 }
 
-parse_result parse_proc_net_dev(std::string_view text) {
-    parse_result result;
+result<std::vector<interface_reading>> parse_proc_net_dev(std::string_view text) {
+    std::vector<interface_reading> interfaces;
     const auto lines = split_lines(text);
     if (lines.size() < 2 || lines[0].find('|') == std::string_view::npos) {
-        result.error = "not /proc/net/dev text: the two header lines are missing";
-        return result;
+        return failure{"not /proc/net/dev text: the two header lines are missing"};
     }
-    const auto layout = read_layout(lines[1], result.error);
+    const auto layout = read_layout(lines[1]);
     if (!layout) {
-        return result;
+        return failure{layout.error()};
     }
     for (std::size_t n = 2; n < lines.size(); ++n) {
         const std::string line_name = "line " + std::to_string(n + 1);
@@ -141,16 +139,12 @@ parse_result parse_proc_net_dev(std::string_view text) {
         const std::size_t colon = line.rfind(':');
         const std::string_view name = colon == std::string_view::npos ? "" : trim(line.substr(0, colon));
         if (name.empty()) {
-            result.error = line_name + ": no 'name:' before the counters";
-            result.interfaces.clear();
-            return result;
+            return failure{line_name + ": no 'name:' before the counters"};
         }
         const auto words = split_words(line.substr(colon + 1));
         if (words.size() != layout->count) {
-            result.error = line_name + " (" + std::string(name) + "): " + std::to_string(words.size()) +
-                           " numbers where the header names " + std::to_string(layout->count);
-            result.interfaces.clear();
-            return result;
+            return failure{line_name + " (" + std::string(name) + "): " + std::to_string(words.size()) +
+                           " numbers where the header names " + std::to_string(layout->count)};
         }
         interface_reading entry;
         entry.name = std::string(name);
@@ -158,16 +152,14 @@ parse_result parse_proc_net_dev(std::string_view text) {
             const std::string_view word = words[layout->position[i]];
             const auto value = parse_counter(word);
             if (!value) {
-                result.error =
-                    line_name + " (" + entry.name + "): '" + std::string(word) + "' is not a 64-bit counter";
-                result.interfaces.clear();
-                return result;
+                return failure{line_name + " (" + entry.name + "): '" + std::string(word) +
+                               "' is not a 64-bit counter"};
             }
             entry.total.*kAllFields[i] = *value;
         }
-        result.interfaces.push_back(std::move(entry));
+        interfaces.push_back(std::move(entry));
     }
-    return result;
+    return interfaces;
 }
 
 counter_delta difference(const counters& before, const counters& after, bool recreated) {

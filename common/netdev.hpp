@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/result.hpp"
+
 namespace speed::netdev {
 
 // The counters the monitor reports, per direction: bytes, packets, errors, drops. In a reading they are the
@@ -46,17 +48,12 @@ struct reading {
     std::vector<interface_reading> interfaces;        // in the kernel's order
 };
 
-struct parse_result {
-    std::vector<interface_reading> interfaces;  // in the file's order; `up` and `index` are not in the file
-    std::string error;                          // empty on success
-};
-
 // Parses the text of /proc/net/dev: two header lines, then one line per interface,
 // "NAME: rx_bytes rx_packets rx_errs rx_drop fifo frame compressed multicast tx_bytes tx_packets tx_errs
 // tx_drop fifo colls carrier compressed". The name ends at the line's last colon, so kernels that glue the
 // first number to the colon ("enp0s25:123456789") parse too. Any malformed line makes the whole text an
-// error.
-parse_result parse_proc_net_dev(std::string_view text);
+// error. The interfaces come in the file's order; `up` and `index` are not in the file.
+result<std::vector<interface_reading>> parse_proc_net_dev(std::string_view text);
 
 // One interval's traffic from two readings of the same interface's counters.
 struct counter_delta {

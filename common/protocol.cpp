@@ -9,13 +9,6 @@
 namespace speed::proto {
 namespace {
 
-template <class... Fs>
-struct overloaded : Fs... {
-    using Fs::operator()...;
-};
-template <class... Fs>
-overloaded(Fs...) -> overloaded<Fs...>;
-
 void encode_payload(wire::writer& out, const hello& m) {
     out.u32(kMagic);
     out.u16(m.version);
@@ -151,11 +144,6 @@ void encode_payload(wire::writer& out, const report_auth& m) {
 // ---- decoding
 // ----------------------------------------------------------------------------------------------
 
-struct payload_error {
-    std::string reason;
-};
-using payload_result = std::variant<message, payload_error>;
-
 bool read_bool(wire::reader& in) {
     const std::uint8_t value = in.u8();
     if (value > 1) {
@@ -164,18 +152,18 @@ bool read_bool(wire::reader& in) {
     return value == 1;
 }
 
-payload_result decode_hello(wire::reader& in) {
+result<hello> decode_payload(wire::reader& in, std::type_identity<hello>) {
     hello m;
     const std::uint32_t magic = in.u32();
     if (!in.ok()) {
-        return payload_error{"truncated HELLO"};
+        return failure{"truncated HELLO"};
     }
     if (magic != kMagic) {
-        return payload_error{"HELLO has the wrong magic (not a speedcli/speedsrv peer?)"};
+        return failure{"HELLO has the wrong magic (not a speedcli/speedsrv peer?)"};
     }
     m.version = in.u16();
     if (!in.ok()) {
-        return payload_error{"truncated HELLO"};
+        return failure{"truncated HELLO"};
     }
     if (m.version != kProtocolVersion) {
         // Only magic and version are fixed across versions; the caller answers with version_mismatch.
@@ -183,7 +171,7 @@ payload_result decode_hello(wire::reader& in) {
     }
     const std::uint8_t kind = in.u8();
     if (kind < 1 || kind > 3) {
-        return payload_error{"HELLO has an unknown connection kind " + std::to_string(kind)};
+        return failure{"HELLO has an unknown connection kind " + std::to_string(kind)};
     }
     m.kind = static_cast<connection_kind>(kind);
     in.bytes(m.token);
@@ -191,12 +179,12 @@ payload_result decode_hello(wire::reader& in) {
     m.stream_index = in.u16();
     m.software = in.string16(kMaxSoftwareLength);
     if (!in.ok()) {
-        return payload_error{"truncated or oversized HELLO"};
+        return failure{"truncated or oversized HELLO"};
     }
     return m;
 }
 
-payload_result decode_welcome(wire::reader& in) {
+result<welcome> decode_payload(wire::reader& in, std::type_identity<welcome>) {
     welcome m;
     m.version = in.u16();
     in.bytes(m.token);
@@ -207,29 +195,29 @@ payload_result decode_welcome(wire::reader& in) {
     m.max_bytes = in.u64();
     m.auth_required = read_bool(in);
     if (!in.ok()) {
-        return payload_error{"truncated or malformed WELCOME"};
+        return failure{"truncated or malformed WELCOME"};
     }
     return m;
 }
 
-payload_result decode_error(wire::reader& in) {
+result<error> decode_payload(wire::reader& in, std::type_identity<error>) {
     error m;
     const std::uint16_t code = in.u16();
     m.message = in.string16(kMaxErrorMessageLength);
     if (!in.ok()) {
-        return payload_error{"truncated or oversized ERROR"};
+        return failure{"truncated or oversized ERROR"};
     }
     // Only the codes this version defines: a peer's number must not reach a switch or a log as an enum value
     // that has no name.
     if (code < static_cast<std::uint16_t>(error_code::protocol_error) ||
         code > static_cast<std::uint16_t>(error_code::shutting_down)) {
-        return payload_error{"ERROR has an unknown code " + std::to_string(code)};
+        return failure{"ERROR has an unknown code " + std::to_string(code)};
     }
     m.code = static_cast<error_code>(code);
     return m;
 }
 
-payload_result decode_test_request(wire::reader& in) {
+result<test_request> decode_payload(wire::reader& in, std::type_identity<test_request>) {
     test_request m;
     const std::uint8_t dir = in.u8();
     const std::uint8_t proto = in.u8();
@@ -241,37 +229,37 @@ payload_result decode_test_request(wire::reader& in) {
     m.udp_payload_bytes = in.u32();
     m.congestion = in.string16(kMaxCongestionLength);
     if (!in.ok()) {
-        return payload_error{"truncated or oversized TEST_REQUEST"};
+        return failure{"truncated or oversized TEST_REQUEST"};
     }
     if (dir < 1 || dir > 2) {
-        return payload_error{"TEST_REQUEST has an unknown direction " + std::to_string(dir)};
+        return failure{"TEST_REQUEST has an unknown direction " + std::to_string(dir)};
     }
     if (proto < 1 || proto > 2) {
-        return payload_error{"TEST_REQUEST has an unknown transport " + std::to_string(proto)};
+        return failure{"TEST_REQUEST has an unknown transport " + std::to_string(proto)};
     }
     m.dir = static_cast<direction>(dir);
     m.proto = static_cast<transport>(proto);
     return m;
 }
 
-payload_result decode_test_accept(wire::reader& in) {
+result<test_accept> decode_payload(wire::reader& in, std::type_identity<test_accept>) {
     test_accept m;
     m.test_id = in.u32();
     m.congestion = in.string16(kMaxCongestionLength);
     if (!in.ok()) {
-        return payload_error{"truncated or oversized TEST_ACCEPT"};
+        return failure{"truncated or oversized TEST_ACCEPT"};
     }
     return m;
 }
 
-payload_result decode_stop(wire::reader& in) {
+result<stop> decode_payload(wire::reader& in, std::type_identity<stop>) {
     stop m;
     const std::uint8_t reason = in.u8();
     if (!in.ok()) {
-        return payload_error{"truncated STOP"};
+        return failure{"truncated STOP"};
     }
     if (reason < 1 || reason > 2) {
-        return payload_error{"STOP has an unknown reason " + std::to_string(reason)};
+        return failure{"STOP has an unknown reason " + std::to_string(reason)};
     }
     m.reason = static_cast<stop_reason>(reason);
     return m;
@@ -291,27 +279,27 @@ bool decode_u64_list(wire::reader& in, std::vector<std::uint64_t>& values) {
     return in.ok();
 }
 
-payload_result decode_interval_report(wire::reader& in) {
+result<interval_report> decode_payload(wire::reader& in, std::type_identity<interval_report>) {
     interval_report m;
     m.index = in.u32();
     m.start_ns = in.u64();
     m.end_ns = in.u64();
     m.omitted = read_bool(in);
     if (!decode_u64_list(in, m.stream_bytes)) {
-        return payload_error{"truncated or malformed INTERVAL_REPORT"};
+        return failure{"truncated or malformed INTERVAL_REPORT"};
     }
     if (m.end_ns < m.start_ns) {
-        return payload_error{"INTERVAL_REPORT ends before it starts"};
+        return failure{"INTERVAL_REPORT ends before it starts"};
     }
     return m;
 }
 
-payload_result decode_sender_report(wire::reader& in) {
+result<sender_report> decode_payload(wire::reader& in, std::type_identity<sender_report>) {
     constexpr std::size_t kStreamStatsSize = 8 + 1 + 4 * 4;
     sender_report m;
     const std::uint16_t count = in.u16();
     if (!in.ok() || count > kMaxStreams || in.remaining() < std::size_t{count} * kStreamStatsSize) {
-        return payload_error{"truncated or malformed SENDER_REPORT"};
+        return failure{"truncated or malformed SENDER_REPORT"};
     }
     m.streams.resize(count);
     for (auto& s : m.streams) {
@@ -324,47 +312,47 @@ payload_result decode_sender_report(wire::reader& in) {
     }
     const std::uint16_t samples = in.u16();
     if (!in.ok() || samples > kMaxRttSamples || in.remaining() < std::size_t{samples} * 4) {
-        return payload_error{"truncated or malformed SENDER_REPORT"};
+        return failure{"truncated or malformed SENDER_REPORT"};
     }
     m.rtt_samples_us.resize(samples);
     for (auto& sample : m.rtt_samples_us) {
         sample = in.u32();
     }
     if (!in.ok()) {
-        return payload_error{"malformed SENDER_REPORT"};
+        return failure{"malformed SENDER_REPORT"};
     }
     return m;
 }
 
-payload_result decode_receiver_report(wire::reader& in) {
+result<receiver_report> decode_payload(wire::reader& in, std::type_identity<receiver_report>) {
     receiver_report m;
     m.window_ns = in.u64();
     m.omitted_ns = in.u64();
     m.omitted_bytes = in.u64();
     if (!decode_u64_list(in, m.stream_bytes)) {
-        return payload_error{"truncated or malformed RECEIVER_REPORT"};
+        return failure{"truncated or malformed RECEIVER_REPORT"};
     }
     return m;
 }
 
-payload_result decode_self_probe_mark(wire::reader& in) {
+result<self_probe_mark> decode_payload(wire::reader& in, std::type_identity<self_probe_mark>) {
     self_probe_mark m;
     m.stream_index = in.u16();
     m.probe = in.u32();
     m.payload_offset = in.u64();
     if (!in.ok()) {
-        return payload_error{"truncated SELF_PROBE_MARK"};
+        return failure{"truncated SELF_PROBE_MARK"};
     }
     return m;
 }
 
-payload_result decode_self_probe_samples(wire::reader& in) {
+result<self_probe_samples> decode_payload(wire::reader& in, std::type_identity<self_probe_samples>) {
     self_probe_samples m;
     m.sent = in.u32();
     m.dropped = in.u32();
     const std::uint16_t count = in.u16();
     if (!in.ok() || count > kMaxSelfProbes || in.remaining() < std::size_t{count} * 8) {
-        return payload_error{"truncated or malformed SELF_PROBE_SAMPLES"};
+        return failure{"truncated or malformed SELF_PROBE_SAMPLES"};
     }
     m.samples.resize(count);
     for (auto& sample : m.samples) {
@@ -374,281 +362,154 @@ payload_result decode_self_probe_samples(wire::reader& in) {
     return m;
 }
 
-payload_result decode_ping(wire::reader& in) {
+result<ping> decode_payload(wire::reader& in, std::type_identity<ping>) {
     ping m;
     m.sequence = in.u32();
     m.client_time_ns = in.u64();
     if (!in.ok()) {
-        return payload_error{"truncated PING"};
+        return failure{"truncated PING"};
     }
     return m;
 }
 
-payload_result decode_pong(wire::reader& in) {
+result<pong> decode_payload(wire::reader& in, std::type_identity<pong>) {
     pong m;
     m.sequence = in.u32();
     m.client_time_ns = in.u64();
     m.server_hold_ns = in.u64();
     if (!in.ok()) {
-        return payload_error{"truncated PONG"};
+        return failure{"truncated PONG"};
     }
     return m;
 }
 
-payload_result decode_auth_challenge(wire::reader& in) {
+result<auth_challenge> decode_payload(wire::reader& in, std::type_identity<auth_challenge>) {
     auth_challenge m;
     in.bytes(m.nonce);
     if (!in.ok()) {
-        return payload_error{"truncated AUTH_CHALLENGE"};
+        return failure{"truncated AUTH_CHALLENGE"};
     }
     return m;
 }
 
-payload_result decode_auth_response(wire::reader& in) {
+result<auth_response> decode_payload(wire::reader& in, std::type_identity<auth_response>) {
     auth_response m;
     m.key_name = in.string16(kMaxKeyNameLength);
     in.bytes(m.client_nonce);
     in.bytes(m.mac);
     if (!in.ok()) {
-        return payload_error{"truncated or oversized AUTH_RESPONSE"};
+        return failure{"truncated or oversized AUTH_RESPONSE"};
     }
     return m;
 }
 
-payload_result decode_auth_ok(wire::reader& in) {
+result<auth_ok> decode_payload(wire::reader& in, std::type_identity<auth_ok>) {
     auth_ok m;
     in.bytes(m.server_proof);
     if (!in.ok()) {
-        return payload_error{"truncated AUTH_OK"};
+        return failure{"truncated AUTH_OK"};
     }
     return m;
 }
 
-payload_result decode_test_auth(wire::reader& in) {
+result<test_auth> decode_payload(wire::reader& in, std::type_identity<test_auth>) {
     test_auth m;
     in.bytes(m.mac);
     if (!in.ok()) {
-        return payload_error{"truncated TEST_AUTH"};
+        return failure{"truncated TEST_AUTH"};
     }
     return m;
 }
 
-payload_result decode_report_auth(wire::reader& in) {
+result<report_auth> decode_payload(wire::reader& in, std::type_identity<report_auth>) {
     report_auth m;
     in.bytes(m.mac);
     if (!in.ok()) {
-        return payload_error{"truncated REPORT_AUTH"};
+        return failure{"truncated REPORT_AUTH"};
     }
     return m;
 }
 
-// The UDP messages decode in common/udp_messages.cpp.
-template <class T>
-payload_result decode_udp(wire::reader& in) {
-    T m;
-    std::string reason;
-    if (!decode_payload(in, m, reason)) {
-        return payload_error{std::move(reason)};
-    }
-    return m;
+result<streams_ready> decode_payload(wire::reader& /*in*/, std::type_identity<streams_ready>) {
+    return streams_ready{};
 }
 
-payload_result decode_payload(std::uint8_t type, std::span<const std::uint8_t> payload) {
+// ---- dispatch, generated from the message table
+// -----------------------------------------------------------------
+
+static_assert(sizeof(message_type) == 1, "the decoder table has one slot per type byte");
+using payload_decoder = result<message> (*)(wire::reader& in);
+
+// The UDP messages decode in common/udp_messages.cpp, found by argument-dependent lookup.
+template <class M>
+result<message> decode_as(wire::reader& in) {
+    result<M> decoded = decode_payload(in, std::type_identity<M>{});
+    if (!decoded) {
+        return failure{std::move(decoded).error()};
+    }
+    return message{std::move(*decoded)};
+}
+
+template <class... Entries>
+constexpr std::array<payload_decoder, 256> decoders_of(message_list<Entries...> /*table*/) {
+    std::array<payload_decoder, 256> decoders{};
+    ((decoders[static_cast<std::uint8_t>(Entries::id)] = &decode_as<typename Entries::type>), ...);
+    return decoders;
+}
+
+// Indexed by type byte; null for a byte no message has.
+constexpr std::array<payload_decoder, 256> kDecoders = decoders_of(message_table{});
+
+result<message> decode_payload(std::uint8_t type, std::span<const std::uint8_t> payload) {
+    const payload_decoder decoder = kDecoders[type];
+    if (decoder == nullptr) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02x", type);
+        return failure{std::string("unknown message type ") + hex};
+    }
     wire::reader in(payload);
-    payload_result result = payload_error{};
-    switch (static_cast<message_type>(type)) {
-        case message_type::hello:
-            result = decode_hello(in);
-            break;
-        case message_type::welcome:
-            result = decode_welcome(in);
-            break;
-        case message_type::error:
-            result = decode_error(in);
-            break;
-        case message_type::test_request:
-            result = decode_test_request(in);
-            break;
-        case message_type::test_accept:
-            result = decode_test_accept(in);
-            break;
-        case message_type::streams_ready:
-            result = message{streams_ready{}};
-            break;
-        case message_type::stop:
-            result = decode_stop(in);
-            break;
-        case message_type::interval_report:
-            result = decode_interval_report(in);
-            break;
-        case message_type::sender_report:
-            result = decode_sender_report(in);
-            break;
-        case message_type::receiver_report:
-            result = decode_receiver_report(in);
-            break;
-        case message_type::self_probe_mark:
-            result = decode_self_probe_mark(in);
-            break;
-        case message_type::self_probe_samples:
-            result = decode_self_probe_samples(in);
-            break;
-        case message_type::ping:
-            result = decode_ping(in);
-            break;
-        case message_type::pong:
-            result = decode_pong(in);
-            break;
-        case message_type::udp_setup:
-            result = decode_udp<udp_setup>(in);
-            break;
-        case message_type::udp_echo_request:
-            result = decode_udp<udp_echo_request>(in);
-            break;
-        case message_type::udp_sender_report:
-            result = decode_udp<udp_sender_report>(in);
-            break;
-        case message_type::udp_receiver_report:
-            result = decode_udp<udp_receiver_report>(in);
-            break;
-        case message_type::udp_interval_report:
-            result = decode_udp<udp_interval_report>(in);
-            break;
-        case message_type::auth_challenge:
-            result = decode_auth_challenge(in);
-            break;
-        case message_type::auth_response:
-            result = decode_auth_response(in);
-            break;
-        case message_type::auth_ok:
-            result = decode_auth_ok(in);
-            break;
-        case message_type::test_auth:
-            result = decode_test_auth(in);
-            break;
-        case message_type::report_auth:
-            result = decode_report_auth(in);
-            break;
-        default: {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "0x%02x", type);
-            return payload_error{std::string("unknown message type ") + hex};
-        }
-    }
-    if (std::holds_alternative<message>(result)) {
-        const auto& msg = std::get<message>(result);
+    result<message> decoded = decoder(in);
+    if (decoded) {
         // A HELLO from another version may carry fields this version does not know; anything else must be
         // exact.
-        const bool foreign_hello =
-            std::holds_alternative<hello>(msg) && std::get<hello>(msg).version != kProtocolVersion;
+        const auto* other_hello = std::get_if<hello>(&*decoded);
+        const bool foreign_hello = other_hello != nullptr && other_hello->version != kProtocolVersion;
         if (!foreign_hello && in.remaining() != 0) {
-            return payload_error{std::string(name_of(static_cast<message_type>(type))) + " has " +
-                                 std::to_string(in.remaining()) + " unexpected trailing bytes"};
+            return failure{std::string(name_of(message_type{type})) + " has " +
+                           std::to_string(in.remaining()) + " unexpected trailing bytes"};
         }
     }
-    return result;
+    return decoded;
 }
 
 }  // namespace
 
 message_type type_of(const message& msg) {
-    return std::visit(overloaded{
-                          [](const hello&) { return message_type::hello; },
-                          [](const welcome&) { return message_type::welcome; },
-                          [](const error&) { return message_type::error; },
-                          [](const test_request&) { return message_type::test_request; },
-                          [](const test_accept&) { return message_type::test_accept; },
-                          [](const streams_ready&) { return message_type::streams_ready; },
-                          [](const stop&) { return message_type::stop; },
-                          [](const interval_report&) { return message_type::interval_report; },
-                          [](const sender_report&) { return message_type::sender_report; },
-                          [](const receiver_report&) { return message_type::receiver_report; },
-                          [](const ping&) { return message_type::ping; },
-                          [](const pong&) { return message_type::pong; },
-                          [](const udp_setup&) { return message_type::udp_setup; },
-                          [](const udp_echo_request&) { return message_type::udp_echo_request; },
-                          [](const udp_sender_report&) { return message_type::udp_sender_report; },
-                          [](const udp_receiver_report&) { return message_type::udp_receiver_report; },
-                          [](const udp_interval_report&) { return message_type::udp_interval_report; },
-                          [](const auth_challenge&) { return message_type::auth_challenge; },
-                          [](const auth_response&) { return message_type::auth_response; },
-                          [](const auth_ok&) { return message_type::auth_ok; },
-                          [](const test_auth&) { return message_type::test_auth; },
-                          [](const report_auth&) { return message_type::report_auth; },
-                          [](const self_probe_mark&) { return message_type::self_probe_mark; },
-                          [](const self_probe_samples&) { return message_type::self_probe_samples; },
-                      },
-                      msg);
+    return message_table::ids[msg.index()];
 }
 
+namespace {
+
+// The table entry of `type`, handed to `use`; false when no message has that type byte.
+template <class F, class... Entries>
+bool with_entry(message_type type, F&& use, message_list<Entries...> /*table*/) {
+    return ((Entries::id == type ? (use(std::type_identity<Entries>{}), true) : false) || ...);
+}
+
+}  // namespace
+
 bool is_report(message_type type) {
-    switch (type) {
-        case message_type::interval_report:
-        case message_type::sender_report:
-        case message_type::receiver_report:
-        case message_type::self_probe_mark:
-        case message_type::self_probe_samples:
-        case message_type::udp_sender_report:
-        case message_type::udp_receiver_report:
-        case message_type::udp_interval_report:
-            return true;
-        default:
-            return false;
-    }
+    bool report = false;
+    with_entry(
+        type, [&report](auto entry) { report = decltype(entry)::type::is_report; }, message_table{});
+    return report;
 }
 
 std::string_view name_of(message_type type) {
-    switch (type) {
-        case message_type::hello:
-            return "HELLO";
-        case message_type::welcome:
-            return "WELCOME";
-        case message_type::error:
-            return "ERROR";
-        case message_type::test_request:
-            return "TEST_REQUEST";
-        case message_type::test_accept:
-            return "TEST_ACCEPT";
-        case message_type::streams_ready:
-            return "STREAMS_READY";
-        case message_type::stop:
-            return "STOP";
-        case message_type::interval_report:
-            return "INTERVAL_REPORT";
-        case message_type::sender_report:
-            return "SENDER_REPORT";
-        case message_type::receiver_report:
-            return "RECEIVER_REPORT";
-        case message_type::self_probe_mark:
-            return "SELF_PROBE_MARK";
-        case message_type::self_probe_samples:
-            return "SELF_PROBE_SAMPLES";
-        case message_type::ping:
-            return "PING";
-        case message_type::pong:
-            return "PONG";
-        case message_type::udp_setup:
-            return "UDP_SETUP";
-        case message_type::udp_echo_request:
-            return "UDP_ECHO_REQUEST";
-        case message_type::udp_sender_report:
-            return "UDP_SENDER_REPORT";
-        case message_type::udp_receiver_report:
-            return "UDP_RECEIVER_REPORT";
-        case message_type::udp_interval_report:
-            return "UDP_INTERVAL_REPORT";
-        case message_type::auth_challenge:
-            return "AUTH_CHALLENGE";
-        case message_type::auth_response:
-            return "AUTH_RESPONSE";
-        case message_type::auth_ok:
-            return "AUTH_OK";
-        case message_type::test_auth:
-            return "TEST_AUTH";
-        case message_type::report_auth:
-            return "REPORT_AUTH";
-    }
-    return "UNKNOWN";
+    std::string_view name = "UNKNOWN";
+    with_entry(
+        type, [&name](auto entry) { name = decltype(entry)::type::name; }, message_table{});
+    return name;
 }
 
 std::string_view name_of(error_code code) {
@@ -718,15 +579,15 @@ decode_result decode_frame(std::span<const std::uint8_t> input, std::uint32_t ma
         result.bytes_needed = frame_size;
         return result;
     }
-    payload_result payload = decode_payload(type, input.subspan(kFrameHeaderSize, length));
-    if (auto* failure = std::get_if<payload_error>(&payload)) {
+    speed::result<message> payload = decode_payload(type, input.subspan(kFrameHeaderSize, length));
+    if (!payload) {
         result.status = decode_status::bad;
-        result.reason = std::move(failure->reason);
+        result.reason = std::move(payload).error();
         return result;
     }
     result.status = decode_status::ok;
     result.consumed = frame_size;
-    result.msg = std::move(std::get<message>(payload));
+    result.msg = std::move(*payload);
     return result;
 }
 

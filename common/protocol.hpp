@@ -8,6 +8,7 @@
 // the length against a maximum before anything is allocated and answers ok / need-more / bad (with a reason).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -15,9 +16,11 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
+#include "common/result.hpp"
 #include "common/udp_messages.hpp"
 
 namespace speed::proto {
@@ -73,34 +76,8 @@ using session_token = std::array<std::uint8_t, kTokenSize>;
 using auth_nonce = std::array<std::uint8_t, kAuthNonceSize>;
 using auth_mac = std::array<std::uint8_t, kAuthMacSize>;
 
-enum class message_type : std::uint8_t {
-    hello = 0x01,
-    welcome = 0x02,
-    error = 0x03,
-    test_request = 0x10,
-    test_accept = 0x11,
-    streams_ready = 0x12,
-    stop = 0x13,
-    interval_report = 0x14,
-    sender_report = 0x15,
-    receiver_report = 0x16,
-    self_probe_mark = 0x17,
-    self_probe_samples = 0x18,
-    ping = 0x20,
-    pong = 0x21,
-    // Authentication, only when the server requires it (docs/protocol.md)
-    auth_challenge = 0x40,
-    auth_response = 0x41,
-    auth_ok = 0x42,
-    test_auth = 0x43,
-    report_auth = 0x44,
-    // UDP tests (common/udp_messages.hpp)
-    udp_setup = 0x30,
-    udp_echo_request = 0x31,
-    udp_sender_report = 0x32,
-    udp_receiver_report = 0x33,
-    udp_interval_report = 0x34,
-};
+// A message's type byte on the wire. The message table at the end of this file gives each its value.
+enum class message_type : std::uint8_t {};
 
 enum class connection_kind : std::uint8_t { control = 1, data = 2, probe = 3 };
 // Directions are named from the client's side: download = server sends, upload = client sends.
@@ -300,11 +277,108 @@ struct report_auth {
     bool operator==(const report_auth&) const = default;
 };
 
-using message =
-    std::variant<hello, welcome, error, test_request, test_accept, streams_ready, stop, interval_report,
-                 sender_report, receiver_report, ping, pong, udp_setup, udp_echo_request, udp_sender_report,
-                 udp_receiver_report, udp_interval_report, auth_challenge, auth_response, auth_ok, test_auth,
-                 report_auth, self_probe_mark, self_probe_samples>;
+// ---- the message table
+// Every message type is declared once, in `message_table` below: its struct, its type byte, its name and
+// whether it is a report. The `message` variant, type_id / type_of, name_of, is_report and the decoder
+// dispatch of decode_frame are all generated from it at compile time. A message's codec is the pair
+//   void encode_payload(wire::writer&, const M&);
+//   result<M> decode_payload(wire::reader&, std::type_identity<M>);
+// (common/protocol.cpp, common/udp_messages.cpp); a table entry without them does not compile. Adding a
+// message: its struct, its codec and one entry.
+
+// A message name as a template argument.
+template <std::size_t N>
+struct message_name {
+    constexpr message_name(const char (&name)[N]) { std::copy_n(name, N, text); }
+    constexpr std::string_view view() const { return {text, N - 1}; }
+    char text[N];
+};
+
+enum class message_kind {
+    plain,
+    report,  // carries figures of a test: REPORT_AUTH follows it on an authenticated session
+};
+
+template <class M, std::uint8_t Type, message_name Name, message_kind Kind = message_kind::plain>
+struct message_entry {
+    using type = M;
+    static constexpr message_type id{Type};
+    static constexpr std::string_view name = Name.view();
+    static constexpr bool is_report = Kind == message_kind::report;
+};
+
+template <class... Entries>
+struct message_list {
+    using variant = std::variant<typename Entries::type...>;
+    static constexpr std::array<message_type, sizeof...(Entries)> ids{Entries::id...};
+    static constexpr std::array<std::string_view, sizeof...(Entries)> names{Entries::name...};
+
+    // Calls `visit(std::type_identity<Entry>{})` for every entry, in table order.
+    template <class F>
+    static constexpr void for_each(F&& visit) {
+        (visit(std::type_identity<Entries>{}), ...);
+    }
+    template <class M>
+    static constexpr bool contains() {
+        return (std::is_same_v<M, typename Entries::type> || ...);
+    }
+    template <class M>
+    static constexpr message_type id_of() {
+        constexpr std::array<bool, sizeof...(Entries)> is_m{std::is_same_v<M, typename Entries::type>...};
+        for (std::size_t i = 0; i < sizeof...(Entries); ++i) {
+            if (is_m[i]) {
+                return ids[i];
+            }
+        }
+        return message_type{};
+    }
+    static constexpr bool unique() {
+        for (std::size_t i = 0; i < sizeof...(Entries); ++i) {
+            for (std::size_t j = i + 1; j < sizeof...(Entries); ++j) {
+                if (ids[i] == ids[j] || names[i] == names[j]) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+};
+
+using message_table = message_list<                                                 //
+    message_entry<hello, 0x01, "HELLO">,                                            //
+    message_entry<welcome, 0x02, "WELCOME">,                                        //
+    message_entry<error, 0x03, "ERROR">,                                            //
+    message_entry<test_request, 0x10, "TEST_REQUEST">,                              //
+    message_entry<test_accept, 0x11, "TEST_ACCEPT">,                                //
+    message_entry<streams_ready, 0x12, "STREAMS_READY">,                            //
+    message_entry<stop, 0x13, "STOP">,                                              //
+    message_entry<interval_report, 0x14, "INTERVAL_REPORT", message_kind::report>,  //
+    message_entry<sender_report, 0x15, "SENDER_REPORT", message_kind::report>,      //
+    message_entry<receiver_report, 0x16, "RECEIVER_REPORT", message_kind::report>,  //
+    // It decides a self probe's round trip, so it is authenticated like a report.
+    message_entry<self_probe_mark, 0x17, "SELF_PROBE_MARK", message_kind::report>,        //
+    message_entry<self_probe_samples, 0x18, "SELF_PROBE_SAMPLES", message_kind::report>,  //
+    message_entry<ping, 0x20, "PING">,                                                    //
+    message_entry<pong, 0x21, "PONG">,                                                    //
+    // UDP tests (common/udp_messages.hpp)
+    message_entry<udp_setup, 0x30, "UDP_SETUP">,                                            //
+    message_entry<udp_echo_request, 0x31, "UDP_ECHO_REQUEST">,                              //
+    message_entry<udp_sender_report, 0x32, "UDP_SENDER_REPORT", message_kind::report>,      //
+    message_entry<udp_receiver_report, 0x33, "UDP_RECEIVER_REPORT", message_kind::report>,  //
+    message_entry<udp_interval_report, 0x34, "UDP_INTERVAL_REPORT", message_kind::report>,  //
+    // Authentication, only when the server requires it (docs/protocol.md)
+    message_entry<auth_challenge, 0x40, "AUTH_CHALLENGE">,  //
+    message_entry<auth_response, 0x41, "AUTH_RESPONSE">,    //
+    message_entry<auth_ok, 0x42, "AUTH_OK">,                //
+    message_entry<test_auth, 0x43, "TEST_AUTH">,            //
+    message_entry<report_auth, 0x44, "REPORT_AUTH">>;
+static_assert(message_table::unique(), "two messages share a type byte or a name");
+
+using message = message_table::variant;
+
+// The type byte of message struct M.
+template <class M>
+requires(message_table::contains<M>()) inline constexpr message_type type_id = message_table::id_of<M>();
 
 message_type type_of(const message& msg);
 // The messages that carry figures of a test, which REPORT_AUTH follows on an authenticated session.

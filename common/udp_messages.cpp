@@ -1,5 +1,7 @@
 #include "common/udp_messages.hpp"
 
+#include <string>
+
 #include "common/protocol.hpp"
 #include "common/wire.hpp"
 
@@ -17,9 +19,8 @@ bool read_count(wire::reader& in, std::size_t element_size, std::uint16_t& count
     return true;
 }
 
-bool fail(std::string& reason, const char* what) {
-    reason = std::string("truncated or malformed ") + what;
-    return false;
+failure malformed(const char* what) {
+    return failure{std::string("truncated or malformed ") + what};
 }
 
 }  // namespace
@@ -73,38 +74,43 @@ void encode_payload(wire::writer& out, const udp_interval_report& m) {
     }
 }
 
-bool decode_payload(wire::reader& in, udp_setup& m, std::string& reason) {
+result<udp_setup> decode_payload(wire::reader& in, std::type_identity<udp_setup>) {
+    udp_setup m;
     m.token = in.u64();
     m.port = in.u16();
     m.max_bitrate = in.u64();
     if (!in.ok()) {
-        return fail(reason, "UDP_SETUP");
+        return malformed("UDP_SETUP");
     }
     if (m.token == 0 || m.port == 0) {
-        reason = "UDP_SETUP has a zero token or port";
-        return false;
+        return failure{"UDP_SETUP has a zero token or port"};
     }
-    return true;
+    return m;
 }
 
-bool decode_payload(wire::reader& /*in*/, udp_echo_request& /*m*/, std::string& /*reason*/) {
-    return true;
+result<udp_echo_request> decode_payload(wire::reader& /*in*/, std::type_identity<udp_echo_request>) {
+    return udp_echo_request{};
 }
 
-bool decode_payload(wire::reader& in, udp_sender_report& m, std::string& reason) {
+result<udp_sender_report> decode_payload(wire::reader& in, std::type_identity<udp_sender_report>) {
+    udp_sender_report m;
     std::uint16_t count = 0;
     if (!read_count(in, 16, count)) {
-        return fail(reason, "UDP_SENDER_REPORT");
+        return malformed("UDP_SENDER_REPORT");
     }
     m.streams.resize(count);
     for (auto& s : m.streams) {
         s.packets = in.u64();
         s.bytes = in.u64();
     }
-    return in.ok() || fail(reason, "UDP_SENDER_REPORT");
+    if (!in.ok()) {
+        return malformed("UDP_SENDER_REPORT");
+    }
+    return m;
 }
 
-bool decode_payload(wire::reader& in, udp_receiver_report& m, std::string& reason) {
+result<udp_receiver_report> decode_payload(wire::reader& in, std::type_identity<udp_receiver_report>) {
+    udp_receiver_report m;
     m.window_ns = in.u64();
     m.omitted_ns = in.u64();
     m.omitted_bytes = in.u64();
@@ -115,7 +121,7 @@ bool decode_payload(wire::reader& in, udp_receiver_report& m, std::string& reaso
     m.ipdv_pairs_excluded = in.u64();
     std::uint16_t count = 0;
     if (!read_count(in, 80, count)) {
-        return fail(reason, "UDP_RECEIVER_REPORT");
+        return malformed("UDP_RECEIVER_REPORT");
     }
     m.streams.resize(count);
     for (auto& s : m.streams) {
@@ -125,17 +131,21 @@ bool decode_payload(wire::reader& in, udp_receiver_report& m, std::string& reaso
             *field = in.u64();
         }
     }
-    return in.ok() || fail(reason, "UDP_RECEIVER_REPORT");
+    if (!in.ok()) {
+        return malformed("UDP_RECEIVER_REPORT");
+    }
+    return m;
 }
 
-bool decode_payload(wire::reader& in, udp_interval_report& m, std::string& reason) {
+result<udp_interval_report> decode_payload(wire::reader& in, std::type_identity<udp_interval_report>) {
+    udp_interval_report m;
     m.index = in.u32();
     m.start_ns = in.u64();
     m.end_ns = in.u64();
     const std::uint8_t omitted = in.u8();
     std::uint16_t count = 0;
     if (!in.ok() || omitted > 1 || !read_count(in, 32, count)) {
-        return fail(reason, "UDP_INTERVAL_REPORT");
+        return malformed("UDP_INTERVAL_REPORT");
     }
     m.omitted = omitted == 1;
     m.streams.resize(count);
@@ -146,13 +156,12 @@ bool decode_payload(wire::reader& in, udp_interval_report& m, std::string& reaso
         s.jitter_ns = in.u64();
     }
     if (!in.ok()) {
-        return fail(reason, "UDP_INTERVAL_REPORT");
+        return malformed("UDP_INTERVAL_REPORT");
     }
     if (m.end_ns < m.start_ns) {
-        reason = "UDP_INTERVAL_REPORT ends before it starts";
-        return false;
+        return failure{"UDP_INTERVAL_REPORT ends before it starts"};
     }
-    return true;
+    return m;
 }
 
 }  // namespace speed::proto

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
+#include <type_traits>
 #include <vector>
+
+#include "common/result.hpp"
 
 namespace speed::wire {
 class writer;
@@ -95,11 +97,11 @@ void encode_payload(wire::writer& out, const udp_sender_report& m);
 void encode_payload(wire::writer& out, const udp_receiver_report& m);
 void encode_payload(wire::writer& out, const udp_interval_report& m);
 
-// Each returns false with `reason` set when the payload is truncated or malformed.
-bool decode_payload(wire::reader& in, udp_setup& m, std::string& reason);
-bool decode_payload(wire::reader& in, udp_echo_request& m, std::string& reason);
-bool decode_payload(wire::reader& in, udp_sender_report& m, std::string& reason);
-bool decode_payload(wire::reader& in, udp_receiver_report& m, std::string& reason);
-bool decode_payload(wire::reader& in, udp_interval_report& m, std::string& reason);
+// Each fails with the reason when the payload is truncated or malformed.
+result<udp_setup> decode_payload(wire::reader& in, std::type_identity<udp_setup>);
+result<udp_echo_request> decode_payload(wire::reader& in, std::type_identity<udp_echo_request>);
+result<udp_sender_report> decode_payload(wire::reader& in, std::type_identity<udp_sender_report>);
+result<udp_receiver_report> decode_payload(wire::reader& in, std::type_identity<udp_receiver_report>);
+result<udp_interval_report> decode_payload(wire::reader& in, std::type_identity<udp_interval_report>);
 
 }  // namespace speed::proto

@@ -54,12 +54,6 @@ double take_prefix(std::string& suffix, double base, std::string_view prefixes) 
     return std::pow(base, static_cast<double>(position + 1));
 }
 
-void set_error(std::string* error, std::string message) {
-    if (error != nullptr) {
-        *error = std::move(message);
-    }
-}
-
 // Formats `value` (>= 1 or 0) with four significant digits.
 std::string four_significant(double value) {
     std::array<char, 64> buffer{};
@@ -84,68 +78,58 @@ double bits_per_second(std::uint64_t bytes, double seconds) {
     return static_cast<double>(bytes) * 8.0 / seconds;
 }
 
-std::optional<double> parse_bits_per_second(std::string_view text, std::string* error) {
+result<double> parse_bits_per_second(std::string_view text) {
     text = trim(text);
     double number = 0.0;
     std::string_view rest;
     if (!split_number(text, number, rest)) {
-        set_error(error, "'" + std::string(text) + "' is not a rate (examples: 100M, 2.5G, 800k, 0)");
-        return std::nullopt;
+        return failure{"'" + std::string(text) + "' is not a rate (examples: 100M, 2.5G, 800k, 0)"};
     }
     std::string suffix = lowercase(trim(rest));
     const double multiplier = take_prefix(suffix, 1000.0, "kmgt");
     if (!(suffix.empty() || suffix == "bit/s" || suffix == "bps" || suffix == "b" || suffix == "bit")) {
-        set_error(error,
-                  "'" + std::string(text) + "' has an unknown unit (use k, M, G or T, bits per second)");
-        return std::nullopt;
+        return failure{"'" + std::string(text) + "' has an unknown unit (use k, M, G or T, bits per second)"};
     }
-    const double result = number * multiplier;
-    if (!std::isfinite(result) || result < 0.0) {
-        set_error(error, "'" + std::string(text) + "' is not a non-negative finite rate");
-        return std::nullopt;
+    const double rate = number * multiplier;
+    if (!std::isfinite(rate) || rate < 0.0) {
+        return failure{"'" + std::string(text) + "' is not a non-negative finite rate"};
     }
-    return result;
+    return rate;
 }
 
-std::optional<std::uint64_t> parse_bytes(std::string_view text, std::string* error) {
+result<std::uint64_t> parse_bytes(std::string_view text) {
     text = trim(text);
     double number = 0.0;
     std::string_view rest;
     if (!split_number(text, number, rest)) {
-        set_error(error, "'" + std::string(text) + "' is not a byte amount (examples: 1400, 64K, 1M)");
-        return std::nullopt;
+        return failure{"'" + std::string(text) + "' is not a byte amount (examples: 1400, 64K, 1M)"};
     }
     std::string suffix = lowercase(trim(rest));
     const double multiplier = take_prefix(suffix, 1024.0, "kmg");
     if (!(suffix.empty() || suffix == "b" || suffix == "ib")) {
-        set_error(error, "'" + std::string(text) + "' has an unknown unit (use K, M or G, powers of 1024)");
-        return std::nullopt;
+        return failure{"'" + std::string(text) + "' has an unknown unit (use K, M or G, powers of 1024)"};
     }
-    const double result = number * multiplier;
+    const double bytes = number * multiplier;
     // 2^63 keeps the conversion below well defined; nothing sensible is that large.
-    if (!std::isfinite(result) || result < 0.0 || result >= 9.2e18 || std::floor(result) != result) {
-        set_error(error, "'" + std::string(text) + "' is not a whole, non-negative number of bytes");
-        return std::nullopt;
+    if (!std::isfinite(bytes) || bytes < 0.0 || bytes >= 9.2e18 || std::floor(bytes) != bytes) {
+        return failure{"'" + std::string(text) + "' is not a whole, non-negative number of bytes"};
     }
-    return static_cast<std::uint64_t>(result);
+    return static_cast<std::uint64_t>(bytes);
 }
 
-std::optional<double> parse_seconds(std::string_view text, std::string* error) {
+result<double> parse_seconds(std::string_view text) {
     text = trim(text);
     double number = 0.0;
     std::string_view rest;
     if (!split_number(text, number, rest)) {
-        set_error(error, "'" + std::string(text) + "' is not a number of seconds");
-        return std::nullopt;
+        return failure{"'" + std::string(text) + "' is not a number of seconds"};
     }
     const std::string suffix = lowercase(trim(rest));
     if (!(suffix.empty() || suffix == "s")) {
-        set_error(error, "'" + std::string(text) + "' has an unknown unit (seconds only)");
-        return std::nullopt;
+        return failure{"'" + std::string(text) + "' has an unknown unit (seconds only)"};
     }
     if (!std::isfinite(number) || number < 0.0) {
-        set_error(error, "'" + std::string(text) + "' is not a non-negative number of seconds");
-        return std::nullopt;
+        return failure{"'" + std::string(text) + "' is not a non-negative number of seconds"};
     }
     return number;
 }

@@ -6,9 +6,10 @@
 
 #include <chrono>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
+
+#include "common/result.hpp"
 
 namespace speed::units {
 
@@ -17,15 +18,15 @@ double bits_per_second(std::uint64_t bytes, double seconds);
 
 // Parses a rate in bits per second: a plain number or one with an SI suffix k, M, G or T (case-insensitive,
 // so "100M", "2.5G", "800k", "1e6" and "0" all work), optionally followed by "bit/s", "bps" or "b".
-// Returns nothing and, if `error` is given, a reason when the text is not a non-negative finite rate.
-std::optional<double> parse_bits_per_second(std::string_view text, std::string* error = nullptr);
+// Fails with the reason when the text is not a non-negative finite rate.
+result<double> parse_bits_per_second(std::string_view text);
 
 // Parses a byte amount: a plain number or one with an IEC suffix K, M, G (powers of 1024, iperf3's convention
 // for sizes), optionally followed by "B" or "iB". Fractions are allowed when the result is a whole number.
-std::optional<std::uint64_t> parse_bytes(std::string_view text, std::string* error = nullptr);
+result<std::uint64_t> parse_bytes(std::string_view text);
 
 // Parses a duration in seconds ("10", "0.5", "2.5s"); negative, non-finite and empty texts are rejected.
-std::optional<double> parse_seconds(std::string_view text, std::string* error = nullptr);
+result<double> parse_seconds(std::string_view text);
 
 // "941.2 Mbit/s", "36.52 Gbit/s", "812 bit/s": four significant digits, the largest SI prefix that keeps the
 // number at or above 1.

@@ -36,29 +36,29 @@ std::string octal_mode(mode_t mode) {
 
 }  // namespace
 
-std::variant<std::vector<auth::key>, std::string> load_key_file(const std::string& path) {
+result<std::vector<auth::key>> load_key_file(const std::string& path) {
     file_descriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
     if (file.fd < 0) {
-        return "cannot open key file " + path + ": " + std::strerror(errno);
+        return failure{"cannot open key file " + path + ": " + std::strerror(errno)};
     }
     // Checked on the open descriptor, so the file cannot be swapped between the check and the read.
     struct stat info {};
     if (::fstat(file.fd, &info) != 0) {
-        return "cannot stat key file " + path + ": " + std::strerror(errno);
+        return failure{"cannot stat key file " + path + ": " + std::strerror(errno)};
     }
     if (!S_ISREG(info.st_mode)) {
-        return "key file " + path + " is not a regular file";
+        return failure{"key file " + path + " is not a regular file"};
     }
     if (info.st_uid != ::geteuid() && info.st_uid != 0) {
-        return "key file " + path + " belongs to another user (uid " + std::to_string(info.st_uid) +
-               "); it must belong to this user or root";
+        return failure{"key file " + path + " belongs to another user (uid " + std::to_string(info.st_uid) +
+                       "); it must belong to this user or root"};
     }
     if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        return "key file " + path + " has mode " + octal_mode(info.st_mode) +
-               ", readable or writable by others; run 'chmod 600 " + path + "'";
+        return failure{"key file " + path + " has mode " + octal_mode(info.st_mode) +
+                       ", readable or writable by others; run 'chmod 600 " + path + "'"};
     }
     if (info.st_size > kMaxKeyFileBytes) {
-        return "key file " + path + " is larger than " + std::to_string(kMaxKeyFileBytes) + " bytes";
+        return failure{"key file " + path + " is larger than " + std::to_string(kMaxKeyFileBytes) + " bytes"};
     }
     std::string text(static_cast<std::size_t>(info.st_size), '\0');
     std::size_t filled = 0;
@@ -75,8 +75,8 @@ std::variant<std::vector<auth::key>, std::string> load_key_file(const std::strin
     text.resize(filled);
     auto parsed = auth::parse_key_file(text);
     OPENSSL_cleanse(text.data(), text.size());
-    if (auto* error = std::get_if<std::string>(&parsed)) {
-        return "key file " + path + ", " + *error;
+    if (!parsed) {
+        return failure{"key file " + path + ", " + parsed.error()};
     }
     return parsed;
 }

@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     const std::size_t header_and_probe = 2 + 4 * 3 + 8 * 2 + 4 + 8 * 2;
-    std::vector<std::uint8_t> frame{static_cast<std::uint8_t>(proto::message_type::test_request), 0, 0, 0, 0};
+    std::vector<std::uint8_t> frame{static_cast<std::uint8_t>(proto::type_id<proto::test_request>), 0, 0, 0,
+                                    0};
     const std::size_t payload = size - header_and_probe;
     frame[3] = static_cast<std::uint8_t>(payload >> 8);
     frame[4] = static_cast<std::uint8_t>(payload);

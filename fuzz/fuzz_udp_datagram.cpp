@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/udp_messages.hpp"
@@ -44,19 +44,17 @@ void datagram(std::span<const std::uint8_t> bytes) {
 template <typename Message>
 void message(std::span<const std::uint8_t> bytes) {
     wire::reader in(bytes);
-    Message decoded;
-    std::string reason;
-    if (!proto::decode_payload(in, decoded, reason)) {
-        FUZZ_CHECK(!reason.empty());
+    const auto decoded = proto::decode_payload(in, std::type_identity<Message>{});
+    if (!decoded) {
+        FUZZ_CHECK(!decoded.error().empty());
         return;
     }
     std::vector<std::uint8_t> encoded;
     wire::writer out(encoded);
-    proto::encode_payload(out, decoded);
+    proto::encode_payload(out, *decoded);
     wire::reader again(encoded);
-    Message redecoded;
-    FUZZ_CHECK(proto::decode_payload(again, redecoded, reason));
-    FUZZ_CHECK(redecoded == decoded);
+    const auto redecoded = proto::decode_payload(again, std::type_identity<Message>{});
+    FUZZ_CHECK(redecoded == *decoded);
 }
 
 }  // namespace

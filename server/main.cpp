@@ -292,20 +292,19 @@ int main(int argc, char** argv) {
         }
     }
 
-    std::string error;
-    auto max_bitrate = speed::units::parse_bits_per_second(max_bitrate_text, &error);
+    auto max_bitrate = speed::units::parse_bits_per_second(max_bitrate_text);
     if (!max_bitrate) {
-        std::fprintf(stderr, "speedsrv: --max-bitrate: %s\n", error.c_str());
+        std::fprintf(stderr, "speedsrv: --max-bitrate: %s\n", max_bitrate.error().c_str());
         return kExitUsage;
     }
-    auto max_bytes = speed::units::parse_bytes(max_bytes_text, &error);
+    auto max_bytes = speed::units::parse_bytes(max_bytes_text);
     if (!max_bytes) {
-        std::fprintf(stderr, "speedsrv: --max-bytes: %s\n", error.c_str());
+        std::fprintf(stderr, "speedsrv: --max-bytes: %s\n", max_bytes.error().c_str());
         return kExitUsage;
     }
-    auto min_bitrate = speed::units::parse_bits_per_second(min_bitrate_text, &error);
+    auto min_bitrate = speed::units::parse_bits_per_second(min_bitrate_text);
     if (!min_bitrate) {
-        std::fprintf(stderr, "speedsrv: --min-bitrate: %s\n", error.c_str());
+        std::fprintf(stderr, "speedsrv: --min-bitrate: %s\n", min_bitrate.error().c_str());
         return kExitUsage;
     }
     config.limits.min_bitrate = static_cast<std::uint64_t>(std::llround(*min_bitrate));
@@ -348,12 +347,11 @@ int main(int argc, char** argv) {
     }
     if (!auth_keys_path.empty()) {
         auto keys = speed::config::load_key_file(auth_keys_path);
-        if (auto* failure = std::get_if<std::string>(&keys)) {
-            std::fprintf(stderr, "speedsrv: --auth-keys: %s\n", failure->c_str());
+        if (!keys) {
+            std::fprintf(stderr, "speedsrv: --auth-keys: %s\n", keys.error().c_str());
             return kExitStartupFailure;
         }
-        config.auth_keys =
-            std::make_shared<const std::vector<speed::auth::key>>(std::move(std::get<0>(keys)));
+        config.auth_keys = std::make_shared<const std::vector<speed::auth::key>>(std::move(*keys));
     }
 
     auto logger = spdlog::stderr_color_mt("speedsrv");

@@ -112,12 +112,12 @@ std::optional<netdev::reading> read_interfaces(std::string& error) {
     if (!stamped(now, [&] { return read_proc_net_dev(text, error); })) {
         return std::nullopt;
     }
-    netdev::parse_result parsed = netdev::parse_proc_net_dev(text);
-    if (!parsed.error.empty()) {
-        error = "/proc/net/dev: " + parsed.error;
+    auto parsed = netdev::parse_proc_net_dev(text);
+    if (!parsed) {
+        error = "/proc/net/dev: " + parsed.error();
         return std::nullopt;
     }
-    now.interfaces = std::move(parsed.interfaces);
+    now.interfaces = std::move(*parsed);
     if (!add_link_state(now.interfaces, error)) {
         return std::nullopt;
     }

@@ -24,10 +24,10 @@ std::string fixture(const std::string& name) {
 }
 
 std::vector<interface_reading> parse_fixture(const std::string& name) {
-    parse_result parsed = parse_proc_net_dev(fixture(name));
-    INFO(name << ": " << parsed.error);
-    REQUIRE(parsed.error.empty());
-    return parsed.interfaces;
+    auto parsed = parse_proc_net_dev(fixture(name));
+    INFO(name << ": " << (parsed ? std::string() : parsed.error()));
+    REQUIRE(parsed);
+    return std::move(*parsed);
 }
 
 const interface_reading& find(const std::vector<interface_reading>& interfaces, const std::string& name) {
@@ -134,7 +134,10 @@ TEST_CASE("finds the columns by the header's names", "[netdev]") {
 }
 
 TEST_CASE("refuses malformed text with the line that is wrong", "[netdev]") {
-    const auto error_of = [](const std::string& text) { return parse_proc_net_dev(text).error; };
+    const auto error_of = [](const std::string& text) {
+        const auto parsed = parse_proc_net_dev(text);
+        return parsed ? std::string() : parsed.error();
+    };
 
     CHECK(error_of("") == "not /proc/net/dev text: the two header lines are missing");
     CHECK(error_of("lo: 1 2 3\n") == "not /proc/net/dev text: the two header lines are missing");
@@ -156,14 +159,13 @@ TEST_CASE("refuses malformed text with the line that is wrong", "[netdev]") {
     CHECK(error_of(good_header + "  eth0: -1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n") ==
           "line 3 (eth0): '-1' is not a 64-bit counter");
     // A malformed line anywhere makes the whole reading an error rather than a partial list.
-    CHECK(parse_proc_net_dev(good_header + "    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n  eth0: 1\n")
-              .interfaces.empty());
+    CHECK_FALSE(parse_proc_net_dev(good_header + "    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n  eth0: 1\n"));
     // Blank lines and a missing final newline are fine.
     const auto tolerant =
         parse_proc_net_dev(good_header + "\n    lo: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16");
-    CHECK(tolerant.error.empty());
-    REQUIRE(tolerant.interfaces.size() == 1);
-    CHECK(tolerant.interfaces[0].total == counters{1, 2, 3, 4, 9, 10, 11, 12});
+    REQUIRE(tolerant);
+    REQUIRE(tolerant->size() == 1);
+    CHECK((*tolerant)[0].total == counters{1, 2, 3, 4, 9, 10, 11, 12});
 }
 
 TEST_CASE("the difference of two readings is after - before", "[netdev]") {

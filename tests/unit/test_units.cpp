@@ -22,15 +22,16 @@ TEST_CASE("rates parse with SI prefixes", "[units]") {
 }
 
 TEST_CASE("bad rates are refused with a reason", "[units]") {
-    std::string error;
-    CHECK_FALSE(parse_bits_per_second("", &error));
-    CHECK_FALSE(parse_bits_per_second("fast", &error));
-    CHECK_THAT(error, Catch::Contains("not a rate"));
-    CHECK_FALSE(parse_bits_per_second("10X", &error));
-    CHECK_THAT(error, Catch::Contains("unknown unit"));
-    CHECK_FALSE(parse_bits_per_second("-5M", &error));
-    CHECK_FALSE(parse_bits_per_second("inf", &error));
-    CHECK_FALSE(parse_bits_per_second("nan", &error));
+    CHECK_FALSE(parse_bits_per_second(""));
+    const auto word = parse_bits_per_second("fast");
+    CHECK_FALSE(word);
+    CHECK_THAT(word.error(), Catch::Contains("not a rate"));
+    const auto unit = parse_bits_per_second("10X");
+    CHECK_FALSE(unit);
+    CHECK_THAT(unit.error(), Catch::Contains("unknown unit"));
+    CHECK_FALSE(parse_bits_per_second("-5M"));
+    CHECK_FALSE(parse_bits_per_second("inf"));
+    CHECK_FALSE(parse_bits_per_second("nan"));
 }
 
 TEST_CASE("byte amounts parse with IEC prefixes", "[units]") {
