@@ -61,6 +61,10 @@ std::string string_member(const json& document, const char* name) {
     return it != document.end() && it->is_string() ? it->get<std::string>() : std::string{};
 }
 
+failure refusal(error_code code, std::string reason) {
+    return failure{std::move(reason), static_cast<int>(code)};
+}
+
 // Whole numbers up to 2^53 are exact in a double, which is how JSON numbers reach us.
 constexpr std::int64_t kMaxExactInteger = std::int64_t{1} << 53;
 
@@ -171,7 +175,7 @@ json_decode decode_json(std::span<const std::uint8_t> bytes, std::uint32_t max_l
     return out;
 }
 
-json_reader::result json_reader::next() {
+json_reader::outcome json_reader::next() {
     json_decode decoded = decode_json(std::span(buffer_).subspan(consumed_), max_length_);
     switch (decoded.result) {
         case json_decode::status::need_more:
@@ -185,19 +189,19 @@ json_reader::result json_reader::next() {
     return std::move(decoded.document);
 }
 
-std::variant<parameters, parameters_error> parse_parameters(const json& document) {
+result<parameters> parse_parameters(const json& document) {
     if (!document.is_object()) {
-        return parameters_error{error_code::receive_parameters, "the parameters are not a JSON object"};
+        return refusal(error_code::receive_parameters, "the parameters are not a JSON object");
     }
     parameters p;
     if (true_member(document, "sctp")) {
-        return parameters_error{error_code::not_implemented, "SCTP is not supported"};
+        return refusal(error_code::not_implemented, "SCTP is not supported");
     }
     if (true_member(document, "mptcp")) {
-        return parameters_error{error_code::not_implemented, "MPTCP is not supported"};
+        return refusal(error_code::not_implemented, "MPTCP is not supported");
     }
     if (document.contains("authtoken")) {
-        return parameters_error{error_code::authentication, "iperf3's RSA authentication is not supported"};
+        return refusal(error_code::authentication, "iperf3's RSA authentication is not supported");
     }
     if (true_member(document, "udp")) {
         p.protocol = transport::udp;
@@ -238,14 +242,14 @@ std::variant<parameters, parameters_error> parse_parameters(const json& document
     for (const check& c : checks) {
         const bounded b = bounded_member(document, c.name, c.least, c.most);
         if (b.out_of_range) {
-            return parameters_error{c.code, std::string("\"") + c.name + "\" is out of range"};
+            return refusal(c.code, std::string("\"") + c.name + "\" is out of range");
         }
         if (b.value) {
             c.assign(*b.value);
         }
     }
     if (p.protocol == transport::udp && p.block_length != 0 && p.block_length < kMinUdpBlock) {
-        return parameters_error{error_code::udp_block_size, "\"len\" is below iperf3's UDP header"};
+        return refusal(error_code::udp_block_size, "\"len\" is below iperf3's UDP header");
     }
     const auto server_output = number_member(document, "get_server_output");
     p.get_server_output = server_output && *server_output != 0.0;

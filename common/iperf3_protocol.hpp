@@ -21,6 +21,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/result.hpp"
+
 namespace speed::iperf3 {
 
 inline constexpr std::size_t kCookieSize = 37;  // 36 characters and a NUL
@@ -125,13 +127,13 @@ class json_reader {
     struct bad {
         std::string reason;
     };
-    using result = std::variant<need_more, bad, nlohmann::json>;
+    using outcome = std::variant<need_more, bad, nlohmann::json>;
 
     // Appends received bytes; the reader keeps at most one document's worth.
     void append(std::span<const std::uint8_t> bytes);
     // The next complete document (consumed), need_more, or bad: a length of 0 or above the limit, text that
     // is not JSON. After bad the stream is unusable.
-    result next();
+    outcome next();
     // Bytes received past the documents consumed so far (a peer may send its next message right behind).
     std::size_t buffered() const { return buffer_.size() - consumed_; }
 
@@ -166,15 +168,12 @@ struct parameters {
     std::string client_version;           // 3.x clients send it; may be absent
 };
 
-struct parameters_error {
-    error_code code;     // what the client is told
-    std::string reason;  // for speedsrv's log
-};
-
 // Validates a client's parameters document as iperf3's server does, and refuses what speedsrv does not do:
 // SCTP, MPTCP and iperf3's RSA authentication (not_implemented). Members of the wrong type are ignored, as
 // iperf3 ignores them; unknown members (from newer clients) are ignored.
-std::variant<parameters, parameters_error> parse_parameters(const nlohmann::json& document);
+// A refusal's text is for speedsrv's log; its code (result::error_code()) is the error_code the client is
+// told.
+result<parameters> parse_parameters(const nlohmann::json& document);
 
 // The parameters document a client sends for `p` (speedcli's iperf3 client mode).
 nlohmann::json parameters_json(const parameters& p);

@@ -13,9 +13,11 @@
 
 namespace speed {
 
-// Why a result holds no value (the counterpart of std::unexpected).
+// Why a result holds no value (the counterpart of std::unexpected). `code` is for failures a protocol puts on
+// the wire as a number besides the text (iperf3's error codes); 0 where there is none.
 struct failure {
     std::string text;
+    int code = 0;
 };
 
 template <class T>
@@ -43,6 +45,7 @@ class [[nodiscard]] result {
     // Only when !has_value().
     const std::string& error() const& { return std::get_if<1>(&state_)->text; }
     std::string&& error() && { return std::move(std::get_if<1>(&state_)->text); }
+    int error_code() const { return std::get_if<1>(&state_)->code; }
 
     // As std::expected: equal to a value when it holds an equal one.
     template <class U>

@@ -141,10 +141,10 @@ iperf3_step iperf3_session_protocol::next_step() {
             pending_.erase(pending_.begin(),
                            pending_.begin() + static_cast<std::ptrdiff_t>(decoded.consumed));
             auto parsed = iperf3::parse_parameters(decoded.document);
-            if (auto* refusal = std::get_if<iperf3::parameters_error>(&parsed)) {
-                return refuse(refusal->code, refusal->reason);
+            if (!parsed) {
+                return refuse(static_cast<iperf3::error_code>(parsed.error_code()), parsed.error());
             }
-            return accept(std::get<iperf3::parameters>(parsed));
+            return accept(*parsed);
         }
         case iperf3_phase::creating_streams:
         case iperf3_phase::running:

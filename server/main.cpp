@@ -319,11 +319,12 @@ int main(int argc, char** argv) {
     std::optional<asio::ip::tcp::endpoint> metrics_at;
     // An empty value (an unset variable in a unit file) is refused, not read as "off".
     if (metrics_option->count() > 0) {
-        metrics_at = speed::server::parse_listen_endpoint(metrics_text, error);
-        if (!metrics_at) {
-            std::fprintf(stderr, "speedsrv: --metrics: %s\n", error.c_str());
+        auto parsed = speed::server::parse_listen_endpoint(metrics_text);
+        if (!parsed) {
+            std::fprintf(stderr, "speedsrv: --metrics: %s\n", parsed.error().c_str());
             return kExitUsage;
         }
+        metrics_at = *parsed;
     }
     if (::geteuid() == 0 && !allow_root) {
         std::fprintf(stderr,

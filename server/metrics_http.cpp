@@ -141,31 +141,27 @@ asio::awaitable<void> accept_scrapes(std::shared_ptr<metrics_endpoint::state> st
 
 }  // namespace
 
-std::optional<tcp::endpoint> parse_listen_endpoint(const std::string& text, std::string& error) {
+result<tcp::endpoint> parse_listen_endpoint(const std::string& text) {
     const auto colon = text.rfind(':');
     if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
-        error = "'" + text + "' is not ADDRESS:PORT (for IPv6, [ADDRESS]:PORT)";
-        return std::nullopt;
+        return failure{"'" + text + "' is not ADDRESS:PORT (for IPv6, [ADDRESS]:PORT)"};
     }
     std::string host = text.substr(0, colon);
     const std::string port_text = text.substr(colon + 1);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
         host = host.substr(1, host.size() - 2);
     } else if (host.find(':') != std::string::npos) {
-        error = "write an IPv6 address in brackets: [" + host + "]:" + port_text;
-        return std::nullopt;
+        return failure{"write an IPv6 address in brackets: [" + host + "]:" + port_text};
     }
     unsigned port = 0;
     const auto parsed = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (parsed.ec != std::errc() || parsed.ptr != port_text.data() + port_text.size() || port > 65535) {
-        error = "'" + port_text + "' is not a port number (0-65535)";
-        return std::nullopt;
+        return failure{"'" + port_text + "' is not a port number (0-65535)"};
     }
     asio::error_code ec;
     const auto address = asio::ip::make_address(host, ec);
     if (ec) {
-        error = "'" + host + "' is not an IP address";
-        return std::nullopt;
+        return failure{"'" + host + "' is not an IP address"};
     }
     return tcp::endpoint(address, static_cast<std::uint16_t>(port));
 }

@@ -5,6 +5,8 @@
 // closed at accept. It runs on the control thread; a scrape renders the counters in microseconds.
 #pragma once
 
+#include "common/result.hpp"
+
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <chrono>
@@ -25,7 +27,7 @@ struct metrics_endpoint_limits {
 };
 
 // "ADDRESS:PORT" or "[IPV6]:PORT" (port 0 picks a free one); nothing, with `error` set, when it is not one.
-std::optional<asio::ip::tcp::endpoint> parse_listen_endpoint(const std::string& text, std::string& error);
+result<asio::ip::tcp::endpoint> parse_listen_endpoint(const std::string& text);
 
 class metrics_endpoint {
   public:

@@ -16,14 +16,19 @@ std::vector<std::uint8_t> bytes_of(std::string_view text) {
 
 iperf3::parameters parameters_of(std::string_view text) {
     auto parsed = iperf3::parse_parameters(json::parse(text));
-    REQUIRE(std::holds_alternative<iperf3::parameters>(parsed));
-    return std::get<iperf3::parameters>(parsed);
+    REQUIRE(parsed.has_value());
+    return *parsed;
 }
 
-iperf3::parameters_error refusal_of(std::string_view text) {
+struct refusal {
+    iperf3::error_code code;
+    std::string reason;
+};
+
+refusal refusal_of(std::string_view text) {
     auto parsed = iperf3::parse_parameters(json::parse(text));
-    REQUIRE(std::holds_alternative<iperf3::parameters_error>(parsed));
-    return std::get<iperf3::parameters_error>(parsed);
+    REQUIRE_FALSE(parsed.has_value());
+    return {static_cast<iperf3::error_code>(parsed.error_code()), parsed.error()};
 }
 
 }  // namespace
