@@ -43,6 +43,10 @@ constexpr auto kWatchInterval = 250ms;
 // How often it forwards self probe marks once the client probes: a mark's delay only has to stay well within
 // what the client's read history covers (common/self_probe.hpp), and a poll costs one timer.
 constexpr auto kSelfProbeMarkInterval = 10ms;
+// How long a download's data connections stay open after the server's ERROR while the client has not
+// closed its control connection yet: the client reads the ERROR and closes within milliseconds; the bound is
+// for one that does not.
+constexpr auto kErrorLinger = 1s;
 // Probe connections one session may hold (speedcli opens one).
 constexpr std::size_t kMaxProbeConnections = 2;
 
@@ -161,7 +165,16 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
         outcome += " (" + self->failure_detail_ + ")";
     }
     if (report_to_client) {
+        // A download's streams stop sending but stay open while the client reads the ERROR: a reset data
+        // connection would race the ERROR to the client and could show there as the reason instead.
+        const bool hold_streams = self->test_ && self->test_->request.dir == proto::direction::download;
+        if (hold_streams) {
+            self->test_->group.hold_sending();
+        }
         co_await self->channel_.send_error_quietly(report_to_client->code, report_to_client->message);
+        if (hold_streams) {
+            co_await self->channel_.wait_readable(clock::now() + kErrorLinger);  // the client's close
+        }
     }
     self->test_.reset();
     self->close_probes();
@@ -424,25 +437,28 @@ asio::awaitable<void> session::watch_sending_until_readable(active_test& test) {
         if (clock::now() >= deadline) {
             throw session_error(proto::error_code::timeout, "timed out waiting for the client's STOP");
         }
-        const std::uint64_t acknowledged = test.group.acknowledged_bytes();
-        if (sending && byte_capped &&
-            (clock::now() >= cutoff ||
-             static_cast<double>(acknowledged) >= kSendCutoffShare * static_cast<double>(max_bytes))) {
-            // The byte cap is spent: stop sending and keep waiting for the client's STOP.
-            test.group.stop_all();
-            sending = false;
-        }
         if (!sending) {
             continue;
         }
+        const std::uint64_t acknowledged = test.group.acknowledged_bytes();
         if (watchdog.stalled(net::now_ns(), acknowledged)) {
             throw session_error(
                 proto::error_code::timeout,
                 fmt::format("the client acknowledged no data for {:.1f} s: it stopped receiving",
                             static_cast<double>(stall_ns) / 1e9));
         }
+        // Before the cutoff: a test over its budget ends with the server's reason, which the session writes
+        // before it resets the data connections. Stopping at the cutoff first reset them with nothing said,
+        // and the client showed a lost data connection instead.
         if (auto refusal = budget.check(net::now_ns() - started_ns, acknowledged)) {
             throw session_error(refusal->code, refusal->message);
+        }
+        if (byte_capped &&
+            (clock::now() >= cutoff ||
+             static_cast<double>(acknowledged) >= kSendCutoffShare * static_cast<double>(max_bytes))) {
+            // The byte cap is spent within the budget's margins: stop sending and keep waiting for STOP.
+            test.group.stop_all();
+            sending = false;
         }
     }
 }
