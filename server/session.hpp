@@ -12,14 +12,12 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "common/measurement.hpp"
 #include "common/protocol.hpp"
 #include "net/clock.hpp"
 #include "net/control_channel.hpp"
