@@ -167,6 +167,18 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         });
     }
 
+    // Thread-safe. The send loop stops writing at its next turn (a wait for buffer space is cancelled).
+    void hold() {
+        asio::post(socket_.get_executor(), [self = shared_from_this()] {
+            if (self->holding_ || self->stop_requested_ || self->phase_ == phase::finished) {
+                return;
+            }
+            self->holding_ = true;
+            asio::error_code ignored;
+            self->socket_.cancel(ignored);
+        });
+    }
+
   private:
     // Payload is counted, never looked at: each read takes what the socket holds with MSG_TRUNC, so the
     // kernel receives, acknowledges and accounts every byte as read (receive window, autotuning) and only
@@ -230,6 +242,12 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
             }
             if (self->phase_ == phase::finished) {
                 co_return;
+            }
+            if (self->holding_) {
+                // Sends nothing more but keeps the connection until stop(), whose close ends this wait.
+                std::tie(ec) = co_await self->socket_.async_wait(asio::ip::tcp::socket::wait_error,
+                                                                 as_tuple(asio::use_awaitable));
+                ec = ec ? ec : asio::error::operation_aborted;
             }
         }
         self->finish(ec);
@@ -374,7 +392,7 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
             std::lock_guard lock(state_->mutex);
             state_->stats[index_].bytes_sent = state_->counters[index_].bytes.load(std::memory_order_relaxed);
         }
-        if (!stop_requested_ && ec) {
+        if (!stop_requested_ && !holding_ && ec) {
             std::lock_guard lock(state_->mutex);
             if (!state_->first_failure) {
                 const std::string reason =
@@ -394,6 +412,7 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
     enum class phase { idle, running, finished };
     phase phase_ = phase::idle;
     bool stop_requested_ = false;
+    bool holding_ = false;  // hold(): a sender that keeps its connection but sends nothing more
     bool stats_taken_ = false;
     // Self probes, on the stream's executor only: the receiver's matcher, the sender's count of probe bytes.
     bool probing_ = false;
@@ -544,6 +563,14 @@ std::optional<std::string> stream_group::first_failure() const {
 
 std::size_t stream_group::ended_count() const {
     return state_->ended.load(std::memory_order_acquire);
+}
+
+void stream_group::hold_sending() {
+    for (auto& stream : streams_) {
+        if (stream) {
+            stream->hold();
+        }
+    }
 }
 
 void stream_group::stop_all() {

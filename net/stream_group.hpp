@@ -94,6 +94,10 @@ class stream_group {
     std::optional<std::string> first_failure() const;
     std::size_t ended_count() const;
 
+    // Sending streams stop writing but keep their connections open (no reset, no FIN) until stop_all(): a
+    // peer told why the test ended (an ERROR on the control connection) reads that before any data
+    // connection fails. Idempotent.
+    void hold_sending();
     // Closes every stream with a reset (queued bytes are dropped), each on its own thread. Idempotent.
     void stop_all();
     // Waits for every stream to have ended; false on deadline.

@@ -4,46 +4,29 @@
 #include <fmt/ostream.h>
 #include <spdlog/spdlog.h>
 
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
-#include <asio/use_awaitable.hpp>
-#include <limits>
-
 #include "common/limits.hpp"
-#include "common/measurement.hpp"
 #include "common/peer_text.hpp"
-#include "common/progress_watchdog.hpp"
 #include "common/test_timing.hpp"
-#include "common/time_units.hpp"
-#include "common/units.hpp"
 #include "net/errors.hpp"
-#include "net/first_failure.hpp"
 #include "net/random.hpp"
-#include "net/receiver_window.hpp"
 #include "net/socket_options.hpp"
+#include "server/runners/tcp_runner.hpp"
+#include "server/runners/udp_runner.hpp"
 
 namespace speed::server {
 
 using namespace std::chrono_literals;
-using asio::experimental::as_tuple;
 using net::clock;
 using net::session_error;
 
 namespace {
 
-using proto::kFirstByteTimeout;
 using proto::kResultsTimeout;
-using proto::kStreamSetupTimeout;
 
-// With a byte cap, a download's sender stops once it has sent this share of --max-bytes at its pace (the
-// pace fits max_bytes into the test, so the client's window has all its data by then), STOP or not: the cap
-// then holds within the 1.25x the docs promise even for a client that never sends STOP.
-constexpr double kSendCutoffShare = 1.1;
-// How often a sender checks its progress watchdog and budget while it waits for STOP.
-constexpr auto kWatchInterval = 250ms;
-// How often it forwards self probe marks once the client probes: a mark's delay only has to stay well within
-// what the client's read history covers (common/self_probe.hpp), and a poll costs one timer.
-constexpr auto kSelfProbeMarkInterval = 10ms;
+// How long a download's data connections stay open after the server's ERROR while the client has not
+// closed its control connection yet: the client reads the ERROR and closes within milliseconds; the bound is
+// for one that does not.
+constexpr auto kErrorLinger = 1s;
 // Probe connections one session may hold (speedcli opens one).
 constexpr std::size_t kMaxProbeConnections = 2;
 
@@ -61,64 +44,125 @@ proto::auth_nonce make_nonce() {
     return nonce;
 }
 
-// An upload's self probes sent at or after `since_ns` (when STREAMS_READY went out), relative to it.
-proto::self_probe_samples self_probe_samples_of(const net::stream_group& group, std::int64_t since_ns) {
-    proto::self_probe_samples out;
-    out.sent = static_cast<std::uint32_t>(
-        std::min<std::uint64_t>(group.self_probes_sent(), std::numeric_limits<std::uint32_t>::max()));
-    out.dropped = static_cast<std::uint32_t>(
-        std::min<std::uint64_t>(group.self_probes_dropped(), std::numeric_limits<std::uint32_t>::max()));
-    for (const auto& sample : group.self_probe_samples(since_ns)) {
-        if (out.samples.size() == proto::kMaxSelfProbes) {
-            break;
-        }
-        out.samples.push_back(
-            {units::ns_to_wire_us(sample.sent_ns - since_ns), units::ns_to_wire_us(sample.rtt_ns)});
-    }
-    return out;
-}
-
-asio::awaitable<void> send_interval_report(net::control_channel& channel, measure::interval closed) {
-    proto::interval_report report;
-    report.index = closed.index;
-    report.start_ns = static_cast<std::uint64_t>(closed.start_ns);
-    report.end_ns = static_cast<std::uint64_t>(closed.end_ns);
-    report.omitted = closed.omitted;
-    report.stream_bytes = std::move(closed.stream_bytes);
-    co_await channel.write(report, clock::now() + kResultsTimeout);
-}
-
-std::uint64_t sum(const std::vector<std::uint64_t>& values) {
-    std::uint64_t total = 0;
-    for (auto v : values) {
-        total += v;
-    }
-    return total;
-}
-
-// At most `limit` values, evenly spread over `values` (keeps a long series within a frame).
-std::vector<std::uint32_t> thin_evenly(const std::vector<std::uint32_t>& values, std::size_t limit) {
-    if (values.size() <= limit) {
-        return values;
-    }
-    std::vector<std::uint32_t> kept;
-    kept.reserve(limit);
-    for (std::size_t i = 0; i < limit; ++i) {
-        kept.push_back(values[i * values.size() / limit]);
-    }
-    return kept;
-}
-
 }  // namespace
 
-struct session::active_test {
-    active_test(asio::any_io_executor executor, std::uint32_t test_id, proto::test_request req)
-        : id(test_id), request(std::move(req)), group(executor, request.streams), attach_timer(executor) {}
+// The speedsrv protocol's frames for a runner's events (docs/protocol.md).
+class session::events : public test_events {
+  public:
+    explicit events(session& owner) : s_(owner) {}
 
-    std::uint32_t id;
-    proto::test_request request;
-    net::stream_group group;
-    asio::steady_timer attach_timer;  // cancelled whenever a data connection attaches
+    asio::awaitable<void> accepted(const test_setup& setup) override {
+        const proto::test_accept accept{s_.test_id_, setup.congestion};
+        co_await s_.channel_.write(accept, clock::now() + kResultsTimeout);
+        if (setup.udp) {
+            const proto::udp_setup udp{setup.udp->token, setup.udp->port, setup.udp->max_bitrate};
+            co_await s_.channel_.write(udp, clock::now() + kResultsTimeout);
+        }
+    }
+
+    asio::awaitable<void> ready() override {
+        s_.protocol_.streams_ready();
+        const proto::streams_ready ready;
+        co_await s_.channel_.write(ready, clock::now() + kResultsTimeout);
+    }
+
+    asio::awaitable<void> interval(const measure::interval& closed) override {
+        proto::interval_report report;
+        report.index = closed.index;
+        report.start_ns = static_cast<std::uint64_t>(closed.start_ns);
+        report.end_ns = static_cast<std::uint64_t>(closed.end_ns);
+        report.omitted = closed.omitted;
+        report.stream_bytes = closed.stream_bytes;
+        co_await s_.channel_.write(report, clock::now() + kResultsTimeout);
+    }
+
+    asio::awaitable<void> udp_interval(const proto::udp_interval_report& report) override {
+        co_await s_.channel_.write(report, clock::now() + kResultsTimeout);
+    }
+
+    asio::awaitable<void> self_probe_marks(const std::vector<proto::self_probe_mark>& marks) override {
+        for (const auto& mark : marks) {
+            co_await s_.channel_.write(mark, clock::now() + kResultsTimeout);
+        }
+    }
+
+    asio::awaitable<void> window_closed() override {
+        s_.protocol_.window_closed();
+        const proto::stop stop{proto::stop_reason::window_complete};
+        co_await s_.channel_.write(stop, clock::now() + kResultsTimeout);
+    }
+
+    asio::awaitable<void> result(const test_result& result) override {
+        const bool download = result.direction == proto::direction::download;
+        if (result.transport == proto::transport::udp) {
+            if (download) {
+                co_await s_.channel_.write(result.udp_sent, clock::now() + kResultsTimeout);
+            } else {
+                co_await s_.channel_.write(result.udp_received, clock::now() + kResultsTimeout);
+            }
+            co_return;
+        }
+        if (download) {
+            const proto::sender_report report{result.tcp_sent, result.rtt_samples_us};
+            co_await s_.channel_.write(report, clock::now() + kResultsTimeout);
+            co_return;
+        }
+        // Only a client that answered gets the samples: one that predates self probes expects
+        // RECEIVER_REPORT.
+        if (s_.protocol_.self_probe_marks() > 0) {
+            co_await s_.channel_.write(result.self_probes, clock::now() + kResultsTimeout);
+        }
+        proto::receiver_report report;
+        report.window_ns = static_cast<std::uint64_t>(result.received.window_ns);
+        report.omitted_ns = static_cast<std::uint64_t>(result.received.omitted_ns);
+        report.omitted_bytes = result.received.omitted_bytes;
+        report.stream_bytes = result.received.stream_bytes;
+        co_await s_.channel_.write(report, clock::now() + kResultsTimeout);
+        // The client's SENDER_REPORT ends the upload; SELF_PROBE_MARKs it sent before it saw STOP may come
+        // first (counted by session_protocol).
+        const auto report_deadline = clock::now() + kResultsTimeout;
+        session_step step = co_await s_.next_step(report_deadline);
+        while (step.what == session_step::kind::read_more) {
+            step = co_await s_.next_step(report_deadline);
+        }
+        expect(step, session_step::kind::test_complete);
+    }
+
+    asio::awaitable<bool> input_pending(clock::time_point deadline) override {
+        const bool readable = co_await s_.channel_.wait_readable(deadline);
+        co_return readable;
+    }
+
+    std::chrono::milliseconds stop_timeout() const override { return s_.protocol_.read_timeout(); }
+
+    asio::awaitable<void> take_stop() override {
+        const session_step step = co_await s_.next_step();
+        expect(step, session_step::kind::stop_sending);
+    }
+
+    asio::awaitable<proto::self_probe_mark> take_self_probe_mark() override {
+        // session_protocol takes only SELF_PROBE_MARKs while the window is open, each naming a stream.
+        const session_step step = co_await s_.next_step();
+        expect(step, session_step::kind::self_probe_mark);
+        co_return step.mark;
+    }
+
+    asio::awaitable<proto::udp_sender_report> take_udp_sender_counts() override {
+        const session_step step = co_await s_.next_step();
+        expect(step, session_step::kind::test_complete);
+        co_return step.udp_sender_report;
+    }
+
+    bool aborted() const override { return !s_.channel_.socket().is_open(); }
+
+  private:
+    static void expect(const session_step& step, session_step::kind what) {
+        if (step.what != what) {
+            throw session_error(proto::error_code::internal, "session protocol out of step");
+        }
+    }
+
+    session& s_;
 };
 
 session::session(std::shared_ptr<server_context> context, net::control_channel channel,
@@ -150,14 +194,14 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     try {
         co_await self->serve_tests();
     } catch (const session_error& e) {
-        outcome = std::string("error: ") + e.what();
         self->metrics_.failed(e.code());
+        outcome = std::string("error: ") + e.what();
         if (!e.from_peer()) {
             report_to_client = proto::error{e.code(), e.what()};
         }
     } catch (const std::exception& e) {
-        outcome = std::string("internal error: ") + e.what();
         self->metrics_.failed(proto::error_code::internal);
+        outcome = std::string("internal error: ") + e.what();
         report_to_client = proto::error{proto::error_code::internal, "internal server error"};
     }
     self->protocol_.end();
@@ -165,9 +209,15 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
         outcome += " (" + self->failure_detail_ + ")";
     }
     if (report_to_client) {
+        // A download's streams stop sending but stay open while the client reads the ERROR: a reset data
+        // connection would race the ERROR to the client and could show there as the reason instead.
+        const bool linger = self->runner_ && self->runner_->hold_sending();
         co_await self->channel_.send_error_quietly(report_to_client->code, report_to_client->message);
+        if (linger) {
+            co_await self->channel_.wait_readable(clock::now() + kErrorLinger);  // the client's close
+        }
     }
-    self->test_.reset();
+    self->end_runner();
     self->close_probes();
     self->end_udp();
     ctx.sessions.remove(self->token_);
@@ -176,26 +226,18 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     self->admission_.release();
     self->metrics_.ended();
     const double seconds = std::chrono::duration<double>(clock::now() - started).count();
-    if (self->foreign_connections_ > 0) {
-        self->summaries_.push_back(fmt::format("{} data or probe connections from another address refused",
-                                               self->foreign_connections_));
-    }
-    std::string tests;
-    for (const auto& summary : self->summaries_) {
-        tests += "; " + summary;
-    }
+    const std::string tests = describe_tests_for_log(self->results_, self->foreign_connections_);
     const std::string key = self->protocol_.key_name().empty() ? "" : ", key " + self->protocol_.key_name();
     log_limited(ctx, log_kind::session, spdlog::level::info,
                 "session {} from {} ended after {:.1f} s{}, {}{}", id, fmt::streamed(self->peer_), seconds,
-                key, escape_for_log(outcome), tests.empty() ? "; no tests" : tests);
+                key, escape_for_log(outcome), tests);
 }
 
 void session::abort() {
     asio::error_code ignored;
     channel_.socket().close(ignored);
-    if (test_) {
-        test_->group.stop_all();
-        test_->attach_timer.cancel();
+    if (runner_) {
+        runner_->abort();
     }
     close_probes();
     end_udp();
@@ -282,12 +324,11 @@ asio::awaitable<void> session::serve_tests() {
             case session_step::kind::read_more:
                 break;
             case session_step::kind::start_test: {
-                const auto test_length = std::chrono::milliseconds(step.request.omit_ms) +
-                                         std::chrono::milliseconds(step.request.duration_ms);
+                const auto test_length = test_timing::of(step.request).length();
                 if (clock::now() + test_length > ends_at_) {
                     throw lifetime_over();
                 }
-                co_await run_test(step.request);
+                co_await run_requested_test(step.request);
                 break;
             }
             case session_step::kind::start_udp_echo:
@@ -300,245 +341,121 @@ asio::awaitable<void> session::serve_tests() {
     }
 }
 
-asio::awaitable<void> session::run_test(const proto::test_request& request) {
-    metrics_.test_started(request);
+asio::awaitable<void> session::run_requested_test(const proto::test_request& request) {
     if (!net::congestion_available(request.congestion)) {
         throw session_error(proto::error_code::unsupported,
                             "congestion control '" + request.congestion + "' is not available on the server");
     }
-    if (request.proto == proto::transport::udp) {
-        co_await run_udp_test(request);
-        co_return;
-    }
-    test_ = std::make_unique<active_test>(channel_.socket().get_executor(), next_test_id_++, request);
-    const proto::test_accept accept{
-        test_->id, request.congestion.empty() ? net::default_congestion() : request.congestion};
-    co_await channel_.write(accept, clock::now() + kResultsTimeout);
-    co_await wait_for_streams(*test_);
-    if (auto failure = test_->group.set_congestion(request.congestion)) {
-        throw session_error(proto::error_code::unsupported, *failure);
-    }
-    protocol_.streams_ready();
-    if (request.dir == proto::direction::download) {
-        co_await send_download(*test_);
+    metrics_.test_started(request);
+    const bool udp = request.proto == proto::transport::udp;
+    runner_request what{request, context_->config.limits,
+                        std::chrono::nanoseconds(stall_timeout_for(request))};
+    const auto executor = channel_.socket().get_executor();
+    if (udp) {
+        end_udp();
+        if (!context_->udp) {
+            throw session_error(proto::error_code::unsupported, "this server does not offer UDP tests");
+        }
+        udp_runner_place place{*context_->udp, peer_.address(), udp_local_endpoint()};
+        runner_ =
+            std::make_unique<udp_runner>(executor, context_->data_pool, std::move(place), std::move(what));
     } else {
-        co_await receive_upload(*test_);
+        runner_ = std::make_unique<tcp_runner>(executor, context_->data_pool, std::move(what));
     }
-    test_.reset();
+    test_id_ = next_test_id_++;
+    events speedsrv(*this);
+    test_result result = co_await server::run_test(*runner_, speedsrv);
+    count_completed(request, result);
+    results_.push_back(std::move(result));
+    if (udp) {
+        // The flows stay open until the next UDP request: FEEDBACK still in flight lands on them.
+        udp_runner_ = std::move(runner_);
+        udp_result_index_ = results_.size() - 1;
+    }
+    runner_.reset();
 }
 
 void session::attach_data(const proto::hello& hello, asio::ip::tcp::socket socket) {
-    if (!test_ || hello.test_id != test_->id || protocol_.phase() != session_phase::setting_up) {
+    if (!runner_ || hello.test_id != test_id_ || protocol_.phase() != session_phase::setting_up) {
         log_limited(*context_, log_kind::stray_connection, spdlog::level::debug,
                     "session {}: data connection for test {} does not match the current test; closed",
                     proto::token_prefix(token_), hello.test_id);
         return;  // the socket closes as it goes out of scope
     }
-    if (!test_->group.attach(hello.stream_index, std::move(socket), context_->data_pool.next())) {
+    if (!runner_->attach_connection(hello.stream_index, std::move(socket))) {
         log_limited(*context_, log_kind::stray_connection, spdlog::level::debug,
                     "session {}: data connection with stream index {} rejected", proto::token_prefix(token_),
                     hello.stream_index);
+    }
+}
+
+void session::end_runner() {
+    if (runner_) {
+        runner_->abort();
+        note_flow_counters(runner_->flow_counters(), std::nullopt);
+        runner_.reset();
+    }
+}
+
+void session::count_completed(const proto::test_request& request, const test_result& result) {
+    if (request.dir == proto::direction::upload) {
+        metrics_.test_completed(request, result.received.bytes() + result.received.omitted_bytes,
+                                result.received.bits_per_second());
         return;
     }
-    test_->attach_timer.cancel();
-}
-
-asio::awaitable<void> session::wait_for_streams(active_test& test) {
-    const auto deadline = clock::now() + kStreamSetupTimeout;
-    while (!test.group.all_attached()) {
-        if (clock::now() >= deadline) {
-            throw session_error(proto::error_code::timeout,
-                                fmt::format("not all {} data connections arrived within {} s",
-                                            test.request.streams, kStreamSetupTimeout.count()));
-        }
-        test.attach_timer.expires_at(deadline);
-        co_await test.attach_timer.async_wait(as_tuple(asio::use_awaitable));
-        if (!channel_.socket().is_open()) {
-            throw session_error(proto::error_code::shutting_down, "session aborted");
-        }
-    }
-}
-
-asio::awaitable<void> session::send_download(active_test& test) {
-    const auto& request = test.request;
-    // TCP has no rate of its own: the requested (or capped) bitrate is handed to the kernel's pacing.
-    const std::uint64_t bitrate = sender_bitrate(request, context_->config.limits);
-    const std::int64_t sending_started_ns = net::now_ns();
-    test.group.start_sending(per_stream_pacing(bitrate, request.streams));
-    test.group.answer_self_probes();
-    const proto::streams_ready ready;
-    co_await channel_.write(ready, clock::now() + kResultsTimeout);
-
-    co_await watch_sending_until_readable(test);
-    const session_step step = co_await next_step();
-    if (step.what != session_step::kind::stop_sending) {
-        throw session_error(proto::error_code::internal, "session protocol out of step");
-    }
-    test.group.stop_all();
-    co_await test.group.wait_all_ended(clock::now() + kResultsTimeout);
-    // The in-band RTT counts from the end of the sender's warm-up, as the client's probes do.
-    const std::int64_t warm_up_end_ns = sending_started_ns + std::int64_t{request.omit_ms} * 1'000'000;
-    const proto::sender_report report{
-        test.group.sender_stats(),
-        thin_evenly(test.group.rtt_samples_us(warm_up_end_ns), proto::kMaxRttSamples)};
-    co_await channel_.write(report, clock::now() + kResultsTimeout);
-
-    std::uint64_t sent = 0;
-    std::uint32_t retransmits = 0;
-    for (const auto& s : report.streams) {
-        sent += s.bytes_sent;
-        retransmits += s.retransmits;
+    std::uint64_t sent = result.tcp_bytes_sent();
+    for (const auto& stream : result.udp_sent.streams) {
+        sent += stream.bytes;
     }
     metrics_.test_completed(request, sent);
-    summaries_.push_back(fmt::format("download {} stream{}: sent {} (sender side, {} retransmits)",
-                                     request.streams, request.streams == 1 ? "" : "s",
-                                     units::format_bytes(sent), retransmits));
 }
 
-// While the server sends, the client's STOP may come at any time; until it does, the server checks that the
-// client's TCP keeps acknowledging data (a client that was stopped or vanished stops acknowledging, however
-// slow its path) and that the test stays within the server's byte cap whatever the client does with STOP.
-asio::awaitable<void> session::watch_sending_until_readable(active_test& test) {
-    const auto deadline = clock::now() + protocol_.read_timeout();
-    const std::int64_t stall_ns = stall_timeout_for(test.request);
-    progress_watchdog watchdog(stall_ns);
-    watchdog.start(net::now_ns(), test.group.acknowledged_bytes());
-    const test_budget budget = test_budget::for_test(test.request, context_->config.limits);
-    const std::int64_t started_ns = net::now_ns();
-    // Far in the future without a byte cap.
-    auto cutoff = clock::time_point::max();
-    const std::uint64_t max_bytes = context_->config.limits.max_bytes;
-    const std::uint64_t bitrate = sender_bitrate(test.request, context_->config.limits);
-    const bool byte_capped = max_bytes != 0 && bitrate != 0;
-    if (byte_capped) {
-        const double cutoff_seconds =
-            kSendCutoffShare * static_cast<double>(max_bytes) * 8.0 / static_cast<double>(bitrate);
-        cutoff = clock::now() + std::chrono::duration_cast<clock::duration>(
-                                    std::chrono::duration<double>(std::min(cutoff_seconds, 1e6)));
+void session::note_flow_counters(const udp_flow_counters& counters, std::optional<std::size_t> result_index) {
+    if (counters == udp_flow_counters{}) {
+        return;
     }
-    bool sending = true;
-    for (;;) {
-        // GCC 12: no initializer list inside a co_await expression.
-        const auto poll = test.group.self_probes_answered() > 0 ? kSelfProbeMarkInterval : kWatchInterval;
-        const auto wake = std::min(std::min(deadline, clock::now() + poll), sending ? cutoff : deadline);
-        if (co_await channel_.wait_readable(wake)) {
-            co_return;
-        }
-        const auto marks = test.group.take_self_probe_marks();
-        for (const auto& mark : marks) {
-            co_await channel_.write(mark, clock::now() + kResultsTimeout);
-        }
-        if (clock::now() >= deadline) {
-            throw session_error(proto::error_code::timeout, "timed out waiting for the client's STOP");
-        }
-        const std::uint64_t acknowledged = test.group.acknowledged_bytes();
-        if (sending && byte_capped &&
-            (clock::now() >= cutoff ||
-             static_cast<double>(acknowledged) >= kSendCutoffShare * static_cast<double>(max_bytes))) {
-            // The byte cap is spent: stop sending and keep waiting for the client's STOP.
-            test.group.stop_all();
-            sending = false;
-        }
-        if (!sending) {
-            continue;
-        }
-        if (watchdog.stalled(net::now_ns(), acknowledged)) {
-            throw session_error(
-                proto::error_code::timeout,
-                fmt::format("the client acknowledged no data for {:.1f} s: it stopped receiving",
-                            static_cast<double>(stall_ns) / 1e9));
-        }
-        if (auto refusal = budget.check(net::now_ns() - started_ns, acknowledged)) {
-            throw session_error(refusal->code, refusal->message);
-        }
+    context_->metrics.udp_flow_drops(counters.data_drops, counters.rejected_datagrams);
+    if (result_index && *result_index < results_.size()) {
+        results_[*result_index].udp_counters = counters;
+        return;
     }
+    test_result failed;  // completed = false: the counters are all there is to say
+    failed.transport = proto::transport::udp;
+    failed.udp_counters = counters;
+    results_.push_back(std::move(failed));
 }
 
-asio::awaitable<void> session::receive_upload(active_test& test) {
-    using namespace asio::experimental::awaitable_operators;
-    const auto& request = test.request;
-    // The server probes the client's data connections (docs/protocol.md, "Self probes"); their send times
-    // count from STREAMS_READY, which the client's clock also sees.
-    test.group.start_receiving(net::stream_group::kDefaultSelfProbeInterval);
-    const std::int64_t ready_ns = net::now_ns();
-    const proto::streams_ready ready;
-    co_await channel_.write(ready, clock::now() + kResultsTimeout);
-
-    bool window_open = true;
-    net::first_failure failure;
-    measure::totals totals;
-    try {
-        totals = co_await (net::noting_failure(measure_upload_window(test, window_open), failure) &&
-                           net::noting_failure(read_self_probe_marks(test, window_open), failure));
-    } catch (...) {
-        failure.rethrow();
-    }
-
-    protocol_.window_closed();
-    const proto::stop stop{proto::stop_reason::window_complete};
-    co_await channel_.write(stop, clock::now() + kResultsTimeout);
-    test.group.stop_all();
-    // Only a client that answered gets the samples: one that predates self probes expects RECEIVER_REPORT.
-    if (protocol_.self_probe_marks() > 0) {
-        const proto::self_probe_samples samples = self_probe_samples_of(test.group, ready_ns);
-        co_await channel_.write(samples, clock::now() + kResultsTimeout);
-    }
-    proto::receiver_report report;
-    report.window_ns = static_cast<std::uint64_t>(totals.window_ns);
-    report.omitted_ns = static_cast<std::uint64_t>(totals.omitted_ns);
-    report.omitted_bytes = totals.omitted_bytes;
-    report.stream_bytes = totals.stream_bytes;
-    co_await channel_.write(report, clock::now() + kResultsTimeout);
-    // SELF_PROBE_MARKs the client sent before it saw STOP may come first (counted by session_protocol).
-    const auto report_deadline = clock::now() + kResultsTimeout;
-    session_step step = co_await next_step(report_deadline);
-    while (step.what == session_step::kind::read_more) {
-        step = co_await next_step(report_deadline);
-    }
-    if (step.what != session_step::kind::test_complete) {
-        throw session_error(proto::error_code::internal, "session protocol out of step");
-    }
-    co_await test.group.wait_all_ended(clock::now() + kResultsTimeout);
-
-    metrics_.test_completed(request, totals.bytes() + totals.omitted_bytes, totals.bits_per_second());
-    summaries_.push_back(fmt::format("upload {} stream{}: received {} ({} in {:.2f} s, receiver side)",
-                                     request.streams, request.streams == 1 ? "" : "s",
-                                     units::format_bits_per_second(totals.bits_per_second()),
-                                     units::format_bytes(sum(totals.stream_bytes)), totals.seconds()));
+udp_local session::udp_local_endpoint() {
+    asio::error_code ec;
+    const auto local = channel_.socket().local_endpoint(ec);
+    return {local.address(), context_->udp ? context_->udp->port() : std::uint16_t{0}};
 }
 
-asio::awaitable<measure::totals> session::measure_upload_window(active_test& test, bool& window_open) {
-    struct window_closer {
-        bool& open;
-        ~window_closer() { open = false; }
-    } closer{window_open};
-    const auto plan = test_timing::of(test.request).plan();
-    net::receiver_watch watch;
-    watch.stall_timeout = std::chrono::nanoseconds(stall_timeout_for(test.request));
-    watch.budget = test_budget::for_test(test.request, context_->config.limits);
-    auto& channel = channel_;
-    co_return co_await net::measure_receiver_window(
-        test.group, plan, clock::now() + kFirstByteTimeout,
-        [&channel](const measure::interval& closed) { return send_interval_report(channel, closed); }, watch);
+void session::end_udp() {
+    if (udp_runner_) {
+        udp_runner_->abort();
+        note_flow_counters(udp_runner_->flow_counters(), udp_result_index_);
+        udp_runner_.reset();
+        udp_result_index_.reset();
+    }
+    if (context_->udp && udp_echo_token_ != 0) {
+        context_->udp->remove(udp_echo_token_);
+    }
+    udp_echo_token_ = 0;
+    udp_echo_.reset();
 }
 
-// A client that sends nothing costs a timer every kMarkPoll; the window's end waits at most that long for it.
-asio::awaitable<void> session::read_self_probe_marks(active_test& test, const bool& window_open) {
-    constexpr auto kMarkPoll = 20ms;
-    while (window_open) {
-        // GCC 12: no initializer list inside a co_await expression.
-        const auto wake = clock::now() + kMarkPoll;
-        const bool readable = co_await channel_.wait_readable(wake);
-        if (!readable || !window_open) {
-            continue;
-        }
-        // session_protocol takes only SELF_PROBE_MARKs now, each naming one of the test's streams.
-        const session_step step = co_await next_step();
-        if (step.what != session_step::kind::self_probe_mark) {
-            throw session_error(proto::error_code::internal, "session protocol out of step");
-        }
-        test.group.on_self_probe_mark(step.mark);
+asio::awaitable<void> session::start_udp_echo() {
+    end_udp();
+    if (!context_->udp || !context_->config.limits.udp) {
+        throw session_error(proto::error_code::unsupported, "this server does not offer UDP tests");
     }
+    udp_echo_token_ = net::random_nonzero_u64();
+    udp_echo_ = std::make_shared<udp_echo>(context_->probe_context->get_executor(), udp_echo_token_,
+                                           peer_.address(), udp_local_endpoint());
+    context_->udp->add(udp_echo_token_, udp_echo_);
+    const proto::udp_setup setup{udp_echo_token_, context_->udp->port(), 0};
+    co_await channel_.write(setup, clock::now() + kResultsTimeout);
 }
 
 }  // namespace speed::server

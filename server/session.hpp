@@ -1,30 +1,31 @@
-// One client's control connection and the tests it runs, one after another.
+// One client's control connection in the speedsrv protocol: the adapter between that protocol and the
+// server's test runners (server/runners/test_runner.hpp), as the connection is to the request handler in
+// Asio's http/server example.
 //
 // Phases, each with its own deadline: HELLO (server.cpp), WELCOME and, with keys, the authentication
-// exchange -> per test: TEST_REQUEST (+ TEST_AUTH), validation, TEST_ACCEPT, all data connections attached,
-// the test itself (watched for stalls and the server's caps), results. What each client frame means is
-// decided by session_protocol (pure, fuzzed); this class does the I/O. A failure in any phase ends this
-// session only: it is logged, reported to the client as an ERROR frame when the connection still works, and
-// the session's data and probe connections are closed.
+// exchange -> per test: TEST_REQUEST (+ TEST_AUTH), validation, then the runner's phases, each mapped to the
+// protocol's frames by session::events (TEST_ACCEPT, STREAMS_READY, reports, STOP). What each client frame
+// means is decided by session_protocol (pure, fuzzed); this class does the I/O. A failure in any phase ends
+// this session only: it is logged, reported to the client as an ERROR frame when the connection still works,
+// and the session's data and probe connections are closed.
 #pragma once
 
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "common/measurement.hpp"
 #include "common/protocol.hpp"
 #include "net/clock.hpp"
 #include "net/control_channel.hpp"
 #include "net/errors.hpp"
-#include "net/stream_group.hpp"
 #include "server/admission.hpp"
 #include "server/probe_echo.hpp"
+#include "server/runners/test_result.hpp"
+#include "server/runners/test_runner.hpp"
 #include "server/session_protocol.hpp"
 #include "server/session_registry.hpp"
 #include "server/udp_session.hpp"
@@ -58,34 +59,29 @@ class session : public std::enable_shared_from_this<session> {
     const asio::ip::tcp::endpoint& peer() const { return peer_; }
 
   private:
-    struct active_test;
+    class events;  // the speedsrv protocol's side of test_events
 
     asio::awaitable<void> serve_tests();
     // Reads the frame the current phase waits for (within its deadline) and returns what it means; throws
     // session_error when it ends the session; never waits past `not_after`.
     asio::awaitable<session_step> next_step(net::clock::time_point not_after = net::clock::time_point::max());
-    asio::awaitable<void> run_test(const proto::test_request& request);
-    asio::awaitable<void> wait_for_streams(active_test& test);
-    asio::awaitable<void> send_download(active_test& test);
-    asio::awaitable<void> watch_sending_until_readable(active_test& test);
-    asio::awaitable<void> receive_upload(active_test& test);
-    // An upload's receiver window; clears `window_open` when it ends, however it ends.
-    asio::awaitable<measure::totals> measure_upload_window(active_test& test, bool& window_open);
-    // Reads the client's SELF_PROBE_MARKs while `window_open` and hands them to the test's streams.
-    asio::awaitable<void> read_self_probe_marks(active_test& test, const bool& window_open);
+    asio::awaitable<void> run_requested_test(const proto::test_request& request);
     void close_probes();
     // The error that ends a session at --max-session-time.
     net::session_error lifetime_over() const;
     // --stall-timeout, stretched for very slowly paced tests (common/limits.hpp).
     std::int64_t stall_timeout_for(const proto::test_request& request) const;
 
-    // UDP tests and probes (server/udp_session.cpp).
-    asio::awaitable<void> run_udp_test(const proto::test_request& request);
-    asio::awaitable<void> send_udp_download(const proto::test_request& request);
-    asio::awaitable<void> receive_udp_upload(const proto::test_request& request);
     asio::awaitable<void> start_udp_echo();
-    // Ends the previous UDP test's flows or echo (they outlive their test until the next request).
+    // Ends the running test's runner (a failure, the session's end).
+    void end_runner();
+    // Ends the previous UDP test's flows or echo (they outlive their test until the next UDP request).
     void end_udp();
+    // Adds a UDP runner's flow counters to its test's result (`result_index`), or as a result of their own.
+    // The metrics of a test that completed (server/metrics.hpp): bytes moved, and an upload's receiver
+    // figure.
+    void count_completed(const proto::test_request& request, const test_result& result);
+    void note_flow_counters(const udp_flow_counters& counters, std::optional<std::size_t> result_index);
     udp_local udp_local_endpoint();
 
     std::shared_ptr<server_context> context_;
@@ -99,12 +95,14 @@ class session : public std::enable_shared_from_this<session> {
     std::size_t foreign_connections_ = 0;
     session_protocol protocol_;
     std::uint32_t next_test_id_ = 1;
-    std::unique_ptr<active_test> test_;
+    std::uint32_t test_id_ = 0;                    // the running (or last) test's
+    std::unique_ptr<test_runner> runner_;          // the running test's
+    std::unique_ptr<test_runner> udp_runner_;      // the last UDP test's, whose flows linger
+    std::optional<std::size_t> udp_result_index_;  // its entry in results_
     std::vector<std::weak_ptr<probe_connection>> probes_;
-    std::string failure_detail_;          // more than the client is told, for the log
-    std::vector<std::string> summaries_;  // one per finished test, for the end-of-session log line
-    std::uint64_t udp_token_ = 0;
-    std::shared_ptr<udp_test_flows> udp_flows_;
+    std::string failure_detail_;        // more than the client is told, for the log
+    std::vector<test_result> results_;  // one per finished test, for the end-of-session log line
+    std::uint64_t udp_echo_token_ = 0;
     std::shared_ptr<udp_echo> udp_echo_;
 };
 

@@ -1,0 +1,271 @@
+#include "server/runners/tcp_runner.hpp"
+
+#include <fmt/format.h>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/use_awaitable.hpp>
+#include <limits>
+
+#include "common/limits.hpp"
+#include "common/progress_watchdog.hpp"
+#include "common/test_timing.hpp"
+#include "common/time_units.hpp"
+#include "common/units.hpp"
+#include "net/errors.hpp"
+#include "net/first_failure.hpp"
+#include "net/receiver_window.hpp"
+#include "net/socket_options.hpp"
+
+namespace speed::server {
+
+using namespace std::chrono_literals;
+using asio::experimental::as_tuple;
+using net::clock;
+using net::session_error;
+
+namespace {
+
+using proto::kFirstByteTimeout;
+using proto::kResultsTimeout;
+using proto::kStreamSetupTimeout;
+
+// With a byte cap, a download's sender stops once it has sent this share of --max-bytes at its pace (the
+// pace fits max_bytes into the test, so the client's window has all its data by then), STOP or not: the cap
+// then holds within the 1.25x the docs promise even for a client that never sends STOP.
+constexpr double kSendCutoffShare = 1.1;
+// How often a sender checks its progress watchdog and budget while it waits for STOP.
+constexpr auto kWatchInterval = 250ms;
+// How often it forwards self probe marks once the client probes: a mark's delay only has to stay well within
+// what the client's read history covers (common/self_probe.hpp), and a poll costs one timer.
+constexpr auto kSelfProbeMarkInterval = 10ms;
+// A client that sends nothing during an upload costs a timer every kMarkPoll; the window's end waits at most
+// that long for the mark reader.
+constexpr auto kMarkPoll = 20ms;
+
+// An upload's self probes sent at or after `since_ns` (when the streams started), relative to it.
+proto::self_probe_samples self_probe_samples_of(const net::stream_group& group, std::int64_t since_ns) {
+    proto::self_probe_samples out;
+    out.sent = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(group.self_probes_sent(), std::numeric_limits<std::uint32_t>::max()));
+    out.dropped = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(group.self_probes_dropped(), std::numeric_limits<std::uint32_t>::max()));
+    for (const auto& sample : group.self_probe_samples(since_ns)) {
+        if (out.samples.size() == proto::kMaxSelfProbes) {
+            break;
+        }
+        out.samples.push_back(
+            {units::ns_to_wire_us(sample.sent_ns - since_ns), units::ns_to_wire_us(sample.rtt_ns)});
+    }
+    return out;
+}
+
+// At most `limit` values, evenly spread over `values` (keeps a long series within a frame).
+std::vector<std::uint32_t> thin_evenly(const std::vector<std::uint32_t>& values, std::size_t limit) {
+    if (values.size() <= limit) {
+        return values;
+    }
+    std::vector<std::uint32_t> kept;
+    kept.reserve(limit);
+    for (std::size_t i = 0; i < limit; ++i) {
+        kept.push_back(values[i * values.size() / limit]);
+    }
+    return kept;
+}
+
+}  // namespace
+
+tcp_runner::tcp_runner(asio::any_io_executor control, net::io_pool& data_pool, runner_request request)
+    : request_(std::move(request)),
+      data_pool_(data_pool),
+      group_(control, request_.test.streams),
+      attach_timer_(control) {}
+
+test_setup tcp_runner::open() {
+    const auto& congestion = request_.test.congestion;
+    return {congestion.empty() ? net::default_congestion() : congestion, std::nullopt};
+}
+
+bool tcp_runner::attach_connection(std::size_t index, asio::ip::tcp::socket socket) {
+    if (!group_.attach(index, std::move(socket), data_pool_.next())) {
+        return false;
+    }
+    attach_timer_.cancel();
+    return true;
+}
+
+asio::awaitable<void> tcp_runner::attach_all(test_events& events) {
+    const auto deadline = clock::now() + kStreamSetupTimeout;
+    while (!group_.all_attached()) {
+        if (clock::now() >= deadline) {
+            throw session_error(proto::error_code::timeout,
+                                fmt::format("not all {} data connections arrived within {} s",
+                                            request_.test.streams, kStreamSetupTimeout.count()));
+        }
+        attach_timer_.expires_at(deadline);
+        co_await attach_timer_.async_wait(as_tuple(asio::use_awaitable));
+        if (events.aborted()) {
+            throw session_error(proto::error_code::shutting_down, "session aborted");
+        }
+    }
+    if (auto failure = group_.set_congestion(request_.test.congestion)) {
+        throw session_error(proto::error_code::unsupported, *failure);
+    }
+}
+
+void tcp_runner::start() {
+    if (request_.test.dir == proto::direction::download) {
+        // TCP has no rate of its own: the requested (or capped) bitrate is handed to the kernel's pacing.
+        const std::uint64_t bitrate = sender_bitrate(request_.test, request_.limits);
+        started_ns_ = net::now_ns();
+        group_.start_sending(per_stream_pacing(bitrate, request_.test.streams));
+        group_.answer_self_probes();
+    } else {
+        // The server probes the client's data connections (docs/protocol.md, "Self probes"); their send times
+        // count from here, just before the client is told to start.
+        group_.start_receiving(net::stream_group::kDefaultSelfProbeInterval);
+        started_ns_ = net::now_ns();
+    }
+}
+
+asio::awaitable<test_result> tcp_runner::send(test_events& events) {
+    co_await watch_sending_until_input(events);
+    co_await events.take_stop();
+    group_.stop_all();
+    co_await group_.wait_all_ended(clock::now() + kResultsTimeout);
+    // The in-band RTT counts from the end of the sender's warm-up, as the client's probes do.
+    const std::int64_t warm_up_end_ns =
+        started_ns_ + std::chrono::nanoseconds(test_timing::of(request_.test).warm_up).count();
+    test_result result = completed_result(request_.test);
+    result.tcp_sent = group_.sender_stats();
+    result.rtt_samples_us = thin_evenly(group_.rtt_samples_us(warm_up_end_ns), proto::kMaxRttSamples);
+    co_return result;
+}
+
+// While the server sends, the client's STOP may come at any time; until it does, the server checks that the
+// client's TCP keeps acknowledging data (a client that was stopped or vanished stops acknowledging, however
+// slow its path) and that the test stays within the server's byte cap whatever the client does with STOP.
+asio::awaitable<void> tcp_runner::watch_sending_until_input(test_events& events) {
+    const auto deadline = clock::now() + events.stop_timeout();
+    const std::int64_t stall_ns = request_.stall_timeout.count();
+    progress_watchdog watchdog(stall_ns);
+    watchdog.start(net::now_ns(), group_.acknowledged_bytes());
+    const test_budget budget = test_budget::for_test(request_.test, request_.limits);
+    const std::int64_t started_ns = net::now_ns();
+    // Far in the future without a byte cap.
+    auto cutoff = clock::time_point::max();
+    const std::uint64_t max_bytes = request_.limits.max_bytes;
+    const std::uint64_t bitrate = sender_bitrate(request_.test, request_.limits);
+    const bool byte_capped = max_bytes != 0 && bitrate != 0;
+    if (byte_capped) {
+        const double cutoff_seconds =
+            kSendCutoffShare * static_cast<double>(max_bytes) * 8.0 / static_cast<double>(bitrate);
+        cutoff = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                    std::chrono::duration<double>(std::min(cutoff_seconds, 1e6)));
+    }
+    bool sending = true;
+    for (;;) {
+        // GCC 12: no initializer list inside a co_await expression.
+        const auto poll = group_.self_probes_answered() > 0 ? kSelfProbeMarkInterval : kWatchInterval;
+        const auto wake = std::min(std::min(deadline, clock::now() + poll), sending ? cutoff : deadline);
+        if (co_await events.input_pending(wake)) {
+            co_return;
+        }
+        const auto marks = group_.take_self_probe_marks();
+        if (!marks.empty()) {
+            co_await events.self_probe_marks(marks);
+        }
+        if (clock::now() >= deadline) {
+            throw session_error(proto::error_code::timeout, "timed out waiting for the client's STOP");
+        }
+        if (!sending) {
+            continue;
+        }
+        const std::uint64_t acknowledged = group_.acknowledged_bytes();
+        if (watchdog.stalled(net::now_ns(), acknowledged)) {
+            throw session_error(
+                proto::error_code::timeout,
+                fmt::format("the client acknowledged no data for {:.1f} s: it stopped receiving",
+                            static_cast<double>(stall_ns) / 1e9));
+        }
+        // Before the cutoff: a test over its budget ends with the server's reason, which the session writes
+        // before it resets the data connections. Stopping at the cutoff first reset them with nothing said,
+        // and the client showed a lost data connection instead.
+        if (auto refusal = budget.check(net::now_ns() - started_ns, acknowledged)) {
+            throw session_error(refusal->code, refusal->message);
+        }
+        if (byte_capped &&
+            (clock::now() >= cutoff ||
+             static_cast<double>(acknowledged) >= kSendCutoffShare * static_cast<double>(max_bytes))) {
+            // The byte cap is spent within the budget's margins: stop sending and keep waiting for STOP.
+            group_.stop_all();
+            sending = false;
+        }
+    }
+}
+
+asio::awaitable<test_result> tcp_runner::receive(test_events& events) {
+    using namespace asio::experimental::awaitable_operators;
+    bool window_open = true;
+    net::first_failure failure;
+    measure::totals totals;
+    try {
+        totals = co_await (net::noting_failure(measure_window(events, window_open), failure) &&
+                           net::noting_failure(read_self_probe_marks(events, window_open), failure));
+    } catch (...) {
+        failure.rethrow();
+    }
+    co_await events.window_closed();
+    group_.stop_all();
+    test_result result = completed_result(request_.test);
+    result.received = std::move(totals);
+    result.self_probes = self_probe_samples_of(group_, started_ns_);
+    co_return result;
+}
+
+asio::awaitable<void> tcp_runner::finish() {
+    co_await group_.wait_all_ended(clock::now() + kResultsTimeout);
+}
+
+asio::awaitable<measure::totals> tcp_runner::measure_window(test_events& events, bool& window_open) {
+    struct window_closer {
+        bool& open;
+        ~window_closer() { open = false; }
+    } closer{window_open};
+    const auto& test = request_.test;
+    const auto plan = test_timing::of(test).plan();
+    net::receiver_watch watch;
+    watch.stall_timeout = request_.stall_timeout;
+    watch.budget = test_budget::for_test(test, request_.limits);
+    co_return co_await net::measure_receiver_window(
+        group_, plan, clock::now() + kFirstByteTimeout,
+        [&events](const measure::interval& closed) { return events.interval(closed); }, watch);
+}
+
+asio::awaitable<void> tcp_runner::read_self_probe_marks(test_events& events, const bool& window_open) {
+    while (window_open) {
+        // GCC 12: no initializer list inside a co_await expression.
+        const auto wake = clock::now() + kMarkPoll;
+        const bool pending = co_await events.input_pending(wake);
+        if (!pending || !window_open) {
+            continue;
+        }
+        const proto::self_probe_mark mark = co_await events.take_self_probe_mark();
+        group_.on_self_probe_mark(mark);
+    }
+}
+
+bool tcp_runner::hold_sending() {
+    if (request_.test.dir != proto::direction::download) {
+        return false;
+    }
+    group_.hold_sending();
+    return true;
+}
+
+void tcp_runner::abort() {
+    group_.stop_all();
+    attach_timer_.cancel();
+}
+
+}  // namespace speed::server
