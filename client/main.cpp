@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <asio/ip/address.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -14,6 +15,7 @@
 #include "client/options.hpp"
 #include "client/output.hpp"
 #include "client/test_run.hpp"
+#include "common/tos.hpp"
 #include "common/udp_wire.hpp"
 #include "common/units.hpp"
 
@@ -38,6 +40,13 @@ struct output_flags {
 };
 
 // Adds the speed test's flags, iperf3's names where the two overlap.
+// Socket flags as typed (sizes and marks have units and names), checked after parsing.
+struct socket_flags {
+    std::string window;
+    std::string tos;
+    std::string dscp;
+};
+
 // Authentication flags, kept apart from the test options: they name a file, loaded after parsing.
 struct auth_flags {
     std::string key_file;
@@ -45,7 +54,7 @@ struct auth_flags {
 };
 
 void add_test_options(CLI::App& app, speed::client::test_options& options, std::string& bitrate_text,
-                      auth_flags& auth, output_flags& output) {
+                      socket_flags& sockets, auth_flags& auth, output_flags& output) {
     app.add_option("host", options.host, "Server to test against (name, IPv4 or IPv6 address)");
     app.add_option("-p,--port", options.port, "Server port")
         ->capture_default_str()
@@ -92,6 +101,22 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
                    "Seconds to wait for each connection and for the server's greeting")
         ->capture_default_str()
         ->check(CLI::Range(0.1, 600.0));
+    app.add_option("-B,--bind", options.sockets.bind_address,
+                   "Local IP address for every connection (control, probes, data; UDP too)");
+    app.add_option("--cport", options.sockets.data_port,
+                   "Local port of the first data stream; stream i uses PORT + i")
+        ->check(CLI::Range(1, 65535));
+    app.add_option(
+        "-w,--window", sockets.window,
+        "Socket buffer size of speedcli's TCP data sockets (64K, 4M; the kernel doubles it and caps it "
+        "at net.core.rmem_max / wmem_max)");
+    app.add_option("-M,--set-mss", options.sockets.mss, "TCP maximum segment size of speedcli's data sockets")
+        ->check(CLI::Range(88, 32767));
+    CLI::Option* tos = app.add_option(
+        "-S,--tos", sockets.tos, "IP TOS byte of what speedcli sends on its data sockets (0-255; 0x hex)");
+    app.add_option("--dscp", sockets.dscp,
+                   "DSCP of what speedcli sends on its data sockets (0-63, or EF, AF11-AF43, CS0-CS7)")
+        ->excludes(tos);
     app.add_option("--threads", options.threads,
                    "Data-plane threads (0 = one per stream, up to one per core)")
         ->capture_default_str()
@@ -237,9 +262,55 @@ int run_test_command(const speed::client::test_options& options, const output_fl
 
 }  // namespace
 
+// Checks the socket flags and puts them into `options`; the usage error's text otherwise.
+std::optional<std::string> apply_socket_flags(const socket_flags& sockets,
+                                              speed::client::test_options& options) {
+    auto& settings = options.sockets;
+    if (!settings.bind_address.empty()) {
+        asio::error_code ec;
+        const auto address = asio::ip::make_address(settings.bind_address, ec);
+        if (ec) {
+            return "--bind: '" + settings.bind_address + "' is not an IP address";
+        }
+        const auto family =
+            address.is_v4() ? speed::client::address_family::ipv4 : speed::client::address_family::ipv6;
+        if (options.family != speed::client::address_family::any && options.family != family) {
+            return std::string("--bind: ") + settings.bind_address + " is not of the family -4/-6 asks for";
+        }
+        options.family = family;  // the server is reached over the bound address's family
+    }
+    if (settings.data_port != 0 && settings.data_port + options.streams - 1 > 65535) {
+        return "--cport: " + std::to_string(settings.data_port) + " + " + std::to_string(options.streams) +
+               " streams goes past port 65535";
+    }
+    if (!sockets.window.empty()) {
+        auto bytes = speed::units::parse_bytes(sockets.window);
+        if (!bytes || *bytes < 1024 || *bytes > 512ULL * 1024 * 1024) {
+            return "--window: '" + sockets.window + "' is not a size from 1K to 512M";
+        }
+        settings.window = *bytes;
+    }
+    if (!sockets.tos.empty()) {
+        auto tos = speed::tos::parse_tos(sockets.tos);
+        if (!tos) {
+            return "--tos: " + tos.error();
+        }
+        settings.tos = *tos;
+    }
+    if (!sockets.dscp.empty()) {
+        auto tos = speed::tos::parse_dscp(sockets.dscp);
+        if (!tos) {
+            return "--dscp: " + tos.error();
+        }
+        settings.tos = *tos;
+    }
+    return std::nullopt;
+}
+
 int main(int argc, char** argv) {
     speed::client::test_options options;
     std::string bitrate_text = "0";
+    socket_flags sockets;
     auth_flags auth;
     output_flags output;
     speed::client::monitor_options monitor;
@@ -248,7 +319,7 @@ int main(int argc, char** argv) {
         "speedcli: measures download, upload and latency against a speedsrv server,\n"
         "or shows this host's per-interface traffic (speedcli monitor)."};
     app.set_version_flag("-v,--version", std::string("speedcli ") + SPEED_VERSION);
-    add_test_options(app, options, bitrate_text, auth, output);
+    add_test_options(app, options, bitrate_text, sockets, auth, output);
     CLI::App* monitor_command = app.add_subcommand("monitor", "Show this host's per-interface traffic, live");
     speed::client::add_monitor_options(*monitor_command, monitor);
 
@@ -288,6 +359,9 @@ int main(int argc, char** argv) {
         return usage_error(json, "--bitrate: " + bitrate.error(), options);
     }
     options.bitrate = static_cast<std::uint64_t>(std::llround(*bitrate));
+    if (auto failure = apply_socket_flags(sockets, options)) {
+        return usage_error(json, *failure, options);
+    }
     if (!options.download && !options.upload && options.pings == 0) {
         return usage_error(json, "nothing to do: --no-download, --no-upload and --pings 0 together", options);
     }

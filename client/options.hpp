@@ -14,6 +14,16 @@ namespace speed::client {
 
 enum class address_family { any, ipv4, ipv6 };
 
+// What speedcli sets on its own sockets. They apply to speedcli's end of each connection only: the server's
+// sockets keep its system's settings (docs/json.md, "parameters").
+struct socket_settings {
+    std::string bind_address;     // -B: every connection's local address ("" = the route's)
+    std::uint16_t data_port = 0;  // --cport: data stream i uses local port data_port + i (0 = any)
+    std::uint64_t window = 0;     // -w: SO_SNDBUF and SO_RCVBUF of the TCP data sockets (0 = the system's)
+    std::uint32_t mss = 0;        // -M: TCP_MAXSEG of the TCP data sockets (0 = the path's)
+    std::optional<std::uint8_t> tos;  // -S or --dscp: IP TOS / IPv6 traffic class of the data sockets
+};
+
 struct test_options {
     std::string host;
     std::uint16_t port = proto::kDefaultPort;
@@ -35,6 +45,7 @@ struct test_options {
     std::optional<auth::key> auth_key;  // --auth-key (and --auth-key-name), for servers that require one
     bool udp = false;                   // --udp: latency probes, download and upload over UDP
     std::uint32_t udp_length = 0;       // UDP payload bytes per datagram; 0 = fill a 1500-byte MTU
+    socket_settings sockets;
 };
 
 // The TEST_REQUEST of a TCP test in direction `dir` with these options.

@@ -140,6 +140,14 @@ json direction_json_of(const direction_report& report) {
                       {"bytes", stream.bytes},
                       {"bits_per_second", number(stream.bits_per_second)},
                       {"sender", sender_stream_json(stream.sender)}};
+        if (i < report.stream_sockets.size()) {
+            const auto& socket = report.stream_sockets[i];
+            entry["socket"] = {{"local_port", socket.local_port},
+                               {"send_buffer_bytes", socket.send_buffer_bytes},
+                               {"receive_buffer_bytes", socket.receive_buffer_bytes},
+                               {"mss_bytes", socket.mss_bytes},
+                               {"tos", socket.tos}};
+        }
         if (stream.udp) {
             entry["sender"]["packets"] = stream.sender_packets;
             add_udp_figures(entry, *stream.udp);
@@ -204,22 +212,28 @@ nlohmann::ordered_json latency_json(const latency_report& latency) {
 }
 
 nlohmann::ordered_json parameters_json(const test_options& options) {
-    return {{"duration_seconds", options.duration_seconds},
-            {"omit_seconds", options.omit_seconds},
-            {"interval_seconds", options.interval_seconds},
-            {"streams", options.streams},
-            {"bitrate", options.bitrate == 0 ? json(nullptr) : json(options.bitrate)},
-            {"udp", options.udp},
-            {"length", options.udp_length == 0 ? json(nullptr) : json(options.udp_length)},
-            {"congestion", options.congestion.empty() ? json(nullptr) : json(options.congestion)},
-            {"download", options.download},
-            {"upload", options.upload},
-            {"pings", options.pings},
-            {"ping_interval_seconds", options.ping_interval_seconds},
-            {"loaded_ping_interval_seconds", options.loaded_ping_interval_seconds},
-            {"connect_timeout_seconds", options.connect_timeout_seconds},
-            {"family", family_name(options.family)},
-            {"authentication", options.auth_key.has_value()}};
+    return {
+        {"duration_seconds", options.duration_seconds},
+        {"omit_seconds", options.omit_seconds},
+        {"interval_seconds", options.interval_seconds},
+        {"streams", options.streams},
+        {"bitrate", options.bitrate == 0 ? json(nullptr) : json(options.bitrate)},
+        {"udp", options.udp},
+        {"length", options.udp_length == 0 ? json(nullptr) : json(options.udp_length)},
+        {"congestion", options.congestion.empty() ? json(nullptr) : json(options.congestion)},
+        {"download", options.download},
+        {"upload", options.upload},
+        {"pings", options.pings},
+        {"ping_interval_seconds", options.ping_interval_seconds},
+        {"loaded_ping_interval_seconds", options.loaded_ping_interval_seconds},
+        {"connect_timeout_seconds", options.connect_timeout_seconds},
+        {"family", family_name(options.family)},
+        {"authentication", options.auth_key.has_value()},
+        {"bind", options.sockets.bind_address.empty() ? json(nullptr) : json(options.sockets.bind_address)},
+        {"cport", options.sockets.data_port == 0 ? json(nullptr) : json(options.sockets.data_port)},
+        {"window", options.sockets.window == 0 ? json(nullptr) : json(options.sockets.window)},
+        {"mss", options.sockets.mss == 0 ? json(nullptr) : json(options.sockets.mss)},
+        {"tos", options.sockets.tos ? json(*options.sockets.tos) : json(nullptr)}};
 }
 
 nlohmann::ordered_json start_json(const test_report& report, const test_options& options) {

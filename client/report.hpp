@@ -10,6 +10,7 @@
 #include "common/latency.hpp"
 #include "common/protocol.hpp"
 #include "common/statistics.hpp"
+#include "net/socket_options.hpp"
 
 namespace speed::client {
 
@@ -84,6 +85,8 @@ struct direction_report {
     std::uint64_t omitted_bytes = 0;
     std::vector<interval_report> intervals;
     std::vector<stream_report> streams;
+    // TCP: each data socket as the kernel set it up (local port, buffers, MSS, TOS), read after connecting.
+    std::vector<net::socket_readback> stream_sockets;
     // Sender side, secondary: bytes handed to the sockets (includes bytes still queued at the end) and
     // TCP_INFO.
     std::uint64_t sender_bytes = 0;

@@ -138,7 +138,7 @@ asio::awaitable<tcp::socket> connect_first(const std::vector<tcp::endpoint>& end
     std::string failures;
     for (const auto& endpoint : endpoints) {
         try {
-            tcp::socket socket = co_await connect(endpoint, options.connect_timeout_seconds);
+            tcp::socket socket = co_await connect(endpoint, options.connect_timeout_seconds, options.sockets);
             connected = endpoint;
             co_return socket;
         } catch (const unreachable_error& e) {
@@ -282,7 +282,8 @@ asio::awaitable<void> run_all(run_state& run) {
         run.progress.idle_latency_done(*report.idle_latency);
     }
     if ((options.pings > 0 && !options.udp) || options.loaded_ping_interval_seconds > 0) {
-        net::control_channel probe(co_await connect(run.server, options.connect_timeout_seconds));
+        net::control_channel probe(
+            co_await connect(run.server, options.connect_timeout_seconds, options.sockets));
         net::set_no_delay(probe.socket().native_handle());
         const proto::hello probe_hello = make_hello(proto::connection_kind::probe, run.token);
         co_await probe.write(probe_hello, clock::now() + kReplyTimeout);
@@ -304,7 +305,8 @@ asio::awaitable<void> run_all(run_state& run) {
                            run.token,
                            run.auth,
                            run.server_caps,
-                           options.connect_timeout_seconds};
+                           options.connect_timeout_seconds,
+                           options.sockets};
     const auto runner = options.udp ? make_udp_runner(session) : make_tcp_runner(session);
     if (options.download) {
         report.download = co_await run_direction(run, *runner, proto::direction::download);

@@ -116,7 +116,7 @@ asio::awaitable<latency_report> measure_udp_latency(const test_options& options,
     auto executor = co_await asio::this_coro::executor;
     asio::ip::udp::socket socket(executor);
     const asio::ip::udp::endpoint server(server_control.address(), setup.port);
-    socket.open(server.protocol());
+    prepare_udp_socket(socket, server, options.sockets, std::nullopt);
     socket.connect(server);
     socket.non_blocking(true);
     asio::steady_timer timer(executor);

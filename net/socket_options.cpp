@@ -9,6 +9,7 @@
 #endif
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -35,6 +36,45 @@ std::error_code set_option(int fd, int level, int name, const T& value) {
 
 std::error_code set_no_delay(int fd) {
     return set_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+}
+
+std::error_code set_socket_buffers(int fd, std::uint64_t bytes) {
+    const int value = static_cast<int>(std::min<std::uint64_t>(bytes, INT32_MAX / 2));
+    if (auto ec = set_option(fd, SOL_SOCKET, SO_SNDBUF, value)) {
+        return ec;
+    }
+    return set_option(fd, SOL_SOCKET, SO_RCVBUF, value);
+}
+
+std::error_code set_max_segment(int fd, std::uint32_t bytes) {
+    return set_option(fd, IPPROTO_TCP, TCP_MAXSEG, static_cast<int>(bytes));
+}
+
+std::error_code set_tos(int fd, bool ipv6, std::uint8_t tos) {
+    const int value = tos;
+    return ipv6 ? set_option(fd, IPPROTO_IPV6, IPV6_TCLASS, value)
+                : set_option(fd, IPPROTO_IP, IP_TOS, value);
+}
+
+socket_readback read_socket(int fd, bool ipv6) {
+    socket_readback out;
+    const auto get = [fd](int level, int name) {
+        int value = 0;
+        socklen_t length = sizeof value;
+        return ::getsockopt(fd, level, name, &value, &length) == 0 ? value : 0;
+    };
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
+        out.local_port =
+            ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+    }
+    out.send_buffer_bytes = static_cast<std::uint64_t>(get(SOL_SOCKET, SO_SNDBUF));
+    out.receive_buffer_bytes = static_cast<std::uint64_t>(get(SOL_SOCKET, SO_RCVBUF));
+    out.mss_bytes = static_cast<std::uint32_t>(get(IPPROTO_TCP, TCP_MAXSEG));
+    out.tos = static_cast<std::uint8_t>(ipv6 ? get(IPPROTO_IPV6, IPV6_TCLASS) : get(IPPROTO_IP, IP_TOS));
+    return out;
 }
 
 bool congestion_allowed(const std::string& algorithm) {

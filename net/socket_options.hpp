@@ -13,6 +13,24 @@ namespace speed::net {
 
 // Disables Nagle so a small probe leaves at once.
 std::error_code set_no_delay(int fd);
+
+// -w: the send and receive buffers of a socket, before it connects (the window scale is agreed in the
+// handshake). Linux doubles the value for its bookkeeping and caps it at net.core.wmem_max / rmem_max.
+std::error_code set_socket_buffers(int fd, std::uint64_t bytes);
+// -M: the largest segment this socket announces and sends, before it connects (TCP_MAXSEG).
+std::error_code set_max_segment(int fd, std::uint32_t bytes);
+// -S / --dscp: the IPv4 TOS byte or the IPv6 traffic class of what the socket sends.
+std::error_code set_tos(int fd, bool ipv6, std::uint8_t tos);
+
+// What the kernel applied to a connected socket, read back: the figures a user checks -w, -M and -S by.
+struct socket_readback {
+    std::uint16_t local_port = 0;
+    std::uint64_t send_buffer_bytes = 0;     // SO_SNDBUF (the doubled value)
+    std::uint64_t receive_buffer_bytes = 0;  // SO_RCVBUF
+    std::uint32_t mss_bytes = 0;             // TCP_MAXSEG: the segment size in use (without TCP options)
+    std::uint8_t tos = 0;
+};
+socket_readback read_socket(int fd, bool ipv6);
 // Linux TCP_CONGESTION; "" leaves the system default. Only names in the kernel's
 // tcp_allowed_congestion_control are set (operation_not_permitted otherwise): a privileged process would
 // make the kernel load a module for any other name it is given.

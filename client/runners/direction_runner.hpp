@@ -48,6 +48,7 @@ struct runner_session {
     client_auth& auth;               // each TEST_REQUEST carries its TEST_AUTH on an authenticated session
     server_limits server_caps;       // from WELCOME: uploads are paced to fit them
     double connect_timeout_seconds = 5.0;  // --connect-timeout, for each data connection
+    socket_settings sockets;               // -B, --cport, -w, -M, -S: what the data sockets are opened with
 };
 
 class direction_runner {

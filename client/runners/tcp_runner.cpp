@@ -133,9 +133,12 @@ class tcp_runner final : public direction_runner {
   private:
     // Opens the test's data connections and moves them onto the data-plane threads.
     asio::awaitable<void> open_streams(const proto::test_request& request, net::stream_group& group,
-                                       std::uint32_t test_id) {
+                                       std::uint32_t test_id, direction_report& report) {
         for (std::uint16_t index = 0; index < group.size(); ++index) {
-            tcp::socket socket = co_await connect(session_.server, session_.connect_timeout_seconds);
+            tcp::socket socket =
+                co_await connect(session_.server, session_.connect_timeout_seconds, session_.sockets, index);
+            report.stream_sockets.push_back(
+                net::read_socket(socket.native_handle(), session_.server.address().is_v6()));
             net::control_channel channel(std::move(socket));
             const proto::hello hello =
                 make_hello(proto::connection_kind::data, session_.token, test_id, index);
@@ -156,7 +159,7 @@ class tcp_runner final : public direction_runner {
             co_await control.expect<proto::test_accept>(clock::now() + kReplyTimeout, "TEST_ACCEPT");
         report.congestion = accept.congestion;
         report.server_cap_bits_per_second = server_rate_cap(request, session_.server_caps);
-        co_await open_streams(request, group, accept.test_id);
+        co_await open_streams(request, group, accept.test_id, report);
         if (request.dir == proto::direction::download) {
             // Read from the start so the first byte's timestamp is when it arrived, not when we got round to
             // it.

@@ -171,7 +171,7 @@ class udp_runner final : public direction_runner {
         const asio::ip::udp::endpoint server(session_.server.address(), port);
         for (std::size_t index = 0; index < group.size(); ++index) {
             asio::ip::udp::socket socket(session_.data_pool.next());
-            socket.open(server.protocol());
+            prepare_udp_socket(socket, server, session_.sockets, static_cast<std::uint16_t>(index));
             socket.connect(server);
             group.attach(index, std::move(socket));
         }

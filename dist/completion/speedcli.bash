@@ -7,7 +7,8 @@ _speedcli() {
 
     local test_options="-p --port -t --duration --time -O --omit -i --interval -P --streams --parallel
         -b --bitrate -u --udp -l --length -C --congestion --no-download --no-upload --pings
-        --loaded-ping-interval --ping-interval --connect-timeout --threads -4 --ipv4 -6 --ipv6 -J --json
+        --loaded-ping-interval --ping-interval --connect-timeout -B --bind --cport -w --window -M --set-mss
+        -S --tos --dscp --threads -4 --ipv4 -6 --ipv6 -J --json
         --json-stream --csv -q --quiet -f --format --logfile --auth-key --auth-key-name -h --help -v --version"
     local monitor_options="-I --interface -i --interval -c --count -J --json --units --once -h --help"
 
@@ -41,9 +42,14 @@ _speedcli() {
             COMPREPLY=($(compgen -W "bits bytes" -- "$cur"))
             return
             ;;
+        --dscp)
+            COMPREPLY=($(compgen -W "EF VA LE CS0 CS1 CS2 CS3 CS4 CS5 CS6 CS7 AF11 AF12 AF13 AF21 AF22 AF23 AF31 AF32 AF33 AF41 AF42 AF43" -- "$cur"))
+            return
+            ;;
         -p | --port | -t | --duration | --time | -O | --omit | -i | --interval | -P | --streams | --parallel | \
             -b | --bitrate | -l | --length | --pings | --loaded-ping-interval | --ping-interval | \
-            --connect-timeout | --threads | --auth-key-name | -c | --count)
+            --connect-timeout | --threads | --auth-key-name | -c | --count | -B | --bind | --cport | -w | \
+            --window | -M | --set-mss | -S | --tos)
             return # a number or a name: nothing to offer
             ;;
     esac

@@ -49,13 +49,13 @@ asio::awaitable<client::direction_report> run_udp(std::uint16_t port, speed::net
                                                   proto::test_request request,
                                                   speed::testing::recording_events& events) {
     const tcp::endpoint server(asio::ip::make_address("127.0.0.1"), port);
-    speed::net::control_channel control(co_await client::connect(server, 5.0));
+    speed::net::control_channel control(co_await client::connect(server, 5.0, client::socket_settings{}));
     const proto::hello hello = client::make_hello(proto::connection_kind::control, {});
     co_await control.write(hello, net_clock::now() + proto::kReplyTimeout);
     const auto welcome =
         co_await control.expect<proto::welcome>(net_clock::now() + proto::kReplyTimeout, "WELCOME");
     client::client_auth auth;
-    client::runner_session session{control, data_pool, server, welcome.token, auth, {}, 5.0};
+    client::runner_session session{control, data_pool, server, welcome.token, auth, {}, 5.0, {}};
     const auto runner = client::make_udp_runner(session);
     co_return co_await runner->run(request, events);
 }

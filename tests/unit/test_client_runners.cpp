@@ -95,8 +95,14 @@ struct loopback_session {
         peer_socket = acceptor.accept();
         client_control = std::make_unique<speed::net::control_channel>(std::move(client_socket));
         peer_control = std::make_unique<speed::net::control_channel>(std::move(peer_socket));
-        session = std::make_unique<client::runner_session>(client::runner_session{
-            *client_control, data_pool, acceptor.local_endpoint(), proto::session_token{}, auth, {}, 5.0});
+        session = std::make_unique<client::runner_session>(client::runner_session{*client_control,
+                                                                                  data_pool,
+                                                                                  acceptor.local_endpoint(),
+                                                                                  proto::session_token{},
+                                                                                  auth,
+                                                                                  {},
+                                                                                  5.0,
+                                                                                  {}});
         data_pool.start("runner-test");
     }
     ~loopback_session() { data_pool.stop(); }
