@@ -51,7 +51,8 @@ TEST_CASE("a session is counted once, under the transports of its completed test
     CHECK(value(metrics, R"(speedsrv_tests_completed_total{protocol="udp",direction="download"})") == 1);
 }
 
-TEST_CASE("a session's ending error is its outcome, and auth and cap failures are refusals too", "[metrics]") {
+TEST_CASE("a session's ending error is its outcome, and auth and cap failures are refusals too",
+          "[metrics]") {
     server_metrics metrics;
     {
         session_metrics session(metrics);
