@@ -1,5 +1,7 @@
 #include "client/test_run.hpp"
 
+#include <sys/socket.h>
+
 #include <fmt/format.h>
 
 #include <asio/co_spawn.hpp>
@@ -15,6 +17,7 @@
 #include "client/latency.hpp"
 #include "client/runners/direction_runner.hpp"
 #include "client/udp_run.hpp"
+#include "common/iperf3_protocol.hpp"
 #include "common/limits.hpp"
 #include "common/test_timing.hpp"
 #include "common/time_units.hpp"
@@ -148,6 +151,23 @@ asio::awaitable<tcp::socket> connect_first(const std::vector<tcp::endpoint>& end
     throw unreachable_error(failures);
 }
 
+// iperf3 servers listen on speedsrv's port (5201) too. One takes the first 37 bytes of speedcli's HELLO for
+// its cookie and answers PARAM_EXCHANGE; a busy one answers ACCESS_DENIED at once. Neither byte starts a
+// speedsrv frame, so a peek at the first byte of the answer tells them apart without reading it.
+void reject_iperf3_server(tcp::socket& control, const tcp::endpoint& server) {
+    std::uint8_t first = 0;
+    if (::recv(control.native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT) != 1) {
+        return;  // nothing or a close: the WELCOME read says what happened
+    }
+    const auto state = iperf3::state_of(first);
+    if (state == iperf3::state::param_exchange || state == iperf3::state::access_denied) {
+        throw unreachable_error(
+            describe(server) + " runs an iperf3 server, not speedsrv (it answered with iperf3's " +
+            std::string(iperf3::name_of(*state)) +
+            "): speedcli tests speedsrv servers; test this one with iperf3 -c, or run speedsrv there");
+    }
+}
+
 // Cuts a direction's loaded-latency series to the receiver's window and takes its RPM from the stable part
 // of that window (docs/methodology.md, "Responsiveness"). Runs before the direction is printed.
 void finish_loaded_latency(const direction_progress& progress, direction_report& d) {
@@ -248,13 +268,16 @@ asio::awaitable<void> run_all(run_state& run) {
     }
     const proto::hello hello = make_hello(proto::connection_kind::control, {});
     co_await control.write(hello, clock::now() + kReplyTimeout);
+    const auto greeting_deadline = clock::now() + units::seconds_to_ns(options.connect_timeout_seconds);
+    if (co_await control.wait_readable(greeting_deadline)) {
+        reject_iperf3_server(control.socket(), run.server);
+    }
     // A speedsrv answers HELLO at once: a peer silent for the whole connect timeout is not one (another
     // service on the port, or a middlebox that accepted for it), so speedcli reports it as not reached.
     proto::welcome welcome;
     bool silent = false;
     try {
-        welcome = co_await control.expect<proto::welcome>(
-            clock::now() + units::seconds_to_ns(options.connect_timeout_seconds), "WELCOME");
+        welcome = co_await control.expect<proto::welcome>(greeting_deadline, "WELCOME");
     } catch (const session_error& e) {
         if (e.from_peer() || e.code() != proto::error_code::timeout) {
             throw;

@@ -1,0 +1,90 @@
+// speedcli against a real iperf3 server (Debian's iperf3) on the port it expects a speedsrv: it says what it
+// met at once (exit 3), instead of waiting for a WELCOME that never comes. Skipped, with the reason, without
+// iperf3.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdio>
+
+#include "tests/integration/client_json.hpp"
+#include "tests/support/streaming_process.hpp"
+
+using namespace speed::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool have_iperf3() {
+    return ::access("/usr/bin/iperf3", X_OK) == 0;
+}
+
+std::uint16_t free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    socklen_t length = sizeof address;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    ::close(fd);
+    return ntohs(address.sin_port);
+}
+
+// `iperf3 -s` on a free loopback port, ready once it says it listens.
+struct iperf3_server {
+    std::uint16_t port = free_port();
+    streaming_process process{
+        {"/usr/bin/iperf3", "-s", "-B", "127.0.0.1", "-p", std::to_string(port), "--forceflush"}};
+    iperf3_server() {
+        for (int line = 0; line < 5; ++line) {
+            const auto text = process.read_line(5s);
+            REQUIRE(text);
+            if (text->find("Server listening") != std::string::npos) {
+                return;
+            }
+        }
+        FAIL("iperf3 -s did not start: " << process.err());
+    }
+};
+
+}  // namespace
+
+TEST_CASE("speedcli meets an iperf3 server: it says so at once and exits 3", "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+        return;
+    }
+    iperf3_server iperf3;
+    const auto started = std::chrono::steady_clock::now();
+    const auto run = run_client(
+        {"127.0.0.1", "-p", std::to_string(iperf3.port), "-t", "1", "--connect-timeout", "20", "-J"});
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == 3);
+    CHECK_THAT(run.json["error"].get<std::string>(),
+               Catch::Contains("runs an iperf3 server, not speedsrv") && Catch::Contains("PARAM_EXCHANGE"));
+    // Told by iperf3's first byte, not by the end of --connect-timeout (20 s here).
+    CHECK(std::chrono::steady_clock::now() - started < 10s);
+}
+
+TEST_CASE("speedcli meets a busy iperf3 server: ACCESS_DENIED is named too", "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+        return;
+    }
+    iperf3_server iperf3;
+    // A real iperf3 client keeps the server busy (its server runs one test at a time) while speedcli arrives.
+    streaming_process busy({"/usr/bin/iperf3", "-c", "127.0.0.1", "-p", std::to_string(iperf3.port), "-t",
+                            "10", "-b", "1M", "--forceflush"});
+    REQUIRE(busy.read_line(5s));  // "Connecting to host ..."
+    REQUIRE(busy.read_line(5s));  // its first stream connected: the test is on
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "-t", "1", "-J"});
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == 3);
+    CHECK_THAT(run.json["error"].get<std::string>(),
+               Catch::Contains("runs an iperf3 server") && Catch::Contains("ACCESS_DENIED"));
+}
