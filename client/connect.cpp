@@ -111,6 +111,39 @@ asio::awaitable<tcp::socket> connect(const tcp::endpoint& endpoint, double timeo
     co_return socket;
 }
 
+asio::awaitable<std::vector<tcp::endpoint>> resolve(const std::string& host, std::uint16_t port,
+                                                    address_family family) {
+    auto executor = co_await asio::this_coro::executor;
+    tcp::resolver resolver(executor);
+    const std::string service = std::to_string(port);
+    auto flags = tcp::resolver::numeric_service;
+    asio::error_code ec;
+    tcp::resolver::results_type results;
+    switch (family) {
+        case address_family::ipv4:
+            std::tie(ec, results) = co_await resolver.async_resolve(tcp::v4(), host, service, flags,
+                                                                    as_tuple(asio::use_awaitable));
+            break;
+        case address_family::ipv6:
+            std::tie(ec, results) = co_await resolver.async_resolve(tcp::v6(), host, service, flags,
+                                                                    as_tuple(asio::use_awaitable));
+            break;
+        case address_family::any:
+            std::tie(ec, results) =
+                co_await resolver.async_resolve(host, service, flags, as_tuple(asio::use_awaitable));
+            break;
+    }
+    if (ec || results.empty()) {
+        throw unreachable_error("cannot resolve '" + host +
+                                "': " + (ec ? ec.message() : std::string("no addresses")));
+    }
+    std::vector<tcp::endpoint> endpoints;
+    for (const auto& entry : results) {
+        endpoints.push_back(entry.endpoint());
+    }
+    co_return endpoints;
+}
+
 proto::hello make_hello(proto::connection_kind kind, const proto::session_token& token, std::uint32_t test_id,
                         std::uint16_t stream_index) {
     proto::hello hello;

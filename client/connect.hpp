@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "client/options.hpp"
 #include "common/protocol.hpp"
@@ -37,6 +38,10 @@ asio::awaitable<asio::ip::tcp::socket> connect(const asio::ip::tcp::endpoint& en
 // `data_stream` and the TOS. Throws unreachable_error when the local address cannot be had.
 void prepare_udp_socket(asio::ip::udp::socket& socket, const asio::ip::udp::endpoint& server,
                         const socket_settings& sockets, std::optional<std::uint16_t> data_stream);
+
+// The addresses `host` resolves to for `family`, in the resolver's order; throws unreachable_error.
+asio::awaitable<std::vector<asio::ip::tcp::endpoint>> resolve(const std::string& host, std::uint16_t port,
+                                                              address_family family);
 
 // The HELLO that opens each connection to the server, naming speedcli's version.
 proto::hello make_hello(proto::connection_kind kind, const proto::session_token& token,

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include "client/auth.hpp"
 #include "client/exit_codes.hpp"
@@ -42,6 +43,7 @@ struct output_flags {
 // Adds the speed test's flags, iperf3's names where the two overlap.
 // Socket flags as typed (sizes and marks have units and names), checked after parsing.
 struct socket_flags {
+    std::string servers_file;  // --servers (not a socket flag, but read after parsing the same way)
     std::string window;
     std::string tos;
     std::string dscp;
@@ -101,6 +103,9 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
                    "Seconds to wait for each connection and for the server's greeting")
         ->capture_default_str()
         ->check(CLI::Range(0.1, 600.0));
+    app.add_option(
+        "--servers", sockets.servers_file,
+        "Time every server of FILE (one host[:port] a line, or a JSON array) and test the nearest");
     app.add_option("-B,--bind", options.sockets.bind_address,
                    "Local IP address for every connection (control, probes, data; UDP too)");
     app.add_option("--cport", options.sockets.data_port,
@@ -262,6 +267,22 @@ int run_test_command(const speed::client::test_options& options, const output_fl
 
 }  // namespace
 
+// The --servers file, read and parsed (at most 1 MiB: a list of 64 servers is a few kilobytes).
+speed::result<std::vector<speed::client::server_address>> read_server_list(const std::string& path,
+                                                                           std::uint16_t default_port) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return speed::failure{std::strerror(errno)};
+    }
+    std::string text(1024 * 1024 + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > 1024 * 1024) {
+        return speed::failure{"larger than 1 MiB"};
+    }
+    return speed::client::parse_server_list(text, default_port);
+}
+
 // Checks the socket flags and puts them into `options`; the usage error's text otherwise.
 std::optional<std::string> apply_socket_flags(const socket_flags& sockets,
                                               speed::client::test_options& options) {
@@ -350,9 +371,19 @@ int main(int argc, char** argv) {
     }
     options.json = output.json;
     const output_kind json = output.kind();
-    if (options.host.empty()) {
-        return usage_error(
-            json, "HOST is required (or use 'speedcli monitor'); run with --help for more information");
+    if (!sockets.servers_file.empty()) {
+        if (!options.host.empty()) {
+            return usage_error(json, "give HOST or --servers, not both", options);
+        }
+        auto servers = read_server_list(sockets.servers_file, options.port);
+        if (!servers) {
+            return usage_error(json, "--servers " + sockets.servers_file + ": " + servers.error(), options);
+        }
+        options.servers = std::move(*servers);
+    } else if (options.host.empty()) {
+        return usage_error(json,
+                           "HOST is required (or --servers FILE, or 'speedcli monitor'); run with --help for "
+                           "more information");
     }
     auto bitrate = speed::units::parse_bits_per_second(bitrate_text);
     if (!bitrate) {

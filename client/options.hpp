@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "client/server_list.hpp"
 #include "common/auth.hpp"
 #include "common/protocol.hpp"
 #include "common/time_units.hpp"
@@ -46,6 +48,7 @@ struct test_options {
     bool udp = false;                   // --udp: latency probes, download and upload over UDP
     std::uint32_t udp_length = 0;       // UDP payload bytes per datagram; 0 = fill a 1500-byte MTU
     socket_settings sockets;
+    std::vector<server_address> servers;  // --servers: candidates to time; the test runs against the nearest
 };
 
 // The TEST_REQUEST of a TCP test in direction `dir` with these options.

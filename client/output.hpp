@@ -20,6 +20,7 @@ nlohmann::ordered_json parameters_json(const test_options& options);
 nlohmann::ordered_json interval_json(const interval_report& interval);
 nlohmann::ordered_json direction_json(const direction_report& report);
 nlohmann::ordered_json latency_json(const latency_report& latency);
+nlohmann::ordered_json selection_json(const server_selection& selection);
 
 // Prints progress as it happens and the summary at the end, to `out`. Quiet: the summary only. Rates in
 // `rate_unit` (units::format_rate_in: 'a' adapts the prefix to each figure).
@@ -28,6 +29,7 @@ class human_output : public progress_sink {
     explicit human_output(std::FILE* out, bool quiet = false, char rate_unit = 'a',
                           const test_options* options = nullptr)
         : out_(out), quiet_(quiet), rate_unit_(rate_unit), options_(options) {}
+    void server_selected(const server_selection& selection) override;
     void connected(const test_report& report) override;
     void idle_latency_done(const latency_report& latency) override;
     void direction_started(proto::direction dir, const direction_report& report) override;
@@ -51,6 +53,7 @@ class human_output : public progress_sink {
 class json_stream_output : public progress_sink {
   public:
     json_stream_output(std::FILE* out, const test_options& options) : out_(out), options_(options) {}
+    void server_selected(const server_selection& selection) override;
     void connected(const test_report& report) override;
     void idle_latency_done(const latency_report& latency) override;
     void interval_done(proto::direction dir, const interval_report& interval) override;

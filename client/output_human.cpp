@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include "client/output.hpp"
+#include "client/server_selection.hpp"
 #include "common/units.hpp"
 
 namespace speed::client {
@@ -54,6 +55,21 @@ std::string caps_suffix(const test_report& report) {
 
 std::string human_output::rate(double bits_per_second) const {
     return units::format_rate_in(bits_per_second, rate_unit_);
+}
+
+void human_output::server_selected(const server_selection& selection) {
+    if (quiet_) {
+        return;
+    }
+    fmt::print(out_, "Server selection, the fastest of {} HELLO-WELCOME round trips each:\n",
+               kSelectionRounds);
+    for (std::size_t i = 0; i < selection.candidates.size(); ++i) {
+        const auto& candidate = selection.candidates[i];
+        const std::string figure =
+            candidate.rtt_ms ? units::format_milliseconds(*candidate.rtt_ms) : candidate.error;
+        fmt::print(out_, "  {} port {}: {}{}\n", candidate.address.host, candidate.address.port, figure,
+                   selection.chosen == i ? "  <- nearest" : "");
+    }
 }
 
 void human_output::connected(const test_report& report) {

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "client/output.hpp"
+#include "client/server_selection.hpp"
 
 namespace speed::client {
 
@@ -255,8 +256,22 @@ nlohmann::ordered_json start_json(const test_report& report, const test_options&
     return out;
 }
 
+nlohmann::ordered_json selection_json(const server_selection& selection) {
+    json candidates = json::array();
+    for (const auto& candidate : selection.candidates) {
+        candidates.push_back({{"host", candidate.address.host},
+                              {"port", candidate.address.port},
+                              {"rtt_ms", candidate.rtt_ms ? json(*candidate.rtt_ms) : json(nullptr)},
+                              {"error", candidate.rtt_ms ? json(nullptr) : json(candidate.error)}});
+    }
+    return {{"rounds", kSelectionRounds},
+            {"candidates", std::move(candidates)},
+            {"chosen", selection.chosen ? json(*selection.chosen) : json(nullptr)}};
+}
+
 nlohmann::ordered_json to_json(const test_report& report, const test_options& options) {
     json out = start_json(report, options);
+    out["server_selection"] = report.selection ? selection_json(*report.selection) : json(nullptr);
     out["latency"] = {{"idle", report.idle_latency ? latency_json_of(*report.idle_latency) : json(nullptr)}};
     out["download"] = report.download ? direction_json_of(*report.download) : json(nullptr);
     out["upload"] = report.upload ? direction_json_of(*report.upload) : json(nullptr);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "client/output.hpp"
+#include "client/server_selection.hpp"
 
 namespace speed::client {
 
@@ -14,6 +15,10 @@ void json_stream_output::event(const char* name, const nlohmann::ordered_json& d
     const std::string text = line.dump();
     std::fprintf(out_, "%s\n", text.c_str());
     std::fflush(out_);
+}
+
+void json_stream_output::server_selected(const server_selection& selection) {
+    event("server_selection", selection_json(selection));
 }
 
 void json_stream_output::connected(const test_report& report) {

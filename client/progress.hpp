@@ -10,6 +10,7 @@ namespace speed::client {
 class progress_sink {
   public:
     virtual ~progress_sink() = default;
+    virtual void server_selected(const server_selection& /*selection*/) {}
     virtual void connected(const test_report& /*report*/) {}
     virtual void idle_latency_done(const latency_report& /*latency*/) {}
     virtual void direction_started(proto::direction /*dir*/, const direction_report& /*report*/) {}

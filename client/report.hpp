@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "client/server_list.hpp"
 #include "common/latency.hpp"
 #include "common/protocol.hpp"
 #include "common/statistics.hpp"
@@ -153,6 +154,7 @@ struct test_report {
     std::optional<double> worst_increase_ms;
     std::optional<double> responsiveness_rpm;
     std::optional<double> corrected_responsiveness_rpm;  // from kernel-corrected round trips: comparison only
+    std::optional<server_selection> selection;  // --servers: every candidate as timed, and the one chosen
     std::optional<std::string> error;
     int exit_code = 0;  // client/exit_codes.hpp
 };

@@ -16,6 +16,7 @@
 #include "client/exit_codes.hpp"
 #include "client/latency.hpp"
 #include "client/runners/direction_runner.hpp"
+#include "client/server_selection.hpp"
 #include "client/udp_run.hpp"
 #include "common/iperf3_protocol.hpp"
 #include "common/limits.hpp"
@@ -102,38 +103,6 @@ class direction_progress final : public direction_events {
     double first_end_seconds_ = 0.0;
     std::int64_t last_report_ns_ = 0;
 };
-
-asio::awaitable<std::vector<tcp::endpoint>> resolve(const test_options& options) {
-    auto executor = co_await asio::this_coro::executor;
-    tcp::resolver resolver(executor);
-    const std::string service = std::to_string(options.port);
-    auto flags = tcp::resolver::numeric_service;
-    asio::error_code ec;
-    tcp::resolver::results_type results;
-    switch (options.family) {
-        case address_family::ipv4:
-            std::tie(ec, results) = co_await resolver.async_resolve(tcp::v4(), options.host, service, flags,
-                                                                    as_tuple(asio::use_awaitable));
-            break;
-        case address_family::ipv6:
-            std::tie(ec, results) = co_await resolver.async_resolve(tcp::v6(), options.host, service, flags,
-                                                                    as_tuple(asio::use_awaitable));
-            break;
-        case address_family::any:
-            std::tie(ec, results) =
-                co_await resolver.async_resolve(options.host, service, flags, as_tuple(asio::use_awaitable));
-            break;
-    }
-    if (ec || results.empty()) {
-        throw unreachable_error("cannot resolve '" + options.host +
-                                "': " + (ec ? ec.message() : std::string("no addresses")));
-    }
-    std::vector<tcp::endpoint> endpoints;
-    for (const auto& entry : results) {
-        endpoints.push_back(entry.endpoint());
-    }
-    co_return endpoints;
-}
 
 // Tries each address a name resolved to, in order, and keeps the first that accepts (e.g. IPv6 then IPv4).
 asio::awaitable<tcp::socket> connect_first(const std::vector<tcp::endpoint>& endpoints,
@@ -259,7 +228,8 @@ asio::awaitable<direction_report> run_direction(run_state& run, direction_runner
 asio::awaitable<void> run_all(run_state& run) {
     const auto& options = run.options;
     auto& report = run.report;
-    net::control_channel control(co_await connect_first(co_await resolve(options), options, run.server));
+    net::control_channel control(co_await connect_first(
+        co_await resolve(options.host, options.port, options.family), options, run.server));
     report.address = run.server.address().to_string();
     asio::error_code local_error;
     if (const auto local = control.socket().local_endpoint(local_error); !local_error) {
@@ -376,10 +346,24 @@ test_report run_speed_test(const test_options& options, progress_sink& progress)
                                     : std::min<std::size_t>(options.streams, net::default_thread_count());
     // Declared before the data pool, so it outlives it: streams and flows on the data threads post their
     // notifications to the control context (net/change_signal.hpp) for as long as they run.
+    test_options chosen = options;
+    if (!options.servers.empty()) {
+        report.selection = select_server(options);
+        progress.server_selected(*report.selection);
+        if (!report.selection->chosen) {
+            report.error = "none of the " + std::to_string(options.servers.size()) +
+                           " servers of the list could be used (each one's reason is in the selection)";
+            report.exit_code = kExitUnreachable;
+            return report;
+        }
+        const auto& nearest = report.selection->candidates[*report.selection->chosen].address;
+        chosen.host = report.host = nearest.host;
+        chosen.port = report.port = nearest.port;
+    }
     asio::io_context control_context(1);
     net::io_pool data_pool(threads);
     data_pool.start("speedcli-data");
-    run_state run{options, progress, report, data_pool, {}, {}, {}, {}, {}};
+    run_state run{chosen, progress, report, data_pool, {}, {}, {}, {}, {}};
 
     std::exception_ptr failure;
     asio::co_spawn(control_context, run_all(run), [&failure, &run](std::exception_ptr e) {

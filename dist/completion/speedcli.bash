@@ -7,7 +7,7 @@ _speedcli() {
 
     local test_options="-p --port -t --duration --time -O --omit -i --interval -P --streams --parallel
         -b --bitrate -u --udp -l --length -C --congestion --no-download --no-upload --pings
-        --loaded-ping-interval --ping-interval --connect-timeout -B --bind --cport -w --window -M --set-mss
+        --loaded-ping-interval --ping-interval --connect-timeout --servers -B --bind --cport -w --window -M --set-mss
         -S --tos --dscp --threads -4 --ipv4 -6 --ipv6 -J --json
         --json-stream --csv -q --quiet -f --format --logfile --auth-key --auth-key-name -h --help -v --version"
     local monitor_options="-I --interface -i --interval -c --count -J --json --units --once -h --help"
@@ -21,7 +21,7 @@ _speedcli() {
     done
 
     case $prev in
-        --auth-key | --logfile)
+        --auth-key | --logfile | --servers)
             _filedir
             return
             ;;
