@@ -30,7 +30,8 @@ struct temporary_file {
 
 }  // namespace
 
-TEST_CASE("--servers times every candidate and tests the nearest that answered", "[integration][servers]") {
+TEST_CASE("speedcli --servers times every candidate and tests the nearest that answered",
+          "[integration][servers]") {
     server_process first;
     server_process second;
     // Port 1 on loopback refuses: a candidate that cannot be used, listed first so that order alone cannot
@@ -64,7 +65,7 @@ TEST_CASE("--servers times every candidate and tests the nearest that answered",
     CHECK(run.json["error"].is_null());
 }
 
-TEST_CASE("--servers with no usable candidate is not reached (exit 3), each reason kept",
+TEST_CASE("speedcli --servers with no usable candidate is not reached (exit 3), each reason kept",
           "[integration][servers]") {
     temporary_file list("127.0.0.1:1\n127.0.0.1:2\n");
     const auto run = run_client({"--servers", list.path, "-t", "0.5", "-J"});
@@ -75,7 +76,7 @@ TEST_CASE("--servers with no usable candidate is not reached (exit 3), each reas
     CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("none of the 2 servers"));
 }
 
-TEST_CASE("--servers and HOST together, or a list that cannot be read, are usage errors",
+TEST_CASE("speedcli --servers and HOST together, or a list that cannot be read, are usage errors",
           "[integration][servers]") {
     temporary_file list("127.0.0.1\n");
     CHECK(run_client({"127.0.0.1", "--servers", list.path}).process.exit_code == 2);

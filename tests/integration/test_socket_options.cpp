@@ -51,7 +51,7 @@ std::uint16_t free_port_pair() {
 
 }  // namespace
 
-TEST_CASE("-B, --cport, -w, -M and --dscp reach speedcli's data sockets in both directions",
+TEST_CASE("the socket flags -B --cport -w -M and --dscp reach speedcli's data sockets in both directions",
           "[integration][sockets]") {
     server_process server;
     const std::uint16_t cport = free_port_pair();
