@@ -76,6 +76,9 @@ class iperf3_session::events : public test_events {
                 stream.end_seconds = seconds;
             }
         }
+        for (const auto& stream : ours.streams) {
+            s_.reported_bytes_ += stream.bytes;
+        }
         const iperf3_step exchange = s_.protocol_.test_stopped(ours);
         co_await s_.send(exchange.reply);
         const iperf3_step done = co_await s_.next_step(clock::now() + s_.protocol_.read_timeout());
@@ -203,9 +206,13 @@ asio::awaitable<void> iperf3_session::run(std::shared_ptr<iperf3_session> self) 
     const std::string client = self->protocol_.parameters().client_version.empty()
                                    ? std::string()
                                    : " " + escape_for_log(self->protocol_.parameters().client_version);
+    // The exact figure the client was given, which it prints as the receiver's (upload) or sender's (-R).
+    const std::string reported = self->results_.empty()
+                                     ? std::string()
+                                     : fmt::format("; {} bytes in the results", self->reported_bytes_);
     log_limited(ctx, log_kind::session, spdlog::level::info,
-                "iperf3{} session from {} ended after {:.1f} s, {}{}", client, fmt::streamed(self->peer_),
-                seconds, escape_for_log(outcome), describe_tests_for_log(self->results_, 0));
+                "iperf3{} session from {} ended after {:.1f} s, {}{}{}", client, fmt::streamed(self->peer_),
+                seconds, escape_for_log(outcome), describe_tests_for_log(self->results_, 0), reported);
 }
 
 asio::awaitable<void> iperf3_session::send(const std::vector<std::uint8_t>& bytes) {

@@ -74,6 +74,7 @@ class iperf3_session : public std::enable_shared_from_this<iperf3_session> {
     std::size_t streams_attached_ = 0;
     bool error_sent_ = false;  // SERVER_ERROR went out: nothing more is said
     std::vector<test_result> results_;
+    std::uint64_t reported_bytes_ = 0;  // the payload bytes of the results the client was given
 };
 
 }  // namespace speed::server
