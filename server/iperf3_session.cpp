@@ -184,6 +184,11 @@ asio::awaitable<void> iperf3_session::run(std::shared_ptr<iperf3_session> self) 
         tell_client = !self->error_sent_;
     }
     self->protocol_.end();
+    if (tell_client && self->runner_) {
+        // A -R test's streams stop sending but stay open: the client reads SERVER_TERMINATE before any data
+        // connection fails.
+        self->runner_->hold_sending();
+    }
     if (tell_client && self->channel_.socket().is_open()) {
         // iperf3 clients print "the server has terminated" for this; the log says why.
         const std::array<std::uint8_t, 1> terminate{iperf3::byte_of(iperf3::state::server_terminate)};
