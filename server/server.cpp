@@ -8,6 +8,7 @@
 #include <asio/ip/v6_only.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -101,6 +102,15 @@ asio::awaitable<std::optional<std::array<std::uint8_t, 4>>> peek_first_bytes(
             co_return first;
         }
         if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            break;
+        }
+        // Fewer bytes and then the peer's FIN: nothing more comes, and the bytes cannot be a cookie.
+        pollfd hangup{channel.socket().native_handle(), POLLRDHUP, 0};
+        if (::poll(&hangup, 1, 0) > 0 && (hangup.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+            break;
+        }
+        // The socket stays readable while those bytes wait: the deadline is checked here, not by the wait.
+        if (net::clock::now() >= deadline) {
             break;
         }
         pause.expires_after(kPartialPoll);

@@ -147,7 +147,7 @@ TEST_CASE("iperf3 asking for more streams than --max-streams gets iperf3's own e
     // iperf3 -J reports a server's refusal in its "error" member (3.12 exits 1; some versions 0).
     REQUIRE(run.document.contains("error"));
     CHECK(run.document["error"].get<std::string>().find("parallel streams") != std::string::npos);
-    CHECK(server.log().find("3 streams, the server allows 2") != std::string::npos);
+    CHECK(log_shows_within(server, "3 streams, the server allows 2"));
     // And the server serves the next client.
     const auto next = run_iperf3(server.port(), {"-P", "2"});
     CHECK(next.process.exit_code == 0);
