@@ -312,6 +312,13 @@ json parameters_json(const parameters& p) {
     return out;
 }
 
+std::int32_t stream_id(std::size_t index) {
+    if (index == 0) {
+        return 1;
+    }
+    return static_cast<std::int32_t>(std::min<std::size_t>(index, kMaxStreams * 2) + 2);
+}
+
 json results_json(const results& r) {
     json out;
     out["cpu_util_total"] = r.cpu_total_percent;

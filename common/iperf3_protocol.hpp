@@ -178,6 +178,10 @@ result<parameters> parse_parameters(const nlohmann::json& document);
 // The parameters document a client sends for `p` (speedcli's iperf3 client mode).
 nlohmann::json parameters_json(const parameters& p);
 
+// iperf3's id for the stream at `index` in connection order: 1, then 3, 4, 5... (iperf_add_stream in
+// src/iperf_api.c skips 2; client and server number their streams the same way and match results by it).
+std::int32_t stream_id(std::size_t index);
+
 // One stream's end-of-test figures, as EXCHANGE_RESULTS carries them.
 struct stream_result {
     std::int32_t id = 0;

@@ -151,8 +151,8 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
     }
 
     // Thread-safe: the work happens on the stream's own executor.
-    void stop() {
-        asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    void stop(bool orderly) {
+        asio::post(socket_.get_executor(), [self = shared_from_this(), orderly] {
             if (self->stop_requested_ || self->phase_ == phase::finished) {
                 return;
             }
@@ -163,7 +163,12 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
             }
             // Take the kernel's figures before the socket goes; the running loop then ends with "aborted".
             self->snapshot_tcp_info();
-            self->close_abortively();
+            if (orderly) {
+                asio::error_code ignored;
+                self->socket_.close(ignored);
+            } else {
+                self->close_abortively();
+            }
         });
     }
 
@@ -573,10 +578,10 @@ void stream_group::hold_sending() {
     }
 }
 
-void stream_group::stop_all() {
+void stream_group::stop_all(closing how) {
     for (auto& stream : streams_) {
         if (stream) {
-            stream->stop();
+            stream->stop(how == closing::orderly);
         }
     }
 }

@@ -99,7 +99,10 @@ class stream_group {
     // connection fails. Idempotent.
     void hold_sending();
     // Closes every stream with a reset (queued bytes are dropped), each on its own thread. Idempotent.
-    void stop_all();
+    // `orderly`: a normal close instead (queued bytes are still delivered, then FIN), for peers that read
+    // their data connections until the control exchange ends and fail on a reset (iperf3 clients).
+    enum class closing { abortive, orderly };
+    void stop_all(closing how = closing::abortive);
     // Waits for every stream to have ended; false on deadline.
     asio::awaitable<bool> wait_all_ended(clock::time_point deadline);
     // Sender-side figures per stream, valid after the streams ended.

@@ -30,6 +30,8 @@ struct server_config {
     // A test whose data stops moving for this long (client stopped reading or sending) is ended.
     std::chrono::milliseconds stall_timeout{10'000};
     server_limits limits;
+    // Serve iperf3 clients on the same port (server/iperf3_session.hpp); --no-iperf3 turns it off.
+    bool iperf3 = true;
     // The pre-shared keys of --auth-keys; null when the server does not require authentication.
     std::shared_ptr<const std::vector<auth::key>> auth_keys;
 };

@@ -227,6 +227,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     bool no_udp = false;
     app.add_flag("--no-udp", no_udp, "Refuse UDP tests and do not open the UDP port");
+    bool no_iperf3 = false;
+    app.add_flag("--no-iperf3", no_iperf3,
+                 "Do not serve iperf3 clients on the port (their connections are closed as unknown)");
     app.add_option("--max-tests-per-session", config.limits.max_tests_per_session,
                    "Tests one session may run (speedcli runs one download and one upload)")
         ->capture_default_str()
@@ -338,6 +341,7 @@ int main(int argc, char** argv) {
         config.limits.max_udp_bitrate = config.limits.max_bitrate;
     }
     config.limits.udp = !no_udp;
+    config.iperf3 = !no_iperf3;
     config.limits.max_bytes = *max_bytes;
     config.limits.max_duration_ms = speed::units::seconds_to_wire_ms(max_duration_seconds);
     config.handshake_timeout = speed::units::seconds_to_ms(handshake_timeout_seconds);

@@ -225,4 +225,17 @@ void session_metrics::ended() {
     }
 }
 
+void session_metrics::test_completed(const proto::test_request& request, const test_result& result) {
+    if (request.dir == proto::direction::upload) {
+        test_completed(request, result.received.bytes() + result.received.omitted_bytes,
+                       result.received.bits_per_second());
+        return;
+    }
+    std::uint64_t sent = result.tcp_bytes_sent();
+    for (const auto& stream : result.udp_sent.streams) {
+        sent += stream.bytes;
+    }
+    test_completed(request, sent);
+}
+
 }  // namespace speed::server

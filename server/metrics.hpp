@@ -15,6 +15,7 @@
 #include "common/metrics_text.hpp"
 #include "common/protocol.hpp"
 #include "common/udp_accounting.hpp"
+#include "server/runners/test_result.hpp"
 
 namespace speed::server {
 
@@ -110,6 +111,8 @@ class session_metrics {
     void test_started(const proto::test_request& request);
     void test_completed(const proto::test_request& request, std::uint64_t bytes,
                         std::optional<double> received_bits_per_second = std::nullopt);
+    // A completed test as its runner's result tells it: the bytes moved, and an upload's receiver figure.
+    void test_completed(const proto::test_request& request, const test_result& result);
     void failed(proto::error_code code) { failure_ = code; }
     // Counts the session once (again a no-op).
     void ended();

@@ -8,15 +8,20 @@
 #include <asio/ip/v6_only.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <poll.h>
 #include <sys/socket.h>
+
+#include <cerrno>
 
 #include <array>
 
+#include "common/iperf3_protocol.hpp"
 #include "common/peer_text.hpp"
 #include "net/errors.hpp"
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
 #include "net/udp_socket.hpp"
+#include "server/iperf3_session.hpp"
 #include "server/probe_echo.hpp"
 #include "server/session.hpp"
 
@@ -81,17 +86,116 @@ void refuse_at_accept(tcp::socket& socket, const std::string& reason) {
     socket.close(ignored);
 }
 
+// The first four bytes a connection sent, left in the socket; nothing when it closed or sent fewer before
+// `deadline` (the HELLO read that follows reports that).
+asio::awaitable<std::optional<std::array<std::uint8_t, 4>>> peek_first_bytes(
+    net::control_channel& channel, net::clock::time_point deadline) {
+    // A client that sends its first bytes in pieces is polled at this pace until the deadline; the handshake
+    // caps bound how many do so at once.
+    constexpr auto kPartialPoll = std::chrono::milliseconds(5);
+    std::array<std::uint8_t, 4> first{};
+    asio::steady_timer pause(channel.socket().get_executor());
+    while (co_await channel.wait_readable(deadline)) {
+        const ssize_t got =
+            ::recv(channel.socket().native_handle(), first.data(), first.size(), MSG_PEEK | MSG_DONTWAIT);
+        if (got == static_cast<ssize_t>(first.size())) {
+            co_return first;
+        }
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            break;
+        }
+        // Fewer bytes and then the peer's FIN: nothing more comes, and the bytes cannot be a cookie.
+        pollfd hangup{channel.socket().native_handle(), POLLRDHUP, 0};
+        if (::poll(&hangup, 1, 0) > 0 && (hangup.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+            break;
+        }
+        // The socket stays readable while those bytes wait: the deadline is checked here, not by the wait.
+        if (net::clock::now() >= deadline) {
+            break;
+        }
+        pause.expires_after(kPartialPoll);
+        co_await pause.async_wait(as_tuple(asio::use_awaitable));
+    }
+    co_return std::nullopt;
+}
+
+// A connection that opened like an iperf3 cookie: a data connection of the iperf3 session its cookie names,
+// or a new iperf3 control connection under the same admission caps as any session.
+asio::awaitable<void> handle_iperf3(std::shared_ptr<server_context> context, tcp::socket socket,
+                                    tcp::endpoint peer, admission_control::slot handshake,
+                                    net::clock::time_point deadline) {
+    const host_key host = handshake.host();
+    std::array<std::uint8_t, iperf3::kCookieSize> cookie{};
+    const auto read_failed = co_await net::read_exactly(socket, asio::buffer(cookie), deadline);
+    handshake.release();
+    if (read_failed || !iperf3::is_cookie(cookie)) {
+        const std::string reason = read_failed ? "no iperf3 cookie: " + read_failed.message()
+                                               : std::string("the first 37 bytes are not an iperf3 cookie");
+        log_limited(*context, log_kind::handshake, spdlog::level::info,
+                    "connection from {} dropped during handshake: {}", fmt::streamed(peer), reason);
+        context->metrics.handshake_failed(read_failed == asio::error::timed_out
+                                              ? proto::error_code::timeout
+                                              : proto::error_code::protocol_error);
+        co_return;
+    }
+    const std::string name(cookie.begin(), cookie.end());
+    if (const auto it = context->iperf3_sessions.find(name); it != context->iperf3_sessions.end()) {
+        if (auto s = it->second.lock()) {
+            context->metrics.handshake_done(proto::connection_kind::data);
+            if (!same_address(s->peer(), peer)) {
+                log_limited(*context, log_kind::stray_connection, spdlog::level::info,
+                            "iperf3 data connection from {} refused: its control connection comes from {}",
+                            fmt::streamed(peer), fmt::streamed(s->peer()));
+                context->metrics.refused(refusal_reason::foreign_address);
+                co_return;
+            }
+            // Not waiting for streams: a second control connection with a cookie in use names nothing new.
+            s->attach_data(std::move(socket));
+            co_return;
+        }
+    }
+    context->metrics.handshake_done(proto::connection_kind::control);
+    // iperf3 clients print "the server is busy running a test. try again later" for ACCESS_DENIED.
+    const std::array<std::uint8_t, 1> denied{iperf3::byte_of(iperf3::state::access_denied)};
+    if (context->shutting_down) {
+        context->metrics.refused(refusal_reason::shutting_down);
+        co_await net::write_all(socket, asio::buffer(denied), net::clock::now() + proto::kResultsTimeout);
+        co_return;
+    }
+    auto admitted = context->admission.try_enter(admission_control::stage::session, host);
+    if (!admitted.admitted()) {
+        log_limited(*context, log_kind::refusal, spdlog::level::warn, "iperf3 session from {} refused: {}",
+                    fmt::streamed(peer), admitted.refusal);
+        context->metrics.refused(refusal_reason::session_admission);
+        co_await net::write_all(socket, asio::buffer(denied), net::clock::now() + proto::kResultsTimeout);
+        co_return;
+    }
+    context->metrics.admitted(true);
+    watch_liveness(socket);
+    auto created = std::make_shared<iperf3_session>(context, std::move(socket), peer, cookie,
+                                                    std::move(admitted.granted));
+    co_await iperf3_session::run(std::move(created));
+}
+
 // What to do with a connection once its HELLO has been read. `handshake` is its place under the handshake
 // caps, given back as soon as the HELLO is in.
 asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context, tcp::socket socket,
                                         tcp::endpoint peer, admission_control::slot handshake) {
     const host_key host = handshake.host();
     net::control_channel channel(std::move(socket));
+    const auto handshake_deadline = net::clock::now() + context->config.handshake_timeout;
+    if (context->config.iperf3) {
+        const auto first = co_await peek_first_bytes(channel, handshake_deadline);
+        if (first && iperf3::starts_like_iperf3(*first)) {
+            co_await handle_iperf3(context, channel.release_socket(), peer, std::move(handshake),
+                                   handshake_deadline);
+            co_return;
+        }
+    }
     proto::hello hello;
     std::optional<proto::error> refusal;
     try {
-        hello = co_await channel.expect<proto::hello>(net::clock::now() + context->config.handshake_timeout,
-                                                      "HELLO", proto::kMaxHelloPayload);
+        hello = co_await channel.expect<proto::hello>(handshake_deadline, "HELLO", proto::kMaxHelloPayload);
     } catch (const net::session_error& e) {
         log_limited(*context, log_kind::handshake, spdlog::level::info,
                     "connection from {} dropped during handshake: {}", fmt::streamed(peer),
@@ -335,6 +439,11 @@ void server::shutdown() {
     }
     for (auto& s : context_->sessions.all()) {
         s->abort();
+    }
+    for (auto& [cookie, weak] : context_->iperf3_sessions) {
+        if (auto s = weak.lock()) {
+            s->abort();
+        }
     }
     if (udp_) {
         const auto& drops = udp_->drops();

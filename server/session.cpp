@@ -365,7 +365,7 @@ asio::awaitable<void> session::run_requested_test(const proto::test_request& req
     test_id_ = next_test_id_++;
     events speedsrv(*this);
     test_result result = co_await server::run_test(*runner_, speedsrv);
-    count_completed(request, result);
+    metrics_.test_completed(request, result);
     results_.push_back(std::move(result));
     if (udp) {
         // The flows stay open until the next UDP request: FEEDBACK still in flight lands on them.
@@ -395,19 +395,6 @@ void session::end_runner() {
         note_flow_counters(runner_->flow_counters(), std::nullopt);
         runner_.reset();
     }
-}
-
-void session::count_completed(const proto::test_request& request, const test_result& result) {
-    if (request.dir == proto::direction::upload) {
-        metrics_.test_completed(request, result.received.bytes() + result.received.omitted_bytes,
-                                result.received.bits_per_second());
-        return;
-    }
-    std::uint64_t sent = result.tcp_bytes_sent();
-    for (const auto& stream : result.udp_sent.streams) {
-        sent += stream.bytes;
-    }
-    metrics_.test_completed(request, sent);
 }
 
 void session::note_flow_counters(const udp_flow_counters& counters, std::optional<std::size_t> result_index) {

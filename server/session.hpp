@@ -78,9 +78,6 @@ class session : public std::enable_shared_from_this<session> {
     // Ends the previous UDP test's flows or echo (they outlive their test until the next UDP request).
     void end_udp();
     // Adds a UDP runner's flow counters to its test's result (`result_index`), or as a result of their own.
-    // The metrics of a test that completed (server/metrics.hpp): bytes moved, and an upload's receiver
-    // figure.
-    void count_completed(const proto::test_request& request, const test_result& result);
     void note_flow_counters(const udp_flow_counters& counters, std::optional<std::size_t> result_index);
     udp_local udp_local_endpoint();
 

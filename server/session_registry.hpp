@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string>
 #include <unordered_map>
 
 #include "common/protocol.hpp"
@@ -22,6 +23,7 @@
 namespace speed::server {
 
 class session;
+class iperf3_session;
 class udp_listener;
 
 struct token_hash {
@@ -56,8 +58,10 @@ struct server_context {
     session_registry sessions;
     admission_control admission;
     log_limiter logs;
-    server_metrics metrics;       // --metrics (server/metrics.hpp); counted whether exposed or not
-    udp_listener* udp = nullptr;  // the UDP port of UDP tests; null when UDP is off
+    server_metrics metrics;  // --metrics (server/metrics.hpp); counted whether exposed or not
+    // The live iperf3 sessions by cookie (server/iperf3_session.hpp): their data connections name them.
+    std::unordered_map<std::string, std::weak_ptr<iperf3_session>> iperf3_sessions;
+    udp_listener* udp = nullptr;                // the UDP port of UDP tests; null when UDP is off
     asio::io_context* probe_context = nullptr;  // the probe echo's thread (server/probe_echo.hpp)
     bool shutting_down = false;
 };

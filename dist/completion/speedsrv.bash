@@ -36,7 +36,7 @@ _speedsrv() {
     COMPREPLY=($(compgen -W "-B --bind -p --port -t --threads --log-level --max-sessions --max-sessions-per-host
         --max-handshakes --max-handshakes-per-host --ipv4-host-prefix --ipv6-host-prefix --handshake-timeout
         --idle-timeout --stall-timeout --max-streams --max-duration --max-bitrate --max-bytes --no-udp
-        --max-tests-per-session --auth-keys --max-session-time --min-bitrate --max-sessions-per-ipv4-24
+        --no-iperf3 --max-tests-per-session --auth-keys --max-session-time --min-bitrate --max-sessions-per-ipv4-24
         --max-sessions-per-ipv6-56 --max-sessions-per-ipv6-48 --max-handshakes-per-network
         --reserved-handshakes --metrics --allow-root -h --help -v --version" -- "$cur"))
 }

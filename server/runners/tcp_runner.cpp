@@ -123,7 +123,8 @@ void tcp_runner::start() {
     } else {
         // The server probes the client's data connections (docs/protocol.md, "Self probes"); their send times
         // count from here, just before the client is told to start.
-        group_.start_receiving(net::stream_group::kDefaultSelfProbeInterval);
+        group_.start_receiving(request_.self_probes ? net::stream_group::kDefaultSelfProbeInterval
+                                                    : std::chrono::nanoseconds(0));
         started_ns_ = net::now_ns();
     }
 }
@@ -131,7 +132,7 @@ void tcp_runner::start() {
 asio::awaitable<test_result> tcp_runner::send(test_events& events) {
     co_await watch_sending_until_input(events);
     co_await events.take_stop();
-    group_.stop_all();
+    group_.stop_all(request_.closing);
     co_await group_.wait_all_ended(clock::now() + kResultsTimeout);
     // The in-band RTT counts from the end of the sender's warm-up, as the client's probes do.
     const std::int64_t warm_up_end_ns =
@@ -216,7 +217,7 @@ asio::awaitable<test_result> tcp_runner::receive(test_events& events) {
         failure.rethrow();
     }
     co_await events.window_closed();
-    group_.stop_all();
+    group_.stop_all(request_.closing);
     test_result result = completed_result(request_.test);
     result.received = std::move(totals);
     result.self_probes = self_probe_samples_of(group_, started_ns_);

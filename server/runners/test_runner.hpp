@@ -27,6 +27,7 @@
 #include "common/measurement.hpp"
 #include "common/protocol.hpp"
 #include "net/clock.hpp"
+#include "net/stream_group.hpp"
 #include "server/runners/test_result.hpp"
 
 namespace speed::server {
@@ -36,6 +37,13 @@ struct runner_request {
     proto::test_request test;
     server_limits limits;                      // pacing, the byte budget, the UDP rate cap
     std::chrono::nanoseconds stall_timeout{};  // --stall-timeout, stretched for the test's pace
+    // A TCP upload's server probes the client's data connections (docs/protocol.md, "Self probes"); a client
+    // that never reads them (iperf3's) gets none.
+    bool self_probes = true;
+    // How the data connections close at the test's normal end: with a reset (speedcli reads its results on
+    // the control connection) or in order (iperf3 clients keep reading their data connections and fail on a
+    // reset).
+    net::stream_group::closing closing = net::stream_group::closing::abortive;
 };
 
 // What the client needs to attach to the test (speedsrv: TEST_ACCEPT and, for UDP, UDP_SETUP).

@@ -269,4 +269,17 @@ server_process::server_process(const server_launch& launch) : process_(server_co
     port_ = static_cast<std::uint16_t>(std::stoi(line.substr(at + 6)));
 }
 
+bool log_shows_within(server_process& server, const std::string& text, std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        if (server.log().find(text) != std::string::npos) {
+            return true;
+        }
+        if (std::chrono::steady_clock::now() >= until) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
 }  // namespace speed::testing

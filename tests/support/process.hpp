@@ -83,6 +83,11 @@ class server_process {
     std::uint16_t port_ = 0;
 };
 
+// Whether the server's log shows `text` within `limit` (a server logs a session's end after its last byte to
+// the client, which may be just after the client exits).
+bool log_shows_within(server_process& server, const std::string& text,
+                      std::chrono::milliseconds limit = std::chrono::seconds(5));
+
 // Paths of the binaries under test (set by CMake).
 std::string speedsrv_path();
 // speedsrv refuses to run as root without --allow-root; the tests run as root in CI. {"--allow-root"} when

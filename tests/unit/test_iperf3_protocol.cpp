@@ -271,3 +271,10 @@ TEST_CASE("iperf3 results documents are written and read field by field", "[unit
     CHECK(read.streams[0].jitter_seconds == 0.0);
     CHECK(iperf3::parse_results(json("text")).streams.empty());
 }
+
+TEST_CASE("iperf3 stream ids skip 2, as iperf_add_stream numbers them", "[iperf3]") {
+    CHECK(speed::iperf3::stream_id(0) == 1);
+    CHECK(speed::iperf3::stream_id(1) == 3);
+    CHECK(speed::iperf3::stream_id(2) == 4);
+    CHECK(speed::iperf3::stream_id(127) == 129);
+}

@@ -1,0 +1,349 @@
+#include "server/iperf3_session.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "common/iperf3_protocol.hpp"
+#include "common/limits.hpp"
+#include "common/peer_text.hpp"
+#include "net/errors.hpp"
+#include "net/socket_options.hpp"
+#include "server/runners/tcp_runner.hpp"
+
+namespace speed::server {
+
+using net::clock;
+using net::session_error;
+
+namespace {
+
+// Writing a few control bytes to a client that reads them: the deadline is for one that does not.
+constexpr auto kWriteTimeout = proto::kResultsTimeout;
+// What one read of control bytes takes at most: the parameters (8 KiB) or the client's results arrive in a
+// few reads of this size.
+constexpr std::size_t kReadChunk = 4096;
+
+iperf3_timeouts timeouts_of(const server_config& config) {
+    iperf3_timeouts timeouts;
+    timeouts.handshake = config.handshake_timeout;
+    timeouts.streams = std::chrono::duration_cast<std::chrono::milliseconds>(proto::kStreamSetupTimeout);
+    timeouts.results = std::chrono::duration_cast<std::chrono::milliseconds>(proto::kResultsTimeout);
+    return timeouts;
+}
+
+double seconds_between(clock::time_point from, clock::time_point to) {
+    return std::chrono::duration<double>(to - from).count();
+}
+
+}  // namespace
+
+// iperf3's control states for a runner's events. iperf3 clients time the test themselves and end it with
+// TEST_END, in both directions; they take no intervals, self probes or sender counts from the server.
+class iperf3_session::events : public test_events {
+  public:
+    events(iperf3_session& owner, std::vector<std::uint8_t> create_streams)
+        : s_(owner), create_streams_(std::move(create_streams)) {}
+
+    // The runner waits for the data connections from here on: the client may open them.
+    asio::awaitable<void> accepted(const test_setup&) override { co_await s_.send(create_streams_); }
+
+    asio::awaitable<void> ready() override {
+        const iperf3_step step = s_.protocol_.streams_attached();
+        started_ = clock::now();
+        s_.test_end_deadline_ = started_ + s_.protocol_.read_timeout();
+        co_await s_.send(step.reply);
+    }
+
+    asio::awaitable<void> interval(const measure::interval&) override { co_return; }
+    asio::awaitable<void> udp_interval(const proto::udp_interval_report&) override { co_return; }
+    asio::awaitable<void> self_probe_marks(const std::vector<proto::self_probe_mark>&) override { co_return; }
+
+    // The server's window closed; the client sends until its own timer ends and then TEST_END, and the
+    // runner stops the streams only after that, so the client never writes into a closed connection.
+    asio::awaitable<void> window_closed() override { co_await take_stop(); }
+
+    asio::awaitable<void> result(const test_result& result) override {
+        iperf3::results ours = s_.results_of(result);
+        const double seconds = seconds_between(started_, stopped_);
+        if (result.direction == proto::direction::download) {
+            for (auto& stream : ours.streams) {
+                stream.end_seconds = seconds;
+            }
+        }
+        for (const auto& stream : ours.streams) {
+            s_.reported_bytes_ += stream.bytes;
+        }
+        const iperf3_step exchange = s_.protocol_.test_stopped(ours);
+        co_await s_.send(exchange.reply);
+        const iperf3_step done = co_await s_.next_step(clock::now() + s_.protocol_.read_timeout());
+        if (done.what != iperf3_step::kind::finished) {
+            throw session_error(proto::error_code::internal, "iperf3 session protocol out of step");
+        }
+    }
+
+    asio::awaitable<bool> input_pending(clock::time_point deadline) override {
+        if (s_.runner_->request().test.dir == proto::direction::upload) {
+            // The only input an upload's window could take is self probe marks, which iperf3 clients do not
+            // send: TEST_END waits in the socket until the window closed.
+            asio::steady_timer timer(s_.channel_.socket().get_executor(), deadline);
+            co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+            co_return false;
+        }
+        const bool readable = co_await s_.channel_.wait_readable(deadline);
+        co_return readable;
+    }
+
+    std::chrono::milliseconds stop_timeout() const override {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(s_.test_end_deadline_ - clock::now());
+    }
+
+    asio::awaitable<void> take_stop() override {
+        const iperf3_step step = co_await s_.next_step(s_.test_end_deadline_);
+        if (step.what != iperf3_step::kind::stop_test) {
+            throw session_error(proto::error_code::internal, "iperf3 session protocol out of step");
+        }
+        stopped_ = clock::now();
+    }
+
+    asio::awaitable<proto::self_probe_mark> take_self_probe_mark() override {
+        throw session_error(proto::error_code::internal, "iperf3 clients send no self probe marks");
+    }
+
+    asio::awaitable<proto::udp_sender_report> take_udp_sender_counts() override {
+        throw session_error(proto::error_code::internal, "iperf3 UDP tests are not served");
+    }
+
+    bool aborted() const override { return !s_.channel_.socket().is_open(); }
+
+  private:
+    iperf3_session& s_;
+    std::vector<std::uint8_t> create_streams_;
+    clock::time_point started_{};
+    clock::time_point stopped_{};
+};
+
+iperf3_session::iperf3_session(std::shared_ptr<server_context> context, asio::ip::tcp::socket socket,
+                               asio::ip::tcp::endpoint peer, std::span<const std::uint8_t> cookie,
+                               admission_control::slot admission)
+    : context_(std::move(context)),
+      admission_(std::move(admission)),
+      metrics_(context_->metrics),
+      channel_(std::move(socket)),
+      peer_(std::move(peer)),
+      cookie_(cookie.begin(), cookie.end()),
+      protocol_(context_->config.limits, timeouts_of(context_->config)) {
+    protocol_.on_bytes(cookie);
+}
+
+iperf3_session::~iperf3_session() = default;
+
+bool iperf3_session::creating_streams() const {
+    return protocol_.phase() == iperf3_phase::creating_streams && runner_ != nullptr;
+}
+
+void iperf3_session::attach_data(asio::ip::tcp::socket socket) {
+    if (!creating_streams() || !runner_->attach_connection(streams_attached_, std::move(socket))) {
+        log_limited(*context_, log_kind::stray_connection, spdlog::level::debug,
+                    "iperf3 session from {}: data connection not taken; closed", fmt::streamed(peer_));
+        return;  // the socket closes as it goes out of scope
+    }
+    ++streams_attached_;
+}
+
+void iperf3_session::abort() {
+    asio::error_code ignored;
+    channel_.socket().close(ignored);
+    if (runner_) {
+        runner_->abort();
+    }
+}
+
+asio::awaitable<void> iperf3_session::run(std::shared_ptr<iperf3_session> self) {
+    auto& ctx = *self->context_;
+    ctx.iperf3_sessions[self->cookie_] = self;
+    const auto started = clock::now();
+    log_limited(ctx, log_kind::session, spdlog::level::info, "iperf3 session from {} started",
+                fmt::streamed(self->peer_));
+    std::string outcome = "ok";
+    bool tell_client = false;
+    try {
+        co_await self->serve();
+    } catch (const session_error& e) {
+        self->metrics_.failed(e.code());
+        outcome = std::string("error: ") + e.what();
+        tell_client = !e.from_peer() && !self->error_sent_;
+    } catch (const std::exception& e) {
+        self->metrics_.failed(proto::error_code::internal);
+        outcome = std::string("internal error: ") + e.what();
+        tell_client = !self->error_sent_;
+    }
+    self->protocol_.end();
+    if (tell_client && self->runner_) {
+        // A -R test's streams stop sending but stay open: the client reads SERVER_TERMINATE before any data
+        // connection fails.
+        self->runner_->hold_sending();
+    }
+    if (tell_client && self->channel_.socket().is_open()) {
+        // iperf3 clients print "the server has terminated" for this; the log says why.
+        const std::array<std::uint8_t, 1> terminate{iperf3::byte_of(iperf3::state::server_terminate)};
+        co_await net::write_all(self->channel_.socket(), asio::buffer(terminate),
+                                clock::now() + kWriteTimeout);
+    }
+    if (self->runner_) {
+        self->runner_->abort();
+        self->runner_.reset();
+    }
+    if (const auto it = ctx.iperf3_sessions.find(self->cookie_);
+        it != ctx.iperf3_sessions.end() && it->second.lock() == self) {
+        ctx.iperf3_sessions.erase(it);
+    }
+    asio::error_code ignored;
+    self->channel_.socket().close(ignored);
+    self->admission_.release();
+    self->metrics_.ended();
+    const double seconds = std::chrono::duration<double>(clock::now() - started).count();
+    const std::string client = self->protocol_.parameters().client_version.empty()
+                                   ? std::string()
+                                   : " " + escape_for_log(self->protocol_.parameters().client_version);
+    // The exact figure the client was given, which it prints as the receiver's (upload) or sender's (-R).
+    const std::string reported = self->results_.empty()
+                                     ? std::string()
+                                     : fmt::format("; {} bytes in the results", self->reported_bytes_);
+    log_limited(ctx, log_kind::session, spdlog::level::info,
+                "iperf3{} session from {} ended after {:.1f} s, {}{}{}", client, fmt::streamed(self->peer_),
+                seconds, escape_for_log(outcome), describe_tests_for_log(self->results_, 0), reported);
+}
+
+asio::awaitable<void> iperf3_session::send(const std::vector<std::uint8_t>& bytes) {
+    if (bytes.empty()) {
+        co_return;
+    }
+    if (auto ec =
+            co_await net::write_all(channel_.socket(), asio::buffer(bytes), clock::now() + kWriteTimeout)) {
+        throw session_error(proto::error_code::timeout,
+                            "the iperf3 client did not take control bytes: " + ec.message(), true);
+    }
+}
+
+asio::awaitable<iperf3_step> iperf3_session::next_step(clock::time_point deadline) {
+    std::array<std::uint8_t, kReadChunk> buffer{};
+    for (;;) {
+        iperf3_step step = protocol_.next_step();
+        if (step.what == iperf3_step::kind::start_streams) {
+            co_return step;  // CREATE_STREAMS goes out once the runner waits for the data connections
+        }
+        co_await send(step.reply);
+        if (step.what == iperf3_step::kind::end_session) {
+            // A refusal (SERVER_ERROR and its code) is all the client is told; it closes next.
+            error_sent_ = !step.reply.empty();
+            throw session_error(
+                step.from_peer ? proto::error_code::internal : proto::error_code::protocol_error, step.reason,
+                step.from_peer);
+        }
+        if (step.what != iperf3_step::kind::read_more) {
+            co_return step;
+        }
+        if (!step.reply.empty()) {
+            continue;  // bytes past the reply may already be buffered
+        }
+        if (!co_await channel_.wait_readable(deadline)) {
+            throw session_error(proto::error_code::timeout,
+                                "timed out waiting for " + std::string(protocol_.awaiting()));
+        }
+        asio::error_code ec;
+        const std::size_t got = channel_.socket().read_some(asio::buffer(buffer), ec);
+        if (ec == asio::error::eof) {
+            step = protocol_.on_closed();
+            if (step.what == iperf3_step::kind::finished) {
+                co_return step;
+            }
+            throw session_error(proto::error_code::internal, step.reason, true);
+        }
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            continue;
+        }
+        if (ec) {
+            throw session_error(proto::error_code::internal, "control connection: " + ec.message(), true);
+        }
+        protocol_.on_bytes(std::span<const std::uint8_t>(buffer.data(), got));
+    }
+}
+
+asio::awaitable<void> iperf3_session::serve() {
+    const iperf3_step accepted = co_await next_step(clock::now() + protocol_.read_timeout());
+    if (accepted.what != iperf3_step::kind::start_streams) {
+        throw session_error(proto::error_code::internal, "iperf3 session protocol out of step");
+    }
+    co_await run_test(accepted);
+}
+
+asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
+    const proto::test_request& request = accepted.request;
+    // What this front-end does not do yet is refused as iperf3 refuses what it lacks ("not implemented").
+    std::string missing;
+    if (request.proto != proto::transport::tcp) {
+        missing = "iperf3 UDP tests are not served yet";
+    } else if (request.dir == proto::direction::upload &&
+               (accepted.parameters.bytes != 0 || accepted.parameters.blocks != 0)) {
+        // The receiver window is timed; one that ends at the client's TEST_END is still to come.
+        missing = "an iperf3 upload by bytes or blocks (-n, -k) is not served yet";
+    } else if (!net::congestion_available(request.congestion)) {
+        missing = "congestion control '" + request.congestion + "' is not available on the server";
+    }
+    if (!missing.empty()) {
+        error_sent_ = true;
+        co_await send(iperf3::encode_server_error(iperf3::error_code::not_implemented));
+        throw session_error(proto::error_code::unsupported, missing);
+    }
+    metrics_.test_started(request);
+    const auto& config = context_->config;
+    const auto stall = std::chrono::duration_cast<std::chrono::nanoseconds>(config.stall_timeout);
+    runner_request what{request, config.limits,
+                        std::chrono::nanoseconds(stall_timeout_ns(sender_bitrate(request, config.limits),
+                                                                  request.streams, stall.count()))};
+    what.self_probes = false;
+    what.closing = net::stream_group::closing::orderly;
+    runner_ =
+        std::make_unique<tcp_runner>(channel_.socket().get_executor(), context_->data_pool, std::move(what));
+    events iperf3_events(*this, accepted.reply);
+    test_result result = co_await server::run_test(*runner_, iperf3_events);
+    metrics_.test_completed(request, result);
+    results_.push_back(std::move(result));
+    runner_.reset();
+}
+
+iperf3::results iperf3_session::results_of(const test_result& result) const {
+    iperf3::results out;
+    out.congestion_used =
+        protocol_.request().congestion.empty() ? net::default_congestion() : protocol_.request().congestion;
+    if (result.direction == proto::direction::download) {
+        out.sender_has_retransmits = true;
+        for (std::size_t i = 0; i < result.tcp_sent.size(); ++i) {
+            iperf3::stream_result stream;
+            stream.id = iperf3::stream_id(i);
+            stream.bytes = result.tcp_sent[i].bytes_sent;
+            if (result.tcp_sent[i].has_tcp_info) {
+                stream.retransmits = result.tcp_sent[i].retransmits;
+            }
+            out.streams.push_back(stream);
+        }
+        return out;
+    }
+    const double window = result.received.seconds();
+    for (std::size_t i = 0; i < result.received.stream_bytes.size(); ++i) {
+        iperf3::stream_result stream;
+        stream.id = iperf3::stream_id(i);
+        stream.bytes = result.received.stream_bytes[i];
+        stream.end_seconds = window;
+        out.streams.push_back(stream);
+    }
+    return out;
+}
+
+}  // namespace speed::server

@@ -1,0 +1,196 @@
+// The real iperf3 client (Debian's /usr/bin/iperf3, 3.12 in CI) against speedsrv: uploads, -R, -P, a
+// refusal with iperf3's own error, two clients at once, and --no-iperf3. The figures iperf3 prints for the
+// server's side come from speedsrv's results exchange, so they must equal what speedsrv logged exactly.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/process.hpp"
+
+using namespace speed::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kIperf3 = "/usr/bin/iperf3";
+
+bool have_iperf3() {
+    if (::access(kIperf3, X_OK) == 0) {
+        return true;
+    }
+    WARN("SKIP: " << kIperf3 << " is not installed (Debian package iperf3)");
+    return false;
+}
+
+struct iperf3_run {
+    process_result process;
+    nlohmann::json document;
+};
+
+// iperf3 -c 127.0.0.1 -p PORT -J -t 2 plus `args`. A two-second test keeps the suite short and still gives
+// iperf3 whole intervals.
+iperf3_run run_iperf3(std::uint16_t port, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{kIperf3, "-c", "127.0.0.1", "-p", std::to_string(port), "-J", "-t", "2"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    iperf3_run run;
+    run.process = run_process(argv, 30s);
+    INFO("iperf3 output: " << run.process.out << run.process.err);
+    run.document = nlohmann::json::parse(run.process.out, nullptr, false);
+    REQUIRE(run.document.is_object());
+    return run;
+}
+
+// The payload bytes of the results speedsrv gave its iperf3 clients, from its "ended" lines, in order.
+std::vector<std::uint64_t> logged_result_bytes(const std::string& log) {
+    static const std::regex line(
+        "iperf3 [^\n]* session from [^\n]* ended [^\n]*; ([0-9]+) bytes in the results");
+    std::vector<std::uint64_t> out;
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it) {
+        out.push_back(std::stoull((*it)[1].str()));
+    }
+    return out;
+}
+
+// Waits until the server logged `count` finished iperf3 sessions (it logs right after the client's last
+// byte, which may be just after the client exits).
+std::string log_with_sessions(server_process& server, std::size_t count) {
+    for (int i = 0; i < 100; ++i) {
+        const std::string log = server.log();
+        if (logged_result_bytes(log).size() >= count) {
+            return log;
+        }
+        std::this_thread::sleep_for(50ms);
+    }
+    return server.log();
+}
+
+}  // namespace
+
+TEST_CASE("an iperf3 client's upload: the receiver figure it prints is speedsrv's, exactly",
+          "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server;
+    const auto run = run_iperf3(server.port(), {});
+    REQUIRE(run.process.exit_code == 0);
+    REQUIRE_FALSE(run.document.contains("error"));
+    const auto& end = run.document["end"];
+    const std::uint64_t received = end["sum_received"]["bytes"].get<std::uint64_t>();
+    const std::uint64_t sent = end["sum_sent"]["bytes"].get<std::uint64_t>();
+    const auto logged = logged_result_bytes(log_with_sessions(server, 1));
+    INFO(server.log());
+    REQUIRE(logged.size() == 1);
+    CHECK(received == logged[0]);
+    CHECK(received > 0);
+    // The server counts what arrived in its window: never more than the client wrote.
+    CHECK(received <= sent);
+    CHECK(server.log().find("upload 1 stream: received") != std::string::npos);
+}
+
+TEST_CASE("an iperf3 client's -R download: speedsrv sends until TEST_END and reports what it sent",
+          "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server;
+    const auto run = run_iperf3(server.port(), {"-R"});
+    REQUIRE(run.process.exit_code == 0);
+    REQUIRE_FALSE(run.document.contains("error"));
+    const auto& end = run.document["end"];
+    const std::uint64_t sent = end["sum_sent"]["bytes"].get<std::uint64_t>();
+    const std::uint64_t received = end["sum_received"]["bytes"].get<std::uint64_t>();
+    const auto logged = logged_result_bytes(log_with_sessions(server, 1));
+    INFO(server.log());
+    REQUIRE(logged.size() == 1);
+    CHECK(sent == logged[0]);
+    CHECK(received > 0);
+    // The client counts what it read: never more than the server handed to its sockets.
+    CHECK(received <= sent);
+    CHECK(server.log().find("download 1 stream: sent") != std::string::npos);
+}
+
+TEST_CASE("iperf3 -P 2: two streams, each with the server's figure", "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server;
+    const auto run = run_iperf3(server.port(), {"-P", "2"});
+    REQUIRE(run.process.exit_code == 0);
+    REQUIRE_FALSE(run.document.contains("error"));
+    const auto& streams = run.document["end"]["streams"];
+    REQUIRE(streams.size() == 2);
+    std::uint64_t received = 0;
+    for (const auto& stream : streams) {
+        CHECK(stream["receiver"]["bytes"].get<std::uint64_t>() > 0);
+        received += stream["receiver"]["bytes"].get<std::uint64_t>();
+    }
+    const auto logged = logged_result_bytes(log_with_sessions(server, 1));
+    REQUIRE(logged.size() == 1);
+    CHECK(received == logged[0]);
+    CHECK(run.document["end"]["sum_received"]["bytes"].get<std::uint64_t>() == logged[0]);
+}
+
+TEST_CASE("iperf3 asking for more streams than --max-streams gets iperf3's own error",
+          "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server({"--max-streams", "2"});
+    const auto run = run_iperf3(server.port(), {"-P", "3"});
+    // iperf3 -J reports a server's refusal in its "error" member (3.12 exits 1; some versions 0).
+    REQUIRE(run.document.contains("error"));
+    CHECK(run.document["error"].get<std::string>().find("parallel streams") != std::string::npos);
+    CHECK(log_shows_within(server, "3 streams, the server allows 2"));
+    // And the server serves the next client.
+    const auto next = run_iperf3(server.port(), {"-P", "2"});
+    CHECK(next.process.exit_code == 0);
+    CHECK_FALSE(next.document.contains("error"));
+}
+
+TEST_CASE("two iperf3 clients at once against one speedsrv both complete", "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server;
+    const std::uint16_t port = server.port();
+    process_result upload;
+    process_result download;
+    // Both run their whole test at the same time: iperf3's own server would answer the second "busy".
+    std::thread first([&] {
+        upload = run_process({kIperf3, "-c", "127.0.0.1", "-p", std::to_string(port), "-J", "-t", "3"}, 30s);
+    });
+    std::thread second([&] {
+        download =
+            run_process({kIperf3, "-c", "127.0.0.1", "-p", std::to_string(port), "-J", "-t", "3", "-R"}, 30s);
+    });
+    first.join();
+    second.join();
+    INFO(upload.out << download.out << server.log());
+    CHECK(upload.exit_code == 0);
+    CHECK(download.exit_code == 0);
+    const auto up = nlohmann::json::parse(upload.out, nullptr, false);
+    const auto down = nlohmann::json::parse(download.out, nullptr, false);
+    REQUIRE(up.is_object());
+    REQUIRE(down.is_object());
+    CHECK_FALSE(up.contains("error"));
+    CHECK_FALSE(down.contains("error"));
+    const auto logged = logged_result_bytes(log_with_sessions(server, 2));
+    CHECK(logged.size() == 2);
+}
+
+TEST_CASE("speedsrv --no-iperf3 closes an iperf3 client's connection", "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server({"--no-iperf3"});
+    const auto run = run_iperf3(server.port(), {});
+    CHECK(run.document.contains("error"));
+    CHECK(server.log().find("iperf3 session") == std::string::npos);
+}
