@@ -167,9 +167,16 @@ TEST_CASE("netem-tun's jitter delays each packet by the delay plus a uniform sha
     // standard deviation of 1.63 ms (sqrt(2 x 4^2 / 12)), so the mean of 400 has 0.08 ms. On top comes the
     // constant of the path (0.1-0.4 ms measured, above) and a loaded machine's wake-ups.
     CHECK(low >= 10.0);
-    CHECK(low <= 10.0 + 1.0);   // the sum of two draws comes near 0 within 400 round trips
-    CHECK(high <= 18.0 + 1.5);  // the same allowance as the fixed delay's median
+    CHECK(low <= 10.0 + 1.0);  // the sum of two draws comes near 0 within 400 round trips
     CHECK(high >= 18.0 - 1.0);
+    // The bound is the 99th percentile, not the maximum: on an idle 2-core VM one round trip of the 400 came
+    // 5-7 ms late in 3 of 6 runs (max 23.8, 25.4 ms; the host descheduling the VM), which no jitter setting
+    // explains. The sum of two uniform 0-4 ms draws exceeds 7.43 ms with probability 1 %, so the 99th
+    // percentile is 17.4 ms plus the path's constant; a jitter range twice too wide would put it near 25 ms.
+    std::vector<double> sorted = ping.rtt_ms;
+    std::sort(sorted.begin(), sorted.end());
+    const double p99 = sorted[(sorted.size() - 1) * 99 / 100];
+    CHECK(p99 <= 18.0 + 1.5);  // the same allowance as the fixed delay's median
     CHECK(mean == Approx(14.0 + 0.3).margin(0.5));
 }
 
