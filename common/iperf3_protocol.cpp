@@ -128,7 +128,7 @@ bool is_cookie(std::span<const std::uint8_t> bytes) {
            std::all_of(bytes.begin(), bytes.end() - 1, in_cookie_alphabet);
 }
 
-bool starts_like_iperf3(std::span<const std::uint8_t, 4> first_bytes) {
+bool starts_like_iperf3(std::span<const std::uint8_t> first_bytes) {
     return std::all_of(first_bytes.begin(), first_bytes.end(), in_cookie_alphabet);
 }
 

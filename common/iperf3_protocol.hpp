@@ -94,7 +94,9 @@ bool is_cookie(std::span<const std::uint8_t> bytes);
 // Tells an iperf3 client from a speedsrv peer by the first four bytes of a connection. A speedsrv frame
 // starts with its type (HELLO is 0x01) and its big-endian payload length (a HELLO's is under 256 bytes, so
 // the next bytes are 0); an iperf3 cookie starts with four characters of [a-z2-7].
-bool starts_like_iperf3(std::span<const std::uint8_t, 4> first_bytes);
+// Given fewer bytes, it says whether they can still begin a cookie: a speedsrv frame's first byte already
+// cannot.
+bool starts_like_iperf3(std::span<const std::uint8_t> first_bytes);
 
 // The UDP "connect" datagrams: the client's 4-byte greeting on a new UDP stream and the server's reply
 // (iperf3 writes these integers in host order; these are the bytes an x86 or ARM host puts on the wire).

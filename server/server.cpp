@@ -86,20 +86,30 @@ void refuse_at_accept(tcp::socket& socket, const std::string& reason) {
     socket.close(ignored);
 }
 
-// The first four bytes a connection sent, left in the socket; nothing when it closed or sent fewer before
-// `deadline` (the HELLO read that follows reports that).
-asio::awaitable<std::optional<std::array<std::uint8_t, 4>>> peek_first_bytes(
-    net::control_channel& channel, net::clock::time_point deadline) {
-    // A client that sends its first bytes in pieces is polled at this pace until the deadline; the handshake
-    // caps bound how many do so at once.
+enum class opening { speedsrv, iperf3, unknown };
+
+// What the first bytes a connection sent (left in the socket) open: an iperf3 cookie (four bytes of its
+// alphabet), anything else (one byte outside it settles that: a speedsrv frame starts with its type, 0x01 for
+// HELLO), or unknown when the peer closed or stayed silent before `deadline` (the HELLO read that follows
+// reports that).
+asio::awaitable<opening> peek_opening(net::control_channel& channel, net::clock::time_point deadline) {
+    // A client that sends cookie-like bytes in pieces is polled at this pace until the deadline; the
+    // handshake caps bound how many do so at once. speedcli's HELLO is told apart by its first byte, without
+    // a poll.
     constexpr auto kPartialPoll = std::chrono::milliseconds(5);
     std::array<std::uint8_t, 4> first{};
     asio::steady_timer pause(channel.socket().get_executor());
     while (co_await channel.wait_readable(deadline)) {
         const ssize_t got =
             ::recv(channel.socket().native_handle(), first.data(), first.size(), MSG_PEEK | MSG_DONTWAIT);
-        if (got == static_cast<ssize_t>(first.size())) {
-            co_return first;
+        if (got > 0) {
+            const auto bytes = std::span<const std::uint8_t>(first.data(), static_cast<std::size_t>(got));
+            if (!iperf3::starts_like_iperf3(bytes)) {
+                co_return opening::speedsrv;
+            }
+            if (bytes.size() == first.size()) {
+                co_return opening::iperf3;
+            }
         }
         if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             break;
@@ -116,7 +126,7 @@ asio::awaitable<std::optional<std::array<std::uint8_t, 4>>> peek_first_bytes(
         pause.expires_after(kPartialPoll);
         co_await pause.async_wait(as_tuple(asio::use_awaitable));
     }
-    co_return std::nullopt;
+    co_return opening::unknown;
 }
 
 // A connection that opened like an iperf3 cookie: a data connection of the iperf3 session its cookie names,
@@ -185,8 +195,7 @@ asio::awaitable<void> handle_connection(std::shared_ptr<server_context> context,
     net::control_channel channel(std::move(socket));
     const auto handshake_deadline = net::clock::now() + context->config.handshake_timeout;
     if (context->config.iperf3) {
-        const auto first = co_await peek_first_bytes(channel, handshake_deadline);
-        if (first && iperf3::starts_like_iperf3(*first)) {
+        if (co_await peek_opening(channel, handshake_deadline) == opening::iperf3) {
             co_await handle_iperf3(context, channel.release_socket(), peer, std::move(handshake),
                                    handshake_deadline);
             co_return;

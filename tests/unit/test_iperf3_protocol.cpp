@@ -56,6 +56,9 @@ TEST_CASE("iperf3 cookies are told apart from speedsrv frames by their first byt
     // payload is a few dozen bytes.
     const std::array<std::uint8_t, 4> speedsrv_frame{0x01, 0x00, 0x00, 0x00};
     CHECK_FALSE(iperf3::starts_like_iperf3(speedsrv_frame));
+    // A prefix is judged as far as it goes: a speedsrv HELLO's first byte alone settles it.
+    CHECK_FALSE(iperf3::starts_like_iperf3(std::span(speedsrv_frame).first(1)));
+    CHECK(iperf3::starts_like_iperf3(std::span<const std::uint8_t>(cookie.data(), 2)));
 }
 
 TEST_CASE("iperf3 control states are single signed bytes", "[unit][iperf3]") {
