@@ -1,9 +1,6 @@
 // speedcli against a real iperf3 server (Debian's iperf3) on the port it expects a speedsrv: it says what it
 // met at once (exit 3), instead of waiting for a WELCOME that never comes. Skipped, with the reason, without
 // iperf3.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -12,6 +9,7 @@
 #include <cstdio>
 
 #include "tests/integration/client_json.hpp"
+#include "tests/support/ports.hpp"
 #include "tests/support/streaming_process.hpp"
 
 using namespace speed::testing;
@@ -23,21 +21,9 @@ bool have_iperf3() {
     return ::access("/usr/bin/iperf3", X_OK) == 0;
 }
 
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
 // `iperf3 -s` on a free loopback port, ready once it says it listens.
 struct iperf3_server {
-    std::uint16_t port = free_port();
+    std::uint16_t port = unused_loopback_port();
     streaming_process process{
         {"/usr/bin/iperf3", "-s", "-B", "127.0.0.1", "-p", std::to_string(port), "--forceflush"}};
     iperf3_server() {

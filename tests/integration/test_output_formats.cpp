@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "tests/integration/client_json.hpp"
+#include "tests/support/ports.hpp"
 
 using namespace speed::testing;
 using json = nlohmann::json;
@@ -44,20 +45,6 @@ std::vector<std::string> cells_of(const std::string& line) {
     }
     cells.push_back(cell);
     return cells;
-}
-
-// A loopback TCP port that nothing listens on: bound to find a free one, then closed.
-std::uint16_t closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
 }
 
 process_result speedcli(std::vector<std::string> args) {
@@ -214,7 +201,8 @@ TEST_CASE("quiet output prints only the summary, -f a fixed unit, --logfile appe
 }
 
 TEST_CASE("the JSON stream and CSV also report a failure and a usage error", "[integration][output]") {
-    const auto stream = speedcli({"127.0.0.1", "-p", std::to_string(closed_port()), "--json-stream"});
+    const auto stream =
+        speedcli({"127.0.0.1", "-p", std::to_string(unused_loopback_port()), "--json-stream"});
     CHECK(stream.exit_code == 3);
     auto lines = lines_of(stream.out);
     REQUIRE(lines.size() == 1);  // nothing started: only the end

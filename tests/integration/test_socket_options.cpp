@@ -1,16 +1,12 @@
 // speedcli's socket flags (-B, --cport, -w, -M, -S/--dscp): each reaches the sockets it names, as the kernel
 // reports them back (streams[].socket in the JSON), and a value that cannot work is a usage error.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <random>
 
 #include "tests/integration/client_json.hpp"
+#include "tests/support/ports.hpp"
 
 using namespace speed::testing;
 using json = nlohmann::json;
@@ -24,24 +20,13 @@ std::uint64_t proc_value(const char* path) {
     return value;
 }
 
-bool port_free(std::uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(port);
-    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-    ::close(fd);
-    return free;
-}
-
 // Two consecutive local ports nothing holds right now, outside the kernel's ephemeral range (32768-60999).
 std::uint16_t free_port_pair() {
     std::mt19937 random(std::random_device{}());
     std::uniform_int_distribution<int> pick(20000, 29998);
     for (int attempt = 0; attempt < 100; ++attempt) {
         const auto port = static_cast<std::uint16_t>(pick(random));
-        if (port_free(port) && port_free(static_cast<std::uint16_t>(port + 1))) {
+        if (loopback_port_free(port) && loopback_port_free(static_cast<std::uint16_t>(port + 1))) {
             return port;
         }
     }
