@@ -12,6 +12,7 @@
 #include "common/iperf3_protocol.hpp"
 #include "common/limits.hpp"
 #include "common/peer_text.hpp"
+#include "common/test_timing.hpp"
 #include "net/errors.hpp"
 #include "net/socket_options.hpp"
 #include "server/runners/tcp_runner.hpp"
@@ -70,7 +71,9 @@ class iperf3_session::events : public test_events {
 
     asio::awaitable<void> result(const test_result& result) override {
         iperf3::results ours = s_.results_of(result);
-        const double seconds = seconds_between(started_, stopped_);
+        // The sender's span after the warm-up, as iperf3's own server counts it.
+        const double seconds = std::max(
+            0.0, seconds_between(started_ + test_timing::of(s_.runner_->request().test).warm_up, stopped_));
         if (result.direction == proto::direction::download) {
             for (auto& stream : ours.streams) {
                 stream.end_seconds = seconds;
@@ -327,7 +330,11 @@ iperf3::results iperf3_session::results_of(const test_result& result) const {
         for (std::size_t i = 0; i < result.tcp_sent.size(); ++i) {
             iperf3::stream_result stream;
             stream.id = iperf3::stream_id(i);
-            stream.bytes = result.tcp_sent[i].bytes_sent;
+            // As iperf3's own server: what was sent after the warm-up (-O).
+            const std::uint64_t in_warm_up =
+                i < result.tcp_sent_in_warm_up.size() ? result.tcp_sent_in_warm_up[i] : 0;
+            stream.bytes =
+                result.tcp_sent[i].bytes_sent - std::min(in_warm_up, result.tcp_sent[i].bytes_sent);
             if (result.tcp_sent[i].has_tcp_info) {
                 stream.retransmits = result.tcp_sent[i].retransmits;
             }

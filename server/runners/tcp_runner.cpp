@@ -139,6 +139,7 @@ asio::awaitable<test_result> tcp_runner::send(test_events& events) {
         started_ns_ + std::chrono::nanoseconds(test_timing::of(request_.test).warm_up).count();
     test_result result = completed_result(request_.test);
     result.tcp_sent = group_.sender_stats();
+    result.tcp_sent_in_warm_up = sent_in_warm_up_;
     result.rtt_samples_us = thin_evenly(group_.rtt_samples_us(warm_up_end_ns), proto::kMaxRttSamples);
     co_return result;
 }
@@ -165,12 +166,23 @@ asio::awaitable<void> tcp_runner::watch_sending_until_input(test_events& events)
                                     std::chrono::duration<double>(std::min(cutoff_seconds, 1e6)));
     }
     bool sending = true;
+    // The counters at the end of the warm-up: a wake-up is due then (none without a warm-up).
+    const auto warm_up_end = clock::now() + test_timing::of(request_.test).warm_up;
+    if (test_timing::of(request_.test).warm_up.count() == 0) {
+        sent_in_warm_up_.assign(group_.size(), 0);
+    }
     for (;;) {
         // GCC 12: no initializer list inside a co_await expression.
         const auto poll = group_.self_probes_answered() > 0 ? kSelfProbeMarkInterval : kWatchInterval;
-        const auto wake = std::min(std::min(deadline, clock::now() + poll), sending ? cutoff : deadline);
+        auto wake = std::min(std::min(deadline, clock::now() + poll), sending ? cutoff : deadline);
+        if (sent_in_warm_up_.empty()) {
+            wake = std::min(wake, warm_up_end);
+        }
         if (co_await events.input_pending(wake)) {
             co_return;
+        }
+        if (sent_in_warm_up_.empty() && clock::now() >= warm_up_end) {
+            group_.read_counters(sent_in_warm_up_);
         }
         const auto marks = group_.take_self_probe_marks();
         if (!marks.empty()) {

@@ -38,8 +38,9 @@ class tcp_runner : public test_runner {
     runner_request request_;
     net::io_pool& data_pool_;
     net::stream_group group_;
-    asio::steady_timer attach_timer_;  // cancelled whenever a data connection attaches
-    std::int64_t started_ns_ = 0;      // when start() started the streams
+    asio::steady_timer attach_timer_;             // cancelled whenever a data connection attaches
+    std::int64_t started_ns_ = 0;                 // when start() started the streams
+    std::vector<std::uint64_t> sent_in_warm_up_;  // a download's counters when its warm-up ended
 };
 
 }  // namespace speed::server

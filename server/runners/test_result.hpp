@@ -32,6 +32,10 @@ struct test_result {
 
     // A download: the server is the sender.
     std::vector<proto::stream_sender_stats> tcp_sent;  // per stream, with the kernel's figures
+    // Per stream, the bytes handed to the socket by the end of the warm-up (sampled within a few hundred ms
+    // of it): what a front-end leaves out when it reports the sender's figure after the warm-up, as iperf3
+    // does.
+    std::vector<std::uint64_t> tcp_sent_in_warm_up;
     std::vector<std::uint32_t> rtt_samples_us;  // in-band RTT after the warm-up, at most kMaxRttSamples
     proto::udp_sender_report udp_sent;          // per stream datagrams and bytes
 
