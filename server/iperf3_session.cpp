@@ -305,11 +305,8 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
         throw session_error(proto::error_code::unsupported, missing);
     }
     metrics_.test_started(request);
-    const auto& config = context_->config;
-    const auto stall = std::chrono::duration_cast<std::chrono::nanoseconds>(config.stall_timeout);
-    runner_request what{request, config.limits,
-                        std::chrono::nanoseconds(stall_timeout_ns(sender_bitrate(request, config.limits),
-                                                                  request.streams, stall.count()))};
+    runner_request what =
+        runner_request::for_test(request, context_->config.limits, context_->config.stall_timeout);
     what.self_probes = false;
     what.closing = net::stream_group::closing::orderly;
     runner_ =

@@ -258,13 +258,6 @@ void session::note_foreign_connection(std::string_view kind, const asio::ip::tcp
                 proto::token_prefix(token_), kind, fmt::streamed(from), fmt::streamed(peer_));
 }
 
-std::int64_t session::stall_timeout_for(const proto::test_request& request) const {
-    const auto configured =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(context_->config.stall_timeout);
-    return stall_timeout_ns(sender_bitrate(request, context_->config.limits), request.streams,
-                            configured.count());
-}
-
 void session::close_probes() {
     for (auto& weak : probes_) {
         if (auto probe = weak.lock()) {
@@ -348,8 +341,8 @@ asio::awaitable<void> session::run_requested_test(const proto::test_request& req
     }
     metrics_.test_started(request);
     const bool udp = request.proto == proto::transport::udp;
-    runner_request what{request, context_->config.limits,
-                        std::chrono::nanoseconds(stall_timeout_for(request))};
+    runner_request what =
+        runner_request::for_test(request, context_->config.limits, context_->config.stall_timeout);
     const auto executor = channel_.socket().get_executor();
     if (udp) {
         end_udp();

@@ -69,8 +69,6 @@ class session : public std::enable_shared_from_this<session> {
     void close_probes();
     // The error that ends a session at --max-session-time.
     net::session_error lifetime_over() const;
-    // --stall-timeout, stretched for very slowly paced tests (common/limits.hpp).
-    std::int64_t stall_timeout_for(const proto::test_request& request) const;
 
     asio::awaitable<void> start_udp_echo();
     // Ends the running test's runner (a failure, the session's end).

@@ -2,6 +2,12 @@
 
 namespace speed::server {
 
+runner_request runner_request::for_test(const proto::test_request& test, const server_limits& limits,
+                                        std::chrono::nanoseconds configured_stall) {
+    const auto stall = stall_timeout_ns(sender_bitrate(test, limits), test.streams, configured_stall.count());
+    return runner_request{test, limits, std::chrono::nanoseconds(stall)};
+}
+
 asio::awaitable<test_result> run_test(test_runner& runner, test_events& events) {
     const test_setup setup = runner.open();
     co_await events.accepted(setup);

@@ -44,6 +44,11 @@ struct runner_request {
     // the control connection) or in order (iperf3 clients keep reading their data connections and fail on a
     // reset).
     net::stream_group::closing closing = net::stream_group::closing::abortive;
+
+    // The request for `test` under the server's caps and its --stall-timeout (`configured_stall`), stretched
+    // for very slowly paced tests (common/limits.hpp): what every front-end hands its runner.
+    static runner_request for_test(const proto::test_request& test, const server_limits& limits,
+                                   std::chrono::nanoseconds configured_stall);
 };
 
 // What the client needs to attach to the test (speedsrv: TEST_ACCEPT and, for UDP, UDP_SETUP).
