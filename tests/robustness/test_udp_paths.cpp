@@ -14,6 +14,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <thread>
@@ -378,5 +379,71 @@ TEST_CASE("A junk flood to the UDP port does not make a legitimate UDP test miss
         INFO(direction);
         CHECK(run.json[direction]["bits_per_second"].get<double>() > 0);
     }
+    CHECK(server.running());
+}
+
+// "The control thread is not the choke point": the UDP listener reads junk on its own thread and the echoes
+// answer on the probe thread, so a flood at the UDP port must not change the latency another user is shown.
+// The figure compared is the one speedcli prints, the kernel-corrected idle RTT (docs/methodology.md).
+// Tolerance from measured spread (2-core VM, two fuzzers and two compilers beside it, 5 runs): quiet medians
+// alone moved between 0.017 and 0.041 ms from run to run (where the scheduler put client and server), flooded
+// ones read 0.022-0.032 ms. So the baseline is the slower of a quiet run before and one after the flood, and
+// never below 0.05 ms: twice that is what "within 2x of an unflooded run" can mean at these sizes.
+TEST_CASE(
+    "A junk and PING flood at the UDP port leaves another user's idle RTT within 2x of an unflooded run",
+    "[robustness][udp][paths][flood]") {
+    server_process server;
+    const auto idle_rtt_median_ms = [&] {
+        const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "--no-download",
+                                     "--no-upload", "--pings", "50", "--ping-interval", "0.01", "-J"},
+                                    30s);
+        INFO(run.process.err);
+        REQUIRE(run.process.exit_code == 0);
+        return run.json["latency"]["idle"]["rtt_ms"]["median"].get<double>();
+    };
+    const double quiet = idle_rtt_median_ms();
+
+    std::atomic<bool> done{false};
+    std::atomic<std::uint64_t> flooded{0};
+    // As fast as one sender per core goes, bounded: at most 10 s and 2 million datagrams each.
+    constexpr unsigned kSenders = 2;
+    constexpr std::uint64_t kMaxPerSender = 2'000'000;
+    std::vector<std::thread> flooders;
+    for (unsigned f = 0; f < kSenders; ++f) {
+        flooders.emplace_back([&, f] {
+            udp_port junk;
+            std::mt19937_64 random(100 + f);
+            std::vector<std::uint8_t> datagram(kHelloBytes);
+            const auto until = steady_clock::now() + 10s;
+            for (std::uint64_t i = 0; i < kMaxPerSender && !done && steady_clock::now() < until; ++i) {
+                // HELLOs and PINGs with tokens nobody holds, and bytes that are no datagram at all.
+                switch (i % 4) {
+                    case 0:
+                    case 1:
+                        udp::write_header(datagram, {udp::datagram_type::hello, 0, random(), i, 1});
+                        break;
+                    case 2:
+                        udp::write_header(datagram, {udp::datagram_type::ping, 0, random(), i, 1});
+                        break;
+                    default:
+                        datagram[0] = static_cast<std::uint8_t>(random());
+                        break;
+                }
+                junk.send_to(server.port(), datagram);
+            }
+            flooded += junk.bytes_sent;
+        });
+    }
+    std::this_thread::sleep_for(200ms);  // the flood is on before the probes start
+    const double under_flood = idle_rtt_median_ms();
+    done = true;
+    for (auto& t : flooders) {
+        t.join();
+    }
+    const double quiet_after = idle_rtt_median_ms();
+    INFO("idle RTT median " << quiet << " and " << quiet_after << " ms quiet, " << under_flood
+                            << " ms under a flood of " << flooded.load() << " bytes");
+    CHECK(flooded.load() > 0);
+    CHECK(under_flood <= 2 * std::max({quiet, quiet_after, 0.05}));
     CHECK(server.running());
 }
