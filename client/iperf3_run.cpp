@@ -89,6 +89,8 @@ class iperf3_test {
         if (dir_ == proto::direction::upload) {
             fill_server_receiver(report, protocol_.server_results());
             fill_sender(report, group.sender_stats());
+        } else {
+            fill_server_sender(report, protocol_.server_results());
         }
         progress_.direction_done(report);
         co_return report;
@@ -281,6 +283,17 @@ class iperf3_test {
         fill_totals(report, totals);
     }
 
+    // A download's sender figures: what the iperf3 server says it sent per stream (its warm-up left out).
+    static void fill_server_sender(direction_report& report, const iperf3::results& server) {
+        std::vector<proto::stream_sender_stats> sent;
+        for (const auto& stream : server.streams) {
+            proto::stream_sender_stats stats;
+            stats.bytes_sent = stream.bytes;
+            sent.push_back(stats);
+        }
+        fill_sender(report, sent);
+    }
+
     net::control_channel control_;
     tcp::endpoint server_;
     const test_options& options_;
@@ -297,6 +310,9 @@ asio::awaitable<void> run_iperf3_tests(tcp::socket control, const tcp::endpoint&
                                        const test_options& options, progress_sink& progress,
                                        test_report& report, net::io_pool& data_pool) {
     report.server_software = "iperf3";
+    if (options.pings > 0) {
+        report.idle_latency_not_measured = "iperf3 servers have no echo";
+    }
     progress.connected(report);
     if (options.download) {
         iperf3_test test(std::move(control), server, options, progress, data_pool,

@@ -272,7 +272,10 @@ nlohmann::ordered_json selection_json(const server_selection& selection) {
 nlohmann::ordered_json to_json(const test_report& report, const test_options& options) {
     json out = start_json(report, options);
     out["server_selection"] = report.selection ? selection_json(*report.selection) : json(nullptr);
-    out["latency"] = {{"idle", report.idle_latency ? latency_json_of(*report.idle_latency) : json(nullptr)}};
+    out["latency"] = {
+        {"idle", report.idle_latency ? latency_json_of(*report.idle_latency) : json(nullptr)},
+        {"idle_not_measured",
+         report.idle_latency_not_measured.empty() ? json(nullptr) : json(report.idle_latency_not_measured)}};
     out["download"] = report.download ? direction_json_of(*report.download) : json(nullptr);
     out["upload"] = report.upload ? direction_json_of(*report.upload) : json(nullptr);
     out["bufferbloat_grade"] =
