@@ -220,6 +220,7 @@ nlohmann::ordered_json parameters_json(const test_options& options) {
         {"streams", options.streams},
         {"bitrate", options.bitrate == 0 ? json(nullptr) : json(options.bitrate)},
         {"udp", options.udp},
+        {"iperf3", options.iperf3},
         {"length", options.udp_length == 0 ? json(nullptr) : json(options.udp_length)},
         {"congestion", options.congestion.empty() ? json(nullptr) : json(options.congestion)},
         {"download", options.download},
