@@ -70,6 +70,9 @@ class iperf3_test {
         iperf3_client_step step = co_await next_step(greeting_deadline);
         expect(step, iperf3_client_step::kind::open_streams);
         accepted_ = true;
+        if (announce_ != nullptr) {
+            progress_.connected(*announce_);
+        }
         co_await open_streams(group, report);
         step = co_await next_step(clock::now() + kReplyTimeout);
         expect(step, iperf3_client_step::kind::start_test);
@@ -101,6 +104,8 @@ class iperf3_test {
     // The server took the test (asked for its streams): a failure after this is the test's, not the
     // server's between two tests.
     bool accepted() const { return accepted_; }
+    // Tells the progress output "connected" with `report` once the server takes the test.
+    void announce_when_accepted(const test_report& report) { announce_ = &report; }
 
   private:
     static iperf3::parameters parameters_for(const test_options& options, proto::direction dir) {
@@ -325,6 +330,7 @@ class iperf3_test {
     proto::test_request request_;
     iperf3_client_protocol protocol_;
     bool accepted_ = false;
+    const test_report* announce_ = nullptr;
 };
 
 // The upload's test follows the download's at once, and an iperf3 server between two tests refuses for a
@@ -370,22 +376,16 @@ asio::awaitable<void> run_iperf3_tests(tcp::socket control, const tcp::endpoint&
     if (options.pings > 0) {
         report.idle_latency_not_measured = "iperf3 servers have no echo";
     }
-    progress.connected(report);
-    if (options.download) {
-        iperf3_test test(std::move(control), server, options, progress, data_pool,
-                         proto::direction::download);
-        report.download = co_await test.run();
-    }
-    if (options.upload) {
+    // The first test's server has answered as an iperf3 server once it takes the test: "connected" then.
+    const proto::direction first_dir =
+        options.download ? proto::direction::download : proto::direction::upload;
+    iperf3_test first(std::move(control), server, options, progress, data_pool, first_dir);
+    first.announce_when_accepted(report);
+    (options.download ? report.download : report.upload) = co_await first.run();
+    if (options.download && options.upload) {
         // iperf3 runs one test per control connection: the upload opens its own.
-        if (options.download) {
-            report.upload = co_await run_after_previous_test(server, options, progress, data_pool,
-                                                             proto::direction::upload);
-        } else {
-            iperf3_test test(std::move(control), server, options, progress, data_pool,
-                             proto::direction::upload);
-            report.upload = co_await test.run();
-        }
+        report.upload =
+            co_await run_after_previous_test(server, options, progress, data_pool, proto::direction::upload);
     }
 }
 
