@@ -79,6 +79,9 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
            "Target rate per direction in bits/s, split over the streams (100M, 2.5G, 800k; 0 = as fast "
            "as the path allows; with --udp, 0 is an adaptive rate driven by the receiver's feedback)")
         ->capture_default_str();
+    app.add_flag("--iperf3", options.iperf3,
+                 "The server is an iperf3 server (iperf3 -s): download in its reverse mode measured here, "
+                 "upload from its receiver's report (TCP only)");
     app.add_flag("-u,--udp", options.udp, "Test over UDP: loss, jitter and reordering (latency probes too)");
     app.add_option("-l,--length", options.udp_length,
                    "UDP payload bytes per datagram (default 1472 for IPv4, 1452 for IPv6: a 1500-byte MTU)")
@@ -392,6 +395,14 @@ int main(int argc, char** argv) {
     options.bitrate = static_cast<std::uint64_t>(std::llround(*bitrate));
     if (auto failure = apply_socket_flags(sockets, options)) {
         return usage_error(json, *failure, options);
+    }
+    if (options.iperf3 && options.udp) {
+        return usage_error(json,
+                           "--iperf3 with --udp is not supported yet: speedcli tests iperf3 servers over TCP",
+                           options);
+    }
+    if (options.iperf3 && !options.download && !options.upload) {
+        return usage_error(json, "nothing to do: --iperf3 with --no-download and --no-upload", options);
     }
     if (!options.download && !options.upload && options.pings == 0) {
         return usage_error(json, "nothing to do: --no-download, --no-upload and --pings 0 together", options);

@@ -47,6 +47,7 @@ struct test_options {
     std::optional<auth::key> auth_key;  // --auth-key (and --auth-key-name), for servers that require one
     bool udp = false;                   // --udp: latency probes, download and upload over UDP
     std::uint32_t udp_length = 0;       // UDP payload bytes per datagram; 0 = fill a 1500-byte MTU
+    bool iperf3 = false;                // --iperf3: the server is an iperf3 server (client/iperf3_run.hpp)
     socket_settings sockets;
     std::vector<server_address> servers;  // --servers: candidates to time; the test runs against the nearest
 };

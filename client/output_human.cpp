@@ -145,6 +145,8 @@ void human_output::summary(const test_report& report) {
                report.host);
     if (report.idle_latency) {
         fmt::print(out_, "  Idle latency  {}\n", latency_line(*report.idle_latency));
+    } else if (!report.idle_latency_not_measured.empty()) {
+        fmt::print(out_, "  Idle latency  not measured: {}\n", report.idle_latency_not_measured);
     }
     for (const auto* direction : {&report.download, &report.upload}) {
         if (!*direction) {
@@ -181,6 +183,11 @@ void human_output::summary(const test_report& report) {
                        units::format_milliseconds(d.udp->ipdv_p50_ms),
                        units::format_milliseconds(d.udp->ipdv_p99_ms), d.udp->out_of_order, d.udp->duplicates,
                        d.udp->late_packets);
+        }
+        if (!d.latency && !d.in_band_rtt_ms.empty()) {
+            // No probe connection (an iperf3 server): the load's own TCP RTT is the loaded latency.
+            fmt::print(out_, "    under load  in-band TCP RTT {} median\n",
+                       units::format_milliseconds(stats::summarize(d.in_band_rtt_ms).median));
         }
         if (d.latency && !d.latency->rtt_ms.empty()) {
             std::string increase;

@@ -220,6 +220,7 @@ nlohmann::ordered_json parameters_json(const test_options& options) {
         {"streams", options.streams},
         {"bitrate", options.bitrate == 0 ? json(nullptr) : json(options.bitrate)},
         {"udp", options.udp},
+        {"iperf3", options.iperf3},
         {"length", options.udp_length == 0 ? json(nullptr) : json(options.udp_length)},
         {"congestion", options.congestion.empty() ? json(nullptr) : json(options.congestion)},
         {"download", options.download},
@@ -272,7 +273,10 @@ nlohmann::ordered_json selection_json(const server_selection& selection) {
 nlohmann::ordered_json to_json(const test_report& report, const test_options& options) {
     json out = start_json(report, options);
     out["server_selection"] = report.selection ? selection_json(*report.selection) : json(nullptr);
-    out["latency"] = {{"idle", report.idle_latency ? latency_json_of(*report.idle_latency) : json(nullptr)}};
+    out["latency"] = {
+        {"idle", report.idle_latency ? latency_json_of(*report.idle_latency) : json(nullptr)},
+        {"idle_not_measured",
+         report.idle_latency_not_measured.empty() ? json(nullptr) : json(report.idle_latency_not_measured)}};
     out["download"] = report.download ? direction_json_of(*report.download) : json(nullptr);
     out["upload"] = report.upload ? direction_json_of(*report.upload) : json(nullptr);
     out["bufferbloat_grade"] =

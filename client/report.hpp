@@ -147,6 +147,9 @@ struct test_report {
     std::string protocol = "tcp";
     std::uint16_t streams = 1;
     std::optional<latency_report> idle_latency;
+    // Why there is no idle latency although --pings asked for it (an iperf3 server has no echo); empty
+    // otherwise.
+    std::string idle_latency_not_measured;
     std::optional<direction_report> download;
     std::optional<direction_report> upload;
     // From the loaded latency of both directions (docs/methodology.md).

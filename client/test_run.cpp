@@ -14,6 +14,7 @@
 #include "client/auth.hpp"
 #include "client/connect.hpp"
 #include "client/exit_codes.hpp"
+#include "client/iperf3_run.hpp"
 #include "client/latency.hpp"
 #include "client/runners/direction_runner.hpp"
 #include "client/server_selection.hpp"
@@ -130,10 +131,9 @@ void reject_iperf3_server(tcp::socket& control, const tcp::endpoint& server) {
     }
     const auto state = iperf3::state_of(first);
     if (state == iperf3::state::param_exchange || state == iperf3::state::access_denied) {
-        throw unreachable_error(
-            describe(server) + " runs an iperf3 server, not speedsrv (it answered with iperf3's " +
-            std::string(iperf3::name_of(*state)) +
-            "): speedcli tests speedsrv servers; test this one with iperf3 -c, or run speedsrv there");
+        throw unreachable_error(describe(server) +
+                                " runs an iperf3 server, not speedsrv (it answered with iperf3's " +
+                                std::string(iperf3::name_of(*state)) + "); test it with speedcli --iperf3");
     }
 }
 
@@ -235,6 +235,11 @@ asio::awaitable<void> run_all(run_state& run) {
     if (const auto local = control.socket().local_endpoint(local_error); !local_error) {
         report.local_address = local.address().to_string();
         report.local_port = local.port();
+    }
+    if (options.iperf3) {
+        co_await run_iperf3_tests(control.release_socket(), run.server, options, run.progress, report,
+                                  run.data_pool);
+        co_return;
     }
     const proto::hello hello = make_hello(proto::connection_kind::control, {});
     co_await control.write(hello, clock::now() + kReplyTimeout);

@@ -14,6 +14,7 @@
 #include "client/options.hpp"
 #include "client/report.hpp"
 #include "common/limits.hpp"
+#include "common/measurement.hpp"
 #include "common/protocol.hpp"
 #include "net/control_channel.hpp"
 #include "net/io_pool.hpp"
@@ -68,6 +69,13 @@ class direction_runner {
     virtual asio::awaitable<void> upload(const proto::test_request& request, direction_events& events,
                                          direction_report& report) = 0;
 };
+
+// A receiver's closed interval as the report shows it.
+interval_report to_report(const measure::interval& closed);
+// A receiver's window totals (bytes, seconds, warm-up, per stream) into `report`.
+void fill_totals(direction_report& report, const measure::totals& totals);
+// The sender's figures per stream (bytes handed to the sockets, TCP_INFO) into `report`.
+void fill_sender(direction_report& report, const std::vector<proto::stream_sender_stats>& sender);
 
 std::unique_ptr<direction_runner> make_tcp_runner(runner_session& session);
 std::unique_ptr<direction_runner> make_udp_runner(runner_session& session);

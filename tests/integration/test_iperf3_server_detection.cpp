@@ -1,44 +1,16 @@
 // speedcli against a real iperf3 server (Debian's iperf3) on the port it expects a speedsrv: it says what it
 // met at once (exit 3), instead of waiting for a WELCOME that never comes. Skipped, with the reason, without
 // iperf3.
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <cstdio>
 
 #include "tests/integration/client_json.hpp"
-#include "tests/support/ports.hpp"
-#include "tests/support/streaming_process.hpp"
+#include "tests/integration/iperf3_server.hpp"
 
 using namespace speed::testing;
 using namespace std::chrono_literals;
-
-namespace {
-
-bool have_iperf3() {
-    return ::access("/usr/bin/iperf3", X_OK) == 0;
-}
-
-// `iperf3 -s` on a free loopback port, ready once it says it listens.
-struct iperf3_server {
-    std::uint16_t port = unused_loopback_port();
-    streaming_process process{
-        {"/usr/bin/iperf3", "-s", "-B", "127.0.0.1", "-p", std::to_string(port), "--forceflush"}};
-    iperf3_server() {
-        for (int line = 0; line < 5; ++line) {
-            const auto text = process.read_line(5s);
-            REQUIRE(text);
-            if (text->find("Server listening") != std::string::npos) {
-                return;
-            }
-        }
-        FAIL("iperf3 -s did not start: " << process.err());
-    }
-};
-
-}  // namespace
 
 TEST_CASE("speedcli meets an iperf3 server: it says so at once and exits 3", "[integration][iperf3]") {
     if (!have_iperf3()) {
@@ -51,8 +23,9 @@ TEST_CASE("speedcli meets an iperf3 server: it says so at once and exits 3", "[i
         {"127.0.0.1", "-p", std::to_string(iperf3.port), "-t", "1", "--connect-timeout", "20", "-J"});
     INFO(run.process.out << run.process.err);
     CHECK(run.process.exit_code == 3);
-    CHECK_THAT(run.json["error"].get<std::string>(),
-               Catch::Contains("runs an iperf3 server, not speedsrv") && Catch::Contains("PARAM_EXCHANGE"));
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("runs an iperf3 server, not speedsrv") &&
+                                                         Catch::Contains("PARAM_EXCHANGE") &&
+                                                         Catch::Contains("test it with speedcli --iperf3"));
     // Told by iperf3's first byte, not by the end of --connect-timeout (20 s here).
     CHECK(std::chrono::steady_clock::now() - started < 10s);
 }

@@ -1,0 +1,392 @@
+#include "client/iperf3_run.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cmath>
+
+#include "client/connect.hpp"
+#include "client/iperf3_client_protocol.hpp"
+#include "client/runners/direction_runner.hpp"
+#include "common/iperf3_protocol.hpp"
+#include "common/limits.hpp"
+#include "common/test_timing.hpp"
+#include "common/time_units.hpp"
+#include "common/units.hpp"
+#include "net/control_channel.hpp"
+#include "net/errors.hpp"
+#include "net/random.hpp"
+#include "net/receiver_window.hpp"
+#include "net/socket_options.hpp"
+#include "net/stream_group.hpp"
+
+namespace speed::client {
+
+using asio::ip::tcp;
+using net::clock;
+using net::session_error;
+
+namespace {
+
+using proto::kFirstByteTimeout;
+using proto::kReplyTimeout;
+using proto::kResultsTimeout;
+
+// What one read of control bytes takes at most: the server's results arrive in a few reads of this size.
+constexpr std::size_t kReadChunk = 4096;
+
+// iperf3's -t and -O are whole seconds: speedcli asks for its own times rounded up, so the server's test
+// lasts at least as long as speedcli's window needs.
+std::uint32_t whole_seconds(double seconds) {
+    return static_cast<std::uint32_t>(std::ceil(seconds));
+}
+
+// One iperf3 test (one control connection) in one direction.
+class iperf3_test {
+  public:
+    iperf3_test(tcp::socket control, const tcp::endpoint& server, const test_options& options,
+                progress_sink& progress, net::io_pool& data_pool, proto::direction dir)
+        : control_(std::move(control)),
+          server_(server),
+          options_(options),
+          progress_(progress),
+          data_pool_(data_pool),
+          dir_(dir),
+          request_(tcp_request_for(options, dir)),
+          protocol_(parameters_for(options, dir), random_cookie_bytes()) {}
+
+    asio::awaitable<direction_report> run() {
+        direction_report report;
+        report.dir = dir_;
+        report.measured_by = dir_ == proto::direction::download ? "client" : "server";  // the receiver
+        report.congestion = options_.congestion;
+        net::stream_group group(co_await asio::this_coro::executor, options_.streams);
+        co_await send(protocol_.cookie());
+        // A server that says nothing within the connect timeout is not (or no longer) an iperf3 server.
+        const auto greeting_deadline = clock::now() + units::seconds_to_ns(options_.connect_timeout_seconds);
+        iperf3_client_step step = co_await next_step(greeting_deadline);
+        expect(step, iperf3_client_step::kind::open_streams);
+        accepted_ = true;
+        if (announce_ != nullptr) {
+            progress_.connected(*announce_);
+        }
+        co_await open_streams(group, report);
+        step = co_await next_step(clock::now() + kReplyTimeout);
+        expect(step, iperf3_client_step::kind::start_test);
+        progress_.direction_started(dir_, report);
+        if (dir_ == proto::direction::download) {
+            co_await download(group, report);
+        } else {
+            co_await upload(group, report);
+        }
+        co_await reply(protocol_.time_up());
+        step = co_await next_step(clock::now() + kResultsTimeout);
+        expect(step, iperf3_client_step::kind::send_results);
+        co_await reply(protocol_.results_ready(my_results(group)));
+        step = co_await next_step(clock::now() + kResultsTimeout);
+        expect(step, iperf3_client_step::kind::finished);
+        co_await wait_for_server_close();
+        group.stop_all(net::stream_group::closing::orderly);
+        co_await group.wait_all_ended(clock::now() + kResultsTimeout);
+        if (dir_ == proto::direction::upload) {
+            fill_server_receiver(report, protocol_.server_results());
+            fill_sender(report, group.sender_stats());
+        } else {
+            fill_server_sender(report, protocol_.server_results());
+        }
+        progress_.direction_done(report);
+        co_return report;
+    }
+
+    // The server took the test (asked for its streams): a failure after this is the test's, not the
+    // server's between two tests.
+    bool accepted() const { return accepted_; }
+    // Tells the progress output "connected" with `report` once the server takes the test.
+    void announce_when_accepted(const test_report& report) { announce_ = &report; }
+
+  private:
+    static iperf3::parameters parameters_for(const test_options& options, proto::direction dir) {
+        iperf3::parameters p;
+        p.reverse = dir == proto::direction::download;
+        p.streams = options.streams;
+        p.duration_seconds = whole_seconds(options.duration_seconds);
+        p.omit_seconds = whole_seconds(options.omit_seconds);
+        p.congestion = options.congestion;
+        p.client_version = std::string("speedcli ") + SPEED_VERSION;
+        if (options.bitrate != 0) {
+            // iperf3's -b is per stream; a reverse test's sender is the server, which paces itself to it.
+            p.bitrate = std::max<std::uint64_t>(1, options.bitrate / options.streams);
+        }
+        return p;
+    }
+
+    static std::array<std::uint8_t, 36> random_cookie_bytes() {
+        std::array<std::uint8_t, 36> bytes{};
+        net::fill_random(bytes);
+        return bytes;
+    }
+
+    asio::awaitable<void> send(const std::vector<std::uint8_t>& bytes) {
+        if (bytes.empty()) {
+            co_return;
+        }
+        if (auto ec = co_await net::write_all(control_.socket(), asio::buffer(bytes),
+                                              clock::now() + kReplyTimeout)) {
+            throw session_error(proto::error_code::timeout,
+                                "the iperf3 server did not take control bytes: " + ec.message());
+        }
+    }
+
+    // Sends a step's reply, or ends the test when the step failed.
+    asio::awaitable<void> reply(const iperf3_client_step& step) {
+        if (step.what == iperf3_client_step::kind::failed) {
+            fail(step);
+        }
+        co_await send(step.reply);
+    }
+
+    // iperf3's refusals (busy, SERVER_ERROR, SERVER_TERMINATE) are the server's answer: exit 4 with its
+    // words.
+    [[noreturn]] static void fail(const iperf3_client_step& step) {
+        if (step.from_server) {
+            throw session_error(proto::error_code::server_busy, step.reason, true);
+        }
+        throw session_error(proto::error_code::protocol_error, step.reason);
+    }
+
+    void expect(const iperf3_client_step& step, iperf3_client_step::kind what) const {
+        if (step.what != what) {
+            throw session_error(
+                proto::error_code::protocol_error,
+                "iperf3 exchange out of step while speedcli waited for " + std::string(protocol_.awaiting()));
+        }
+    }
+
+    // Reads and answers control bytes until the machine asks for something other than reading on.
+    asio::awaitable<iperf3_client_step> next_step(clock::time_point deadline) {
+        std::array<std::uint8_t, kReadChunk> buffer{};
+        for (;;) {
+            iperf3_client_step step = protocol_.next_step();
+            co_await reply(step);
+            if (step.what != iperf3_client_step::kind::read_more) {
+                co_return step;
+            }
+            if (!step.reply.empty()) {
+                continue;  // bytes past the reply may already be buffered
+            }
+            if (!co_await control_.wait_readable(deadline)) {
+                timed_out();
+            }
+            asio::error_code ec;
+            const std::size_t got = control_.socket().read_some(asio::buffer(buffer), ec);
+            if (ec == asio::error::eof) {
+                const iperf3_client_step closed = protocol_.on_closed();
+                throw session_error(proto::error_code::protocol_error, closed.reason);
+            }
+            if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                continue;
+            }
+            if (ec) {
+                throw session_error(proto::error_code::internal, "control connection: " + ec.message());
+            }
+            protocol_.on_bytes(std::span<const std::uint8_t>(buffer.data(), got));
+        }
+    }
+
+    // After IPERF_DONE an iperf3 server closes the control connection and only then takes a new test: one
+    // that arrives before is told ACCESS_DENIED (seen with 3.12 when the upload's connection followed at
+    // once). Waits for that close, or kResultsTimeout; what the server sends meanwhile is not read as
+    // anything.
+    asio::awaitable<void> wait_for_server_close() {
+        const auto deadline = clock::now() + kResultsTimeout;
+        std::array<std::uint8_t, kReadChunk> buffer{};
+        while (co_await control_.wait_readable(deadline)) {
+            asio::error_code ec;
+            control_.socket().read_some(asio::buffer(buffer), ec);
+            if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+                co_return;  // closed (or reset): the server is done with this test
+            }
+        }
+    }
+
+    [[noreturn]] void timed_out() const {
+        if (protocol_.phase() == iperf3_client_phase::awaiting_parameter_request) {
+            throw unreachable_error(fmt::format(
+                "no iperf3 server answered at {} within {:g} s: the connection was accepted but nothing "
+                "replied",
+                describe(server_), options_.connect_timeout_seconds));
+        }
+        throw session_error(proto::error_code::timeout,
+                            "timed out waiting for the iperf3 server's " + std::string(protocol_.awaiting()));
+    }
+
+    // Each data connection opens with the test's cookie, as iperf3's own client does.
+    asio::awaitable<void> open_streams(net::stream_group& group, direction_report& report) {
+        for (std::uint16_t index = 0; index < group.size(); ++index) {
+            tcp::socket socket =
+                co_await connect(server_, options_.connect_timeout_seconds, options_.sockets, index);
+            report.stream_sockets.push_back(
+                net::read_socket(socket.native_handle(), server_.address().is_v6()));
+            if (auto ec = co_await net::write_all(socket, asio::buffer(protocol_.cookie()),
+                                                  clock::now() + kReplyTimeout)) {
+                throw session_error(proto::error_code::timeout,
+                                    "data connection " + std::to_string(index) + ": " + ec.message());
+            }
+            group.attach(index, std::move(socket), data_pool_.next());
+        }
+        if (auto failure = group.set_congestion(options_.congestion)) {
+            throw session_error(proto::error_code::unsupported, *failure);
+        }
+        if (dir_ == proto::direction::download) {
+            // Read from the start so the first byte's timestamp is when it arrived. No self probes: an iperf3
+            // server would take their bytes for payload.
+            group.start_receiving();
+        }
+    }
+
+    // speedcli's own receiver window, exactly as in a speedsrv download of the same options.
+    asio::awaitable<void> download(net::stream_group& group, direction_report& report) {
+        const measure::totals totals = co_await net::measure_receiver_window(
+            group, test_timing::of(request_).plan(), clock::now() + kFirstByteTimeout,
+            [this, &report](const measure::interval& closed) { return record_interval(report, closed); });
+        fill_totals(report, totals);
+    }
+
+    asio::awaitable<void> record_interval(direction_report& report, measure::interval closed) {
+        report.intervals.push_back(to_report(closed));
+        progress_.interval_done(dir_, report.intervals.back());
+        co_return;
+    }
+
+    // Sends for the warm-up and the window iperf3 was told of (whole seconds), as iperf3's own client does;
+    // the server measures. The kernel's RTT of the loaded connections stands for the loaded latency.
+    asio::awaitable<void> upload(net::stream_group& group, direction_report& report) {
+        const std::int64_t started_ns = net::now_ns();
+        group.start_sending(per_stream_pacing(options_.bitrate, options_.streams));
+        const auto warm_up = std::chrono::seconds(whole_seconds(options_.omit_seconds));
+        const auto length = warm_up + std::chrono::seconds(whole_seconds(options_.duration_seconds));
+        asio::steady_timer timer(co_await asio::this_coro::executor, clock::now() + length);
+        co_await timer.async_wait(asio::use_awaitable);
+        group.hold_sending();
+        report.in_band_rtt_ms =
+            units::us_to_ms(group.rtt_samples_us(started_ns + std::chrono::nanoseconds(warm_up).count()));
+        report.omitted_seconds = static_cast<double>(warm_up.count());
+    }
+
+    // This end's results for the server's display: bytes received (download) or sent (upload) per stream.
+    iperf3::results my_results(const net::stream_group& group) const {
+        std::vector<std::uint64_t> counters;
+        group.read_counters(counters);
+        iperf3::results mine;
+        for (std::size_t i = 0; i < counters.size(); ++i) {
+            iperf3::stream_result stream;
+            stream.id = iperf3::stream_id(i);
+            stream.bytes = counters[i];
+            stream.end_seconds = options_.duration_seconds;
+            mine.streams.push_back(stream);
+        }
+        return mine;
+    }
+
+    // The upload's figure: the iperf3 server's own receiver count per stream ("bytes", the warm-up left
+    // out) over its own span ("end_time" - "start_time") of the longest stream.
+    void fill_server_receiver(direction_report& report, const iperf3::results& server) const {
+        if (server.streams.size() != options_.streams) {
+            throw session_error(proto::error_code::protocol_error,
+                                fmt::format("the iperf3 server's results name {} streams of a {}-stream test",
+                                            server.streams.size(), options_.streams));
+        }
+        measure::totals totals;
+        double seconds = 0.0;
+        for (const auto& stream : server.streams) {
+            totals.stream_bytes.push_back(stream.bytes);
+            seconds = std::max(seconds, stream.end_seconds - stream.start_seconds);
+        }
+        totals.window_ns = units::seconds_to_ns(seconds).count();
+        totals.omitted_ns = units::seconds_to_ns(report.omitted_seconds).count();
+        fill_totals(report, totals);
+    }
+
+    // A download's sender figures: what the iperf3 server says it sent per stream (its warm-up left out).
+    static void fill_server_sender(direction_report& report, const iperf3::results& server) {
+        std::vector<proto::stream_sender_stats> sent;
+        for (const auto& stream : server.streams) {
+            proto::stream_sender_stats stats;
+            stats.bytes_sent = stream.bytes;
+            sent.push_back(stats);
+        }
+        fill_sender(report, sent);
+    }
+
+    net::control_channel control_;
+    tcp::endpoint server_;
+    const test_options& options_;
+    progress_sink& progress_;
+    net::io_pool& data_pool_;
+    proto::direction dir_;
+    proto::test_request request_;
+    iperf3_client_protocol protocol_;
+    bool accepted_ = false;
+    const test_report* announce_ = nullptr;
+};
+
+// The upload's test follows the download's at once, and an iperf3 server between two tests refuses for a
+// moment: it answers ACCESS_DENIED until it has cleaned up, then closes and reopens its listener (a
+// connection then is refused or reset; all three seen with 3.12 on loopback). So the second test retries,
+// every kRetryPause until --connect-timeout has passed, as long as the server has not taken it; a server
+// that stays busy that long is reported busy.
+asio::awaitable<direction_report> run_after_previous_test(const tcp::endpoint& server,
+                                                          const test_options& options,
+                                                          progress_sink& progress, net::io_pool& data_pool,
+                                                          proto::direction dir) {
+    constexpr auto kRetryPause = std::chrono::milliseconds(100);
+    const auto give_up = clock::now() + units::seconds_to_ns(options.connect_timeout_seconds);
+    for (;;) {
+        std::exception_ptr failed;
+        bool accepted = false;
+        try {
+            tcp::socket control = co_await connect(server, options.connect_timeout_seconds, options.sockets);
+            iperf3_test test(std::move(control), server, options, progress, data_pool, dir);
+            try {
+                co_return co_await test.run();
+            } catch (...) {
+                accepted = test.accepted();
+                throw;
+            }
+        } catch (...) {
+            failed = std::current_exception();
+        }
+        if (accepted || clock::now() + kRetryPause >= give_up) {
+            std::rethrow_exception(failed);
+        }
+        asio::steady_timer pause(co_await asio::this_coro::executor, kRetryPause);
+        co_await pause.async_wait(asio::use_awaitable);
+    }
+}
+
+}  // namespace
+
+asio::awaitable<void> run_iperf3_tests(tcp::socket control, const tcp::endpoint& server,
+                                       const test_options& options, progress_sink& progress,
+                                       test_report& report, net::io_pool& data_pool) {
+    report.server_software = "iperf3";
+    if (options.pings > 0) {
+        report.idle_latency_not_measured = "iperf3 servers have no echo";
+    }
+    // The first test's server has answered as an iperf3 server once it takes the test: "connected" then.
+    const proto::direction first_dir =
+        options.download ? proto::direction::download : proto::direction::upload;
+    iperf3_test first(std::move(control), server, options, progress, data_pool, first_dir);
+    first.announce_when_accepted(report);
+    (options.download ? report.download : report.upload) = co_await first.run();
+    if (options.download && options.upload) {
+        // iperf3 runs one test per control connection: the upload opens its own.
+        report.upload =
+            co_await run_after_previous_test(server, options, progress, data_pool, proto::direction::upload);
+    }
+}
+
+}  // namespace speed::client

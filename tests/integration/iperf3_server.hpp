@@ -1,0 +1,44 @@
+// Debian's iperf3 server on a free loopback port, for the tests of speedcli against iperf3 servers.
+#pragma once
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/ports.hpp"
+#include "tests/support/streaming_process.hpp"
+
+namespace speed::testing {
+
+inline bool have_iperf3() {
+    return ::access("/usr/bin/iperf3", X_OK) == 0;
+}
+
+// `iperf3 -s` plus `extra` (e.g. "-1", "-J": one test, then its JSON), ready once its port is taken: with -J
+// it prints nothing before the test.
+struct iperf3_server {
+    std::uint16_t port = unused_loopback_port();
+    streaming_process process;
+
+    explicit iperf3_server(const std::vector<std::string>& extra = {}) : process(argv(port, extra)) {
+        for (int tries = 0; tries < 100 && loopback_port_free(port); ++tries) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        REQUIRE_FALSE(loopback_port_free(port));
+    }
+
+  private:
+    static std::vector<std::string> argv(std::uint16_t port, const std::vector<std::string>& extra) {
+        std::vector<std::string> args{"/usr/bin/iperf3",    "-s",          "-B", "127.0.0.1", "-p",
+                                      std::to_string(port), "--forceflush"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
+    }
+};
+
+}  // namespace speed::testing

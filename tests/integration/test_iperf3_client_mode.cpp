@@ -1,0 +1,155 @@
+// speedcli --iperf3 against a real iperf3 server (Debian's iperf3 -s): the download measured by speedcli's
+// own receiver, the upload figure the iperf3 server's own receiver count (ground truth: its -J report), busy
+// and silent servers. Skipped, with the reason, without iperf3.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/client_json.hpp"
+#include "tests/integration/iperf3_server.hpp"
+
+using namespace speed::testing;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+// What `iperf3 -s -1 -J` printed about the one test it ran, once it exited.
+json one_test_report(iperf3_server& server) {
+    REQUIRE(server.process.wait(20s) == 0);
+    return json::parse(server.process.out());
+}
+
+}  // namespace
+
+TEST_CASE("speedcli --iperf3: download and upload against an iperf3 server", "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+        return;
+    }
+    iperf3_server iperf3;
+    const auto run = run_client(
+        {"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "-t", "2", "-b", "200M", "-J"});
+    INFO(run.process.out << run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    const json& j = run.json;
+    CHECK(j["server"]["software"] == "iperf3");
+    CHECK(j["error"].is_null());
+    // No echo on an iperf3 server: no idle latency, and the reason instead of a figure.
+    CHECK(j["latency"]["idle"].is_null());
+    CHECK(j["latency"]["idle_not_measured"] == "iperf3 servers have no echo");
+    CHECK(j["download"]["measured_by"] == "client");
+    CHECK(j["upload"]["measured_by"] == "server");
+    for (const char* direction : {"download", "upload"}) {
+        INFO(direction);
+        CHECK(j[direction]["bytes"].get<std::uint64_t>() > 0);
+        CHECK(j[direction]["seconds"].get<double>() > 0.0);
+    }
+    // The download's window is speedcli's own, binned per -i like a speedsrv test: two 1-s intervals.
+    CHECK(j["download"]["intervals"].size() == 2);
+    // The upload's loaded latency: the kernel's RTT of its data connections.
+    CHECK(j["upload"]["latency"]["in_band"]["samples"].get<int>() > 0);
+}
+
+TEST_CASE("speedcli --iperf3: the upload's bytes are the iperf3 server's own received bytes",
+          "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+        return;
+    }
+    iperf3_server iperf3({"-1", "-J"});
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "--no-download",
+                                 "-P", "2", "-t", "2", "-b", "200M", "-J"});
+    INFO(run.process.out << run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    const json server = one_test_report(iperf3);
+    INFO(server.dump());
+    const json& received = server["end"]["sum_received"];
+    const json& upload = run.json["upload"];
+    CHECK(upload["bytes"].get<std::uint64_t>() == received["bytes"].get<std::uint64_t>());
+    REQUIRE(upload["streams"].size() == 2);
+    CHECK(upload["streams"][0]["bytes"].get<std::uint64_t>() +
+              upload["streams"][1]["bytes"].get<std::uint64_t>() ==
+          received["bytes"].get<std::uint64_t>());
+    // The same span as the server's, from its results' end_time - start_time: both come from one timeval, so
+    // only the rounding of the JSON numbers differs (1 us in the runs seen; a millisecond is far above it).
+    CHECK(upload["seconds"].get<double>() == Approx(received["seconds"].get<double>()).margin(0.001));
+}
+
+TEST_CASE("speedcli --iperf3 -P 2: the download's streams, and the server's own sent bytes",
+          "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+        return;
+    }
+    iperf3_server iperf3({"-1", "-J"});
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "--no-upload",
+                                 "-P", "2", "-t", "2", "-b", "200M", "-J"});
+    INFO(run.process.out << run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    const json server = one_test_report(iperf3);
+    INFO(server.dump());
+    const json& download = run.json["download"];
+    REQUIRE(download["streams"].size() == 2);
+    for (const auto& stream : download["streams"]) {
+        CHECK(stream["bytes"].get<std::uint64_t>() > 0);
+    }
+    // The sender's figure is the server's own count, as its report gives it.
+    CHECK(download["sender"]["bytes"].get<std::uint64_t>() ==
+          server["end"]["sum_sent"]["bytes"].get<std::uint64_t>());
+    // speedcli's window ends before the server stops sending: it cannot have received more than was sent.
+    CHECK(download["bytes"].get<std::uint64_t>() <= download["sender"]["bytes"].get<std::uint64_t>());
+}
+
+TEST_CASE("speedcli --iperf3 meets a busy iperf3 server: exit 4 with 'busy'", "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+        return;
+    }
+    iperf3_server iperf3;
+    // A real iperf3 client keeps the server busy (it runs one test at a time) while speedcli arrives.
+    streaming_process busy({"/usr/bin/iperf3", "-c", "127.0.0.1", "-p", std::to_string(iperf3.port), "-t",
+                            "10", "-b", "1M", "--forceflush"});
+    REQUIRE(busy.read_line(5s));  // "Connecting to host ..."
+    REQUIRE(busy.read_line(5s));  // its first stream connected: the test is on
+    const auto run =
+        run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "-t", "1", "-J"});
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == 4);
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("busy"));
+}
+
+TEST_CASE("speedcli --iperf3 against a port that accepts and never answers: exit 3",
+          "[integration][iperf3]") {
+    // A listening socket nobody accepts from: the kernel completes the handshake, nothing is ever sent.
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(listener, 4) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(ntohs(address.sin_port)), "--iperf3", "-t",
+                                 "1", "--connect-timeout", "1", "-J"},
+                                30s);
+    ::close(listener);
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == 3);
+    CHECK_THAT(run.json["error"].get<std::string>(),
+               Catch::Contains("no iperf3 server answered") && Catch::Contains("within 1 s"));
+}
+
+TEST_CASE("speedcli --iperf3 --udp is a usage error: not supported yet", "[integration][iperf3]") {
+    const auto run = run_client({"127.0.0.1", "--iperf3", "--udp", "-J"});
+    INFO(run.process.out << run.process.err);
+    CHECK(run.process.exit_code == 2);
+    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("not supported yet"));
+}
