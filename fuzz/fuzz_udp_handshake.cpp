@@ -30,7 +30,6 @@
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <vector>
 
 #include "common/udp_handshake.hpp"
 #include "common/udp_wire.hpp"
@@ -303,8 +302,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     model server(config, cookie_seed);
-    std::vector<std::uint8_t> datagram;
-    datagram.reserve(kMaxDatagramBytes);
+    // No heap: the harness allocates nothing per input.
+    std::array<std::uint8_t, kMaxDatagramBytes> buffer{};
+    std::span<std::uint8_t> datagram;
     std::size_t deliveries = 0;
     while (deliveries < kMaxDeliveries) {
         const std::uint8_t op = in.u8();
@@ -316,7 +316,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::size_t repeat = 1;
         switch (op & 7U) {
             case 0: {
-                datagram.resize(in.u16() % (kMaxDatagramBytes + 1));
+                datagram = std::span(buffer).first(in.u16() % (kMaxDatagramBytes + 1));
                 in.bytes(datagram);
                 if ((op & 0x40U) != 0 && datagram.size() >= 12) {
                     wire::put_big_endian(datagram.data() + 4, kTokens[0], 8);
@@ -356,12 +356,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     default:
                         break;
                 }
-                datagram.assign(std::max(length, udp::kHandshakeSize), 0);
-                udp::write_handshake(datagram,
+                std::fill(buffer.begin(), buffer.end(), 0);
+                udp::write_handshake(buffer,
                                      {static_cast<udp::datagram_type>(kTypeBytes[type]), stream,
                                       kTokens[selector & 3U], value, value},
                                      cookie);
-                datagram.resize(length);
+                datagram = std::span(buffer).first(length);
                 break;
             }
         }
