@@ -144,7 +144,7 @@ TEST_CASE("server path: a 36-byte HELLO allows one 36-byte answer, and each furt
 }
 
 TEST_CASE(
-    "server path: a wrong cookie and cookie 0 do not validate the path; the exact cookie does, for good",
+    "server path: a wrong cookie and cookie 0 do not validate the path, the exact cookie does, for good",
     "[udp][handshake]") {
     server_path path(kCookie, kHandshakeSize);
     CHECK_FALSE(path.on_hello(0));
@@ -185,7 +185,8 @@ TEST_CASE("server path: the credit stops at the largest number instead of wrappi
 
 // ---- a client stream ----
 
-TEST_CASE("client path: echoes the server's cookie; established by the confirmation", "[udp][handshake]") {
+TEST_CASE("client path: echoes the server's cookie and is established by the confirmation",
+          "[udp][handshake]") {
     client_path path;
     CHECK(path.echo_cookie() == 0);
     CHECK(path.on_hello_ack(kCookie) == client_path::ack_effect::echo_now);
