@@ -341,6 +341,103 @@ void udp_rate_control_seeds(const std::filesystem::path& directory) {
               0, {{0, {}, kMin, kMax}, {0, hostile, kMax, kMax}, {1, {}, kMin, kMax}, {0, fb, kMin, kMin}}));
 }
 
+// fuzz_udp_handshake's events (see the harness for the layout).
+struct handshake_events {
+    bytes out;
+
+    handshake_events(std::uint8_t config, std::uint64_t cookie_seed) {
+        wire::writer w(out);
+        w.u8(config);
+        w.u64(cookie_seed);
+    }
+    static std::uint8_t op(std::uint8_t kind, std::uint8_t endpoint, bool lose = false) {
+        return static_cast<std::uint8_t>(kind | endpoint << 3 | (lose ? 0x20 : 0));
+    }
+    handshake_events& raw(std::uint8_t endpoint, const bytes& datagram, bool live_token = false) {
+        wire::writer w(out);
+        w.u8(static_cast<std::uint8_t>(op(0, endpoint) | (live_token ? 0x40 : 0)));
+        w.u16(static_cast<std::uint16_t>(datagram.size()));
+        w.bytes(datagram);
+        return *this;
+    }
+    // token: 0, 1 live, 2 unknown; type: 0 HELLO, 1 DATA, 2 HELLO_ACK, ..., 7 invalid; cookie: 0 none, 1 the
+    // cookie of stream `value`, 2 `value`, 3 the client's echo.
+    handshake_events& crafted(std::uint8_t endpoint, std::uint8_t token, std::uint8_t type,
+                              std::uint8_t cookie, std::uint8_t stream, std::uint16_t length,
+                              std::uint64_t value, std::uint8_t repeat = 1) {
+        wire::writer w(out);
+        w.u8(op(1, endpoint));
+        w.u8(static_cast<std::uint8_t>(token | type << 2 | cookie << 5));
+        w.u8(stream);
+        w.u16(length);
+        w.u64(value);
+        w.u8(static_cast<std::uint8_t>(repeat - 1));
+        return *this;
+    }
+    handshake_events& client_hello(bool lose = false) {
+        out.push_back(op(2, 0, lose));
+        return *this;
+    }
+    handshake_events& ack_to_client(std::uint64_t cookie) {
+        wire::writer w(out);
+        w.u8(op(3, 0));
+        w.u64(cookie);
+        return *this;
+    }
+    handshake_events& data_to_client() {
+        out.push_back(op(4, 0));
+        return *this;
+    }
+};
+
+void udp_handshake_seeds(const std::filesystem::path& directory) {
+    constexpr std::uint64_t kSeed = 0x5eed5eed5eed5eed;
+    constexpr std::uint16_t kHello = udp::kHandshakeSize;
+    write(directory, "honest-handshake", handshake_events(0, kSeed).client_hello().client_hello().out);
+    // The client echoes the stream's cookie before the stream exists: the HELLO that creates the stream
+    // validates nothing (its cookie is drawn after it), the next one does.
+    write(directory, "cookie-known-before-the-stream",
+          handshake_events(0, kSeed).ack_to_client(kSeed).client_hello().client_hello().out);
+    write(directory, "lost-confirmation-then-data",
+          handshake_events(0, kSeed).client_hello().client_hello(true).data_to_client().out);
+    // Four streams; HELLOs for stream 9 (out of range) from the control host's other port, 9 x 64 of them:
+    // the last 64 are beyond the token's budget.
+    handshake_events excess(6, kSeed);
+    for (int i = 0; i < 9; ++i) {
+        excess.crafted(1, 0, 0, 0, 9, kHello, 0, 64);
+    }
+    write(directory, "excess-hellos", excess.out);
+    // Token 1's control connection is from the other host, which validates its own path; token 0 from the
+    // other host is refused; token 0's cookie echoed from another port of its host validates nothing.
+    write(directory, "wrong-address-and-other-port",
+          handshake_events(1, kSeed)
+              .client_hello()
+              .crafted(2, 0, 0, 0, 0, kHello, 0)
+              .crafted(2, 1, 0, 0, 0, kHello, 0)
+              .crafted(2, 1, 0, 1, 0, kHello, 4)
+              .crafted(1, 0, 0, 1, 0, kHello, 0)
+              .client_hello()
+              .out);
+    write(directory, "malformed",
+          handshake_events(0, kSeed)
+              .raw(0, bytes(5, 0xff))
+              .raw(0, bytes(kHello, 0x02), true)
+              .crafted(0, 0, 0, 0, 0, kHello - 1, 0)
+              .crafted(0, 0, 0, 0, 0, udp::kHeaderSize - 1, 0)
+              .crafted(0, 0, 1, 0, 0, 1472, 0)
+              .crafted(0, 0, 7, 0, 0, kHello, 0)
+              .crafted(0, 2, 0, 0, 0, kHello, 0)
+              .out);
+    // Junk at a stream's own socket before the echo: each byte of it is credit for one more answer.
+    write(directory, "credit-from-junk-at-the-stream",
+          handshake_events(0, kSeed)
+              .crafted(0, 0, 0, 0, 0, kHello, 0)
+              .crafted(0, 0, 1, 0, 0, 1472, 0, 3)
+              .crafted(0, 0, 0, 2, 0, kHello, 12345, 64)
+              .ack_to_client(0)
+              .out);
+}
+
 }  // namespace
 
 void auth_seeds(const std::filesystem::path& directory) {
@@ -387,5 +484,6 @@ int main(int argc, char** argv) {
     udp_accounting_seeds(root / "udp_accounting");
     udp_rate_control_seeds(root / "udp_rate_control");
     auth_seeds(root / "auth");
+    udp_handshake_seeds(root / "udp_handshake");
     return 0;
 }

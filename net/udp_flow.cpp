@@ -10,6 +10,7 @@
 #include <atomic>
 #include <mutex>
 
+#include "common/udp_handshake.hpp"
 #include "common/udp_pacer.hpp"
 #include "common/udp_rate_control.hpp"
 #include "net/random.hpp"
@@ -108,8 +109,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
           hello_timer_(socket_.get_executor()),
           feedback_timer_(socket_.get_executor()),
           send_timer_(socket_.get_executor()),
-          path_cookie_(path.cookie),
-          credit_bytes_(path.hello_bytes) {}
+          path_(path.cookie, path.hello_bytes) {}
 
     void start() {
         asio::post(socket_.get_executor(), [self = shared_from_this()] {
@@ -124,7 +124,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
             } else {
                 // The listener saw this flow's first HELLO; answering it (with the cookie) is the flow's job.
                 self->send_handshake(udp::datagram_type::hello_ack, 0, static_cast<std::uint64_t>(now_ns()),
-                                     self->path_cookie_);
+                                     self->path_.answer_cookie());
             }
         });
     }
@@ -134,7 +134,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
             if (self->closed_ || self->sending_ || self->stop_sending_) {
                 return;
             }
-            if (!self->established_) {
+            if (!self->established()) {
                 // The server's session starts senders only once every path is valid; this cannot happen.
                 self->state_->fail("stream " + std::to_string(self->index_) + ": the path is not validated");
                 return;
@@ -212,9 +212,9 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     }
 
     void on_datagram(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns, bool timed) {
-        if (!established_) {
+        if (!state_->settings.client) {
             // Whatever this address:port sends before it echoed the cookie is what the flow may answer with.
-            credit_bytes_ += datagram.size();
+            path_.on_datagram(datagram.size());
         }
         const auto h = udp::read_header(datagram);
         if (!h || h->token != state_->settings.token || h->stream != index_) {
@@ -235,7 +235,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                 break;
             case udp::datagram_type::data:
                 if (accounting_) {
-                    if (client) {
+                    if (client && client_path_.on_data()) {
                         mark_established();  // the HELLO_ACK may have been lost; the data proves the path
                     }
                     on_data(*h, static_cast<std::uint32_t>(datagram.size()), arrival_ns, timed);
@@ -296,11 +296,13 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         }
     }
 
+    // Client: the server confirmed the echo or DATA arrived; server: the path is valid.
+    bool established() const {
+        return state_->settings.client ? client_path_.established() : path_.established();
+    }
+
+    // Once, when the stream's handshake completed (the path state says when).
     void mark_established() {
-        if (established_) {
-            return;
-        }
-        established_ = true;
         hello_timer_.cancel();
         state_->established.fetch_add(1, std::memory_order_acq_rel);
         state_->notify();
@@ -319,12 +321,11 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         if (!cookie) {
             return;
         }
-        if (!established_ && *cookie == path_cookie_) {
+        if (path_.on_hello(*cookie)) {
             mark_established();
         }
         // Cookie 0 tells the client its echo arrived.
-        send_handshake(udp::datagram_type::hello_ack, h.sequence, h.timestamp_ns,
-                       established_ ? 0 : path_cookie_);
+        send_handshake(udp::datagram_type::hello_ack, h.sequence, h.timestamp_ns, path_.answer_cookie());
     }
 
     // Client: the server's cookie to echo (at once, and in every HELLO from now on), or its confirmation.
@@ -333,19 +334,23 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         if (!cookie) {
             return;
         }
-        if (*cookie == 0) {
-            mark_established();
-        } else if (*cookie != echo_cookie_ && !established_) {
-            echo_cookie_ = *cookie;
-            hello_timer_.cancel();  // hello_loop sends the echo now
+        switch (client_path_.on_hello_ack(*cookie)) {
+            case udp::client_path::ack_effect::established:
+                mark_established();
+                break;
+            case udp::client_path::ack_effect::echo_now:
+                hello_timer_.cancel();  // hello_loop sends the echo now
+                break;
+            case udp::client_path::ack_effect::none:
+                break;
         }
     }
 
     static asio::awaitable<void> hello_loop(std::shared_ptr<udp_flow> self) {
-        for (unsigned attempt = 0; !self->established_ && !self->closed_; ++attempt) {
+        for (unsigned attempt = 0; !self->established() && !self->closed_; ++attempt) {
             if (!drop_handshake_for_test()) {
                 self->send_handshake(udp::datagram_type::hello, attempt, static_cast<std::uint64_t>(now_ns()),
-                                     self->echo_cookie_);
+                                     self->client_path_.echo_cookie());
             }
             self->hello_timer_.expires_after(handshake_retry_delay(attempt));
             co_await self->hello_timer_.async_wait(as_tuple(asio::use_awaitable));
@@ -407,11 +412,8 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         if (type == udp::datagram_type::hello_ack && drop_handshake_for_test()) {
             return;
         }
-        if (!state_->settings.client && !established_) {
-            if (sent_unvalidated_bytes_ + udp::kHandshakeSize > credit_bytes_) {
-                return;
-            }
-            sent_unvalidated_bytes_ += udp::kHandshakeSize;
+        if (!state_->settings.client && !path_.may_send(udp::kHandshakeSize)) {
+            return;
         }
         std::array<std::uint8_t, udp::kHandshakeSize> datagram{};
         udp::write_handshake(
@@ -580,13 +582,10 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     asio::steady_timer hello_timer_;
     asio::steady_timer feedback_timer_;
     asio::steady_timer send_timer_;
-    const std::uint64_t path_cookie_;  // server: what the client must echo from this socket's peer
 
     // The flow's own thread only.
-    bool established_ = false;  // server: the path is valid
-    std::size_t credit_bytes_;  // server, until established: bytes received from the peer
-    std::size_t sent_unvalidated_bytes_ = 0;
-    std::uint64_t echo_cookie_ = 0;  // client: the server's cookie, once a HELLO_ACK brought it
+    udp::server_path path_;         // server: the cookie this socket's peer must echo, and the 1:1 credit
+    udp::client_path client_path_;  // client: the cookie to echo
     bool closed_ = false;
     bool sending_ = false;
     bool stop_sending_ = false;

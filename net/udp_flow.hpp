@@ -6,7 +6,8 @@
 // HELLO_ACK carrying its cookie, never sending more bytes than that address:port sent it, until a HELLO
 // echoes the cookie: only then is the path valid and the flow established (RFC 9000 section 8.1). On the
 // client, a flow sends HELLOs with backoff, echoes the cookie of the first HELLO_ACK, and is established when
-// the server confirms (a HELLO_ACK with cookie 0) or the first DATA of a download arrives.
+// the server confirms (a HELLO_ACK with cookie 0) or the first DATA of a download arrives. Those decisions
+// are common/udp_handshake.hpp's (server_path, client_path); the flow sends and receives.
 //
 // A sender keeps going only while FEEDBACK echoes a nonce its recent DATA carried, so only whoever receives
 // the data can keep it flowing; a receiver whose data stops for the stall timeout stops its FEEDBACK and

@@ -10,8 +10,10 @@
 #include <asio/use_awaitable.hpp>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <span>
 
+#include "common/udp_handshake.hpp"
 #include "common/udp_wire.hpp"
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
@@ -26,10 +28,6 @@ namespace {
 constexpr std::chrono::seconds kDropLogInterval{10};
 // Receive batches before the read loop lets the listener's other work (closing, other sockets) run.
 constexpr int kBatchesBeforeYield = 16;
-// HELLOs one token may pass to the control thread. A client sends one per stream and retransmits with
-// backoff only until that stream's socket exists (later ones go straight to it): at most 32 streams times
-// 12 attempts. More can only be someone holding the token who floods the control thread with it.
-constexpr std::uint64_t kMaxHellosPerToken = 512;
 }  // namespace
 
 asio::ip::address unmapped(const asio::ip::address& address) {
@@ -140,52 +138,57 @@ udp_listener::drop_counts udp_listener::drops() const {
 }
 
 void udp_listener::handle(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source) {
-    const auto h = udp::read_header(datagram);
-    if (!h || h->type != udp::datagram_type::hello) {
-        spdlog::debug("udp: dropped a datagram from {}: not a HELLO", fmt::streamed(source.address()));
-        drops_.malformed.fetch_add(1, std::memory_order_relaxed);
-        note_drop();
-        return;
-    }
     std::shared_ptr<udp_hello_handler> handler;
-    {
-        std::lock_guard lock(mutex_);
-        auto it = handlers_.find(h->token);
-        if (it != handlers_.end()) {
-            handler = it->second.lock();
+    const auto verdict = udp::judge_listener_datagram(datagram, [&](std::uint64_t token) {
+        {
+            std::lock_guard lock(mutex_);
+            auto it = handlers_.find(token);
+            if (it != handlers_.end()) {
+                handler = it->second.lock();
+            }
         }
+        std::optional<udp::hello_owner> owner;
+        if (handler) {
+            // Only this thread adds to hellos_passed.
+            owner = udp::hello_owner{unmapped(source.address()) == handler->control_peer(),
+                                     handler->hellos_passed.load(std::memory_order_relaxed)};
+        }
+        return owner;
+    });
+    switch (verdict.drop) {
+        case udp::hello_drop::none:
+            break;
+        case udp::hello_drop::malformed:
+            if (verdict.hello) {
+                spdlog::debug("udp: dropped a HELLO from {}: {} bytes", fmt::streamed(source.address()),
+                              datagram.size());
+            } else {
+                spdlog::debug("udp: dropped a datagram from {}: not a HELLO",
+                              fmt::streamed(source.address()));
+            }
+            drops_.malformed.fetch_add(1, std::memory_order_relaxed);
+            note_drop();
+            return;
+        case udp::hello_drop::unknown_token:
+            spdlog::debug("udp: dropped a HELLO from {}: unknown token", fmt::streamed(source.address()));
+            drops_.unknown_token.fetch_add(1, std::memory_order_relaxed);
+            note_drop();
+            return;
+        case udp::hello_drop::wrong_address:
+            spdlog::debug("udp: dropped a HELLO from {}: its token belongs to a control connection from {}",
+                          fmt::streamed(source.address()), fmt::streamed(handler->control_peer()));
+            drops_.wrong_address.fetch_add(1, std::memory_order_relaxed);
+            handler->wrong_address_hellos.fetch_add(1, std::memory_order_relaxed);
+            note_drop();
+            return;
+        case udp::hello_drop::excess:
+            drops_.excess.fetch_add(1, std::memory_order_relaxed);
+            note_drop();
+            return;
     }
-    if (!handler) {
-        spdlog::debug("udp: dropped a HELLO from {}: unknown token", fmt::streamed(source.address()));
-        drops_.unknown_token.fetch_add(1, std::memory_order_relaxed);
-        note_drop();
-        return;
-    }
-    if (unmapped(source.address()) != handler->control_peer()) {
-        // Someone who knows the token but is not the control connection's host, e.g. a spoofed source
-        // aiming our data at a third party.
-        spdlog::debug("udp: dropped a HELLO from {}: its token belongs to a control connection from {}",
-                      fmt::streamed(source.address()), fmt::streamed(handler->control_peer()));
-        drops_.wrong_address.fetch_add(1, std::memory_order_relaxed);
-        handler->wrong_address_hellos.fetch_add(1, std::memory_order_relaxed);
-        note_drop();
-        return;
-    }
-    if (datagram.size() < udp::kHandshakeSize) {
-        // Too short to carry a cookie, so too short for a HELLO_ACK in answer.
-        spdlog::debug("udp: dropped a HELLO from {}: {} bytes", fmt::streamed(source.address()),
-                      datagram.size());
-        drops_.malformed.fetch_add(1, std::memory_order_relaxed);
-        note_drop();
-        return;
-    }
-    if (handler->hellos_passed.fetch_add(1, std::memory_order_relaxed) >= kMaxHellosPerToken) {
-        drops_.excess.fetch_add(1, std::memory_order_relaxed);
-        note_drop();
-        return;
-    }
-    asio::post(control_, [weak = std::weak_ptr<udp_hello_handler>(handler), stream = h->stream, source,
-                          bytes = datagram.size()] {
+    handler->hellos_passed.fetch_add(1, std::memory_order_relaxed);
+    asio::post(control_, [weak = std::weak_ptr<udp_hello_handler>(handler), stream = verdict.hello->stream,
+                          source, bytes = datagram.size()] {
         if (auto owner = weak.lock()) {
             owner->on_hello(stream, source, bytes);
         }
@@ -205,7 +208,7 @@ void udp_listener::note_drop() {
         "token)",
         now_counts.total() - logged_.total(), now_counts.malformed - logged_.malformed,
         now_counts.unknown_token - logged_.unknown_token, now_counts.wrong_address - logged_.wrong_address,
-        now_counts.excess - logged_.excess, kMaxHellosPerToken);
+        now_counts.excess - logged_.excess, udp::kMaxHellosPerToken);
     logged_ = now_counts;
 }
 

@@ -4,6 +4,7 @@
 // then delivers that client's datagrams straight to it). That socket answers with a cookie and sends nothing
 // beyond 1:1 until its exact address:port echoes the cookie (net/udp_flow.hpp). Everything else is dropped
 // and counted, and nothing is ever sent from this socket: an unverified address gets no bytes from it at all.
+// The verdict on each datagram is common/udp_handshake.hpp's (judge_listener_datagram).
 //
 // The listener reads on a thread of its own, in recvmmsg batches, so a flood of junk at this port cannot
 // delay the control thread's deadlines; only a HELLO that passed every check is posted to the control thread.
@@ -36,7 +37,8 @@ class udp_hello_handler {
     virtual void on_hello(std::uint16_t stream, const asio::ip::udp::endpoint& source, std::size_t bytes) = 0;
     // A HELLO with this handler's token from another address (logged with the session).
     std::atomic<std::uint64_t> wrong_address_hellos{0};
-    // HELLOs the listener handed to the control thread (bounded: see udp_listener.cpp).
+    // HELLOs the listener handed to the control thread (at most udp::kMaxHellosPerToken,
+    // common/udp_handshake.hpp). The listener's thread only adds to it.
     std::atomic<std::uint64_t> hellos_passed{0};
 };
 
