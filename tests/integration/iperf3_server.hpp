@@ -41,4 +41,17 @@ struct iperf3_server {
     }
 };
 
+// A real iperf3 client holding `server` busy (iperf3's server runs one test at a time): 10 s at 1 Mbit/s,
+// its test on once the constructor returns.
+struct busy_iperf3_client {
+    streaming_process process;
+
+    explicit busy_iperf3_client(const iperf3_server& server)
+        : process({"/usr/bin/iperf3", "-c", "127.0.0.1", "-p", std::to_string(server.port), "-t", "10", "-b",
+                   "1M", "--forceflush"}) {
+        REQUIRE(process.read_line(std::chrono::seconds(5)));  // "Connecting to host ..."
+        REQUIRE(process.read_line(std::chrono::seconds(5)));  // its first stream connected: the test is on
+    }
+};
+
 }  // namespace speed::testing

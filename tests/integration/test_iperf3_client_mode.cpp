@@ -113,11 +113,7 @@ TEST_CASE("speedcli --iperf3 meets a busy iperf3 server: exit 4 with 'busy'", "[
         return;
     }
     iperf3_server iperf3;
-    // A real iperf3 client keeps the server busy (it runs one test at a time) while speedcli arrives.
-    streaming_process busy({"/usr/bin/iperf3", "-c", "127.0.0.1", "-p", std::to_string(iperf3.port), "-t",
-                            "10", "-b", "1M", "--forceflush"});
-    REQUIRE(busy.read_line(5s));  // "Connecting to host ..."
-    REQUIRE(busy.read_line(5s));  // its first stream connected: the test is on
+    const busy_iperf3_client busy(iperf3);
     const auto run =
         run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "-t", "1", "-J"});
     INFO(run.process.out << run.process.err);

@@ -36,11 +36,7 @@ TEST_CASE("speedcli meets a busy iperf3 server: ACCESS_DENIED is named too", "[i
         return;
     }
     iperf3_server iperf3;
-    // A real iperf3 client keeps the server busy (its server runs one test at a time) while speedcli arrives.
-    streaming_process busy({"/usr/bin/iperf3", "-c", "127.0.0.1", "-p", std::to_string(iperf3.port), "-t",
-                            "10", "-b", "1M", "--forceflush"});
-    REQUIRE(busy.read_line(5s));  // "Connecting to host ..."
-    REQUIRE(busy.read_line(5s));  // its first stream connected: the test is on
+    const busy_iperf3_client busy(iperf3);
     const auto run = run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "-t", "1", "-J"});
     INFO(run.process.out << run.process.err);
     CHECK(run.process.exit_code == 3);
