@@ -556,7 +556,16 @@ def udp_lossless(ctx, best):
     state = {tool: {"good": 0, "bad": None, "tries": []} for tool in runners}
 
     def attempt(tool, rate_mbps):
-        result = runners[tool](f"{rate_mbps}M")
+        try:
+            result = runners[tool](f"{rate_mbps}M")
+        except RuntimeError as error:
+            # A run that ends in an error (iperf3's client sometimes loses its control connection at rates its
+            # receiver cannot take) did not carry the rate: a failed try, recorded with its reason, rather than
+            # the end of the whole benchmark.
+            state[tool]["tries"].append({"rate_mbps": rate_mbps, "error": str(error).splitlines()[0],
+                                         "passed": False})
+            ctx.progress(f"    {tool:8} {rate_mbps:>6} Mbit/s: failed ({str(error).splitlines()[0]}) -> fail")
+            return False
         goodput, lost = result["bits_per_second"], result["lost_percent"]
         passed = lost < UDP_LOSSLESS_PERCENT and goodput >= UDP_LOSSLESS_GOODPUT_SHARE * rate_mbps * 1e6
         state[tool]["tries"].append({"rate_mbps": rate_mbps, "bits_per_second": goodput, "lost_percent": lost,
