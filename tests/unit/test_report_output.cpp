@@ -1,12 +1,59 @@
-// speedcli's report outputs: the raw latency series of the JSON document (docs/json.md, "series").
+// speedcli's report outputs: the raw latency series of the JSON document (docs/json.md, "series") and the
+// --report HTML page (client/output_html.hpp).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cctype>
+
 #include "client/output.hpp"
+#include "client/output_html.hpp"
 
 using namespace speed::client;
 using json = nlohmann::ordered_json;
 
 namespace {
+
+std::string lowered(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+}
+
+std::size_t count_of(const std::string& text, const std::string& needle) {
+    std::size_t count = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+        ++count;
+    }
+    return count;
+}
+
+constexpr std::string_view kDataOpen = R"(<script type="application/json" id="report-data">)";
+
+// The page's data block, parsed.
+json data_block(const std::string& page) {
+    const auto from = page.find(kDataOpen);
+    REQUIRE(from != std::string::npos);
+    const auto begin = from + kDataOpen.size();
+    const auto end = page.find("</script>", begin);
+    REQUIRE(end != std::string::npos);
+    return json::parse(page.substr(begin, end - begin));
+}
+
+// A finished run's document with a peer (the server's software string) and an error that try to end the data
+// block and run their own script.
+json hostile_document() {
+    test_report report;
+    report.version = "0.1.0";
+    report.host = "127.0.0.1";
+    report.port = 5201;
+    report.server_software = "speedsrv</script><script>alert(1)</script><!--";
+    report.error = "peer said </SCRIPT >< / script>&amp;\\u003c";
+    latency_report idle;
+    idle.rtt_ms = {0.05};
+    idle.sent_ns = {1};
+    report.idle_latency = idle;
+    return to_json(report, test_options{});
+}
 
 latency_report three_probes(std::int64_t zero_ns) {
     latency_report latency;
@@ -52,4 +99,66 @@ TEST_CASE("A lost probe sent before the first answered one is the series' zero",
     const json series = latency_json(latency)["series"];
     CHECK(series["t"].dump() == "[0.1,0.150013,0.200021]");
     CHECK(series["lost_t"].dump() == "[0.0]");
+}
+
+TEST_CASE("The report page loads nothing: no URL at all, and a policy that allows only its own inline code",
+          "[unit][output][html]") {
+    const std::string page = lowered(html_report(hostile_document()));
+    CHECK(page.find("http:") == std::string::npos);
+    CHECK(page.find("https:") == std::string::npos);
+    CHECK(page.find("//cdn") == std::string::npos);
+    CHECK(page.find(" src=") == std::string::npos);
+    CHECK(page.find(" href=") == std::string::npos);
+    CHECK(page.find("<link") == std::string::npos);
+    const auto style = page.find("<style>");
+    REQUIRE(style != std::string::npos);
+    CHECK(page.substr(style, page.find("</style>") - style).find("url(") == std::string::npos);
+    const auto policy =
+        page.find(R"(<meta http-equiv="content-security-policy" content="default-src 'none'; )");
+    CHECK(policy != std::string::npos);
+    CHECK(policy < page.find("<script"));
+    CHECK(page.find("unsafe-") == std::string::npos);
+    // Two scripts the browser runs (Chart.js and the page's own), each allowed by its hash, and the style.
+    CHECK(count_of(page, "'sha256-") == 3);
+}
+
+TEST_CASE("The report page carries the JSON document unchanged", "[unit][output][html]") {
+    test_report report;
+    report.version = "0.1.0";
+    report.host = "speed.example";
+    report.server_software = "speedsrv 0.1.0 \xc3\xa9";  // UTF-8 text
+    latency_report idle;
+    idle.rtt_ms = {0.041, 0.052};
+    idle.application_rtt_ms = {0.1, 0.11};
+    idle.sent_ns = {5'000, 50'005'000};
+    report.idle_latency = idle;
+    direction_report download;
+    download.bits_per_second = 1e9;
+    download.intervals.push_back({0.0, 1.0, 125'000'000, 1e9, false, {125'000'000}, std::nullopt});
+    report.download = download;
+    const json document = to_json(report, test_options{});
+    CHECK(data_block(html_report(document)) == document);
+}
+
+TEST_CASE("No string from the peer can end the report's data block or open a comment in it",
+          "[unit][output][html]") {
+    const json document = hostile_document();
+    const std::string page = html_report(document);
+    const std::string low = lowered(page);
+    // The three <script> elements the page has, each closed once: the hostile text opened none.
+    CHECK(count_of(low, "<script") == 3);
+    CHECK(count_of(low, "</script") == 3);
+    CHECK(count_of(low, "<!--") == 0);
+    // The data block still reads back as the same strings.
+    const json data = data_block(page);
+    CHECK(data["server"]["software"] == "speedsrv</script><script>alert(1)</script><!--");
+    CHECK(data["error"] == "peer said </SCRIPT >< / script>&amp;\\u003c");
+    CHECK(data == document);
+}
+
+TEST_CASE("The report's data block is ASCII with <, > and & escaped, even from invalid UTF-8",
+          "[unit][output][html]") {
+    json document;
+    document["software"] = std::string("a<b>c&d\xff\xc3");
+    CHECK(json_for_html(document) == R"({"software":"a\u003cb\u003ec\u0026d\ufffd\ufffd"})");
 }
