@@ -227,33 +227,13 @@ int usage_error(output_kind kind, const std::string& message,
     return kExitUsage;
 }
 
-// Writes the --report page of `report` to `path`; the failure's text otherwise.
-std::optional<std::string> write_html_report(const std::string& path,
-                                             const speed::client::test_report& report,
-                                             const speed::client::test_options& options) {
-    const std::string page = speed::client::html_report(speed::client::to_json(report, options));
-    std::FILE* file = std::fopen(path.c_str(), "we");
-    if (file == nullptr) {
-        return std::strerror(errno);
-    }
-    const bool written = std::fwrite(page.data(), 1, page.size(), file) == page.size();
-    const int write_errno = errno;
-    if (std::fclose(file) != 0 || !written) {
-        return std::strerror(written ? errno : write_errno);
-    }
-    return std::nullopt;
-}
-
 int run_test_command(const speed::client::test_options& options, const output_flags& output) {
     using namespace speed::client;
     const output_kind kind = output.kind();
     if (!output.report.empty()) {
-        // Found out before the test rather than after it: opened for appending, so nothing is lost yet.
-        std::FILE* report = std::fopen(output.report.c_str(), "ae");
-        if (report == nullptr) {
-            return usage_error(kind, "--report " + output.report + ": " + std::strerror(errno), options);
+        if (auto failure = check_report_path(output.report)) {
+            return usage_error(kind, "--report " + output.report + ": " + *failure, options);
         }
-        std::fclose(report);
     }
     std::FILE* out = stdout;
     if (!output.logfile.empty()) {
@@ -296,7 +276,7 @@ int run_test_command(const speed::client::test_options& options, const output_fl
         std::fclose(out);
     }
     if (!output.report.empty()) {
-        if (auto failure = write_html_report(output.report, report, options)) {
+        if (auto failure = write_html_report(output.report, to_json(report, options))) {
             std::fprintf(stderr, "speedcli: --report %s: %s\n", output.report.c_str(), failure->c_str());
             return report.exit_code == kExitOk ? kExitTestFailed : report.exit_code;
         }

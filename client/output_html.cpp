@@ -3,6 +3,9 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <string_view>
 
 namespace speed::client {
@@ -80,6 +83,30 @@ std::string html_report(const nlohmann::ordered_json& document) {
     page += assets::report_js;
     page += "</script>\n</body>\n</html>\n";
     return page;
+}
+
+std::optional<std::string> check_report_path(const std::string& path) {
+    std::FILE* file = std::fopen(path.c_str(), "ae");
+    if (file == nullptr) {
+        return std::strerror(errno);
+    }
+    std::fclose(file);
+    return std::nullopt;
+}
+
+std::optional<std::string> write_html_report(const std::string& path,
+                                             const nlohmann::ordered_json& document) {
+    const std::string page = html_report(document);
+    std::FILE* file = std::fopen(path.c_str(), "we");
+    if (file == nullptr) {
+        return std::strerror(errno);
+    }
+    const bool written = std::fwrite(page.data(), 1, page.size(), file) == page.size();
+    const int write_errno = errno;
+    if (std::fclose(file) != 0 || !written) {
+        return std::strerror(written ? errno : write_errno);
+    }
+    return std::nullopt;
 }
 
 }  // namespace speed::client

@@ -175,7 +175,7 @@
 
   function parameters(doc) {
     add(main, 'h2', null, 'Run');
-    const table = add(main, 'table');
+    const table = add(main, 'table', 'kv');
     const row = (name, value) => {
       const tr = add(table, 'tr');
       add(tr, 'th', null, name);
@@ -188,8 +188,63 @@
     row('local end', local.address ? local.address + ':' + show(local.port) : null);
     row('start time', doc.start_time);
     row('protocol', doc.protocol);
-    row('streams', doc.streams);
     for (const [name, value] of Object.entries(doc.parameters || {})) row(name, value);
+  }
+
+  // speedcli monitor --report: each interface's receive and send rates over time, and the run's summary.
+  function monitor(m) {
+    document.title = 'speedcli monitor report: ' + ((m.summary && m.summary.start) || '');
+    add(main, 'h1', null, 'speedcli monitor report');
+    const s = m.summary || {};
+    add(main, 'p', 'subtitle', [s.start && s.end ? s.start + ' – ' + s.end : null,
+                                s.intervals + ' intervals of ' + m.interval_seconds + ' s'].filter((p) => p).join(' · '));
+    if (m.intervals_left_out > 0) {
+      add(main, 'p', 'caption', 'The first ' + m.intervals_left_out + ' intervals are not in this report: ' +
+          'it keeps the latest ' + m.intervals.length + '.');
+    }
+    const zero = Date.parse(s.start);
+    const byName = new Map();
+    for (const interval of m.intervals) {
+      const end = (Date.parse(interval.time) - zero) / 1000;
+      for (const row of interval.interfaces || []) {
+        if (!byName.has(row.name)) byName.set(row.name, []);
+        byName.get(row.name).push({ start: end - interval.interval_seconds, end, rx: row.rx_bits_per_second,
+                                    tx: row.tx_bits_per_second });
+      }
+    }
+    for (const [name, rows] of byName) {
+      const top = Math.max(...rows.map((r) => Math.max(r.rx, r.tx)).filter(finite), 1);
+      const [scale, unit] = rateUnit(top);
+      const steps = (key) => {
+        const points = rows.map((r) => ({ x: r.start, y: r[key] / scale }));
+        points.push({ x: rows[rows.length - 1].end, y: rows[rows.length - 1][key] / scale });
+        return points;
+      };
+      // tx dashed: on lo both lines are the same.
+      const line = (text, color, key, dash) => ({ label: text, borderColor: color, backgroundColor: color,
+                                                  borderWidth: 2, borderDash: dash, pointRadius: 0, stepped: 'after',
+                                                  data: steps(key) });
+      chart(main, name, 'Receive (rx) and send (tx) rates of each interval, from the kernel\'s counters.', {
+        type: 'line', data: { datasets: [line('rx', colorOf.download, 'rx', []), line('tx', colorOf.upload, 'tx', [6, 4])] },
+        options: { scales: { x: axis('seconds', { min: 0 }), y: axis(unit, { beginAtZero: true }) } },
+      });
+    }
+    add(main, 'h2', null, 'Summary');
+    const table = add(add(main, 'div', 'wide'), 'table', 'figures');
+    const head = add(table, 'tr');
+    for (const title of ['interface', 'received', 'sent', 'rx average', 'tx average', 'rx peak', 'tx peak']) {
+      add(head, 'th', null, title);
+    }
+    const bytes = (n) => (finite(n) ? (n / 1e6).toPrecision(4) + ' MB' : '–');
+    for (const i of s.interfaces || []) {
+      const tr = add(table, 'tr');
+      for (const cell of [i.name, bytes(i.rx_bytes), bytes(i.tx_bytes), rate(i.rx_bits_per_second),
+                          rate(i.tx_bits_per_second), rate(i.rx_peak_bits_per_second),
+                          rate(i.tx_peak_bits_per_second)]) {
+        add(tr, 'td', null, cell);
+      }
+    }
+    return m.version;
   }
 
   function drewSomething(canvas) {
@@ -207,20 +262,27 @@
     Chart.defaults.color = css('--muted');
     Chart.defaults.borderColor = css('--line');
     Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-    const server = doc.server || {};
-    document.title = 'speedcli report: ' + server.host + ', ' + (doc.start_time || '');
-    add(main, 'h1', null, 'speedcli report');
-    add(main, 'p', 'subtitle', [server.host + ':' + server.port, doc.start_time, server.software]
-      .filter((part) => part).join(' · '));
-    if (doc.error) add(main, 'p', 'error', 'The test failed: ' + doc.error);
-    summary(doc);
-    throughput(doc);
-    latency(doc);
-    parameters(doc);
+    let version = doc.version;
+    let source = 'its --json document (docs/json.md)';
+    if (doc.monitor) {
+      version = monitor(doc.monitor);
+      source = 'the --json intervals and summary of speedcli monitor (docs/monitor.md)';
+    } else {
+      const server = doc.server || {};
+      document.title = 'speedcli report: ' + server.host + ', ' + (doc.start_time || '');
+      add(main, 'h1', null, 'speedcli report');
+      add(main, 'p', 'subtitle', [server.host + ':' + server.port, doc.start_time, server.software]
+        .filter((part) => part).join(' · '));
+      if (doc.error) add(main, 'p', 'error', 'The test failed: ' + doc.error);
+      summary(doc);
+      throughput(doc);
+      latency(doc);
+      parameters(doc);
+    }
     const footer = add(main, 'footer', null,
-      'Made by speedcli ' + doc.version + '. The figures are its --json document (docs/json.md), which this ' +
-      'file carries in its report-data block. Charts by Chart.js ' + Chart.version + ' (© Chart.js ' +
-      'Contributors, MIT License), embedded: this page loads nothing from the network.');
+      'Made by speedcli ' + version + '. The figures are ' + source + ', which this file carries in its ' +
+      'report-data block. Charts by Chart.js ' + Chart.version + ' (© Chart.js Contributors, MIT License), ' +
+      'embedded: this page loads nothing from the network.');
     footer.setAttribute('lang', 'en');
     document.body.dataset.charts = String(charts.filter((c) => drewSomething(c.canvas)).length);
     document.body.dataset.chartsCreated = String(charts.length);

@@ -10,7 +10,7 @@ _speedcli() {
         --loaded-ping-interval --ping-interval --connect-timeout --servers -B --bind --cport -w --window -M --set-mss
         -S --tos --dscp --threads -4 --ipv4 -6 --ipv6 -J --json
         --json-stream --csv -q --quiet -f --format --logfile --report --auth-key --auth-key-name -h --help -v --version"
-    local monitor_options="-I --interface -i --interval -c --count -J --json --units --once -h --help"
+    local monitor_options="-I --interface -i --interval -c --count -J --json --units --once --report -h --help"
 
     local i in_monitor=0
     for ((i = 1; i < cword; i++)); do

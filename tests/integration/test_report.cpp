@@ -58,6 +58,21 @@ std::string body_attribute(const std::string& dom, const std::string& attribute)
     return std::regex_search(attributes, match, value) ? match[1].str() : "";
 }
 
+// Headless Chromium's DOM of the page at `path` once loaded (report.js draws synchronously before that). The
+// page's Content-Security-Policy lets it load nothing; the proxy that does not exist makes sure of it.
+process_result dump_dom(const std::string& path, const temp_dir& dir) {
+    return run_process({kChromium, "--headless", "--disable-gpu", "--no-sandbox",
+                        "--user-data-dir=" + (dir.path() / "profile").string(), "--proxy-server=127.0.0.1:9",
+                        "--dump-dom", "file://" + path},
+                       std::chrono::seconds(60));
+}
+
+process_result speedcli_monitor(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{speedcli_path(), "monitor"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, std::chrono::seconds(30));
+}
+
 }  // namespace
 
 TEST_CASE("--report writes one self-contained page that carries the --json document",
@@ -113,12 +128,7 @@ TEST_CASE("Headless Chromium opens a --report page offline and draws every chart
                                  "--pings", "5", "--report", path});
     INFO(run.process.err);
     REQUIRE(run.process.exit_code == 0);
-    // --dump-dom prints the DOM once the page has loaded: report.js draws synchronously before that. The
-    // page's Content-Security-Policy lets it load nothing; the proxy that does not exist makes sure of it.
-    const auto browser = run_process({kChromium, "--headless", "--disable-gpu", "--no-sandbox",
-                                      "--user-data-dir=" + (dir.path() / "profile").string(),
-                                      "--proxy-server=127.0.0.1:9", "--dump-dom", "file://" + path},
-                                     std::chrono::seconds(60));
+    const auto browser = dump_dom(path, dir);
     INFO(browser.err);
     REQUIRE(browser.exit_code == 0);
     CHECK(body_attribute(browser.out, "data-state") == "done");
@@ -128,4 +138,48 @@ TEST_CASE("Headless Chromium opens a --report page offline and draws every chart
     // The run succeeded: no error paragraph (the script's own text is in the dump too, so the element is
     // looked for, not its words).
     CHECK(browser.out.find(R"(<p class="error">)") == std::string::npos);
+}
+
+TEST_CASE("monitor --report writes a page with every interval and the summary",
+          "[integration][monitor][report]") {
+    temp_dir dir("speedreport");
+    const std::string path = (dir.path() / "m.html").string();
+    const auto run = speedcli_monitor({"-I", "lo", "-i", "0.05", "-c", "3", "--json", "--report", path});
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    const std::string page = read_file(path);
+    CHECK(lowered(page).find("https:") == std::string::npos);
+    const json data = data_block(page);
+    REQUIRE(data["monitor"]["intervals"].size() == 3);
+    CHECK(data["monitor"]["intervals"][0]["interfaces"][0]["name"] == "lo");
+    CHECK(data["monitor"]["summary"]["intervals"] == 3);
+    CHECK(data["monitor"]["intervals_left_out"] == 0);
+    // The intervals are the lines --json printed.
+    CHECK(json::parse(run.out.substr(0, run.out.find('\n'))) == data["monitor"]["intervals"][0]);
+}
+
+TEST_CASE("monitor --report to a file that cannot be written is a usage error",
+          "[integration][monitor][report]") {
+    const auto run = speedcli_monitor({"-I", "lo", "-c", "1", "--report", "/nonexistent-directory/m.html"});
+    CHECK(run.exit_code == kExitUsage);
+    CHECK(run.err.find("--report /nonexistent-directory/m.html: No such file or directory") !=
+          std::string::npos);
+}
+
+TEST_CASE("Headless Chromium opens a monitor --report page offline and draws its chart",
+          "[integration][monitor][report][browser]") {
+    if (::access(kChromium, X_OK) != 0) {
+        std::puts("SKIP: /usr/bin/chromium is not installed (Debian package chromium)");
+        return;
+    }
+    temp_dir dir("speedreport");
+    const std::string path = (dir.path() / "m.html").string();
+    const auto run = speedcli_monitor({"-I", "lo", "-i", "0.05", "-c", "3", "--report", path});
+    REQUIRE(run.exit_code == 0);
+    const auto browser = dump_dom(path, dir);
+    INFO(browser.err);
+    REQUIRE(browser.exit_code == 0);
+    CHECK(body_attribute(browser.out, "data-state") == "done");
+    CHECK(body_attribute(browser.out, "data-charts-created") == "1");  // lo's rates
+    CHECK(body_attribute(browser.out, "data-charts") == "1");
 }

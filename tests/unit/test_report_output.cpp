@@ -1,10 +1,17 @@
-// speedcli's report outputs: the raw latency series of the JSON document (docs/json.md, "series") and the
-// --report HTML page (client/output_html.hpp).
+// speedcli's report outputs: the raw latency series of the JSON document (docs/json.md, "series"), the
+// --report HTML page (client/output_html.hpp) and monitor --report's data
+// (client/monitor/monitor_report.hpp).
 #include <catch2/catch.hpp>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
+#include "client/monitor/monitor_report.hpp"
 #include "client/output.hpp"
 #include "client/output_html.hpp"
 
@@ -161,4 +168,48 @@ TEST_CASE("The report's data block is ASCII with <, > and & escaped, even from i
     json document;
     document["software"] = std::string("a<b>c&d\xff\xc3");
     CHECK(json_for_html(document) == R"({"software":"a\u003cb\u003ec\u0026d\ufffd\ufffd"})");
+}
+
+TEST_CASE("monitor --report's data: the --json intervals and the summary, with how many were left out",
+          "[unit][output][html][monitor]") {
+    const json document = monitor_report_json(
+        0.5, {R"({"time":"2026-11-30T06:10:46.713Z","interval_seconds":0.5,"interfaces":[]})"}, 2,
+        R"({"summary":{"intervals":3}})");
+    CHECK(document.dump() ==
+          std::string(R"({"monitor":{"version":")") + SPEED_VERSION +
+              R"(","interval_seconds":0.5,"intervals":[{"time":"2026-11-30T06:10:46.713Z",)"
+              R"("interval_seconds":0.5,"interfaces":[]}],"intervals_left_out":2,)"
+              R"("summary":{"intervals":3}}})");
+}
+
+namespace {
+struct silent_printer final : monitor_printer {
+    void start(const std::vector<std::string>&, double) override {}
+    void interval(const speed::netdev::interval_report&) override {}
+    void finish(const speed::netdev::traffic_monitor&) override {}
+};
+}  // namespace
+
+TEST_CASE("monitor --report keeps the latest intervals only, however long the monitor runs",
+          "[unit][output][html][monitor]") {
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("speedcli-monitor-report-" + std::to_string(::getpid()) + ".html");
+    monitor_report_recorder recorder(std::make_unique<silent_printer>(), path.string());
+    recorder.start({}, 1.0);
+    speed::netdev::interval_report interval;
+    for (std::size_t i = 0; i <= kReportIntervals; ++i) {
+        interval.seconds = static_cast<double>(i);  // tells the intervals apart
+        recorder.interval(interval);
+    }
+    recorder.finish(speed::netdev::traffic_monitor({}));
+    CHECK_FALSE(recorder.failure());
+    std::ifstream in(path);
+    std::ostringstream page;
+    page << in.rdbuf();
+    std::filesystem::remove(path);
+    const json data = data_block(page.str())["monitor"];
+    REQUIRE(data["intervals"].size() == kReportIntervals);
+    CHECK(data["intervals"][0]["interval_seconds"] == 1.0);  // the first one (0) was left out
+    CHECK(data["intervals"].back()["interval_seconds"] == static_cast<double>(kReportIntervals));
+    CHECK(data["intervals_left_out"] == 1);
 }
