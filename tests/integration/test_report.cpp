@@ -75,7 +75,7 @@ process_result speedcli_monitor(const std::vector<std::string>& args) {
 
 }  // namespace
 
-TEST_CASE("--report writes one self-contained page that carries the --json document",
+TEST_CASE("speedcli --report writes one self-contained page that carries the --json document",
           "[integration][output][report]") {
     server_process server;
     temp_dir dir("speedreport");
@@ -104,7 +104,7 @@ TEST_CASE("--report writes one self-contained page that carries the --json docum
     CHECK(data["latency"]["idle"]["series"]["rtt_ms"].size() == 5);
 }
 
-TEST_CASE("--report to a file that cannot be written is a usage error before the test",
+TEST_CASE("speedcli --report to a file that cannot be written is a usage error before the test",
           "[integration][output][report]") {
     // No server listens on the port: the run would fail to connect (exit 3) if it got that far.
     const auto run = run_client({"127.0.0.1", "-p", std::to_string(unused_loopback_port()), "--report",
