@@ -80,8 +80,8 @@ TEST_CASE("speedcli --report writes one self-contained page that carries the --j
     server_process server;
     temp_dir dir("speedreport");
     const std::string path = (dir.path() / "r.html").string();
-    const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-t", "1", "--pings", "5",
-                                 "--json", "--report", path});
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-t", "1", "-O", "0.5",
+                                 "--pings", "5", "--json", "--report", path});
     INFO(run.process.err);
     REQUIRE(run.process.exit_code == 0);
     const std::string page = read_file(path);
@@ -100,6 +100,14 @@ TEST_CASE("speedcli --report writes one self-contained page that carries the --j
         const json& latency = data[key]["latency"];
         CHECK(latency["series"]["t"].size() == latency["samples"].get<std::size_t>());
         CHECK(latency["series"]["rtt_ms"].size() == latency["samples"].get<std::size_t>());
+        // On the interval clock: the probes kept are those sent from the end of the warm-up to the last
+        // interval report's arrival, the end of the window RPM's stable part (times rounded to the µs).
+        const double from = data[key]["omitted_seconds"].get<double>() - 1e-6;
+        const double to = latency["responsiveness"]["stable_seconds"][1].get<double>() + 1e-6;
+        for (const auto& t : latency["series"]["t"]) {
+            CHECK(t.get<double>() >= from);
+            CHECK(t.get<double>() <= to);
+        }
     }
     CHECK(data["latency"]["idle"]["series"]["rtt_ms"].size() == 5);
 }
