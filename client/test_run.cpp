@@ -148,6 +148,7 @@ void finish_loaded_latency(const direction_progress& progress, direction_report&
     if (window) {
         if (d.latency) {
             d.latency = only_sent_in(*d.latency, *window);
+            d.latency->zero_ns = window->from_ns - units::seconds_to_ns(d.omitted_seconds).count();
         }
         const latency::time_span stable = latency::stable_part(*window);
         d.stable_seconds =
