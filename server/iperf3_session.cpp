@@ -15,7 +15,9 @@
 #include "common/test_timing.hpp"
 #include "net/errors.hpp"
 #include "net/socket_options.hpp"
+#include "server/runners/iperf3_udp_runner.hpp"
 #include "server/runners/tcp_runner.hpp"
+#include "server/udp_listener.hpp"
 
 namespace speed::server {
 
@@ -290,13 +292,13 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
     const proto::test_request& request = accepted.request;
     // What this front-end does not do yet is refused as iperf3 refuses what it lacks ("not implemented").
     std::string missing;
-    if (request.proto != proto::transport::tcp) {
-        missing = "iperf3 UDP tests are not served yet";
+    if (request.proto == proto::transport::udp && context_->udp == nullptr) {
+        missing = "UDP is off on this server";
     } else if (request.dir == proto::direction::upload &&
                (accepted.parameters.bytes != 0 || accepted.parameters.blocks != 0)) {
         // The receiver window is timed; one that ends at the client's TEST_END is still to come.
         missing = "an iperf3 upload by bytes or blocks (-n, -k) is not served yet";
-    } else if (!net::congestion_available(request.congestion)) {
+    } else if (request.proto == proto::transport::tcp && !net::congestion_available(request.congestion)) {
         missing = "congestion control '" + request.congestion + "' is not available on the server";
     }
     if (!missing.empty()) {
@@ -309,8 +311,18 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
         runner_request::for_test(request, context_->config.limits, context_->config.stall_timeout);
     what.self_probes = false;
     what.closing = net::stream_group::closing::orderly;
-    runner_ =
-        std::make_unique<tcp_runner>(channel_.socket().get_executor(), context_->data_pool, std::move(what));
+    if (request.proto == proto::transport::udp) {
+        asio::error_code ec;
+        const auto local = channel_.socket().local_endpoint(ec);
+        udp_runner_place place{*context_->udp, peer_.address(),
+                               udp_local{local.address(), context_->udp->port()}};
+        runner_ = std::make_unique<iperf3_udp_runner>(channel_.socket().get_executor(), context_->data_pool,
+                                                      std::move(place), std::move(what),
+                                                      accepted.parameters.udp_counters_64bit);
+    } else {
+        runner_ = std::make_unique<tcp_runner>(channel_.socket().get_executor(), context_->data_pool,
+                                               std::move(what));
+    }
     events iperf3_events(*this, accepted.reply);
     test_result result = co_await server::run_test(*runner_, iperf3_events);
     metrics_.test_completed(request, result);
@@ -318,10 +330,50 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
     runner_.reset();
 }
 
+namespace {
+
+std::int64_t as_json_count(std::uint64_t count) {
+    return static_cast<std::int64_t>(std::min<std::uint64_t>(count, INT64_MAX));
+}
+
+}  // namespace
+
+iperf3::results iperf3_session::udp_results_of(const test_result& result) const {
+    iperf3::results out;
+    out.congestion_used = protocol_.request().congestion;
+    for (std::size_t i = 0; i < result.iperf3_udp_sent.size(); ++i) {
+        // As iperf3's sender: bytes after the warm-up, every datagram's count.
+        const auto& sent = result.iperf3_udp_sent[i];
+        iperf3::stream_result stream;
+        stream.id = iperf3::stream_id(i);
+        stream.bytes = sent.bytes - std::min(sent.bytes, sent.omitted_bytes);
+        stream.packets = as_json_count(sent.packets);
+        stream.omitted_packets = as_json_count(sent.omitted_packets);
+        out.streams.push_back(stream);
+    }
+    for (std::size_t i = 0; i < result.iperf3_udp_received.size(); ++i) {
+        const auto& received = result.iperf3_udp_received[i];
+        iperf3::stream_result stream;
+        stream.id = iperf3::stream_id(i);
+        stream.bytes = received.bytes;
+        stream.jitter_seconds = received.jitter_seconds;
+        stream.errors = as_json_count(received.errors);
+        stream.omitted_errors = as_json_count(received.omitted_errors);
+        stream.packets = as_json_count(received.packets);
+        stream.omitted_packets = as_json_count(received.omitted_packets);
+        stream.end_seconds = result.received.seconds();
+        out.streams.push_back(stream);
+    }
+    return out;
+}
+
 iperf3::results iperf3_session::results_of(const test_result& result) const {
     iperf3::results out;
     out.congestion_used =
         protocol_.request().congestion.empty() ? net::default_congestion() : protocol_.request().congestion;
+    if (result.transport == proto::transport::udp) {
+        return udp_results_of(result);
+    }
     if (result.direction == proto::direction::download) {
         out.sender_has_retransmits = true;
         for (std::size_t i = 0; i < result.tcp_sent.size(); ++i) {

@@ -61,6 +61,7 @@ class iperf3_session : public std::enable_shared_from_this<iperf3_session> {
     asio::awaitable<void> run_test(const iperf3_step& accepted);
     // The server's results for EXCHANGE_RESULTS, from what the runner measured or sent.
     iperf3::results results_of(const test_result& result) const;
+    iperf3::results udp_results_of(const test_result& result) const;
 
     std::shared_ptr<server_context> context_;
     admission_control::slot admission_;  // declared after context_: given back before the context can go
