@@ -143,6 +143,10 @@ iperf3_session::iperf3_session(std::shared_ptr<server_context> context, asio::ip
       peer_(std::move(peer)),
       cookie_(cookie.begin(), cookie.end()),
       protocol_(context_->config.limits, timeouts_of(context_->config)) {
+    // As iperf3's own server: each control state goes out at once. With Nagle's algorithm TEST_START waited
+    // for the client's delayed ACK of CREATE_STREAMS (40 ms), while a -R test's UDP sender had started and
+    // filled the client's socket buffer before it read any (1% lost at the start of every -u -R test).
+    net::set_no_delay(channel_.socket().native_handle());
     protocol_.on_bytes(cookie);
 }
 

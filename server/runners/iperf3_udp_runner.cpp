@@ -201,9 +201,13 @@ asio::awaitable<void> send_loop(shared_ptr state, stream_ptr s) {
             allowed = std::min(
                 allowed, (state->stream_max_bytes - std::min(state->stream_max_bytes, sent.bytes)) / bytes);
         }
-        if (state->hold.load(std::memory_order_relaxed) ||
+        // The test's length from the first datagram: the client started its own timer on TEST_RUNNING, just
+        // before, and stops reading when it ends; what would go after it only reaches a closed reader (iperf3
+        // counts it as lost) while TEST_END is on its way.
+        const bool test_over = now - started >= state->warm_up_ns + state->window_ns;
+        if (test_over || state->hold.load(std::memory_order_relaxed) ||
             (state->stream_max_bytes != 0 && allowed == 0 && sent.bytes + bytes > state->stream_max_bytes)) {
-            // Held (a failure is being told) or out of budget: nothing more, until stopped.
+            // Over, held (a failure is being told) or out of budget: nothing more, until stopped.
             timer.expires_after(10ms);
             co_await timer.async_wait(as_tuple(asio::use_awaitable));
             continue;
