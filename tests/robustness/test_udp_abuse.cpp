@@ -23,6 +23,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/iperf3_protocol.hpp"
 #include "common/udp_wire.hpp"
 #include "tests/integration/client_json.hpp"
 #include "tests/robustness/abuse.hpp"
@@ -513,5 +514,63 @@ TEST_CASE("UDP echo PINGs are rate-limited like TCP probes: a flood gets at most
     control.close();  // the session ends, so the server's descriptors return to the baseline
 
     CHECK(legitimate_udp_test_passes(server.port(), "127.0.0.1"));
+    server.check_recovered();
+}
+
+// iperf3's UDP connect carries no token: speedsrv answers one only from the IP address of an iperf3 session's
+// control connection that waits for its UDP streams, and no more of them than it asked for
+// (server/udp_listener.hpp). Every other connect gets nothing, so the 4-byte reply cannot be aimed at anyone.
+TEST_CASE("iperf3 UDP connects get a reply only for a waiting iperf3 session's own address and streams",
+          "[robustness][udp][iperf3]") {
+    watched_server server({});
+    const sockaddr_in server_udp = ipv4("127.0.0.1", server.port());
+    const std::vector<std::uint8_t> connect(iperf3::kUdpConnectMessage.begin(),
+                                            iperf3::kUdpConnectMessage.end());
+    const std::vector<std::uint8_t> legacy(iperf3::kLegacyUdpConnectMessage.begin(),
+                                           iperf3::kLegacyUdpConnectMessage.end());
+
+    SECTION("no iperf3 session waits: no reply") {
+        udp_endpoint stranger("127.0.0.1");
+        for (int i = 0; i < 50; ++i) {
+            stranger.send_to(server_udp, i % 2 == 0 ? connect : legacy);
+        }
+        CHECK(stranger.receive_for(500ms) == 0);
+    }
+    SECTION("a session from 127.0.0.1 waits for one stream: 127.0.0.2 gets nothing, 127.0.0.1 one reply") {
+        // iperf3's control protocol by hand, up to CREATE_STREAMS of a one-stream UDP upload.
+        raw_connection control("127.0.0.1", server.port());
+        REQUIRE(control.connected());
+        std::vector<std::uint8_t> cookie(iperf3::kCookieSize - 1, static_cast<std::uint8_t>('u'));
+        cookie.push_back(0);
+        REQUIRE(control.send(cookie));
+        const auto parameters = iperf3::encode_json(nlohmann::json{
+            {"udp", true}, {"time", 2}, {"parallel", 1}, {"len", 1400}, {"bandwidth", 1'000'000}});
+        REQUIRE(control.send(parameters));
+        timeval timeout{3, 0};
+        ::setsockopt(control.fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+        std::vector<std::uint8_t> states;
+        std::uint8_t byte = 0;
+        while (states.size() < 2 && ::recv(control.fd(), &byte, 1, 0) == 1) {
+            states.push_back(byte);
+        }
+        REQUIRE(states == std::vector<std::uint8_t>{iperf3::byte_of(iperf3::state::param_exchange),
+                                                    iperf3::byte_of(iperf3::state::create_streams)});
+
+        udp_endpoint other_host("127.0.0.2");
+        for (int i = 0; i < 20; ++i) {
+            other_host.send_to(server_udp, connect);
+        }
+        CHECK(other_host.receive_for(300ms) == 0);
+
+        udp_endpoint client("127.0.0.1");
+        client.send_to(server_udp, connect);
+        CHECK(client.receive_for(500ms) == iperf3::kUdpConnectReply.size());  // 1:1, from the stream's socket
+        // The session has its one stream: a second client port of the same host gets nothing.
+        udp_endpoint second("127.0.0.1");
+        for (int i = 0; i < 20; ++i) {
+            second.send_to(server_udp, legacy);
+        }
+        CHECK(second.receive_for(300ms) == 0);
+    }
     server.check_recovered();
 }
