@@ -4,7 +4,8 @@
 // What each control byte means is decided by iperf3_session_protocol (pure, fuzzed); this class does the I/O:
 // the cookie (read by server.cpp), PARAM_EXCHANGE and the parameters, CREATE_STREAMS and the data
 // connections (server.cpp hands over each connection whose cookie names this session), TEST_START and
-// TEST_RUNNING, the test on a tcp_runner until the client's TEST_END, EXCHANGE_RESULTS with the server's
+// TEST_RUNNING, the test on a tcp_runner (UDP: an iperf3_udp_runner, whose streams open with iperf3's connect
+// datagram at the UDP listener) until the client's TEST_END, EXCHANGE_RESULTS with the server's
 // receiver-side (upload) or sender-side (-R) figures, DISPLAY_RESULTS and IPERF_DONE. A refusal is
 // SERVER_ERROR with iperf3's code, and the connection closes right after it (iperf3 3.21 waits for that);
 // a failure of the server's own (a deadline, a stalled test) is SERVER_TERMINATE. Either way only this

@@ -12,7 +12,8 @@
 // from it (1:1). iperf3's protocol has nothing to check beyond the address (docs/operations.md).
 //
 // The listener reads on a thread of its own, in recvmmsg batches, so a flood of junk at this port cannot
-// delay the control thread's deadlines; only a HELLO that passed every check is posted to the control thread.
+// delay the control thread's deadlines; only a HELLO or an iperf3 connect that passed every check is posted
+// to the control thread.
 #pragma once
 
 #include <asio/executor_work_guard.hpp>
