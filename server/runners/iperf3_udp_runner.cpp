@@ -401,6 +401,7 @@ asio::awaitable<test_result> iperf3_udp_runner::receive(test_events& events) {
         }
         const auto& figures = s->receiver.figures();
         result.received.stream_bytes.push_back(figures.bytes);
+        result.received.omitted_bytes += figures.omitted_bytes;
         result.iperf3_udp_received.push_back(figures);
     }
     co_return result;
