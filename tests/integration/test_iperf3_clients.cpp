@@ -355,3 +355,40 @@ TEST_CASE("an iperf3 UDP rate above the server's cap is refused with iperf3's ow
     // 2 s at 10 Mbit/s is 2.5 MB; the pacer's bucket adds at most two datagrams, 10 kB is room for both.
     CHECK(unpaced.document["end"]["sum_sent"]["bytes"].get<std::uint64_t>() <= 2'510'000);
 }
+
+TEST_CASE("two iperf3 UDP clients from one address at once each get their own streams and figures",
+          "[integration][iperf3][udp]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server;
+    const std::uint16_t port = server.port();
+    // Their connects carry nothing but the address (the robustness test "iperf3 UDP connects get a reply only
+    // for a waiting iperf3 session's own address and streams" shows the order the server keeps between them).
+    std::array<process_result, 2> runs;
+    std::array<std::thread, 2> clients;
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+        clients[i] = std::thread([&runs, i, port] {
+            runs[i] = run_process(
+                {kIperf3, "-c", "127.0.0.1", "-p", std::to_string(port), "-J", "-t", "2", "-u", "-b", "20M"},
+                30s);
+        });
+    }
+    for (auto& client : clients) {
+        client.join();
+    }
+    const auto logged = logged_udp_uploads(log_with_sessions(server, 2));
+    INFO(runs[0].out << runs[1].out << server.log());
+    REQUIRE(logged.size() == 2);
+    for (const auto& run : runs) {
+        CHECK(run.exit_code == 0);
+        const auto document = nlohmann::json::parse(run.out, nullptr, false);
+        REQUIRE(document.is_object());
+        REQUIRE_FALSE(document.contains("error"));
+        const auto received = document["end"]["sum_received"]["bytes"].get<std::uint64_t>();
+        CHECK((received == logged[0].bytes || received == logged[1].bytes));
+        // Each one's own: 2 s at 20 Mbit/s is 5 MB, not two clients' 10 MB nor none.
+        CHECK(received > 4'000'000);
+        CHECK(received <= document["end"]["sum_sent"]["bytes"].get<std::uint64_t>());
+    }
+}
