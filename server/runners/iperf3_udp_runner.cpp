@@ -124,7 +124,7 @@ class iperf3_udp_runner::connects : public iperf3_connect_handler {
 namespace {
 
 using stream_ptr = std::shared_ptr<iperf3_udp_runner::stream>;
-using shared_ptr = std::shared_ptr<iperf3_udp_runner::shared>;
+using shared_state = std::shared_ptr<iperf3_udp_runner::shared>;
 
 // The receiver's window starts at the test's first datagram on any stream.
 std::int64_t window_start(iperf3_udp_runner::shared& state, std::int64_t arrival_ns) {
@@ -135,7 +135,7 @@ std::int64_t window_start(iperf3_udp_runner::shared& state, std::int64_t arrival
     return first;
 }
 
-asio::awaitable<void> receive_loop(shared_ptr state, stream_ptr s) {
+asio::awaitable<void> receive_loop(shared_state state, stream_ptr s) {
     auto batch = std::make_unique<net::batch_receiver>();
     auto& socket = *s->socket;
     const std::int64_t window_end = state->warm_up_ns + state->window_ns;
@@ -175,7 +175,7 @@ asio::awaitable<void> receive_loop(shared_ptr state, stream_ptr s) {
     s->done.store(true, std::memory_order_release);
 }
 
-asio::awaitable<void> send_loop(shared_ptr state, stream_ptr s) {
+asio::awaitable<void> send_loop(shared_state state, stream_ptr s) {
     auto& socket = *s->socket;
     asio::steady_timer timer(socket.get_executor());
     std::vector<std::uint8_t> datagram(state->datagram_bytes, 0);
