@@ -23,6 +23,16 @@ hello_drop judge_hello(std::size_t bytes, const std::optional<hello_owner>& owne
     return hello_drop::none;
 }
 
+hello_drop judge_iperf3_connect(const std::optional<iperf3_connect_owner>& owner) {
+    if (!owner) {
+        return hello_drop::unknown_token;
+    }
+    if (owner->connects_passed >= owner->streams) {
+        return hello_drop::excess;
+    }
+    return hello_drop::none;
+}
+
 void server_path::on_datagram(std::size_t bytes) {
     if (established_) {
         return;

@@ -16,7 +16,9 @@
 #include <optional>
 #include <span>
 #include <type_traits>
+#include <utility>
 
+#include "common/iperf3_udp.hpp"
 #include "common/udp_wire.hpp"
 
 namespace speed::udp {
@@ -32,10 +34,13 @@ inline constexpr std::uint64_t kMaxHellosPerToken = 512;
 enum class hello_drop : std::uint8_t {
     none,           // passed: a HELLO for the token's owner
     malformed,      // not a speedsrv datagram, not a HELLO, or a HELLO too short to carry a cookie
-    unknown_token,  // a token no live test owns
+    unknown_token,  // a token no live test owns; an iperf3 connect from an address no iperf3 session waits on
     wrong_address,  // a live token from an IP address other than its control connection's
-    excess,         // more HELLOs for one token than any client sends
+    excess,         // more HELLOs for one token than any client sends; more iperf3 connects than streams
 };
+
+// A HELLO and an iperf3 connect can never be taken for one another.
+static_assert(kHeaderSize > iperf3::kUdpConnectSize);
 
 // What the listener knows of a live token's owner when a HELLO names it.
 struct hello_owner {
@@ -46,18 +51,42 @@ struct hello_owner {
 struct hello_verdict {
     hello_drop drop = hello_drop::malformed;
     std::optional<header> hello;  // the HELLO's header, when the datagram is one
+    // iperf3's 4-byte UDP connect (common/iperf3_udp.hpp), when the datagram is one; never a HELLO too (a
+    // speedsrv datagram is at least kHeaderSize bytes).
+    iperf3::udp_connect iperf3_connect = iperf3::udp_connect::none;
 };
+
+// iperf3 clients open each UDP stream with a 4-byte connect datagram that carries no token: only its source
+// IP address ties it to a session. What the listener knows of the iperf3 session from that address that
+// waits for its UDP streams (after CREATE_STREAMS, within its stream deadline).
+struct iperf3_connect_owner {
+    std::uint32_t streams = 0;          // the UDP streams the session asked for (-P)
+    std::uint32_t connects_passed = 0;  // connects passed to it before this one
+};
+
+// The verdict on an iperf3 connect whose source address has this waiting session (nothing: none waits):
+// unknown_token without one, excess once it has as many streams as it asked for.
+hello_drop judge_iperf3_connect(const std::optional<iperf3_connect_owner>& owner);
 
 // The verdict once the datagram is known to be a HELLO of `bytes` bytes whose token has this owner (nothing:
 // no live owner). The checks run in this order: owner, address, length, budget.
 hello_drop judge_hello(std::size_t bytes, const std::optional<hello_owner>& owner);
 
 // The listener's verdict on `datagram`. `find_owner(token)` answers std::optional<hello_owner>; it is asked
-// only for a HELLO, after its header was read.
-template <typename FindOwner>
-hello_verdict judge_listener_datagram(std::span<const std::uint8_t> datagram, FindOwner&& find_owner) {
+// only for a HELLO, after its header was read. `find_iperf3_owner()` answers
+// std::optional<iperf3_connect_owner> for the datagram's source address; it is asked only for an iperf3
+// connect.
+template <typename FindOwner, typename FindIperf3Owner>
+hello_verdict judge_listener_datagram(std::span<const std::uint8_t> datagram, FindOwner&& find_owner,
+                                      FindIperf3Owner&& find_iperf3_owner) {
     static_assert(std::is_invocable_r_v<std::optional<hello_owner>, FindOwner&, std::uint64_t>);
+    static_assert(std::is_invocable_r_v<std::optional<iperf3_connect_owner>, FindIperf3Owner&>);
     hello_verdict verdict;
+    verdict.iperf3_connect = iperf3::classify_udp_connect(datagram);
+    if (verdict.iperf3_connect != iperf3::udp_connect::none) {
+        verdict.drop = judge_iperf3_connect(find_iperf3_owner());
+        return verdict;
+    }
     const auto h = read_header(datagram);
     if (!h || h->type != datagram_type::hello) {
         return verdict;
@@ -65,6 +94,13 @@ hello_verdict judge_listener_datagram(std::span<const std::uint8_t> datagram, Fi
     verdict.hello = h;
     verdict.drop = judge_hello(datagram.size(), find_owner(h->token));
     return verdict;
+}
+
+// The verdict where no iperf3 session waits for UDP streams.
+template <typename FindOwner>
+hello_verdict judge_listener_datagram(std::span<const std::uint8_t> datagram, FindOwner&& find_owner) {
+    return judge_listener_datagram(datagram, std::forward<FindOwner>(find_owner),
+                                   [] { return std::optional<iperf3_connect_owner>(); });
 }
 
 // ---- a server stream ----

@@ -15,7 +15,9 @@
 #include "common/test_timing.hpp"
 #include "net/errors.hpp"
 #include "net/socket_options.hpp"
+#include "server/runners/iperf3_udp_runner.hpp"
 #include "server/runners/tcp_runner.hpp"
+#include "server/udp_listener.hpp"
 
 namespace speed::server {
 
@@ -29,6 +31,8 @@ constexpr auto kWriteTimeout = proto::kResultsTimeout;
 // What one read of control bytes takes at most: the parameters (8 KiB) or the client's results arrive in a
 // few reads of this size.
 constexpr std::size_t kReadChunk = 4096;
+// How often a UDP test looks whether another iperf3 session from its address still connects its streams.
+constexpr auto kOtherConnectsPoll = std::chrono::milliseconds(10);
 
 iperf3_timeouts timeouts_of(const server_config& config) {
     iperf3_timeouts timeouts;
@@ -141,6 +145,10 @@ iperf3_session::iperf3_session(std::shared_ptr<server_context> context, asio::ip
       peer_(std::move(peer)),
       cookie_(cookie.begin(), cookie.end()),
       protocol_(context_->config.limits, timeouts_of(context_->config)) {
+    // As iperf3's own server: each control state goes out at once. With Nagle's algorithm TEST_START waited
+    // for the client's delayed ACK of CREATE_STREAMS (40 ms), while a -R test's UDP sender had started and
+    // filled the client's socket buffer before it read any (1% lost at the start of every -u -R test).
+    net::set_no_delay(channel_.socket().native_handle());
     protocol_.on_bytes(cookie);
 }
 
@@ -290,13 +298,13 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
     const proto::test_request& request = accepted.request;
     // What this front-end does not do yet is refused as iperf3 refuses what it lacks ("not implemented").
     std::string missing;
-    if (request.proto != proto::transport::tcp) {
-        missing = "iperf3 UDP tests are not served yet";
+    if (request.proto == proto::transport::udp && context_->udp == nullptr) {
+        missing = "UDP is off on this server";
     } else if (request.dir == proto::direction::upload &&
                (accepted.parameters.bytes != 0 || accepted.parameters.blocks != 0)) {
         // The receiver window is timed; one that ends at the client's TEST_END is still to come.
         missing = "an iperf3 upload by bytes or blocks (-n, -k) is not served yet";
-    } else if (!net::congestion_available(request.congestion)) {
+    } else if (request.proto == proto::transport::tcp && !net::congestion_available(request.congestion)) {
         missing = "congestion control '" + request.congestion + "' is not available on the server";
     }
     if (!missing.empty()) {
@@ -304,13 +312,26 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
         co_await send(iperf3::encode_server_error(iperf3::error_code::not_implemented));
         throw session_error(proto::error_code::unsupported, missing);
     }
+    if (request.proto == proto::transport::udp) {
+        co_await wait_for_udp_connects_of_others();
+    }
     metrics_.test_started(request);
     runner_request what =
         runner_request::for_test(request, context_->config.limits, context_->config.stall_timeout);
     what.self_probes = false;
     what.closing = net::stream_group::closing::orderly;
-    runner_ =
-        std::make_unique<tcp_runner>(channel_.socket().get_executor(), context_->data_pool, std::move(what));
+    if (request.proto == proto::transport::udp) {
+        asio::error_code ec;
+        const auto local = channel_.socket().local_endpoint(ec);
+        udp_runner_place place{*context_->udp, peer_.address(),
+                               udp_local{local.address(), context_->udp->port()}};
+        runner_ = std::make_unique<iperf3_udp_runner>(channel_.socket().get_executor(), context_->data_pool,
+                                                      std::move(place), std::move(what),
+                                                      accepted.parameters.udp_counters_64bit);
+    } else {
+        runner_ = std::make_unique<tcp_runner>(channel_.socket().get_executor(), context_->data_pool,
+                                               std::move(what));
+    }
     events iperf3_events(*this, accepted.reply);
     test_result result = co_await server::run_test(*runner_, iperf3_events);
     metrics_.test_completed(request, result);
@@ -318,10 +339,68 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
     runner_.reset();
 }
 
+namespace {
+
+std::int64_t as_json_count(std::uint64_t count) {
+    return static_cast<std::int64_t>(std::min<std::uint64_t>(count, INT64_MAX));
+}
+
+}  // namespace
+
+iperf3::results iperf3_session::udp_results_of(const test_result& result) const {
+    iperf3::results out;
+    out.congestion_used = protocol_.request().congestion;
+    for (std::size_t i = 0; i < result.iperf3_udp_sent.size(); ++i) {
+        // As iperf3's sender: bytes after the warm-up, every datagram's count.
+        const auto& sent = result.iperf3_udp_sent[i];
+        iperf3::stream_result stream;
+        stream.id = iperf3::stream_id(i);
+        stream.bytes = sent.bytes - std::min(sent.bytes, sent.omitted_bytes);
+        stream.packets = as_json_count(sent.packets);
+        stream.omitted_packets = as_json_count(sent.omitted_packets);
+        out.streams.push_back(stream);
+    }
+    for (std::size_t i = 0; i < result.iperf3_udp_received.size(); ++i) {
+        const auto& received = result.iperf3_udp_received[i];
+        iperf3::stream_result stream;
+        stream.id = iperf3::stream_id(i);
+        stream.bytes = received.bytes;
+        stream.jitter_seconds = received.jitter_seconds;
+        stream.errors = as_json_count(received.errors);
+        stream.omitted_errors = as_json_count(received.omitted_errors);
+        stream.packets = as_json_count(received.packets);
+        stream.omitted_packets = as_json_count(received.omitted_packets);
+        stream.end_seconds = result.received.seconds();
+        out.streams.push_back(stream);
+    }
+    return out;
+}
+
+asio::awaitable<void> iperf3_session::wait_for_udp_connects_of_others() {
+    // iperf3's UDP connect carries nothing but its source address: while two sessions from one address wait
+    // for their streams, a connect could be given to the wrong one. So a session asks for its streams
+    // (CREATE_STREAMS) only once no other session from its address waits for its own; each waits at most
+    // kStreamSetupTimeout. No co_await lies between this check and the runner's open(), which registers it.
+    const auto until = clock::now() + proto::kStreamSetupTimeout;
+    asio::steady_timer timer(channel_.socket().get_executor());
+    while (context_->udp->iperf3_waiting_from(peer_.address())) {
+        if (clock::now() >= until) {
+            throw session_error(proto::error_code::timeout,
+                                "another iperf3 client from this address was connecting its UDP streams for "
+                                "longer than the stream deadline");
+        }
+        timer.expires_after(kOtherConnectsPoll);
+        co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }
+}
+
 iperf3::results iperf3_session::results_of(const test_result& result) const {
     iperf3::results out;
     out.congestion_used =
         protocol_.request().congestion.empty() ? net::default_congestion() : protocol_.request().congestion;
+    if (result.transport == proto::transport::udp) {
+        return udp_results_of(result);
+    }
     if (result.direction == proto::direction::download) {
         out.sender_has_retransmits = true;
         for (std::size_t i = 0; i < result.tcp_sent.size(); ++i) {

@@ -4,7 +4,8 @@
 // What each control byte means is decided by iperf3_session_protocol (pure, fuzzed); this class does the I/O:
 // the cookie (read by server.cpp), PARAM_EXCHANGE and the parameters, CREATE_STREAMS and the data
 // connections (server.cpp hands over each connection whose cookie names this session), TEST_START and
-// TEST_RUNNING, the test on a tcp_runner until the client's TEST_END, EXCHANGE_RESULTS with the server's
+// TEST_RUNNING, the test on a tcp_runner (UDP: an iperf3_udp_runner, whose streams open with iperf3's connect
+// datagram at the UDP listener) until the client's TEST_END, EXCHANGE_RESULTS with the server's
 // receiver-side (upload) or sender-side (-R) figures, DISPLAY_RESULTS and IPERF_DONE. A refusal is
 // SERVER_ERROR with iperf3's code, and the connection closes right after it (iperf3 3.21 waits for that);
 // a failure of the server's own (a deadline, a stalled test) is SERVER_TERMINATE. Either way only this
@@ -59,8 +60,11 @@ class iperf3_session : public std::enable_shared_from_this<iperf3_session> {
     asio::awaitable<iperf3_step> next_step(net::clock::time_point deadline);
     asio::awaitable<void> send(const std::vector<std::uint8_t>& bytes);
     asio::awaitable<void> run_test(const iperf3_step& accepted);
+    // A UDP test: waits until no other iperf3 session from the client's address waits for its UDP streams.
+    asio::awaitable<void> wait_for_udp_connects_of_others();
     // The server's results for EXCHANGE_RESULTS, from what the runner measured or sent.
     iperf3::results results_of(const test_result& result) const;
+    iperf3::results udp_results_of(const test_result& result) const;
 
     std::shared_ptr<server_context> context_;
     admission_control::slot admission_;  // declared after context_: given back before the context can go

@@ -3,6 +3,7 @@
 #include <fmt/ostream.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/v6_only.hpp>
@@ -118,6 +119,7 @@ void udp_listener::close() {
     thread_.join();
     std::lock_guard lock(mutex_);
     handlers_.clear();
+    iperf3_waiting_.clear();
 }
 
 void udp_listener::add(std::uint64_t token, std::weak_ptr<udp_hello_handler> handler) {
@@ -130,6 +132,25 @@ void udp_listener::remove(std::uint64_t token) {
     handlers_.erase(token);
 }
 
+void udp_listener::add_iperf3(const std::shared_ptr<iperf3_connect_handler>& handler) {
+    std::lock_guard lock(mutex_);
+    iperf3_waiting_.emplace_back(handler.get(), handler);
+}
+
+bool udp_listener::iperf3_waiting_from(const asio::ip::address& address) const {
+    const auto from = unmapped(address);
+    std::lock_guard lock(mutex_);
+    return std::any_of(iperf3_waiting_.begin(), iperf3_waiting_.end(), [&](const auto& entry) {
+        const auto live = entry.second.lock();
+        return live && live->control_peer() == from;
+    });
+}
+
+void udp_listener::remove_iperf3(const iperf3_connect_handler* handler) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(iperf3_waiting_, [handler](const auto& entry) { return entry.first == handler; });
+}
+
 udp_listener::drop_counts udp_listener::drops() const {
     return {drops_.malformed.load(std::memory_order_relaxed),
             drops_.unknown_token.load(std::memory_order_relaxed),
@@ -139,22 +160,52 @@ udp_listener::drop_counts udp_listener::drops() const {
 
 void udp_listener::handle(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source) {
     std::shared_ptr<udp_hello_handler> handler;
-    const auto verdict = udp::judge_listener_datagram(datagram, [&](std::uint64_t token) {
-        {
-            std::lock_guard lock(mutex_);
-            auto it = handlers_.find(token);
-            if (it != handlers_.end()) {
-                handler = it->second.lock();
+    std::shared_ptr<iperf3_connect_handler> iperf3_handler;
+    const auto verdict = udp::judge_listener_datagram(
+        datagram,
+        [&](std::uint64_t token) {
+            {
+                std::lock_guard lock(mutex_);
+                auto it = handlers_.find(token);
+                if (it != handlers_.end()) {
+                    handler = it->second.lock();
+                }
             }
-        }
-        std::optional<udp::hello_owner> owner;
-        if (handler) {
-            // Only this thread adds to hellos_passed.
-            owner = udp::hello_owner{unmapped(source.address()) == handler->control_peer(),
-                                     handler->hellos_passed.load(std::memory_order_relaxed)};
-        }
-        return owner;
-    });
+            std::optional<udp::hello_owner> owner;
+            if (handler) {
+                // Only this thread adds to hellos_passed.
+                owner = udp::hello_owner{unmapped(source.address()) == handler->control_peer(),
+                                         handler->hellos_passed.load(std::memory_order_relaxed)};
+            }
+            return owner;
+        },
+        [&] {
+            // The first session from this address with a stream still to come; several from one address (one
+            // host running two iperf3 clients at once) take the connects in the order they registered.
+            const auto from = unmapped(source.address());
+            std::optional<udp::iperf3_connect_owner> owner;
+            std::lock_guard lock(mutex_);
+            for (const auto& entry : iperf3_waiting_) {
+                auto live = entry.second.lock();
+                if (!live || live->control_peer() != from) {
+                    continue;
+                }
+                const udp::iperf3_connect_owner candidate{
+                    live->streams(), live->connects_passed.load(std::memory_order_relaxed)};
+                if (!owner || candidate.connects_passed < candidate.streams) {
+                    owner = candidate;
+                    iperf3_handler = std::move(live);
+                }
+                if (candidate.connects_passed < candidate.streams) {
+                    break;
+                }
+            }
+            return owner;
+        });
+    if (verdict.iperf3_connect != iperf3::udp_connect::none) {
+        pass_iperf3_connect(verdict, iperf3_handler, source);
+        return;
+    }
     switch (verdict.drop) {
         case udp::hello_drop::none:
             break;
@@ -191,6 +242,35 @@ void udp_listener::handle(std::span<const std::uint8_t> datagram, const asio::ip
                           source, bytes = datagram.size()] {
         if (auto owner = weak.lock()) {
             owner->on_hello(stream, source, bytes);
+        }
+    });
+}
+
+void udp_listener::pass_iperf3_connect(const udp::hello_verdict& verdict,
+                                       const std::shared_ptr<iperf3_connect_handler>& handler,
+                                       const asio::ip::udp::endpoint& source) {
+    switch (verdict.drop) {
+        case udp::hello_drop::none:
+            break;
+        case udp::hello_drop::excess:
+            spdlog::debug("udp: dropped an iperf3 connect from {}: its session has all its streams",
+                          fmt::streamed(source.address()));
+            drops_.excess.fetch_add(1, std::memory_order_relaxed);
+            note_drop();
+            return;
+        default:
+            spdlog::debug(
+                "udp: dropped an iperf3 connect from {}: no iperf3 session from there waits for one",
+                fmt::streamed(source.address()));
+            drops_.unknown_token.fetch_add(1, std::memory_order_relaxed);
+            note_drop();
+            return;
+    }
+    handler->connects_passed.fetch_add(1, std::memory_order_relaxed);
+    asio::post(control_, [weak = std::weak_ptr<iperf3_connect_handler>(handler), source,
+                          greeting = verdict.iperf3_connect] {
+        if (auto owner = weak.lock()) {
+            owner->on_connect(source, greeting);
         }
     });
 }

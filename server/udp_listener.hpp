@@ -6,8 +6,14 @@
 // and counted, and nothing is ever sent from this socket: an unverified address gets no bytes from it at all.
 // The verdict on each datagram is common/udp_handshake.hpp's (judge_listener_datagram).
 //
+// iperf3 clients open a UDP stream with a 4-byte connect datagram and no token: one from the IP address of an
+// iperf3 session's control connection that waits for its UDP streams, within the number it asked for, is
+// passed to that session, which creates the stream's connected socket and answers with the 4-byte reply
+// from it (1:1). iperf3's protocol has nothing to check beyond the address (docs/operations.md).
+//
 // The listener reads on a thread of its own, in recvmmsg batches, so a flood of junk at this port cannot
-// delay the control thread's deadlines; only a HELLO that passed every check is posted to the control thread.
+// delay the control thread's deadlines; only a HELLO or an iperf3 connect that passed every check is posted
+// to the control thread.
 #pragma once
 
 #include <asio/executor_work_guard.hpp>
@@ -22,6 +28,9 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include "common/iperf3_udp.hpp"
+#include "common/udp_handshake.hpp"
 
 namespace speed::server {
 
@@ -40,6 +49,20 @@ class udp_hello_handler {
     // HELLOs the listener handed to the control thread (at most udp::kMaxHellosPerToken,
     // common/udp_handshake.hpp). The listener's thread only adds to it.
     std::atomic<std::uint64_t> hellos_passed{0};
+};
+
+// An iperf3 session that waits for its UDP streams: the listener passes it the 4-byte connect datagrams
+// (common/iperf3_udp.hpp) from its control connection's IP address, at most one per stream it asked for.
+class iperf3_connect_handler {
+  public:
+    virtual ~iperf3_connect_handler() = default;
+    // Read on the listener's thread: neither may change after construction.
+    virtual const asio::ip::address& control_peer() const = 0;
+    virtual std::uint32_t streams() const = 0;
+    // On the control thread: a connect from the control peer's address (any port).
+    virtual void on_connect(const asio::ip::udp::endpoint& source, iperf3::udp_connect greeting) = 0;
+    // Connects the listener handed to the control thread. The listener's thread only adds to it.
+    std::atomic<std::uint32_t> connects_passed{0};
 };
 
 // Addresses compare as the family they travel in: ::ffff:192.0.2.1 is 192.0.2.1.
@@ -62,6 +85,11 @@ class udp_listener {
     // Any thread.
     void add(std::uint64_t token, std::weak_ptr<udp_hello_handler> handler);
     void remove(std::uint64_t token);
+    // An iperf3 session waits for its UDP streams from add_iperf3 to remove_iperf3. Any thread.
+    void add_iperf3(const std::shared_ptr<iperf3_connect_handler>& handler);
+    void remove_iperf3(const iperf3_connect_handler* handler);
+    // Whether an iperf3 session from `address` waits for its UDP streams. Any thread.
+    bool iperf3_waiting_from(const asio::ip::address& address) const;
 
     struct drop_counts {
         std::uint64_t malformed = 0;      // not a speedsrv datagram, not a HELLO, or a HELLO too short
@@ -81,6 +109,9 @@ class udp_listener {
         std::atomic<std::uint64_t> excess{0};
     };
     void handle(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& source);
+    void pass_iperf3_connect(const udp::hello_verdict& verdict,
+                             const std::shared_ptr<iperf3_connect_handler>& handler,
+                             const asio::ip::udp::endpoint& source);
     void note_drop();
 
     asio::io_context& control_;
@@ -92,6 +123,9 @@ class udp_listener {
 
     mutable std::mutex mutex_;  // guards handlers_
     std::unordered_map<std::uint64_t, std::weak_ptr<udp_hello_handler>> handlers_;
+    // Few at a time (one per iperf3 UDP test between CREATE_STREAMS and its last stream): a list.
+    std::vector<std::pair<const iperf3_connect_handler*, std::weak_ptr<iperf3_connect_handler>>>
+        iperf3_waiting_;
 
     atomic_drop_counts drops_;
     // The listener's thread only.

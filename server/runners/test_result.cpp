@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "common/units.hpp"
 
 namespace speed::server {
@@ -33,8 +35,24 @@ std::string summary_of(const test_result& r) {
         return fmt::format("udp download {}: sent {} datagrams ({}, {} target)", streams_of(r), packets,
                            units::format_bytes(bytes),
                            r.requested_bitrate == 0
-                               ? std::string("adaptive")
+                               ? std::string(r.iperf3_udp_sent.empty() ? "adaptive" : "unpaced")
                                : units::format_bits_per_second(static_cast<double>(r.requested_bitrate)));
+    }
+    if (!r.iperf3_udp_received.empty()) {
+        // iperf3's figures, as the client prints them: lost and the highest sequence number seen.
+        std::uint64_t lost = 0;
+        std::uint64_t packets = 0;
+        double jitter = 0.0;
+        for (const auto& stream : r.iperf3_udp_received) {
+            lost += stream.errors - std::min(stream.errors, stream.omitted_errors);
+            packets += stream.packets - std::min(stream.packets, stream.omitted_packets);
+            jitter += stream.jitter_seconds;
+        }
+        jitter /= static_cast<double>(r.iperf3_udp_received.size());  // iperf3's mean, computed as it does
+        return fmt::format(
+            "udp upload {}: received {} ({} in {:.2f} s, receiver side), lost {}/{}, jitter {:.3f} ms",
+            streams_of(r), units::format_bits_per_second(r.received.bits_per_second()),
+            units::format_bytes(r.received.bytes()), r.received.seconds(), lost, packets, jitter * 1000.0);
     }
     std::uint64_t sent_packets = 0;
     std::uint64_t lost = 0;

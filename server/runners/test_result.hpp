@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/iperf3_udp.hpp"
 #include "common/measurement.hpp"
 #include "common/protocol.hpp"
 #include "common/udp_accounting.hpp"
@@ -44,6 +45,11 @@ struct test_result {
     proto::self_probe_samples self_probes;    // TCP: round trips of the server's probes on the load
     proto::udp_sender_report udp_peer_sent;   // UDP: what the client says it sent
     proto::udp_receiver_report udp_received;  // UDP: the exact accounting against it
+
+    // An iperf3 UDP test (server/runners/iperf3_udp_runner.hpp), per stream: iperf3's receiver figures (an
+    // upload; `received` holds the same bytes) or its sender's (-R; `udp_sent` holds the same counts).
+    std::vector<iperf3::udp_receiver_figures> iperf3_udp_received;
+    std::vector<iperf3::udp_sender_figures> iperf3_udp_sent;
 
     udp_flow_counters udp_counters;
 

@@ -125,6 +125,14 @@ class test_runner {
     virtual udp_flow_counters flow_counters() const = 0;
 };
 
+// How long a UDP sender waits for the client's request to end: the test's time plus `grace`, max(1 s, that
+// time), within the front-end's own deadline (events.stop_timeout()), from now.
+struct sender_stop_wait {
+    net::clock::time_point give_up;
+    std::chrono::milliseconds grace;
+    static sender_stop_wait of(const proto::test_request& test, const test_events& events);
+};
+
 // The phase skeleton above, for every runner and front-end.
 asio::awaitable<test_result> run_test(test_runner& runner, test_events& events);
 

@@ -98,10 +98,7 @@ asio::awaitable<test_result> udp_runner::send(test_events& events) {
     // The sender needs FEEDBACK that echoes its DATA's nonce to keep going (net/udp_flow.hpp), so a client
     // that vanishes stops the datagrams within a second. A client that stays but never asks for the end is
     // given the test's time plus max(1 s, that time), within the front-end's own deadline for it.
-    const auto test_length = test_timing::of(test).length();
-    const auto grace = std::max<std::chrono::milliseconds>(1s, test_length);
-    const auto now = clock::now();
-    const auto give_up = std::min(now + test_length + grace, now + events.stop_timeout());
+    const auto [give_up, grace] = sender_stop_wait::of(test, events);
     for (;;) {
         // GCC 12: no initializer list inside a co_await expression.
         const auto wake = std::min(give_up, clock::now() + kSenderWatchInterval);

@@ -97,3 +97,32 @@ TEST_CASE("the session's tests part joins the tests and the refused connections"
         "; download 2 streams: sent 1.500 KiB (sender side, 7 retransmits); 1 data or probe connections from "
         "another address refused");
 }
+
+TEST_CASE("an iperf3 UDP upload is logged with iperf3's figures: lost and packets after the warm-up, jitter",
+          "[summary][iperf3]") {
+    auto result = completed(proto::transport::udp, proto::direction::upload, 2);
+    result.received.window_ns = 1'000'000'000;
+    result.received.stream_bytes = {500'000, 500'000};
+    speed::iperf3::udp_receiver_figures first;
+    first.packets = 500;
+    first.omitted_packets = 100;
+    first.errors = 7;
+    first.omitted_errors = 2;
+    first.jitter_seconds = 0.000250;
+    speed::iperf3::udp_receiver_figures second;
+    second.packets = 400;
+    second.errors = 1;
+    second.jitter_seconds = 0.000750;
+    result.iperf3_udp_received = {first, second};
+    CHECK(describe_for_log(result) ==
+          "udp upload 2 streams: received 8.000 Mbit/s (976.6 KiB in 1.00 s, receiver side), lost 6/800, "
+          "jitter 0.500 ms");
+}
+
+TEST_CASE("an iperf3 UDP download at -b 0 is logged as unpaced, not adaptive", "[summary][iperf3]") {
+    auto result = completed(proto::transport::udp, proto::direction::download, 1);
+    result.udp_sent.streams = {{100, 102'400}};
+    result.iperf3_udp_sent = {{102'400, 100, 0, 0}};
+    CHECK(describe_for_log(result) ==
+          "udp download 1 stream: sent 100 datagrams (100.0 KiB, unpaced target)");
+}

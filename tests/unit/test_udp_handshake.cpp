@@ -2,9 +2,11 @@
 // shared port, a server stream's path validation with its 1:1 credit, and a client stream's cookie echo.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "common/udp_handshake.hpp"
@@ -229,4 +231,71 @@ TEST_CASE("a whole handshake: 36 bytes each way until the echo, then the confirm
     CHECK(client.on_hello_ack(server.answer_cookie()) == client_path::ack_effect::established);
     CHECK(server.credit_bytes() == 72);
     CHECK(server.sent_unvalidated_bytes() == 36);
+}
+
+// ---- iperf3's UDP connect at the same port ----
+
+namespace {
+
+struct iperf3_probe {
+    std::optional<iperf3_connect_owner> owner;
+    int asked = 0;
+
+    hello_verdict judge(std::span<const std::uint8_t> bytes) {
+        return judge_listener_datagram(
+            bytes,
+            [](std::uint64_t) {
+                return std::optional<hello_owner>(hello_owner{true, 0});
+            },
+            [this] {
+                ++asked;
+                return owner;
+            });
+    }
+};
+
+constexpr std::array<std::uint8_t, 4> kConnect{0x39, 0x38, 0x37, 0x36};
+constexpr std::array<std::uint8_t, 4> kLegacyConnect{0x15, 0xcd, 0x5b, 0x07};
+
+}  // namespace
+
+TEST_CASE("the listener passes an iperf3 connect to the session from its address that waits for streams",
+          "[udp][handshake][iperf3]") {
+    iperf3_probe listener;
+    listener.owner = iperf3_connect_owner{2, 1};
+    const auto verdict = listener.judge(kConnect);
+    CHECK(verdict.drop == hello_drop::none);
+    CHECK(verdict.iperf3_connect == speed::iperf3::udp_connect::current);
+    CHECK_FALSE(verdict.hello);
+    CHECK(listener.judge(kLegacyConnect).iperf3_connect == speed::iperf3::udp_connect::legacy);
+    CHECK(listener.asked == 2);
+}
+
+TEST_CASE("the listener drops an iperf3 connect with no waiting session, or beyond its streams",
+          "[udp][handshake][iperf3]") {
+    iperf3_probe listener;
+    CHECK(listener.judge(kConnect).drop == hello_drop::unknown_token);
+    listener.owner = iperf3_connect_owner{2, 2};
+    CHECK(listener.judge(kConnect).drop == hello_drop::excess);
+    listener.owner = iperf3_connect_owner{0, 0};
+    CHECK(listener.judge(kLegacyConnect).drop == hello_drop::excess);
+}
+
+TEST_CASE("a HELLO and an iperf3 connect are never taken for one another", "[udp][handshake][iperf3]") {
+    iperf3_probe listener;
+    listener.owner = iperf3_connect_owner{1, 0};
+    // A HELLO is judged as one, and the iperf3 sessions are not asked.
+    const auto hello = listener.judge(datagram(datagram_type::hello, kHandshakeSize));
+    CHECK(hello.drop == hello_drop::none);
+    CHECK(hello.hello);
+    CHECK(hello.iperf3_connect == speed::iperf3::udp_connect::none);
+    // The connect's bytes at the start of a longer datagram, or 4 other bytes: neither.
+    std::vector<std::uint8_t> longer(kConnect.begin(), kConnect.end());
+    longer.push_back(0);
+    const auto padded = listener.judge(longer);
+    CHECK(padded.drop == hello_drop::malformed);
+    CHECK(padded.iperf3_connect == speed::iperf3::udp_connect::none);
+    const std::array<std::uint8_t, 4> other{0x01, 0x01, 0x00, 0x00};
+    CHECK(listener.judge(other).drop == hello_drop::malformed);
+    CHECK(listener.asked == 0);
 }

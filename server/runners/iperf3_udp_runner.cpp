@@ -1,0 +1,454 @@
+#include "server/runners/iperf3_udp_runner.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <cerrno>
+#include <optional>
+
+#include "common/iperf3_udp.hpp"
+#include "common/limits.hpp"
+#include "common/test_timing.hpp"
+#include "common/udp_pacer.hpp"
+#include "net/errors.hpp"
+#include "net/spawn.hpp"
+#include "net/udp_socket.hpp"
+
+namespace speed::server {
+
+using namespace std::chrono_literals;
+using asio::experimental::as_tuple;
+using net::clock;
+using net::session_error;
+
+namespace {
+
+// How often the control thread looks at the streams while it waits (the first datagram, the window's end,
+// a stall, the client's TEST_END).
+constexpr auto kWatchInterval = 50ms;
+// A paced sender's bucket: 2 ms of its rate, at least two datagrams (common/udp_pacer.hpp).
+constexpr std::int64_t kPacerBurstNs = 2'000'000;
+// The most datagrams a sender writes before it looks at its pace and its stop flag again.
+constexpr std::uint64_t kMostPerRound = 64;
+// A sender whose datagrams the kernel refused for another reason than a full buffer (an ICMP error from a
+// closed port, a local firewall) tries again after this long rather than spinning.
+constexpr auto kSendErrorPause = 1ms;
+// Receive batches before a loop lets the other work of its data thread run.
+constexpr int kBatchesBeforeYield = 16;
+
+}  // namespace
+
+struct iperf3_udp_runner::stream {
+    std::shared_ptr<asio::ip::udp::socket> socket;
+    // The loop's own until `done`; the control thread reads them after.
+    iperf3::udp_receiver receiver;
+    bool warm_up_ended = false;
+    iperf3::udp_sender_figures sent;
+    std::atomic<std::int64_t> last_arrival_ns{0};
+    std::atomic<bool> done{false};
+};
+
+struct iperf3_udp_runner::shared {
+    bool counters_64bit = false;
+    std::uint32_t datagram_bytes = 0;
+    std::int64_t warm_up_ns = 0;
+    std::int64_t window_ns = 0;
+    double stream_bits_per_second = 0;      // a sender's pace, 0 = unpaced
+    std::uint64_t stream_max_bytes = 0;     // a sender's byte budget (--max-bytes), 0 = none
+    std::atomic<std::int64_t> first_ns{0};  // a receiver's first datagram, on net::now_ns()'s clock
+    std::atomic<bool> stop{false};
+    std::atomic<bool> hold{false};
+    // Added to by the connects on the control thread until attach_all() returns; read-only after.
+    std::vector<std::shared_ptr<stream>> streams;
+};
+
+// The listener's side of the test while it waits for its streams: each connect from the control peer's
+// address gets the stream's connected socket on a data thread and, from it, the 4-byte reply.
+class iperf3_udp_runner::connects : public iperf3_connect_handler {
+  public:
+    connects(asio::any_io_executor control, asio::ip::address control_peer, std::uint32_t streams,
+             udp_local local, net::io_pool& data_pool, std::shared_ptr<shared> state)
+        : control_peer_(unmapped(control_peer)),
+          streams_(streams),
+          local_(std::move(local)),
+          data_pool_(data_pool),
+          state_(std::move(state)),
+          changed_(std::move(control)) {}
+
+    const asio::ip::address& control_peer() const override { return control_peer_; }
+    std::uint32_t streams() const override { return streams_; }
+
+    void on_connect(const asio::ip::udp::endpoint& source, iperf3::udp_connect greeting) override {
+        if (state_->streams.size() >= streams_ || closed_) {
+            return;
+        }
+        asio::error_code ec;
+        auto socket = std::make_shared<asio::ip::udp::socket>(
+            open_flow_socket(data_pool_.next().get_executor(), local_, source, ec));
+        if (ec) {
+            spdlog::warn("udp: cannot open the socket for an iperf3 stream to {}: {}",
+                         source.address().to_string(), ec.message());
+            return;
+        }
+        net::configure_udp_data_socket(socket->native_handle());
+        // The reply is the connect's size: 1:1, from the stream's own socket, to where the connect came from.
+        const auto reply = iperf3::udp_connect_reply(greeting);
+        net::send_datagram(socket->native_handle(), reply);
+        auto entry = std::make_shared<stream>();
+        entry->socket = std::move(socket);
+        state_->streams.push_back(std::move(entry));
+        changed_.cancel();
+    }
+
+    asio::steady_timer& changed() { return changed_; }
+    void close() { closed_ = true; }
+
+  private:
+    asio::ip::address control_peer_;
+    std::uint32_t streams_;
+    udp_local local_;
+    net::io_pool& data_pool_;
+    std::shared_ptr<shared> state_;
+    asio::steady_timer changed_;  // cancelled whenever a stream arrives
+    bool closed_ = false;
+};
+
+namespace {
+
+using stream_ptr = std::shared_ptr<iperf3_udp_runner::stream>;
+using shared_state = std::shared_ptr<iperf3_udp_runner::shared>;
+
+// The receiver's window starts at the test's first datagram on any stream.
+std::int64_t window_start(iperf3_udp_runner::shared& state, std::int64_t arrival_ns) {
+    std::int64_t first = state.first_ns.load(std::memory_order_acquire);
+    if (first == 0 && state.first_ns.compare_exchange_strong(first, arrival_ns, std::memory_order_acq_rel)) {
+        return arrival_ns;
+    }
+    return first;
+}
+
+asio::awaitable<void> receive_loop(shared_state state, stream_ptr s) {
+    auto batch = std::make_unique<net::batch_receiver>();
+    auto& socket = *s->socket;
+    const std::int64_t window_end = state->warm_up_ns + state->window_ns;
+    s->warm_up_ended = state->warm_up_ns == 0;
+    for (int batches = 1; !state->stop.load(std::memory_order_acquire); ++batches) {
+        std::error_code error;
+        const std::size_t received = batch->receive(socket.native_handle(), error);
+        if (!socket.is_open()) {
+            break;
+        }
+        if (error || received == 0) {
+            auto [ec] =
+                co_await socket.async_wait(asio::socket_base::wait_read, as_tuple(asio::use_awaitable));
+            if (ec) {
+                break;  // cancelled by stop_streams() or abort()
+            }
+            continue;
+        }
+        batch->for_each([&](std::span<const std::uint8_t> datagram, std::int64_t arrival_ns, bool) {
+            // Measured on the server's clock: the warm-up, then the window, from the first datagram.
+            const std::int64_t since = arrival_ns - window_start(*state, arrival_ns);
+            if (since >= window_end) {
+                return;  // after the window: the client is still finishing its own time
+            }
+            if (!s->warm_up_ended && since >= state->warm_up_ns) {
+                s->receiver.end_warm_up();
+                s->warm_up_ended = true;
+            }
+            s->receiver.on_datagram(datagram.size(), iperf3::read_udp_header(datagram, state->counters_64bit),
+                                    arrival_ns);
+            s->last_arrival_ns.store(arrival_ns, std::memory_order_relaxed);
+        });
+        if (batches % kBatchesBeforeYield == 0) {
+            co_await asio::post(socket.get_executor(), asio::use_awaitable);
+        }
+    }
+    s->done.store(true, std::memory_order_release);
+}
+
+asio::awaitable<void> send_loop(shared_state state, stream_ptr s) {
+    auto& socket = *s->socket;
+    asio::steady_timer timer(socket.get_executor());
+    std::vector<std::uint8_t> datagram(state->datagram_bytes, 0);
+    const std::uint64_t bytes = datagram.size();
+    const std::int64_t started = net::now_ns();
+    std::optional<udp::pacer> pacer;
+    if (state->stream_bits_per_second > 0) {
+        pacer.emplace(state->stream_bits_per_second, kPacerBurstNs, 2 * bytes, started);
+    }
+    bool warm_up_ended = state->warm_up_ns == 0;
+    auto& sent = s->sent;
+    while (!state->stop.load(std::memory_order_acquire)) {
+        std::int64_t now = net::now_ns();
+        if (!warm_up_ended && now - started >= state->warm_up_ns) {
+            sent.omitted_bytes = sent.bytes;
+            sent.omitted_packets = sent.packets;
+            warm_up_ended = true;
+        }
+        std::uint64_t allowed =
+            pacer ? pacer->allowed(now, static_cast<std::uint32_t>(bytes)) : kMostPerRound;
+        allowed = std::min(allowed, kMostPerRound);
+        if (state->stream_max_bytes != 0) {
+            allowed = std::min(
+                allowed, (state->stream_max_bytes - std::min(state->stream_max_bytes, sent.bytes)) / bytes);
+        }
+        // The test's length from the first datagram: the client started its own timer on TEST_RUNNING, just
+        // before, and stops reading when it ends; what would go after it only reaches a closed reader (iperf3
+        // counts it as lost) while TEST_END is on its way.
+        const bool test_over = now - started >= state->warm_up_ns + state->window_ns;
+        if (test_over || state->hold.load(std::memory_order_relaxed) ||
+            (state->stream_max_bytes != 0 && allowed == 0 && sent.bytes + bytes > state->stream_max_bytes)) {
+            // Over, held (a failure is being told) or out of budget: nothing more, until stopped.
+            timer.expires_after(10ms);
+            co_await timer.async_wait(as_tuple(asio::use_awaitable));
+            continue;
+        }
+        if (allowed == 0) {
+            // At most kWatchInterval, so that a slow pace still sees its stop flag soon.
+            timer.expires_after(std::min<std::chrono::nanoseconds>(
+                kWatchInterval,
+                std::chrono::nanoseconds(std::max<std::int64_t>(1000, pacer->wait_ns(now, bytes)))));
+            co_await timer.async_wait(as_tuple(asio::use_awaitable));
+            continue;
+        }
+        std::uint64_t sent_now = 0;
+        bool blocked = false;
+        bool failed = false;
+        for (; sent_now < allowed; ++sent_now) {
+            now = net::now_ns();
+            iperf3::write_udp_header(datagram, iperf3::udp_header_at(now, sent.packets + 1),
+                                     state->counters_64bit);
+            const ssize_t result =
+                ::send(socket.native_handle(), datagram.data(), datagram.size(), MSG_DONTWAIT);
+            if (result < 0) {
+                blocked = errno == EAGAIN;  // EWOULDBLOCK is the same on Linux
+                failed = !blocked;
+                break;
+            }
+            ++sent.packets;
+            sent.bytes += bytes;
+        }
+        if (pacer) {
+            pacer->consume(sent_now * bytes);
+        }
+        if (blocked) {
+            auto [ec] =
+                co_await socket.async_wait(asio::socket_base::wait_write, as_tuple(asio::use_awaitable));
+            if (ec) {
+                break;
+            }
+        } else if (failed) {
+            timer.expires_after(kSendErrorPause);
+            co_await timer.async_wait(as_tuple(asio::use_awaitable));
+        } else if (!pacer) {
+            co_await asio::post(socket.get_executor(), asio::use_awaitable);
+        }
+    }
+    s->done.store(true, std::memory_order_release);
+}
+
+}  // namespace
+
+iperf3_udp_runner::iperf3_udp_runner(asio::any_io_executor control, net::io_pool& data_pool,
+                                     udp_runner_place place, runner_request request, bool counters_64bit)
+    : control_(std::move(control)),
+      place_(std::move(place)),
+      request_(std::move(request)),
+      shared_(std::make_shared<shared>()) {
+    const auto& test = request_.test;
+    const auto timing = test_timing::of(test);
+    shared_->counters_64bit = counters_64bit;
+    // iperf3's default UDP block is its TCP MSS guess less headers; clients always say which (`len`).
+    shared_->datagram_bytes =
+        std::max<std::uint32_t>(test.udp_payload_bytes == 0 ? 1460 : test.udp_payload_bytes,
+                                static_cast<std::uint32_t>(iperf3::udp_header_size(counters_64bit)));
+    shared_->warm_up_ns = std::chrono::nanoseconds(timing.warm_up).count();
+    shared_->window_ns = std::chrono::nanoseconds(timing.window).count();
+    shared_->stream_bits_per_second =
+        static_cast<double>(sender_bitrate(test, request_.limits)) / std::max<std::uint16_t>(1, test.streams);
+    const test_budget budget = test_budget::for_test(test, request_.limits);
+    if (budget.max_bytes != 0) {
+        shared_->stream_max_bytes =
+            std::max<std::uint64_t>(1, budget.max_bytes / std::max<std::uint16_t>(1, test.streams));
+    }
+    connects_ = std::make_shared<connects>(control_, place_.control_peer, test.streams, place_.local,
+                                           data_pool, shared_);
+}
+
+iperf3_udp_runner::~iperf3_udp_runner() {
+    abort();
+}
+
+test_setup iperf3_udp_runner::open() {
+    place_.listener.add_iperf3(connects_);
+    return {"", test_setup::udp_flows{0, place_.listener.port(),
+                                      server_rate_cap(request_.test, request_.limits)}};
+}
+
+asio::awaitable<void> iperf3_udp_runner::attach_all(test_events& events) {
+    const auto deadline = clock::now() + proto::kStreamSetupTimeout;
+    const std::size_t wanted = request_.test.streams;
+    while (shared_->streams.size() < wanted) {
+        if (events.aborted()) {
+            throw session_error(proto::error_code::shutting_down, "the server is stopping");
+        }
+        if (clock::now() >= deadline) {
+            throw session_error(
+                proto::error_code::timeout,
+                fmt::format("only {} of {} iperf3 UDP streams connected within {} s (is UDP from "
+                            "the client to port {} blocked?)",
+                            shared_->streams.size(), wanted, proto::kStreamSetupTimeout.count(),
+                            place_.listener.port()));
+        }
+        connects_->changed().expires_at(std::min(deadline, clock::now() + kWatchInterval));
+        co_await connects_->changed().async_wait(as_tuple(asio::use_awaitable));
+    }
+    place_.listener.remove_iperf3(connects_.get());
+    connects_->close();
+}
+
+void iperf3_udp_runner::start() {
+    if (request_.test.dir != proto::direction::upload) {
+        return;  // a sender starts in send(), once the client was told TEST_RUNNING
+    }
+    for (const auto& s : shared_->streams) {
+        asio::co_spawn(s->socket->get_executor(), receive_loop(shared_, s),
+                       net::log_if_failed("iperf3 udp receiver"));
+    }
+}
+
+asio::awaitable<test_result> iperf3_udp_runner::send(test_events& events) {
+    for (const auto& s : shared_->streams) {
+        asio::co_spawn(s->socket->get_executor(), send_loop(shared_, s),
+                       net::log_if_failed("iperf3 udp sender"));
+    }
+    // The client ends the test with TEST_END after its own time; one that never does is given the test's
+    // time plus max(1 s, that time), within the front-end's own deadline for it.
+    const auto [give_up, grace] = sender_stop_wait::of(request_.test, events);
+    for (;;) {
+        const auto wake = std::min(give_up, clock::now() + kWatchInterval);
+        if (co_await events.input_pending(wake)) {
+            break;
+        }
+        if (clock::now() >= give_up) {
+            throw session_error(
+                proto::error_code::timeout,
+                fmt::format("no TEST_END from the iperf3 client within {:.1f} s after the test's time",
+                            std::chrono::duration<double>(grace).count()));
+        }
+    }
+    co_await events.take_stop();
+    co_await stop_streams(clock::now() + proto::kResultsTimeout);
+    test_result result = completed_result(request_.test);
+    for (const auto& s : shared_->streams) {
+        result.udp_sent.streams.push_back({s->sent.packets, s->sent.bytes});
+        result.iperf3_udp_sent.push_back(s->sent);
+    }
+    co_return result;
+}
+
+asio::awaitable<test_result> iperf3_udp_runner::receive(test_events& events) {
+    asio::steady_timer timer(control_);
+    const auto first_deadline = clock::now() + proto::kFirstByteTimeout;
+    while (shared_->first_ns.load(std::memory_order_acquire) == 0) {
+        if (clock::now() >= first_deadline) {
+            throw session_error(proto::error_code::timeout,
+                                fmt::format("no UDP datagram from the iperf3 client within {} s",
+                                            proto::kFirstByteTimeout.count()));
+        }
+        timer.expires_after(kWatchInterval);
+        co_await timer.async_wait(as_tuple(asio::use_awaitable));
+    }
+    const std::int64_t window_end =
+        shared_->first_ns.load(std::memory_order_acquire) + shared_->warm_up_ns + shared_->window_ns;
+    const std::int64_t stall_ns = request_.stall_timeout.count();
+    for (;;) {
+        const std::int64_t now = net::now_ns();
+        if (now >= window_end) {
+            break;
+        }
+        std::int64_t latest = shared_->first_ns.load(std::memory_order_relaxed);
+        for (const auto& s : shared_->streams) {
+            latest = std::max(latest, s->last_arrival_ns.load(std::memory_order_relaxed));
+        }
+        if (stall_ns > 0 && now - latest > stall_ns) {
+            throw session_error(proto::error_code::timeout,
+                                fmt::format("the iperf3 UDP test stalled: no datagram for {:.1f} s",
+                                            static_cast<double>(now - latest) / 1e9));
+        }
+        timer.expires_after(
+            std::min<std::chrono::nanoseconds>(kWatchInterval, std::chrono::nanoseconds(window_end - now)));
+        co_await timer.async_wait(as_tuple(asio::use_awaitable));
+    }
+    co_await events.window_closed();
+    co_await stop_streams(clock::now() + proto::kResultsTimeout);
+    test_result result = completed_result(request_.test);
+    result.received.window_ns = shared_->window_ns;
+    result.received.omitted_ns = shared_->warm_up_ns;
+    for (const auto& s : shared_->streams) {
+        if (!s->warm_up_ended) {
+            s->receiver
+                .end_warm_up();  // nothing came after the warm-up: iperf3 reset the figures all the same
+        }
+        const auto& figures = s->receiver.figures();
+        result.received.stream_bytes.push_back(figures.bytes);
+        result.received.omitted_bytes += figures.omitted_bytes;
+        result.iperf3_udp_received.push_back(figures);
+    }
+    co_return result;
+}
+
+asio::awaitable<void> iperf3_udp_runner::stop_streams(clock::time_point deadline) {
+    shared_->stop.store(true, std::memory_order_release);
+    for (const auto& s : shared_->streams) {
+        asio::post(s->socket->get_executor(), [socket = s->socket] {
+            asio::error_code ignored;
+            socket->cancel(ignored);
+        });
+    }
+    asio::steady_timer timer(control_);
+    for (;;) {
+        const bool all_done =
+            std::all_of(shared_->streams.begin(), shared_->streams.end(),
+                        [](const auto& s) { return s->done.load(std::memory_order_acquire); });
+        if (all_done) {
+            co_return;
+        }
+        if (clock::now() >= deadline) {
+            throw session_error(proto::error_code::internal, "the iperf3 UDP streams did not stop");
+        }
+        timer.expires_after(1ms);
+        co_await timer.async_wait(as_tuple(asio::use_awaitable));
+    }
+}
+
+bool iperf3_udp_runner::hold_sending() {
+    if (request_.test.dir != proto::direction::download) {
+        return false;
+    }
+    shared_->hold.store(true, std::memory_order_relaxed);
+    return true;
+}
+
+void iperf3_udp_runner::abort() {
+    place_.listener.remove_iperf3(connects_.get());
+    connects_->close();
+    shared_->stop.store(true, std::memory_order_release);
+    for (const auto& s : shared_->streams) {
+        asio::post(s->socket->get_executor(), [socket = s->socket] {
+            asio::error_code ignored;
+            socket->close(ignored);
+        });
+    }
+}
+
+}  // namespace speed::server
