@@ -131,3 +131,36 @@ TEST_CASE("--bidir text output labels each direction's intervals and shows the l
     CHECK_THAT(run.process.out, Catch::Contains("    under load  "));
     CHECK_THAT(run.process.out, Catch::Contains("Responsiveness  "));
 }
+
+TEST_CASE("--bidir --csv: interval rows of both directions, and a summary row of the latency under both",
+          "[integration][bidir]") {
+    server_process server;
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-t", "1", "-i", "0.5",
+                                 "--pings", "3", "--ping-interval", "0.01", "--bidir", "--csv"});
+    INFO(run.process.out << run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    std::istringstream lines(run.process.out);
+    int download_intervals = 0;
+    int upload_intervals = 0;
+    std::string both_summary;
+    for (std::string line; std::getline(lines, line);) {
+        download_intervals += line.find(",interval,download,") != std::string::npos ? 1 : 0;
+        upload_intervals += line.find(",interval,upload,") != std::string::npos ? 1 : 0;
+        if (line.find(",summary,both,") != std::string::npos) {
+            both_summary = line;
+        }
+    }
+    CHECK(download_intervals == 2);
+    CHECK(upload_intervals == 2);
+    REQUIRE_FALSE(both_summary.empty());
+    // Its latency median, increase and RPM columns (13-15 of 16) are filled.
+    std::vector<std::string> cells;
+    std::istringstream row(both_summary);
+    for (std::string cell; std::getline(row, cell, ',');) {
+        cells.push_back(cell);
+    }
+    REQUIRE(cells.size() >= 15);
+    CHECK_FALSE(cells[12].empty());
+    CHECK_FALSE(cells[13].empty());
+    CHECK_FALSE(cells[14].empty());
+}
