@@ -232,10 +232,14 @@ void human_output::summary(const test_report& report) {
     }
     if (report.bidirectional) {
         const auto& both = *report.bidirectional;
-        fmt::print(out_, "  {:<12}  windows overlap {:.2f} s, upload started {} {} the download\n",
-                   "Both at once", both.overlap_seconds,
-                   units::format_milliseconds(std::abs(both.start_skew_seconds) * 1e3),
-                   both.start_skew_seconds >= 0 ? "after" : "before");
+        if (both.overlap_seconds && both.start_skew_seconds) {
+            fmt::print(out_, "  {:<12}  windows overlap {:.2f} s, upload started {} {} the download\n",
+                       "Both at once", *both.overlap_seconds,
+                       units::format_milliseconds(std::abs(*both.start_skew_seconds) * 1e3),
+                       *both.start_skew_seconds >= 0 ? "after" : "before");
+        } else {
+            fmt::print(out_, "  {:<12}  windows' overlap not known (no interval reports)\n", "Both at once");
+        }
         print_under_load(out_, both.load);
     }
     if (report.bufferbloat_grade && report.worst_increase_ms) {

@@ -282,9 +282,11 @@ nlohmann::ordered_json to_json(const test_report& report, const test_options& op
     out["upload"] = report.upload ? direction_json_of(*report.upload) : json(nullptr);
     if (report.bidirectional) {
         const auto& both = *report.bidirectional;
-        out["bidirectional"] = {{"start_skew_seconds", number(both.start_skew_seconds)},
-                                {"overlap_seconds", number(both.overlap_seconds)},
-                                {"latency", loaded_latency_json(both.load)}};
+        out["bidirectional"] = {
+            {"start_skew_seconds",
+             both.start_skew_seconds ? number(*both.start_skew_seconds) : json(nullptr)},
+            {"overlap_seconds", both.overlap_seconds ? number(*both.overlap_seconds) : json(nullptr)},
+            {"latency", loaded_latency_json(both.load)}};
     } else {
         out["bidirectional"] = nullptr;
     }

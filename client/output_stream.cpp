@@ -172,7 +172,7 @@ void csv_output::end(const test_report& report) {
         // --bidir: the latency under both loads, over the two windows' overlap.
         csv_row row;
         row.start_seconds = "0";
-        row.end_seconds = number(report.bidirectional->overlap_seconds);
+        row.end_seconds = number(report.bidirectional->overlap_seconds);  // empty when unknown (-i 0)
         add_loaded_latency(row, report.bidirectional->load);
         print_row(out_, start_time_, "summary", "both", row);
     }

@@ -136,8 +136,9 @@ struct bidirectional_report {
     // When the upload's receiver window began minus when the download's did (their time 0, the first byte),
     // on this client's clock, s: positive when the upload started later. The upload's is placed by its
     // interval reports' arrival, so it reads late by their one-way trip over the loaded downlink.
-    double start_skew_seconds = 0.0;
-    double overlap_seconds = 0.0;  // how long both windows (after the warm-up) were open together
+    // Both nothing without interval reports (-i 0): then the windows' places are unknown.
+    std::optional<double> start_skew_seconds;
+    std::optional<double> overlap_seconds;  // how long both windows (after the warm-up) were open together
     // Latency under both loads, over the overlap: the latency fields of a direction_report (latency,
     // in_band_rtt_ms, self probes, latency_increase_ms, responsiveness, stable_*); the others stay empty.
     // stable_seconds counts from the start of the overlap.

@@ -27,7 +27,7 @@ std::string session_end_line(const std::string& log, std::uint16_t port) {
 
 }  // namespace
 
-TEST_CASE("--bidir runs download and upload at the same time, each measured by its receiver",
+TEST_CASE("speedcli --bidir runs download and upload at the same time, each measured by its receiver",
           "[integration][bidir]") {
     server_process server;
     constexpr double kDuration = 2.0;
@@ -88,7 +88,7 @@ TEST_CASE("--bidir runs download and upload at the same time, each measured by i
     CHECK(std::stoi(match[1].str()) != local_port);
 }
 
-TEST_CASE("--bidir with --no-upload, --no-download, --iperf3 or --udp is a usage error",
+TEST_CASE("speedcli --bidir with --no-upload, --no-download, --iperf3 or --udp is a usage error",
           "[integration][bidir]") {
     for (const char* other : {"--no-upload", "--no-download", "--iperf3", "--udp"}) {
         INFO(other);
@@ -117,7 +117,7 @@ TEST_CASE("a server that admits one session per host refuses --bidir clearly", "
     CHECK(server.running());
 }
 
-TEST_CASE("--bidir text output labels each direction's intervals and shows the latency under both",
+TEST_CASE("speedcli --bidir text output labels each direction's intervals and shows the latency under both",
           "[integration][bidir]") {
     server_process server;
     const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-t", "1", "-i", "0.5",
@@ -132,8 +132,9 @@ TEST_CASE("--bidir text output labels each direction's intervals and shows the l
     CHECK_THAT(run.process.out, Catch::Contains("Responsiveness  "));
 }
 
-TEST_CASE("--bidir --csv: interval rows of both directions, and a summary row of the latency under both",
-          "[integration][bidir]") {
+TEST_CASE(
+    "speedcli --bidir --csv: interval rows of both directions, and a summary row of the latency under both",
+    "[integration][bidir]") {
     server_process server;
     const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-t", "1", "-i", "0.5",
                                  "--pings", "3", "--ping-interval", "0.01", "--bidir", "--csv"});

@@ -270,8 +270,9 @@ queue_waits sample_queues(const lab& link, std::uint64_t rate, int delay_seconds
 // two queues' waits together, which tc shows. Two-way TCP traffic keeps the two queues out of phase (one
 // fills as the other drains: Zhang, Shenker and Clark 1991), so their sum stays near one full queue rather
 // than two, and which queue holds more changes from run to run: the figure must match the sum tc saw.
-TEST_CASE("--bidir fills a 100 Mbit/s link both ways at once, and its loaded latency shows both queues",
-          "[netlab][accuracy][bidir]") {
+TEST_CASE(
+    "speedcli --bidir fills a 100 Mbit/s link both ways at once, and its loaded latency shows both queues",
+    "[netlab][accuracy][bidir]") {
     constexpr std::uint64_t kRate = 100'000'000;
     constexpr std::uint64_t kQueueBytes = 625'000;  // 50 ms at 100 Mbit/s
     constexpr double kLowestShare = 0.85;
