@@ -426,9 +426,8 @@ void summarize_loaded_latency(test_report& report) {
 }
 
 // One direction of the test with its loaded latency, measured by its receiver. The runner sends the request
-// made here and everything of the direction follows from it.
-// With --bidir (`both`), the direction's loaded latency is the one under both loads, which
-// bidirectional_load::report() works out once both have completed.
+// made here and everything of the direction follows from it. With --bidir (`both`), the loaded latency is
+// the one under both loads, which bidirectional_load::report() works out once both have completed.
 asio::awaitable<direction_report> run_direction(run_state& run, direction_runner& runner,
                                                 proto::direction dir, bidirectional_load* both = nullptr) {
     const proto::test_request request = runner.request_for(run.options, dir);
@@ -436,6 +435,7 @@ asio::awaitable<direction_report> run_direction(run_state& run, direction_runner
     direction_report result = co_await runner.run(request, progress);
     if (both != nullptr) {
         both->completed(dir, progress.window(0.0), progress.window(result.omitted_seconds));
+        result.self_from_probes = !result.self_probe_sent_ns.empty();  // its RPM is the one under both
     } else {
         finish_loaded_latency(progress, result);
     }
