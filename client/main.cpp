@@ -94,7 +94,7 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
         "--no-upload", [&options] { options.upload = false; }, "Skip the upload test");
     app.add_flag("--bidir", options.bidir,
                  "Download and upload at the same time (each measured by its receiver; loaded latency and "
-                 "RPM under both; TCP only)");
+                 "RPM under both; TCP or --udp)");
     app.add_option("--pings", options.pings, "Idle latency probes, 0 to skip")
         ->capture_default_str()
         ->check(CLI::Range(0, 100000));
@@ -407,12 +407,10 @@ int main(int argc, char** argv) {
     if (options.iperf3 && !options.download && !options.upload) {
         return usage_error(json, "nothing to do: --iperf3 with --no-download and --no-upload", options);
     }
-    if (options.bidir && (!options.download || !options.upload || options.iperf3 || options.udp)) {
+    if (options.bidir && (!options.download || !options.upload || options.iperf3)) {
         return usage_error(json,
                            std::string("--bidir runs download and upload at once: not with ") +
-                               (options.iperf3 ? "--iperf3"
-                                : options.udp  ? "--udp (not supported yet: --bidir is TCP only)"
-                                               : "--no-download or --no-upload"),
+                               (options.iperf3 ? "--iperf3" : "--no-download or --no-upload"),
                            options);
     }
     if (!options.download && !options.upload && options.pings == 0) {

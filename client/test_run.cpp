@@ -502,7 +502,8 @@ asio::awaitable<void> run_bidirectional(run_state& run, direction_runner& downlo
     runner_session upload_session{
         control,        run.data_pool, run.server, welcome.token, auth, caps, options.connect_timeout_seconds,
         options.sockets};
-    const auto upload_runner = make_tcp_runner(upload_session);
+    const auto upload_runner =
+        options.udp ? make_udp_runner(upload_session) : make_tcp_runner(upload_session);
     bidirectional_load both(run, co_await asio::this_coro::executor);
     using namespace asio::experimental::awaitable_operators;
     net::first_failure failure;

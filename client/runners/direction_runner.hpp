@@ -33,9 +33,9 @@ class direction_events {
     // The server has every data connection or flow (STREAMS_READY) and the load starts now. `report` has the
     // direction's setup (congestion control, the server's cap).
     virtual void ready(const direction_report& report) = 0;
-    // An upload's data connections are open and the server has them all; the client starts sending when
-    // this returns (it may throw to end the direction). --bidir holds the upload here until the download's
-    // load has started, so both start together. The TCP runner asks; the UDP runner does not.
+    // An upload's data connections or flows are open and the server has them all (STREAMS_READY); the client
+    // starts sending when this returns (it may throw to end the direction). --bidir holds the upload here
+    // until the download's load has started, so both start together.
     virtual asio::awaitable<void> load_may_start() { co_return; }
     // The receiver closed an interval: the client's own (download) or the server's INTERVAL_REPORT (upload).
     virtual void interval(const interval_report& closed) = 0;
