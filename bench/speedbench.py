@@ -114,6 +114,14 @@ def proc_cpu_seconds(pid):
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+class Target:
+    """Where a tool's client connects: its server process (for CPU time), address and port, and the command prefix
+    that runs the client (empty on loopback; `ip netns exec NS` in the veth lab)."""
+
+    def __init__(self, server, host, port, prefix=()):
+        self.server, self.host, self.port, self.prefix = server, host, port, list(prefix)
+
+
 class Context:
     def __init__(self, args):
         self.args = args
@@ -132,6 +140,8 @@ class Context:
         self.iperf3_server = Process([IPERF3, "-s", "--forceflush", "-B", LOOPBACK, "-p", str(self.iperf3_port)])
         self.iperf3_server.wait_for("Server listening")
         self.iperf3_help = subprocess.run([IPERF3, "--help"], capture_output=True, text=True).stdout
+        self.speedsrv_target = Target(self.speedsrv, LOOPBACK, self.speedsrv_port)
+        self.iperf3_target = Target(self.iperf3_server, LOOPBACK, self.iperf3_port)
 
     def iperf3_has(self, flag):
         """Whether this iperf3 knows a flag (--skip-rx-copy and --gsro are newer than Debian's 3.12)."""
@@ -144,10 +154,10 @@ class Context:
     def iperf3_best_udp(self):
         return ["--gsro"] if self.iperf3_has("--gsro") else []
 
-    def start_speedsrv(self, *extra):
+    def start_speedsrv(self, *extra, bind=LOOPBACK, prefix=()):
         # speedsrv refuses to run as root unless told to; the benchmark host may run this as root.
         as_root = ["--allow-root"] if os.geteuid() == 0 else []
-        server = Process([str(self.bin / "server" / "speedsrv"), "--bind", LOOPBACK, "--port", "0", *as_root,
+        server = Process([*prefix, str(self.bin / "server" / "speedsrv"), "--bind", bind, "--port", "0", *as_root,
                           *extra])
         server.port = int(server.wait_for(r"listening on \S+ port ([0-9]+)").group(1))
         return server
@@ -157,19 +167,21 @@ class Context:
             if server:
                 server.stop()
 
-    def speedcli(self, *args, port=None, timeout=120):
-        """speedcli --json against the benchmark's speedsrv; returns the parsed document."""
-        argv = [str(self.bin / "client" / "speedcli"), LOOPBACK, "--port", str(port or self.speedsrv_port),
-                "--json", *args]
+    def speedcli(self, *args, port=None, target=None, timeout=120):
+        """speedcli --json against the benchmark's speedsrv (or `target`'s); returns the parsed document."""
+        target = target or self.speedsrv_target
+        argv = [*target.prefix, str(self.bin / "client" / "speedcli"), target.host, "--port",
+                str(port or target.port), "--json", *args]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         document = json.loads(done.stdout)
         if done.returncode != 0 or document.get("error"):
             raise RuntimeError(f"speedcli failed ({done.returncode}): {document.get('error')}\n{done.stderr}")
         return document
 
-    def iperf3(self, *args, timeout=120):
-        """iperf3 -J against the benchmark's iperf3 server; returns the parsed document."""
-        argv = [IPERF3, "-c", LOOPBACK, "-p", str(self.iperf3_port), "-J", *args]
+    def iperf3(self, *args, target=None, timeout=120):
+        """iperf3 -J against the benchmark's iperf3 server (or `target`'s); returns the parsed document."""
+        target = target or self.iperf3_target
+        argv = [*target.prefix, IPERF3, "-c", target.host, "-p", str(target.port), "-J", *args]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         document = json.loads(done.stdout)
         if done.returncode != 0 or "error" in document:
@@ -220,21 +232,23 @@ def cpu_per_gigabyte(direction, bits_per_second, seconds, client_cpu, server_cpu
 # ---- Benchmarks ----------------------------------------------------------------------------------------------
 
 
-def tcp_speedcli(ctx, direction, streams, duration, omit):
+def tcp_speedcli(ctx, direction, streams, duration, omit, target=None):
     """One speedcli TCP run in one direction: the receiver's goodput and each side's CPU per GB."""
+    target = target or ctx.speedsrv_target
     skip = "--no-upload" if direction == "download" else "--no-download"
-    d, client_cpu, server_cpu = ctx.timed(ctx.speedsrv, lambda: ctx.speedcli(
+    d, client_cpu, server_cpu = ctx.timed(target.server, lambda: ctx.speedcli(
         skip, "--pings", "0", "--loaded-ping-interval", "0", "--interval", "0", "--streams", str(streams),
-        "--duration", str(duration), "--omit", str(omit)))
+        "--duration", str(duration), "--omit", str(omit), target=target))
     bps = d[direction]["bits_per_second"]
     return {"bits_per_second": bps, **cpu_per_gigabyte(direction, bps, duration + omit, client_cpu, server_cpu)}
 
 
-def tcp_iperf3(ctx, direction, streams, duration, omit, flags):
+def tcp_iperf3(ctx, direction, streams, duration, omit, flags, target=None):
     """One iperf3 TCP run (-R for the download: the server sends); the same figures, the receiver's goodput."""
+    target = target or ctx.iperf3_target
     reverse = ["-R"] if direction == "download" else []
-    d, client_cpu, server_cpu = ctx.timed(ctx.iperf3_server, lambda: ctx.iperf3(
-        "-t", str(duration), "-O", str(omit), "-P", str(streams), *flags, *reverse))
+    d, client_cpu, server_cpu = ctx.timed(target.server, lambda: ctx.iperf3(
+        "-t", str(duration), "-O", str(omit), "-P", str(streams), *flags, *reverse, target=target))
     bps = d["end"]["sum_received"]["bits_per_second"]
     return {"bits_per_second": bps, **cpu_per_gigabyte(direction, bps, duration + omit, client_cpu, server_cpu)}
 
@@ -482,22 +496,25 @@ def bench_idle_sessions(ctx):
                server_fds_held=fds, server_threads=held["Threads"])]
 
 
-def udp_speedcli(ctx, direction, bitrate, duration, omit):
+def udp_speedcli(ctx, direction, bitrate, duration, omit, target=None):
     """One speedcli --udp run in one direction: receiver goodput, loss, CPU seconds of each side."""
+    target = target or ctx.speedsrv_target
     skip = "--no-upload" if direction == "download" else "--no-download"
-    d, client_cpu, server_cpu = ctx.timed(ctx.speedsrv, lambda: ctx.speedcli(
+    d, client_cpu, server_cpu = ctx.timed(target.server, lambda: ctx.speedcli(
         "--udp", skip, "--bitrate", bitrate, "--length", str(UDP_DATAGRAM_BYTES), "--pings", "0",
-        "--loaded-ping-interval", "0", "--interval", "0", "--duration", str(duration), "--omit", str(omit)))
+        "--loaded-ping-interval", "0", "--interval", "0", "--duration", str(duration), "--omit", str(omit),
+        target=target))
     return {"bits_per_second": d[direction]["bits_per_second"], "lost_percent": d[direction]["lost_percent"],
             "client_cpu_seconds": client_cpu, "server_cpu_seconds": server_cpu}
 
 
-def udp_iperf3(ctx, direction, bitrate, duration, omit, flags):
+def udp_iperf3(ctx, direction, bitrate, duration, omit, flags, target=None):
     """One iperf3 -u run; the same figures, from end.sum_received: the receiver's (the client's with -R)."""
+    target = target or ctx.iperf3_target
     reverse = ["-R"] if direction == "download" else []
-    d, client_cpu, server_cpu = ctx.timed(ctx.iperf3_server, lambda: ctx.iperf3(
+    d, client_cpu, server_cpu = ctx.timed(target.server, lambda: ctx.iperf3(
         "-u", "-b", bitrate, "-l", str(UDP_DATAGRAM_BYTES), "-t", str(duration), "-O", str(omit), *flags,
-        *reverse))
+        *reverse, target=target))
     received = d["end"]["sum_received"]  # not end.sum: for UDP that carries the sender's byte count
     return {"bits_per_second": received["bits_per_second"], "lost_percent": received["lost_percent"],
             "client_cpu_seconds": client_cpu, "server_cpu_seconds": server_cpu}
@@ -512,19 +529,26 @@ def bench_udp_throughput(ctx):
     """UDP as fast as each tool goes (speedcli --bitrate 0, adaptive; iperf3 -b 0, unpaced, at its best flags
     and at its defaults), receiver goodput and loss, both directions; then the highest fixed rate each carries
     with < 0.1 % loss and >= 95 % of the rate arriving (upload)."""
+    rows = udp_unpaced_rows(ctx, "udp_throughput", "", None, None)
+    rows.append(udp_lossless(ctx, ctx.iperf3_best_udp()))
+    return rows
+
+
+def udp_unpaced_rows(ctx, benchmark, where, speedsrv_target, iperf3_target):
+    """UDP -b 0 in both directions, speedcli against iperf3 at its best flags and at its defaults, in turn."""
     a = ctx.args
     best = ctx.iperf3_best_udp()
     rows = []
     for direction in ("upload", "download"):
-        ctx.progress(f"UDP {direction}, as fast as possible, {UDP_DATAGRAM_BYTES}-byte datagrams: speedcli, iperf3 "
-                     f"{' '.join(best) or '(defaults)'} and iperf3 defaults in turn, {a.rounds} rounds")
+        ctx.progress(f"UDP {direction}{where}, as fast as possible, {UDP_DATAGRAM_BYTES}-byte datagrams: speedcli, "
+                     f"iperf3 {' '.join(best) or '(defaults)'} and iperf3 defaults in turn, {a.rounds} rounds")
         ours, theirs_best, theirs_default = alternate(
             ctx, a.rounds,
-            lambda: udp_speedcli(ctx, direction, "0", a.duration, a.omit),
-            lambda: udp_iperf3(ctx, direction, "0", a.duration, a.omit, best),
-            lambda: udp_iperf3(ctx, direction, "0", a.duration, a.omit, []))
+            lambda: udp_speedcli(ctx, direction, "0", a.duration, a.omit, speedsrv_target),
+            lambda: udp_iperf3(ctx, direction, "0", a.duration, a.omit, best, iperf3_target),
+            lambda: udp_iperf3(ctx, direction, "0", a.duration, a.omit, [], iperf3_target))
         median_of = lambda runs, key: spread(runs, key)["median"]  # noqa: E731
-        rows.append(row("udp_throughput", f"{direction}, -b 0, {UDP_DATAGRAM_BYTES} B", "bit/s",
+        rows.append(row(benchmark, f"{direction}, -b 0, {UDP_DATAGRAM_BYTES} B", "bit/s",
                         median_of(ours, "bits_per_second"), median_of(theirs_best, "bits_per_second"),
                         f"{IPERF3} -u {' '.join(best)}".strip(), "higher", target=">= 1.0 at no more loss",
                         speedcli_spread=spread(ours, "bits_per_second"),
@@ -538,7 +562,6 @@ def bench_udp_throughput(ctx):
                         reference_client_cpu_seconds=median_of(theirs_best, "client_cpu_seconds"),
                         reference_server_cpu_seconds=median_of(theirs_best, "server_cpu_seconds"),
                         speedcli_runs=ours, reference_runs=theirs_best, default_reference_runs=theirs_default))
-    rows.append(udp_lossless(ctx, best))
     return rows
 
 
@@ -556,7 +579,16 @@ def udp_lossless(ctx, best):
     state = {tool: {"good": 0, "bad": None, "tries": []} for tool in runners}
 
     def attempt(tool, rate_mbps):
-        result = runners[tool](f"{rate_mbps}M")
+        try:
+            result = runners[tool](f"{rate_mbps}M")
+        except RuntimeError as error:
+            # A run that ends in an error (iperf3's client sometimes loses its control connection at rates its
+            # receiver cannot take) did not carry the rate: a failed try, recorded with its reason, rather than
+            # the end of the whole benchmark.
+            state[tool]["tries"].append({"rate_mbps": rate_mbps, "error": str(error).splitlines()[0],
+                                         "passed": False})
+            ctx.progress(f"    {tool:8} {rate_mbps:>6} Mbit/s: failed ({str(error).splitlines()[0]}) -> fail")
+            return False
         goodput, lost = result["bits_per_second"], result["lost_percent"]
         passed = lost < UDP_LOSSLESS_PERCENT and goodput >= UDP_LOSSLESS_GOODPUT_SHARE * rate_mbps * 1e6
         state[tool]["tries"].append({"rate_mbps": rate_mbps, "bits_per_second": goodput, "lost_percent": lost,
@@ -593,6 +625,73 @@ def udp_lossless(ctx, best):
                speedcli_first_failed_mbps=state["speedcli"]["bad"], reference_first_failed_mbps=state["iperf3"]["bad"])
 
 
+class VethLab:
+    """Two network namespaces joined by a veth pair, unshaped: the traffic crosses a network device (with its
+    queue and GSO/GRO handling) instead of looping back inside one stack. Needs root."""
+
+    SERVER_NS, CLIENT_NS = "speedbench-srv", "speedbench-cli"
+    SERVER_ADDRESS, CLIENT_ADDRESS = "10.213.0.1", "10.213.0.2"
+
+    def __enter__(self):
+        self.close()  # what a killed earlier run left behind
+        for ns in (self.SERVER_NS, self.CLIENT_NS):
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+        subprocess.run(["ip", "link", "add", "sbench-s", "netns", self.SERVER_NS, "type", "veth", "peer", "name",
+                        "sbench-c", "netns", self.CLIENT_NS], check=True)
+        for ns, device, address in ((self.SERVER_NS, "sbench-s", self.SERVER_ADDRESS),
+                                    (self.CLIENT_NS, "sbench-c", self.CLIENT_ADDRESS)):
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{address}/24", "dev", device], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", device, "up"], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for ns in (self.SERVER_NS, self.CLIENT_NS):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+    @staticmethod
+    def run_in(ns):
+        return ["ip", "netns", "exec", ns]
+
+
+def bench_veth(ctx):
+    """UDP -b 0 and TCP (1 stream) across a veth pair between two namespaces, speedcli against iperf3 at its
+    best flags; both servers run in one namespace, the clients in the other."""
+    if os.geteuid() != 0:
+        ctx.progress("veth: skipped (namespaces need root)")
+        return []
+    a = ctx.args
+    with VethLab() as lab:
+        in_server, in_client = lab.run_in(lab.SERVER_NS), lab.run_in(lab.CLIENT_NS)
+        speedsrv = ctx.start_speedsrv("--max-bitrate", "0", bind=lab.SERVER_ADDRESS, prefix=in_server)
+        iperf3_port = free_port()
+        iperf3_server = Process([*in_server, IPERF3, "-s", "--forceflush", "-B", lab.SERVER_ADDRESS, "-p",
+                                 str(iperf3_port)])
+        try:
+            iperf3_server.wait_for("Server listening")
+            speedsrv_target = Target(speedsrv, lab.SERVER_ADDRESS, speedsrv.port, in_client)
+            iperf3_target = Target(iperf3_server, lab.SERVER_ADDRESS, iperf3_port, in_client)
+            rows = udp_unpaced_rows(ctx, "veth_udp_throughput", " across a veth pair", speedsrv_target,
+                                    iperf3_target)
+            best = ctx.iperf3_best_tcp()
+            for direction in ("download", "upload"):
+                ctx.progress(f"TCP {direction} across a veth pair, 1 stream: speedcli and iperf3 {' '.join(best)} "
+                             f"in turn, {a.rounds} rounds")
+                ours, theirs = alternate(
+                    ctx, a.rounds,
+                    lambda: tcp_speedcli(ctx, direction, 1, a.duration, a.omit, speedsrv_target),
+                    lambda: tcp_iperf3(ctx, direction, 1, a.duration, a.omit, best, iperf3_target))
+                rows.append(tcp_row("veth_tcp_throughput", f"{direction}, 1 stream", ours, theirs, None, best,
+                                    ">= 1.1"))
+            return rows
+        finally:
+            speedsrv.stop()
+            iperf3_server.stop()
+
+
 BENCHMARKS = {
     "tcp": bench_tcp_throughput,
     "udp": bench_udp_throughput,
@@ -600,6 +699,7 @@ BENCHMARKS = {
     "clients": bench_many_clients,
     "streams": bench_stream_scaling,
     "idle": bench_idle_sessions,
+    "veth": bench_veth,
 }
 
 
@@ -664,7 +764,7 @@ def per_gb(value):
 
 def row_note(r, rows):
     """A row's figures that do not fit the table, as one line, or None."""
-    if r["benchmark"] in ("tcp_throughput", "stream_scaling"):
+    if r["benchmark"] in ("tcp_throughput", "stream_scaling", "veth_tcp_throughput"):
         return (f"{r['benchmark']} {r['case']}: CPU seconds per GB, receiver / sender: speedcli "
                 f"{per_gb(r['speedcli_receiver_cpu_seconds_per_gb'])} / {per_gb(r['speedcli_sender_cpu_seconds_per_gb'])}, "
                 f"iperf3 {per_gb(r['reference_receiver_cpu_seconds_per_gb'])} / "
@@ -678,7 +778,7 @@ def row_note(r, rows):
         timestamps = "/".join(sorted({t for other in rtt_rows for t in other["speedcli_timestamps"]}))
         return (f"idle RTT, for information: speedcli's rtt_ms (kernel receive timestamps, without either "
                 f"process's wake-up; sockperf has no such figure) {kernel}; timestamps: {timestamps}")
-    if r["benchmark"] == "udp_throughput":
+    if r["benchmark"] in ("udp_throughput", "veth_udp_throughput"):
         return (f"UDP {r['case']}: CPU seconds per run, client + server: speedcli "
                 f"{r['speedcli_client_cpu_seconds']:.2f} + {r['speedcli_server_cpu_seconds']:.2f}, iperf3 "
                 f"{r['reference_client_cpu_seconds']:.2f} + {r['reference_server_cpu_seconds']:.2f}")

@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "client/auth.hpp"
 #include "client/exit_codes.hpp"
 #include "client/monitor/monitor.hpp"
 #include "client/options.hpp"
 #include "client/output.hpp"
+#include "client/output_html.hpp"
 #include "client/test_run.hpp"
 #include "common/tos.hpp"
 #include "common/udp_wire.hpp"
@@ -34,6 +36,7 @@ struct output_flags {
     bool quiet = false;
     std::string rate_unit = "a";
     std::string logfile;
+    std::string report;  // --report: the HTML page, besides whichever output kind
     output_kind kind() const {
         return json ? output_kind::json
                     : (json_stream ? output_kind::json_stream : (csv ? output_kind::csv : output_kind::text));
@@ -156,6 +159,8 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
         ->capture_default_str()
         ->check(CLI::IsMember({"a", "k", "m", "g", "t", "K", "M", "G", "T"}));
     app.add_option("--logfile", output.logfile, "Append the output to FILE instead of printing it on stdout");
+    app.add_option("--report", output.report,
+                   "Also write the run as a self-contained HTML page with charts to FILE (opens offline)");
     app.add_option("--auth-key", auth.key_file,
                    "Key file for servers that require authentication ('NAME HEX-SECRET' lines, mode 0600)");
     app.add_option("--auth-key-name", auth.key_name,
@@ -228,6 +233,11 @@ int usage_error(output_kind kind, const std::string& message,
 int run_test_command(const speed::client::test_options& options, const output_flags& output) {
     using namespace speed::client;
     const output_kind kind = output.kind();
+    if (!output.report.empty()) {
+        if (auto failure = check_report_path(output.report)) {
+            return usage_error(kind, "--report " + output.report + ": " + *failure, options);
+        }
+    }
     std::FILE* out = stdout;
     if (!output.logfile.empty()) {
         // Appended, as iperf3's --logfile: a cron job's runs accumulate in one file.
@@ -267,6 +277,12 @@ int run_test_command(const speed::client::test_options& options, const output_fl
     }
     if (out != stdout) {
         std::fclose(out);
+    }
+    if (!output.report.empty()) {
+        if (auto failure = write_html_report(output.report, to_json(report, options))) {
+            std::fprintf(stderr, "speedcli: --report %s: %s\n", output.report.c_str(), failure->c_str());
+            return report.exit_code == kExitOk ? kExitTestFailed : report.exit_code;
+        }
     }
     return report.exit_code;
 }

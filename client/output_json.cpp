@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 
 #include "client/output.hpp"
@@ -20,6 +21,52 @@ json rtt_summary_json(const stats::summary& rtt) {
             {"stddev", number(rtt.stddev)}};
 }
 
+// Rounded to the microsecond (seconds and milliseconds alike): finer than the clocks' real resolution,
+// and it keeps a long series short.
+json seconds_rounded(double seconds) {
+    return number(std::round(seconds * 1e6) / 1e6);
+}
+json ms_rounded(double ms) {
+    return number(std::round(ms * 1e3) / 1e3);
+}
+
+// Every probe of a latency object, in probe order (docs/json.md, "series"): when it was sent, in seconds
+// from the series' zero, and its round trips; and when the lost ones were sent. Times are null where the
+// probes' send times are not kept (UDP idle probes).
+json series_json(const latency_report& latency) {
+    std::int64_t zero = latency.zero_ns;
+    if (zero == 0) {
+        zero = latency.sent_ns.empty() ? 0 : latency.sent_ns.front();
+        for (const std::int64_t sent : latency.lost_sent_ns) {
+            zero = zero == 0 ? sent : std::min(zero, sent);
+        }
+    }
+    const auto seconds_from_zero = [zero](std::int64_t ns) {
+        return seconds_rounded(static_cast<double>(ns - zero) / 1e9);
+    };
+    const bool timed = latency.sent_ns.size() == latency.rtt_ms.size();
+    json t = json::array();
+    json rtt = json::array();
+    json application = json::array();
+    json lost = json::array();
+    for (std::size_t i = 0; i < latency.rtt_ms.size(); ++i) {
+        rtt.push_back(ms_rounded(latency.rtt_ms[i]));
+        if (timed) {
+            t.push_back(seconds_from_zero(latency.sent_ns[i]));
+        }
+    }
+    for (const double ms : latency.application_rtt_ms) {
+        application.push_back(ms_rounded(ms));
+    }
+    for (const std::int64_t sent : latency.lost_sent_ns) {
+        lost.push_back(seconds_from_zero(sent));
+    }
+    return {{"t", timed ? std::move(t) : json(nullptr)},
+            {"rtt_ms", std::move(rtt)},
+            {"application_rtt_ms", std::move(application)},
+            {"lost_t", std::move(lost)}};
+}
+
 json latency_json_of(const latency_report& latency) {
     json out;
     out["samples"] = latency.rtt_ms.size();
@@ -36,6 +83,7 @@ json latency_json_of(const latency_report& latency) {
     out["application_rtt_ms"] = latency.application_rtt_ms.empty()
                                     ? json(nullptr)
                                     : rtt_summary_json(stats::summarize(latency.application_rtt_ms));
+    out["series"] = series_json(latency);
     return out;
 }
 

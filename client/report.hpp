@@ -20,6 +20,9 @@ struct latency_report {
     std::vector<double> application_rtt_ms;  // the same probes from writing the PING to reading the PONG
     std::vector<std::int64_t> sent_ns;       // when each of those probes left (client monotonic clock)
     std::vector<std::int64_t> lost_sent_ns;  // when the probes that never got a reply left
+    // The instant the JSON series' times count from (client monotonic clock, ns): a loaded series uses its
+    // direction's receiver time 0, the clock of the intervals; 0 = the first probe sent.
+    std::int64_t zero_ns = 0;
     std::vector<latency::probe_round_trip> corrections;  // per sample: which corrections were applied
     bool kernel_timestamps = false;  // every probe's round trip had the client's kernel wait removed
     // How many round trips had each correction applied (common/latency.hpp), and how many reported server

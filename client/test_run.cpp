@@ -303,6 +303,7 @@ void finish_loaded_latency(const direction_progress& progress, direction_report&
     if (window) {
         if (d.latency) {
             d.latency = only_sent_in(*d.latency, *window);
+            d.latency->zero_ns = window->from_ns - units::seconds_to_ns(d.omitted_seconds).count();
         }
         const latency::time_span stable = latency::stable_part(*window);
         d.stable_seconds =
@@ -361,6 +362,7 @@ bidirectional_report bidirectional_load::report(const direction_report& download
     }
     if (d.latency) {
         d.latency = only_sent_in(*d.latency, *overlap);
+        d.latency->zero_ns = overlap->from_ns;  // the series' times count from the overlap's start
     }
     const latency::time_span stable = latency::stable_part(*overlap);
     d.stable_seconds = std::pair{units::ns_to_seconds(stable.from_ns - overlap->from_ns),

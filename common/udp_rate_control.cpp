@@ -66,22 +66,29 @@ std::optional<double> rate_controller::on_feedback(const feedback& fb, std::int6
     const bool queueing = std::int64_t{fb.queue_delay_us} * 1000 > kQueueDelayLimitNs;
     const std::int64_t round_trip = std::max(srtt_ns_, kMinRoundTripNs);
 
+    remember_delivery(receiver_time_ns, delivered_bits_per_second);
     const double before = rate_;
     if (now_ns < hold_until_ns_) {
         return std::nullopt;  // this feedback still describes the rate before the last change
     }
     if (socket_overflowed || lossy || queueing) {
         startup_ = false;
-        const double base =
-            delivered_bits_per_second > 0 ? std::min(rate_, delivered_bits_per_second) : rate_;
+        const double recent = recent_delivered_bits_per_second(receiver_time_ns);
+        const double base = recent > 0 ? std::min(rate_, recent) : rate_;
         rate_ = clamp(base * kCutFactor);
+        recovery_target_ = base * kRecoveryShare;
         hold_until_ns_ = saturating_add(now_ns, round_trip);
     } else {
-        // Growth per feedback period, scaled so that it compounds to 2x (startup) or +1 % per round trip.
+        // Growth per feedback period, scaled so that it compounds to 2x (startup), +10 % (climbing back to
+        // most of the rate before a cut) or +1 % per round trip.
         const double periods_per_rtt =
             static_cast<double>(round_trip) / static_cast<double>(std::max<std::int64_t>(period_ns, 1));
-        const double per_rtt = startup_ ? 2.0 : 1.0 + kProbeGainPerRtt;
+        const bool recovering = rate_ < recovery_target_;
+        const double per_rtt = startup_ ? 2.0 : 1.0 + (recovering ? kRecoveryGainPerRtt : kProbeGainPerRtt);
         double next = rate_ * std::pow(per_rtt, 1.0 / std::max(periods_per_rtt, 1.0));
+        if (recovering && !startup_) {
+            next = std::min(next, recovery_target_);
+        }
         // Never run far ahead of what arrives: a sender limited by its own CPU must not build a huge rate
         // that turns into a burst the moment it can keep up.
         if (delivered_bits_per_second > 0) {
@@ -93,6 +100,23 @@ std::optional<double> rate_controller::on_feedback(const feedback& fb, std::int6
         return std::nullopt;
     }
     return rate_;
+}
+
+void rate_controller::remember_delivery(std::int64_t receiver_time_ns, double delivered_bits_per_second) {
+    deliveries_[deliveries_next_] = delivery_sample{receiver_time_ns, delivered_bits_per_second};
+    deliveries_next_ = (deliveries_next_ + 1) % deliveries_.size();
+}
+
+double rate_controller::recent_delivered_bits_per_second(std::int64_t receiver_time_ns) const {
+    double highest = 0.0;
+    for (const auto& sample : deliveries_) {
+        // Receiver times only grow (older feedback is skipped above); empty slots hold a rate of 0.
+        const std::int64_t age = saturating_sub(receiver_time_ns, sample.receiver_time_ns);
+        if (age >= 0 && age <= kDeliveryMemoryNs) {
+            highest = std::max(highest, sample.bits_per_second);
+        }
+    }
+    return highest;
 }
 
 std::optional<double> rate_controller::on_silence(std::int64_t last_feedback_ns, std::int64_t now_ns) {

@@ -14,7 +14,9 @@
 
 #include "client/exit_codes.hpp"
 #include "client/monitor/monitor_output.hpp"
+#include "client/monitor/monitor_report.hpp"
 #include "client/monitor/netdev_reader.hpp"
+#include "client/output_html.hpp"
 #include "common/time_units.hpp"
 
 namespace speed::client {
@@ -33,6 +35,8 @@ void add_monitor_options(CLI::App& command, monitor_options& options) {
         ->check(CLI::IsMember({"bits", "bytes"}));
     command.add_flag("--once", options.once, "One interval, printed as download and upload speed")
         ->excludes(count);
+    command.add_option("--report", options.report,
+                       "Also write the run as a self-contained HTML page with charts to FILE when it ends");
 }
 
 namespace {
@@ -177,6 +181,13 @@ int run_monitor(const monitor_options& options) {
                      joined(missing).c_str(), available_list(baseline->interfaces).c_str());
         return kExitUsage;
     }
+    if (!options.report.empty()) {
+        if (auto failure = check_report_path(options.report)) {
+            std::fprintf(stderr, "speedcli monitor: --report %s: %s\n", options.report.c_str(),
+                         failure->c_str());
+            return kExitUsage;
+        }
+    }
 
     const stop_signals signals;
     netdev::traffic_monitor monitor(selected);
@@ -186,7 +197,13 @@ int run_monitor(const monitor_options& options) {
             stderr,
             "speedcli monitor: no interface is up yet; waiting for one (or name one with --interface)\n");
     }
-    const auto printer = make_printer(options, stdout);
+    std::unique_ptr<monitor_printer> printer = make_printer(options, stdout);
+    const monitor_report_recorder* report = nullptr;
+    if (!options.report.empty()) {
+        auto recorder = std::make_unique<monitor_report_recorder>(std::move(printer), options.report);
+        report = recorder.get();
+        printer = std::move(recorder);
+    }
     printer->start(monitor.watched(), options.interval_seconds);
 
     // Sampling instants stay on the grid baseline + k * interval; each row's rates divide by the measured
@@ -215,6 +232,11 @@ int run_monitor(const monitor_options& options) {
         deadline_ns = netdev::next_deadline(baseline->monotonic_ns, interval_ns, monotonic_now_ns());
     }
     printer->finish(monitor);
+    if (report != nullptr && report->failure()) {
+        std::fprintf(stderr, "speedcli monitor: --report %s: %s\n", options.report.c_str(),
+                     report->failure()->c_str());
+        return kExitTestFailed;
+    }
     return exit_code;
 }
 

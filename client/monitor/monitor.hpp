@@ -14,6 +14,7 @@ struct monitor_options {
     bool json = false;
     std::string units = "bits";
     bool once = false;
+    std::string report;  // --report: the HTML page, written when the run ends
 };
 
 // Declares the monitor subcommand's flags on `command`.

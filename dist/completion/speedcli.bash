@@ -9,8 +9,8 @@ _speedcli() {
         -b --bitrate --iperf3 -u --udp -l --length -C --congestion --no-download --no-upload --bidir --pings
         --loaded-ping-interval --ping-interval --connect-timeout --servers -B --bind --cport -w --window -M --set-mss
         -S --tos --dscp --threads -4 --ipv4 -6 --ipv6 -J --json
-        --json-stream --csv -q --quiet -f --format --logfile --auth-key --auth-key-name -h --help -v --version"
-    local monitor_options="-I --interface -i --interval -c --count -J --json --units --once -h --help"
+        --json-stream --csv -q --quiet -f --format --logfile --report --auth-key --auth-key-name -h --help -v --version"
+    local monitor_options="-I --interface -i --interval -c --count -J --json --units --once --report -h --help"
 
     local i in_monitor=0
     for ((i = 1; i < cword; i++)); do
@@ -21,7 +21,7 @@ _speedcli() {
     done
 
     case $prev in
-        --auth-key | --logfile | --servers)
+        --auth-key | --logfile | --report | --servers)
             _filedir
             return
             ;;

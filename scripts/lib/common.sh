@@ -2,12 +2,15 @@
 # Sourced, not run.
 
 # Debian 12 packages the build needs.
+# (libjs-chart.js: Chart.js, which speedcli --report's page embeds at build time.)
 SPEED_BUILD_PACKAGES=(build-essential cmake g++ libasio-dev libcli11-dev libspdlog-dev libfmt-dev catch2
-                      nlohmann-json3-dev libssl-dev)
+                      nlohmann-json3-dev libssl-dev libjs-chart.js)
 # Extra packages the tests and benchmarks need: reference tools (iperf3, sockperf, ping) and the namespace lab's
 # plumbing (ip and tc from iproute2, sysctl from procps, nft for the UDP handshake test), and prometheus: promtool
-# checks speedsrv's --metrics exposition and a real Prometheus scrapes it (tests/integration/test_metrics.cpp).
-SPEED_TEST_PACKAGES=(iperf3 sockperf iproute2 iputils-ping procps nftables prometheus)
+# checks speedsrv's --metrics exposition and a real Prometheus scrapes it (tests/integration/test_metrics.cpp);
+# chromium: headless, it opens a speedcli --report page offline and checks it drew its charts
+# (tests/integration/test_report.cpp).
+SPEED_TEST_PACKAGES=(iperf3 sockperf iproute2 iputils-ping procps nftables prometheus chromium)
 # What bench/run needs beyond those: its driver is a Python script (standard library only).
 SPEED_BENCH_PACKAGES=(python3)
 # The fuzzers (scripts/fuzz): clang 14 and its libFuzzer/sanitizer runtimes.

@@ -16,6 +16,7 @@
 #include "common/auth.hpp"
 #include "common/protocol.hpp"
 #include "tests/integration/client_json.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace speed::testing;
 namespace proto = speed::proto;
@@ -29,35 +30,6 @@ constexpr int kExitRefused = 4;
 
 constexpr const char* kLabSecret = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 constexpr const char* kOpsSecret = "ffeeddccbbaa99887766554433221100";
-
-// A directory of its own under /tmp, removed with everything in it.
-class temp_dir {
-  public:
-    temp_dir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "speedauth.XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = pattern;
-    }
-    ~temp_dir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-
-    // Writes `text` to `name` with permissions `mode`; returns its path.
-    std::string file(const std::string& name, const std::string& text, mode_t mode = 0600) const {
-        const auto path = (path_ / name).string();
-        std::ofstream(path) << text;
-        ::chmod(path.c_str(), mode);
-        return path;
-    }
-
-  private:
-    std::filesystem::path path_;
-};
 
 std::string key_line(const char* name, const char* secret) {
     return std::string(name) + " " + secret + "\n";

@@ -10,10 +10,6 @@ namespace speed::netlab {
 
 using namespace std::chrono_literals;
 
-namespace {
-constexpr const char* kIperf3Port = "5201";  // the server namespace belongs to this lab alone
-}  // namespace
-
 ping_result ping_server(const lab& lab, unsigned count, double interval_seconds) {
     const auto limit = std::chrono::milliseconds(static_cast<long>(count * interval_seconds * 1000.0)) + 15s;
     const auto run = lab.run_in_client({"ping", "-n", "-c", std::to_string(count), "-i",

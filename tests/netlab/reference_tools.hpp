@@ -23,6 +23,9 @@ struct ping_result {
 // ICMP echo from the client namespace to the server address: `count` requests, `interval_seconds` apart.
 ping_result ping_server(const lab& lab, unsigned count, double interval_seconds);
 
+// Where the lab's iperf3 servers listen (the server namespace belongs to one lab alone).
+inline constexpr const char* kIperf3Port = "5201";
+
 enum class transfer { download, upload };
 
 struct iperf3_result {

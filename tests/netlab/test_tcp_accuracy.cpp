@@ -21,13 +21,27 @@ constexpr double kAboveCeiling = 0.02;
 // Between the two tools on the same link: measured spread 0.1-2 % (docs/netlab.md).
 constexpr double kToolTolerance = 0.05;
 
-// `lowest_share`: the share of the ceiling both tools must reach (see the callers).
-void check_goodput_on_link(std::uint64_t rate_bits_per_second, double lowest_share) {
-    skip_unless_installed("iperf3", "iperf3");
+lab_config link_of(std::uint64_t rate_bits_per_second) {
     lab_config config;
     config.upload.rate_bits_per_second = rate_bits_per_second;
     config.download.rate_bits_per_second = rate_bits_per_second;
-    lab link(config);
+    return config;
+}
+
+// The most TCP payload the link carries, bits/s, for the MSS iperf3 reported (`iperf3_json`): it checks that
+// the connections used the segment size the ceiling is derived from.
+double payload_ceiling(const lab& link, std::uint64_t rate_bits_per_second,
+                       const nlohmann::json& iperf3_json) {
+    const auto segment = full_tcp_segment(kLinkMtu, tcp_timestamps_enabled(link));
+    REQUIRE(iperf3_json["start"]["tcp_mss_default"] == segment.payload_bytes);
+    return static_cast<double>(rate_bits_per_second) * static_cast<double>(segment.payload_bytes) /
+           static_cast<double>(segment.frame_bytes);
+}
+
+// `lowest_share`: the share of the ceiling both tools must reach (see the callers).
+void check_goodput_on_link(std::uint64_t rate_bits_per_second, double lowest_share) {
+    skip_unless_installed("iperf3", "iperf3");
+    lab link(link_of(rate_bits_per_second));
     auto& server = link.start_speedsrv();
 
     // speedcli (both directions), then iperf3 download and upload on the same link.
@@ -40,12 +54,8 @@ void check_goodput_on_link(std::uint64_t rate_bits_per_second, double lowest_sha
         run_iperf3(link, transfer::download, kDurationSeconds, kOmitSeconds);
     const iperf3_result iperf3_upload = run_iperf3(link, transfer::upload, kDurationSeconds, kOmitSeconds);
 
-    // The ceiling rests on the MSS: check that the connections used the one it is derived from.
+    const double ceiling = payload_ceiling(link, rate_bits_per_second, iperf3_download.json);
     const auto segment = full_tcp_segment(kLinkMtu, tcp_timestamps_enabled(link));
-    REQUIRE(iperf3_download.json["start"]["tcp_mss_default"] == segment.payload_bytes);
-    const double ceiling = static_cast<double>(rate_bits_per_second) *
-                           static_cast<double>(segment.payload_bytes) /
-                           static_cast<double>(segment.frame_bytes);
 
     const double download = speedcli.json["download"]["bits_per_second"].get<double>();
     const double upload = speedcli.json["upload"]["bits_per_second"].get<double>();
@@ -92,4 +102,59 @@ TEST_CASE("TCP goodput on a 100 Mbit/s link reaches the ceiling and matches iper
 
 TEST_CASE("TCP goodput on a 1 Gbit/s link reaches the ceiling and matches iperf3", "[netlab][accuracy]") {
     check_goodput_on_link(1'000'000'000, kLowestShare);
+}
+
+// speedcli --iperf3 against a real iperf3 server (issue 14): the download is measured by speedcli's own
+// receiver, the upload is the iperf3 server's receiver report (docs/methodology.md). On the same link in the
+// same test, iperf3's own client must see the same goodput within the tool tolerance above.
+TEST_CASE(
+    "speedcli --iperf3 against an iperf3 server on a 100 Mbit/s link is within 5 % of iperf3's own figures",
+    "[netlab][accuracy][iperf3]") {
+    skip_unless_installed("iperf3", "iperf3");
+    constexpr std::uint64_t kRate = 100'000'000;
+    lab link(link_of(kRate));
+    speed::testing::client_run speedcli;
+    {
+        // A server for both of speedcli's tests (download, then upload): not a one-off (-1).
+        auto& iperf3_server = link.start_in_server(
+            {"iperf3", "-s", "--forceflush", "-B", kServerAddress, "-p", kIperf3Port}, "Server listening");
+        speedcli = run_speedcli(link, static_cast<std::uint16_t>(std::stoi(kIperf3Port)),
+                                {"--iperf3", "--pings", "0", "--duration", std::to_string(kDurationSeconds),
+                                 "--omit", std::to_string(kOmitSeconds), "--interval", "0"});
+        iperf3_server.stop();  // run_iperf3 starts its own one-off servers on the same port
+    }
+    INFO(speedcli.process.out << speedcli.process.err);
+    REQUIRE(speedcli.process.exit_code == 0);
+    CHECK(speedcli.json["server"]["software"] == "iperf3");
+    iperf3_result iperf3_download = run_iperf3(link, transfer::download, kDurationSeconds, kOmitSeconds);
+    iperf3_result iperf3_upload = run_iperf3(link, transfer::upload, kDurationSeconds, kOmitSeconds);
+    const double ceiling = payload_ceiling(link, kRate, iperf3_download.json);
+    // The reference must show that the link is what it claims before it can judge speedcli: on a loaded
+    // 2-core machine iperf3 itself fell to 87-90 Mbit/s (91-94 % of the ceiling) in 3 of 12 runs while
+    // speedcli, in the same test, got 92-96. Such a run of the reference is repeated once.
+    for (auto [result, direction] :
+         {std::pair{&iperf3_download, transfer::download}, std::pair{&iperf3_upload, transfer::upload}}) {
+        if (result->receiver_bits_per_second < ceiling * kLowestShare) {
+            std::printf("netlab: iperf3 reached only %.3f Mbit/s; repeating it\n",
+                        result->receiver_bits_per_second / 1e6);
+            *result = run_iperf3(link, direction, kDurationSeconds, kOmitSeconds);
+        }
+    }
+
+    const double download = speedcli.json["download"]["bits_per_second"].get<double>();
+    const double upload = speedcli.json["upload"]["bits_per_second"].get<double>();
+    std::printf(
+        "netlab: speedcli --iperf3 on a 100 Mbit/s link: ceiling %.3f Mbit/s; download speedcli %.3f iperf3 "
+        "%.3f; upload speedcli (the iperf3 server's report) %.3f iperf3 %.3f Mbit/s\n",
+        ceiling / 1e6, download / 1e6, iperf3_download.receiver_bits_per_second / 1e6, upload / 1e6,
+        iperf3_upload.receiver_bits_per_second / 1e6);
+    INFO("ceiling " << ceiling << " bit/s; iperf3 download " << iperf3_download.receiver_bits_per_second
+                    << ", upload " << iperf3_upload.receiver_bits_per_second);
+    for (const double goodput : {download, upload, iperf3_download.receiver_bits_per_second,
+                                 iperf3_upload.receiver_bits_per_second}) {
+        CHECK(goodput <= ceiling * (1.0 + kAboveCeiling));
+        CHECK(goodput >= ceiling * kLowestShare);
+    }
+    CHECK(download == Approx(iperf3_download.receiver_bits_per_second).epsilon(kToolTolerance));
+    CHECK(upload == Approx(iperf3_upload.receiver_bits_per_second).epsilon(kToolTolerance));
 }

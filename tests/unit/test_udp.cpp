@@ -519,6 +519,9 @@ struct simulated_path {
     double capacity = 1e9;
     double random_loss = 0.0;
     double queue_delay_ns_when_full = 0.0;
+    // From this time on (seconds; 0 = never) the bottleneck is `later_capacity`.
+    double change_after_seconds = 0.0;
+    double later_capacity = 0.0;
 };
 
 // Runs the controller against the path for `seconds`, feedback every 10 ms, and returns the rates it chose.
@@ -532,19 +535,21 @@ std::vector<double> simulate(rate_controller& controller, const simulated_path& 
     for (std::int64_t now = kPeriodNs; now <= static_cast<std::int64_t>(seconds * 1e9); now += kPeriodNs) {
         const double rate = controller.bits_per_second();
         rates.push_back(rate);
+        const bool changed =
+            path.change_after_seconds > 0 && static_cast<double>(now) >= path.change_after_seconds * 1e9;
+        const double capacity = changed ? path.later_capacity : path.capacity;
         const double arriving = rate * (1.0 - path.random_loss);
-        const double delivered = std::min(arriving, path.capacity);
+        const double delivered = std::min(arriving, capacity);
         expected += rate * 0.01 / kDatagramBits;
         received += delivered * 0.01 / kDatagramBits;
         fb.expected = static_cast<std::uint64_t>(expected);
         fb.packets_received = static_cast<std::uint64_t>(received);
         fb.bytes_received = fb.packets_received * 1400;
-        if (arriving > path.capacity) {
+        if (arriving > capacity) {
             ++fb.socket_drops;
         }
-        fb.queue_delay_us = arriving > path.capacity * 0.99
-                                ? static_cast<std::uint32_t>(path.queue_delay_ns_when_full / 1000)
-                                : 0;
+        fb.queue_delay_us =
+            arriving > capacity * 0.99 ? static_cast<std::uint32_t>(path.queue_delay_ns_when_full / 1000) : 0;
         fb.echo_timestamp_ns = static_cast<std::uint64_t>(now - 1'000'000);  // 1 ms round trip
         fb.echo_delay_us = 0;
         controller.on_feedback(fb, now, now);
@@ -603,6 +608,61 @@ TEST_CASE("adaptive rate: a growing queue is congestion even before anything is 
     }
     CHECK_FALSE(controller.in_startup());
     CHECK(controller.bits_per_second() < 1.05e9);
+}
+
+// What made speedcli's unpaced loopback rate swing between rounds: on a busy two-core host the receiver is
+// descheduled for a few milliseconds, its queue delay jumps and it reads only part of a period's datagrams.
+// The rate is cut either way; the question is how far and for how long.
+TEST_CASE("adaptive rate: a receiver descheduled for most of one period costs a cut, not the path's rate",
+          "[udp][rate]") {
+    constexpr double kCapacity = 2e9;
+    constexpr std::int64_t kPeriodNs = 10'000'000;
+    rate_controller controller(rate_limits{10e6, 1e6, 0});
+    feedback fb;
+    std::int64_t now = 0;
+    auto period = [&](double delivered_share, std::uint32_t queue_delay_us) {
+        now += kPeriodNs;
+        const double delivered = std::min(controller.bits_per_second(), kCapacity) * delivered_share;
+        fb.packets_received += static_cast<std::uint64_t>(delivered * 0.01 / 11200);
+        fb.expected = fb.packets_received;
+        fb.bytes_received = fb.packets_received * 1400;
+        fb.queue_delay_us = queue_delay_us;
+        if (controller.bits_per_second() > kCapacity) {
+            ++fb.socket_drops;
+        }
+        controller.on_feedback(fb, now, now);
+    };
+    for (int i = 0; i < 300; ++i) {
+        period(1.0, 0);
+    }
+    // What the path carried in the periods before (the rate sits just under the bottleneck, or at it).
+    const double carried = std::min(controller.bits_per_second(), kCapacity);
+    REQUIRE(carried > 0.8 * kCapacity);
+    // 7 ms of the 10 ms period without reading: 30 % delivered, 8 ms of queueing.
+    period(0.3, 8'000);
+    // The cut is to 85 % of what the path carried in the last 200 ms, not of the stalled period's 30 %.
+    CHECK(controller.bits_per_second() >= 0.85 * 0.99 * carried);
+    CHECK(controller.bits_per_second() <= 0.85 * kCapacity);
+    // The receiver catches up with its backlog in the next period, then all is as before.
+    period(1.7, 0);
+    for (int i = 0; i < 10; ++i) {
+        period(1.0, 0);
+    }
+    // A round trip's hold, then +10 % per round trip back to 95 % of the rate before the cut.
+    CHECK(controller.bits_per_second() >= 0.95 * 0.99 * carried);
+}
+
+TEST_CASE("adaptive rate: a path that really slowed down is followed once the memory of its rate expires",
+          "[udp][rate]") {
+    rate_controller controller(rate_limits{10e6, 1e6, 0});
+    // 2 Gbit/s for 2 s, then a bottleneck of 500 Mbit/s (another flow took the rest).
+    const auto rates = simulate(controller, simulated_path{2e9, 0.0, 0.0, 2.0, 5e8}, 2.5);
+    CHECK(rates[199] > 1.7e9);
+    // Half a second later the rate sits at the new bottleneck, above it only briefly.
+    CHECK(mean_of_last(rates, 20) < 5.1e8);
+    CHECK(mean_of_last(rates, 20) > 0.85 * 0.95 * 5e8);
+    const auto over = std::count_if(rates.end() - 20, rates.end(), [](double r) { return r > 5e8; });
+    CHECK(over < 20 / 4);
 }
 
 TEST_CASE("adaptive rate: a receiver that goes silent halves the rate per silent period", "[udp][rate]") {

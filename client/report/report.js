@@ -1,0 +1,297 @@
+// speedcli --report's page: draws the run from the --json document in #report-data (docs/json.md). Every
+// string from the document goes into the page as text, never as HTML. When done, body[data-state] is "done"
+// and body[data-charts] the number of charts that drew something ("error" and a visible message otherwise):
+// the browser test reads both.
+'use strict';
+(function () {
+  const main = document.querySelector('main');
+  const status = document.getElementById('status');
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  function add(parent, tag, className, text) {
+    const node = el(tag, className, text);
+    parent.appendChild(node);
+    return node;
+  }
+  const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  const finite = (v) => typeof v === 'number' && Number.isFinite(v);
+
+  const rateUnits = [[1e12, 'Tbit/s'], [1e9, 'Gbit/s'], [1e6, 'Mbit/s'], [1e3, 'kbit/s'], [1, 'bit/s']];
+  function rateUnit(bitsPerSecond) {
+    return rateUnits.find(([scale]) => bitsPerSecond >= scale) || rateUnits[rateUnits.length - 1];
+  }
+  function rate(bitsPerSecond) {
+    if (!finite(bitsPerSecond)) return '–';
+    const [scale, name] = rateUnit(bitsPerSecond);
+    return (bitsPerSecond / scale).toPrecision(3) + ' ' + name;
+  }
+  function ms(value) {
+    if (!finite(value)) return '–';
+    return value.toFixed(value < 1 ? 3 : value < 10 ? 2 : 1) + ' ms';
+  }
+
+  function card(parent, label, value, note) {
+    const box = add(parent, 'div', 'card');
+    add(box, 'div', 'label', label);
+    add(box, 'div', 'value', value);
+    if (note) add(box, 'div', 'note', note);
+  }
+
+  const charts = [];
+  function chart(parent, title, caption, config) {
+    add(parent, 'h2', null, title);
+    const holder = add(parent, 'div', 'chart');
+    const canvas = add(holder, 'canvas');
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', title);
+    if (caption) add(parent, 'p', 'caption', caption);
+    config.options = Object.assign({ responsive: true, maintainAspectRatio: false, animation: false,
+                                     parsing: false, normalized: true }, config.options);
+    charts.push(new Chart(canvas, config));
+  }
+  function axis(title, extra) {
+    return Object.assign({ type: 'linear', title: { display: true, text: title } }, extra);
+  }
+
+  const directions = ['download', 'upload'];
+  const colorOf = { idle: css('--idle'), download: css('--download'), upload: css('--upload') };
+  const label = (name) => name.charAt(0).toUpperCase() + name.slice(1);
+
+  function summary(doc) {
+    add(main, 'h2', null, 'Summary');
+    const cards = add(main, 'div', 'cards');
+    for (const dir of directions) {
+      const d = doc[dir];
+      if (d) card(cards, label(dir), rate(d.bits_per_second), 'measured by the ' + d.measured_by);
+    }
+    const idle = doc.latency && doc.latency.idle;
+    if (idle && idle.rtt_ms) {
+      card(cards, 'Idle latency', ms(idle.rtt_ms.median),
+           'median; jitter ' + ms(idle.jitter_ms) + '; ' + idle.samples + ' of ' + idle.sent + ' probes');
+    }
+    for (const dir of directions) {
+      const latency = doc[dir] && doc[dir].latency;
+      if (latency && latency.rtt_ms) {
+        card(cards, 'Latency under ' + dir, ms(latency.rtt_ms.median),
+             finite(latency.increase_ms) ? 'median; +' + ms(latency.increase_ms) + ' over idle' : 'median');
+      }
+    }
+    if (finite(doc.responsiveness_rpm)) {
+      card(cards, 'Responsiveness', Math.round(doc.responsiveness_rpm).toLocaleString('en-US') + ' RPM',
+           'round trips per minute under load');
+    }
+    if (doc.bufferbloat_grade) card(cards, 'Bufferbloat grade', doc.bufferbloat_grade, 'from the latency increase');
+  }
+
+  function throughput(doc) {
+    for (const dir of directions) {
+      const d = doc[dir];
+      if (!d || !d.intervals || d.intervals.length === 0) continue;
+      const top = Math.max(...d.intervals.map((i) => i.bits_per_second).filter(finite), 1);
+      const [scale, unit] = rateUnit(top);
+      // Each interval is a step from its start to its end: a point at each start, and the last end.
+      const steps = (rateOf) => {
+        const points = d.intervals.map((i) => ({ x: i.start, y: rateOf(i) / scale }));
+        const last = d.intervals[d.intervals.length - 1];
+        points.push({ x: last.end, y: rateOf(last) / scale });
+        return points;
+      };
+      const warmUp = (ctx) => (d.intervals[ctx.p0DataIndex].omitted ? [5, 5] : undefined);
+      const line = (name, color, width, rateOf) => ({
+        label: name, borderColor: color, backgroundColor: color, borderWidth: width, pointRadius: 0,
+        stepped: 'after', data: steps(rateOf), segment: { borderDash: warmUp },
+      });
+      const datasets = [line('all streams', colorOf[dir], 2.5, (i) => i.bits_per_second)];
+      const streams = (d.intervals[0].streams || []).length;
+      for (let s = 0; streams > 1 && s < streams; ++s) {
+        const color = 'hsl(' + Math.round(120 + (200 * (s + 1)) / (streams + 1)) + ' 40% 55%)';
+        datasets.push(line('stream ' + s, color, 1.2, (i) => (8 * i.streams[s]) / Math.max(i.end - i.start, 1e-9)));
+      }
+      chart(main, label(dir) + ' throughput per interval', 'Measured by the receiver (' + d.measured_by +
+            '), each interval a step; warm-up intervals (--omit) are dashed.', {
+        type: 'line', data: { datasets },
+        options: { scales: { x: axis('seconds', { min: 0 }), y: axis(unit, { beginAtZero: true }) } },
+      });
+    }
+  }
+
+  // The latency objects with their series: idle, then under each direction's load.
+  function latencySeries(doc) {
+    const out = [];
+    const idle = doc.latency && doc.latency.idle;
+    if (idle && idle.series && idle.series.rtt_ms.length > 0) out.push(['idle', idle]);
+    for (const dir of directions) {
+      const latency = doc[dir] && doc[dir].latency;
+      if (latency && latency.series && latency.series.rtt_ms.length > 0) out.push([dir, latency]);
+    }
+    return out;
+  }
+
+  function latency(doc) {
+    const series = latencySeries(doc);
+    if (series.length === 0) return;
+    const interval = (doc.parameters && doc.parameters.ping_interval_seconds) || 0;
+    const overTime = series.map(([name, l]) => ({
+      label: name === 'idle' ? 'idle' : 'under ' + name, borderColor: colorOf[name], backgroundColor: colorOf[name],
+      pointRadius: 2, showLine: false,
+      // No send times (UDP idle probes): they were sent on a fixed schedule.
+      data: l.series.rtt_ms.map((rtt, i) => ({ x: l.series.t ? l.series.t[i] : i * interval, y: rtt })),
+    }));
+    chart(main, 'Latency over time', 'Network round trips (rtt_ms) of each probe, at the time it was sent: ' +
+          'idle from the first idle probe, under load on the direction\'s interval clock.', {
+      type: 'scatter', data: { datasets: overTime },
+      options: { scales: { x: axis('seconds'), y: axis('ms', { beginAtZero: true }) } },
+    });
+
+    const values = series.map(([, l]) => l.series.rtt_ms.filter(finite).slice().sort((a, b) => a - b));
+    const all = values.flat();
+    const low = Math.min(...all);
+    const high = Math.max(...all);
+    const logarithmic = low > 0 && high / low >= 20;
+    const cdf = series.map(([name], k) => ({
+      label: name === 'idle' ? 'idle' : 'under ' + name, borderColor: colorOf[name], backgroundColor: colorOf[name],
+      pointRadius: 0, borderWidth: 2, stepped: true,
+      data: values[k].map((v, i) => ({ x: v, y: (100 * (i + 1)) / values[k].length })),
+    }));
+    chart(main, 'Latency distribution', 'Share of probes with a round trip up to x (cumulative)' +
+          (logarithmic ? '; logarithmic time axis.' : '.'), {
+      type: 'line', data: { datasets: cdf },
+      options: { scales: { x: axis('ms', logarithmic ? { type: 'logarithmic' } : {}),
+                           y: axis('% of probes', { min: 0, max: 100 }) } },
+    });
+  }
+
+  function show(value) {
+    if (value === null || value === undefined) return '–';
+    if (Array.isArray(value)) return value.join(', ');
+    if (typeof value === 'object') return JSON.stringify(value);
+    return String(value);
+  }
+
+  function parameters(doc) {
+    add(main, 'h2', null, 'Run');
+    const table = add(main, 'table', 'kv');
+    const row = (name, value) => {
+      const tr = add(table, 'tr');
+      add(tr, 'th', null, name);
+      add(tr, 'td', null, show(value));
+    };
+    const server = doc.server || {};
+    row('server', server.host + ':' + server.port + (server.address ? ' (' + server.address + ')' : ''));
+    row('server software', server.software);
+    const local = doc.local || {};
+    row('local end', local.address ? local.address + ':' + show(local.port) : null);
+    row('start time', doc.start_time);
+    row('protocol', doc.protocol);
+    for (const [name, value] of Object.entries(doc.parameters || {})) row(name, value);
+  }
+
+  // speedcli monitor --report: each interface's receive and send rates over time, and the run's summary.
+  function monitor(m) {
+    document.title = 'speedcli monitor report: ' + ((m.summary && m.summary.start) || '');
+    add(main, 'h1', null, 'speedcli monitor report');
+    const s = m.summary || {};
+    add(main, 'p', 'subtitle', [s.start && s.end ? s.start + ' – ' + s.end : null,
+                                s.intervals + ' intervals of ' + m.interval_seconds + ' s'].filter((p) => p).join(' · '));
+    if (m.intervals_left_out > 0) {
+      add(main, 'p', 'caption', 'The first ' + m.intervals_left_out + ' intervals are not in this report: ' +
+          'it keeps the latest ' + m.intervals.length + '.');
+    }
+    const zero = Date.parse(s.start);
+    const byName = new Map();
+    for (const interval of m.intervals) {
+      const end = (Date.parse(interval.time) - zero) / 1000;
+      for (const row of interval.interfaces || []) {
+        if (!byName.has(row.name)) byName.set(row.name, []);
+        byName.get(row.name).push({ start: end - interval.interval_seconds, end, rx: row.rx_bits_per_second,
+                                    tx: row.tx_bits_per_second });
+      }
+    }
+    for (const [name, rows] of byName) {
+      const top = Math.max(...rows.map((r) => Math.max(r.rx, r.tx)).filter(finite), 1);
+      const [scale, unit] = rateUnit(top);
+      const steps = (key) => {
+        const points = rows.map((r) => ({ x: r.start, y: r[key] / scale }));
+        points.push({ x: rows[rows.length - 1].end, y: rows[rows.length - 1][key] / scale });
+        return points;
+      };
+      // tx dashed: on lo both lines are the same.
+      const line = (text, color, key, dash) => ({ label: text, borderColor: color, backgroundColor: color,
+                                                  borderWidth: 2, borderDash: dash, pointRadius: 0, stepped: 'after',
+                                                  data: steps(key) });
+      chart(main, name, 'Receive (rx) and send (tx) rates of each interval, from the kernel\'s counters.', {
+        type: 'line', data: { datasets: [line('rx', colorOf.download, 'rx', []), line('tx', colorOf.upload, 'tx', [6, 4])] },
+        options: { scales: { x: axis('seconds', { min: 0 }), y: axis(unit, { beginAtZero: true }) } },
+      });
+    }
+    add(main, 'h2', null, 'Summary');
+    const table = add(add(main, 'div', 'wide'), 'table', 'figures');
+    const head = add(table, 'tr');
+    for (const title of ['interface', 'received', 'sent', 'rx average', 'tx average', 'rx peak', 'tx peak']) {
+      add(head, 'th', null, title);
+    }
+    const bytes = (n) => (finite(n) ? (n / 1e6).toPrecision(4) + ' MB' : '–');
+    for (const i of s.interfaces || []) {
+      const tr = add(table, 'tr');
+      for (const cell of [i.name, bytes(i.rx_bytes), bytes(i.tx_bytes), rate(i.rx_bits_per_second),
+                          rate(i.tx_bits_per_second), rate(i.rx_peak_bits_per_second),
+                          rate(i.tx_peak_bits_per_second)]) {
+        add(tr, 'td', null, cell);
+      }
+    }
+    return m.version;
+  }
+
+  function drewSomething(canvas) {
+    const { width, height } = canvas;
+    if (width === 0 || height === 0) return false;
+    const pixels = canvas.getContext('2d').getImageData(0, 0, width, height).data;
+    for (let i = 3; i < pixels.length; i += 4) {
+      if (pixels[i] !== 0) return true;
+    }
+    return false;
+  }
+
+  try {
+    const doc = JSON.parse(document.getElementById('report-data').textContent);
+    Chart.defaults.color = css('--muted');
+    Chart.defaults.borderColor = css('--line');
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    let version = doc.version;
+    let source = 'its --json document (docs/json.md)';
+    if (doc.monitor) {
+      version = monitor(doc.monitor);
+      source = 'the --json intervals and summary of speedcli monitor (docs/monitor.md)';
+    } else {
+      const server = doc.server || {};
+      document.title = 'speedcli report: ' + server.host + ', ' + (doc.start_time || '');
+      add(main, 'h1', null, 'speedcli report');
+      add(main, 'p', 'subtitle', [server.host + ':' + server.port, doc.start_time, server.software]
+        .filter((part) => part).join(' · '));
+      if (doc.error) add(main, 'p', 'error', 'The test failed: ' + doc.error);
+      summary(doc);
+      throughput(doc);
+      latency(doc);
+      parameters(doc);
+    }
+    const footer = add(main, 'footer', null,
+      'Made by speedcli ' + version + '. The figures are ' + source + ', which this file carries in its ' +
+      'report-data block. Charts by Chart.js ' + Chart.version + ' (© Chart.js Contributors, MIT License), ' +
+      'embedded: this page loads nothing from the network.');
+    footer.setAttribute('lang', 'en');
+    document.body.dataset.charts = String(charts.filter((c) => drewSomething(c.canvas)).length);
+    document.body.dataset.chartsCreated = String(charts.length);
+    status.remove();
+    document.body.dataset.state = 'done';
+  } catch (e) {
+    status.textContent = 'The report could not be drawn: ' + (e && e.message ? e.message : e);
+    status.className = 'error';
+    main.prepend(status);
+    document.body.dataset.state = 'error';
+  }
+})();

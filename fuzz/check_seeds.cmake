@@ -1,0 +1,27 @@
+# Runs fuzz_make_corpus into OUT and fails, naming the files, when any seed it writes differs from (or is missing
+# in) the committed corpus. Fix: `build/release/fuzz/fuzz_make_corpus fuzz/corpus` and commit the result.
+file(REMOVE_RECURSE "${OUT}")
+file(MAKE_DIRECTORY "${OUT}")
+execute_process(COMMAND "${GENERATOR}" "${OUT}" RESULT_VARIABLE status OUTPUT_QUIET)
+if(NOT status EQUAL 0)
+    message(FATAL_ERROR "fuzz_make_corpus failed: ${status}")
+endif()
+file(GLOB_RECURSE generated RELATIVE "${OUT}" "${OUT}/*")
+list(LENGTH generated count)
+if(count EQUAL 0)
+    message(FATAL_ERROR "fuzz_make_corpus wrote no seeds")
+endif()
+set(stale "")
+foreach(seed IN LISTS generated)
+    execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files "${OUT}/${seed}" "${CORPUS}/${seed}"
+                    RESULT_VARIABLE differs)
+    if(NOT differs EQUAL 0)
+        list(APPEND stale "${seed}")
+    endif()
+endforeach()
+if(stale)
+    string(REPLACE ";" ", " stale "${stale}")
+    message(FATAL_ERROR "seeds that differ from what fuzz_make_corpus writes: ${stale}. "
+                        "Regenerate: build/release/fuzz/fuzz_make_corpus fuzz/corpus")
+endif()
+message(STATUS "${count} seeds match")
