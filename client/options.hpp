@@ -38,6 +38,7 @@ struct test_options {
     std::string congestion;     // TCP congestion control for the data sockets
     bool download = true;
     bool upload = true;
+    bool bidir = false;   // --bidir: download and upload at once, in two sessions
     unsigned pings = 20;  // idle latency probes; 0 skips the idle latency phase
     double ping_interval_seconds = 0.05;
     double loaded_ping_interval_seconds = 0.1;  // probes during download and upload; 0 = none

@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "client/output.hpp"
 #include "client/server_selection.hpp"
 #include "common/units.hpp"
@@ -51,6 +53,39 @@ std::string caps_suffix(const test_report& report) {
     return caps.empty() ? "" : ", capped by the server at " + caps + " per test";
 }
 
+// "    under load  ..." lines of a direction's summary, or of both directions' load with --bidir.
+void print_under_load(std::FILE* out, const direction_report& d) {
+    if (!d.latency && !d.in_band_rtt_ms.empty()) {
+        // No probe connection (an iperf3 server): the load's own TCP RTT is the loaded latency.
+        fmt::print(out, "    under load  in-band TCP RTT {} median\n",
+                   units::format_milliseconds(stats::summarize(d.in_band_rtt_ms).median));
+    }
+    if (d.latency && !d.latency->rtt_ms.empty()) {
+        std::string increase;
+        if (d.latency_increase_ms) {
+            increase = fmt::format(", +{} over idle", units::format_milliseconds(*d.latency_increase_ms));
+        }
+        std::string in_band;
+        if (!d.in_band_rtt_ms.empty()) {
+            in_band = fmt::format("; in-band TCP RTT {} median",
+                                  units::format_milliseconds(stats::summarize(d.in_band_rtt_ms).median));
+        }
+        if (!d.self_probe_rtt_ms.empty()) {
+            in_band += fmt::format("; on the load connections {} median",
+                                   units::format_milliseconds(stats::summarize(d.self_probe_rtt_ms).median));
+        }
+        fmt::print(out, "    under load  {}{}{}\n", latency_line(*d.latency), increase, in_band);
+    }
+}
+
+// With --bidir the live lines of both directions interleave: each says whose it is.
+const char* live_prefix(const test_options* options, proto::direction dir) {
+    if (options == nullptr || !options->bidir) {
+        return "";
+    }
+    return dir == proto::direction::download ? "down " : "up   ";
+}
+
 }  // namespace
 
 std::string human_output::rate(double bits_per_second) const {
@@ -82,10 +117,11 @@ void human_output::connected(const test_report& report) {
                report.server_software, caps_suffix(report));
     if (options_ != nullptr) {
         const auto& o = *options_;
-        const char* directions = o.download && o.upload ? "download and upload"
-                                 : o.download           ? "download"
-                                 : o.upload             ? "upload"
-                                                        : "no transfer";
+        const char* directions = o.bidir                  ? "download and upload at once"
+                                 : o.download && o.upload ? "download and upload"
+                                 : o.download             ? "download"
+                                 : o.upload               ? "upload"
+                                                          : "no transfer";
         std::string rate_text = o.bitrate == 0
                                     ? (o.udp ? "adaptive rate" : "unpaced")
                                     : "at " + units::format_bits_per_second(static_cast<double>(o.bitrate));
@@ -115,7 +151,7 @@ void human_output::direction_started(proto::direction dir, const direction_repor
     std::fflush(out_);
 }
 
-void human_output::interval_done(proto::direction /*dir*/, const interval_report& interval) {
+void human_output::interval_done(proto::direction dir, const interval_report& interval) {
     if (quiet_) {
         return;
     }
@@ -125,9 +161,9 @@ void human_output::interval_done(proto::direction /*dir*/, const interval_report
                           interval.udp->packets + interval.udp->lost_packets,
                           units::format_milliseconds(interval.udp->jitter_ms));
     }
-    fmt::print(out_, "  [{:6.2f}-{:6.2f} s]  {:>11}  {:>13}{}{}\n", interval.start_seconds,
-               interval.end_seconds, units::format_bytes(interval.bytes), rate(interval.bits_per_second), udp,
-               interval.omitted ? "  (omitted)" : "");
+    fmt::print(out_, "  {}[{:6.2f}-{:6.2f} s]  {:>11}  {:>13}{}{}\n", live_prefix(options_, dir),
+               interval.start_seconds, interval.end_seconds, units::format_bytes(interval.bytes),
+               rate(interval.bits_per_second), udp, interval.omitted ? "  (omitted)" : "");
     std::fflush(out_);
 }
 
@@ -184,27 +220,8 @@ void human_output::summary(const test_report& report) {
                        units::format_milliseconds(d.udp->ipdv_p99_ms), d.udp->out_of_order, d.udp->duplicates,
                        d.udp->late_packets);
         }
-        if (!d.latency && !d.in_band_rtt_ms.empty()) {
-            // No probe connection (an iperf3 server): the load's own TCP RTT is the loaded latency.
-            fmt::print(out_, "    under load  in-band TCP RTT {} median\n",
-                       units::format_milliseconds(stats::summarize(d.in_band_rtt_ms).median));
-        }
-        if (d.latency && !d.latency->rtt_ms.empty()) {
-            std::string increase;
-            if (d.latency_increase_ms) {
-                increase = fmt::format(", +{} over idle", units::format_milliseconds(*d.latency_increase_ms));
-            }
-            std::string in_band;
-            if (!d.in_band_rtt_ms.empty()) {
-                in_band = fmt::format("; in-band TCP RTT {} median",
-                                      units::format_milliseconds(stats::summarize(d.in_band_rtt_ms).median));
-            }
-            if (!d.self_probe_rtt_ms.empty()) {
-                in_band +=
-                    fmt::format("; on the load connections {} median",
-                                units::format_milliseconds(stats::summarize(d.self_probe_rtt_ms).median));
-            }
-            fmt::print(out_, "    under load  {}{}{}\n", latency_line(*d.latency), increase, in_band);
+        if (!report.bidirectional) {
+            print_under_load(out_, d);
         }
         if (d.streams.size() > 1) {
             for (std::size_t i = 0; i < d.streams.size(); ++i) {
@@ -212,6 +229,18 @@ void human_output::summary(const test_report& report) {
                            units::format_bytes(d.streams[i].bytes));
             }
         }
+    }
+    if (report.bidirectional) {
+        const auto& both = *report.bidirectional;
+        if (both.overlap_seconds && both.start_skew_seconds) {
+            fmt::print(out_, "  {:<12}  windows overlap {:.2f} s, upload started {} {} the download\n",
+                       "Both at once", *both.overlap_seconds,
+                       units::format_milliseconds(std::abs(*both.start_skew_seconds) * 1e3),
+                       *both.start_skew_seconds >= 0 ? "after" : "before");
+        } else {
+            fmt::print(out_, "  {:<12}  windows' overlap not known (no interval reports)\n", "Both at once");
+        }
+        print_under_load(out_, both.load);
     }
     if (report.bufferbloat_grade && report.worst_increase_ms) {
         fmt::print(out_, "  Bufferbloat   grade {} (latency rises by up to {} under load)\n",

@@ -273,6 +273,7 @@ nlohmann::ordered_json parameters_json(const test_options& options) {
         {"congestion", options.congestion.empty() ? json(nullptr) : json(options.congestion)},
         {"download", options.download},
         {"upload", options.upload},
+        {"bidirectional", options.bidir},
         {"pings", options.pings},
         {"ping_interval_seconds", options.ping_interval_seconds},
         {"loaded_ping_interval_seconds", options.loaded_ping_interval_seconds},
@@ -327,6 +328,16 @@ nlohmann::ordered_json to_json(const test_report& report, const test_options& op
          report.idle_latency_not_measured.empty() ? json(nullptr) : json(report.idle_latency_not_measured)}};
     out["download"] = report.download ? direction_json_of(*report.download) : json(nullptr);
     out["upload"] = report.upload ? direction_json_of(*report.upload) : json(nullptr);
+    if (report.bidirectional) {
+        const auto& both = *report.bidirectional;
+        out["bidirectional"] = {
+            {"start_skew_seconds",
+             both.start_skew_seconds ? number(*both.start_skew_seconds) : json(nullptr)},
+            {"overlap_seconds", both.overlap_seconds ? number(*both.overlap_seconds) : json(nullptr)},
+            {"latency", loaded_latency_json(both.load)}};
+    } else {
+        out["bidirectional"] = nullptr;
+    }
     out["bufferbloat_grade"] =
         report.bufferbloat_grade ? json(latency::name_of(*report.bufferbloat_grade)) : json(nullptr);
     out["responsiveness_rpm"] = report.responsiveness_rpm ? json(*report.responsiveness_rpm) : json(nullptr);

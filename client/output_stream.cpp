@@ -94,6 +94,17 @@ void print_row(std::FILE* out, const std::string& time, const char* kind, const 
     std::fflush(out);
 }
 
+// A summary row's loaded-latency columns.
+void add_loaded_latency(csv_row& row, const direction_report& d) {
+    if (d.latency && !d.latency->rtt_ms.empty()) {
+        row.latency_median_ms = number(d.latency->rtt.median);
+    }
+    row.latency_increase_ms = number(d.latency_increase_ms);
+    if (d.responsiveness) {
+        row.responsiveness_rpm = number(d.responsiveness->rpm);
+    }
+}
+
 }  // namespace
 
 void csv_output::header() {
@@ -154,14 +165,16 @@ void csv_output::end(const test_report& report) {
             row.lost_percent = number(d.udp->lost_percent);
             row.jitter_ms = number(d.udp->jitter_ms);
         }
-        if (d.latency && !d.latency->rtt_ms.empty()) {
-            row.latency_median_ms = number(d.latency->rtt.median);
-        }
-        row.latency_increase_ms = number(d.latency_increase_ms);
-        if (d.responsiveness) {
-            row.responsiveness_rpm = number(d.responsiveness->rpm);
-        }
+        add_loaded_latency(row, d);
         print_row(out_, start_time_, "summary", std::string(proto::name_of(d.dir)), row);
+    }
+    if (report.bidirectional) {
+        // --bidir: the latency under both loads, over the two windows' overlap.
+        csv_row row;
+        row.start_seconds = "0";
+        row.end_seconds = number(report.bidirectional->overlap_seconds);  // empty when unknown (-i 0)
+        add_loaded_latency(row, report.bidirectional->load);
+        print_row(out_, start_time_, "summary", "both", row);
     }
     if (report.error) {
         csv_row row;

@@ -133,6 +133,21 @@ struct direction_report {
     std::uint64_t sender_packets = 0;
 };
 
+// --bidir: download and upload loaded at once, each in its own session and measured by its receiver
+// (docs/methodology.md, "Bidirectional tests").
+struct bidirectional_report {
+    // When the upload's receiver window began minus when the download's did (their time 0, the first byte),
+    // on this client's clock, s: positive when the upload started later. The upload's is placed by its
+    // interval reports' arrival, so it reads late by their one-way trip over the loaded downlink.
+    // Both nothing without interval reports (-i 0): then the windows' places are unknown.
+    std::optional<double> start_skew_seconds;
+    std::optional<double> overlap_seconds;  // how long both windows (after the warm-up) were open together
+    // Latency under both loads, over the overlap: the latency fields of a direction_report (latency,
+    // in_band_rtt_ms, self probes, latency_increase_ms, responsiveness, stable_*); the others stay empty.
+    // stable_seconds counts from the start of the overlap.
+    direction_report load;
+};
+
 struct test_report {
     std::string version;
     std::string
@@ -155,6 +170,7 @@ struct test_report {
     std::string idle_latency_not_measured;
     std::optional<direction_report> download;
     std::optional<direction_report> upload;
+    std::optional<bidirectional_report> bidirectional;  // --bidir, once both directions completed
     // From the loaded latency of both directions (docs/methodology.md).
     std::optional<latency::bufferbloat_grade> bufferbloat_grade;
     std::optional<double> worst_increase_ms;

@@ -6,8 +6,11 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <exception>
 
@@ -26,6 +29,7 @@
 #include "common/units.hpp"
 #include "net/control_channel.hpp"
 #include "net/errors.hpp"
+#include "net/first_failure.hpp"
 #include "net/io_pool.hpp"
 #include "net/socket_options.hpp"
 
@@ -54,56 +58,191 @@ struct run_state {
     server_limits server_caps;       // from WELCOME: uploads are paced to fit them
 };
 
+class bidirectional_load;
+
 // What speedcli does around one direction's load, for TCP and UDP alike: shows its progress, runs the
 // loaded-latency probes from ready to window_closed (probes sent in the warm-up do not count, so slow start
 // does not flatter the figure), and notes when (this client's monotonic clock) the receiver's interval
 // reports arrived: the receiver's window on the clock the latency probes use.
 class direction_progress final : public direction_events {
   public:
-    direction_progress(run_state& run, const proto::test_request& request) : run_(run), request_(request) {}
+    direction_progress(run_state& run, const proto::test_request& request, bidirectional_load* both)
+        : run_(run), request_(request), both_(both) {}
 
-    void ready(const direction_report& report) override {
-        run_.progress.direction_started(report.dir, report);
-        if (loaded_probes()) {
-            run_.probes->start_background(units::seconds_to_ns(run_.options.loaded_ping_interval_seconds),
-                                          clock::now() + test_timing::of(request_).warm_up);
-        }
-    }
+    asio::awaitable<void> may_request() override;
+    void ready(const direction_report& report) override;
+    asio::awaitable<void> load_may_start() override;
     void interval(const interval_report& closed) override {
-        const std::int64_t now = net::now_ns();
-        if (first_report_ns_ == 0) {
-            first_report_ns_ = now;
-            first_end_seconds_ = closed.end_seconds;
-        }
-        last_report_ns_ = now;
+        // Each report places the receiver's time 0 on our clock, late by how long it took to reach us (one
+        // way for uploads, and longer when the control connection held it back): the earliest is the best.
+        const std::int64_t zero = net::now_ns() - units::seconds_to_ns(closed.end_seconds).count();
+        zero_ns_ = reports_ == 0 ? zero : std::min(zero_ns_, zero);
+        last_end_seconds_ = closed.end_seconds;
+        ++reports_;
         run_.progress.interval_done(request_.dir, closed);
     }
-    asio::awaitable<void> window_closed(direction_report& report) override {
-        if (loaded_probes()) {
-            report.latency = co_await run_.probes->stop_background();
-        }
-    }
+    asio::awaitable<void> window_closed(direction_report& report) override;
 
-    // The window after `omitted_seconds` of warm-up: the receiver's time 0 is the first report's arrival
-    // minus that interval's end (for uploads the reports travel one way to us first: the window ends late
-    // by that one-way delay). Nothing before a report came.
+    // The window after `omitted_seconds` of warm-up, on our clock, from the receiver's time 0 to its last
+    // report's end. Nothing before a report came.
     std::optional<latency::time_span> window(double omitted_seconds) const {
-        if (first_report_ns_ == 0) {
+        if (reports_ == 0) {
             return std::nullopt;
         }
-        const std::int64_t zero = first_report_ns_ - units::seconds_to_ns(first_end_seconds_).count();
-        return latency::time_span{zero + units::seconds_to_ns(omitted_seconds).count(), last_report_ns_};
+        return latency::time_span{zero_ns_ + units::seconds_to_ns(omitted_seconds).count(),
+                                  zero_ns_ + units::seconds_to_ns(last_end_seconds_).count()};
     }
 
   private:
-    bool loaded_probes() const { return run_.probes && run_.options.loaded_ping_interval_seconds > 0; }
-
     run_state& run_;
     const proto::test_request& request_;
-    std::int64_t first_report_ns_ = 0;
-    double first_end_seconds_ = 0.0;
-    std::int64_t last_report_ns_ = 0;
+    bidirectional_load* both_;  // --bidir: the load both directions share; null otherwise
+    std::size_t reports_ = 0;
+    std::int64_t zero_ns_ = 0;  // the receiver's time 0 on our clock
+    double last_end_seconds_ = 0.0;
 };
+
+bool loaded_probes(const run_state& run) {
+    return run.probes && run.options.loaded_ping_interval_seconds > 0;
+}
+
+void start_loaded_probes(run_state& run, const proto::test_request& request) {
+    if (loaded_probes(run)) {
+        run.probes->start_background(units::seconds_to_ns(run.options.loaded_ping_interval_seconds),
+                                     clock::now() + test_timing::of(request).warm_up);
+    }
+}
+
+// Something one coroutine waits for and another makes happen, on one thread.
+class one_shot {
+  public:
+    explicit one_shot(asio::any_io_executor executor) : timer_(std::move(executor)) {}
+    void set() {
+        set_ = true;
+        timer_.cancel();
+    }
+    // Whether it happened within `limit`.
+    asio::awaitable<bool> wait(std::chrono::nanoseconds limit) {
+        if (!set_) {
+            timer_.expires_after(limit);
+            co_await timer_.async_wait(as_tuple(asio::use_awaitable));
+        }
+        co_return set_;
+    }
+
+  private:
+    asio::steady_timer timer_;
+    bool set_ = false;
+};
+
+// --bidir: what the two directions' loads share. The server sends a download from its STREAMS_READY on, and
+// the client an upload when it likes, so: the upload sets up its data connections first, then the download
+// sets up and starts, then the upload starts sending, with nothing between the two starts but one turn of
+// the event loop. One probe series runs from when both are loading until the first window closes; its
+// samples count over the overlap of the two receivers' windows (docs/methodology.md, "Bidirectional
+// tests").
+class bidirectional_load {
+  public:
+    bidirectional_load(run_state& run, asio::any_io_executor executor)
+        : run_(run), upload_set_up_(executor), download_started_(executor) {}
+
+    // The download's wait for the upload's set-up, bounded by what that set-up may take: two replies and a
+    // connection per stream.
+    asio::awaitable<void> upload_set_up() {
+        const auto limit = 2 * kReplyTimeout +
+                           run_.options.streams * units::seconds_to_ns(run_.options.connect_timeout_seconds);
+        const bool set_up = co_await upload_set_up_.wait(limit);
+        if (!set_up) {
+            throw session_error(proto::error_code::timeout,
+                                "--bidir: the upload's data connections were not set up in time");
+        }
+    }
+
+    // The upload's wait for the download's load, bounded: the server ends an upload whose first byte does
+    // not come within kFirstByteTimeout.
+    asio::awaitable<void> download_started() {
+        upload_set_up_.set();
+        const bool started = co_await download_started_.wait(proto::kFirstByteTimeout);
+        if (!started) {
+            throw session_error(
+                proto::error_code::timeout,
+                "--bidir: the download did not start in time for the upload to start with it");
+        }
+    }
+
+    void ready(proto::direction dir, const proto::test_request& request) {
+        (dir == proto::direction::download ? download_loading_ : upload_loading_) = true;
+        if (dir == proto::direction::download) {
+            download_started_.set();
+        }
+        if (download_loading_ && upload_loading_ && !probing_) {
+            probing_ = loaded_probes(run_);
+            start_loaded_probes(run_, request);
+        }
+    }
+
+    asio::awaitable<void> window_closed() {
+        if (probing_) {
+            probing_ = false;
+            series_ = co_await run_.probes->stop_background();
+        }
+    }
+
+    // Each direction's receiver window on this client's clock (time 0 and the window after the warm-up),
+    // once the direction has completed.
+    void completed(proto::direction dir, std::optional<latency::time_span> from_zero,
+                   std::optional<latency::time_span> window) {
+        auto& kept = dir == proto::direction::download ? download_ : upload_;
+        kept = {from_zero, window};
+    }
+
+    bidirectional_report report(const direction_report& download, const direction_report& upload) const;
+
+  private:
+    struct windows {
+        std::optional<latency::time_span> from_zero;
+        std::optional<latency::time_span> measured;
+    };
+
+    run_state& run_;
+    one_shot upload_set_up_;
+    one_shot download_started_;
+    bool download_loading_ = false;
+    bool upload_loading_ = false;
+    bool probing_ = false;
+    std::optional<latency_report> series_;
+    windows download_;
+    windows upload_;
+};
+
+void direction_progress::ready(const direction_report& report) {
+    run_.progress.direction_started(report.dir, report);
+    if (both_ != nullptr) {
+        both_->ready(report.dir, request_);
+    } else {
+        start_loaded_probes(run_, request_);
+    }
+}
+
+asio::awaitable<void> direction_progress::may_request() {
+    if (both_ != nullptr && request_.dir == proto::direction::download) {
+        co_await both_->upload_set_up();
+    }
+}
+
+asio::awaitable<void> direction_progress::load_may_start() {
+    if (both_ != nullptr && request_.dir == proto::direction::upload) {
+        co_await both_->download_started();
+    }
+}
+
+asio::awaitable<void> direction_progress::window_closed(direction_report& report) {
+    if (both_ != nullptr) {
+        co_await both_->window_closed();
+    } else if (loaded_probes(run_)) {
+        report.latency = co_await run_.probes->stop_background();
+    }
+}
 
 // Tries each address a name resolved to, in order, and keeps the first that accepts (e.g. IPv6 then IPv4).
 asio::awaitable<tcp::socket> connect_first(const std::vector<tcp::endpoint>& endpoints,
@@ -137,6 +276,22 @@ void reject_iperf3_server(tcp::socket& control, const tcp::endpoint& server) {
     }
 }
 
+// RPM from the samples of the stable part: the probes' application and kernel-corrected round trips, the self
+// probes and the in-band RTTs.
+void set_responsiveness(direction_report& d, std::vector<double> foreign,
+                        std::vector<double> foreign_corrected, std::vector<double> self_probes,
+                        std::vector<double> self_kernel) {
+    // Self probes where the direction has them (both, unless the server predates upload self probes or none
+    // was answered); otherwise the kernel's RTT stands for them (docs/methodology.md).
+    d.self_from_probes = !d.self_probe_sent_ns.empty();
+    d.stable_self_ms = d.self_from_probes ? std::move(self_probes) : self_kernel;
+    d.responsiveness = latency::responsiveness_of(foreign, d.stable_self_ms);
+    d.corrected_responsiveness = latency::responsiveness_of(foreign_corrected, self_kernel);
+    d.stable_foreign_ms = std::move(foreign);
+    d.stable_foreign_corrected_ms = std::move(foreign_corrected);
+    d.stable_self_kernel_ms = std::move(self_kernel);
+}
+
 // Cuts a direction's loaded-latency series to the receiver's window and takes its RPM from the stable part
 // of that window (docs/methodology.md, "Responsiveness"). Runs before the direction is printed.
 void finish_loaded_latency(const direction_progress& progress, direction_report& d) {
@@ -167,29 +322,87 @@ void finish_loaded_latency(const direction_progress& progress, direction_report&
         foreign = d.latency->application_rtt_ms;
         foreign_corrected = d.latency->rtt_ms;
     }
-    // Self probes where the direction has them (both, unless the server predates upload self probes or none
-    // was answered); otherwise the kernel's RTT stands for them (docs/methodology.md).
-    d.self_from_probes = !d.self_probe_sent_ns.empty();
-    const std::vector<double>& self = d.self_from_probes ? self_probes : self_kernel;
-    d.responsiveness = latency::responsiveness_of(foreign, self);
-    d.corrected_responsiveness = latency::responsiveness_of(foreign_corrected, self_kernel);
-    d.stable_foreign_ms = std::move(foreign);
-    d.stable_foreign_corrected_ms = std::move(foreign_corrected);
-    d.stable_self_ms = self;
-    d.stable_self_kernel_ms = std::move(self_kernel);
+    set_responsiveness(d, std::move(foreign), std::move(foreign_corrected), std::move(self_probes),
+                       std::move(self_kernel));
 }
 
-// Increase over idle, grade and responsiveness, once both directions are done (docs/methodology.md).
+bidirectional_report bidirectional_load::report(const direction_report& download,
+                                                const direction_report& upload) const {
+    bidirectional_report out;
+    if (download_.from_zero && upload_.from_zero) {
+        out.start_skew_seconds =
+            units::ns_to_seconds(upload_.from_zero->from_ns - download_.from_zero->from_ns);
+    }
+    std::optional<latency::time_span> overlap;
+    if (download_.measured && upload_.measured) {
+        overlap = latency::time_span{std::max(download_.measured->from_ns, upload_.measured->from_ns),
+                                     std::min(download_.measured->to_ns, upload_.measured->to_ns)};
+        overlap->to_ns = std::max(overlap->from_ns, overlap->to_ns);
+        out.overlap_seconds = units::ns_to_seconds(overlap->to_ns - overlap->from_ns);
+    }
+    auto& d = out.load;
+    d.latency = series_;
+    for (const auto* direction : {&download, &upload}) {
+        d.self_probes_sent += direction->self_probes_sent;
+        d.self_probes_dropped += direction->self_probes_dropped;
+        d.self_probe_rtt_ms.insert(d.self_probe_rtt_ms.end(), direction->self_probe_rtt_ms.begin(),
+                                   direction->self_probe_rtt_ms.end());
+        d.self_probe_sent_ns.insert(d.self_probe_sent_ns.end(), direction->self_probe_sent_ns.begin(),
+                                    direction->self_probe_sent_ns.end());
+        d.in_band_rtt_ms.insert(d.in_band_rtt_ms.end(), direction->in_band_rtt_ms.begin(),
+                                direction->in_band_rtt_ms.end());
+    }
+    if (!overlap) {
+        // No interval reports (-i 0): the windows are unknown, every sample counts (as for one direction).
+        std::vector<double> foreign = d.latency ? d.latency->application_rtt_ms : std::vector<double>{};
+        std::vector<double> foreign_corrected = d.latency ? d.latency->rtt_ms : std::vector<double>{};
+        set_responsiveness(d, std::move(foreign), std::move(foreign_corrected), d.self_probe_rtt_ms,
+                           d.in_band_rtt_ms);
+        return out;
+    }
+    if (d.latency) {
+        d.latency = only_sent_in(*d.latency, *overlap);
+        d.latency->zero_ns = overlap->from_ns;  // the series' times count from the overlap's start
+    }
+    const latency::time_span stable = latency::stable_part(*overlap);
+    d.stable_seconds = std::pair{units::ns_to_seconds(stable.from_ns - overlap->from_ns),
+                                 units::ns_to_seconds(stable.to_ns - overlap->from_ns)};
+    // Each direction's in-band series covers its own window.
+    std::vector<double> self_kernel = latency::share_in(download.in_band_rtt_ms, *download_.measured, stable);
+    const std::vector<double> upload_kernel =
+        latency::share_in(upload.in_band_rtt_ms, *upload_.measured, stable);
+    self_kernel.insert(self_kernel.end(), upload_kernel.begin(), upload_kernel.end());
+    std::vector<double> foreign;
+    std::vector<double> foreign_corrected;
+    if (d.latency) {
+        foreign = latency::samples_in(d.latency->application_rtt_ms, d.latency->sent_ns, stable);
+        foreign_corrected = latency::samples_in(d.latency->rtt_ms, d.latency->sent_ns, stable);
+    }
+    set_responsiveness(d, std::move(foreign), std::move(foreign_corrected),
+                       latency::samples_in(d.self_probe_rtt_ms, d.self_probe_sent_ns, stable),
+                       std::move(self_kernel));
+    return out;
+}
+
+// Increase over idle, grade and responsiveness, once both directions are done (docs/methodology.md): from
+// each direction's loaded latency, or with --bidir from the latency under both.
 void summarize_loaded_latency(test_report& report) {
     std::vector<double> all_foreign;
     std::vector<double> all_foreign_corrected;
     std::vector<double> all_self;
     std::vector<double> all_self_kernel;
-    for (auto* direction : {&report.download, &report.upload}) {
-        if (!*direction) {
-            continue;
+    std::vector<direction_report*> loads;
+    if (report.bidirectional) {
+        loads.push_back(&report.bidirectional->load);
+    } else {
+        for (auto* direction : {&report.download, &report.upload}) {
+            if (*direction) {
+                loads.push_back(&**direction);
+            }
         }
-        auto& d = **direction;
+    }
+    for (auto* load : loads) {
+        auto& d = *load;
         all_foreign.insert(all_foreign.end(), d.stable_foreign_ms.begin(), d.stable_foreign_ms.end());
         all_foreign_corrected.insert(all_foreign_corrected.end(), d.stable_foreign_corrected_ms.begin(),
                                      d.stable_foreign_corrected_ms.end());
@@ -215,33 +428,27 @@ void summarize_loaded_latency(test_report& report) {
 }
 
 // One direction of the test with its loaded latency, measured by its receiver. The runner sends the request
-// made here and everything of the direction follows from it.
+// made here and everything of the direction follows from it. With --bidir (`both`), the loaded latency is
+// the one under both loads, which bidirectional_load::report() works out once both have completed.
 asio::awaitable<direction_report> run_direction(run_state& run, direction_runner& runner,
-                                                proto::direction dir) {
+                                                proto::direction dir, bidirectional_load* both = nullptr) {
     const proto::test_request request = runner.request_for(run.options, dir);
-    direction_progress progress(run, request);
+    direction_progress progress(run, request, both);
     direction_report result = co_await runner.run(request, progress);
-    finish_loaded_latency(progress, result);
+    if (both != nullptr) {
+        both->completed(dir, progress.window(0.0), progress.window(result.omitted_seconds));
+        result.self_from_probes = !result.self_probe_sent_ns.empty();  // its RPM is the one under both
+    } else {
+        finish_loaded_latency(progress, result);
+    }
     run.progress.direction_done(result);
     co_return result;
 }
 
-asio::awaitable<void> run_all(run_state& run) {
+// HELLO, WELCOME and authentication on a connected control connection: a session of the server.
+asio::awaitable<proto::welcome> open_session(const run_state& run, net::control_channel& control,
+                                             client_auth& auth) {
     const auto& options = run.options;
-    auto& report = run.report;
-    net::control_channel control(co_await connect_first(
-        co_await resolve(options.host, options.port, options.family), options, run.server));
-    report.address = run.server.address().to_string();
-    asio::error_code local_error;
-    if (const auto local = control.socket().local_endpoint(local_error); !local_error) {
-        report.local_address = local.address().to_string();
-        report.local_port = local.port();
-    }
-    if (options.iperf3) {
-        co_await run_iperf3_tests(control.release_socket(), run.server, options, run.progress, report,
-                                  run.data_pool);
-        co_return;
-    }
     const proto::hello hello = make_hello(proto::connection_kind::control, {});
     co_await control.write(hello, clock::now() + kReplyTimeout);
     const auto greeting_deadline = clock::now() + units::seconds_to_ns(options.connect_timeout_seconds);
@@ -266,14 +473,82 @@ asio::awaitable<void> run_all(run_state& run) {
             fmt::format("{:g} s", options.connect_timeout_seconds) +
             ": the connection was accepted but nothing replied (another service on that port?)");
     }
+    co_await authenticate(control, welcome, auth, clock::now() + kReplyTimeout);
+    co_return welcome;
+}
+
+// --bidir: the download in the first session and the upload in a second one of the same server, at the same
+// time, each measured by its receiver as alone; no protocol change, so any speedsrv serves it.
+asio::awaitable<void> run_bidirectional(run_state& run, direction_runner& download_runner) {
+    const auto& options = run.options;
+    net::control_channel control(
+        co_await connect(run.server, options.connect_timeout_seconds, options.sockets));
+    client_auth auth;
+    auth.key = run.auth.key;
+    proto::welcome welcome;
+    try {
+        welcome = co_await open_session(run, control, auth);
+    } catch (const session_error& e) {
+        if (!e.from_peer() || e.code() != proto::error_code::server_busy) {
+            throw;
+        }
+        throw session_error(
+            e.code(),
+            std::string("--bidir runs the upload in a second session, and the server refused it: ") +
+                e.what() + " (its --max-sessions-per-host cap may be 1)",
+            true);
+    }
+    server_limits caps;
+    caps.max_bitrate = welcome.max_bitrate;
+    caps.max_bytes = welcome.max_bytes;
+    runner_session upload_session{
+        control,        run.data_pool, run.server, welcome.token, auth, caps, options.connect_timeout_seconds,
+        options.sockets};
+    const auto upload_runner =
+        options.udp ? make_udp_runner(upload_session) : make_tcp_runner(upload_session);
+    bidirectional_load both(run, co_await asio::this_coro::executor);
+    using namespace asio::experimental::awaitable_operators;
+    net::first_failure failure;
+    std::tuple<direction_report, direction_report> results;
+    try {
+        results =
+            co_await (net::noting_failure(
+                          run_direction(run, download_runner, proto::direction::download, &both), failure) &&
+                      net::noting_failure(run_direction(run, *upload_runner, proto::direction::upload, &both),
+                                          failure));
+    } catch (...) {
+        failure.rethrow();
+    }
+    auto& [download, upload] = results;
+    run.report.bidirectional = both.report(download, upload);
+    run.report.download = std::move(download);
+    run.report.upload = std::move(upload);
+}
+
+asio::awaitable<void> run_all(run_state& run) {
+    const auto& options = run.options;
+    auto& report = run.report;
+    net::control_channel control(co_await connect_first(
+        co_await resolve(options.host, options.port, options.family), options, run.server));
+    report.address = run.server.address().to_string();
+    asio::error_code local_error;
+    if (const auto local = control.socket().local_endpoint(local_error); !local_error) {
+        report.local_address = local.address().to_string();
+        report.local_port = local.port();
+    }
+    if (options.iperf3) {
+        co_await run_iperf3_tests(control.release_socket(), run.server, options, run.progress, report,
+                                  run.data_pool);
+        co_return;
+    }
+    run.auth.key = options.auth_key ? &*options.auth_key : nullptr;
+    const proto::welcome welcome = co_await open_session(run, control, run.auth);
     run.token = welcome.token;
     report.server_software = welcome.software;
     run.server_caps.max_bitrate = welcome.max_bitrate;
     run.server_caps.max_bytes = welcome.max_bytes;
     report.server_max_bitrate = welcome.max_bitrate;
     report.server_max_bytes = welcome.max_bytes;
-    run.auth.key = options.auth_key ? &*options.auth_key : nullptr;
-    co_await authenticate(control, welcome, run.auth, clock::now() + kReplyTimeout);
     run.progress.connected(report);
 
     if (options.pings > 0 && options.udp) {
@@ -307,6 +582,11 @@ asio::awaitable<void> run_all(run_state& run) {
                            options.connect_timeout_seconds,
                            options.sockets};
     const auto runner = options.udp ? make_udp_runner(session) : make_tcp_runner(session);
+    if (options.bidir) {
+        co_await run_bidirectional(run, *runner);
+        summarize_loaded_latency(report);
+        co_return;
+    }
     if (options.download) {
         report.download = co_await run_direction(run, *runner, proto::direction::download);
     }

@@ -122,4 +122,20 @@ std::vector<double> last_share(std::span<const double> values, time_span window,
     return {values.end() - static_cast<std::ptrdiff_t>(count), values.end()};
 }
 
+std::vector<double> share_in(std::span<const double> values, time_span window, time_span part) {
+    const double length = static_cast<double>(window.to_ns - window.from_ns);
+    if (values.empty() || length <= 0.0) {
+        return {};
+    }
+    const auto count = static_cast<double>(values.size());
+    // The samples whose midpoints lie in [from_ns, to_ns): index ceil(f * n - 1/2) on.
+    const auto first_at = [&](std::int64_t t) {
+        const double fraction = std::clamp(static_cast<double>(t - window.from_ns) / length, 0.0, 1.0);
+        return static_cast<std::ptrdiff_t>(std::ceil(fraction * count - 0.5));
+    };
+    const std::ptrdiff_t first = first_at(part.from_ns);
+    const std::ptrdiff_t last = std::max(first, first_at(part.to_ns));
+    return {values.begin() + first, values.begin() + last};
+}
+
 }  // namespace speed::latency

@@ -84,5 +84,8 @@ std::vector<double> samples_in(std::span<const double> values, std::span<const s
 // samples that stand for `part` of `window`, by share of the count (the last share for a part that ends the
 // window).
 std::vector<double> last_share(std::span<const double> values, time_span window, time_span part);
+// The same for any `part` of `window`, by position: sample i of n stands for the time (i + 1/2) / n of the
+// way through the window (--bidir cuts each direction's series to the stable part of both windows' overlap).
+std::vector<double> share_in(std::span<const double> values, time_span window, time_span part);
 
 }  // namespace speed::latency

@@ -47,6 +47,7 @@ asio::awaitable<direction_report> direction_runner::run(const proto::test_reques
     report.dir = request.dir;
     const bool download_test = request.dir == proto::direction::download;
     report.measured_by = download_test ? "client" : "server";  // the receiver measures
+    co_await events.may_request();
     if (download_test) {
         co_await download(request, events, report);
     } else {

@@ -21,15 +21,22 @@
 
 namespace speed::client {
 
-// What a runner reports while its direction runs, in this order: ready, interval (one per closed interval,
-// none when the request asks for none), window_closed, result. A direction that fails ends early with the
-// runner's exception: events after the failure do not come.
+// What a runner reports while its direction runs, in this order: may_request, (load_may_start,) ready,
+// interval (one per closed interval, none when the request asks for none), window_closed, result. A direction
+// that fails ends early with the runner's exception: events after the failure do not come.
 class direction_events {
   public:
     virtual ~direction_events() = default;
+    // Before the TEST_REQUEST goes out (it may throw to end the direction). --bidir holds the download here
+    // until the upload's data connections are set up, so the two loads can start together.
+    virtual asio::awaitable<void> may_request() { co_return; }
     // The server has every data connection or flow (STREAMS_READY) and the load starts now. `report` has the
     // direction's setup (congestion control, the server's cap).
     virtual void ready(const direction_report& report) = 0;
+    // An upload's data connections or flows are open and the server has them all (STREAMS_READY); the client
+    // starts sending when this returns (it may throw to end the direction). --bidir holds the upload here
+    // until the download's load has started, so both start together.
+    virtual asio::awaitable<void> load_may_start() { co_return; }
     // The receiver closed an interval: the client's own (download) or the server's INTERVAL_REPORT (upload).
     virtual void interval(const interval_report& closed) = 0;
     // The receiver's window has closed (the client sent STOP, or read the server's); the final reports

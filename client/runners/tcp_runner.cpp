@@ -272,7 +272,8 @@ class tcp_runner final : public direction_runner {
         auto& control = session_.control;
         net::stream_group group(co_await asio::this_coro::executor, request.streams);
         co_await set_up(request, group, report);
-        const std::int64_t ready_ns = net::now_ns();
+        const std::int64_t ready_ns = net::now_ns();  // the server's self probe times count from here
+        co_await events.load_may_start();
         // Paced to the server's caps (WELCOME) when they are tighter than the request's bitrate: the server
         // ends an upload that arrives faster than they allow.
         group.start_sending(

@@ -231,6 +231,7 @@ class udp_runner final : public direction_runner {
         net::udp_flow_group group(co_await asio::this_coro::executor, request.streams, settings);
         co_await open_flows(group, setup.port);
         co_await control.expect<proto::streams_ready>(clock::now() + kReplyTimeout, "STREAMS_READY");
+        co_await events.load_may_start();
         net::udp_send_plan plan;
         plan.bits_per_second = static_cast<double>(request.bitrate) / request.streams;
         plan.max_bits_per_second = static_cast<double>(setup.max_bitrate) / request.streams;

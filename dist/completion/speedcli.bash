@@ -6,7 +6,7 @@ _speedcli() {
     _init_completion || return
 
     local test_options="-p --port -t --duration --time -O --omit -i --interval -P --streams --parallel
-        -b --bitrate --iperf3 -u --udp -l --length -C --congestion --no-download --no-upload --pings
+        -b --bitrate --iperf3 -u --udp -l --length -C --congestion --no-download --no-upload --bidir --pings
         --loaded-ping-interval --ping-interval --connect-timeout --servers -B --bind --cport -w --window -M --set-mss
         -S --tos --dscp --threads -4 --ipv4 -6 --ipv6 -J --json
         --json-stream --csv -q --quiet -f --format --logfile --report --auth-key --auth-key-name -h --help -v --version"

@@ -259,6 +259,28 @@ TEST_CASE("authentication: the right key passes, a wrong or missing one is refus
         stop_after_session_end(server);
         CHECK_THAT(server.log(), Catch::Contains("key ops, ok"));
     }
+    SECTION("the right key with --bidir: the second session authenticates too") {
+        auto args = quick_test(server.port());
+        args.insert(args.end(), {"--bidir", "--auth-key", server_keys, "--auth-key-name", "ops"});
+        const auto run = run_client(args);
+        INFO(run.process.out << run.process.err);
+        CHECK(run.process.exit_code == 0);
+        CHECK(run.json["download"]["bits_per_second"].get<double>() > 0);
+        CHECK(run.json["upload"]["bits_per_second"].get<double>() > 0);
+        CHECK(run.json["bidirectional"].is_object());
+        // Both sessions proved the key (each logs it when it ends).
+        const auto both_ended = [&server] {
+            const std::string log = server.log();
+            const auto first = log.find("key ops, ok");
+            return first != std::string::npos && log.find("key ops, ok", first + 1) != std::string::npos;
+        };
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (!both_ended() && std::chrono::steady_clock::now() < give_up) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        INFO(server.log());
+        CHECK(both_ended());
+    }
     SECTION("the right key for a UDP test: every UDP request carries its tag too") {
         auto args = quick_test(server.port());
         args.insert(args.end(), {"--udp", "-b", "20M", "--auth-key", server_keys, "--auth-key-name", "lab"});

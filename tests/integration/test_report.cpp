@@ -100,8 +100,8 @@ TEST_CASE("speedcli --report writes one self-contained page that carries the --j
         const json& latency = data[key]["latency"];
         CHECK(latency["series"]["t"].size() == latency["samples"].get<std::size_t>());
         CHECK(latency["series"]["rtt_ms"].size() == latency["samples"].get<std::size_t>());
-        // On the interval clock: the probes kept are those sent from the end of the warm-up to the last
-        // interval report's arrival, the end of the window RPM's stable part (times rounded to the µs).
+        // On the interval clock: the probes kept are those sent from the end of the warm-up to the end of the
+        // window, which is the end of RPM's stable part (times rounded to the µs).
         const double from = data[key]["omitted_seconds"].get<double>() - 1e-6;
         const double to = latency["responsiveness"]["stable_seconds"][1].get<double>() + 1e-6;
         for (const auto& t : latency["series"]["t"]) {

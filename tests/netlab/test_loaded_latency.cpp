@@ -9,7 +9,9 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include "tests/netlab/reference_tools.hpp"
 
@@ -227,4 +229,109 @@ TEST_CASE("RPM under a standing tbf queue is 60000 / (base RTT + queue delay)", 
         CHECK(self_rpm < foreign);
         CHECK(measured == Approx((foreign + self_rpm) / 2.0));
     }
+}
+
+// What the two tbf queues held while a test ran, sampled by tc in the router namespace: each sample's wait in
+// the download queue (to-cli), in the upload queue (to-srv) and in both, in ms at `rate`.
+struct queue_waits {
+    std::vector<double> download_ms;
+    std::vector<double> upload_ms;
+    std::vector<double> both_ms;
+};
+
+// `count` samples 100 ms apart (plus tc's own time), the first `delay_seconds` after the call; blocks until
+// the last.
+queue_waits sample_queues(const lab& link, std::uint64_t rate, int delay_seconds, int count) {
+    const std::string script = "sleep " + std::to_string(delay_seconds) + "; for i in $(seq " +
+                               std::to_string(count) +
+                               "); do for dev in to-cli to-srv; do tc -s qdisc show dev $dev | grep -o -m1 "
+                               "'backlog [0-9]*b'; done; sleep 0.1; done";
+    const auto run =
+        link.run_in_router({"sh", "-c", script}, std::chrono::seconds(delay_seconds + count + 10));
+    REQUIRE(run.exit_code == 0);
+    std::istringstream lines(run.out);
+    queue_waits waits;
+    const auto to_ms = [rate](const std::string& line) {
+        return std::stod(line.substr(std::string("backlog ").size())) * 8.0 / static_cast<double>(rate) *
+               1000.0;
+    };
+    for (std::string download, upload; std::getline(lines, download) && std::getline(lines, upload);) {
+        waits.download_ms.push_back(to_ms(download));
+        waits.upload_ms.push_back(to_ms(upload));
+        waits.both_ms.push_back(waits.download_ms.back() + waits.upload_ms.back());
+    }
+    return waits;
+}
+
+// --bidir against ground truth: download and upload at once over a 100 Mbit/s link shaped both ways, each
+// tbf holding 50 ms. Each direction's data shares its queue with the other's ACKs (about 1/40 of the bytes at
+// one ACK per two segments): both must still reach most of the ceiling at the same time. A probe's PING waits
+// in the upload queue and its PONG in the download queue, so the latency under both is the idle RTT plus the
+// two queues' waits together, which tc shows. Two-way TCP traffic keeps the two queues out of phase (one
+// fills as the other drains: Zhang, Shenker and Clark 1991), so their sum stays near one full queue rather
+// than two, and which queue holds more changes from run to run: the figure must match the sum tc saw.
+TEST_CASE(
+    "speedcli --bidir fills a 100 Mbit/s link both ways at once, and its loaded latency shows both queues",
+    "[netlab][accuracy][bidir]") {
+    constexpr std::uint64_t kRate = 100'000'000;
+    constexpr std::uint64_t kQueueBytes = 625'000;  // 50 ms at 100 Mbit/s
+    // Each direction's goodput: measured 95.8-98.6 % of the ceiling (7 runs), less than alone (99-100 %,
+    // test_tcp_accuracy.cpp) by the other direction's ACKs in its queue; 85 % is the bar, and leaves
+    // room for a busy machine.
+    constexpr double kLowestShare = 0.85;
+    // Between the probes' median increase and the median of tc's sums: measured -3.5 to +2.2 ms (7 runs; the
+    // sum swings 35-58 ms as the queues trade places, and 30 samples of it give its median to a few ms). 10
+    // ms leaves room for a busier machine and is still a fifth of one full queue.
+    constexpr double kQueueSumMarginMs = 10.0;
+    const cubic_allowed allowed;
+    lab_config config;
+    for (link_direction* direction : {&config.upload, &config.download}) {
+        direction->rate_bits_per_second = kRate;
+        direction->queue_bytes = kQueueBytes;
+    }
+    lab link(config);
+    auto& server = link.start_speedsrv();
+    // speedcli spends about 0.5 s on idle latency and set-up, then 2 s of warm-up: the window runs from about
+    // 2.5 s to 6.5 s. tc samples 3.0 s to about 6.3 s.
+    queue_waits queues;
+    std::thread sampler([&] { queues = sample_queues(link, kRate, 3, 30); });
+    const auto speedcli =
+        run_speedcli(link, server.port(),
+                     {"--bidir", "--congestion", "cubic", "--omit", "2", "--duration", "4", "--interval",
+                      "0.5", "--pings", "20", "--ping-interval", "0.02", "--loaded-ping-interval", "0.05"});
+    sampler.join();
+    INFO(speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n" << server.log());
+    REQUIRE(speedcli.process.exit_code == 0);
+    REQUIRE(queues.both_ms.size() >= 20);
+    const auto& json = speedcli.json;
+    const auto segment = full_tcp_segment(kLinkMtu, tcp_timestamps_enabled(link));
+    const double ceiling = static_cast<double>(kRate) * static_cast<double>(segment.payload_bytes) /
+                           static_cast<double>(segment.frame_bytes);
+    const double download = json["download"]["bits_per_second"].get<double>();
+    const double upload = json["upload"]["bits_per_second"].get<double>();
+    const auto& both = json["bidirectional"];
+    const auto& latency = both["latency"];
+    const double idle_ms = json["latency"]["idle"]["rtt_ms"]["median"].get<double>();
+    const double loaded_ms = latency["rtt_ms"]["median"].get<double>();
+    const double queued_ms = median(queues.both_ms);
+    const double download_queue_ms = median(queues.download_ms);
+    const double upload_queue_ms = median(queues.upload_ms);
+    std::printf(
+        "netlab: --bidir on 100 Mbit/s both ways, Cubic, 50 ms queues: download %.2f, upload %.2f Mbit/s "
+        "(ceiling %.2f: %.1f %%, %.1f %%); overlap %.3f s, start skew %.2f ms; idle median %.2f ms, loaded "
+        "median %.1f ms (in-band %.1f ms), RPM %.0f; tc: download queue %.1f ms, upload queue %.1f ms, both "
+        "%.1f ms (medians of %zu samples)\n",
+        download / 1e6, upload / 1e6, ceiling / 1e6, 100.0 * download / ceiling, 100.0 * upload / ceiling,
+        both["overlap_seconds"].get<double>(), both["start_skew_seconds"].get<double>() * 1e3, idle_ms,
+        loaded_ms, latency["in_band"]["rtt_ms"]["median"].get<double>(),
+        latency["responsiveness_rpm"].get<double>(), download_queue_ms, upload_queue_ms, queued_ms,
+        queues.both_ms.size());
+    CHECK(download >= kLowestShare * ceiling);
+    CHECK(upload >= kLowestShare * ceiling);
+    CHECK(download <= ceiling * 1.02);
+    CHECK(upload <= ceiling * 1.02);
+    CHECK(both["overlap_seconds"].get<double>() >= 3.9);
+    REQUIRE(latency["samples"].get<int>() >= 60);  // 4 s at one probe per 50 ms, less the odd late one
+    CHECK(loaded_ms > idle_ms);
+    CHECK(loaded_ms - idle_ms == Approx(queued_ms).margin(kQueueSumMarginMs));
 }

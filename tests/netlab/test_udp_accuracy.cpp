@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "tests/netlab/reference_tools.hpp"
 
@@ -68,7 +69,9 @@ void check_accounting_identity(const nlohmann::json& direction) {
 // length, per direction, are exactly the test's DATA datagrams.
 constexpr std::uint32_t kDataBytes = 1200;
 
-void check_loss_is_the_links(double loss_percent) {
+// `bidir`: both directions at once (speedcli --bidir), each in its own session: each direction's loss must
+// still be exactly its own path's drops.
+void check_loss_is_the_links(double loss_percent, bool bidir = false) {
     // How many datagrams 0.5 pp needs: the share netem-tun drops of n datagrams is binomial, with a standard
     // deviation of sqrt(p (1 - p) / n). At p = 5 % and n = 22,500 that is 0.145 pp, so 0.5 pp is 3.4 standard
     // deviations (a chance of 6 in 10,000 that the configured probability is missed by the draw alone);
@@ -88,16 +91,34 @@ void check_loss_is_the_links(double loss_percent) {
     // The counter window is the whole speedcli run: the snapshot before it precedes the first datagram and
     // the one after it follows the last (speedcli has exited, its receiver has drained). Probes are off
     // (--pings 0, --loaded-ping-interval 0) so only the test's own traffic crosses the path.
+    std::vector<std::string> args{"--udp",
+                                  "--bitrate",
+                                  "48M",
+                                  "--length",
+                                  std::to_string(kDataBytes),
+                                  "--duration",
+                                  std::to_string(kSeconds),
+                                  "--omit",
+                                  std::to_string(kOmitSeconds),
+                                  "--interval",
+                                  "0",
+                                  "--pings",
+                                  "0",
+                                  "--loaded-ping-interval",
+                                  "0"};
+    if (bidir) {
+        args.push_back("--bidir");
+    }
     const auto before = link.netem_statistics();
-    const auto speedcli =
-        run_speedcli(link, server.port(),
-                     {"--udp", "--bitrate", "48M", "--length", std::to_string(kDataBytes), "--duration",
-                      std::to_string(kSeconds), "--omit", std::to_string(kOmitSeconds), "--interval", "0",
-                      "--pings", "0", "--loaded-ping-interval", "0"});
+    const auto speedcli = run_speedcli(link, server.port(), args);
     const auto after = link.netem_statistics();
     INFO(speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n"
                               << server.log() << "\nnetem-tun: " << after.dump(2));
     REQUIRE(speedcli.process.exit_code == 0);
+    if (bidir) {
+        // Both directions ran at once (the last interval report of each placed its window).
+        CHECK(speedcli.json["bidirectional"]["overlap_seconds"].get<double>() >= kSeconds - 0.1);
+    }
     for (const auto& path : after["paths"]) {
         CHECK(path["overflowed"] == 0);  // netem-tun's only drops are the seeded ones
         CHECK(path["write_errors"] == 0);
@@ -114,12 +135,13 @@ void check_loss_is_the_links(double loss_percent) {
         const double applied_percent =
             100.0 * static_cast<double>(path.lost) / static_cast<double>(path.received);
         std::printf(
-            "netlab: UDP %s, %.0f %% loss configured: speedcli sent %llu, lost %llu (%.3f %%); netem-tun saw "
+            "netlab: UDP%s %s, %.0f %% loss configured: speedcli sent %llu, lost %llu (%.3f %%); netem-tun "
+            "saw "
             "%llu DATA datagrams and dropped %llu (%.3f %%) (and %llu TCP segments); goodput %.2f Mbit/s\n",
-            name, loss_percent, static_cast<unsigned long long>(sent), static_cast<unsigned long long>(lost),
-            reported_percent, static_cast<unsigned long long>(path.received),
-            static_cast<unsigned long long>(path.lost), applied_percent,
-            static_cast<unsigned long long>(tcp_lost_between(before, after, device)),
+            bidir ? " --bidir" : "", name, loss_percent, static_cast<unsigned long long>(sent),
+            static_cast<unsigned long long>(lost), reported_percent,
+            static_cast<unsigned long long>(path.received), static_cast<unsigned long long>(path.lost),
+            applied_percent, static_cast<unsigned long long>(tcp_lost_between(before, after, device)),
             d["bits_per_second"].get<double>() / 1e6);
         CHECK(sent >= 20'000);  // the precision above rests on it
         // Every DATA datagram the sender's kernel took reached netem-tun, and the receiver missed exactly
@@ -145,6 +167,11 @@ TEST_CASE("UDP loss through 1 % random loss is exactly the datagrams the link dr
 TEST_CASE("UDP loss through 5 % random loss is exactly the datagrams the link dropped",
           "[netlab][accuracy]") {
     check_loss_is_the_links(5.0);
+}
+
+TEST_CASE("UDP loss with --bidir through 1 % random loss both ways is each path's drops exactly",
+          "[netlab][accuracy][bidir]") {
+    check_loss_is_the_links(1.0, true);
 }
 
 namespace {

@@ -147,3 +147,21 @@ TEST_CASE("RPM from a known series uses only the stable part of the window", "[l
     REQUIRE(everything);
     CHECK(everything->rpm > 2000.0);  // what the old rule reported
 }
+
+TEST_CASE("share_in: the samples of a regular series without times that stand for part of its window",
+          "[latency]") {
+    // Ten samples over 0..10 s: sample i stands for (i + 0.5) s.
+    const std::vector<double> values{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const time_span window{0, 10'000'000'000};
+    CHECK(share_in(values, window, {2'000'000'000, 5'000'000'000}) == std::vector<double>{2, 3, 4});
+    CHECK(share_in(values, window, {2'600'000'000, 5'400'000'000}) == std::vector<double>{3, 4});
+    // A part that ends the window takes what last_share takes.
+    CHECK(share_in(values, window, {6'000'000'000, 10'000'000'000}) ==
+          last_share(values, window, {6'000'000'000, 10'000'000'000}));
+    // Parts beyond the window are cut to it; an empty window or part has none.
+    CHECK(share_in(values, window, {-5'000'000'000, 1'000'000'000}) == std::vector<double>{0});
+    CHECK(share_in(values, window, {9'000'000'000, 20'000'000'000}) == std::vector<double>{9});
+    CHECK(share_in(values, window, {4'000'000'000, 4'000'000'000}).empty());
+    CHECK(share_in(values, {5, 5}, {0, 10}).empty());
+    CHECK(share_in({}, window, window).empty());
+}
