@@ -170,7 +170,7 @@ TEST_CASE("speedcli --bidir --udp: both directions' flows at once, each measured
           "[integration][bidir][udp]") {
     server_process server;
     const auto run =
-        run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-t", "1", "-i", "0.5", "-P", "2", "-b",
+        run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-t", "2", "-i", "0.5", "-P", "2", "-b",
                     "50M", "--udp", "--pings", "3", "--ping-interval", "0.01", "--bidir", "--json"});
     INFO(run.process.out << run.process.err);
     REQUIRE(run.process.exit_code == 0);
@@ -180,11 +180,12 @@ TEST_CASE("speedcli --bidir --udp: both directions' flows at once, each measured
         const json& d = j[name];
         INFO(name);
         REQUIRE(d.is_object());
-        CHECK(d["intervals"].size() == 2);
+        CHECK(d["intervals"].size() == 4);
         // A fixed 50 Mbit/s per direction, both ways at once: loopback carries it
         // (tests/integration/test_udp.cpp holds a fixed rate to 4 % there), without loss but for a receiver
         // briefly short of CPU on a busy machine: 1 % allows for that, and a direction that lost its flows
-        // would show far more.
+        // would show far more. 2 s rather than 1: with three other engineers' builds on the 2 cores, 1-s runs
+        // read 40-45 Mbit/s in 2 of 12 (a sender descheduled for 100-200 ms); the longer window halves that.
         CHECK(d["bits_per_second"].get<double>() == Approx(50e6).epsilon(0.05));
         CHECK(d["lost_percent"].get<double>() <= 1.0);
     }
