@@ -1,8 +1,6 @@
 #include "client/iperf3_udp_streams.hpp"
 
 #include <fmt/format.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -11,17 +9,16 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <cerrno>
-#include <optional>
+#include <atomic>
 
 #include "client/connect.hpp"
 #include "client/udp_run.hpp"
 #include "common/iperf3_protocol.hpp"
 #include "common/limits.hpp"
 #include "common/time_units.hpp"
-#include "common/udp_pacer.hpp"
 #include "common/units.hpp"
 #include "net/errors.hpp"
+#include "net/iperf3_udp_sender.hpp"
 #include "net/spawn.hpp"
 #include "net/udp_socket.hpp"
 
@@ -36,12 +33,6 @@ namespace {
 
 // How often the measuring coroutine looks for a stall while it waits for the next sample point.
 constexpr auto kWatchInterval = 50ms;
-// A paced sender's bucket: 2 ms of its rate, at least two datagrams (common/udp_pacer.hpp).
-constexpr std::int64_t kPacerBurstNs = 2'000'000;
-// The most datagrams a sender writes before it looks at its pace and the clock again.
-constexpr std::uint64_t kMostPerRound = 64;
-// A sender whose datagram the kernel refused for another reason than a full buffer tries again this late.
-constexpr auto kSendErrorPause = 1ms;
 // Receive batches before a loop lets the other work of the executor run; and the most batches one drain
 // reads (a sender faster than this host cannot keep the drain going for ever).
 constexpr int kBatchesBeforeYield = 16;
@@ -90,7 +81,8 @@ struct iperf3_udp_streams::state {
     std::vector<std::unique_ptr<stream>> streams;
     std::int64_t first_ns = 0;  // the first datagram's arrival (net::now_ns()'s clock); 0 = none yet
     std::int64_t last_ns = 0;   // the latest datagram's arrival
-    bool stopped = false;
+    std::atomic<bool> stopped{false};
+    const std::atomic<bool> never_held{false};  // speedcli's senders are only ever stopped
 
     snapshot figures_of(const stream& s) const {
         const auto& f = s.receiver.figures();
@@ -179,69 +171,9 @@ asio::awaitable<void> receive_loop(state_ptr state, std::size_t index) {
     }
 }
 
-// iperf3's sender (iperf_udp_send): the header's time and sequence number, then filler, paced.
-asio::awaitable<void> send_loop(state_ptr state, std::size_t index, double bits_per_second,
-                                std::int64_t warm_up_ns, std::int64_t length_ns) {
+asio::awaitable<void> send_loop(state_ptr state, std::size_t index, net::iperf3_send_plan plan) {
     auto& s = *state->streams[index];
-    asio::steady_timer timer(s.socket.get_executor());
-    std::vector<std::uint8_t> datagram(state->datagram_bytes, 0);
-    const std::uint64_t bytes = datagram.size();
-    const std::int64_t started = net::now_ns();
-    udp::pacer pacer(bits_per_second, kPacerBurstNs, 2 * bytes, started);
-    bool warm_up_ended = warm_up_ns == 0;
-    auto& sent = s.sent;
-    while (!state->stopped) {
-        std::int64_t now = net::now_ns();
-        if (now - started >= length_ns) {
-            break;
-        }
-        if (!warm_up_ended && now - started >= warm_up_ns) {
-            sent.omitted_bytes = sent.bytes;
-            sent.omitted_packets = sent.packets;
-            warm_up_ended = true;
-        }
-        const std::uint64_t allowed =
-            std::min(pacer.allowed(now, static_cast<std::uint32_t>(bytes)), kMostPerRound);
-        if (allowed == 0) {
-            timer.expires_after(std::min<std::chrono::nanoseconds>(
-                kWatchInterval,
-                std::chrono::nanoseconds(std::max<std::int64_t>(1000, pacer.wait_ns(now, bytes)))));
-            co_await timer.async_wait(as_tuple(asio::use_awaitable));
-            continue;
-        }
-        std::uint64_t sent_now = 0;
-        bool blocked = false;
-        bool failed = false;
-        for (; sent_now < allowed; ++sent_now) {
-            now = net::now_ns();
-            iperf3::write_udp_header(datagram, iperf3::udp_header_at(now, sent.packets + 1),
-                                     state->counters_64bit);
-            const ssize_t result =
-                ::send(s.socket.native_handle(), datagram.data(), datagram.size(), MSG_DONTWAIT);
-            if (result < 0) {
-                blocked = errno == EAGAIN;  // EWOULDBLOCK is the same on Linux
-                failed = !blocked;
-                break;
-            }
-            ++sent.packets;
-            sent.bytes += bytes;
-        }
-        pacer.consume(sent_now * bytes);
-        if (blocked) {
-            auto [ec] =
-                co_await s.socket.async_wait(asio::socket_base::wait_write, as_tuple(asio::use_awaitable));
-            if (ec) {
-                break;
-            }
-        } else if (failed) {
-            timer.expires_after(kSendErrorPause);
-            co_await timer.async_wait(as_tuple(asio::use_awaitable));
-        }
-    }
-    if (!warm_up_ended) {
-        sent.omitted_bytes = sent.bytes;
-        sent.omitted_packets = sent.packets;
-    }
+    co_await net::send_iperf3_datagrams(s.socket, plan, state->stopped, state->never_held, s.sent);
     s.sending = false;
 }
 
@@ -392,12 +324,15 @@ asio::awaitable<iperf3_udp_received> iperf3_udp_streams::measure(clock::time_poi
 asio::awaitable<std::vector<iperf3::udp_sender_figures>> iperf3_udp_streams::send(
     double stream_bits_per_second, std::chrono::nanoseconds warm_up, std::chrono::nanoseconds window) {
     auto& st = *state_;
+    net::iperf3_send_plan plan;
+    plan.datagram_bytes = st.datagram_bytes;
+    plan.counters_64bit = st.counters_64bit;
+    plan.bits_per_second = stream_bits_per_second;
+    plan.warm_up_ns = warm_up.count();
+    plan.length_ns = (warm_up + window).count();
     for (std::size_t i = 0; i < st.streams.size(); ++i) {
         st.streams[i]->sending = true;
-        asio::co_spawn(
-            st.executor,
-            send_loop(state_, i, stream_bits_per_second, warm_up.count(), (warm_up + window).count()),
-            net::log_if_failed("iperf3 udp sender"));
+        asio::co_spawn(st.executor, send_loop(state_, i, plan), net::log_if_failed("iperf3 udp sender"));
     }
     asio::steady_timer timer(st.executor);
     const auto give_up = clock::now() + warm_up + window + proto::kResultsTimeout;

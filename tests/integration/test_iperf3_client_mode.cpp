@@ -26,6 +26,24 @@ json one_test_report(iperf3_server& server) {
     return json::parse(server.process.out());
 }
 
+// speedcli with `args` (after HOST -p PORT --iperf3) against `iperf3 -s -1 -J`, which must exit 0; the
+// server's report of its one test in `server`.
+struct one_test_run {
+    client_run run;
+    json server;
+};
+
+one_test_run run_one_test(const std::vector<std::string>& args) {
+    iperf3_server iperf3({"-1", "-J"});
+    std::vector<std::string> argv{"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    one_test_run out{run_client(argv), nullptr};
+    INFO(out.run.process.out << out.run.process.err);
+    REQUIRE(out.run.process.exit_code == 0);
+    out.server = one_test_report(iperf3);
+    return out;
+}
+
 }  // namespace
 
 TEST_CASE("speedcli --iperf3: download and upload against an iperf3 server", "[integration][iperf3]") {
@@ -63,13 +81,8 @@ TEST_CASE("speedcli --iperf3: the upload's bytes are the iperf3 server's own rec
         std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
-    iperf3_server iperf3({"-1", "-J"});
-    const auto run = run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "--no-download",
-                                 "-P", "2", "-t", "2", "-b", "200M", "-J"});
-    INFO(run.process.out << run.process.err);
-    REQUIRE(run.process.exit_code == 0);
-    const json server = one_test_report(iperf3);
-    INFO(server.dump());
+    const auto [run, server] = run_one_test({"--no-download", "-P", "2", "-t", "2", "-b", "200M", "-J"});
+    INFO(run.process.out << run.process.err << server.dump());
     const json& received = server["end"]["sum_received"];
     const json& upload = run.json["upload"];
     CHECK(upload["bytes"].get<std::uint64_t>() == received["bytes"].get<std::uint64_t>());
@@ -88,13 +101,8 @@ TEST_CASE("speedcli --iperf3 -P 2: the download's streams, and the server's own 
         std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
-    iperf3_server iperf3({"-1", "-J"});
-    const auto run = run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "--no-upload",
-                                 "-P", "2", "-t", "2", "-b", "200M", "-J"});
-    INFO(run.process.out << run.process.err);
-    REQUIRE(run.process.exit_code == 0);
-    const json server = one_test_report(iperf3);
-    INFO(server.dump());
+    const auto [run, server] = run_one_test({"--no-upload", "-P", "2", "-t", "2", "-b", "200M", "-J"});
+    INFO(run.process.out << run.process.err << server.dump());
     const json& download = run.json["download"];
     REQUIRE(download["streams"].size() == 2);
     for (const auto& stream : download["streams"]) {
@@ -151,13 +159,8 @@ TEST_CASE("speedcli --iperf3 --udp: the download measured by speedcli, never mor
         std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
-    iperf3_server iperf3({"-1", "-J"});
-    const auto run = run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "--udp",
-                                 "--no-upload", "-t", "2", "-b", "50M", "-J"});
-    INFO(run.process.out << run.process.err);
-    REQUIRE(run.process.exit_code == 0);
-    const json server = one_test_report(iperf3);
-    INFO(server.dump());
+    const auto [run, server] = run_one_test({"--udp", "--no-upload", "-t", "2", "-b", "50M", "-J"});
+    INFO(run.process.out << run.process.err << server.dump());
     const json& download = run.json["download"];
     CHECK(run.json["protocol"] == "udp");
     CHECK(download["measured_by"] == "client");
@@ -192,13 +195,9 @@ TEST_CASE("speedcli --iperf3 --udp: the upload's bytes, datagrams and loss are t
         std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
-    iperf3_server iperf3({"-1", "-J"});
-    const auto run = run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "--udp",
-                                 "--no-download", "-P", "2", "-t", "2", "-b", "50M", "-J"});
-    INFO(run.process.out << run.process.err);
-    REQUIRE(run.process.exit_code == 0);
-    const json server = one_test_report(iperf3);
-    INFO(server.dump());
+    const auto [run, server] =
+        run_one_test({"--udp", "--no-download", "-P", "2", "-t", "2", "-b", "50M", "-J"});
+    INFO(run.process.out << run.process.err << server.dump());
     // iperf3 3.12 puts a UDP receiver's figures in end.sum_received (its end.sum has no bytes for it).
     const json& received = server["end"]["sum_received"];
     const json& upload = run.json["upload"];
