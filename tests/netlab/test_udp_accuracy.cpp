@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 #include <string>
+#include <tuple>
 
 #include "tests/netlab/reference_tools.hpp"
 
@@ -145,6 +147,98 @@ TEST_CASE("UDP loss through 1 % random loss is exactly the datagrams the link dr
 TEST_CASE("UDP loss through 5 % random loss is exactly the datagrams the link dropped",
           "[netlab][accuracy]") {
     check_loss_is_the_links(5.0);
+}
+
+namespace {
+
+// The datagrams a namespace's UDP sockets dropped because their receive buffer was full (RcvbufErrors in
+// /proc/net/snmp, which is per namespace), so far.
+std::uint64_t receive_buffer_drops(const std::vector<std::string>& in_namespace) {
+    const auto run = speed::testing::run_process(in_namespace, std::chrono::seconds(10));
+    REQUIRE(run.exit_code == 0);
+    std::istringstream lines(run.out);
+    std::string names;
+    std::string values;
+    while (std::getline(lines, names)) {
+        if (names.rfind("Udp: ", 0) == 0 && std::getline(lines, values)) {
+            std::istringstream name_fields(names);
+            std::istringstream value_fields(values);
+            std::string name;
+            std::string value;
+            while (name_fields >> name && value_fields >> value) {
+                if (name == "RcvbufErrors") {
+                    return std::stoull(value);
+                }
+            }
+        }
+    }
+    FAIL("no Udp RcvbufErrors in /proc/net/snmp: " << run.out);
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("speedcli --iperf3 --udp: loss through 1 % random loss is the datagrams the link dropped",
+          "[netlab][accuracy][iperf3]") {
+    skip_unless_installed("iperf3", "iperf3");
+    // An iperf3 server (Debian's 3.12) in the lab; speedcli tests it both ways over UDP at 48 Mbit/s in
+    // 1200-byte datagrams, 20,000 a direction (the binomial precision of check_loss_is_the_links()), no
+    // warm-up so that iperf3's counts cover the whole test.
+    constexpr double kLossPercent = 1.0;
+    constexpr double kTolerancePoints = 0.5;
+    lab_config config;
+    config.upload.loss_percent = kLossPercent;
+    config.download.loss_percent = kLossPercent;
+    config.seed = 13;
+    lab link(config);
+    link.start_in_server({"iperf3", "-s", "--forceflush", "-B", kServerAddress, "-p", "5201"},
+                         "Server listening");
+    const auto snmp_in_client = link.in_client({"cat", "/proc/net/snmp"});
+    const auto snmp_in_server = link.in_server({"cat", "/proc/net/snmp"});
+    const std::uint64_t client_drops_before = receive_buffer_drops(snmp_in_client);
+    const std::uint64_t server_drops_before = receive_buffer_drops(snmp_in_server);
+    const auto before = link.netem_statistics();
+    const auto speedcli = run_speedcli(link, 5201,
+                                       {"--iperf3", "--udp", "--bitrate", "48M", "--length",
+                                        std::to_string(kDataBytes), "--duration", "4", "--interval", "0"});
+    const auto after = link.netem_statistics();
+    INFO(speedcli.process.out << speedcli.process.err << "\nnetem-tun: " << after.dump(2));
+    REQUIRE(speedcli.process.exit_code == 0);
+    // The receiving host's own drops (a full socket buffer) are losses too: iperf3 3.12's single-threaded
+    // receiver keeps its socket's default buffer (208 KiB, 35 ms at this rate), which a busy machine can
+    // overflow.
+    const std::uint64_t client_drops = receive_buffer_drops(snmp_in_client) - client_drops_before;
+    const std::uint64_t server_drops = receive_buffer_drops(snmp_in_server) - server_drops_before;
+    for (const auto& [name, device, host_drops] : {std::tuple{"download", kDownloadTun, client_drops},
+                                                   std::tuple{"upload", kUploadTun, server_drops}}) {
+        const auto& d = speedcli.json[name];
+        INFO(name << ": " << d.dump(2));
+        check_accounting_identity(d);
+        const udp_counts path = udp_datagrams_between(before, after, device, kDataBytes);
+        const std::uint64_t spanned =
+            u64(d["packets_sent"]);  // the sequence numbers the receiver's count spans
+        const std::uint64_t lost = u64(d["lost_packets"]);
+        const std::uint64_t dropped = path.lost + host_drops;
+        std::printf(
+            "netlab: iperf3 UDP %s, %.0f %% loss configured: the receiver's count spans %llu datagrams, "
+            "lost %llu (%.3f %%); netem-tun saw %llu and dropped %llu, the receiving host's sockets %llu\n",
+            name, kLossPercent, static_cast<unsigned long long>(spanned),
+            static_cast<unsigned long long>(lost), d["lost_percent"].get<double>(),
+            static_cast<unsigned long long>(path.received), static_cast<unsigned long long>(path.lost),
+            static_cast<unsigned long long>(host_drops));
+        // 48 Mbit/s of 1200-byte datagrams for 4 s is 20,000; the receiver's count ends a few before the
+        // last.
+        CHECK(spanned >= 19'900);
+        // Every datagram the sender counted crossed netem-tun.
+        CHECK(u64(d["sender"]["packets"]) == path.received);
+        // iperf3's receiver counts the gaps below the highest sequence number it read: the download's until
+        // speedcli's window closed, the upload's until the server read TEST_END. Every loss it counts is a
+        // datagram netem-tun or the receiving host dropped, and their others are among the datagrams after
+        // that number.
+        REQUIRE(lost <= dropped);
+        CHECK(dropped - lost <= path.received - spanned);
+        CHECK(d["lost_percent"].get<double>() == Approx(kLossPercent).margin(kTolerancePoints));
+    }
 }
 
 namespace {
