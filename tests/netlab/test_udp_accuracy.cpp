@@ -49,6 +49,15 @@ std::uint64_t tcp_lost_between(const nlohmann::json& before, const nlohmann::jso
            u64(netem_path(before, device)["protocols"]["tcp"]["lost"]);
 }
 
+// A lab whose link drops `percent` of the packets each way, drawn from `seed`.
+lab_config random_loss(double percent, std::uint64_t seed) {
+    lab_config config;
+    config.upload.loss_percent = percent;
+    config.download.loss_percent = percent;
+    config.seed = seed;
+    return config;
+}
+
 // packets_received + lost_packets == packets_sent, per direction and per stream, and the streams add up.
 void check_accounting_identity(const nlohmann::json& direction) {
     INFO(direction.dump(2));
@@ -80,11 +89,7 @@ void check_loss_is_the_links(double loss_percent) {
     constexpr double kSeconds = 4.0;
     constexpr double kOmitSeconds = 0.5;
     constexpr double kTolerancePoints = 0.5;
-    lab_config config;
-    config.upload.loss_percent = loss_percent;
-    config.download.loss_percent = loss_percent;
-    config.seed = 11;
-    lab link(config);
+    lab link(random_loss(loss_percent, 11));
     auto& server = link.start_speedsrv();
 
     // The counter window is the whole speedcli run: the snapshot before it precedes the first datagram and
@@ -186,11 +191,7 @@ TEST_CASE("speedcli --iperf3 --udp: loss through 1 % random loss is the datagram
     // warm-up so that iperf3's counts cover the whole test.
     constexpr double kLossPercent = 1.0;
     constexpr double kTolerancePoints = 0.5;
-    lab_config config;
-    config.upload.loss_percent = kLossPercent;
-    config.download.loss_percent = kLossPercent;
-    config.seed = 13;
-    lab link(config);
+    lab link(random_loss(kLossPercent, 13));
     link.start_in_server({"iperf3", "-s", "--forceflush", "-B", kServerAddress, "-p", "5201"},
                          "Server listening");
     const auto snmp_in_client = link.in_client({"cat", "/proc/net/snmp"});
@@ -206,7 +207,7 @@ TEST_CASE("speedcli --iperf3 --udp: loss through 1 % random loss is the datagram
     REQUIRE(speedcli.process.exit_code == 0);
     // The receiving host's own drops (a full socket buffer) are losses too: iperf3 3.12's single-threaded
     // receiver keeps its socket's default buffer (208 KiB, 35 ms at this rate), which a busy machine can
-    // overflow.
+    // overflow (speedcli's receiver asks for a larger one).
     const std::uint64_t client_drops = receive_buffer_drops(snmp_in_client) - client_drops_before;
     const std::uint64_t server_drops = receive_buffer_drops(snmp_in_server) - server_drops_before;
     for (const auto& [name, device, host_drops] : {std::tuple{"download", kDownloadTun, client_drops},
@@ -237,7 +238,14 @@ TEST_CASE("speedcli --iperf3 --udp: loss through 1 % random loss is the datagram
         // that number.
         REQUIRE(lost <= dropped);
         CHECK(dropped - lost <= path.received - spanned);
-        CHECK(d["lost_percent"].get<double>() == Approx(kLossPercent).margin(kTolerancePoints));
+        // The share is of the datagrams the count spans, as iperf3's; with no drops on the receiving host it
+        // is the link's probability (a busy machine overflowed the iperf3 server's socket in some runs: 458
+        // datagrams once, counted as lost and matched by RcvbufErrors to the datagram).
+        CHECK(d["lost_percent"].get<double>() ==
+              Approx(100.0 * static_cast<double>(lost) / static_cast<double>(spanned)).epsilon(1e-9));
+        if (host_drops == 0) {
+            CHECK(d["lost_percent"].get<double>() == Approx(kLossPercent).margin(kTolerancePoints));
+        }
     }
 }
 
