@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -17,6 +18,7 @@
 #include "client/udp_run.hpp"
 #include "common/iperf3_protocol.hpp"
 #include "common/limits.hpp"
+#include "common/saturating.hpp"
 #include "common/test_timing.hpp"
 #include "common/time_units.hpp"
 #include "common/udp_accounting.hpp"
@@ -282,8 +284,8 @@ class iperf3_test {
             const auto interval = [this, &report](const interval_report& closed) {
                 return record_udp_interval(report, closed);
             };
-            // The sockets stay open until the test ends: the server sends until it reads TEST_END, and a closed
-            // port's ICMP errors would end its test.
+            // The sockets stay open until the test ends: the server sends until it reads TEST_END, and a
+            // closed port's ICMP errors would end its test.
             udp_received_ =
                 co_await udp_streams_->measure(clock::now() + kFirstByteTimeout, kUdpStallTimeout, interval);
             co_return;
@@ -408,14 +410,22 @@ class iperf3_test {
         return mine;
     }
 
+    // A count of the server's results less its warm-up part (iperf3 sends -1 for a part it could not
+    // split off): never below 0 whatever the peer sent.
+    static std::uint64_t after_warm_up(std::int64_t total, std::int64_t omitted) {
+        if (total <= 0) {
+            return 0;
+        }
+        return static_cast<std::uint64_t>(total - std::clamp<std::int64_t>(omitted, 0, total));
+    }
+
     // iperf3's counts after the warm-up (packets = the sequence numbers the window spans), in speedcli's
     // UDP figures. iperf3 has no duplicates, late datagrams or IPDV: zero, zero and null.
-    static udp_figures udp_figures_of(std::int64_t packets, std::int64_t errors, std::uint64_t out_of_order,
+    static udp_figures udp_figures_of(std::uint64_t packets, std::uint64_t errors, std::uint64_t out_of_order,
                                       double jitter_seconds) {
         udp_figures f;
-        f.packets_sent = static_cast<std::uint64_t>(std::max<std::int64_t>(0, packets));
-        f.lost_packets =
-            std::min(f.packets_sent, static_cast<std::uint64_t>(std::max<std::int64_t>(0, errors)));
+        f.packets_sent = packets;
+        f.lost_packets = std::min(packets, errors);
         f.packets_received = f.packets_sent - f.lost_packets;
         f.lost_percent = udp::lost_percent(f.lost_packets, f.packets_sent);
         f.out_of_order = out_of_order;
@@ -429,10 +439,12 @@ class iperf3_test {
         udp_figures total;
         double jitter_sum = 0.0;
         for (const auto& s : streams) {
-            total.packets_sent += s.udp->packets_sent;
-            total.packets_received += s.udp->packets_received;
-            total.lost_packets += s.udp->lost_packets;
-            total.out_of_order += s.udp->out_of_order;
+            // The upload's come from the server's results: a sum that would wrap stops at the most.
+            total.packets_sent = saturating_add(total.packets_sent, s.udp->packets_sent);
+            total.packets_received = saturating_add(total.packets_received, s.udp->packets_received);
+            total.lost_packets =
+                std::min(total.packets_sent, saturating_add(total.lost_packets, s.udp->lost_packets));
+            total.out_of_order = saturating_add(total.out_of_order, s.udp->out_of_order);
             jitter_sum += s.udp->jitter_ms;
         }
         total.lost_percent = udp::lost_percent(total.lost_packets, total.packets_sent);
@@ -463,16 +475,16 @@ class iperf3_test {
         for (std::size_t i = 0; i < report.streams.size(); ++i) {
             const auto& r = udp_received_.streams[i];
             auto& stream = report.streams[i];
+            // A late datagram after the warm-up may fill a gap counted in it: the window's errors stop at 0.
             stream.udp = udp_figures_of(
-                static_cast<std::int64_t>(r.packets - r.omitted_packets),
-                static_cast<std::int64_t>(r.errors - std::min(r.errors, r.omitted_errors)),
+                r.packets - r.omitted_packets, r.errors - std::min(r.errors, r.omitted_errors),
                 r.out_of_order - std::min(r.out_of_order, r.omitted_out_of_order), r.jitter_seconds);
             if (i < server.streams.size()) {
                 stream.sender.bytes_sent = server.streams[i].bytes;
-                stream.sender_packets = static_cast<std::uint64_t>(
-                    std::max<std::int64_t>(0, server.streams[i].packets - server.streams[i].omitted_packets));
-                report.sender_bytes += stream.sender.bytes_sent;
-                report.sender_packets += stream.sender_packets;
+                stream.sender_packets =
+                    after_warm_up(server.streams[i].packets, server.streams[i].omitted_packets);
+                report.sender_bytes = saturating_add(report.sender_bytes, stream.sender.bytes_sent);
+                report.sender_packets = saturating_add(report.sender_packets, stream.sender_packets);
             }
         }
         fill_udp_common(report);
@@ -486,10 +498,8 @@ class iperf3_test {
         for (std::size_t i = 0; i < report.streams.size(); ++i) {
             const auto& r = server.streams[i];
             auto& stream = report.streams[i];
-            // iperf3 marks an error count it could not split at the warm-up's end with -1.
-            const std::int64_t omitted_errors = std::max<std::int64_t>(0, r.omitted_errors);
-            stream.udp =
-                udp_figures_of(r.packets - r.omitted_packets, r.errors - omitted_errors, 0, r.jitter_seconds);
+            stream.udp = udp_figures_of(after_warm_up(r.packets, r.omitted_packets),
+                                        after_warm_up(r.errors, r.omitted_errors), 0, r.jitter_seconds);
             if (i < udp_sent_.size()) {
                 stream.sender.bytes_sent = udp_sent_[i].bytes - udp_sent_[i].omitted_bytes;
                 stream.sender_packets = udp_sent_[i].packets - udp_sent_[i].omitted_packets;

@@ -37,6 +37,8 @@ constexpr auto kWatchInterval = 50ms;
 // reads (a sender faster than this host cannot keep the drain going for ever).
 constexpr int kBatchesBeforeYield = 16;
 constexpr int kMostDrainBatches = 4096;
+// How often an upload looks whether its senders have ended (they end at the test's length by themselves).
+constexpr auto kSenderPoll = 10ms;
 
 // A stream's cumulative figures when a sample point passed.
 struct snapshot {
@@ -270,6 +272,12 @@ asio::awaitable<iperf3_udp_received> iperf3_udp_streams::measure(clock::time_poi
         const std::int64_t target = st.first_ns + st.points[k];
         while (net::now_ns() < target) {
             const std::int64_t now = net::now_ns();
+            for (const auto& s : st.streams) {
+                if (s->failure) {
+                    throw session_error(proto::error_code::protocol_error,
+                                        "the iperf3 server's UDP stream failed: " + s->failure.message());
+                }
+            }
             if (now - std::max(st.first_ns, st.last_ns) > stall_ns) {
                 throw session_error(
                     proto::error_code::timeout,
@@ -340,7 +348,7 @@ asio::awaitable<std::vector<iperf3::udp_sender_figures>> iperf3_udp_streams::sen
         if (clock::now() >= give_up) {
             throw session_error(proto::error_code::internal, "the iperf3 UDP senders did not stop");
         }
-        timer.expires_after(1ms);
+        timer.expires_after(kSenderPoll);
         co_await timer.async_wait(as_tuple(asio::use_awaitable));
     }
     std::vector<iperf3::udp_sender_figures> sent;
