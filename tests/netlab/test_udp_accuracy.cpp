@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "tests/netlab/reference_tools.hpp"
 
@@ -360,4 +361,41 @@ TEST_CASE("UDP starts every time through 2 % loss when its first handshake datag
             handshake, static_cast<unsigned long long>(drops.at(0)),
             static_cast<unsigned long long>(drops.at(1)), figures.c_str());
     }
+}
+
+TEST_CASE("speedcli --iperf3 --udp on a 100 Mbit/s link: both directions within 5 % of iperf3's own client",
+          "[netlab][accuracy][iperf3]") {
+    skip_unless_installed("iperf3", "iperf3");
+    // 90 Mbit/s of 1200-byte datagrams is 93.2 Mbit/s of Ethernet frames (42 bytes of headers each), below
+    // the link's 100: neither tool loses anything to tbf, and each receiver's figure is the paced rate.
+    constexpr std::uint64_t kLinkBitsPerSecond = 100'000'000;
+    const std::vector<std::string> rate{"-b", "90M", "-l", std::to_string(kDataBytes)};
+    lab_config config;
+    config.upload.rate_bits_per_second = kLinkBitsPerSecond;
+    config.download.rate_bits_per_second = kLinkBitsPerSecond;
+    lab link(config);
+    // speedcli against a server of its own (port 5202: run_iperf3's one-off servers take 5201), then iperf3's
+    // own client on the same link.
+    auto& server = link.start_in_server({"iperf3", "-s", "--forceflush", "-B", kServerAddress, "-p", "5202"},
+                                        "Server listening");
+    std::vector<std::string> args{"--iperf3", "--udp", "--duration", "4", "--interval", "0"};
+    args.insert(args.end(), rate.begin(), rate.end());
+    const auto speedcli = run_speedcli(link, 5202, args);
+    INFO(speedcli.process.out << speedcli.process.err);
+    REQUIRE(speedcli.process.exit_code == 0);
+    server.stop();
+    std::vector<std::string> iperf3_args{"-u"};
+    iperf3_args.insert(iperf3_args.end(), rate.begin(), rate.end());
+    const iperf3_result iperf3_download = run_iperf3(link, transfer::download, 4, 0, 1, iperf3_args);
+    const iperf3_result iperf3_upload = run_iperf3(link, transfer::upload, 4, 0, 1, iperf3_args);
+    const double download = speedcli.json["download"]["bits_per_second"].get<double>();
+    const double upload = speedcli.json["upload"]["bits_per_second"].get<double>();
+    std::printf(
+        "netlab: iperf3 UDP at 90 Mbit/s on a 100 Mbit/s link: download speedcli %.3f iperf3 %.3f; upload "
+        "speedcli %.3f iperf3 %.3f Mbit/s\n",
+        download / 1e6, iperf3_download.receiver_bits_per_second / 1e6, upload / 1e6,
+        iperf3_upload.receiver_bits_per_second / 1e6);
+    // 5 % is the issue's bound; measured apart by 0.001-0.2 % in four runs (docs/netlab.md).
+    CHECK(download == Approx(iperf3_download.receiver_bits_per_second).epsilon(0.05));
+    CHECK(upload == Approx(iperf3_upload.receiver_bits_per_second).epsilon(0.05));
 }
