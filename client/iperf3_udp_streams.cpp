@@ -14,6 +14,7 @@
 #include "client/connect.hpp"
 #include "client/udp_run.hpp"
 #include "common/iperf3_protocol.hpp"
+#include "common/iperf3_udp_window.hpp"
 #include "common/limits.hpp"
 #include "common/time_units.hpp"
 #include "common/units.hpp"
@@ -40,14 +41,6 @@ constexpr int kMostDrainBatches = 4096;
 // How often an upload looks whether its senders have ended (they end at the test's length by themselves).
 constexpr auto kSenderPoll = 10ms;
 
-// A stream's cumulative figures when a sample point passed.
-struct snapshot {
-    std::uint64_t bytes = 0;
-    std::uint64_t datagrams = 0;
-    std::uint64_t errors = 0;
-    double jitter_seconds = 0.0;
-};
-
 // The server's reply to the connect datagram: the current one or, from servers before 3.17, the legacy one.
 bool is_connect_reply(std::span<const std::uint8_t> datagram) {
     return std::ranges::equal(datagram, iperf3::kUdpConnectReply) ||
@@ -67,61 +60,25 @@ struct iperf3_udp_streams::state {
         net::batch_receiver batch;
         bool replied = false;
         std::error_code failure;  // the socket's first receive error (an ICMP port unreachable)
-        iperf3::udp_receiver receiver;
-        std::uint64_t all_bytes = 0;  // warm-up included
-        std::size_t next_point = 0;   // the first sample point not yet passed
-        std::vector<snapshot> at_points;
         iperf3::udp_sender_figures sent;
         bool sending = false;
     };
 
+    state(const measure::plan& plan, std::size_t count)
+        : window(plan, count), report_intervals(plan.interval_ns > 0) {}
+
     asio::any_io_executor executor;
     std::uint32_t datagram_bytes = 0;
     bool counters_64bit = false;
-    measure::plan plan;
-    std::vector<std::int64_t> points;
+    iperf3::udp_window window;
+    bool report_intervals;
     std::vector<std::unique_ptr<stream>> streams;
-    std::int64_t first_ns = 0;  // the first datagram's arrival (net::now_ns()'s clock); 0 = none yet
-    std::int64_t last_ns = 0;   // the latest datagram's arrival
     std::atomic<bool> stopped{false};
     const std::atomic<bool> never_held{false};  // speedcli's senders are only ever stopped
 
-    snapshot figures_of(const stream& s) const {
-        const auto& f = s.receiver.figures();
-        return {s.all_bytes, f.datagrams, f.errors, f.jitter_seconds};
-    }
-
-    // Closes the sample points before `since` (ns from the first datagram) for stream `s`; the warm-up's
-    // end resets iperf3's figures, as iperf3's receiver does when -O ends.
-    void pass_points(stream& s, std::int64_t since) {
-        while (s.next_point < points.size() && since >= points[s.next_point]) {
-            s.at_points.push_back(figures_of(s));
-            if (points[s.next_point] == plan.omit_ns) {
-                s.receiver.end_warm_up();
-            }
-            ++s.next_point;
-        }
-    }
-
-    void on_datagram(stream& s, std::span<const std::uint8_t> datagram, std::int64_t arrival_ns) {
-        if (first_ns == 0) {
-            first_ns = std::max<std::int64_t>(1, arrival_ns);
-        }
-        // Streams are read one after the other: another stream's datagram may have arrived a little before
-        // the first one read; it counts from time 0.
-        const std::int64_t since = std::max<std::int64_t>(0, arrival_ns - first_ns);
-        if (since >= plan.end_ns()) {
-            return;  // after the window: the server sends on until it reads TEST_END
-        }
-        pass_points(s, since);
-        s.receiver.on_datagram(datagram.size(), iperf3::read_udp_header(datagram, counters_64bit),
-                               arrival_ns);
-        s.all_bytes += datagram.size();
-        last_ns = std::max(last_ns, arrival_ns);
-    }
-
     // One non-blocking read of stream `s`: false when nothing was queued (or the socket failed).
-    bool read_once(stream& s) {
+    bool read_once(std::size_t index) {
+        stream& s = *streams[index];
         std::error_code error;
         const std::size_t received = s.batch.receive(s.socket.native_handle(), error);
         if (error) {
@@ -138,13 +95,14 @@ struct iperf3_udp_streams::state {
                 s.replied = true;
                 return;
             }
-            on_datagram(s, datagram, arrival_ns);
+            window.on_datagram(index, datagram.size(), iperf3::read_udp_header(datagram, counters_64bit),
+                               arrival_ns);
         });
         return true;
     }
 
-    void drain(stream& s) {
-        for (int batches = 0; batches < kMostDrainBatches && read_once(s); ++batches) {
+    void drain(std::size_t index) {
+        for (int batches = 0; batches < kMostDrainBatches && read_once(index); ++batches) {
         }
     }
 };
@@ -156,7 +114,7 @@ using state_ptr = std::shared_ptr<iperf3_udp_streams::state>;
 asio::awaitable<void> receive_loop(state_ptr state, std::size_t index) {
     auto& s = *state->streams[index];
     for (int batches = 1; !state->stopped; ++batches) {
-        if (!state->read_once(s)) {
+        if (!state->read_once(index)) {
             if (s.failure) {
                 break;
             }
@@ -184,13 +142,11 @@ asio::awaitable<void> send_loop(state_ptr state, std::size_t index, net::iperf3_
 iperf3_udp_streams::iperf3_udp_streams(asio::any_io_executor executor, std::size_t count,
                                        std::uint32_t datagram_bytes, bool counters_64bit,
                                        const measure::plan& plan)
-    : state_(std::make_shared<state>()) {
+    : state_(std::make_shared<state>(plan, count)) {
     state_->executor = executor;
     state_->datagram_bytes = std::max<std::uint32_t>(
         datagram_bytes, static_cast<std::uint32_t>(iperf3::udp_header_size(counters_64bit)));
     state_->counters_64bit = counters_64bit;
-    state_->plan = plan;
-    state_->points = plan.sample_points();
     for (std::size_t i = 0; i < count; ++i) {
         state_->streams.push_back(std::make_unique<state::stream>(executor));
     }
@@ -227,7 +183,7 @@ asio::awaitable<void> iperf3_udp_streams::open(const asio::ip::udp::endpoint& se
                                  error.message());
         }
         while (!s.replied) {
-            state_->drain(s);
+            state_->drain(index);
             if (s.failure) {
                 throw udp_path_error(
                     fmt::format("UDP to {} failed: {}. The iperf3 server does not take UDP there, or a "
@@ -259,73 +215,63 @@ asio::awaitable<iperf3_udp_received> iperf3_udp_streams::measure(clock::time_poi
         asio::co_spawn(st.executor, receive_loop(state_, i), net::log_if_failed("iperf3 udp receiver"));
     }
     asio::steady_timer timer(st.executor);
-    while (st.first_ns == 0) {
+    auto& window = st.window;
+    while (!window.started()) {
         if (clock::now() >= first_deadline) {
             throw session_error(proto::error_code::timeout, "no UDP datagram from the iperf3 server");
         }
         timer.expires_after(std::min<clock::duration>(kWatchInterval, first_deadline - clock::now()));
         co_await timer.async_wait(as_tuple(asio::use_awaitable));
     }
-    const std::int64_t stall_ns = stall.count();
-    std::int64_t previous = 0;
-    for (std::size_t k = 0; k < st.points.size(); ++k) {
-        const std::int64_t target = st.first_ns + st.points[k];
+    for (std::size_t k = 0; k < window.point_count(); ++k) {
+        const std::int64_t target = window.first_ns() + window.point_ns(k);
         while (net::now_ns() < target) {
-            const std::int64_t now = net::now_ns();
             for (const auto& s : st.streams) {
                 if (s->failure) {
                     throw session_error(proto::error_code::protocol_error,
                                         "the iperf3 server's UDP stream failed: " + s->failure.message());
                 }
             }
-            if (now - std::max(st.first_ns, st.last_ns) > stall_ns) {
+            const std::int64_t silent_ns = net::now_ns() - std::max(window.first_ns(), window.last_ns());
+            if (silent_ns > stall.count()) {
                 throw session_error(
                     proto::error_code::timeout,
                     fmt::format("the iperf3 server's UDP data stalled: no datagram for {:.1f} s",
-                                units::ns_to_seconds(now - std::max(st.first_ns, st.last_ns))));
+                                units::ns_to_seconds(silent_ns)));
             }
             timer.expires_after(std::min<std::chrono::nanoseconds>(
                 kWatchInterval, std::chrono::nanoseconds(until_ns(target))));
             co_await timer.async_wait(as_tuple(asio::use_awaitable));
         }
         // Every datagram that arrived before the point is queued by now (the kernel stamps it on arrival):
-        // read them, then close the point on every stream.
+        // read them, then close the point.
+        for (std::size_t i = 0; i < st.streams.size(); ++i) {
+            st.drain(i);
+        }
+        const iperf3::udp_window_interval closed = window.close_point(k);
+        if (!st.report_intervals) {
+            continue;
+        }
         interval_report entry;
-        entry.start_seconds = units::ns_to_seconds(previous);
-        entry.end_seconds = units::ns_to_seconds(st.points[k]);
-        entry.omitted = st.points[k] <= st.plan.omit_ns;
-        udp_interval_figures udp;
-        double jitter_sum = 0.0;
-        for (auto& s : st.streams) {
-            st.drain(*s);
-            st.pass_points(*s, st.points[k]);
-            const snapshot& now = s->at_points[k];
-            const snapshot before = k == 0 ? snapshot{} : s->at_points[k - 1];
-            entry.stream_bytes.push_back(now.bytes - before.bytes);
-            entry.bytes += now.bytes - before.bytes;
-            udp.packets += now.datagrams - before.datagrams;
-            // A late datagram fills a gap counted before: the interval's own count cannot go below 0.
-            udp.lost_packets += now.errors > before.errors ? now.errors - before.errors : 0;
-            jitter_sum += now.jitter_seconds;
+        entry.start_seconds = units::ns_to_seconds(closed.start_ns);
+        entry.end_seconds = units::ns_to_seconds(closed.end_ns);
+        entry.omitted = closed.omitted;
+        entry.stream_bytes = closed.stream_bytes;
+        for (const std::uint64_t bytes : closed.stream_bytes) {
+            entry.bytes += bytes;
         }
-        udp.jitter_ms = jitter_sum * 1000.0 / static_cast<double>(st.streams.size());
-        entry.udp = udp;
         entry.bits_per_second = units::bits_per_second(entry.bytes, entry.end_seconds - entry.start_seconds);
-        previous = st.points[k];
-        if (st.plan.interval_ns > 0) {
-            co_await on_interval(entry);
-        }
+        entry.udp = udp_interval_figures{closed.datagrams, closed.lost, closed.mean_jitter_seconds * 1000.0};
+        co_await on_interval(entry);
     }
     st.stopped = true;
     iperf3_udp_received received;
-    for (auto& s : st.streams) {
+    for (std::size_t i = 0; i < st.streams.size(); ++i) {
         asio::error_code ignored;
-        s->socket.cancel(ignored);
-        received.streams.push_back(s->receiver.figures());
-        if (st.plan.omit_ns > 0) {
-            received.omitted_bytes += s->at_points.front().bytes;  // the first point is the warm-up's end
-        }
+        st.streams[i]->socket.cancel(ignored);
+        received.streams.push_back(window.figures(i));
     }
+    received.omitted_bytes = window.omitted_bytes();
     co_return received;
 }
 
