@@ -126,6 +126,7 @@ void udp_receiver::end_warm_up() {
     figures_.omitted_errors = figures_.errors;
     figures_.omitted_out_of_order = figures_.out_of_order;
     figures_.jitter_seconds = 0.0;
+    figures_.omitted_bytes = figures_.bytes;
     figures_.bytes = 0;
     timed_ = false;  // iperf3's first datagram after the reset starts the jitter afresh (bytes_received == 0)
 }

@@ -62,7 +62,10 @@ struct udp_receiver_figures {
     std::uint64_t omitted_packets = 0;  // packets, errors and out_of_order when the warm-up ended
     std::uint64_t omitted_errors = 0;
     std::uint64_t omitted_out_of_order = 0;
-    std::uint64_t datagrams = 0;  // datagrams counted, warm-up included (speedsrv's own figure, for the log)
+    // speedsrv's own figures, not in iperf3's results: the warm-up's bytes (for the server's metrics) and the
+    // datagrams counted, warm-up included.
+    std::uint64_t omitted_bytes = 0;
+    std::uint64_t datagrams = 0;
     bool operator==(const udp_receiver_figures&) const = default;
 };
 

@@ -22,8 +22,9 @@
 // other than the token's control connection's; a path becomes valid only on a HELLO carrying its exact
 // cookie from its own address:port, and stays valid; the client's echo of the cookie it was sent validates
 // its path; no token passes more than kMaxHellosPerToken HELLOs; every datagram at the listener is passed or
-// dropped with the reason an independent reading of its bytes gives; the client is established only by a
-// confirmation or DATA, and echoes only cookies the server's address sent it.
+// dropped with the reason an independent reading of its bytes gives (iperf3's 4-byte connect: unknown token,
+// as no iperf3 session waits here); the client is established only by a confirmation or DATA, and echoes
+// only cookies the server's address sent it.
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -152,6 +153,13 @@ class model {
 
     // What the listener must decide, read from the bytes independently of the decoder.
     udp::hello_drop expected_drop(std::span<const std::uint8_t> datagram, std::size_t endpoint) const {
+        // iperf3's 4-byte connect ("9876", or 123456789 little-endian): no iperf3 session waits in this
+        // model.
+        const std::array<std::uint8_t, 4> connect{0x39, 0x38, 0x37, 0x36};
+        const std::array<std::uint8_t, 4> legacy_connect{0x15, 0xcd, 0x5b, 0x07};
+        if (std::ranges::equal(datagram, connect) || std::ranges::equal(datagram, legacy_connect)) {
+            return udp::hello_drop::unknown_token;
+        }
         if (datagram.size() < udp::kHeaderSize || datagram[0] != 2 || datagram[1] != udp::kDatagramVersion) {
             return udp::hello_drop::malformed;
         }

@@ -31,6 +31,8 @@ constexpr auto kWriteTimeout = proto::kResultsTimeout;
 // What one read of control bytes takes at most: the parameters (8 KiB) or the client's results arrive in a
 // few reads of this size.
 constexpr std::size_t kReadChunk = 4096;
+// How often a UDP test looks whether another iperf3 session from its address still connects its streams.
+constexpr auto kOtherConnectsPoll = std::chrono::milliseconds(10);
 
 iperf3_timeouts timeouts_of(const server_config& config) {
     iperf3_timeouts timeouts;
@@ -310,6 +312,9 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
         co_await send(iperf3::encode_server_error(iperf3::error_code::not_implemented));
         throw session_error(proto::error_code::unsupported, missing);
     }
+    if (request.proto == proto::transport::udp) {
+        co_await wait_for_udp_connects_of_others();
+    }
     metrics_.test_started(request);
     runner_request what =
         runner_request::for_test(request, context_->config.limits, context_->config.stall_timeout);
@@ -369,6 +374,24 @@ iperf3::results iperf3_session::udp_results_of(const test_result& result) const 
         out.streams.push_back(stream);
     }
     return out;
+}
+
+asio::awaitable<void> iperf3_session::wait_for_udp_connects_of_others() {
+    // iperf3's UDP connect carries nothing but its source address: while two sessions from one address wait
+    // for their streams, a connect could be given to the wrong one. So a session asks for its streams
+    // (CREATE_STREAMS) only once no other session from its address waits for its own; each waits at most
+    // kStreamSetupTimeout. No co_await lies between this check and the runner's open(), which registers it.
+    const auto until = clock::now() + proto::kStreamSetupTimeout;
+    asio::steady_timer timer(channel_.socket().get_executor());
+    while (context_->udp->iperf3_waiting_from(peer_.address())) {
+        if (clock::now() >= until) {
+            throw session_error(proto::error_code::timeout,
+                                "another iperf3 client from this address was connecting its UDP streams for "
+                                "longer than the stream deadline");
+        }
+        timer.expires_after(kOtherConnectsPoll);
+        co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }
 }
 
 iperf3::results iperf3_session::results_of(const test_result& result) const {

@@ -60,6 +60,8 @@ class iperf3_session : public std::enable_shared_from_this<iperf3_session> {
     asio::awaitable<iperf3_step> next_step(net::clock::time_point deadline);
     asio::awaitable<void> send(const std::vector<std::uint8_t>& bytes);
     asio::awaitable<void> run_test(const iperf3_step& accepted);
+    // A UDP test: waits until no other iperf3 session from the client's address waits for its UDP streams.
+    asio::awaitable<void> wait_for_udp_connects_of_others();
     // The server's results for EXCHANGE_RESULTS, from what the runner measured or sent.
     iperf3::results results_of(const test_result& result) const;
     iperf3::results udp_results_of(const test_result& result) const;

@@ -3,6 +3,7 @@
 #include <fmt/ostream.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/v6_only.hpp>
@@ -134,6 +135,15 @@ void udp_listener::remove(std::uint64_t token) {
 void udp_listener::add_iperf3(const std::shared_ptr<iperf3_connect_handler>& handler) {
     std::lock_guard lock(mutex_);
     iperf3_waiting_.emplace_back(handler.get(), handler);
+}
+
+bool udp_listener::iperf3_waiting_from(const asio::ip::address& address) const {
+    const auto from = unmapped(address);
+    std::lock_guard lock(mutex_);
+    return std::any_of(iperf3_waiting_.begin(), iperf3_waiting_.end(), [&](const auto& entry) {
+        const auto live = entry.second.lock();
+        return live && live->control_peer() == from;
+    });
 }
 
 void udp_listener::remove_iperf3(const iperf3_connect_handler* handler) {

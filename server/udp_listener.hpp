@@ -88,6 +88,8 @@ class udp_listener {
     // An iperf3 session waits for its UDP streams from add_iperf3 to remove_iperf3. Any thread.
     void add_iperf3(const std::shared_ptr<iperf3_connect_handler>& handler);
     void remove_iperf3(const iperf3_connect_handler* handler);
+    // Whether an iperf3 session from `address` waits for its UDP streams. Any thread.
+    bool iperf3_waiting_from(const asio::ip::address& address) const;
 
     struct drop_counts {
         std::uint64_t malformed = 0;      // not a speedsrv datagram, not a HELLO, or a HELLO too short

@@ -114,7 +114,7 @@ class iperf3_udp_runner::connects : public iperf3_connect_handler {
 namespace {
 
 using stream_ptr = std::shared_ptr<iperf3_udp_runner::stream>;
-using shared_ptr = std::shared_ptr<iperf3_udp_runner::shared>;
+using shared_state = std::shared_ptr<iperf3_udp_runner::shared>;
 
 // The receiver's window starts at the test's first datagram on any stream.
 std::int64_t window_start(iperf3_udp_runner::shared& state, std::int64_t arrival_ns) {
@@ -125,7 +125,7 @@ std::int64_t window_start(iperf3_udp_runner::shared& state, std::int64_t arrival
     return first;
 }
 
-asio::awaitable<void> receive_loop(shared_ptr state, stream_ptr s) {
+asio::awaitable<void> receive_loop(shared_state state, stream_ptr s) {
     auto batch = std::make_unique<net::batch_receiver>();
     auto& socket = *s->socket;
     const std::int64_t window_end = state->warm_up_ns + state->window_ns;
@@ -169,7 +169,7 @@ asio::awaitable<void> receive_loop(shared_ptr state, stream_ptr s) {
 // and stops reading when it ends; what would go after it only reaches a closed reader (iperf3 counts it as
 // lost) while TEST_END is on its way. Over, held (a failure is being told) or out of budget, the sender sends
 // nothing more.
-asio::awaitable<void> send_loop(shared_ptr state, stream_ptr s) {
+asio::awaitable<void> send_loop(shared_state state, stream_ptr s) {
     net::iperf3_send_plan plan;
     plan.datagram_bytes = state->datagram_bytes;
     plan.counters_64bit = state->counters_64bit;
@@ -326,6 +326,7 @@ asio::awaitable<test_result> iperf3_udp_runner::receive(test_events& events) {
         }
         const auto& figures = s->receiver.figures();
         result.received.stream_bytes.push_back(figures.bytes);
+        result.received.omitted_bytes += figures.omitted_bytes;
         result.iperf3_udp_received.push_back(figures);
     }
     co_return result;

@@ -244,9 +244,18 @@ std::vector<logged_udp_upload> logged_udp_uploads(const std::string& log) {
     return out;
 }
 
-// Checks that the receiver figures an iperf3 client printed for an upload (end.sum_received: speedsrv's,
-// from the results exchange) are the ones speedsrv logged, exactly; returns them.
-nlohmann::json check_udp_upload_matches_log(server_process& server, const iperf3_run& run) {
+struct udp_upload {
+    nlohmann::json received;  // the client's end.sum_received
+    nlohmann::json document;
+    std::string log;  // speedsrv's
+};
+
+// Runs an iperf3 UDP upload with `args` against a new speedsrv and checks that the receiver figures the
+// client printed (end.sum_received: speedsrv's, from the results exchange) are the ones speedsrv logged,
+// exactly, and that loopback at these rates (50 Mbit/s at most) lost nothing.
+udp_upload udp_upload_matching_log(const std::vector<std::string>& args) {
+    server_process server;
+    const auto run = run_iperf3(server.port(), args);
     REQUIRE(run.process.exit_code == 0);
     REQUIRE_FALSE(run.document.contains("error"));
     const auto& end = run.document["end"];
@@ -263,7 +272,8 @@ nlohmann::json check_udp_upload_matches_log(server_process& server, const iperf3
     CHECK(received["bytes"].get<std::uint64_t>() > 0);
     // The server counts what arrived in its window: never more than the client wrote.
     CHECK(received["bytes"].get<std::uint64_t>() <= end["sum_sent"]["bytes"].get<std::uint64_t>());
-    return received;
+    CHECK(received["lost_packets"].get<std::uint64_t>() == 0);
+    return {received, run.document, server.log()};
 }
 
 }  // namespace
@@ -273,12 +283,9 @@ TEST_CASE("an iperf3 UDP upload (-u -b 50M): the receiver figures it prints are 
     if (!have_iperf3()) {
         return;
     }
-    server_process server;
-    const auto run = run_iperf3(server.port(), {"-u", "-b", "50M"});
-    const auto received = check_udp_upload_matches_log(server, run);
-    // Loopback at 50 Mbit/s loses nothing.
-    CHECK(received["lost_packets"].get<std::uint64_t>() == 0);
-    CHECK(server.log().find("udp upload 1 stream: received") != std::string::npos);
+    const auto upload = udp_upload_matching_log({"-u", "-b", "50M"});
+    CHECK(upload.received["packets"].get<std::uint64_t>() > 0);
+    CHECK(upload.log.find("udp upload 1 stream: received") != std::string::npos);
 }
 
 TEST_CASE("an iperf3 UDP upload with --udp-counters-64bit reads the 64-bit sequence numbers",
@@ -286,12 +293,9 @@ TEST_CASE("an iperf3 UDP upload with --udp-counters-64bit reads the 64-bit seque
     if (!have_iperf3()) {
         return;
     }
-    server_process server;
-    const auto run = run_iperf3(server.port(), {"-u", "-b", "20M", "--udp-counters-64bit"});
-    const auto received = check_udp_upload_matches_log(server, run);
+    const auto upload = udp_upload_matching_log({"-u", "-b", "20M", "--udp-counters-64bit"});
     // Read as 32-bit, every count would be 0 (the high half): no packets, every datagram out of order.
-    CHECK(received["packets"].get<std::uint64_t>() > 0);
-    CHECK(received["lost_packets"].get<std::uint64_t>() == 0);
+    CHECK(upload.received["packets"].get<std::uint64_t>() > 0);
 }
 
 TEST_CASE("an iperf3 UDP upload with -P 2: both streams connect and are counted",
@@ -299,12 +303,9 @@ TEST_CASE("an iperf3 UDP upload with -P 2: both streams connect and are counted"
     if (!have_iperf3()) {
         return;
     }
-    server_process server;
-    const auto run = run_iperf3(server.port(), {"-u", "-b", "20M", "-P", "2"});
-    const auto received = check_udp_upload_matches_log(server, run);
-    CHECK(run.document["end"]["streams"].size() == 2);
-    CHECK(received["lost_packets"].get<std::uint64_t>() == 0);
-    CHECK(server.log().find("udp upload 2 streams: received") != std::string::npos);
+    const auto upload = udp_upload_matching_log({"-u", "-b", "20M", "-P", "2"});
+    CHECK(upload.document["end"]["streams"].size() == 2);
+    CHECK(upload.log.find("udp upload 2 streams: received") != std::string::npos);
 }
 
 TEST_CASE("an iperf3 UDP -R download: speedsrv sends iperf3's datagrams at -b and reports what it sent",
@@ -353,4 +354,41 @@ TEST_CASE("an iperf3 UDP rate above the server's cap is refused with iperf3's ow
     REQUIRE_FALSE(unpaced.document.contains("error"));
     // 2 s at 10 Mbit/s is 2.5 MB; the pacer's bucket adds at most two datagrams, 10 kB is room for both.
     CHECK(unpaced.document["end"]["sum_sent"]["bytes"].get<std::uint64_t>() <= 2'510'000);
+}
+
+TEST_CASE("two iperf3 UDP clients from one address at once each get their own streams and figures",
+          "[integration][iperf3][udp]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server;
+    const std::uint16_t port = server.port();
+    // Their connects carry nothing but the address (the robustness test "iperf3 UDP connects get a reply only
+    // for a waiting iperf3 session's own address and streams" shows the order the server keeps between them).
+    std::array<process_result, 2> runs;
+    std::array<std::thread, 2> clients;
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+        clients[i] = std::thread([&runs, i, port] {
+            runs[i] = run_process(
+                {kIperf3, "-c", "127.0.0.1", "-p", std::to_string(port), "-J", "-t", "2", "-u", "-b", "20M"},
+                30s);
+        });
+    }
+    for (auto& client : clients) {
+        client.join();
+    }
+    const auto logged = logged_udp_uploads(log_with_sessions(server, 2));
+    INFO(runs[0].out << runs[1].out << server.log());
+    REQUIRE(logged.size() == 2);
+    for (const auto& run : runs) {
+        CHECK(run.exit_code == 0);
+        const auto document = nlohmann::json::parse(run.out, nullptr, false);
+        REQUIRE(document.is_object());
+        REQUIRE_FALSE(document.contains("error"));
+        const auto received = document["end"]["sum_received"]["bytes"].get<std::uint64_t>();
+        CHECK((received == logged[0].bytes || received == logged[1].bytes));
+        // Each one's own: 2 s at 20 Mbit/s is 5 MB, not two clients' 10 MB nor none.
+        CHECK(received > 4'000'000);
+        CHECK(received <= document["end"]["sum_sent"]["bytes"].get<std::uint64_t>());
+    }
 }

@@ -520,6 +520,41 @@ TEST_CASE("UDP echo PINGs are rate-limited like TCP probes: a flood gets at most
 // iperf3's UDP connect carries no token: speedsrv answers one only from the IP address of an iperf3 session's
 // control connection that waits for its UDP streams, and no more of them than it asked for
 // (server/udp_listener.hpp). Every other connect gets nothing, so the 4-byte reply cannot be aimed at anyone.
+namespace {
+
+const std::uint8_t kParamExchange = iperf3::byte_of(iperf3::state::param_exchange);
+const std::uint8_t kCreateStreams = iperf3::byte_of(iperf3::state::create_streams);
+
+// iperf3's control protocol by hand from 127.0.0.1: the cookie (`seed` makes it unique) and the parameters
+// of a one-stream UDP upload at 1 Mbit/s.
+raw_connection iperf3_udp_session(std::uint16_t port, char seed) {
+    raw_connection control("127.0.0.1", port);
+    REQUIRE(control.connected());
+    std::vector<std::uint8_t> cookie(iperf3::kCookieSize - 1, static_cast<std::uint8_t>(seed));
+    cookie.push_back(0);
+    REQUIRE(control.send(cookie));
+    REQUIRE(control.send(iperf3::encode_json(nlohmann::json{
+        {"udp", true}, {"time", 2}, {"parallel", 1}, {"len", 1400}, {"bandwidth", 1'000'000}})));
+    return control;
+}
+
+// Up to `count` control states the server sends within `limit`.
+std::vector<std::uint8_t> read_states(raw_connection& control, std::size_t count,
+                                      std::chrono::milliseconds limit) {
+    timeval timeout{};
+    timeout.tv_sec = limit.count() / 1000;
+    timeout.tv_usec = limit.count() % 1000 * 1000;
+    ::setsockopt(control.fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    std::vector<std::uint8_t> states;
+    std::uint8_t byte = 0;
+    while (states.size() < count && ::recv(control.fd(), &byte, 1, 0) == 1) {
+        states.push_back(byte);
+    }
+    return states;
+}
+
+}  // namespace
+
 TEST_CASE("iperf3 UDP connects get a reply only for a waiting iperf3 session's own address and streams",
           "[robustness][udp][iperf3]") {
     watched_server server({});
@@ -537,24 +572,8 @@ TEST_CASE("iperf3 UDP connects get a reply only for a waiting iperf3 session's o
         CHECK(stranger.receive_for(500ms) == 0);
     }
     SECTION("a session from 127.0.0.1 waits for one stream: 127.0.0.2 gets nothing, 127.0.0.1 one reply") {
-        // iperf3's control protocol by hand, up to CREATE_STREAMS of a one-stream UDP upload.
-        raw_connection control("127.0.0.1", server.port());
-        REQUIRE(control.connected());
-        std::vector<std::uint8_t> cookie(iperf3::kCookieSize - 1, static_cast<std::uint8_t>('u'));
-        cookie.push_back(0);
-        REQUIRE(control.send(cookie));
-        const auto parameters = iperf3::encode_json(nlohmann::json{
-            {"udp", true}, {"time", 2}, {"parallel", 1}, {"len", 1400}, {"bandwidth", 1'000'000}});
-        REQUIRE(control.send(parameters));
-        timeval timeout{3, 0};
-        ::setsockopt(control.fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-        std::vector<std::uint8_t> states;
-        std::uint8_t byte = 0;
-        while (states.size() < 2 && ::recv(control.fd(), &byte, 1, 0) == 1) {
-            states.push_back(byte);
-        }
-        REQUIRE(states == std::vector<std::uint8_t>{iperf3::byte_of(iperf3::state::param_exchange),
-                                                    iperf3::byte_of(iperf3::state::create_streams)});
+        raw_connection control = iperf3_udp_session(server.port(), 'u');
+        REQUIRE(read_states(control, 2, 3s) == std::vector<std::uint8_t>{kParamExchange, kCreateStreams});
 
         udp_endpoint other_host("127.0.0.2");
         for (int i = 0; i < 20; ++i) {
@@ -571,6 +590,22 @@ TEST_CASE("iperf3 UDP connects get a reply only for a waiting iperf3 session's o
             second.send_to(server_udp, legacy);
         }
         CHECK(second.receive_for(300ms) == 0);
+    }
+    SECTION("a second session from the same address asks for its streams only once the first has its own") {
+        raw_connection first = iperf3_udp_session(server.port(), 'v');
+        REQUIRE(read_states(first, 2, 3s) == std::vector<std::uint8_t>{kParamExchange, kCreateStreams});
+        raw_connection second = iperf3_udp_session(server.port(), 'w');
+        // While the first waits for its stream, a connect from 127.0.0.1 could be either's: the second hears
+        // nothing after PARAM_EXCHANGE.
+        CHECK(read_states(second, 2, 500ms) == std::vector<std::uint8_t>{kParamExchange});
+        udp_endpoint client("127.0.0.1");
+        client.send_to(server_udp, connect);
+        CHECK(client.receive_for(300ms) == iperf3::kUdpConnectReply.size());
+        // The first has its stream (TEST_START, TEST_RUNNING); now the second asks for its own.
+        CHECK(read_states(first, 2, 3s) ==
+              std::vector<std::uint8_t>{iperf3::byte_of(iperf3::state::test_start),
+                                        iperf3::byte_of(iperf3::state::test_running)});
+        CHECK(read_states(second, 1, 3s) == std::vector<std::uint8_t>{kCreateStreams});
     }
     server.check_recovered();
 }

@@ -127,6 +127,7 @@ TEST_CASE("iperf3 UDP receiver: the warm-up's figures are set apart and the jitt
     receiver.end_warm_up();
     auto f = receiver.figures();
     CHECK(f.bytes == 0);
+    CHECK(f.omitted_bytes == 200);
     CHECK(f.omitted_packets == 3);
     CHECK(f.omitted_errors == 1);
     CHECK(f.omitted_out_of_order == 0);
