@@ -2,19 +2,26 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <cmath>
+#include <limits>
+#include <optional>
 
 #include "client/connect.hpp"
 #include "client/iperf3_client_protocol.hpp"
+#include "client/iperf3_udp_streams.hpp"
 #include "client/runners/direction_runner.hpp"
+#include "client/udp_run.hpp"
 #include "common/iperf3_protocol.hpp"
 #include "common/limits.hpp"
+#include "common/saturating.hpp"
 #include "common/test_timing.hpp"
 #include "common/time_units.hpp"
+#include "common/udp_accounting.hpp"
 #include "common/units.hpp"
 #include "net/control_channel.hpp"
 #include "net/errors.hpp"
@@ -34,6 +41,9 @@ namespace {
 using proto::kFirstByteTimeout;
 using proto::kReplyTimeout;
 using proto::kResultsTimeout;
+
+// A UDP download whose data stops this long ends with an error (speedsrv's default --stall-timeout).
+constexpr auto kUdpStallTimeout = std::chrono::seconds(10);
 
 // What one read of control bytes takes at most: the server's results arrive in a few reads of this size.
 constexpr std::size_t kReadChunk = 4096;
@@ -56,7 +66,8 @@ class iperf3_test {
           data_pool_(data_pool),
           dir_(dir),
           request_(tcp_request_for(options, dir)),
-          protocol_(parameters_for(options, dir), random_cookie_bytes()) {}
+          datagram_bytes_(options.udp ? udp_length_for(options, server.address()) : 0),
+          protocol_(parameters_for(options, dir, datagram_bytes_), random_cookie_bytes()) {}
 
     asio::awaitable<direction_report> run() {
         direction_report report;
@@ -93,7 +104,13 @@ class iperf3_test {
         co_await group.wait_all_ended(clock::now() + kResultsTimeout);
         if (dir_ == proto::direction::upload) {
             fill_server_receiver(report, protocol_.server_results());
-            fill_sender(report, group.sender_stats());
+            if (udp_streams_) {
+                fill_udp_upload(report, protocol_.server_results());
+            } else {
+                fill_sender(report, group.sender_stats());
+            }
+        } else if (udp_streams_) {
+            fill_udp_download(report, protocol_.server_results());
         } else {
             fill_server_sender(report, protocol_.server_results());
         }
@@ -108,8 +125,13 @@ class iperf3_test {
     void announce_when_accepted(const test_report& report) { announce_ = &report; }
 
   private:
-    static iperf3::parameters parameters_for(const test_options& options, proto::direction dir) {
+    static iperf3::parameters parameters_for(const test_options& options, proto::direction dir,
+                                             std::uint32_t datagram_bytes) {
         iperf3::parameters p;
+        if (options.udp) {
+            p.protocol = iperf3::transport::udp;
+            p.block_length = datagram_bytes;
+        }
         p.reverse = dir == proto::direction::download;
         p.streams = options.streams;
         p.duration_seconds = whole_seconds(options.duration_seconds);
@@ -223,8 +245,17 @@ class iperf3_test {
                             "timed out waiting for the iperf3 server's " + std::string(protocol_.awaiting()));
     }
 
-    // Each data connection opens with the test's cookie, as iperf3's own client does.
+    // Each data connection opens with the test's cookie, as iperf3's own client does; a UDP stream with
+    // iperf3's connect datagram.
     asio::awaitable<void> open_streams(net::stream_group& group, direction_report& report) {
+        if (options_.udp) {
+            udp_streams_.emplace(co_await asio::this_coro::executor, options_.streams, datagram_bytes_, false,
+                                 test_timing::of(request_).plan());
+            co_await udp_streams_->open(
+                asio::ip::udp::endpoint(server_.address(), server_.port()), options_.sockets,
+                clock::now() + units::seconds_to_ns(options_.connect_timeout_seconds));
+            co_return;
+        }
         for (std::uint16_t index = 0; index < group.size(); ++index) {
             tcp::socket socket =
                 co_await connect(server_, options_.connect_timeout_seconds, options_.sockets, index);
@@ -249,10 +280,26 @@ class iperf3_test {
 
     // speedcli's own receiver window, exactly as in a speedsrv download of the same options.
     asio::awaitable<void> download(net::stream_group& group, direction_report& report) {
+        if (udp_streams_) {
+            const auto interval = [this, &report](const interval_report& closed) {
+                return record_udp_interval(report, closed);
+            };
+            // The sockets stay open until the test ends: the server sends until it reads TEST_END, and a
+            // closed port's ICMP errors would end its test.
+            udp_received_ =
+                co_await udp_streams_->measure(clock::now() + kFirstByteTimeout, kUdpStallTimeout, interval);
+            co_return;
+        }
         const measure::totals totals = co_await net::measure_receiver_window(
             group, test_timing::of(request_).plan(), clock::now() + kFirstByteTimeout,
             [this, &report](const measure::interval& closed) { return record_interval(report, closed); });
         fill_totals(report, totals);
+    }
+
+    asio::awaitable<void> record_udp_interval(direction_report& report, interval_report closed) {
+        report.intervals.push_back(std::move(closed));
+        progress_.interval_done(dir_, report.intervals.back());
+        co_return;
     }
 
     asio::awaitable<void> record_interval(direction_report& report, measure::interval closed) {
@@ -264,6 +311,16 @@ class iperf3_test {
     // Sends for the warm-up and the window iperf3 was told of (whole seconds), as iperf3's own client does;
     // the server measures. The kernel's RTT of the loaded connections stands for the loaded latency.
     asio::awaitable<void> upload(net::stream_group& group, direction_report& report) {
+        if (udp_streams_) {
+            const std::chrono::nanoseconds warm_up =
+                std::chrono::seconds(whole_seconds(options_.omit_seconds));
+            const std::chrono::nanoseconds window =
+                std::chrono::seconds(whole_seconds(options_.duration_seconds));
+            udp_sent_ = co_await udp_streams_->send(static_cast<double>(options_.bitrate) / options_.streams,
+                                                    warm_up, window);
+            report.omitted_seconds = units::ns_to_seconds(warm_up.count());
+            co_return;
+        }
         const std::int64_t started_ns = net::now_ns();
         group.start_sending(per_stream_pacing(options_.bitrate, options_.streams));
         const auto warm_up = std::chrono::seconds(whole_seconds(options_.omit_seconds));
@@ -278,6 +335,9 @@ class iperf3_test {
 
     // This end's results for the server's display: bytes received (download) or sent (upload) per stream.
     iperf3::results my_results(const net::stream_group& group) const {
+        if (udp_streams_) {
+            return my_udp_results();
+        }
         std::vector<std::uint64_t> counters;
         group.read_counters(counters);
         iperf3::results mine;
@@ -321,6 +381,135 @@ class iperf3_test {
         fill_sender(report, sent);
     }
 
+    // ---- UDP (--iperf3 --udp) ----
+
+    // This end's UDP results as iperf3's peer reads them (send_results in iperf_api.c): a receiver's figures
+    // with their warm-up part, or a sender's bytes after the warm-up and its datagrams.
+    iperf3::results my_udp_results() const {
+        iperf3::results mine;
+        for (std::size_t i = 0; i < options_.streams; ++i) {
+            iperf3::stream_result stream;
+            stream.id = iperf3::stream_id(i);
+            stream.end_seconds = options_.duration_seconds;
+            if (i < udp_received_.streams.size()) {
+                const auto& r = udp_received_.streams[i];
+                stream.bytes = r.bytes;
+                stream.jitter_seconds = r.jitter_seconds;
+                stream.errors = static_cast<std::int64_t>(r.errors);
+                stream.omitted_errors = static_cast<std::int64_t>(r.omitted_errors);
+                stream.packets = static_cast<std::int64_t>(r.packets);
+                stream.omitted_packets = static_cast<std::int64_t>(r.omitted_packets);
+            } else if (i < udp_sent_.size()) {
+                const auto& s = udp_sent_[i];
+                stream.bytes = s.bytes - s.omitted_bytes;
+                stream.packets = static_cast<std::int64_t>(s.packets);
+                stream.omitted_packets = static_cast<std::int64_t>(s.omitted_packets);
+            }
+            mine.streams.push_back(stream);
+        }
+        return mine;
+    }
+
+    // A count of the server's results less its warm-up part (iperf3 sends -1 for a part it could not
+    // split off): never below 0 whatever the peer sent.
+    static std::uint64_t after_warm_up(std::int64_t total, std::int64_t omitted) {
+        if (total <= 0) {
+            return 0;
+        }
+        return static_cast<std::uint64_t>(total - std::clamp<std::int64_t>(omitted, 0, total));
+    }
+
+    // iperf3's counts after the warm-up (packets = the sequence numbers the window spans), in speedcli's
+    // UDP figures. iperf3 has no duplicates, late datagrams or IPDV: zero, zero and null.
+    static udp_figures udp_figures_of(std::uint64_t packets, std::uint64_t errors, std::uint64_t out_of_order,
+                                      double jitter_seconds) {
+        udp_figures f;
+        f.packets_sent = packets;
+        f.lost_packets = std::min(packets, errors);
+        f.packets_received = f.packets_sent - f.lost_packets;
+        f.lost_percent = udp::lost_percent(f.lost_packets, f.packets_sent);
+        f.out_of_order = out_of_order;
+        f.jitter_ms = jitter_seconds * 1000.0;
+        f.ipdv_p50_ms = f.ipdv_p90_ms = f.ipdv_p99_ms = std::numeric_limits<double>::quiet_NaN();
+        return f;
+    }
+
+    // Sums the streams' figures into the direction's; its jitter is the streams' mean, as for speedsrv.
+    static udp_figures udp_total(const std::vector<stream_report>& streams) {
+        udp_figures total;
+        double jitter_sum = 0.0;
+        for (const auto& s : streams) {
+            // The upload's come from the server's results: a sum that would wrap stops at the most.
+            total.packets_sent = saturating_add(total.packets_sent, s.udp->packets_sent);
+            total.packets_received = saturating_add(total.packets_received, s.udp->packets_received);
+            total.lost_packets =
+                std::min(total.packets_sent, saturating_add(total.lost_packets, s.udp->lost_packets));
+            total.out_of_order = saturating_add(total.out_of_order, s.udp->out_of_order);
+            jitter_sum += s.udp->jitter_ms;
+        }
+        total.lost_percent = udp::lost_percent(total.lost_packets, total.packets_sent);
+        total.jitter_ms = streams.empty() ? 0.0 : jitter_sum / static_cast<double>(streams.size());
+        total.ipdv_p50_ms = total.ipdv_p90_ms = total.ipdv_p99_ms = std::numeric_limits<double>::quiet_NaN();
+        return total;
+    }
+
+    void fill_udp_common(direction_report& report) const {
+        report.datagram_bytes = datagram_bytes_;
+        report.target_bits_per_second = static_cast<double>(options_.bitrate);
+        report.udp = udp_total(report.streams);
+    }
+
+    // A UDP download: speedcli's own receiver over its window; the sender's bytes and datagrams are the
+    // iperf3 server's (its warm-up left out).
+    void fill_udp_download(direction_report& report, const iperf3::results& server) const {
+        measure::totals totals;
+        totals.window_ns = test_timing::of(request_).plan().duration_ns;
+        totals.omitted_ns = test_timing::of(request_).plan().omit_ns;
+        totals.omitted_bytes = udp_received_.omitted_bytes;
+        for (const auto& r : udp_received_.streams) {
+            totals.stream_bytes.push_back(r.bytes);
+        }
+        fill_totals(report, totals);
+        report.sender_bytes = 0;
+        report.sender_packets = 0;
+        for (std::size_t i = 0; i < report.streams.size(); ++i) {
+            const auto& r = udp_received_.streams[i];
+            auto& stream = report.streams[i];
+            // A late datagram after the warm-up may fill a gap counted in it: the window's errors stop at 0.
+            stream.udp = udp_figures_of(
+                r.packets - r.omitted_packets, r.errors - std::min(r.errors, r.omitted_errors),
+                r.out_of_order - std::min(r.out_of_order, r.omitted_out_of_order), r.jitter_seconds);
+            if (i < server.streams.size()) {
+                stream.sender.bytes_sent = server.streams[i].bytes;
+                stream.sender_packets =
+                    after_warm_up(server.streams[i].packets, server.streams[i].omitted_packets);
+                report.sender_bytes = saturating_add(report.sender_bytes, stream.sender.bytes_sent);
+                report.sender_packets = saturating_add(report.sender_packets, stream.sender_packets);
+            }
+        }
+        fill_udp_common(report);
+    }
+
+    // A UDP upload: the iperf3 server's receiver figures per stream (fill_server_receiver has its bytes);
+    // the sender's are speedcli's own.
+    void fill_udp_upload(direction_report& report, const iperf3::results& server) const {
+        report.sender_bytes = 0;
+        report.sender_packets = 0;
+        for (std::size_t i = 0; i < report.streams.size(); ++i) {
+            const auto& r = server.streams[i];
+            auto& stream = report.streams[i];
+            stream.udp = udp_figures_of(after_warm_up(r.packets, r.omitted_packets),
+                                        after_warm_up(r.errors, r.omitted_errors), 0, r.jitter_seconds);
+            if (i < udp_sent_.size()) {
+                stream.sender.bytes_sent = udp_sent_[i].bytes - udp_sent_[i].omitted_bytes;
+                stream.sender_packets = udp_sent_[i].packets - udp_sent_[i].omitted_packets;
+                report.sender_bytes += stream.sender.bytes_sent;
+                report.sender_packets += stream.sender_packets;
+            }
+        }
+        fill_udp_common(report);
+    }
+
     net::control_channel control_;
     tcp::endpoint server_;
     const test_options& options_;
@@ -328,7 +517,11 @@ class iperf3_test {
     net::io_pool& data_pool_;
     proto::direction dir_;
     proto::test_request request_;
+    std::uint32_t datagram_bytes_;  // UDP only
     iperf3_client_protocol protocol_;
+    std::optional<iperf3_udp_streams> udp_streams_;
+    iperf3_udp_received udp_received_;
+    std::vector<iperf3::udp_sender_figures> udp_sent_;
     bool accepted_ = false;
     const test_report* announce_ = nullptr;
 };

@@ -415,9 +415,10 @@ int main(int argc, char** argv) {
     if (auto failure = apply_socket_flags(sockets, options)) {
         return usage_error(json, *failure, options);
     }
-    if (options.iperf3 && options.udp) {
-        return usage_error(json,
-                           "--iperf3 with --udp is not supported yet: speedcli tests iperf3 servers over TCP",
+    if (options.iperf3 && options.udp && options.bitrate == 0) {
+        // An iperf3 server sends no feedback for speedcli's adaptive rate, and iperf3's own default (1
+        // Mbit/s) would measure nothing.
+        return usage_error(json, "--iperf3 with --udp needs --bitrate (the rate to send at, e.g. 100M)",
                            options);
     }
     if (options.iperf3 && !options.download && !options.upload) {

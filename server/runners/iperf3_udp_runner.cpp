@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <asio/co_spawn.hpp>
@@ -11,14 +10,12 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
-#include <cerrno>
-#include <optional>
 
 #include "common/iperf3_udp.hpp"
 #include "common/limits.hpp"
 #include "common/test_timing.hpp"
-#include "common/udp_pacer.hpp"
 #include "net/errors.hpp"
+#include "net/iperf3_udp_sender.hpp"
 #include "net/spawn.hpp"
 #include "net/udp_socket.hpp"
 
@@ -34,13 +31,6 @@ namespace {
 // How often the control thread looks at the streams while it waits (the first datagram, the window's end,
 // a stall, the client's TEST_END).
 constexpr auto kWatchInterval = 50ms;
-// A paced sender's bucket: 2 ms of its rate, at least two datagrams (common/udp_pacer.hpp).
-constexpr std::int64_t kPacerBurstNs = 2'000'000;
-// The most datagrams a sender writes before it looks at its pace and its stop flag again.
-constexpr std::uint64_t kMostPerRound = 64;
-// A sender whose datagrams the kernel refused for another reason than a full buffer (an ICMP error from a
-// closed port, a local firewall) tries again after this long rather than spinning.
-constexpr auto kSendErrorPause = 1ms;
 // Receive batches before a loop lets the other work of its data thread run.
 constexpr int kBatchesBeforeYield = 16;
 
@@ -175,84 +165,19 @@ asio::awaitable<void> receive_loop(shared_state state, stream_ptr s) {
     s->done.store(true, std::memory_order_release);
 }
 
+// The test's length from the first datagram: the client started its own timer on TEST_RUNNING, just before,
+// and stops reading when it ends; what would go after it only reaches a closed reader (iperf3 counts it as
+// lost) while TEST_END is on its way. Over, held (a failure is being told) or out of budget, the sender sends
+// nothing more.
 asio::awaitable<void> send_loop(shared_state state, stream_ptr s) {
-    auto& socket = *s->socket;
-    asio::steady_timer timer(socket.get_executor());
-    std::vector<std::uint8_t> datagram(state->datagram_bytes, 0);
-    const std::uint64_t bytes = datagram.size();
-    const std::int64_t started = net::now_ns();
-    std::optional<udp::pacer> pacer;
-    if (state->stream_bits_per_second > 0) {
-        pacer.emplace(state->stream_bits_per_second, kPacerBurstNs, 2 * bytes, started);
-    }
-    bool warm_up_ended = state->warm_up_ns == 0;
-    auto& sent = s->sent;
-    while (!state->stop.load(std::memory_order_acquire)) {
-        std::int64_t now = net::now_ns();
-        if (!warm_up_ended && now - started >= state->warm_up_ns) {
-            sent.omitted_bytes = sent.bytes;
-            sent.omitted_packets = sent.packets;
-            warm_up_ended = true;
-        }
-        std::uint64_t allowed =
-            pacer ? pacer->allowed(now, static_cast<std::uint32_t>(bytes)) : kMostPerRound;
-        allowed = std::min(allowed, kMostPerRound);
-        if (state->stream_max_bytes != 0) {
-            allowed = std::min(
-                allowed, (state->stream_max_bytes - std::min(state->stream_max_bytes, sent.bytes)) / bytes);
-        }
-        // The test's length from the first datagram: the client started its own timer on TEST_RUNNING, just
-        // before, and stops reading when it ends; what would go after it only reaches a closed reader (iperf3
-        // counts it as lost) while TEST_END is on its way.
-        const bool test_over = now - started >= state->warm_up_ns + state->window_ns;
-        if (test_over || state->hold.load(std::memory_order_relaxed) ||
-            (state->stream_max_bytes != 0 && allowed == 0 && sent.bytes + bytes > state->stream_max_bytes)) {
-            // Over, held (a failure is being told) or out of budget: nothing more, until stopped.
-            timer.expires_after(10ms);
-            co_await timer.async_wait(as_tuple(asio::use_awaitable));
-            continue;
-        }
-        if (allowed == 0) {
-            // At most kWatchInterval, so that a slow pace still sees its stop flag soon.
-            timer.expires_after(std::min<std::chrono::nanoseconds>(
-                kWatchInterval,
-                std::chrono::nanoseconds(std::max<std::int64_t>(1000, pacer->wait_ns(now, bytes)))));
-            co_await timer.async_wait(as_tuple(asio::use_awaitable));
-            continue;
-        }
-        std::uint64_t sent_now = 0;
-        bool blocked = false;
-        bool failed = false;
-        for (; sent_now < allowed; ++sent_now) {
-            now = net::now_ns();
-            iperf3::write_udp_header(datagram, iperf3::udp_header_at(now, sent.packets + 1),
-                                     state->counters_64bit);
-            const ssize_t result =
-                ::send(socket.native_handle(), datagram.data(), datagram.size(), MSG_DONTWAIT);
-            if (result < 0) {
-                blocked = errno == EAGAIN;  // EWOULDBLOCK is the same on Linux
-                failed = !blocked;
-                break;
-            }
-            ++sent.packets;
-            sent.bytes += bytes;
-        }
-        if (pacer) {
-            pacer->consume(sent_now * bytes);
-        }
-        if (blocked) {
-            auto [ec] =
-                co_await socket.async_wait(asio::socket_base::wait_write, as_tuple(asio::use_awaitable));
-            if (ec) {
-                break;
-            }
-        } else if (failed) {
-            timer.expires_after(kSendErrorPause);
-            co_await timer.async_wait(as_tuple(asio::use_awaitable));
-        } else if (!pacer) {
-            co_await asio::post(socket.get_executor(), asio::use_awaitable);
-        }
-    }
+    net::iperf3_send_plan plan;
+    plan.datagram_bytes = state->datagram_bytes;
+    plan.counters_64bit = state->counters_64bit;
+    plan.bits_per_second = state->stream_bits_per_second;
+    plan.warm_up_ns = state->warm_up_ns;
+    plan.length_ns = state->warm_up_ns + state->window_ns;
+    plan.max_bytes = state->stream_max_bytes;
+    co_await net::send_iperf3_datagrams(*s->socket, plan, state->stop, state->hold, s->sent);
     s->done.store(true, std::memory_order_release);
 }
 

@@ -7,10 +7,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "common/iperf3_protocol.hpp"
 #include "tests/integration/client_json.hpp"
 #include "tests/integration/iperf3_server.hpp"
 
@@ -25,6 +29,131 @@ json one_test_report(iperf3_server& server) {
     REQUIRE(server.process.wait(20s) == 0);
     return json::parse(server.process.out());
 }
+
+// speedcli with `args` (after HOST -p PORT --iperf3) against `iperf3 -s -1 -J`, which must exit 0; the
+// server's report of its one test in `server`.
+struct one_test_run {
+    client_run run;
+    json server;
+};
+
+one_test_run run_one_test(const std::vector<std::string>& args) {
+    iperf3_server iperf3({"-1", "-J"});
+    std::vector<std::string> argv{"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    one_test_run out{run_client(argv), nullptr};
+    INFO(out.run.process.out << out.run.process.err);
+    REQUIRE(out.run.process.exit_code == 0);
+    out.server = one_test_report(iperf3);
+    return out;
+}
+
+// An iperf3 server by hand on a loopback port, TCP and UDP, that takes a UDP test up to CREATE_STREAMS and
+// then does only what the test asks: the UDP port silent (no reply to the connect), or the connect answered
+// and the test started without a datagram ever sent.
+class scripted_iperf3_server {
+  public:
+    enum class udp_behaviour { silent, replies_then_no_data };
+
+    explicit scripted_iperf3_server(udp_behaviour behaviour) : behaviour_(behaviour) {
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(listener_ >= 0);
+        REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+        REQUIRE(::listen(listener_, 4) == 0);
+        socklen_t length = sizeof address;
+        REQUIRE(::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+        port = ntohs(address.sin_port);
+        udp_ = ::socket(AF_INET, SOCK_DGRAM, 0);
+        REQUIRE(udp_ >= 0);
+        REQUIRE(::bind(udp_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+        const timeval wait{0, 200'000};  // the thread looks at `done_` this often
+        ::setsockopt(udp_, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+        ::setsockopt(listener_, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~scripted_iperf3_server() {
+        done_ = true;
+        thread_.join();
+        ::close(listener_);
+        ::close(udp_);
+    }
+    scripted_iperf3_server(const scripted_iperf3_server&) = delete;
+    scripted_iperf3_server& operator=(const scripted_iperf3_server&) = delete;
+
+    std::uint16_t port = 0;
+
+  private:
+    bool read_exactly(int fd, std::uint8_t* out, std::size_t size) {
+        for (std::size_t got = 0; got < size && !done_;) {
+            const ssize_t n = ::recv(fd, out + got, size - got, 0);
+            if (n == 0) {
+                return false;
+            }
+            got += n > 0 ? static_cast<std::size_t>(n) : 0;
+        }
+        return !done_;
+    }
+    static void send_state(int fd, speed::iperf3::state state) {
+        const std::uint8_t byte = speed::iperf3::byte_of(state);
+        ::send(fd, &byte, 1, MSG_NOSIGNAL);
+    }
+
+    void serve() {
+        int control = -1;
+        while (control < 0 && !done_) {
+            control = ::accept(listener_, nullptr, nullptr);
+        }
+        if (control < 0) {
+            return;
+        }
+        const timeval wait{0, 200'000};
+        ::setsockopt(control, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+        std::array<std::uint8_t, 4096> buffer{};
+        // The cookie, then the parameters (a 4-byte length, then JSON), then CREATE_STREAMS.
+        if (read_exactly(control, buffer.data(), speed::iperf3::kCookieSize)) {
+            send_state(control, speed::iperf3::state::param_exchange);
+            std::array<std::uint8_t, 4> length{};
+            if (read_exactly(control, length.data(), length.size())) {
+                const std::size_t size = std::min<std::size_t>(
+                    buffer.size(), (std::size_t{length[2]} << 8) | std::size_t{length[3]});
+                if (read_exactly(control, buffer.data(), size)) {
+                    send_state(control, speed::iperf3::state::create_streams);
+                    serve_udp(control);
+                }
+            }
+        }
+        while (!done_ && ::recv(control, buffer.data(), buffer.size(), 0) != 0) {
+        }
+        ::close(control);
+    }
+
+    void serve_udp(int control) {
+        sockaddr_in from{};
+        socklen_t from_length = sizeof from;
+        std::array<std::uint8_t, 64> datagram{};
+        ssize_t n = -1;
+        while (n < 0 && !done_) {
+            n = ::recvfrom(udp_, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&from),
+                           &from_length);
+        }
+        if (n < 0 || behaviour_ == udp_behaviour::silent) {
+            return;
+        }
+        ::sendto(udp_, speed::iperf3::kUdpConnectReply.data(), speed::iperf3::kUdpConnectReply.size(), 0,
+                 reinterpret_cast<sockaddr*>(&from), from_length);
+        send_state(control, speed::iperf3::state::test_start);
+        send_state(control, speed::iperf3::state::test_running);
+    }
+
+    udp_behaviour behaviour_;
+    int listener_ = -1;
+    int udp_ = -1;
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
 
 }  // namespace
 
@@ -63,13 +192,8 @@ TEST_CASE("speedcli --iperf3: the upload's bytes are the iperf3 server's own rec
         std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
-    iperf3_server iperf3({"-1", "-J"});
-    const auto run = run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "--no-download",
-                                 "-P", "2", "-t", "2", "-b", "200M", "-J"});
-    INFO(run.process.out << run.process.err);
-    REQUIRE(run.process.exit_code == 0);
-    const json server = one_test_report(iperf3);
-    INFO(server.dump());
+    const auto [run, server] = run_one_test({"--no-download", "-P", "2", "-t", "2", "-b", "200M", "-J"});
+    INFO(run.process.out << run.process.err << server.dump());
     const json& received = server["end"]["sum_received"];
     const json& upload = run.json["upload"];
     CHECK(upload["bytes"].get<std::uint64_t>() == received["bytes"].get<std::uint64_t>());
@@ -88,13 +212,8 @@ TEST_CASE("speedcli --iperf3 -P 2: the download's streams, and the server's own 
         std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
-    iperf3_server iperf3({"-1", "-J"});
-    const auto run = run_client({"127.0.0.1", "-p", std::to_string(iperf3.port), "--iperf3", "--no-upload",
-                                 "-P", "2", "-t", "2", "-b", "200M", "-J"});
-    INFO(run.process.out << run.process.err);
-    REQUIRE(run.process.exit_code == 0);
-    const json server = one_test_report(iperf3);
-    INFO(server.dump());
+    const auto [run, server] = run_one_test({"--no-upload", "-P", "2", "-t", "2", "-b", "200M", "-J"});
+    INFO(run.process.out << run.process.err << server.dump());
     const json& download = run.json["download"];
     REQUIRE(download["streams"].size() == 2);
     for (const auto& stream : download["streams"]) {
@@ -143,9 +262,104 @@ TEST_CASE("speedcli --iperf3 against a port that accepts and never answers: exit
                Catch::Contains("no iperf3 server answered") && Catch::Contains("within 1 s"));
 }
 
-TEST_CASE("speedcli --iperf3 --udp is a usage error: not supported yet", "[integration][iperf3]") {
-    const auto run = run_client({"127.0.0.1", "--iperf3", "--udp", "-J"});
-    INFO(run.process.out << run.process.err);
-    CHECK(run.process.exit_code == 2);
-    CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("not supported yet"));
+// ---- UDP (--iperf3 --udp): iperf3's own datagrams, client/iperf3_udp_streams.hpp ----
+
+TEST_CASE("speedcli --iperf3 --udp: the download measured by speedcli, never more than the server sent",
+          "[integration][iperf3][udp]") {
+    if (!have_iperf3()) {
+        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+        return;
+    }
+    const auto [run, server] = run_one_test({"--udp", "--no-upload", "-t", "2", "-b", "50M", "-J"});
+    INFO(run.process.out << run.process.err << server.dump());
+    const json& download = run.json["download"];
+    CHECK(run.json["protocol"] == "udp");
+    CHECK(download["measured_by"] == "client");
+    CHECK(download["datagram_bytes"] == 1472);
+    CHECK(download["bytes"].get<std::uint64_t>() > 0);
+    // Loopback at 50 Mbit/s drops nothing: every sequence number in the window arrived.
+    CHECK(download["lost_packets"] == 0);
+    CHECK(download["packets_received"] == download["packets_sent"]);
+    CHECK(download["packets_sent"].get<std::uint64_t>() > 0);
+    // Each datagram is 1472 bytes: the window's bytes are its datagrams'.
+    CHECK(download["bytes"].get<std::uint64_t>() == download["packets_received"].get<std::uint64_t>() * 1472);
+    // iperf3 has no IPDV: null, not 0.
+    CHECK(download["ipdv_ms"]["p50"].is_null());
+    // speedcli's window ends before the server stops sending: it cannot have received more than was sent;
+    // the sender's figure is the server's own count, as its report gives it.
+    const std::uint64_t server_sent = server["end"]["sum_sent"]["bytes"].get<std::uint64_t>();
+    CHECK(download["sender"]["bytes"].get<std::uint64_t>() == server_sent);
+    CHECK(download["bytes"].get<std::uint64_t>() <= server_sent);
+    // Binned per -i like a speedsrv UDP download: two 1-s intervals with their datagrams.
+    REQUIRE(download["intervals"].size() == 2);
+    std::uint64_t interval_packets = 0;
+    for (const auto& interval : download["intervals"]) {
+        CHECK(interval["packets"].get<std::uint64_t>() > 0);
+        interval_packets += interval["packets"].get<std::uint64_t>();
+    }
+    CHECK(interval_packets == download["packets_received"].get<std::uint64_t>());
+}
+
+TEST_CASE("speedcli --iperf3 --udp: the upload's bytes, datagrams and loss are the iperf3 server's own",
+          "[integration][iperf3][udp]") {
+    if (!have_iperf3()) {
+        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+        return;
+    }
+    const auto [run, server] =
+        run_one_test({"--udp", "--no-download", "-P", "2", "-t", "2", "-b", "50M", "-J"});
+    INFO(run.process.out << run.process.err << server.dump());
+    // iperf3 3.12 puts a UDP receiver's figures in end.sum_received (its end.sum has no bytes for it).
+    const json& received = server["end"]["sum_received"];
+    const json& upload = run.json["upload"];
+    CHECK(upload["measured_by"] == "server");
+    CHECK(upload["bytes"].get<std::uint64_t>() > 0);
+    CHECK(upload["bytes"].get<std::uint64_t>() == received["bytes"].get<std::uint64_t>());
+    CHECK(upload["packets_sent"].get<std::uint64_t>() == received["packets"].get<std::uint64_t>());
+    CHECK(upload["lost_packets"].get<std::uint64_t>() == received["lost_packets"].get<std::uint64_t>());
+    REQUIRE(upload["streams"].size() == 2);
+    // speedcli's sender paced at -b: the server saw the rate asked for (the pacer is exact over the run; 2 %
+    // is far above the spread seen on loopback, 0.1 %).
+    CHECK(upload["bits_per_second"].get<double>() == Approx(50e6).epsilon(0.02));
+}
+
+TEST_CASE("speedcli --iperf3 --udp without --bitrate is a usage error naming the flag",
+          "[integration][iperf3]") {
+    for (const auto* bitrate : {"", "0"}) {
+        std::vector<std::string> args{"127.0.0.1", "--iperf3", "--udp", "-J"};
+        if (*bitrate != 0) {
+            args.insert(args.end(), {"--bitrate", bitrate});
+        }
+        const auto run = run_client(args);
+        INFO(run.process.out << run.process.err);
+        CHECK(run.process.exit_code == 2);
+        CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("--bitrate"));
+    }
+}
+
+TEST_CASE("speedcli --iperf3 --udp ends with an error when the iperf3 server's UDP stays silent",
+          "[integration][iperf3][udp]") {
+    SECTION("no reply to the connect datagram: the test ends at --connect-timeout") {
+        scripted_iperf3_server server(scripted_iperf3_server::udp_behaviour::silent);
+        const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port), "--iperf3", "--udp",
+                                     "-b", "10M", "-t", "1", "--connect-timeout", "1", "-J"},
+                                    30s);
+        INFO(run.process.out << run.process.err);
+        CHECK_FALSE(run.process.timed_out);
+        CHECK(run.process.exit_code == 1);
+        CHECK_THAT(run.json["error"].get<std::string>(),
+                   Catch::Contains("no reply to iperf3's UDP connect datagram"));
+    }
+    SECTION(
+        "connected and started, but no datagram ever comes: the download ends at its first-byte deadline") {
+        scripted_iperf3_server server(scripted_iperf3_server::udp_behaviour::replies_then_no_data);
+        const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port), "--iperf3", "--udp",
+                                     "-b", "10M", "-t", "1", "--no-upload", "-J"},
+                                    30s);
+        INFO(run.process.out << run.process.err);
+        CHECK_FALSE(run.process.timed_out);
+        CHECK(run.process.exit_code == 1);
+        CHECK_THAT(run.json["error"].get<std::string>(),
+                   Catch::Contains("no UDP datagram from the iperf3 server"));
+    }
 }

@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tests/netlab/reference_tools.hpp"
@@ -48,6 +50,15 @@ std::uint64_t tcp_lost_between(const nlohmann::json& before, const nlohmann::jso
            u64(netem_path(before, device)["protocols"]["tcp"]["lost"]);
 }
 
+// A lab whose link drops `percent` of the packets each way, drawn from `seed`.
+lab_config random_loss(double percent, std::uint64_t seed) {
+    lab_config config;
+    config.upload.loss_percent = percent;
+    config.download.loss_percent = percent;
+    config.seed = seed;
+    return config;
+}
+
 // packets_received + lost_packets == packets_sent, per direction and per stream, and the streams add up.
 void check_accounting_identity(const nlohmann::json& direction) {
     INFO(direction.dump(2));
@@ -81,11 +92,7 @@ void check_loss_is_the_links(double loss_percent, bool bidir = false) {
     constexpr double kSeconds = 4.0;
     constexpr double kOmitSeconds = 0.5;
     constexpr double kTolerancePoints = 0.5;
-    lab_config config;
-    config.upload.loss_percent = loss_percent;
-    config.download.loss_percent = loss_percent;
-    config.seed = 11;
-    lab link(config);
+    lab link(random_loss(loss_percent, 11));
     auto& server = link.start_speedsrv();
 
     // The counter window is the whole speedcli run: the snapshot before it precedes the first datagram and
@@ -172,6 +179,101 @@ TEST_CASE("UDP loss through 5 % random loss is exactly the datagrams the link dr
 TEST_CASE("UDP loss with --bidir through 1 % random loss both ways is each path's drops exactly",
           "[netlab][accuracy][bidir]") {
     check_loss_is_the_links(1.0, true);
+}
+
+namespace {
+
+// The datagrams a namespace's UDP sockets dropped because their receive buffer was full (RcvbufErrors in
+// /proc/net/snmp, which is per namespace), so far.
+std::uint64_t receive_buffer_drops(const std::vector<std::string>& in_namespace) {
+    const auto run = speed::testing::run_process(in_namespace, std::chrono::seconds(10));
+    REQUIRE(run.exit_code == 0);
+    std::istringstream lines(run.out);
+    std::string names;
+    std::string values;
+    while (std::getline(lines, names)) {
+        if (names.rfind("Udp: ", 0) == 0 && std::getline(lines, values)) {
+            std::istringstream name_fields(names);
+            std::istringstream value_fields(values);
+            std::string name;
+            std::string value;
+            while (name_fields >> name && value_fields >> value) {
+                if (name == "RcvbufErrors") {
+                    return std::stoull(value);
+                }
+            }
+        }
+    }
+    FAIL("no Udp RcvbufErrors in /proc/net/snmp: " << run.out);
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("speedcli --iperf3 --udp: loss through 1 % random loss is the datagrams the link dropped",
+          "[netlab][accuracy][iperf3]") {
+    skip_unless_installed("iperf3", "iperf3");
+    // An iperf3 server (Debian's 3.12) in the lab; speedcli tests it both ways over UDP at 48 Mbit/s in
+    // 1200-byte datagrams, 20,000 a direction (the binomial precision of check_loss_is_the_links()), no
+    // warm-up so that iperf3's counts cover the whole test.
+    constexpr double kLossPercent = 1.0;
+    constexpr double kTolerancePoints = 0.5;
+    lab link(random_loss(kLossPercent, 13));
+    link.start_in_server({"iperf3", "-s", "--forceflush", "-B", kServerAddress, "-p", kIperf3Port},
+                         "Server listening");
+    const auto snmp_in_client = link.in_client({"cat", "/proc/net/snmp"});
+    const auto snmp_in_server = link.in_server({"cat", "/proc/net/snmp"});
+    const std::uint64_t client_drops_before = receive_buffer_drops(snmp_in_client);
+    const std::uint64_t server_drops_before = receive_buffer_drops(snmp_in_server);
+    const auto before = link.netem_statistics();
+    const auto speedcli = run_speedcli(link, 5201,
+                                       {"--iperf3", "--udp", "--bitrate", "48M", "--length",
+                                        std::to_string(kDataBytes), "--duration", "4", "--interval", "0"});
+    const auto after = link.netem_statistics();
+    INFO(speedcli.process.out << speedcli.process.err << "\nnetem-tun: " << after.dump(2));
+    REQUIRE(speedcli.process.exit_code == 0);
+    // The receiving host's own drops (a full socket buffer) are losses too: iperf3 3.12's single-threaded
+    // receiver keeps its socket's default buffer (208 KiB, 35 ms at this rate), which a busy machine can
+    // overflow (speedcli's receiver asks for a larger one).
+    const std::uint64_t client_drops = receive_buffer_drops(snmp_in_client) - client_drops_before;
+    const std::uint64_t server_drops = receive_buffer_drops(snmp_in_server) - server_drops_before;
+    for (const auto& [name, device, host_drops] : {std::tuple{"download", kDownloadTun, client_drops},
+                                                   std::tuple{"upload", kUploadTun, server_drops}}) {
+        const auto& d = speedcli.json[name];
+        INFO(name << ": " << d.dump(2));
+        check_accounting_identity(d);
+        const udp_counts path = udp_datagrams_between(before, after, device, kDataBytes);
+        const std::uint64_t spanned =
+            u64(d["packets_sent"]);  // the sequence numbers the receiver's count spans
+        const std::uint64_t lost = u64(d["lost_packets"]);
+        const std::uint64_t dropped = path.lost + host_drops;
+        std::printf(
+            "netlab: iperf3 UDP %s, %.0f %% loss configured: the receiver's count spans %llu datagrams, "
+            "lost %llu (%.3f %%); netem-tun saw %llu and dropped %llu, the receiving host's sockets %llu\n",
+            name, kLossPercent, static_cast<unsigned long long>(spanned),
+            static_cast<unsigned long long>(lost), d["lost_percent"].get<double>(),
+            static_cast<unsigned long long>(path.received), static_cast<unsigned long long>(path.lost),
+            static_cast<unsigned long long>(host_drops));
+        // 48 Mbit/s of 1200-byte datagrams for 4 s is 20,000; the receiver's count ends a few before the
+        // last.
+        CHECK(spanned >= 19'900);
+        // Every datagram the sender counted crossed netem-tun.
+        CHECK(u64(d["sender"]["packets"]) == path.received);
+        // iperf3's receiver counts the gaps below the highest sequence number it read: the download's until
+        // speedcli's window closed, the upload's until the server read TEST_END. Every loss it counts is a
+        // datagram netem-tun or the receiving host dropped, and their others are among the datagrams after
+        // that number.
+        REQUIRE(lost <= dropped);
+        CHECK(dropped - lost <= path.received - spanned);
+        // The share is of the datagrams the count spans, as iperf3's; with no drops on the receiving host it
+        // is the link's probability (a busy machine overflowed the iperf3 server's socket in some runs: 458
+        // datagrams once, counted as lost and matched by RcvbufErrors to the datagram).
+        CHECK(d["lost_percent"].get<double>() ==
+              Approx(100.0 * static_cast<double>(lost) / static_cast<double>(spanned)).epsilon(1e-9));
+        if (host_drops == 0) {
+            CHECK(d["lost_percent"].get<double>() == Approx(kLossPercent).margin(kTolerancePoints));
+        }
+    }
 }
 
 namespace {
@@ -285,4 +387,41 @@ TEST_CASE("UDP starts every time through 2 % loss when its first handshake datag
             handshake, static_cast<unsigned long long>(drops.at(0)),
             static_cast<unsigned long long>(drops.at(1)), figures.c_str());
     }
+}
+
+TEST_CASE("speedcli --iperf3 --udp on a 100 Mbit/s link: both directions within 5 % of iperf3's own client",
+          "[netlab][accuracy][iperf3]") {
+    skip_unless_installed("iperf3", "iperf3");
+    // 90 Mbit/s of 1200-byte datagrams is 93.2 Mbit/s of Ethernet frames (42 bytes of headers each), below
+    // the link's 100: neither tool loses anything to tbf, and each receiver's figure is the paced rate.
+    constexpr std::uint64_t kLinkBitsPerSecond = 100'000'000;
+    const std::vector<std::string> rate{"-b", "90M", "-l", std::to_string(kDataBytes)};
+    lab_config config;
+    config.upload.rate_bits_per_second = kLinkBitsPerSecond;
+    config.download.rate_bits_per_second = kLinkBitsPerSecond;
+    lab link(config);
+    // speedcli against a server of its own (port 5202: run_iperf3's one-off servers take 5201), then iperf3's
+    // own client on the same link.
+    auto& server = link.start_in_server({"iperf3", "-s", "--forceflush", "-B", kServerAddress, "-p", "5202"},
+                                        "Server listening");
+    std::vector<std::string> args{"--iperf3", "--udp", "--duration", "4", "--interval", "0"};
+    args.insert(args.end(), rate.begin(), rate.end());
+    const auto speedcli = run_speedcli(link, 5202, args);
+    INFO(speedcli.process.out << speedcli.process.err);
+    REQUIRE(speedcli.process.exit_code == 0);
+    server.stop();
+    std::vector<std::string> iperf3_args{"-u"};
+    iperf3_args.insert(iperf3_args.end(), rate.begin(), rate.end());
+    const iperf3_result iperf3_download = run_iperf3(link, transfer::download, 4, 0, 1, iperf3_args);
+    const iperf3_result iperf3_upload = run_iperf3(link, transfer::upload, 4, 0, 1, iperf3_args);
+    const double download = speedcli.json["download"]["bits_per_second"].get<double>();
+    const double upload = speedcli.json["upload"]["bits_per_second"].get<double>();
+    std::printf(
+        "netlab: iperf3 UDP at 90 Mbit/s on a 100 Mbit/s link: download speedcli %.3f iperf3 %.3f; upload "
+        "speedcli %.3f iperf3 %.3f Mbit/s\n",
+        download / 1e6, iperf3_download.receiver_bits_per_second / 1e6, upload / 1e6,
+        iperf3_upload.receiver_bits_per_second / 1e6);
+    // 5 % is the issue's bound; measured apart by 0.001-0.2 % in four runs (docs/netlab.md).
+    CHECK(download == Approx(iperf3_download.receiver_bits_per_second).epsilon(0.05));
+    CHECK(upload == Approx(iperf3_upload.receiver_bits_per_second).epsilon(0.05));
 }
