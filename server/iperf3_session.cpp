@@ -95,9 +95,10 @@ class iperf3_session::events : public test_events {
     }
 
     asio::awaitable<bool> input_pending(clock::time_point deadline) override {
-        if (s_.runner_->request().test.dir == proto::direction::upload) {
-            // The only input an upload's window could take is self probe marks, which iperf3 clients do not
-            // send: TEST_END waits in the socket until the window closed.
+        if (s_.runner_->request().test.dir == proto::direction::upload &&
+            !s_.runner_->request().window_ends_at_stop) {
+            // The only input a timed upload's window could take is self probe marks, which iperf3 clients do
+            // not send: TEST_END waits in the socket until the window closed.
             asio::steady_timer timer(s_.channel_.socket().get_executor(), deadline);
             co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
             co_return false;
@@ -298,12 +299,16 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
     const proto::test_request& request = accepted.request;
     // What this front-end does not do yet is refused as iperf3 refuses what it lacks ("not implemented").
     std::string missing;
+    // An upload the client ends by amount: the window runs until its TEST_END.
+    const bool by_amount = request.dir == proto::direction::upload && amount_of(accepted.parameters) != 0;
     if (request.proto == proto::transport::udp && context_->udp == nullptr) {
         missing = "UDP is off on this server";
-    } else if (request.dir == proto::direction::upload &&
-               (accepted.parameters.bytes != 0 || accepted.parameters.blocks != 0)) {
-        // The receiver window is timed; one that ends at the client's TEST_END is still to come.
-        missing = "an iperf3 upload by bytes or blocks (-n, -k) is not served yet";
+    } else if (by_amount && request.proto == proto::transport::udp) {
+        // The UDP receiver's window is timed; one that ends at the client's TEST_END is still to come.
+        missing = "an iperf3 UDP upload by bytes or blocks (-n, -k) is not served yet";
+    } else if (by_amount && request.omit_ms != 0) {
+        // The client counts its amount from the end of its warm-up; the window would have to as well.
+        missing = "an iperf3 upload by bytes or blocks (-n, -k) with a warm-up (-O) is not served yet";
     } else if (request.proto == proto::transport::tcp && !net::congestion_available(request.congestion)) {
         missing = "congestion control '" + request.congestion + "' is not available on the server";
     }
@@ -320,6 +325,8 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
         runner_request::for_test(request, context_->config.limits, context_->config.stall_timeout);
     what.self_probes = false;
     what.closing = net::stream_group::closing::orderly;
+    what.window_ends_at_stop = by_amount;
+    what.least_bytes = amount_of(accepted.parameters);
     if (request.proto == proto::transport::udp) {
         asio::error_code ec;
         const auto local = channel_.socket().local_endpoint(ec);

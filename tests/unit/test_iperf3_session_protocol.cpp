@@ -147,6 +147,34 @@ TEST_CASE("iperf3 -R is a download, -b is per stream, and -n runs until TEST_END
     CHECK(amount.request.duration_ms == 30'000);  // the server's longest window
 }
 
+TEST_CASE("iperf3's -n and -k: the amount a client sends at least, and --max-bytes refuses more up front",
+          "[unit][iperf3]") {
+    iperf3::parameters p;
+    CHECK(amount_of(p) == 0);  // by time
+    p.bytes = 20'971'520;
+    CHECK(amount_of(p) == 20'971'520);
+    p.bytes = 0;
+    p.blocks = 500;
+    CHECK(amount_of(p) == 500ull * 131'072);  // iperf3's TCP block without -l
+    p.block_length = 65'536;
+    CHECK(amount_of(p) == 32'768'000);
+    p.blocks = UINT64_MAX / 2;
+    CHECK(amount_of(p) == UINT64_MAX);  // saturates
+
+    server_limits capped = limits();
+    capped.max_bytes = 8'388'608;
+    iperf3_session_protocol within(capped, iperf3_timeouts{});
+    CHECK(through_parameters(within, json{{"tcp", true}, {"time", 0}, {"num", 8'388'608}}).what ==
+          kind::start_streams);
+    iperf3_session_protocol above(capped, iperf3_timeouts{});
+    const auto refused =
+        through_parameters(above, json{{"tcp", true}, {"time", 0}, {"blockcount", 129}, {"len", 65'536}});
+    CHECK(refused.what == kind::end_session);
+    REQUIRE(refused.reply.size() == 9);
+    CHECK(refused.reply[4] == 13);  // "not implemented": iperf3 has no code for a byte cap
+    CHECK(refused.reason == "a test of 8454144 bytes, the server allows 8388608");
+}
+
 TEST_CASE("iperf3 requests beyond the server's caps are refused with iperf3's codes", "[unit][iperf3]") {
     const auto refused = [](const json& params) {
         iperf3_session_protocol p(limits(), iperf3_timeouts{});
