@@ -223,12 +223,19 @@ iperf3_step iperf3_session_protocol::on_state_byte(std::uint8_t byte) {
 }
 
 iperf3_step iperf3_session_protocol::accept(const iperf3::parameters& parameters) {
-    if (parameters.bidirectional) {
-        return refuse(iperf3::error_code::not_implemented, "--bidir is not supported yet");
+    if (parameters.bidirectional && parameters.protocol == iperf3::transport::udp) {
+        return refuse(iperf3::error_code::not_implemented, "--bidir over UDP is not supported yet");
+    }
+    if (parameters.bidirectional && parameters.omit_seconds != 0) {
+        // Both directions end at TEST_END, timed from their first byte: a warm-up is not left out yet.
+        return refuse(iperf3::error_code::not_implemented,
+                      "--bidir with a warm-up (-O) is not supported yet");
     }
     const proto::test_request request = request_for(parameters, limits_);
-    if (request.streams > limits_.max_streams) {
-        return refuse(iperf3::error_code::streams, std::to_string(request.streams) +
+    // --bidir opens the streams twice, once each way: all of them count against the cap.
+    const std::uint32_t connections = parameters.bidirectional ? 2u * request.streams : request.streams;
+    if (connections > limits_.max_streams) {
+        return refuse(iperf3::error_code::streams, std::to_string(connections) +
                                                        " streams, the server allows " +
                                                        std::to_string(limits_.max_streams));
     }
@@ -265,7 +272,7 @@ iperf3_step iperf3_session_protocol::accept(const iperf3::parameters& parameters
     step.reply = state_bytes({iperf3::state::create_streams});
     step.request = request;
     step.parameters = parameters;
-    step.data_connections = parameters.streams;
+    step.data_connections = connections;
     return step;
 }
 

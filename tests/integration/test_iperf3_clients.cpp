@@ -160,6 +160,48 @@ TEST_CASE("iperf3 -n above --max-bytes is refused before the test with iperf3's 
     CHECK(log_shows_within(server, "bytes, the server allows 8388608"));
 }
 
+TEST_CASE("iperf3 --bidir: both directions at once, each end's figures for each", "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server;
+    const auto run = run_iperf3(server.port(), {"--bidir", "-P", "2"});
+    REQUIRE(run.process.exit_code == 0);
+    REQUIRE_FALSE(run.document.contains("error"));
+    const auto& end = run.document["end"];
+    // iperf3 names the client's upload sum_sent/sum_received and its download sum_*_bidir_reverse.
+    const std::uint64_t upload_received = end["sum_received"]["bytes"].get<std::uint64_t>();
+    const std::uint64_t upload_sent = end["sum_sent"]["bytes"].get<std::uint64_t>();
+    const std::uint64_t download_sent = end["sum_sent_bidir_reverse"]["bytes"].get<std::uint64_t>();
+    const std::uint64_t download_received = end["sum_received_bidir_reverse"]["bytes"].get<std::uint64_t>();
+    static const std::regex line("; ([0-9]+) bytes received and ([0-9]+) bytes sent in the results");
+    std::smatch logged;
+    std::string log;
+    for (int i = 0; i < 100 && !std::regex_search(log, logged, line); ++i) {
+        std::this_thread::sleep_for(50ms);
+        log = server.log();
+    }
+    INFO(log);
+    REQUIRE(logged.size() == 3);
+    CHECK(upload_received == std::stoull(logged[1].str()));
+    CHECK(download_sent == std::stoull(logged[2].str()));
+    CHECK(upload_received > 0);
+    CHECK(download_received > 0);
+    // The upload's window takes every byte written before TEST_END; the client reads its download until then.
+    CHECK(upload_received == upload_sent);
+    CHECK(download_received <= download_sent);
+    // Four streams, each with its role and the other end's figure: ids 1 and 3 carry the upload, 4 and 5 the
+    // download, as iperf3's own server numbers them.
+    const auto& streams = end["streams"];
+    REQUIRE(streams.size() == 4);
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+        CHECK(streams[i]["sender"]["sender"].get<bool>() == (i < 2));
+        CHECK(streams[i]["receiver"]["bytes"].get<std::uint64_t>() > 0);
+    }
+    CHECK(log.find("upload 2 streams: received") != std::string::npos);
+    CHECK(log.find("download 2 streams: sent") != std::string::npos);
+}
+
 TEST_CASE("an iperf3 client's -R download: speedsrv sends until TEST_END and reports what it sent",
           "[integration][iperf3]") {
     if (!have_iperf3()) {
