@@ -1,7 +1,8 @@
 // Misbehaving iperf3 clients (raw connections that open with a valid cookie): junk where the parameters
 // belong, a cookie and then silence, parameters over iperf3's 8 KiB, a stray "data connection" with an
-// unknown cookie. Each ends its own connection with iperf3's answer or within the handshake deadline, and the
-// server keeps serving speedcli with its descriptors and memory back at the baseline.
+// unknown cookie, an upload by bytes ended short of its amount, a --bidir client that opens half its streams.
+// Each ends its own connection with iperf3's answer or within its phase's deadline, and the server keeps
+// serving speedcli with its descriptors and memory back at the baseline.
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
@@ -125,19 +126,31 @@ TEST_CASE("iperf3 clients that misbehave end their own connection only", "[robus
     server.check_recovered();
 }
 
+namespace {
+
+// A raw iperf3 client's control connection through the parameters `params`, up to CREATE_STREAMS.
+raw_connection ask_for_streams(watched_server& server, const std::vector<std::uint8_t>& session_cookie,
+                               const nlohmann::json& params) {
+    raw_connection control("127.0.0.1", server.port());
+    REQUIRE(control.send(session_cookie));
+    REQUIRE(read_exactly(control, 1, 3s) == std::vector<std::uint8_t>{kParamExchange});
+    REQUIRE(control.send(iperf3::encode_json(params)));
+    REQUIRE(read_exactly(control, 1, 3s) ==
+            std::vector<std::uint8_t>{iperf3::byte_of(iperf3::state::create_streams)});
+    return control;
+}
+
+}  // namespace
+
 TEST_CASE(
     "an iperf3 upload by bytes whose client ends it short of its amount fails within the drain deadline",
     "[robustness][iperf3]") {
     watched_server server({});
-    raw_connection control("127.0.0.1", server.port());
     const auto session_cookie = cookie('f');
-    REQUIRE(control.send(session_cookie));
-    REQUIRE(read_exactly(control, 1, 3s) == std::vector<std::uint8_t>{kParamExchange});
     // -n 1M, one stream: the server waits for 1 MiB after TEST_END, and gets 64 KiB.
-    REQUIRE(control.send(iperf3::encode_json(
-        nlohmann::json{{"tcp", true}, {"time", 0}, {"num", 1'048'576}, {"parallel", 1}, {"len", 65'536}})));
-    REQUIRE(read_exactly(control, 1, 3s) ==
-            std::vector<std::uint8_t>{iperf3::byte_of(iperf3::state::create_streams)});
+    raw_connection control = ask_for_streams(
+        server, session_cookie,
+        nlohmann::json{{"tcp", true}, {"time", 0}, {"num", 1'048'576}, {"parallel", 1}, {"len", 65'536}});
     raw_connection data("127.0.0.1", server.port());
     REQUIRE(data.send(session_cookie));
     REQUIRE(read_exactly(control, 2, 3s) ==
@@ -149,5 +162,24 @@ TEST_CASE(
     const auto reply = read_until_closed(control, 8s);
     CHECK(reply == std::vector<std::uint8_t>{iperf3::byte_of(iperf3::state::server_terminate)});
     CHECK(log_shows_within(server.process(), "65536 bytes arrived of the 1048576 the client sent"));
+    server.check_recovered();
+}
+
+TEST_CASE("an iperf3 --bidir client that opens only its sending streams ends at the stream deadline",
+          "[robustness][iperf3]") {
+    watched_server server({});
+    const auto session_cookie = cookie('g');
+    raw_connection control =
+        ask_for_streams(server, session_cookie,
+                        nlohmann::json{{"tcp", true}, {"time", 2}, {"parallel", 2}, {"bidirectional", true}});
+    // Two of the four connections --bidir -P 2 asks for; the server's sending streams never come.
+    raw_connection first("127.0.0.1", server.port());
+    REQUIRE(first.send(session_cookie));
+    raw_connection second("127.0.0.1", server.port());
+    REQUIRE(second.send(session_cookie));
+    // The data connections are due within 5 s (kStreamSetupTimeout) of CREATE_STREAMS.
+    const auto reply = read_until_closed(control, 8s);
+    CHECK(reply == std::vector<std::uint8_t>{iperf3::byte_of(iperf3::state::server_terminate)});
+    CHECK(log_shows_within(server.process(), "not all 2 data connections arrived"));
     server.check_recovered();
 }
