@@ -11,6 +11,7 @@
 
 #include "common/limits.hpp"
 #include "common/measurement.hpp"
+#include "common/progress_watchdog.hpp"
 #include "net/clock.hpp"
 #include "net/stream_group.hpp"
 
@@ -29,6 +30,15 @@ struct receiver_watch {
 
     bool active() const { return stall_timeout.count() > 0 || !budget.unlimited(); }
 };
+
+// Waits for the test's first payload byte on `group`; throws at `deadline` or when a stream fails first.
+// Returns its steady-clock time (ns): time 0.
+asio::awaitable<std::int64_t> wait_for_first_byte(stream_group& group, clock::time_point deadline);
+
+// Throws when the sender stalled (no byte for the watch's stall timeout since `watchdog` last saw progress)
+// or went over the budget; `elapsed_ns` counts from time 0, `received` is every stream's bytes.
+void check_receiver_watch(const receiver_watch& watch, progress_watchdog& watchdog, std::int64_t elapsed_ns,
+                          std::uint64_t received);
 
 asio::awaitable<measure::totals> measure_receiver_window(stream_group& group, const measure::plan& plan,
                                                          clock::time_point first_byte_deadline,

@@ -6,14 +6,18 @@
 
 #include <array>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <functional>
+#include <tuple>
 
 #include "common/iperf3_protocol.hpp"
 #include "common/limits.hpp"
 #include "common/peer_text.hpp"
 #include "common/test_timing.hpp"
 #include "net/errors.hpp"
+#include "net/first_failure.hpp"
 #include "net/socket_options.hpp"
 #include "server/runners/iperf3_udp_runner.hpp"
 #include "server/runners/tcp_runner.hpp"
@@ -33,6 +37,9 @@ constexpr auto kWriteTimeout = proto::kResultsTimeout;
 constexpr std::size_t kReadChunk = 4096;
 // How often a UDP test looks whether another iperf3 session from its address still connects its streams.
 constexpr auto kOtherConnectsPoll = std::chrono::milliseconds(10);
+// --bidir: how often the upload's window looks whether the download's side read the client's TEST_END; the
+// upload's window ends at most this long after it.
+constexpr auto kStopRelayPoll = std::chrono::milliseconds(5);
 
 iperf3_timeouts timeouts_of(const server_config& config) {
     iperf3_timeouts timeouts;
@@ -75,16 +82,28 @@ class iperf3_session::events : public test_events {
 
     asio::awaitable<void> result(const test_result& result) override {
         iperf3::results ours = s_.results_of(result);
-        // The sender's span after the warm-up, as iperf3's own server counts it.
-        const double seconds = std::max(
+        const std::size_t sending_from =
+            result.direction == proto::direction::download ? 0 : ours.streams.size();
+        co_await exchange(std::move(ours), sending_from);
+    }
+
+    // The sender's span after the warm-up, as iperf3's own server counts it.
+    double sending_seconds() const {
+        return std::max(
             0.0, seconds_between(started_ + test_timing::of(s_.runner_->request().test).warm_up, stopped_));
-        if (result.direction == proto::direction::download) {
-            for (auto& stream : ours.streams) {
-                stream.end_seconds = seconds;
-            }
+    }
+
+    bool stopped() const { return stopped_ != clock::time_point{}; }
+
+    // EXCHANGE_RESULTS with the server's figures `ours` (its sending streams from index `sending_from` on),
+    // the client's results, ours, and the client's IPERF_DONE.
+    asio::awaitable<void> exchange(iperf3::results ours, std::size_t sending_from) {
+        for (std::size_t i = sending_from; i < ours.streams.size(); ++i) {
+            ours.streams[i].end_seconds = sending_seconds();
         }
-        for (const auto& stream : ours.streams) {
-            s_.reported_bytes_ += stream.bytes;
+        for (std::size_t i = 0; i < ours.streams.size(); ++i) {
+            (i < sending_from ? s_.reported_received_bytes_ : s_.reported_sent_bytes_) +=
+                ours.streams[i].bytes;
         }
         const iperf3_step exchange = s_.protocol_.test_stopped(ours);
         co_await s_.send(exchange.reply);
@@ -95,9 +114,10 @@ class iperf3_session::events : public test_events {
     }
 
     asio::awaitable<bool> input_pending(clock::time_point deadline) override {
-        if (s_.runner_->request().test.dir == proto::direction::upload) {
-            // The only input an upload's window could take is self probe marks, which iperf3 clients do not
-            // send: TEST_END waits in the socket until the window closed.
+        if (s_.runner_->request().test.dir == proto::direction::upload &&
+            !s_.runner_->request().window_ends_at_stop) {
+            // The only input a timed upload's window could take is self probe marks, which iperf3 clients do
+            // not send: TEST_END waits in the socket until the window closed.
             asio::steady_timer timer(s_.channel_.socket().get_executor(), deadline);
             co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
             co_return false;
@@ -135,6 +155,49 @@ class iperf3_session::events : public test_events {
     clock::time_point stopped_{};
 };
 
+namespace {
+
+// --bidir: the events of the upload's runner while the download's runner reads the control connection. The
+// client's TEST_END ends both directions: the upload's window sees it once the download's side has read it.
+class stop_relay : public test_events {
+  public:
+    using stopped_check = std::function<bool()>;
+    stop_relay(asio::any_io_executor executor, std::chrono::milliseconds stop_timeout, stopped_check stopped)
+        : timer_(std::move(executor)), stop_timeout_(stop_timeout), stopped_(std::move(stopped)) {}
+
+    asio::awaitable<void> accepted(const test_setup&) override { co_return; }
+    asio::awaitable<void> ready() override { co_return; }
+    asio::awaitable<void> interval(const measure::interval&) override { co_return; }
+    asio::awaitable<void> udp_interval(const proto::udp_interval_report&) override { co_return; }
+    asio::awaitable<void> self_probe_marks(const std::vector<proto::self_probe_mark>&) override { co_return; }
+    asio::awaitable<void> window_closed() override { co_return; }
+    asio::awaitable<void> result(const test_result&) override { co_return; }
+
+    asio::awaitable<bool> input_pending(clock::time_point deadline) override {
+        while (!stopped_() && clock::now() < deadline) {
+            timer_.expires_at(std::min(deadline, clock::now() + kStopRelayPoll));
+            co_await timer_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        }
+        co_return stopped_();
+    }
+    std::chrono::milliseconds stop_timeout() const override { return stop_timeout_; }
+    asio::awaitable<void> take_stop() override { co_return; }
+    asio::awaitable<proto::self_probe_mark> take_self_probe_mark() override {
+        throw session_error(proto::error_code::internal, "iperf3 clients send no self probe marks");
+    }
+    asio::awaitable<proto::udp_sender_report> take_udp_sender_counts() override {
+        throw session_error(proto::error_code::internal, "iperf3 UDP tests are not served both ways");
+    }
+    bool aborted() const override { return false; }
+
+  private:
+    asio::steady_timer timer_;
+    std::chrono::milliseconds stop_timeout_;
+    stopped_check stopped_;
+};
+
+}  // namespace
+
 iperf3_session::iperf3_session(std::shared_ptr<server_context> context, asio::ip::tcp::socket socket,
                                asio::ip::tcp::endpoint peer, std::span<const std::uint8_t> cookie,
                                admission_control::slot admission)
@@ -159,7 +222,17 @@ bool iperf3_session::creating_streams() const {
 }
 
 void iperf3_session::attach_data(asio::ip::tcp::socket socket) {
-    if (!creating_streams() || !runner_->attach_connection(streams_attached_, std::move(socket))) {
+    // --bidir: the client opens its sending streams first, then its receiving ones (iperf3's
+    // iperf_create_streams), and iperf3's server takes them in that order.
+    const std::size_t upload_streams = runner_ ? runner_->request().test.streams : 0;
+    const bool reverse = reverse_runner_ != nullptr && streams_attached_ >= upload_streams;
+    bool taken = false;
+    if (creating_streams()) {
+        taken = reverse ? reverse_runner_->attach_connection(streams_attached_ - upload_streams,
+                                                             std::move(socket))
+                        : runner_->attach_connection(streams_attached_, std::move(socket));
+    }
+    if (!taken) {
         log_limited(*context_, log_kind::stray_connection, spdlog::level::debug,
                     "iperf3 session from {}: data connection not taken; closed", fmt::streamed(peer_));
         return;  // the socket closes as it goes out of scope
@@ -172,6 +245,9 @@ void iperf3_session::abort() {
     channel_.socket().close(ignored);
     if (runner_) {
         runner_->abort();
+    }
+    if (reverse_runner_) {
+        reverse_runner_->abort();
     }
 }
 
@@ -200,6 +276,9 @@ asio::awaitable<void> iperf3_session::run(std::shared_ptr<iperf3_session> self) 
         // connection fails.
         self->runner_->hold_sending();
     }
+    if (tell_client && self->reverse_runner_) {
+        self->reverse_runner_->hold_sending();
+    }
     if (tell_client && self->channel_.socket().is_open()) {
         // iperf3 clients print "the server has terminated" for this; the log says why.
         const std::array<std::uint8_t, 1> terminate{iperf3::byte_of(iperf3::state::server_terminate)};
@@ -209,6 +288,10 @@ asio::awaitable<void> iperf3_session::run(std::shared_ptr<iperf3_session> self) 
     if (self->runner_) {
         self->runner_->abort();
         self->runner_.reset();
+    }
+    if (self->reverse_runner_) {
+        self->reverse_runner_->abort();
+        self->reverse_runner_.reset();
     }
     if (const auto it = ctx.iperf3_sessions.find(self->cookie_);
         it != ctx.iperf3_sessions.end() && it->second.lock() == self) {
@@ -223,9 +306,14 @@ asio::awaitable<void> iperf3_session::run(std::shared_ptr<iperf3_session> self) 
                                    ? std::string()
                                    : " " + escape_for_log(self->protocol_.parameters().client_version);
     // The exact figure the client was given, which it prints as the receiver's (upload) or sender's (-R).
-    const std::string reported = self->results_.empty()
-                                     ? std::string()
-                                     : fmt::format("; {} bytes in the results", self->reported_bytes_);
+    std::string reported;
+    if (self->protocol_.parameters().bidirectional && !self->results_.empty()) {
+        reported = fmt::format("; {} bytes received and {} bytes sent in the results",
+                               self->reported_received_bytes_, self->reported_sent_bytes_);
+    } else if (!self->results_.empty()) {
+        reported = fmt::format("; {} bytes in the results",
+                               self->reported_received_bytes_ + self->reported_sent_bytes_);
+    }
     log_limited(ctx, log_kind::session, spdlog::level::info,
                 "iperf3{} session from {} ended after {:.1f} s, {}{}{}", client, fmt::streamed(self->peer_),
                 seconds, escape_for_log(outcome), describe_tests_for_log(self->results_, 0), reported);
@@ -298,12 +386,16 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
     const proto::test_request& request = accepted.request;
     // What this front-end does not do yet is refused as iperf3 refuses what it lacks ("not implemented").
     std::string missing;
+    // An upload the client ends by amount: the window runs until its TEST_END.
+    const bool by_amount = request.dir == proto::direction::upload && amount_of(accepted.parameters) != 0;
     if (request.proto == proto::transport::udp && context_->udp == nullptr) {
         missing = "UDP is off on this server";
-    } else if (request.dir == proto::direction::upload &&
-               (accepted.parameters.bytes != 0 || accepted.parameters.blocks != 0)) {
-        // The receiver window is timed; one that ends at the client's TEST_END is still to come.
-        missing = "an iperf3 upload by bytes or blocks (-n, -k) is not served yet";
+    } else if (by_amount && request.proto == proto::transport::udp) {
+        // The UDP receiver's window is timed; one that ends at the client's TEST_END is still to come.
+        missing = "an iperf3 UDP upload by bytes or blocks (-n, -k) is not served yet";
+    } else if (by_amount && request.omit_ms != 0) {
+        // The client counts its amount from the end of its warm-up; the window would have to as well.
+        missing = "an iperf3 upload by bytes or blocks (-n, -k) with a warm-up (-O) is not served yet";
     } else if (request.proto == proto::transport::tcp && !net::congestion_available(request.congestion)) {
         missing = "congestion control '" + request.congestion + "' is not available on the server";
     }
@@ -315,11 +407,17 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
     if (request.proto == proto::transport::udp) {
         co_await wait_for_udp_connects_of_others();
     }
-    metrics_.test_started(request);
     runner_request what =
         runner_request::for_test(request, context_->config.limits, context_->config.stall_timeout);
     what.self_probes = false;
     what.closing = net::stream_group::closing::orderly;
+    what.window_ends_at_stop = by_amount;
+    what.least_bytes = amount_of(accepted.parameters);
+    if (accepted.parameters.bidirectional) {
+        co_await run_both_ways(accepted, std::move(what));
+        co_return;
+    }
+    metrics_.test_started(request);
     if (request.proto == proto::transport::udp) {
         asio::error_code ec;
         const auto local = channel_.socket().local_endpoint(ec);
@@ -337,6 +435,53 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
     metrics_.test_completed(request, result);
     results_.push_back(std::move(result));
     runner_.reset();
+}
+
+asio::awaitable<void> iperf3_session::run_both_ways(const iperf3_step& accepted, runner_request upload) {
+    runner_request download = upload;
+    download.test.dir = proto::direction::download;
+    // Both directions end at the client's TEST_END, which the download's side reads.
+    upload.test.dir = proto::direction::upload;
+    upload.window_ends_at_stop = true;
+    const auto executor = channel_.socket().get_executor();
+    metrics_.test_started(upload.test);
+    metrics_.test_started(download.test);
+    runner_ = std::make_unique<tcp_runner>(executor, context_->data_pool, std::move(upload));
+    reverse_runner_ = std::make_unique<tcp_runner>(executor, context_->data_pool, std::move(download));
+    events control(*this, accepted.reply);
+    runner_->open();
+    const test_setup setup = reverse_runner_->open();
+    co_await control.accepted(setup);
+    co_await runner_->attach_all(control);
+    co_await reverse_runner_->attach_all(control);
+    runner_->start();
+    reverse_runner_->start();
+    co_await control.ready();
+    stop_relay relay(executor, control.stop_timeout(), [&control] { return control.stopped(); });
+    net::first_failure failure;
+    std::tuple<test_result, test_result> figures;
+    try {
+        using namespace asio::experimental::awaitable_operators;
+        figures = co_await (net::noting_failure(runner_->receive(relay), failure) &&
+                            net::noting_failure(reverse_runner_->send(control), failure));
+    } catch (...) {
+        failure.rethrow();
+    }
+    auto& [received, sent] = figures;
+    iperf3::results ours = results_of(received);
+    const iperf3::results theirs = results_of(sent, ours.streams.size());
+    const std::size_t sending_from = ours.streams.size();
+    ours.sender_has_retransmits = theirs.sender_has_retransmits;
+    ours.streams.insert(ours.streams.end(), theirs.streams.begin(), theirs.streams.end());
+    co_await control.exchange(std::move(ours), sending_from);
+    co_await runner_->finish();
+    co_await reverse_runner_->finish();
+    metrics_.test_completed(runner_->request().test, received);
+    metrics_.test_completed(reverse_runner_->request().test, sent);
+    results_.push_back(std::move(received));
+    results_.push_back(std::move(sent));
+    runner_.reset();
+    reverse_runner_.reset();
 }
 
 namespace {
@@ -394,7 +539,7 @@ asio::awaitable<void> iperf3_session::wait_for_udp_connects_of_others() {
     }
 }
 
-iperf3::results iperf3_session::results_of(const test_result& result) const {
+iperf3::results iperf3_session::results_of(const test_result& result, std::size_t first_stream) const {
     iperf3::results out;
     out.congestion_used =
         protocol_.request().congestion.empty() ? net::default_congestion() : protocol_.request().congestion;
@@ -405,7 +550,7 @@ iperf3::results iperf3_session::results_of(const test_result& result) const {
         out.sender_has_retransmits = true;
         for (std::size_t i = 0; i < result.tcp_sent.size(); ++i) {
             iperf3::stream_result stream;
-            stream.id = iperf3::stream_id(i);
+            stream.id = iperf3::stream_id(first_stream + i);
             // As iperf3's own server: what was sent after the warm-up (-O).
             const std::uint64_t in_warm_up =
                 i < result.tcp_sent_in_warm_up.size() ? result.tcp_sent_in_warm_up[i] : 0;
@@ -421,7 +566,7 @@ iperf3::results iperf3_session::results_of(const test_result& result) const {
     const double window = result.received.seconds();
     for (std::size_t i = 0; i < result.received.stream_bytes.size(); ++i) {
         iperf3::stream_result stream;
-        stream.id = iperf3::stream_id(i);
+        stream.id = iperf3::stream_id(first_stream + i);
         stream.bytes = result.received.stream_bytes[i];
         stream.end_seconds = window;
         out.streams.push_back(stream);

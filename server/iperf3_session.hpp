@@ -6,10 +6,10 @@
 // connections (server.cpp hands over each connection whose cookie names this session), TEST_START and
 // TEST_RUNNING, the test on a tcp_runner (UDP: an iperf3_udp_runner, whose streams open with iperf3's connect
 // datagram at the UDP listener) until the client's TEST_END, EXCHANGE_RESULTS with the server's
-// receiver-side (upload) or sender-side (-R) figures, DISPLAY_RESULTS and IPERF_DONE. A refusal is
-// SERVER_ERROR with iperf3's code, and the connection closes right after it (iperf3 3.21 waits for that);
-// a failure of the server's own (a deadline, a stalled test) is SERVER_TERMINATE. Either way only this
-// session ends.
+// receiver-side (upload) or sender-side (-R) figures (--bidir: both, on two runners at once), DISPLAY_RESULTS
+// and IPERF_DONE. A refusal is SERVER_ERROR with iperf3's code, and the connection closes right after it
+// (iperf3 3.21 waits for that); a failure of the server's own (a deadline, a stalled test) is
+// SERVER_TERMINATE. Either way only this session ends.
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -60,10 +60,14 @@ class iperf3_session : public std::enable_shared_from_this<iperf3_session> {
     asio::awaitable<iperf3_step> next_step(net::clock::time_point deadline);
     asio::awaitable<void> send(const std::vector<std::uint8_t>& bytes);
     asio::awaitable<void> run_test(const iperf3_step& accepted);
+    // --bidir: `upload` on runner_ and the same test the other way on reverse_runner_, at once.
+    asio::awaitable<void> run_both_ways(const iperf3_step& accepted, runner_request upload);
     // A UDP test: waits until no other iperf3 session from the client's address waits for its UDP streams.
     asio::awaitable<void> wait_for_udp_connects_of_others();
     // The server's results for EXCHANGE_RESULTS, from what the runner measured or sent.
-    iperf3::results results_of(const test_result& result) const;
+    // `first_stream` is the index of its first stream among the client's data connections (--bidir: the
+    // server's sending streams follow the client's).
+    iperf3::results results_of(const test_result& result, std::size_t first_stream = 0) const;
     iperf3::results udp_results_of(const test_result& result) const;
 
     std::shared_ptr<server_context> context_;
@@ -75,10 +79,13 @@ class iperf3_session : public std::enable_shared_from_this<iperf3_session> {
     iperf3_session_protocol protocol_;
     net::clock::time_point test_end_deadline_{};  // the client's TEST_END, set when the test starts
     std::unique_ptr<test_runner> runner_;
+    std::unique_ptr<test_runner> reverse_runner_;  // --bidir: the server's sending streams
     std::size_t streams_attached_ = 0;
     bool error_sent_ = false;  // SERVER_ERROR went out: nothing more is said
     std::vector<test_result> results_;
-    std::uint64_t reported_bytes_ = 0;  // the payload bytes of the results the client was given
+    // The payload bytes of the results the client was given: its upload's, and what the server sent.
+    std::uint64_t reported_received_bytes_ = 0;
+    std::uint64_t reported_sent_bytes_ = 0;
 };
 
 }  // namespace speed::server

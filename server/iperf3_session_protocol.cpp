@@ -58,6 +58,16 @@ proto::test_request request_for(const iperf3::parameters& p, const server_limits
     return request;
 }
 
+std::uint64_t amount_of(const iperf3::parameters& p) {
+    if (p.bytes != 0) {
+        return p.bytes;
+    }
+    // iperf3's default block for TCP (DEFAULT_TCP_BLKSIZE); a UDP test always states its datagram size.
+    constexpr std::uint64_t kDefaultTcpBlock = 128 * 1024;
+    const std::uint64_t block = p.block_length != 0 ? p.block_length : kDefaultTcpBlock;
+    return p.blocks > UINT64_MAX / block ? UINT64_MAX : p.blocks * block;
+}
+
 iperf3_session_protocol::iperf3_session_protocol(const server_limits& limits, const iperf3_timeouts& timeouts)
     : limits_(limits), timeouts_(timeouts) {}
 
@@ -213,12 +223,19 @@ iperf3_step iperf3_session_protocol::on_state_byte(std::uint8_t byte) {
 }
 
 iperf3_step iperf3_session_protocol::accept(const iperf3::parameters& parameters) {
-    if (parameters.bidirectional) {
-        return refuse(iperf3::error_code::not_implemented, "--bidir is not supported yet");
+    if (parameters.bidirectional && parameters.protocol == iperf3::transport::udp) {
+        return refuse(iperf3::error_code::not_implemented, "--bidir over UDP is not supported yet");
+    }
+    if (parameters.bidirectional && parameters.omit_seconds != 0) {
+        // Both directions end at TEST_END, timed from their first byte: a warm-up is not left out yet.
+        return refuse(iperf3::error_code::not_implemented,
+                      "--bidir with a warm-up (-O) is not supported yet");
     }
     const proto::test_request request = request_for(parameters, limits_);
-    if (request.streams > limits_.max_streams) {
-        return refuse(iperf3::error_code::streams, std::to_string(request.streams) +
+    // --bidir opens the streams twice, once each way: all of them count against the cap.
+    const std::uint32_t connections = parameters.bidirectional ? 2u * request.streams : request.streams;
+    if (connections > limits_.max_streams) {
+        return refuse(iperf3::error_code::streams, std::to_string(connections) +
                                                        " streams, the server allows " +
                                                        std::to_string(limits_.max_streams));
     }
@@ -228,6 +245,12 @@ iperf3_step iperf3_session_protocol::accept(const iperf3::parameters& parameters
                                                             " ms, the server allows " +
                                                             std::to_string(limits_.max_omit_ms) + " + " +
                                                             std::to_string(limits_.max_duration_ms));
+    }
+    if (limits_.max_bytes != 0 && amount_of(parameters) > limits_.max_bytes) {
+        // iperf3 has no error code for a byte cap: the client prints "not implemented", the log says why.
+        return refuse(iperf3::error_code::not_implemented,
+                      "a test of " + std::to_string(amount_of(parameters)) + " bytes, the server allows " +
+                          std::to_string(limits_.max_bytes));
     }
     const std::uint64_t rate_cap =
         request.proto == proto::transport::udp ? limits_.max_udp_bitrate : limits_.max_bitrate;
@@ -249,7 +272,7 @@ iperf3_step iperf3_session_protocol::accept(const iperf3::parameters& parameters
     step.reply = state_bytes({iperf3::state::create_streams});
     step.request = request;
     step.parameters = parameters;
-    step.data_connections = parameters.streams;
+    step.data_connections = connections;
     return step;
 }
 

@@ -128,4 +128,8 @@ class iperf3_session_protocol {
 // runs for at most the server's longest window, until the client's TEST_END.
 proto::test_request request_for(const iperf3::parameters& parameters, const server_limits& limits);
 
+// What a client that ends its test by amount sends at least, warm-up excluded: -n's bytes, or -k's blocks of
+// -l bytes (iperf3's default for TCP when -l is absent); saturating. 0 for a test by time.
+std::uint64_t amount_of(const iperf3::parameters& parameters);
+
 }  // namespace speed::server

@@ -6,6 +6,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
 #include <limits>
+#include <numeric>
 
 #include "common/limits.hpp"
 #include "common/progress_watchdog.hpp"
@@ -39,6 +40,10 @@ constexpr auto kWatchInterval = 250ms;
 // How often it forwards self probe marks once the client probes: a mark's delay only has to stay well within
 // what the client's read history covers (common/self_probe.hpp), and a poll costs one timer.
 constexpr auto kSelfProbeMarkInterval = 10ms;
+// After the client's stop, how often a receiver that still misses bytes of the client's amount looks again,
+// and how long it waits for more once the amount is in (see drain_after_stop()).
+constexpr auto kDrainPoll = 10ms;
+constexpr auto kDrainQuiet = 20ms;
 // A client that sends nothing during an upload costs a timer every kMarkPoll; the window's end waits at most
 // that long for the mark reader.
 constexpr auto kMarkPoll = 20ms;
@@ -58,6 +63,10 @@ proto::self_probe_samples self_probe_samples_of(const net::stream_group& group, 
             {units::ns_to_wire_us(sample.sent_ns - since_ns), units::ns_to_wire_us(sample.rtt_ns)});
     }
     return out;
+}
+
+std::uint64_t sum_of(const std::vector<std::uint64_t>& counters) {
+    return std::accumulate(counters.begin(), counters.end(), std::uint64_t{0});
 }
 
 // At most `limit` values, evenly spread over `values` (keeps a long series within a frame).
@@ -219,6 +228,13 @@ asio::awaitable<void> tcp_runner::watch_sending_until_input(test_events& events)
 
 asio::awaitable<test_result> tcp_runner::receive(test_events& events) {
     using namespace asio::experimental::awaitable_operators;
+    if (request_.window_ends_at_stop) {
+        // The client ended the window itself: nothing is left to tell it (events.window_closed()).
+        test_result result = completed_result(request_.test);
+        result.received = co_await measure_until_stop(events);
+        group_.stop_all(request_.closing);
+        co_return result;
+    }
     bool window_open = true;
     net::first_failure failure;
     measure::totals totals;
@@ -253,6 +269,74 @@ asio::awaitable<measure::totals> tcp_runner::measure_window(test_events& events,
     co_return co_await net::measure_receiver_window(
         group_, plan, clock::now() + kFirstByteTimeout,
         [&events](const measure::interval& closed) { return events.interval(closed); }, watch);
+}
+
+asio::awaitable<measure::totals> tcp_runner::measure_until_stop(test_events& events) {
+    const auto stop_deadline = clock::now() + events.stop_timeout();
+    const std::int64_t time_zero_ns =
+        co_await net::wait_for_first_byte(group_, clock::now() + kFirstByteTimeout);
+    net::receiver_watch watch;
+    watch.stall_timeout = request_.stall_timeout;
+    watch.budget = test_budget::for_test(request_.test, request_.limits);
+    progress_watchdog watchdog(watch.stall_timeout.count());
+    watchdog.start(net::now_ns(), 0);
+    std::vector<std::uint64_t> counters(group_.size(), 0);
+    for (;;) {
+        // GCC 12: no initializer list inside a co_await expression.
+        const auto wake = std::min(stop_deadline, clock::now() + kWatchInterval);
+        if (co_await events.input_pending(wake)) {
+            break;
+        }
+        if (auto failure = group_.first_failure()) {
+            throw session_error(proto::error_code::protocol_error,
+                                "a data connection was lost during the test (" + *failure + ")");
+        }
+        group_.read_counters(counters);
+        net::check_receiver_watch(watch, watchdog, net::now_ns() - time_zero_ns, sum_of(counters));
+        if (clock::now() >= stop_deadline) {
+            throw session_error(proto::error_code::timeout,
+                                "timed out waiting for the client's end of the test");
+        }
+    }
+    co_await events.take_stop();
+    measure::totals totals;
+    totals.window_ns = net::now_ns() - time_zero_ns;
+    co_await drain_after_stop(watch, watchdog, time_zero_ns, counters);
+    totals.stream_bytes = counters;
+    co_return totals;
+}
+
+asio::awaitable<void> tcp_runner::drain_after_stop(const net::receiver_watch& watch,
+                                                   progress_watchdog& watchdog, std::int64_t time_zero_ns,
+                                                   std::vector<std::uint64_t>& counters) {
+    // The client stops once it has written its amount, so that much is on its way; a part of a block more
+    // may follow it (a partial write). The bytes still in flight come in one stream of segments: a pause of
+    // kDrainQuiet once the amount is in means the client wrote nothing more.
+    const auto deadline = clock::now() + kResultsTimeout;
+    group_.read_counters(counters);
+    std::uint64_t seen = sum_of(counters);
+    for (;;) {
+        const bool amount_in = seen >= request_.least_bytes;
+        const auto wake = std::min(deadline, clock::now() + (amount_in ? kDrainQuiet : kDrainPoll));
+        co_await group_.wait_for_change(wake);
+        if (auto failure = group_.first_failure()) {
+            throw session_error(proto::error_code::protocol_error,
+                                "a data connection was lost during the test (" + *failure + ")");
+        }
+        group_.read_counters(counters);
+        const std::uint64_t now_seen = sum_of(counters);
+        if (amount_in && now_seen == seen) {
+            co_return;
+        }
+        seen = now_seen;
+        net::check_receiver_watch(watch, watchdog, net::now_ns() - time_zero_ns, seen);
+        if (clock::now() >= deadline) {
+            throw session_error(
+                proto::error_code::timeout,
+                fmt::format("{} bytes arrived of the {} the client sent before its end of the test", seen,
+                            request_.least_bytes));
+        }
+    }
 }
 
 asio::awaitable<void> tcp_runner::read_self_probe_marks(test_events& events, const bool& window_open) {

@@ -5,7 +5,9 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "common/progress_watchdog.hpp"
 #include "net/io_pool.hpp"
+#include "net/receiver_window.hpp"
 #include "net/stream_group.hpp"
 #include "server/runners/test_runner.hpp"
 
@@ -32,6 +34,11 @@ class tcp_runner : public test_runner {
     asio::awaitable<void> watch_sending_until_input(test_events& events);
     // The receiver window; clears `window_open` when it ends, however it ends.
     asio::awaitable<measure::totals> measure_window(test_events& events, bool& window_open);
+    // The receiver window of an upload that ends at the client's stop (runner_request::window_ends_at_stop).
+    asio::awaitable<measure::totals> measure_until_stop(test_events& events);
+    // After the client's stop: reads until the streams hold at least least_bytes and then go quiet.
+    asio::awaitable<void> drain_after_stop(const net::receiver_watch& watch, progress_watchdog& watchdog,
+                                           std::int64_t time_zero_ns, std::vector<std::uint64_t>& counters);
     // Reads the client's self probe marks while `window_open` and hands them to the streams.
     asio::awaitable<void> read_self_probe_marks(test_events& events, const bool& window_open);
 

@@ -8,7 +8,8 @@
 //   start       the runner starts moving data                        events.ready()
 //   window      download: send until the client asks to stop          events.take_stop()
 //               upload: measure the receiver window                  events.interval / udp_interval
-//   stop        upload: the window closed                             events.window_closed()
+//               (a TCP upload that ends at the client's stop: until events.take_stop())
+//   stop        upload: a timed window closed                         events.window_closed()
 //   reports     the test's figures, as data                           events.result(result)
 //   finish      the runner's connections end
 //
@@ -44,6 +45,11 @@ struct runner_request {
     // the control connection) or in order (iperf3 clients keep reading their data connections and fail on a
     // reset).
     net::stream_group::closing closing = net::stream_group::closing::abortive;
+    // A TCP upload that the client ends by amount (iperf3's -n, -k): the receiver window runs from the first
+    // byte to the client's stop (events.take_stop(), within events.stop_timeout()) instead of the test's
+    // plan, and then takes what the client wrote before its stop, at least `least_bytes` in all.
+    bool window_ends_at_stop = false;
+    std::uint64_t least_bytes = 0;
 
     // The request for `test` under the server's caps and its --stall-timeout (`configured_stall`), stretched
     // for very slowly paced tests (common/limits.hpp): what every front-end hands its runner.

@@ -35,10 +35,9 @@ struct iperf3_run {
     nlohmann::json document;
 };
 
-// iperf3 -c 127.0.0.1 -p PORT -J -t 2 plus `args`. A two-second test keeps the suite short and still gives
-// iperf3 whole intervals.
-iperf3_run run_iperf3(std::uint16_t port, const std::vector<std::string>& args) {
-    std::vector<std::string> argv{kIperf3, "-c", "127.0.0.1", "-p", std::to_string(port), "-J", "-t", "2"};
+// iperf3 -c 127.0.0.1 -p PORT -J plus `args`, which say how the test ends.
+iperf3_run run_iperf3_until(std::uint16_t port, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{kIperf3, "-c", "127.0.0.1", "-p", std::to_string(port), "-J"};
     argv.insert(argv.end(), args.begin(), args.end());
     iperf3_run run;
     run.process = run_process(argv, 30s);
@@ -46,6 +45,14 @@ iperf3_run run_iperf3(std::uint16_t port, const std::vector<std::string>& args) 
     run.document = nlohmann::json::parse(run.process.out, nullptr, false);
     REQUIRE(run.document.is_object());
     return run;
+}
+
+// iperf3 -c 127.0.0.1 -p PORT -J -t 2 plus `args`. A two-second test keeps the suite short and still gives
+// iperf3 whole intervals.
+iperf3_run run_iperf3(std::uint16_t port, const std::vector<std::string>& args) {
+    std::vector<std::string> with_time{"-t", "2"};
+    with_time.insert(with_time.end(), args.begin(), args.end());
+    return run_iperf3_until(port, with_time);
 }
 
 // The payload bytes of the results speedsrv gave its iperf3 clients, from its "ended" lines, in order.
@@ -72,6 +79,24 @@ std::string log_with_sessions(server_process& server, std::size_t count) {
     return server.log();
 }
 
+// A completed test's totals as the client printed them, and the bytes speedsrv logged it gave the client.
+struct test_figures {
+    std::uint64_t sent = 0;
+    std::uint64_t received = 0;
+    std::uint64_t logged = 0;
+};
+
+test_figures figures_of(server_process& server, const iperf3_run& run) {
+    REQUIRE(run.process.exit_code == 0);
+    REQUIRE_FALSE(run.document.contains("error"));
+    const auto& end = run.document["end"];
+    const auto logged = logged_result_bytes(log_with_sessions(server, 1));
+    INFO(server.log());
+    REQUIRE(logged.size() == 1);
+    return {end["sum_sent"]["bytes"].get<std::uint64_t>(), end["sum_received"]["bytes"].get<std::uint64_t>(),
+            logged[0]};
+}
+
 }  // namespace
 
 TEST_CASE("an iperf3 client's upload: the receiver figure it prints is speedsrv's, exactly",
@@ -80,20 +105,101 @@ TEST_CASE("an iperf3 client's upload: the receiver figure it prints is speedsrv'
         return;
     }
     server_process server;
-    const auto run = run_iperf3(server.port(), {});
+    const auto figures = figures_of(server, run_iperf3(server.port(), {}));
+    CHECK(figures.received == figures.logged);
+    CHECK(figures.received > 0);
+    // The server counts what arrived in its window: never more than the client wrote.
+    CHECK(figures.received <= figures.sent);
+    CHECK(server.log().find("upload 1 stream: received") != std::string::npos);
+}
+
+namespace {
+
+// An upload that the client ends by amount (`args`: -n or -k): the receiver figures the client prints are
+// speedsrv's logged bytes, and hold every byte the client sent (at least `least`).
+void check_upload_by_amount(const std::vector<std::string>& args, std::uint64_t least) {
+    server_process server;
+    const auto run = run_iperf3_until(server.port(), args);
+    const auto figures = figures_of(server, run);
+    CHECK(figures.received == figures.logged);
+    CHECK(figures.received >= least);
+    // The window ends at TEST_END and then takes what was still on its way: all the client wrote.
+    CHECK(figures.received == figures.sent);
+    const auto& streams = run.document["end"]["streams"];
+    REQUIRE(streams.size() == 1);
+    CHECK(streams[0]["receiver"]["bytes"].get<std::uint64_t>() == figures.received);
+}
+
+}  // namespace
+
+TEST_CASE("iperf3 -n 20M upload: speedsrv receives until TEST_END and reports every byte",
+          "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    check_upload_by_amount({"-n", "20M"}, 20ull * 1024 * 1024);
+}
+
+TEST_CASE("iperf3 -k 500 -l 64K upload: speedsrv receives until TEST_END and reports every byte",
+          "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    check_upload_by_amount({"-k", "500", "-l", "64K"}, 500ull * 64 * 1024);
+}
+
+TEST_CASE("iperf3 -n above --max-bytes is refused before the test with iperf3's own error",
+          "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server({"--max-bytes", "8M"});
+    const auto run = run_iperf3_until(server.port(), {"-n", "20M"});
+    REQUIRE(run.document.contains("error"));
+    CHECK_THAT(run.document["error"].get<std::string>(), Catch::Contains("not implemented"));
+    CHECK(log_shows_within(server, "bytes, the server allows 8388608"));
+}
+
+TEST_CASE("iperf3 --bidir: both directions at once, each end's figures for each", "[integration][iperf3]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    server_process server;
+    const auto run = run_iperf3(server.port(), {"--bidir", "-P", "2"});
     REQUIRE(run.process.exit_code == 0);
     REQUIRE_FALSE(run.document.contains("error"));
     const auto& end = run.document["end"];
-    const std::uint64_t received = end["sum_received"]["bytes"].get<std::uint64_t>();
-    const std::uint64_t sent = end["sum_sent"]["bytes"].get<std::uint64_t>();
-    const auto logged = logged_result_bytes(log_with_sessions(server, 1));
-    INFO(server.log());
-    REQUIRE(logged.size() == 1);
-    CHECK(received == logged[0]);
-    CHECK(received > 0);
-    // The server counts what arrived in its window: never more than the client wrote.
-    CHECK(received <= sent);
-    CHECK(server.log().find("upload 1 stream: received") != std::string::npos);
+    // iperf3 names the client's upload sum_sent/sum_received and its download sum_*_bidir_reverse.
+    const std::uint64_t upload_received = end["sum_received"]["bytes"].get<std::uint64_t>();
+    const std::uint64_t upload_sent = end["sum_sent"]["bytes"].get<std::uint64_t>();
+    const std::uint64_t download_sent = end["sum_sent_bidir_reverse"]["bytes"].get<std::uint64_t>();
+    const std::uint64_t download_received = end["sum_received_bidir_reverse"]["bytes"].get<std::uint64_t>();
+    static const std::regex line("; ([0-9]+) bytes received and ([0-9]+) bytes sent in the results");
+    std::smatch logged;
+    std::string log;
+    for (int i = 0; i < 100 && !std::regex_search(log, logged, line); ++i) {
+        std::this_thread::sleep_for(50ms);
+        log = server.log();
+    }
+    INFO(log);
+    REQUIRE(logged.size() == 3);
+    CHECK(upload_received == std::stoull(logged[1].str()));
+    CHECK(download_sent == std::stoull(logged[2].str()));
+    CHECK(upload_received > 0);
+    CHECK(download_received > 0);
+    // The upload's window takes every byte written before TEST_END; the client reads its download until then.
+    CHECK(upload_received == upload_sent);
+    CHECK(download_received <= download_sent);
+    // Four streams, each with its role and the other end's figure: ids 1 and 3 carry the upload, 4 and 5 the
+    // download, as iperf3's own server numbers them.
+    const auto& streams = end["streams"];
+    REQUIRE(streams.size() == 4);
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+        CHECK(streams[i]["sender"]["sender"].get<bool>() == (i < 2));
+        CHECK(streams[i]["receiver"]["bytes"].get<std::uint64_t>() > 0);
+    }
+    CHECK(log.find("upload 2 streams: received") != std::string::npos);
+    CHECK(log.find("download 2 streams: sent") != std::string::npos);
 }
 
 TEST_CASE("an iperf3 client's -R download: speedsrv sends until TEST_END and reports what it sent",
@@ -102,19 +208,11 @@ TEST_CASE("an iperf3 client's -R download: speedsrv sends until TEST_END and rep
         return;
     }
     server_process server;
-    const auto run = run_iperf3(server.port(), {"-R"});
-    REQUIRE(run.process.exit_code == 0);
-    REQUIRE_FALSE(run.document.contains("error"));
-    const auto& end = run.document["end"];
-    const std::uint64_t sent = end["sum_sent"]["bytes"].get<std::uint64_t>();
-    const std::uint64_t received = end["sum_received"]["bytes"].get<std::uint64_t>();
-    const auto logged = logged_result_bytes(log_with_sessions(server, 1));
-    INFO(server.log());
-    REQUIRE(logged.size() == 1);
-    CHECK(sent == logged[0]);
-    CHECK(received > 0);
+    const auto figures = figures_of(server, run_iperf3(server.port(), {"-R"}));
+    CHECK(figures.sent == figures.logged);
+    CHECK(figures.received > 0);
     // The client counts what it read: never more than the server handed to its sockets.
-    CHECK(received <= sent);
+    CHECK(figures.received <= figures.sent);
     CHECK(server.log().find("download 1 stream: sent") != std::string::npos);
 }
 

@@ -147,6 +147,47 @@ TEST_CASE("iperf3 -R is a download, -b is per stream, and -n runs until TEST_END
     CHECK(amount.request.duration_ms == 30'000);  // the server's longest window
 }
 
+TEST_CASE("iperf3's -n and -k: the amount a client sends at least, and --max-bytes refuses more up front",
+          "[unit][iperf3]") {
+    iperf3::parameters p;
+    CHECK(amount_of(p) == 0);  // by time
+    p.bytes = 20'971'520;
+    CHECK(amount_of(p) == 20'971'520);
+    p.bytes = 0;
+    p.blocks = 500;
+    CHECK(amount_of(p) == 500ull * 131'072);  // iperf3's TCP block without -l
+    p.block_length = 65'536;
+    CHECK(amount_of(p) == 32'768'000);
+    p.blocks = UINT64_MAX / 2;
+    CHECK(amount_of(p) == UINT64_MAX);  // saturates
+
+    server_limits capped = limits();
+    capped.max_bytes = 8'388'608;
+    iperf3_session_protocol within(capped, iperf3_timeouts{});
+    CHECK(through_parameters(within, json{{"tcp", true}, {"time", 0}, {"num", 8'388'608}}).what ==
+          kind::start_streams);
+    iperf3_session_protocol above(capped, iperf3_timeouts{});
+    const auto refused =
+        through_parameters(above, json{{"tcp", true}, {"time", 0}, {"blockcount", 129}, {"len", 65'536}});
+    CHECK(refused.what == kind::end_session);
+    REQUIRE(refused.reply.size() == 9);
+    CHECK(refused.reply[4] == 13);  // "not implemented": iperf3 has no code for a byte cap
+    CHECK(refused.reason == "a test of 8454144 bytes, the server allows 8388608");
+}
+
+TEST_CASE("iperf3 --bidir over TCP is accepted: an upload whose client opens its streams twice",
+          "[unit][iperf3]") {
+    iperf3_session_protocol p(limits(), iperf3_timeouts{});
+    const auto step =
+        through_parameters(p, json{{"tcp", true}, {"time", 2}, {"parallel", 4}, {"bidirectional", true}});
+    REQUIRE(step.what == kind::start_streams);
+    CHECK(step.parameters.bidirectional);
+    CHECK(step.request.dir == proto::direction::upload);
+    CHECK(step.request.streams == 4);
+    CHECK(step.data_connections == 8);
+    CHECK(step.request.duration_ms == 2'000);
+}
+
 TEST_CASE("iperf3 requests beyond the server's caps are refused with iperf3's codes", "[unit][iperf3]") {
     const auto refused = [](const json& params) {
         iperf3_session_protocol p(limits(), iperf3_timeouts{});
@@ -164,8 +205,13 @@ TEST_CASE("iperf3 requests beyond the server's caps are refused with iperf3's co
     CHECK(refused(json{{"tcp", true}, {"omit", 6}}).first == 37);
     CHECK(refused(json{{"udp", true}, {"len", 1400}, {"bandwidth", 600'000'000}, {"parallel", 2}}).first ==
           27);
-    CHECK(refused(json{{"tcp", true}, {"bidirectional", true}}) ==
-          std::pair(13, std::string("--bidir is not supported yet")));
+    // --bidir opens every stream twice: 5 of them are 10 connections.
+    CHECK(refused(json{{"tcp", true}, {"bidirectional", true}, {"parallel", 5}}) ==
+          std::pair(6, std::string("10 streams, the server allows 8")));
+    CHECK(refused(json{{"udp", true}, {"len", 1400}, {"bidirectional", true}}) ==
+          std::pair(13, std::string("--bidir over UDP is not supported yet")));
+    CHECK(refused(json{{"tcp", true}, {"bidirectional", true}, {"omit", 1}}) ==
+          std::pair(13, std::string("--bidir with a warm-up (-O) is not supported yet")));
     CHECK(refused(json{{"sctp", true}}).first == 13);
     CHECK(refused(json{{"tcp", true}, {"parallel", 0}}).first == 6);
     // A document that is not JSON, or is too long, is "unable to receive parameters".
