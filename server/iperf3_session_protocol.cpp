@@ -226,11 +226,6 @@ iperf3_step iperf3_session_protocol::accept(const iperf3::parameters& parameters
     if (parameters.bidirectional && parameters.protocol == iperf3::transport::udp) {
         return refuse(iperf3::error_code::not_implemented, "--bidir over UDP is not supported yet");
     }
-    if (parameters.bidirectional && parameters.omit_seconds != 0) {
-        // Both directions end at TEST_END, timed from their first byte: a warm-up is not left out yet.
-        return refuse(iperf3::error_code::not_implemented,
-                      "--bidir with a warm-up (-O) is not supported yet");
-    }
     const proto::test_request request = request_for(parameters, limits_);
     // --bidir opens the streams twice, once each way: all of them count against the cap.
     const std::uint32_t connections = parameters.bidirectional ? 2u * request.streams : request.streams;

@@ -281,9 +281,22 @@ asio::awaitable<measure::totals> tcp_runner::measure_until_stop(test_events& eve
     progress_watchdog watchdog(watch.stall_timeout.count());
     watchdog.start(net::now_ns(), 0);
     std::vector<std::uint64_t> counters(group_.size(), 0);
+    // As iperf3's own server: the warm-up (-O) counts from the server's TEST_RUNNING, and what arrived in it
+    // is left out. A wake-up is due at its end (none without a warm-up).
+    const auto warm_up = test_timing::of(request_.test).warm_up;
+    const std::int64_t warm_up_end_ns = started_ns_ + std::chrono::nanoseconds(warm_up).count();
+    const auto warm_up_end =
+        clock::now() + std::chrono::nanoseconds(std::max<std::int64_t>(warm_up_end_ns - net::now_ns(), 0));
+    std::vector<std::uint64_t> in_warm_up;
+    if (warm_up.count() == 0) {
+        in_warm_up.assign(group_.size(), 0);
+    }
     for (;;) {
         // GCC 12: no initializer list inside a co_await expression.
-        const auto wake = std::min(stop_deadline, clock::now() + kWatchInterval);
+        auto wake = std::min(stop_deadline, clock::now() + kWatchInterval);
+        if (in_warm_up.empty()) {
+            wake = std::min(wake, warm_up_end);
+        }
         if (co_await events.input_pending(wake)) {
             break;
         }
@@ -292,6 +305,9 @@ asio::awaitable<measure::totals> tcp_runner::measure_until_stop(test_events& eve
                                 "a data connection was lost during the test (" + *failure + ")");
         }
         group_.read_counters(counters);
+        if (in_warm_up.empty() && clock::now() >= warm_up_end) {
+            in_warm_up = counters;
+        }
         net::check_receiver_watch(watch, watchdog, net::now_ns() - time_zero_ns, sum_of(counters));
         if (clock::now() >= stop_deadline) {
             throw session_error(proto::error_code::timeout,
@@ -300,23 +316,41 @@ asio::awaitable<measure::totals> tcp_runner::measure_until_stop(test_events& eve
     }
     co_await events.take_stop();
     measure::totals totals;
-    totals.window_ns = net::now_ns() - time_zero_ns;
-    co_await drain_after_stop(watch, watchdog, time_zero_ns, counters);
-    totals.stream_bytes = counters;
+    // A client that ends within the warm-up sent nothing after it.
+    const std::int64_t window_from_ns = std::max(time_zero_ns, warm_up_end_ns);
+    totals.window_ns = std::max<std::int64_t>(net::now_ns() - window_from_ns, 0);
+    totals.omitted_ns = window_from_ns - time_zero_ns;
+    const bool stopped_in_warm_up = in_warm_up.empty();
+    if (stopped_in_warm_up) {
+        group_.read_counters(in_warm_up);
+    }
+    co_await drain_after_stop(watch, watchdog, time_zero_ns, in_warm_up, counters);
+    if (stopped_in_warm_up) {
+        in_warm_up = counters;
+    }
+    totals.stream_bytes.resize(counters.size());
+    for (std::size_t i = 0; i < counters.size(); ++i) {
+        const std::uint64_t omitted = std::min(in_warm_up[i], counters[i]);
+        totals.omitted_bytes += omitted;
+        totals.stream_bytes[i] = counters[i] - omitted;
+    }
     co_return totals;
 }
 
 asio::awaitable<void> tcp_runner::drain_after_stop(const net::receiver_watch& watch,
                                                    progress_watchdog& watchdog, std::int64_t time_zero_ns,
+                                                   const std::vector<std::uint64_t>& in_warm_up,
                                                    std::vector<std::uint64_t>& counters) {
     // The client stops once it has written its amount, so that much is on its way; a part of a block more
     // may follow it (a partial write). The bytes still in flight come in one stream of segments: a pause of
     // kDrainQuiet once the amount is in means the client wrote nothing more.
     const auto deadline = clock::now() + kResultsTimeout;
+    // The client counts its amount from the end of its warm-up.
+    const std::uint64_t amount = request_.least_bytes + sum_of(in_warm_up);
     group_.read_counters(counters);
     std::uint64_t seen = sum_of(counters);
     for (;;) {
-        const bool amount_in = seen >= request_.least_bytes;
+        const bool amount_in = seen >= amount;
         const auto wake = std::min(deadline, clock::now() + (amount_in ? kDrainQuiet : kDrainPoll));
         co_await group_.wait_for_change(wake);
         if (auto failure = group_.first_failure()) {
@@ -334,7 +368,7 @@ asio::awaitable<void> tcp_runner::drain_after_stop(const net::receiver_watch& wa
             throw session_error(
                 proto::error_code::timeout,
                 fmt::format("{} bytes arrived of the {} the client sent before its end of the test", seen,
-                            request_.least_bytes));
+                            amount));
         }
     }
 }

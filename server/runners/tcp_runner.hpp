@@ -36,9 +36,12 @@ class tcp_runner : public test_runner {
     asio::awaitable<measure::totals> measure_window(test_events& events, bool& window_open);
     // The receiver window of an upload that ends at the client's stop (runner_request::window_ends_at_stop).
     asio::awaitable<measure::totals> measure_until_stop(test_events& events);
-    // After the client's stop: reads until the streams hold at least least_bytes and then go quiet.
+    // After the client's stop: reads until the streams hold at least least_bytes after the warm-up (the
+    // counters at its end are `in_warm_up`) and then go quiet.
     asio::awaitable<void> drain_after_stop(const net::receiver_watch& watch, progress_watchdog& watchdog,
-                                           std::int64_t time_zero_ns, std::vector<std::uint64_t>& counters);
+                                           std::int64_t time_zero_ns,
+                                           const std::vector<std::uint64_t>& in_warm_up,
+                                           std::vector<std::uint64_t>& counters);
     // Reads the client's self probe marks while `window_open` and hands them to the streams.
     asio::awaitable<void> read_self_probe_marks(test_events& events, const bool& window_open);
 

@@ -188,6 +188,17 @@ TEST_CASE("iperf3 --bidir over TCP is accepted: an upload whose client opens its
     CHECK(step.request.duration_ms == 2'000);
 }
 
+TEST_CASE("iperf3 --bidir -O over TCP is accepted with its warm-up", "[unit][iperf3]") {
+    iperf3_session_protocol p(limits(), iperf3_timeouts{});
+    const auto step = through_parameters(
+        p, json{{"tcp", true}, {"time", 2}, {"omit", 1}, {"parallel", 1}, {"bidirectional", true}});
+    REQUIRE(step.what == kind::start_streams);
+    CHECK(step.parameters.bidirectional);
+    CHECK(step.request.omit_ms == 1'000);
+    CHECK(step.request.duration_ms == 2'000);
+    CHECK(step.data_connections == 2);
+}
+
 TEST_CASE("iperf3 requests beyond the server's caps are refused with iperf3's codes", "[unit][iperf3]") {
     const auto refused = [](const json& params) {
         iperf3_session_protocol p(limits(), iperf3_timeouts{});
@@ -210,8 +221,6 @@ TEST_CASE("iperf3 requests beyond the server's caps are refused with iperf3's co
           std::pair(6, std::string("10 streams, the server allows 8")));
     CHECK(refused(json{{"udp", true}, {"len", 1400}, {"bidirectional", true}}) ==
           std::pair(13, std::string("--bidir over UDP is not supported yet")));
-    CHECK(refused(json{{"tcp", true}, {"bidirectional", true}, {"omit", 1}}) ==
-          std::pair(13, std::string("--bidir with a warm-up (-O) is not supported yet")));
     CHECK(refused(json{{"sctp", true}}).first == 13);
     CHECK(refused(json{{"tcp", true}, {"parallel", 0}}).first == 6);
     // A document that is not JSON, or is too long, is "unable to receive parameters".
