@@ -393,9 +393,6 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
     } else if (by_amount && request.proto == proto::transport::udp) {
         // The UDP receiver's window is timed; one that ends at the client's TEST_END is still to come.
         missing = "an iperf3 UDP upload by bytes or blocks (-n, -k) is not served yet";
-    } else if (by_amount && request.omit_ms != 0) {
-        // The client counts its amount from the end of its warm-up; the window would have to as well.
-        missing = "an iperf3 upload by bytes or blocks (-n, -k) with a warm-up (-O) is not served yet";
     } else if (request.proto == proto::transport::tcp && !net::congestion_available(request.congestion)) {
         missing = "congestion control '" + request.congestion + "' is not available on the server";
     }
