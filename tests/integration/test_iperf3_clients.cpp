@@ -116,15 +116,18 @@ TEST_CASE("an iperf3 client's upload: the receiver figure it prints is speedsrv'
 namespace {
 
 // An upload that the client ends by amount (`args`: -n or -k): the receiver figures the client prints are
-// speedsrv's logged bytes, and hold every byte the client sent (at least `least`).
-void check_upload_by_amount(const std::vector<std::string>& args, std::uint64_t least) {
+// speedsrv's logged bytes, and hold every byte the client sent (at least `least`), give or take `skew`.
+void check_upload_by_amount(const std::vector<std::string>& args, std::uint64_t least,
+                            std::uint64_t skew = 0) {
     server_process server;
     const auto run = run_iperf3_until(server.port(), args);
     const auto figures = figures_of(server, run);
+    INFO("sent " << figures.sent << ", received " << figures.received);
     CHECK(figures.received == figures.logged);
-    CHECK(figures.received >= least);
+    CHECK(figures.received + skew >= least);
     // The window ends at TEST_END and then takes what was still on its way: all the client wrote.
-    CHECK(figures.received == figures.sent);
+    CHECK(figures.received + skew >= figures.sent);
+    CHECK(figures.received <= figures.sent + skew);
     const auto& streams = run.document["end"]["streams"];
     REQUIRE(streams.size() == 1);
     CHECK(streams[0]["receiver"]["bytes"].get<std::uint64_t>() == figures.received);
@@ -153,10 +156,14 @@ TEST_CASE("iperf3 -n 20M -O 1 upload: the amount counts after the warm-up, and s
     if (!have_iperf3()) {
         return;
     }
-    // Paced at 200 Mbit/s the warm-up carries 25 MB, more than the amount: counted, it would be in the
-    // figure.
-    check_upload_by_amount({"-n", "20M", "-O", "1", "-b", "200M"}, 20ull * 1024 * 1024);
-    check_upload_by_amount({"-k", "300", "-l", "64K", "-O", "1", "-b", "200M"}, 300ull * 64 * 1024);
+    // Paced at 200 Mbit/s the warm-up carries 25 MB, more than the amount: counted, it would be in the figure
+    // (it was: 46.0 MB received of 20.97 MB). Each end's warm-up ends on its own clock, the server's first
+    // (from its TEST_RUNNING), so what the client sent in between is in the server's figure only, as with
+    // iperf3's own server: seen 0 and 2 blocks (131 kB, 5 ms at this rate) here. 2.5 MB is 100 ms of skew
+    // for a machine busy with other tests, and a tenth of what the warm-up would add.
+    constexpr std::uint64_t kSkew = 2'500'000;
+    check_upload_by_amount({"-n", "20M", "-O", "1", "-b", "200M"}, 20ull * 1024 * 1024, kSkew);
+    check_upload_by_amount({"-k", "300", "-l", "64K", "-O", "1", "-b", "200M"}, 300ull * 64 * 1024, kSkew);
 }
 
 TEST_CASE("iperf3 -n above --max-bytes is refused before the test with iperf3's own error",
