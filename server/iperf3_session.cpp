@@ -115,7 +115,7 @@ class iperf3_session::events : public test_events {
 
     asio::awaitable<bool> input_pending(clock::time_point deadline) override {
         if (s_.runner_->request().test.dir == proto::direction::upload &&
-            !s_.runner_->request().window_ends_at_stop) {
+            !s_.runner_->request().window_ends_at_stop && !s_.protocol_.parameters().bidirectional) {
             // The only input a timed upload's window could take is self probe marks, which iperf3 clients do
             // not send: TEST_END waits in the socket until the window closed.
             asio::steady_timer timer(s_.channel_.socket().get_executor(), deadline);
@@ -416,13 +416,7 @@ asio::awaitable<void> iperf3_session::run_test(const iperf3_step& accepted) {
     }
     metrics_.test_started(request);
     if (request.proto == proto::transport::udp) {
-        asio::error_code ec;
-        const auto local = channel_.socket().local_endpoint(ec);
-        udp_runner_place place{*context_->udp, peer_.address(),
-                               udp_local{local.address(), context_->udp->port()}};
-        runner_ = std::make_unique<iperf3_udp_runner>(channel_.socket().get_executor(), context_->data_pool,
-                                                      std::move(place), std::move(what),
-                                                      accepted.parameters.udp_counters_64bit);
+        runner_ = make_udp_runner(std::move(what), iperf3_udp_runner::stream_roles::by_direction);
     } else {
         runner_ = std::make_unique<tcp_runner>(channel_.socket().get_executor(), context_->data_pool,
                                                std::move(what));
@@ -440,27 +434,43 @@ asio::awaitable<void> iperf3_session::run_both_ways(const iperf3_step& accepted,
     // Both directions end at the client's TEST_END, which the download's side reads.
     upload.test.dir = proto::direction::upload;
     upload.window_ends_at_stop = true;
+    const proto::test_request upload_test = upload.test;
+    const proto::test_request download_test = download.test;
     const auto executor = channel_.socket().get_executor();
-    metrics_.test_started(upload.test);
-    metrics_.test_started(download.test);
-    runner_ = std::make_unique<tcp_runner>(executor, context_->data_pool, std::move(upload));
-    reverse_runner_ = std::make_unique<tcp_runner>(executor, context_->data_pool, std::move(download));
+    metrics_.test_started(upload_test);
+    metrics_.test_started(download_test);
+    if (upload_test.proto == proto::transport::udp) {
+        // One runner for both: the client's UDP connects name nothing but their address, so one handler takes
+        // all 2P of them in iperf3's order (the upload's streams, then the download's).
+        runner_ = make_udp_runner(std::move(upload), iperf3_udp_runner::stream_roles::both_ways);
+    } else {
+        runner_ = std::make_unique<tcp_runner>(executor, context_->data_pool, std::move(upload));
+        reverse_runner_ = std::make_unique<tcp_runner>(executor, context_->data_pool, std::move(download));
+    }
+    test_runner& receiver = *runner_;
+    test_runner& sender = reverse_runner_ ? *reverse_runner_ : *runner_;
     events control(*this, accepted.reply);
-    runner_->open();
-    const test_setup setup = reverse_runner_->open();
+    test_setup setup = receiver.open();
+    if (&sender != &receiver) {
+        setup = sender.open();
+    }
     co_await control.accepted(setup);
-    co_await runner_->attach_all(control);
-    co_await reverse_runner_->attach_all(control);
-    runner_->start();
-    reverse_runner_->start();
+    co_await receiver.attach_all(control);
+    if (&sender != &receiver) {
+        co_await sender.attach_all(control);
+    }
+    receiver.start();
+    if (&sender != &receiver) {
+        sender.start();
+    }
     co_await control.ready();
     stop_relay relay(executor, control.stop_timeout(), [&control] { return control.stopped(); });
     net::first_failure failure;
     std::tuple<test_result, test_result> figures;
     try {
         using namespace asio::experimental::awaitable_operators;
-        figures = co_await (net::noting_failure(runner_->receive(relay), failure) &&
-                            net::noting_failure(reverse_runner_->send(control), failure));
+        figures = co_await (net::noting_failure(receiver.receive(relay), failure) &&
+                            net::noting_failure(sender.send(control), failure));
     } catch (...) {
         failure.rethrow();
     }
@@ -471,14 +481,27 @@ asio::awaitable<void> iperf3_session::run_both_ways(const iperf3_step& accepted,
     ours.sender_has_retransmits = theirs.sender_has_retransmits;
     ours.streams.insert(ours.streams.end(), theirs.streams.begin(), theirs.streams.end());
     co_await control.exchange(std::move(ours), sending_from);
-    co_await runner_->finish();
-    co_await reverse_runner_->finish();
-    metrics_.test_completed(runner_->request().test, received);
-    metrics_.test_completed(reverse_runner_->request().test, sent);
+    co_await receiver.finish();
+    if (&sender != &receiver) {
+        co_await sender.finish();
+    }
+    metrics_.test_completed(upload_test, received);
+    metrics_.test_completed(download_test, sent);
     results_.push_back(std::move(received));
     results_.push_back(std::move(sent));
     runner_.reset();
     reverse_runner_.reset();
+}
+
+std::unique_ptr<test_runner> iperf3_session::make_udp_runner(runner_request what,
+                                                             iperf3_udp_runner::stream_roles roles) {
+    asio::error_code ec;
+    const auto local = channel_.socket().local_endpoint(ec);
+    udp_runner_place place{*context_->udp, peer_.address(),
+                           udp_local{local.address(), context_->udp->port()}};
+    return std::make_unique<iperf3_udp_runner>(channel_.socket().get_executor(), context_->data_pool,
+                                               std::move(place), std::move(what),
+                                               protocol_.parameters().udp_counters_64bit, roles);
 }
 
 namespace {
@@ -489,14 +512,14 @@ std::int64_t as_json_count(std::uint64_t count) {
 
 }  // namespace
 
-iperf3::results iperf3_session::udp_results_of(const test_result& result) const {
+iperf3::results iperf3_session::udp_results_of(const test_result& result, std::size_t first_stream) const {
     iperf3::results out;
     out.congestion_used = protocol_.request().congestion;
     for (std::size_t i = 0; i < result.iperf3_udp_sent.size(); ++i) {
         // As iperf3's sender: bytes after the warm-up, every datagram's count.
         const auto& sent = result.iperf3_udp_sent[i];
         iperf3::stream_result stream;
-        stream.id = iperf3::stream_id(i);
+        stream.id = iperf3::stream_id(first_stream + i);
         stream.bytes = sent.bytes - std::min(sent.bytes, sent.omitted_bytes);
         stream.packets = as_json_count(sent.packets);
         stream.omitted_packets = as_json_count(sent.omitted_packets);
@@ -505,7 +528,7 @@ iperf3::results iperf3_session::udp_results_of(const test_result& result) const 
     for (std::size_t i = 0; i < result.iperf3_udp_received.size(); ++i) {
         const auto& received = result.iperf3_udp_received[i];
         iperf3::stream_result stream;
-        stream.id = iperf3::stream_id(i);
+        stream.id = iperf3::stream_id(first_stream + i);
         stream.bytes = received.bytes;
         stream.jitter_seconds = received.jitter_seconds;
         stream.errors = as_json_count(received.errors);
@@ -541,7 +564,7 @@ iperf3::results iperf3_session::results_of(const test_result& result, std::size_
     out.congestion_used =
         protocol_.request().congestion.empty() ? net::default_congestion() : protocol_.request().congestion;
     if (result.transport == proto::transport::udp) {
-        return udp_results_of(result);
+        return udp_results_of(result, first_stream);
     }
     if (result.direction == proto::direction::download) {
         out.sender_has_retransmits = true;

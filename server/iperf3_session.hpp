@@ -24,6 +24,7 @@
 #include "server/admission.hpp"
 #include "server/iperf3_session_protocol.hpp"
 #include "server/metrics.hpp"
+#include "server/runners/iperf3_udp_runner.hpp"
 #include "server/runners/test_result.hpp"
 #include "server/runners/test_runner.hpp"
 #include "server/session_registry.hpp"
@@ -68,7 +69,8 @@ class iperf3_session : public std::enable_shared_from_this<iperf3_session> {
     // `first_stream` is the index of its first stream among the client's data connections (--bidir: the
     // server's sending streams follow the client's).
     iperf3::results results_of(const test_result& result, std::size_t first_stream = 0) const;
-    iperf3::results udp_results_of(const test_result& result) const;
+    iperf3::results udp_results_of(const test_result& result, std::size_t first_stream) const;
+    std::unique_ptr<test_runner> make_udp_runner(runner_request what, iperf3_udp_runner::stream_roles roles);
 
     std::shared_ptr<server_context> context_;
     admission_control::slot admission_;  // declared after context_: given back before the context can go

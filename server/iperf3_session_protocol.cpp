@@ -223,9 +223,6 @@ iperf3_step iperf3_session_protocol::on_state_byte(std::uint8_t byte) {
 }
 
 iperf3_step iperf3_session_protocol::accept(const iperf3::parameters& parameters) {
-    if (parameters.bidirectional && parameters.protocol == iperf3::transport::udp) {
-        return refuse(iperf3::error_code::not_implemented, "--bidir over UDP is not supported yet");
-    }
     const proto::test_request request = request_for(parameters, limits_);
     // --bidir opens the streams twice, once each way: all of them count against the cap.
     const std::uint32_t connections = parameters.bidirectional ? 2u * request.streams : request.streams;

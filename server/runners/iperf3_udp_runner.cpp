@@ -54,14 +54,16 @@ struct iperf3_udp_runner::shared {
     double stream_bits_per_second = 0;      // a sender's pace, 0 = unpaced
     std::uint64_t stream_max_bytes = 0;     // a sender's byte budget (--max-bytes), 0 = none
     std::atomic<std::int64_t> first_ns{0};  // a receiver's first datagram, on net::now_ns()'s clock
-    std::atomic<bool> stop{false};
+    std::atomic<bool> stop_receiving{false};
+    std::atomic<bool> stop_sending{false};
     std::atomic<bool> hold{false};
     // Added to by the connects on the control thread until attach_all() returns; read-only after.
     std::vector<std::shared_ptr<stream>> streams;
 };
 
-// The listener's side of the test while it waits for its streams: each connect from the control peer's
-// address gets the stream's connected socket on a data thread and, from it, the 4-byte reply.
+// The listener's side of the test while it waits for its streams (all of them, both ways): each connect from
+// the control peer's address gets the stream's connected socket on a data thread and, from it, the 4-byte
+// reply.
 class iperf3_udp_runner::connects : public iperf3_connect_handler {
   public:
     connects(asio::any_io_executor control, asio::ip::address control_peer, std::uint32_t streams,
@@ -130,7 +132,7 @@ asio::awaitable<void> receive_loop(shared_state state, stream_ptr s) {
     auto& socket = *s->socket;
     const std::int64_t window_end = state->warm_up_ns + state->window_ns;
     s->warm_up_ended = state->warm_up_ns == 0;
-    for (int batches = 1; !state->stop.load(std::memory_order_acquire); ++batches) {
+    for (int batches = 1; !state->stop_receiving.load(std::memory_order_acquire); ++batches) {
         std::error_code error;
         const std::size_t received = batch->receive(socket.native_handle(), error);
         if (!socket.is_open()) {
@@ -177,20 +179,32 @@ asio::awaitable<void> send_loop(shared_state state, stream_ptr s) {
     plan.warm_up_ns = state->warm_up_ns;
     plan.length_ns = state->warm_up_ns + state->window_ns;
     plan.max_bytes = state->stream_max_bytes;
-    co_await net::send_iperf3_datagrams(*s->socket, plan, state->stop, state->hold, s->sent);
+    co_await net::send_iperf3_datagrams(*s->socket, plan, state->stop_sending, state->hold, s->sent);
     s->done.store(true, std::memory_order_release);
+}
+
+// A direction's own figures: with --bidir the runner's request names the upload, and its sending streams'
+// result is the download's.
+proto::test_request in_direction(proto::test_request test, proto::direction dir) {
+    test.dir = dir;
+    return test;
 }
 
 }  // namespace
 
 iperf3_udp_runner::iperf3_udp_runner(asio::any_io_executor control, net::io_pool& data_pool,
-                                     udp_runner_place place, runner_request request, bool counters_64bit)
+                                     udp_runner_place place, runner_request request, bool counters_64bit,
+                                     stream_roles roles)
     : control_(std::move(control)),
       place_(std::move(place)),
       request_(std::move(request)),
       shared_(std::make_shared<shared>()) {
     const auto& test = request_.test;
     const auto timing = test_timing::of(test);
+    const bool receives = roles == stream_roles::both_ways || test.dir == proto::direction::upload;
+    const bool sends = roles == stream_roles::both_ways || test.dir == proto::direction::download;
+    receivers_ = receives ? test.streams : 0;
+    senders_ = sends ? test.streams : 0;
     shared_->counters_64bit = counters_64bit;
     // iperf3's default UDP block is its TCP MSS guess less headers; clients always say which (`len`).
     shared_->datagram_bytes =
@@ -205,7 +219,7 @@ iperf3_udp_runner::iperf3_udp_runner(asio::any_io_executor control, net::io_pool
         shared_->stream_max_bytes =
             std::max<std::uint64_t>(1, budget.max_bytes / std::max<std::uint16_t>(1, test.streams));
     }
-    connects_ = std::make_shared<connects>(control_, place_.control_peer, test.streams, place_.local,
+    connects_ = std::make_shared<connects>(control_, place_.control_peer, receivers_ + senders_, place_.local,
                                            data_pool, shared_);
 }
 
@@ -221,7 +235,7 @@ test_setup iperf3_udp_runner::open() {
 
 asio::awaitable<void> iperf3_udp_runner::attach_all(test_events& events) {
     const auto deadline = clock::now() + proto::kStreamSetupTimeout;
-    const std::size_t wanted = request_.test.streams;
+    const std::size_t wanted = receivers_ + senders_;
     while (shared_->streams.size() < wanted) {
         if (events.aborted()) {
             throw session_error(proto::error_code::shutting_down, "the server is stopping");
@@ -241,18 +255,24 @@ asio::awaitable<void> iperf3_udp_runner::attach_all(test_events& events) {
     connects_->close();
 }
 
+iperf3_udp_runner::stream_list iperf3_udp_runner::receiving() const {
+    return stream_list(shared_->streams).first(std::min<std::size_t>(receivers_, shared_->streams.size()));
+}
+
+iperf3_udp_runner::stream_list iperf3_udp_runner::sending() const {
+    return stream_list(shared_->streams).subspan(std::min<std::size_t>(receivers_, shared_->streams.size()));
+}
+
+// A sender starts in send(), once the client was told TEST_RUNNING.
 void iperf3_udp_runner::start() {
-    if (request_.test.dir != proto::direction::upload) {
-        return;  // a sender starts in send(), once the client was told TEST_RUNNING
-    }
-    for (const auto& s : shared_->streams) {
+    for (const auto& s : receiving()) {
         asio::co_spawn(s->socket->get_executor(), receive_loop(shared_, s),
                        net::log_if_failed("iperf3 udp receiver"));
     }
 }
 
 asio::awaitable<test_result> iperf3_udp_runner::send(test_events& events) {
-    for (const auto& s : shared_->streams) {
+    for (const auto& s : sending()) {
         asio::co_spawn(s->socket->get_executor(), send_loop(shared_, s),
                        net::log_if_failed("iperf3 udp sender"));
     }
@@ -272,9 +292,9 @@ asio::awaitable<test_result> iperf3_udp_runner::send(test_events& events) {
         }
     }
     co_await events.take_stop();
-    co_await stop_streams(clock::now() + proto::kResultsTimeout);
-    test_result result = completed_result(request_.test);
-    for (const auto& s : shared_->streams) {
+    co_await stop_streams(sending(), shared_->stop_sending, clock::now() + proto::kResultsTimeout);
+    test_result result = completed_result(in_direction(request_.test, proto::direction::download));
+    for (const auto& s : sending()) {
         result.udp_sent.streams.push_back({s->sent.packets, s->sent.bytes});
         result.iperf3_udp_sent.push_back(s->sent);
     }
@@ -302,7 +322,7 @@ asio::awaitable<test_result> iperf3_udp_runner::receive(test_events& events) {
             break;
         }
         std::int64_t latest = shared_->first_ns.load(std::memory_order_relaxed);
-        for (const auto& s : shared_->streams) {
+        for (const auto& s : receiving()) {
             latest = std::max(latest, s->last_arrival_ns.load(std::memory_order_relaxed));
         }
         if (stall_ns > 0 && now - latest > stall_ns) {
@@ -315,11 +335,11 @@ asio::awaitable<test_result> iperf3_udp_runner::receive(test_events& events) {
         co_await timer.async_wait(as_tuple(asio::use_awaitable));
     }
     co_await events.window_closed();
-    co_await stop_streams(clock::now() + proto::kResultsTimeout);
-    test_result result = completed_result(request_.test);
+    co_await stop_streams(receiving(), shared_->stop_receiving, clock::now() + proto::kResultsTimeout);
+    test_result result = completed_result(in_direction(request_.test, proto::direction::upload));
     result.received.window_ns = shared_->window_ns;
     result.received.omitted_ns = shared_->warm_up_ns;
-    for (const auto& s : shared_->streams) {
+    for (const auto& s : receiving()) {
         if (!s->warm_up_ended) {
             s->receiver
                 .end_warm_up();  // nothing came after the warm-up: iperf3 reset the figures all the same
@@ -332,9 +352,10 @@ asio::awaitable<test_result> iperf3_udp_runner::receive(test_events& events) {
     co_return result;
 }
 
-asio::awaitable<void> iperf3_udp_runner::stop_streams(clock::time_point deadline) {
-    shared_->stop.store(true, std::memory_order_release);
-    for (const auto& s : shared_->streams) {
+asio::awaitable<void> iperf3_udp_runner::stop_streams(stream_list streams, std::atomic<bool>& stop,
+                                                      clock::time_point deadline) {
+    stop.store(true, std::memory_order_release);
+    for (const auto& s : streams) {
         asio::post(s->socket->get_executor(), [socket = s->socket] {
             asio::error_code ignored;
             socket->cancel(ignored);
@@ -342,9 +363,9 @@ asio::awaitable<void> iperf3_udp_runner::stop_streams(clock::time_point deadline
     }
     asio::steady_timer timer(control_);
     for (;;) {
-        const bool all_done =
-            std::all_of(shared_->streams.begin(), shared_->streams.end(),
-                        [](const auto& s) { return s->done.load(std::memory_order_acquire); });
+        const bool all_done = std::all_of(streams.begin(), streams.end(), [](const auto& s) {
+            return s->done.load(std::memory_order_acquire);
+        });
         if (all_done) {
             co_return;
         }
@@ -357,7 +378,7 @@ asio::awaitable<void> iperf3_udp_runner::stop_streams(clock::time_point deadline
 }
 
 bool iperf3_udp_runner::hold_sending() {
-    if (request_.test.dir != proto::direction::download) {
+    if (senders_ == 0) {
         return false;
     }
     shared_->hold.store(true, std::memory_order_relaxed);
@@ -367,7 +388,8 @@ bool iperf3_udp_runner::hold_sending() {
 void iperf3_udp_runner::abort() {
     place_.listener.remove_iperf3(connects_.get());
     connects_->close();
-    shared_->stop.store(true, std::memory_order_release);
+    shared_->stop_receiving.store(true, std::memory_order_release);
+    shared_->stop_sending.store(true, std::memory_order_release);
     for (const auto& s : shared_->streams) {
         asio::post(s->socket->get_executor(), [socket = s->socket] {
             asio::error_code ignored;

@@ -534,6 +534,77 @@ TEST_CASE("an iperf3 UDP rate above the server's cap is refused with iperf3's ow
     CHECK(unpaced.document["end"]["sum_sent"]["bytes"].get<std::uint64_t>() <= 2'510'000);
 }
 
+namespace {
+
+// speedsrv's log of an iperf3 -u --bidir session: the upload's receiver figures, then the datagrams its
+// download sent.
+struct logged_udp_bidir {
+    std::uint64_t lost = 0;
+    std::uint64_t packets = 0;
+    std::uint64_t sent_packets = 0;
+};
+
+logged_udp_bidir logged_udp_bidir_of(const std::string& log) {
+    static const std::regex line(
+        "udp upload [^\n]*, lost ([0-9]+)/([0-9]+), jitter [0-9.]+ ms; udp download [^\n]*: sent ([0-9]+) "
+        "datagrams");
+    std::smatch logged;
+    INFO(log);
+    REQUIRE(std::regex_search(log, logged, line));
+    return {std::stoull(logged[1].str()), std::stoull(logged[2].str()), std::stoull(logged[3].str())};
+}
+
+// iperf3 -u --bidir -l 1400 at `bitrate` per stream over `streams` streams for 2 s against a new speedsrv:
+// the client's upload receiver figures and its download's sender figures are speedsrv's, exactly.
+void check_udp_bidir(const std::string& bitrate, int streams) {
+    server_process server;
+    const auto end =
+        run_bidir_logged(server, {"-u", "-b", bitrate, "-l", "1400", "-P", std::to_string(streams)});
+    const auto logged = logged_udp_bidir_of(server.log());
+    INFO(server.log() << "\nclient: " << end.dump());
+    const auto& upload = end["sum_received"];
+    CHECK(upload["packets"].get<std::uint64_t>() == logged.packets);
+    CHECK(upload["lost_packets"].get<std::uint64_t>() == logged.lost);
+    CHECK(end["sum_sent_bidir_reverse"]["packets"].get<std::uint64_t>() == logged.sent_packets);
+    CHECK(upload["bytes"].get<std::uint64_t>() > 0);
+    CHECK(upload["bytes"].get<std::uint64_t>() <= end["sum_sent"]["bytes"].get<std::uint64_t>());
+    // The download at the pace asked for (iperf3's -b is per stream): 2 s at 50 Mbit/s in all is 12.5 MB; the
+    // pacer's first burst and the moment between the client's timer and the server's add a few datagrams per
+    // stream, a sender ignoring -b would send GBs.
+    const std::uint64_t download_sent = end["sum_sent_bidir_reverse"]["bytes"].get<std::uint64_t>();
+    CHECK(download_sent <= 12'600'000 + 5'000 * static_cast<std::uint64_t>(streams));
+    CHECK(download_sent >= 12'000'000);
+    CHECK(end["sum_received_bidir_reverse"]["bytes"].get<std::uint64_t>() > 0);
+    // Each stream's role and the other end's figure: the client's sending streams first, then its receiving
+    // ones.
+    const auto& listed = end["streams"];
+    REQUIRE(listed.size() == 2 * static_cast<std::size_t>(streams));
+    for (std::size_t i = 0; i < listed.size(); ++i) {
+        CHECK(listed[i]["udp"]["sender"].get<bool>() == (i < static_cast<std::size_t>(streams)));
+        CHECK(listed[i]["udp"]["bytes"].get<std::uint64_t>() > 0);
+    }
+    const std::string plural = streams == 1 ? " stream" : " streams";
+    CHECK(server.log().find("udp upload " + std::to_string(streams) + plural + ": received") !=
+          std::string::npos);
+    CHECK(server.log().find("udp download " + std::to_string(streams) + plural + ": sent") !=
+          std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("an iperf3 UDP --bidir client runs both directions at once with speedsrv's figures for each",
+          "[integration][iperf3][udp]") {
+    if (!have_iperf3()) {
+        return;
+    }
+    SECTION("one stream each way") {
+        check_udp_bidir("50M", 1);
+    }
+    SECTION("-P 2") {
+        check_udp_bidir("25M", 2);
+    }
+}
+
 TEST_CASE("two iperf3 UDP clients from one address at once each get their own streams and figures",
           "[integration][iperf3][udp]") {
     if (!have_iperf3()) {

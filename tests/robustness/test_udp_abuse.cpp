@@ -525,16 +525,21 @@ namespace {
 const std::uint8_t kParamExchange = iperf3::byte_of(iperf3::state::param_exchange);
 const std::uint8_t kCreateStreams = iperf3::byte_of(iperf3::state::create_streams);
 
+nlohmann::json one_stream_upload() {
+    return nlohmann::json{
+        {"udp", true}, {"time", 2}, {"parallel", 1}, {"len", 1400}, {"bandwidth", 1'000'000}};
+}
+
 // iperf3's control protocol by hand from 127.0.0.1: the cookie (`seed` makes it unique) and the parameters
-// of a one-stream UDP upload at 1 Mbit/s.
-raw_connection iperf3_udp_session(std::uint16_t port, char seed) {
+// (a one-stream UDP upload at 1 Mbit/s unless said).
+raw_connection iperf3_udp_session(std::uint16_t port, char seed,
+                                  const nlohmann::json& parameters = one_stream_upload()) {
     raw_connection control("127.0.0.1", port);
     REQUIRE(control.connected());
     std::vector<std::uint8_t> cookie(iperf3::kCookieSize - 1, static_cast<std::uint8_t>(seed));
     cookie.push_back(0);
     REQUIRE(control.send(cookie));
-    REQUIRE(control.send(iperf3::encode_json(nlohmann::json{
-        {"udp", true}, {"time", 2}, {"parallel", 1}, {"len", 1400}, {"bandwidth", 1'000'000}})));
+    REQUIRE(control.send(iperf3::encode_json(parameters)));
     return control;
 }
 
@@ -607,5 +612,56 @@ TEST_CASE("iperf3 UDP connects get a reply only for a waiting iperf3 session's o
                                         iperf3::byte_of(iperf3::state::test_running)});
         CHECK(read_states(second, 1, 3s) == std::vector<std::uint8_t>{kCreateStreams});
     }
+    server.check_recovered();
+}
+
+TEST_CASE(
+    "an iperf3 UDP --bidir client's connects: the first P are its sending streams, the next P receive, "
+    "no more are answered, and half of them end at the stream deadline",
+    "[robustness][udp][iperf3]") {
+    watched_server server({});
+    const sockaddr_in server_udp = ipv4("127.0.0.1", server.port());
+    const std::vector<std::uint8_t> connect(iperf3::kUdpConnectMessage.begin(),
+                                            iperf3::kUdpConnectMessage.end());
+    nlohmann::json bidir = one_stream_upload();
+    bidir["parallel"] = 2;
+    bidir["bidirectional"] = true;
+    raw_connection control = iperf3_udp_session(server.port(), 'b', bidir);
+    REQUIRE(read_states(control, 2, 3s) == std::vector<std::uint8_t>{kParamExchange, kCreateStreams});
+    // iperf3 3.12 and 3.21 connect their sending streams first (iperf_create_streams(test, 1), then 0).
+    udp_endpoint upload_1("127.0.0.1");
+    udp_endpoint upload_2("127.0.0.1");
+    upload_1.send_to(server_udp, connect);
+    CHECK(upload_1.receive_for(300ms) == iperf3::kUdpConnectReply.size());
+    upload_2.send_to(server_udp, connect);
+    CHECK(upload_2.receive_for(300ms) == iperf3::kUdpConnectReply.size());
+
+    SECTION("only the sending streams connect: SERVER_TERMINATE at the stream deadline") {
+        // The other two are due within 5 s (kStreamSetupTimeout) of CREATE_STREAMS.
+        CHECK(read_states(control, 1, 8s) ==
+              std::vector<std::uint8_t>{iperf3::byte_of(iperf3::state::server_terminate)});
+        CHECK(log_shows_within(server.process(), "only 2 of 4 iperf3 UDP streams connected within 5 s"));
+    }
+    SECTION("all four connect: a fifth gets nothing, and the server sends only to the receiving streams") {
+        udp_endpoint download_1("127.0.0.1");
+        udp_endpoint download_2("127.0.0.1");
+        download_1.send_to(server_udp, connect);
+        CHECK(download_1.receive_for(300ms) == iperf3::kUdpConnectReply.size());
+        download_2.send_to(server_udp, connect);
+        // Its reply, and the first datagrams of the test, which starts with the last stream.
+        CHECK(download_2.receive_for(300ms) >= iperf3::kUdpConnectReply.size());
+        udp_endpoint fifth("127.0.0.1");
+        fifth.send_to(server_udp, connect);
+        REQUIRE(read_states(control, 2, 3s) ==
+                std::vector<std::uint8_t>{iperf3::byte_of(iperf3::state::test_start),
+                                          iperf3::byte_of(iperf3::state::test_running)});
+        // 1 Mbit/s per stream (iperf3's -b): 0.5 s of it is about 62 KB; only the receiving streams get any.
+        CHECK(download_1.receive_for(500ms) > 10'000);
+        CHECK(download_2.receive_for(100ms) > 10'000);
+        CHECK(upload_1.receive_for(100ms) == iperf3::kUdpConnectReply.size());
+        CHECK(upload_2.receive_for(100ms) == iperf3::kUdpConnectReply.size());
+        CHECK(fifth.receive_for(100ms) == 0);
+    }
+    control.close();
     server.check_recovered();
 }

@@ -219,8 +219,8 @@ TEST_CASE("iperf3 requests beyond the server's caps are refused with iperf3's co
     // --bidir opens every stream twice: 5 of them are 10 connections.
     CHECK(refused(json{{"tcp", true}, {"bidirectional", true}, {"parallel", 5}}) ==
           std::pair(6, std::string("10 streams, the server allows 8")));
-    CHECK(refused(json{{"udp", true}, {"len", 1400}, {"bidirectional", true}}) ==
-          std::pair(13, std::string("--bidir over UDP is not supported yet")));
+    CHECK(refused(json{{"udp", true}, {"len", 1400}, {"bidirectional", true}, {"parallel", 5}}) ==
+          std::pair(6, std::string("10 streams, the server allows 8")));
     CHECK(refused(json{{"sctp", true}}).first == 13);
     CHECK(refused(json{{"tcp", true}, {"parallel", 0}}).first == 6);
     // A document that is not JSON, or is too long, is "unable to receive parameters".
