@@ -203,7 +203,7 @@ iperf3_session::iperf3_session(std::shared_ptr<server_context> context, asio::ip
                                admission_control::slot admission)
     : context_(std::move(context)),
       admission_(std::move(admission)),
-      metrics_(context_->metrics),
+      metrics_(context_->metrics, client_protocol::iperf3),
       channel_(std::move(socket)),
       peer_(std::move(peer)),
       cookie_(cookie.begin(), cookie.end()),

@@ -31,6 +31,11 @@ constexpr std::array<std::string_view, 3> kConnectionKindNames{"control", "data"
 constexpr std::array<std::string_view, 4> kSessionProtocolNames{"tcp", "udp", "both", "none"};
 constexpr std::array<std::string_view, 2> kTransportNames{"tcp", "udp"};
 constexpr std::array<std::string_view, 2> kDirectionNames{"download", "upload"};
+constexpr std::array<std::string_view, kClientProtocols> kClientProtocolNames{"speed", "iperf3"};
+
+std::size_t client_index(client_protocol client) {
+    return client == client_protocol::iperf3 ? 1 : 0;
+}
 
 double value_of(const std::atomic<std::uint64_t>& c) {
     return static_cast<double>(c.load(std::memory_order_relaxed));
@@ -54,9 +59,10 @@ std::size_t server_metrics::kind_index(proto::transport transport, proto::direct
            (dir == proto::direction::upload ? std::size_t{1} : std::size_t{0});
 }
 
-void server_metrics::session_ended(bool ran_tcp, bool ran_udp, std::optional<proto::error_code> failure) {
+void server_metrics::session_ended(client_protocol client, bool ran_tcp, bool ran_udp,
+                                   std::optional<proto::error_code> failure) {
     const std::size_t protocol = ran_tcp && ran_udp ? 2 : ran_tcp ? 0 : ran_udp ? 1 : 3;
-    add(sessions_[protocol][failure ? index_of(*failure) : 0]);
+    add(sessions_[client_index(client)][protocol][failure ? index_of(*failure) : 0]);
     if (failure == proto::error_code::auth_failed) {
         refused(refusal_reason::auth);
     } else if (failure == proto::error_code::limit_exceeded) {
@@ -64,15 +70,16 @@ void server_metrics::session_ended(bool ran_tcp, bool ran_udp, std::optional<pro
     }
 }
 
-void server_metrics::test_started(proto::transport transport, proto::direction dir) {
-    add(tests_started_[kind_index(transport, dir)]);
+void server_metrics::test_started(client_protocol client, proto::transport transport, proto::direction dir) {
+    add(tests_started_[client_index(client)][kind_index(transport, dir)]);
 }
 
-void server_metrics::test_completed(proto::transport transport, proto::direction dir, double seconds,
-                                    std::uint64_t bytes, std::optional<double> received_bits_per_second) {
+void server_metrics::test_completed(client_protocol client, proto::transport transport, proto::direction dir,
+                                    double seconds, std::uint64_t bytes,
+                                    std::optional<double> received_bits_per_second) {
     const std::size_t kind = kind_index(transport, dir);
-    add(tests_completed_[kind]);
-    add(bytes_[dir == proto::direction::upload ? 1 : 0], bytes);
+    add(tests_completed_[client_index(client)][kind]);
+    add(bytes_[client_index(client)][dir == proto::direction::upload ? 1 : 0], bytes);
     test_seconds_[kind].observe(seconds);
     if (received_bits_per_second) {
         upload_bytes_per_second_[transport == proto::transport::udp ? 1 : 0].observe(
@@ -131,40 +138,53 @@ std::string server_metrics::render(const metrics_gauges& gauges) const {
 
     out.family(
         "speedsrv_sessions_total", metric_type::counter,
-        "Sessions ended, by the transports their tests used and the error that ended them (ok: none).");
-    for (std::size_t p = 0; p < kSessionProtocolNames.size(); ++p) {
-        for (std::size_t o = 0; o < kErrorCodes; ++o) {
-            const double n = value_of(sessions_[p][o]);
-            // Every protocol's "ok" always, so rate() has a series from the start; errors once they happen.
-            if (o == 0 || n > 0) {
-                const std::array labels{label{"protocol", kSessionProtocolNames[p]},
-                                        label{"outcome", kOutcomeNames[o]}};
-                out.sample("speedsrv_sessions_total", labels, n);
+        "Sessions ended, by the transports their tests used, the error that ended them (ok: none) and the "
+        "protocol the client spoke.");
+    for (std::size_t c = 0; c < kClientProtocols; ++c) {
+        for (std::size_t p = 0; p < kSessionProtocolNames.size(); ++p) {
+            for (std::size_t o = 0; o < kErrorCodes; ++o) {
+                const double n = value_of(sessions_[c][p][o]);
+                // Every protocol's "ok" always, so rate() has a series from the start; errors once they
+                // happen.
+                if (o == 0 || n > 0) {
+                    const std::array labels{label{"protocol", kSessionProtocolNames[p]},
+                                            label{"outcome", kOutcomeNames[o]},
+                                            label{"client_protocol", kClientProtocolNames[c]}};
+                    out.sample("speedsrv_sessions_total", labels, n);
+                }
             }
         }
     }
 
     const auto per_kind = [&](std::string_view name, std::string_view help,
-                              const std::array<counter, 4>& values) {
+                              const std::array<std::array<counter, 4>, kClientProtocols>& values) {
         out.family(name, metric_type::counter, help);
-        for (std::size_t t = 0; t < 2; ++t) {
-            for (std::size_t d = 0; d < 2; ++d) {
-                const std::array labels{label{"protocol", kTransportNames[t]},
-                                        label{"direction", kDirectionNames[d]}};
-                out.sample(name, labels, value_of(values[t * 2 + d]));
+        for (std::size_t c = 0; c < kClientProtocols; ++c) {
+            for (std::size_t t = 0; t < 2; ++t) {
+                for (std::size_t d = 0; d < 2; ++d) {
+                    const std::array labels{label{"protocol", kTransportNames[t]},
+                                            label{"direction", kDirectionNames[d]},
+                                            label{"client_protocol", kClientProtocolNames[c]}};
+                    out.sample(name, labels, value_of(values[c][t * 2 + d]));
+                }
             }
         }
     };
-    per_kind("speedsrv_tests_started_total", "Tests accepted for validation, by kind.", tests_started_);
-    per_kind("speedsrv_tests_completed_total", "Tests that delivered their results, by kind.",
+    per_kind("speedsrv_tests_started_total",
+             "Tests accepted for validation, by kind and the protocol the client spoke.", tests_started_);
+    per_kind("speedsrv_tests_completed_total",
+             "Tests that delivered their results, by kind and the protocol the client spoke.",
              tests_completed_);
 
     out.family("speedsrv_payload_bytes_total", metric_type::counter,
                "Payload bytes of completed tests: download = sent by the server, upload = received by it "
-               "(warm-up included).");
-    for (std::size_t d = 0; d < 2; ++d) {
-        const std::array labels{label{"direction", kDirectionNames[d]}};
-        out.sample("speedsrv_payload_bytes_total", labels, value_of(bytes_[d]));
+               "(warm-up included), by the protocol the client spoke.");
+    for (std::size_t c = 0; c < kClientProtocols; ++c) {
+        for (std::size_t d = 0; d < 2; ++d) {
+            const std::array labels{label{"direction", kDirectionNames[d]},
+                                    label{"client_protocol", kClientProtocolNames[c]}};
+            out.sample("speedsrv_payload_bytes_total", labels, value_of(bytes_[c][d]));
+        }
     }
 
     out.family("speedsrv_test_duration_seconds", metric_type::histogram,
@@ -207,7 +227,7 @@ std::string server_metrics::render(const metrics_gauges& gauges) const {
 
 void session_metrics::test_started(const proto::test_request& request) {
     test_started_ = std::chrono::steady_clock::now();
-    metrics_.test_started(request.proto, request.dir);
+    metrics_.test_started(client_, request.proto, request.dir);
 }
 
 void session_metrics::test_completed(const proto::test_request& request, std::uint64_t bytes,
@@ -215,13 +235,13 @@ void session_metrics::test_completed(const proto::test_request& request, std::ui
     (request.proto == proto::transport::udp ? ran_udp_ : ran_tcp_) = true;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - test_started_).count();
-    metrics_.test_completed(request.proto, request.dir, seconds, bytes, received_bits_per_second);
+    metrics_.test_completed(client_, request.proto, request.dir, seconds, bytes, received_bits_per_second);
 }
 
 void session_metrics::ended() {
     if (!counted_) {
         counted_ = true;
-        metrics_.session_ended(ran_tcp_, ran_udp_, failure_);
+        metrics_.session_ended(client_, ran_tcp_, ran_udp_, failure_);
     }
 }
 

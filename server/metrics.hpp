@@ -31,6 +31,11 @@ enum class refusal_reason {
 };
 inline constexpr std::size_t kRefusalReasons = 7;
 
+// Which protocol a session speaks (client_protocol="speed"|"iperf3" on the session, test and byte counters):
+// speedsrv's own, or iperf3's (server/iperf3_session.hpp), so an operator sees how much iperf3 clients use.
+enum class client_protocol { speed, iperf3 };
+inline constexpr std::size_t kClientProtocols = 2;
+
 // UDP datagrams dropped, by reason (speedsrv_udp_datagrams_dropped_total{reason}): the listener's (malformed,
 // unknown_token, wrong_address, excess_hello) and the test flows' (before_ready, wrong_length,
 // implausible_sequence, no_token).
@@ -59,12 +64,13 @@ class server_metrics {
     void handshake_done(proto::connection_kind kind) { add(handshakes_[static_cast<std::size_t>(kind) - 1]); }
     void handshake_failed(proto::error_code code) { add(handshake_failures_[index_of(code)]); }
     // A session's end: which transports its tests used, and the error that ended it (none: it ended well).
-    void session_ended(bool ran_tcp, bool ran_udp, std::optional<proto::error_code> failure);
-    void test_started(proto::transport transport, proto::direction dir);
+    void session_ended(client_protocol client, bool ran_tcp, bool ran_udp,
+                       std::optional<proto::error_code> failure);
+    void test_started(client_protocol client, proto::transport transport, proto::direction dir);
     // A test that delivered its results: its length from request to results, the payload bytes the server
     // sent (download) or received (upload, warm-up included), and for uploads the receiver's figure.
-    void test_completed(proto::transport transport, proto::direction dir, double seconds, std::uint64_t bytes,
-                        std::optional<double> received_bits_per_second);
+    void test_completed(client_protocol client, proto::transport transport, proto::direction dir,
+                        double seconds, std::uint64_t bytes, std::optional<double> received_bits_per_second);
     // A UDP test's flows as they close (the listener counts its own drops, read at each scrape).
     void udp_flow_drops(const udp::drop_counters& drops, std::uint64_t without_token);
 
@@ -86,11 +92,11 @@ class server_metrics {
     std::array<counter, kRefusalReasons> refusals_{};
     std::array<counter, kConnectionKinds> handshakes_{};
     std::array<counter, kErrorCodes> handshake_failures_{};
-    // [tcp, udp, both, none][outcome]
-    std::array<std::array<counter, kErrorCodes>, 4> sessions_{};
-    std::array<counter, 4> tests_started_{};
-    std::array<counter, 4> tests_completed_{};
-    std::array<counter, 2> bytes_{};  // [download (sent), upload (received)]
+    // Each [client_protocol] first. [tcp, udp, both, none][outcome]
+    std::array<std::array<std::array<counter, kErrorCodes>, 4>, kClientProtocols> sessions_{};
+    std::array<std::array<counter, 4>, kClientProtocols> tests_started_{};
+    std::array<std::array<counter, 4>, kClientProtocols> tests_completed_{};
+    std::array<std::array<counter, 2>, kClientProtocols> bytes_{};  // [download (sent), upload (received)]
     counter flow_before_ready_{0};
     counter flow_wrong_length_{0};
     counter flow_implausible_sequence_{0};
@@ -103,7 +109,8 @@ class server_metrics {
 // Control thread only.
 class session_metrics {
   public:
-    explicit session_metrics(server_metrics& metrics) : metrics_(metrics) {}
+    explicit session_metrics(server_metrics& metrics, client_protocol client = client_protocol::speed)
+        : metrics_(metrics), client_(client) {}
     session_metrics(const session_metrics&) = delete;
     session_metrics& operator=(const session_metrics&) = delete;
     ~session_metrics() { ended(); }
@@ -119,6 +126,7 @@ class session_metrics {
 
   private:
     server_metrics& metrics_;
+    client_protocol client_;
     std::chrono::steady_clock::time_point test_started_{};
     bool ran_tcp_ = false;
     bool ran_udp_ = false;

@@ -77,7 +77,8 @@ TEST_CASE("speedsrv --metrics counts a TCP session, its two tests and their payl
     metrics_server srv;
     const std::string before = srv.scrape();
     CHECK(srv.value(before, "speedsrv_build_info{version=\"" SPEED_VERSION "\"}") == 1);
-    CHECK(srv.value(before, R"(speedsrv_sessions_total{protocol="tcp",outcome="ok"})") == 0);
+    CHECK(srv.value(before,
+                    R"(speedsrv_sessions_total{protocol="tcp",outcome="ok",client_protocol="speed"})") == 0);
 
     const auto run =
         run_client({"127.0.0.1", "--port", std::to_string(srv.server.port()), "--duration", "0.5", "--omit",
@@ -87,20 +88,38 @@ TEST_CASE("speedsrv --metrics counts a TCP session, its two tests and their payl
     const json& j = run.json;
     const std::string after = srv.scrape_when_idle();
     INFO(after);
-    CHECK(srv.value(after, R"(speedsrv_sessions_total{protocol="tcp",outcome="ok"})") == 1);
+    CHECK(srv.value(after,
+                    R"(speedsrv_sessions_total{protocol="tcp",outcome="ok",client_protocol="speed"})") == 1);
     CHECK(srv.value(after, "speedsrv_sessions_active") == 0);
     CHECK(srv.value(after, R"(speedsrv_admissions_total{stage="session"})") == 1);
     CHECK(srv.value(after, R"(speedsrv_handshakes_total{result="control"})") == 1);
-    CHECK(srv.value(after, R"(speedsrv_tests_started_total{protocol="tcp",direction="download"})") == 1);
-    CHECK(srv.value(after, R"(speedsrv_tests_completed_total{protocol="tcp",direction="download"})") == 1);
-    CHECK(srv.value(after, R"(speedsrv_tests_completed_total{protocol="tcp",direction="upload"})") == 1);
-    CHECK(srv.value(after, R"(speedsrv_tests_completed_total{protocol="udp",direction="upload"})") == 0);
+    CHECK(
+        srv.value(
+            after,
+            R"(speedsrv_tests_started_total{protocol="tcp",direction="download",client_protocol="speed"})") ==
+        1);
+    CHECK(
+        srv.value(
+            after,
+            R"(speedsrv_tests_completed_total{protocol="tcp",direction="download",client_protocol="speed"})") ==
+        1);
+    CHECK(
+        srv.value(
+            after,
+            R"(speedsrv_tests_completed_total{protocol="tcp",direction="upload",client_protocol="speed"})") ==
+        1);
+    CHECK(
+        srv.value(
+            after,
+            R"(speedsrv_tests_completed_total{protocol="udp",direction="upload",client_protocol="speed"})") ==
+        0);
     // Downloads: what the server's sender report says it sent (at least what the client received).
-    const double sent = srv.value(after, R"(speedsrv_payload_bytes_total{direction="download"})");
+    const double sent =
+        srv.value(after, R"(speedsrv_payload_bytes_total{direction="download",client_protocol="speed"})");
     CHECK(sent == static_cast<double>(u64(j["download"]["sender"]["bytes"])));
     CHECK(sent >= static_cast<double>(u64(j["download"]["bytes"]) + u64(j["download"]["omitted_bytes"])));
     // Uploads: exactly what the server measured as the receiver, warm-up included.
-    CHECK(srv.value(after, R"(speedsrv_payload_bytes_total{direction="upload"})") ==
+    CHECK(srv.value(after, R"(speedsrv_payload_bytes_total{direction="upload",client_protocol="speed"})") ==
           static_cast<double>(u64(j["upload"]["bytes"]) + u64(j["upload"]["omitted_bytes"])));
     CHECK(srv.value(after, R"(speedsrv_test_duration_seconds_count{protocol="tcp",direction="upload"})") ==
           1);
@@ -119,15 +138,76 @@ TEST_CASE("speedsrv --metrics counts a UDP session's tests and bytes", "[integra
     const json& j = run.json;
     const std::string after = srv.scrape_when_idle();
     INFO(after);
-    CHECK(srv.value(after, R"(speedsrv_sessions_total{protocol="udp",outcome="ok"})") == 1);
-    CHECK(srv.value(after, R"(speedsrv_sessions_total{protocol="tcp",outcome="ok"})") == 0);
-    CHECK(srv.value(after, R"(speedsrv_tests_completed_total{protocol="udp",direction="download"})") == 1);
-    CHECK(srv.value(after, R"(speedsrv_tests_completed_total{protocol="udp",direction="upload"})") == 1);
-    CHECK(srv.value(after, R"(speedsrv_payload_bytes_total{direction="download"})") ==
+    CHECK(srv.value(after,
+                    R"(speedsrv_sessions_total{protocol="udp",outcome="ok",client_protocol="speed"})") == 1);
+    CHECK(srv.value(after,
+                    R"(speedsrv_sessions_total{protocol="tcp",outcome="ok",client_protocol="speed"})") == 0);
+    CHECK(
+        srv.value(
+            after,
+            R"(speedsrv_tests_completed_total{protocol="udp",direction="download",client_protocol="speed"})") ==
+        1);
+    CHECK(
+        srv.value(
+            after,
+            R"(speedsrv_tests_completed_total{protocol="udp",direction="upload",client_protocol="speed"})") ==
+        1);
+    CHECK(srv.value(after, R"(speedsrv_payload_bytes_total{direction="download",client_protocol="speed"})") ==
           static_cast<double>(u64(j["download"]["sender"]["bytes"])));
-    CHECK(srv.value(after, R"(speedsrv_payload_bytes_total{direction="upload"})") ==
+    CHECK(srv.value(after, R"(speedsrv_payload_bytes_total{direction="upload",client_protocol="speed"})") ==
           static_cast<double>(u64(j["upload"]["bytes"]) + u64(j["upload"]["omitted_bytes"])));
     CHECK(srv.value(after, R"(speedsrv_udp_datagrams_dropped_total{reason="malformed"})") == 0);
+}
+
+TEST_CASE("iperf3 clients' sessions raise the client_protocol=\"iperf3\" counters by exactly their bytes",
+          "[integration][metrics][iperf3]") {
+    constexpr const char* kIperf3 = "/usr/bin/iperf3";
+    if (::access(kIperf3, X_OK) != 0) {
+        WARN("SKIP: " << kIperf3 << " is not installed (Debian package iperf3)");
+        return;
+    }
+    metrics_server srv;
+    const auto iperf3 = [&](std::vector<std::string> args) {
+        std::vector<std::string> argv{kIperf3, "-c", "127.0.0.1", "-p", std::to_string(srv.server.port()),
+                                      "-J",    "-t", "1"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        const auto run = run_process(argv, 30s);
+        INFO(run.out << run.err);
+        REQUIRE(run.exit_code == 0);
+        const json document = json::parse(run.out);
+        REQUIRE_FALSE(document.contains("error"));
+        return document["end"];
+    };
+    // The figures speedsrv gave each client are what it counts: the receiver's bytes of an upload and the
+    // sender's of a download (no -O, so no warm-up on either side of the comparison).
+    const json tcp_upload = iperf3({});
+    const json udp_both_ways = iperf3({"-u", "--bidir", "-b", "20M", "-l", "1400"});
+    const json tcp_download = iperf3({"-R"});
+    const std::string after = srv.scrape_when_idle();
+    INFO(after);
+    CHECK(srv.value(after,
+                    R"(speedsrv_sessions_total{protocol="tcp",outcome="ok",client_protocol="iperf3"})") == 2);
+    CHECK(srv.value(after,
+                    R"(speedsrv_sessions_total{protocol="udp",outcome="ok",client_protocol="iperf3"})") == 1);
+    for (const char* kind :
+         {R"(protocol="tcp",direction="upload")", R"(protocol="tcp",direction="download")",
+          R"(protocol="udp",direction="upload")", R"(protocol="udp",direction="download")"}) {
+        CHECK(srv.value(after, std::string("speedsrv_tests_completed_total{") + kind +
+                                   R"(,client_protocol="iperf3"})") == 1);
+        CHECK(srv.value(after, std::string("speedsrv_tests_started_total{") + kind +
+                                   R"(,client_protocol="speed"})") == 0);
+    }
+    CHECK(srv.value(after, R"(speedsrv_payload_bytes_total{direction="upload",client_protocol="iperf3"})") ==
+          static_cast<double>(u64(tcp_upload["sum_received"]["bytes"]) +
+                              u64(udp_both_ways["sum_received"]["bytes"])));
+    CHECK(
+        srv.value(after, R"(speedsrv_payload_bytes_total{direction="download",client_protocol="iperf3"})") ==
+        static_cast<double>(u64(tcp_download["sum_sent"]["bytes"]) +
+                            u64(udp_both_ways["sum_sent_bidir_reverse"]["bytes"])));
+    CHECK(srv.value(after, R"(speedsrv_payload_bytes_total{direction="upload",client_protocol="speed"})") ==
+          0);
+    CHECK(srv.value(after, R"(speedsrv_payload_bytes_total{direction="download",client_protocol="speed"})") ==
+          0);
 }
 
 TEST_CASE("a request beyond the server's caps counts as a caps refusal and a limit_exceeded session",
@@ -140,8 +220,16 @@ TEST_CASE("a request beyond the server's caps counts as a caps refusal and a lim
     const std::string after = srv.scrape_when_idle();
     INFO(after);
     CHECK(srv.value(after, R"(speedsrv_refusals_total{reason="caps"})") == 1);
-    CHECK(srv.value(after, R"(speedsrv_sessions_total{protocol="none",outcome="limit_exceeded"})") == 1);
-    CHECK(srv.value(after, R"(speedsrv_tests_started_total{protocol="tcp",direction="download"})") == 0);
+    CHECK(
+        srv.value(
+            after,
+            R"(speedsrv_sessions_total{protocol="none",outcome="limit_exceeded",client_protocol="speed"})") ==
+        1);
+    CHECK(
+        srv.value(
+            after,
+            R"(speedsrv_tests_started_total{protocol="tcp",direction="download",client_protocol="speed"})") ==
+        0);
 }
 
 TEST_CASE("the metrics exposition passes promtool check metrics", "[integration][metrics]") {
@@ -234,7 +322,8 @@ TEST_CASE("a Prometheus server scrapes speedsrv and its query returns the number
         const auto give_up = std::chrono::steady_clock::now() + 30s;
         const std::string query =
             "/api/v1/"
-            "query?query=speedsrv_tests_completed_total%7Bprotocol%3D%22tcp%22%2Cdirection%3D%22upload%22%7D";
+            "query?query=speedsrv_tests_completed_total%7Bprotocol%3D%22tcp%22%2Cdirection%3D%22upload%22%"
+            "2Cclient_protocol%3D%22speed%22%7D";
         while (std::chrono::steady_clock::now() < give_up) {
             std::this_thread::sleep_for(250ms);
             http_response answer;

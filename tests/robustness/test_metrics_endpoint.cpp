@@ -107,8 +107,11 @@ TEST_CASE(
     // The endpoint serves scrapes again, and the server is back at its baseline.
     const auto scrape = http_get(metrics_port, "/metrics");
     CHECK(scrape.status == 200);
-    CHECK(sample_value(scrape.body, R"(speedsrv_tests_completed_total{protocol="tcp",direction="upload"})") >=
-          1.0);
+    CHECK(
+        sample_value(
+            scrape.body,
+            R"(speedsrv_tests_completed_total{protocol="tcp",direction="upload",client_protocol="speed"})") >=
+        1.0);
     server.check_recovered();
 }
 
@@ -197,7 +200,7 @@ TEST_CASE("the metrics count refusals, failed handshakes and UDP junk by reason,
     CHECK(value("speedsrv_sessions_active", 1) == 1);
     first.close();
     // The session's end: closed by the client before any test.
-    CHECK(value(R"(speedsrv_sessions_total{protocol="none",outcome="ok"})", 1) == 1);
+    CHECK(value(R"(speedsrv_sessions_total{protocol="none",outcome="ok",client_protocol="speed"})", 1) == 1);
 
     // Junk at the UDP port (the TCP port's number): dropped as malformed, each counted.
     send_udp_junk(server.port(), 25);

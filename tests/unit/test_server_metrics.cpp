@@ -7,6 +7,7 @@
 #include "tests/support/exposition.hpp"
 
 using namespace speed;
+using speed::server::client_protocol;
 using speed::server::server_metrics;
 using speed::server::session_metrics;
 using speed::testing::sample_value;
@@ -43,12 +44,59 @@ TEST_CASE("a session is counted once, under the transports of its completed test
         session.ended();
         session.ended();
     }  // the destructor does not count it again
-    CHECK(value(metrics, R"(speedsrv_sessions_total{protocol="both",outcome="ok"})") == 1);
-    CHECK(value(metrics, R"(speedsrv_payload_bytes_total{direction="upload"})") == 1000);
-    CHECK(value(metrics, R"(speedsrv_payload_bytes_total{direction="download"})") == 500);
+    CHECK(value(metrics,
+                R"(speedsrv_sessions_total{protocol="both",outcome="ok",client_protocol="speed"})") == 1);
+    CHECK(value(metrics, R"(speedsrv_payload_bytes_total{direction="upload",client_protocol="speed"})") ==
+          1000);
+    CHECK(value(metrics, R"(speedsrv_payload_bytes_total{direction="download",client_protocol="speed"})") ==
+          500);
     CHECK(value(metrics, R"(speedsrv_upload_throughput_bytes_per_second_sum{protocol="tcp"})") == 1000);
     CHECK(value(metrics, R"(speedsrv_upload_throughput_bytes_per_second_count{protocol="udp"})") == 0);
-    CHECK(value(metrics, R"(speedsrv_tests_completed_total{protocol="udp",direction="download"})") == 1);
+    CHECK(
+        value(
+            metrics,
+            R"(speedsrv_tests_completed_total{protocol="udp",direction="download",client_protocol="speed"})") ==
+        1);
+}
+
+TEST_CASE(
+    "an iperf3 session's tests and bytes count under client_protocol=\"iperf3\", apart from speedsrv's own",
+    "[metrics]") {
+    server_metrics metrics;
+    {
+        session_metrics session(metrics, client_protocol::iperf3);
+        const auto udp_upload = request_of(proto::transport::udp, proto::direction::upload);
+        session.test_started(udp_upload);
+        session.test_completed(udp_upload, 700, 5600.0);
+    }
+    {
+        session_metrics session(metrics);
+        const auto udp_upload = request_of(proto::transport::udp, proto::direction::upload);
+        session.test_started(udp_upload);
+        session.test_completed(udp_upload, 300, 2400.0);
+    }
+    CHECK(value(metrics,
+                R"(speedsrv_sessions_total{protocol="udp",outcome="ok",client_protocol="iperf3"})") == 1);
+    CHECK(value(metrics, R"(speedsrv_sessions_total{protocol="udp",outcome="ok",client_protocol="speed"})") ==
+          1);
+    CHECK(
+        value(
+            metrics,
+            R"(speedsrv_tests_started_total{protocol="udp",direction="upload",client_protocol="iperf3"})") ==
+        1);
+    CHECK(
+        value(
+            metrics,
+            R"(speedsrv_tests_completed_total{protocol="udp",direction="upload",client_protocol="iperf3"})") ==
+        1);
+    CHECK(value(metrics, R"(speedsrv_payload_bytes_total{direction="upload",client_protocol="iperf3"})") ==
+          700);
+    CHECK(value(metrics, R"(speedsrv_payload_bytes_total{direction="upload",client_protocol="speed"})") ==
+          300);
+    CHECK(value(metrics, R"(speedsrv_payload_bytes_total{direction="download",client_protocol="iperf3"})") ==
+          0);
+    // The throughput histogram keeps its labels: both sessions' uploads.
+    CHECK(value(metrics, R"(speedsrv_upload_throughput_bytes_per_second_count{protocol="udp"})") == 2);
 }
 
 TEST_CASE("a session's ending error is its outcome, and auth and cap failures are refusals too",
@@ -65,16 +113,33 @@ TEST_CASE("a session's ending error is its outcome, and auth and cap failures ar
         session.failed(proto::error_code::limit_exceeded);
         session.ended();
     }
-    CHECK(value(metrics, R"(speedsrv_sessions_total{protocol="none",outcome="auth_failed"})") == 1);
-    CHECK(value(metrics, R"(speedsrv_sessions_total{protocol="none",outcome="limit_exceeded"})") == 1);
+    CHECK(
+        value(metrics,
+              R"(speedsrv_sessions_total{protocol="none",outcome="auth_failed",client_protocol="speed"})") ==
+        1);
+    CHECK(
+        value(
+            metrics,
+            R"(speedsrv_sessions_total{protocol="none",outcome="limit_exceeded",client_protocol="speed"})") ==
+        1);
     CHECK(value(metrics, R"(speedsrv_refusals_total{reason="auth"})") == 1);
     CHECK(value(metrics, R"(speedsrv_refusals_total{reason="caps"})") == 1);
-    CHECK(value(metrics, R"(speedsrv_tests_started_total{protocol="tcp",direction="download"})") == 1);
-    CHECK(value(metrics, R"(speedsrv_tests_completed_total{protocol="tcp",direction="download"})") == 0);
+    CHECK(
+        value(
+            metrics,
+            R"(speedsrv_tests_started_total{protocol="tcp",direction="download",client_protocol="speed"})") ==
+        1);
+    CHECK(
+        value(
+            metrics,
+            R"(speedsrv_tests_completed_total{protocol="tcp",direction="download",client_protocol="speed"})") ==
+        0);
     // Error outcomes that never happened have no series; "ok" always has one.
     CHECK_FALSE(
-        sample_value(metrics.render({}), R"(speedsrv_sessions_total{protocol="tcp",outcome="timeout"})"));
-    CHECK(value(metrics, R"(speedsrv_sessions_total{protocol="tcp",outcome="ok"})") == 0);
+        sample_value(metrics.render({}),
+                     R"(speedsrv_sessions_total{protocol="tcp",outcome="timeout",client_protocol="speed"})"));
+    CHECK(value(metrics, R"(speedsrv_sessions_total{protocol="tcp",outcome="ok",client_protocol="speed"})") ==
+          0);
 }
 
 TEST_CASE("UDP drops: the listener's when UDP is on, the flows' always", "[metrics]") {
