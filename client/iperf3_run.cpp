@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -25,6 +26,7 @@
 #include "common/units.hpp"
 #include "net/control_channel.hpp"
 #include "net/errors.hpp"
+#include "net/first_failure.hpp"
 #include "net/random.hpp"
 #include "net/receiver_window.hpp"
 #include "net/socket_options.hpp"
@@ -54,7 +56,14 @@ std::uint32_t whole_seconds(double seconds) {
     return static_cast<std::uint32_t>(std::ceil(seconds));
 }
 
-// One iperf3 test (one control connection) in one direction.
+// --iperf3 --bidir: both directions of one iperf3 test.
+struct bidirectional_run {
+    direction_report download;
+    direction_report upload;
+    bidirectional_report both;
+};
+
+// One iperf3 test (one control connection) in one direction, or with --bidir both (run_bidirectional).
 class iperf3_test {
   public:
     iperf3_test(tcp::socket control, const tcp::endpoint& server, const test_options& options,
@@ -75,17 +84,9 @@ class iperf3_test {
         report.measured_by = dir_ == proto::direction::download ? "client" : "server";  // the receiver
         report.congestion = options_.congestion;
         net::stream_group group(co_await asio::this_coro::executor, options_.streams);
-        co_await send(protocol_.cookie());
-        // A server that says nothing within the connect timeout is not (or no longer) an iperf3 server.
-        const auto greeting_deadline = clock::now() + units::seconds_to_ns(options_.connect_timeout_seconds);
-        iperf3_client_step step = co_await next_step(greeting_deadline);
-        expect(step, iperf3_client_step::kind::open_streams);
-        accepted_ = true;
-        if (announce_ != nullptr) {
-            progress_.connected(*announce_);
-        }
+        co_await until_streams_asked();
         co_await open_streams(group, report);
-        step = co_await next_step(clock::now() + kReplyTimeout);
+        iperf3_client_step step = co_await next_step(clock::now() + kReplyTimeout);
         expect(step, iperf3_client_step::kind::start_test);
         progress_.direction_started(dir_, report);
         if (dir_ == proto::direction::download) {
@@ -103,7 +104,7 @@ class iperf3_test {
         group.stop_all(net::stream_group::closing::orderly);
         co_await group.wait_all_ended(clock::now() + kResultsTimeout);
         if (dir_ == proto::direction::upload) {
-            fill_server_receiver(report, protocol_.server_results());
+            fill_server_receiver(report, server_streams(0, options_.streams));
             if (udp_streams_) {
                 fill_udp_upload(report, protocol_.server_results());
             } else {
@@ -112,10 +113,76 @@ class iperf3_test {
         } else if (udp_streams_) {
             fill_udp_download(report, protocol_.server_results());
         } else {
-            fill_server_sender(report, protocol_.server_results());
+            fill_server_sender(report, server_streams(0, options_.streams));
         }
         progress_.direction_done(report);
         co_return report;
+    }
+
+    // --iperf3 --bidir (TCP): one iperf3 test with "bidirectional", both directions at once. speedcli's
+    // receiver measures the download over its own window, the upload's figure is the server's receiver
+    // count from its results, as for one direction (docs/methodology.md, "--bidir against an iperf3 server").
+    asio::awaitable<bidirectional_run> run_bidirectional() {
+        bidirectional_run out;
+        out.download.dir = proto::direction::download;
+        out.download.measured_by = "client";
+        out.upload.dir = proto::direction::upload;
+        out.upload.measured_by = "server";
+        out.download.congestion = out.upload.congestion = options_.congestion;
+        const auto executor = co_await asio::this_coro::executor;
+        net::stream_group sending(executor, options_.streams);
+        net::stream_group receiving(executor, options_.streams);
+        co_await until_streams_asked();
+        // iperf3's --bidir client connects its sending streams first, then its receiving ones; the server
+        // takes the first -P connections for its receiver and the next -P for its sender
+        // (iperf_server_api.c, rec_streams_accepted before send_streams_accepted).
+        co_await connect_tcp_streams(sending, out.upload, 0);
+        co_await connect_tcp_streams(receiving, out.download, options_.streams);
+        receiving.start_receiving();
+        iperf3_client_step step = co_await next_step(clock::now() + kReplyTimeout);
+        expect(step, iperf3_client_step::kind::start_test);
+        progress_.direction_started(proto::direction::download, out.download);
+        progress_.direction_started(proto::direction::upload, out.upload);
+        // The upload sends for its whole seconds and on until the download's window has closed: TEST_END
+        // ends the server's upload window too, and a sender silent before it would lower the figure.
+        const std::int64_t started_ns = net::now_ns();
+        sending.start_sending(per_stream_pacing(options_.bitrate, options_.streams));
+        std::int64_t download_closed_ns = 0;
+        {
+            using namespace asio::experimental::awaitable_operators;
+            net::first_failure failure;
+            try {
+                co_await (net::noting_failure(timed_download(receiving, out.download, download_closed_ns),
+                                              failure) &&
+                          net::noting_failure(sleep_until(clock::now() + send_length()), failure));
+            } catch (...) {
+                failure.rethrow();
+            }
+        }
+        finish_sending(sending, out.upload, started_ns);
+        const std::int64_t test_end_ns = net::now_ns();
+        co_await reply(protocol_.time_up());
+        step = co_await next_step(clock::now() + kResultsTimeout);
+        expect(step, iperf3_client_step::kind::send_results);
+        iperf3::results mine = my_results(sending, 0);
+        for (auto& stream : my_results(receiving, options_.streams).streams) {
+            mine.streams.push_back(stream);
+        }
+        co_await reply(protocol_.results_ready(mine));
+        step = co_await next_step(clock::now() + kResultsTimeout);
+        expect(step, iperf3_client_step::kind::finished);
+        co_await wait_for_server_close();
+        sending.stop_all(net::stream_group::closing::orderly);
+        receiving.stop_all(net::stream_group::closing::orderly);
+        co_await sending.wait_all_ended(clock::now() + kResultsTimeout);
+        co_await receiving.wait_all_ended(clock::now() + kResultsTimeout);
+        fill_server_receiver(out.upload, server_streams(0, options_.streams));
+        fill_sender(out.upload, sending.sender_stats());
+        fill_server_sender(out.download, server_streams(options_.streams, options_.streams));
+        progress_.direction_done(out.download);
+        progress_.direction_done(out.upload);
+        out.both = both_at_once(out, download_closed_ns, test_end_ns);
+        co_return out;
     }
 
     // The server took the test (asked for its streams): a failure after this is the test's, not the
@@ -132,7 +199,9 @@ class iperf3_test {
             p.protocol = iperf3::transport::udp;
             p.block_length = datagram_bytes;
         }
-        p.reverse = dir == proto::direction::download;
+        // --bidir: one test, both ways (the parameters of iperf3's own --bidir client: not reverse).
+        p.bidirectional = options.bidir;
+        p.reverse = !options.bidir && dir == proto::direction::download;
         p.streams = options.streams;
         p.duration_seconds = whole_seconds(options.duration_seconds);
         p.omit_seconds = whole_seconds(options.omit_seconds);
@@ -149,6 +218,19 @@ class iperf3_test {
         std::array<std::uint8_t, 36> bytes{};
         net::fill_random(bytes);
         return bytes;
+    }
+
+    // The cookie, the parameters, up to the server's CREATE_STREAMS: the server has taken the test.
+    asio::awaitable<void> until_streams_asked() {
+        co_await send(protocol_.cookie());
+        // A server that says nothing within the connect timeout is not (or no longer) an iperf3 server.
+        const auto greeting_deadline = clock::now() + units::seconds_to_ns(options_.connect_timeout_seconds);
+        const iperf3_client_step step = co_await next_step(greeting_deadline);
+        expect(step, iperf3_client_step::kind::open_streams);
+        accepted_ = true;
+        if (announce_ != nullptr) {
+            progress_.connected(*announce_);
+        }
     }
 
     asio::awaitable<void> send(const std::vector<std::uint8_t>& bytes) {
@@ -256,26 +338,52 @@ class iperf3_test {
                 clock::now() + units::seconds_to_ns(options_.connect_timeout_seconds));
             co_return;
         }
+        co_await connect_tcp_streams(group, report, 0);
+        if (dir_ == proto::direction::download) {
+            // Read from the start so the first byte's timestamp is when it arrived. No self probes: an iperf3
+            // server would take their bytes for payload.
+            group.start_receiving();
+        }
+    }
+
+    // The group's data connections, each opening with the test's cookie; `first` is the index of the group's
+    // first connection in the test (its --sockets port and its name in errors).
+    asio::awaitable<void> connect_tcp_streams(net::stream_group& group, direction_report& report,
+                                              std::size_t first) {
         for (std::uint16_t index = 0; index < group.size(); ++index) {
-            tcp::socket socket =
-                co_await connect(server_, options_.connect_timeout_seconds, options_.sockets, index);
+            const std::size_t number = first + index;
+            tcp::socket socket = co_await connect(server_, options_.connect_timeout_seconds, options_.sockets,
+                                                  static_cast<std::uint16_t>(number));
             report.stream_sockets.push_back(
                 net::read_socket(socket.native_handle(), server_.address().is_v6()));
             if (auto ec = co_await net::write_all(socket, asio::buffer(protocol_.cookie()),
                                                   clock::now() + kReplyTimeout)) {
                 throw session_error(proto::error_code::timeout,
-                                    "data connection " + std::to_string(index) + ": " + ec.message());
+                                    "data connection " + std::to_string(number) + ": " + ec.message());
             }
             group.attach(index, std::move(socket), data_pool_.next());
         }
         if (auto failure = group.set_congestion(options_.congestion)) {
             throw session_error(proto::error_code::unsupported, *failure);
         }
-        if (dir_ == proto::direction::download) {
-            // Read from the start so the first byte's timestamp is when it arrived. No self probes: an iperf3
-            // server would take their bytes for payload.
-            group.start_receiving();
-        }
+    }
+
+    // --bidir: the download, and when its window closed (this client's steady clock, ns).
+    asio::awaitable<void> timed_download(net::stream_group& group, direction_report& report,
+                                         std::int64_t& closed_ns) {
+        co_await download(group, report);
+        closed_ns = net::now_ns();
+    }
+
+    static asio::awaitable<void> sleep_until(clock::time_point when) {
+        asio::steady_timer timer(co_await asio::this_coro::executor, when);
+        co_await timer.async_wait(asio::use_awaitable);
+    }
+
+    // The whole seconds of warm-up and window iperf3 was told of.
+    std::chrono::seconds send_length() const {
+        return std::chrono::seconds(whole_seconds(options_.omit_seconds) +
+                                    whole_seconds(options_.duration_seconds));
     }
 
     // speedcli's own receiver window, exactly as in a speedsrv download of the same options.
@@ -323,18 +431,41 @@ class iperf3_test {
         }
         const std::int64_t started_ns = net::now_ns();
         group.start_sending(per_stream_pacing(options_.bitrate, options_.streams));
-        const auto warm_up = std::chrono::seconds(whole_seconds(options_.omit_seconds));
-        const auto length = warm_up + std::chrono::seconds(whole_seconds(options_.duration_seconds));
-        asio::steady_timer timer(co_await asio::this_coro::executor, clock::now() + length);
-        co_await timer.async_wait(asio::use_awaitable);
+        co_await sleep_until(clock::now() + send_length());
+        finish_sending(group, report, started_ns);
+    }
+
+    // Stops an upload's sending (begun at `started_ns`) and keeps its in-band RTT samples after the warm-up.
+    void finish_sending(net::stream_group& group, direction_report& report, std::int64_t started_ns) const {
         group.hold_sending();
+        const auto warm_up = std::chrono::seconds(whole_seconds(options_.omit_seconds));
         report.in_band_rtt_ms =
             units::us_to_ms(group.rtt_samples_us(started_ns + std::chrono::nanoseconds(warm_up).count()));
         report.omitted_seconds = static_cast<double>(warm_up.count());
     }
 
-    // This end's results for the server's display: bytes received (download) or sent (upload) per stream.
-    iperf3::results my_results(const net::stream_group& group) const {
+    // --bidir: the two windows on this client's clock. The download's closed at `download_closed_ns` after
+    // its measured length; the upload's is the server's own span ("seconds"), which ends when the server
+    // reads TEST_END, placed ending when speedcli sent it (early by TEST_END's one-way trip). The upload's
+    // time 0 is on the server's clock: no start skew is reported.
+    static bidirectional_report both_at_once(const bidirectional_run& run, std::int64_t download_closed_ns,
+                                             std::int64_t test_end_ns) {
+        bidirectional_report both;
+        const std::int64_t download_from =
+            download_closed_ns - units::seconds_to_ns(run.download.seconds).count();
+        const std::int64_t upload_from = test_end_ns - units::seconds_to_ns(run.upload.seconds).count();
+        const std::int64_t from = std::max(download_from, upload_from);
+        const std::int64_t to = std::min(download_closed_ns, test_end_ns);
+        both.overlap_seconds = units::ns_to_seconds(std::max<std::int64_t>(0, to - from));
+        // The upload's connections carry its data through the uplink's queue and their ACKs through the
+        // download's: their kernel RTT is the latency under both loads.
+        both.load.in_band_rtt_ms = run.upload.in_band_rtt_ms;
+        return both;
+    }
+
+    // This end's results for the server's display: bytes received (download) or sent (upload) per stream;
+    // `first` is the index in the test of the group's first stream.
+    iperf3::results my_results(const net::stream_group& group, std::size_t first = 0) const {
         if (udp_streams_) {
             return my_udp_results();
         }
@@ -343,7 +474,7 @@ class iperf3_test {
         iperf3::results mine;
         for (std::size_t i = 0; i < counters.size(); ++i) {
             iperf3::stream_result stream;
-            stream.id = iperf3::stream_id(i);
+            stream.id = iperf3::stream_id(first + i);
             stream.bytes = counters[i];
             stream.end_seconds = options_.duration_seconds;
             mine.streams.push_back(stream);
@@ -351,17 +482,37 @@ class iperf3_test {
         return mine;
     }
 
-    // The upload's figure: the iperf3 server's own receiver count per stream ("bytes", the warm-up left
-    // out) over its own span ("end_time" - "start_time") of the longest stream.
-    void fill_server_receiver(direction_report& report, const iperf3::results& server) const {
-        if (server.streams.size() != options_.streams) {
+    // The server's results for the test's streams [first, first + count), found by their ids (iperf3 numbers
+    // a test's streams in the order they connected: iperf3::stream_id).
+    std::vector<iperf3::stream_result> server_streams(std::size_t first, std::size_t count) const {
+        const auto& server = protocol_.server_results();
+        const std::size_t in_test = options_.bidir ? 2 * std::size_t{options_.streams} : options_.streams;
+        if (server.streams.size() != in_test) {
             throw session_error(proto::error_code::protocol_error,
                                 fmt::format("the iperf3 server's results name {} streams of a {}-stream test",
-                                            server.streams.size(), options_.streams));
+                                            server.streams.size(), in_test));
         }
+        std::vector<iperf3::stream_result> out;
+        for (std::size_t i = first; i < first + count; ++i) {
+            const auto found = std::find_if(server.streams.begin(), server.streams.end(),
+                                            [i](const auto& s) { return s.id == iperf3::stream_id(i); });
+            if (found == server.streams.end()) {
+                throw session_error(
+                    proto::error_code::protocol_error,
+                    fmt::format("the iperf3 server's results have no stream {}", iperf3::stream_id(i)));
+            }
+            out.push_back(*found);
+        }
+        return out;
+    }
+
+    // The upload's figure: the iperf3 server's own receiver count per stream ("bytes", the warm-up left
+    // out) over its own span ("end_time" - "start_time") of the longest stream.
+    void fill_server_receiver(direction_report& report,
+                              const std::vector<iperf3::stream_result>& server) const {
         measure::totals totals;
         double seconds = 0.0;
-        for (const auto& stream : server.streams) {
+        for (const auto& stream : server) {
             totals.stream_bytes.push_back(stream.bytes);
             seconds = std::max(seconds, stream.end_seconds - stream.start_seconds);
         }
@@ -371,9 +522,10 @@ class iperf3_test {
     }
 
     // A download's sender figures: what the iperf3 server says it sent per stream (its warm-up left out).
-    static void fill_server_sender(direction_report& report, const iperf3::results& server) {
+    static void fill_server_sender(direction_report& report,
+                                   const std::vector<iperf3::stream_result>& server) {
         std::vector<proto::stream_sender_stats> sent;
-        for (const auto& stream : server.streams) {
+        for (const auto& stream : server) {
             proto::stream_sender_stats stats;
             stats.bytes_sent = stream.bytes;
             sent.push_back(stats);
@@ -574,6 +726,13 @@ asio::awaitable<void> run_iperf3_tests(tcp::socket control, const tcp::endpoint&
         options.download ? proto::direction::download : proto::direction::upload;
     iperf3_test first(std::move(control), server, options, progress, data_pool, first_dir);
     first.announce_when_accepted(report);
+    if (options.bidir) {
+        bidirectional_run both = co_await first.run_bidirectional();
+        report.download = std::move(both.download);
+        report.upload = std::move(both.upload);
+        report.bidirectional = std::move(both.both);
+        co_return;
+    }
     (options.download ? report.download : report.upload) = co_await first.run();
     if (options.download && options.upload) {
         // iperf3 runs one test per control connection: the upload opens its own.

@@ -237,6 +237,10 @@ void human_output::summary(const test_report& report) {
                        "Both at once", *both.overlap_seconds,
                        units::format_milliseconds(std::abs(*both.start_skew_seconds) * 1e3),
                        *both.start_skew_seconds >= 0 ? "after" : "before");
+        } else if (both.overlap_seconds) {
+            // --iperf3: one test started both directions; the upload's time 0 is on the server's clock.
+            fmt::print(out_, "  {:<12}  windows overlap {:.2f} s (one iperf3 test)\n", "Both at once",
+                       *both.overlap_seconds);
         } else {
             fmt::print(out_, "  {:<12}  windows' overlap not known (no interval reports)\n", "Both at once");
         }

@@ -59,8 +59,10 @@
   }
 
   const directions = ['download', 'upload'];
-  const colorOf = { idle: css('--idle'), download: css('--download'), upload: css('--upload') };
+  const colorOf = { idle: css('--idle'), download: css('--download'), upload: css('--upload'), both: css('--both') };
   const label = (name) => name.charAt(0).toUpperCase() + name.slice(1);
+  // A latency series' name: idle, under one direction's load, or under both (--bidir).
+  const seriesLabel = (name) => (name === 'idle' ? 'idle' : name === 'both' ? 'under both loads' : 'under ' + name);
 
   function summary(doc) {
     add(main, 'h2', null, 'Summary');
@@ -81,6 +83,23 @@
              finite(latency.increase_ms) ? 'median; +' + ms(latency.increase_ms) + ' over idle' : 'median');
       }
     }
+    const both = doc.bidirectional;
+    if (both) {
+      // --bidir: the one loaded latency of the run is the one under both loads (with --iperf3 only the upload
+      // connections' in-band RTT).
+      const l = both.latency || {};
+      if (l.rtt_ms) {
+        card(cards, 'Latency under both loads', ms(l.rtt_ms.median),
+             finite(l.increase_ms) ? 'median; +' + ms(l.increase_ms) + ' over idle' : 'median');
+      } else if (l.in_band && l.in_band.rtt_ms) {
+        card(cards, 'Latency under both loads', ms(l.in_band.rtt_ms.median), 'median in-band TCP RTT');
+      }
+      card(cards, 'Both at once', finite(both.overlap_seconds) ? both.overlap_seconds.toFixed(2) + ' s' : '–',
+           'the receivers\' windows overlap' + (finite(both.start_skew_seconds)
+             ? '; upload started ' + ms(Math.abs(both.start_skew_seconds) * 1000) +
+               (both.start_skew_seconds >= 0 ? ' after' : ' before') + ' the download'
+             : ''));
+    }
     if (finite(doc.responsiveness_rpm)) {
       card(cards, 'Responsiveness', Math.round(doc.responsiveness_rpm).toLocaleString('en-US') + ' RPM',
            'round trips per minute under load');
@@ -88,24 +107,53 @@
     if (doc.bufferbloat_grade) card(cards, 'Bufferbloat grade', doc.bufferbloat_grade, 'from the latency increase');
   }
 
+  const hasIntervals = (d) => d && d.intervals && d.intervals.length > 0;
+  const topRate = (ds) => Math.max(...ds.flatMap((d) => d.intervals.map((i) => i.bits_per_second)).filter(finite), 1);
+  // A direction's intervals as a line of steps, each from its start to its end (a point at each start, and the
+  // last end), `shift` seconds later on the chart's time axis; warm-up intervals (--omit) dashed.
+  function intervalLine(d, name, color, width, scale, rateOf, shift) {
+    const points = d.intervals.map((i) => ({ x: i.start + shift, y: rateOf(i) / scale }));
+    const last = d.intervals[d.intervals.length - 1];
+    points.push({ x: last.end + shift, y: rateOf(last) / scale });
+    const warmUp = (ctx) => (d.intervals[ctx.p0DataIndex].omitted ? [5, 5] : undefined);
+    return { label: name, borderColor: color, backgroundColor: color, borderWidth: width, pointRadius: 0,
+             stepped: 'after', data: points, segment: { borderDash: warmUp } };
+  }
+
+  // --bidir: both directions on one chart and one time axis, the download receiver's interval clock; the
+  // upload's intervals (on its receiver's clock) are moved by the start skew where it is known.
+  function bothThroughput(doc) {
+    const both = doc.bidirectional;
+    const drawn = directions.filter((dir) => hasIntervals(doc[dir]));
+    if (drawn.length === 0) return;
+    const [scale, unit] = rateUnit(topRate(drawn.map((dir) => doc[dir])));
+    const skew = finite(both.start_skew_seconds) ? both.start_skew_seconds : 0;
+    const datasets = drawn.map((dir) => intervalLine(doc[dir], label(dir), colorOf[dir], 2.5, scale,
+                                                     (i) => i.bits_per_second, dir === 'upload' ? skew : 0));
+    const notes = ['Both directions at once, each measured by its receiver, each interval a step; warm-up ' +
+                   'intervals (--omit) are dashed. Time axis: the download receiver\'s interval clock'];
+    if (finite(both.start_skew_seconds) && drawn.includes('upload')) {
+      notes.push('the upload\'s intervals are placed by its start skew (' + ms(both.start_skew_seconds * 1000) + ')');
+    }
+    for (const dir of directions) {
+      if (doc[dir] && !drawn.includes(dir)) notes.push('the ' + dir + ' has no intervals (its receiver sent none)');
+    }
+    chart(main, 'Download and upload throughput, at once', notes.join('; ') + '.', {
+      type: 'line', data: { datasets },
+      options: { scales: { x: axis('seconds', { min: 0 }), y: axis(unit, { beginAtZero: true }) } },
+    });
+  }
+
   function throughput(doc) {
+    if (doc.bidirectional) {
+      bothThroughput(doc);
+      return;
+    }
     for (const dir of directions) {
       const d = doc[dir];
-      if (!d || !d.intervals || d.intervals.length === 0) continue;
-      const top = Math.max(...d.intervals.map((i) => i.bits_per_second).filter(finite), 1);
-      const [scale, unit] = rateUnit(top);
-      // Each interval is a step from its start to its end: a point at each start, and the last end.
-      const steps = (rateOf) => {
-        const points = d.intervals.map((i) => ({ x: i.start, y: rateOf(i) / scale }));
-        const last = d.intervals[d.intervals.length - 1];
-        points.push({ x: last.end, y: rateOf(last) / scale });
-        return points;
-      };
-      const warmUp = (ctx) => (d.intervals[ctx.p0DataIndex].omitted ? [5, 5] : undefined);
-      const line = (name, color, width, rateOf) => ({
-        label: name, borderColor: color, backgroundColor: color, borderWidth: width, pointRadius: 0,
-        stepped: 'after', data: steps(rateOf), segment: { borderDash: warmUp },
-      });
+      if (!hasIntervals(d)) continue;
+      const [scale, unit] = rateUnit(topRate([d]));
+      const line = (name, color, width, rateOf) => intervalLine(d, name, color, width, scale, rateOf, 0);
       const datasets = [line('all streams', colorOf[dir], 2.5, (i) => i.bits_per_second)];
       const streams = (d.intervals[0].streams || []).length;
       for (let s = 0; streams > 1 && s < streams; ++s) {
@@ -120,14 +168,14 @@
     }
   }
 
-  // The latency objects with their series: idle, then under each direction's load.
+  // The latency objects with their series: idle, then under each direction's load, then under both (--bidir).
   function latencySeries(doc) {
     const out = [];
     const idle = doc.latency && doc.latency.idle;
-    if (idle && idle.series && idle.series.rtt_ms.length > 0) out.push(['idle', idle]);
-    for (const dir of directions) {
-      const latency = doc[dir] && doc[dir].latency;
-      if (latency && latency.series && latency.series.rtt_ms.length > 0) out.push([dir, latency]);
+    const loads = directions.map((dir) => [dir, doc[dir] && doc[dir].latency]);
+    loads.push(['both', doc.bidirectional && doc.bidirectional.latency]);
+    for (const [name, latency] of [['idle', idle], ...loads]) {
+      if (latency && latency.series && latency.series.rtt_ms.length > 0) out.push([name, latency]);
     }
     return out;
   }
@@ -137,13 +185,14 @@
     if (series.length === 0) return;
     const interval = (doc.parameters && doc.parameters.ping_interval_seconds) || 0;
     const overTime = series.map(([name, l]) => ({
-      label: name === 'idle' ? 'idle' : 'under ' + name, borderColor: colorOf[name], backgroundColor: colorOf[name],
+      label: seriesLabel(name), borderColor: colorOf[name], backgroundColor: colorOf[name],
       pointRadius: 2, showLine: false,
       // No send times (UDP idle probes): they were sent on a fixed schedule.
       data: l.series.rtt_ms.map((rtt, i) => ({ x: l.series.t ? l.series.t[i] : i * interval, y: rtt })),
     }));
     chart(main, 'Latency over time', 'Network round trips (rtt_ms) of each probe, at the time it was sent: ' +
-          'idle from the first idle probe, under load on the direction\'s interval clock.', {
+          'idle from the first idle probe, under load on the direction\'s interval clock' +
+          (doc.bidirectional ? ', under both loads from the start of the two windows\' overlap.' : '.'), {
       type: 'scatter', data: { datasets: overTime },
       options: { scales: { x: axis('seconds'), y: axis('ms', { beginAtZero: true }) } },
     });
@@ -154,7 +203,7 @@
     const high = Math.max(...all);
     const logarithmic = low > 0 && high / low >= 20;
     const cdf = series.map(([name], k) => ({
-      label: name === 'idle' ? 'idle' : 'under ' + name, borderColor: colorOf[name], backgroundColor: colorOf[name],
+      label: seriesLabel(name), borderColor: colorOf[name], backgroundColor: colorOf[name],
       pointRadius: 0, borderWidth: 2, stepped: true,
       data: values[k].map((v, i) => ({ x: v, y: (100 * (i + 1)) / values[k].length })),
     }));

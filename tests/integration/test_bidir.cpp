@@ -88,11 +88,12 @@ TEST_CASE("speedcli --bidir runs download and upload at the same time, each meas
     CHECK(std::stoi(match[1].str()) != local_port);
 }
 
-TEST_CASE("speedcli --bidir with --no-upload, --no-download or --iperf3 is a usage error",
+TEST_CASE("speedcli --bidir with --no-upload, --no-download or --iperf3 --udp is a usage error",
           "[integration][bidir]") {
-    for (const char* other : {"--no-upload", "--no-download", "--iperf3"}) {
+    for (const char* other : {"--no-upload", "--no-download", "--udp"}) {
         INFO(other);
-        const auto run = run_client({"127.0.0.1", "-p", "9", "--bidir", other, "--json"});
+        const auto run =
+            run_client({"127.0.0.1", "-p", "9", "--bidir", "--iperf3", "-b", "10M", other, "--json"});
         CHECK(run.process.exit_code == 2);
         REQUIRE(run.json.is_object());
         CHECK_THAT(run.json["error"].get<std::string>(), Catch::Contains("--bidir"));

@@ -226,6 +226,57 @@ TEST_CASE("speedcli --iperf3 -P 2: the download's streams, and the server's own 
     CHECK(download["bytes"].get<std::uint64_t>() <= download["sender"]["bytes"].get<std::uint64_t>());
 }
 
+TEST_CASE(
+    "speedcli --iperf3 --bidir -P 2: one iperf3 test both ways, each direction measured by its receiver",
+    "[integration][iperf3][bidir]") {
+    if (!have_iperf3()) {
+        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+        return;
+    }
+    const auto [run, server] = run_one_test({"--bidir", "-P", "2", "-t", "2", "-b", "200M", "-J"});
+    INFO(run.process.out << run.process.err << server.dump());
+    const json& download = run.json["download"];
+    const json& upload = run.json["upload"];
+    CHECK(run.json["parameters"]["bidirectional"] == true);
+    REQUIRE(download["streams"].size() == 2);
+    REQUIRE(upload["streams"].size() == 2);
+    // The server's streams in the order they connected: its two receiving ones (speedcli's upload), then its
+    // two sending ones (speedcli's download), as for iperf3's own --bidir client.
+    const json& streams = server["end"]["streams"];
+    REQUIRE(streams.size() == 4);
+    for (std::size_t i = 0; i < 2; ++i) {
+        INFO("stream " << i);
+        CHECK(streams[i]["receiver"]["sender"] == false);
+        CHECK(streams[i + 2]["sender"]["sender"] == true);
+        CHECK(upload["streams"][i]["bytes"].get<std::uint64_t>() ==
+              streams[i]["receiver"]["bytes"].get<std::uint64_t>());
+        CHECK(download["streams"][i]["bytes"].get<std::uint64_t>() > 0);
+    }
+    // The upload's figure is the server's own receiver count; the download's speedcli's, never above what the
+    // server says it sent (speedcli's window closes before TEST_END stops the server's sending).
+    const std::uint64_t server_received = server["end"]["sum_received"]["bytes"].get<std::uint64_t>();
+    const std::uint64_t server_sent = server["end"]["sum_sent_bidir_reverse"]["bytes"].get<std::uint64_t>();
+    CHECK(upload["bytes"].get<std::uint64_t>() == server_received);
+    CHECK(download["sender"]["bytes"].get<std::uint64_t>() == server_sent);
+    CHECK(download["bytes"].get<std::uint64_t>() > 0);
+    CHECK(download["bytes"].get<std::uint64_t>() <= server_sent);
+    // Both at once, by the server's own clock: each of its intervals saw bytes in both directions.
+    REQUIRE(server["intervals"].size() >= 2);
+    for (const auto& interval : server["intervals"]) {
+        CHECK(interval["sum"]["bytes"].get<std::uint64_t>() > 0);
+        CHECK(interval["sum_bidir_reverse"]["bytes"].get<std::uint64_t>() > 0);
+    }
+    // And by speedcli's: the two windows overlap for most of their length (75 %, the bound of the speedsrv
+    // --bidir test; loopback runs read 2.000 of 2 s). One test starts both: no start skew is reported.
+    const json& both = run.json["bidirectional"];
+    REQUIRE(both.is_object());
+    CHECK(both["start_skew_seconds"].is_null());
+    CHECK(both["overlap_seconds"].get<double>() > 0.75 * download["seconds"].get<double>());
+    // The latency under both loads: the upload's connections' kernel RTT (their ACKs cross the download).
+    CHECK(upload["latency"]["in_band"]["samples"].get<int>() > 0);
+    CHECK(both["latency"]["in_band"]["samples"] == upload["latency"]["in_band"]["samples"]);
+}
+
 TEST_CASE("speedcli --iperf3 meets a busy iperf3 server: exit 4 with 'busy'", "[integration][iperf3]") {
     if (!have_iperf3()) {
         std::puts("SKIP: /usr/bin/iperf3 is not installed");

@@ -67,6 +67,31 @@ process_result dump_dom(const std::string& path, const temp_dir& dir) {
                        std::chrono::seconds(60));
 }
 
+// speedcli with `args` against a speedsrv of its own, writing its --report page into `dir`: the page's path.
+std::string report_of_run(const temp_dir& dir, const std::vector<std::string>& args) {
+    server_process server;
+    const std::string path = (dir.path() / "r.html").string();
+    std::vector<std::string> argv{"127.0.0.1", "-p", std::to_string(server.port())};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--report", path});
+    const auto run = run_client(argv);
+    INFO(run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    return path;
+}
+
+// Headless Chromium's DOM of the page at `path`, which it drew without an error.
+std::string drawn_dom(const std::string& path, const temp_dir& dir) {
+    const auto browser = dump_dom(path, dir);
+    INFO(browser.err);
+    REQUIRE(browser.exit_code == 0);
+    CHECK(body_attribute(browser.out, "data-state") == "done");
+    // No error paragraph (the script's own text is in the dump too, so the element is looked for, not its
+    // words).
+    CHECK(browser.out.find(R"(<p class="error">)") == std::string::npos);
+    return browser.out;
+}
+
 process_result speedcli_monitor(const std::vector<std::string>& args) {
     std::vector<std::string> argv{speedcli_path(), "monitor"};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -128,24 +153,37 @@ TEST_CASE("Headless Chromium opens a --report page offline and draws every chart
         std::puts("SKIP: /usr/bin/chromium is not installed (Debian package chromium)");
         return;
     }
-    server_process server;
     temp_dir dir("speedreport");
-    const std::string path = (dir.path() / "r.html").string();
     // Two streams: the throughput charts have a line per stream too.
-    const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "-t", "1", "-P", "2",
-                                 "--pings", "5", "--report", path});
-    INFO(run.process.err);
-    REQUIRE(run.process.exit_code == 0);
-    const auto browser = dump_dom(path, dir);
-    INFO(browser.err);
-    REQUIRE(browser.exit_code == 0);
-    CHECK(body_attribute(browser.out, "data-state") == "done");
+    const std::string dom = drawn_dom(report_of_run(dir, {"-t", "1", "-P", "2", "--pings", "5"}), dir);
     // Throughput of both directions, latency over time, latency distribution: each drew pixels.
-    CHECK(body_attribute(browser.out, "data-charts-created") == "4");
-    CHECK(body_attribute(browser.out, "data-charts") == "4");
-    // The run succeeded: no error paragraph (the script's own text is in the dump too, so the element is
-    // looked for, not its words).
-    CHECK(browser.out.find(R"(<p class="error">)") == std::string::npos);
+    CHECK(body_attribute(dom, "data-charts-created") == "4");
+    CHECK(body_attribute(dom, "data-charts") == "4");
+}
+
+TEST_CASE("Headless Chromium draws a --bidir run: both directions on one chart, the latency under both",
+          "[integration][output][report][browser][bidir]") {
+    if (::access(kChromium, X_OK) != 0) {
+        std::puts("SKIP: /usr/bin/chromium is not installed (Debian package chromium)");
+        return;
+    }
+    temp_dir dir("speedreport");
+    const std::string path = report_of_run(dir, {"-t", "1", "-b", "100M", "--pings", "5", "--bidir"});
+    const json data = data_block(read_file(path));
+    REQUIRE(data["bidirectional"].is_object());
+    REQUIRE(data["bidirectional"]["latency"]["series"]["rtt_ms"].size() > 0);
+    REQUIRE(data["bufferbloat_grade"].is_string());
+    const std::string dom = drawn_dom(path, dir);
+    // Download and upload on one chart; latency over time and its distribution, idle and under both loads
+    // (no probe was under one direction alone): three charts, each drew pixels.
+    CHECK(body_attribute(dom, "data-charts-created") == "3");
+    CHECK(body_attribute(dom, "data-charts") == "3");
+    CHECK(dom.find("<h2>Download and upload throughput, at once</h2>") != std::string::npos);
+    // The summary's cards: the latency under both, how the windows overlapped, and the grade from them.
+    CHECK(dom.find(R"(<div class="label">Latency under both loads</div>)") != std::string::npos);
+    CHECK(dom.find(R"(<div class="label">Both at once</div>)") != std::string::npos);
+    CHECK(dom.find(R"(<div class="label">Bufferbloat grade</div><div class="value">)" +
+                   data["bufferbloat_grade"].get<std::string>() + "</div>") != std::string::npos);
 }
 
 TEST_CASE("monitor --report writes a page with every interval and the summary",

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -57,5 +58,33 @@ tcp_segment_size full_tcp_segment(std::size_t mtu, bool timestamps);
 bool tcp_timestamps_enabled(const lab& lab);
 
 double median(const std::vector<double>& values);
+
+// speedsrv and speedcli set only the congestion controls the kernel allows unprivileged processes
+// (/proc/sys/net/ipv4/tcp_allowed_congestion_control), root or not. This list is the host's, not the lab
+// namespace's: when Cubic is missing from it, it is added for the test's duration and the list restored
+// after.
+class cubic_allowed {
+  public:
+    cubic_allowed() {
+        std::ifstream in(kPath);
+        std::getline(in, original_);
+        if ((" " + original_ + " ").find(" cubic ") == std::string::npos) {
+            std::ofstream(kPath) << original_ << " cubic\n";
+            changed_ = true;
+        }
+    }
+    ~cubic_allowed() {
+        if (changed_) {
+            std::ofstream(kPath) << original_ << "\n";
+        }
+    }
+    cubic_allowed(const cubic_allowed&) = delete;
+    cubic_allowed& operator=(const cubic_allowed&) = delete;
+
+  private:
+    static constexpr const char* kPath = "/proc/sys/net/ipv4/tcp_allowed_congestion_control";
+    std::string original_;
+    bool changed_ = false;
+};
 
 }  // namespace speed::netlab

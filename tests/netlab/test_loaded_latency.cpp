@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -50,34 +49,6 @@ struct loaded_run {
 double full_queue_delay_ms(std::uint64_t queue_bytes) {
     return static_cast<double>(queue_bytes) * 8.0 / static_cast<double>(kRateBitsPerSecond) * 1000.0;
 }
-
-// speedsrv and speedcli set only the congestion controls the kernel allows unprivileged processes
-// (/proc/sys/net/ipv4/tcp_allowed_congestion_control), root or not. This list is the host's, not the lab
-// namespace's: when Cubic is missing from it, it is added for the test's duration and the list restored
-// after.
-class cubic_allowed {
-  public:
-    cubic_allowed() {
-        std::ifstream in(kPath);
-        std::getline(in, original_);
-        if ((" " + original_ + " ").find(" cubic ") == std::string::npos) {
-            std::ofstream(kPath) << original_ << " cubic\n";
-            changed_ = true;
-        }
-    }
-    ~cubic_allowed() {
-        if (changed_) {
-            std::ofstream(kPath) << original_ << "\n";
-        }
-    }
-    cubic_allowed(const cubic_allowed&) = delete;
-    cubic_allowed& operator=(const cubic_allowed&) = delete;
-
-  private:
-    static constexpr const char* kPath = "/proc/sys/net/ipv4/tcp_allowed_congestion_control";
-    std::string original_;
-    bool changed_ = false;
-};
 
 loaded_run run_with_queue(std::uint64_t queue_bytes) {
     const cubic_allowed allowed;
