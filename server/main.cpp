@@ -198,8 +198,10 @@ int main(int argc, char** argv) {
            "IPv6 addresses sharing this many leading bits count as one host (64: one subscriber's /64)")
         ->capture_default_str()
         ->check(CLI::Range(16, 128));
-    app.add_option("--handshake-timeout", handshake_timeout_seconds,
-                   "Seconds a new connection has to send its HELLO (and, with --auth-keys, to authenticate)")
+    app.add_option(
+           "--handshake-timeout", handshake_timeout_seconds,
+           "Seconds a new connection has to send its HELLO (and, with --auth-keys, to authenticate); also a "
+           "--metrics request's deadline from accept to the answer")
         ->capture_default_str()
         ->check(CLI::Range(0.1, 600.0));
     app.add_option("--idle-timeout", idle_timeout_seconds,
@@ -373,7 +375,11 @@ int main(int argc, char** argv) {
     asio::io_context control_context(1);
     speed::server::server srv(control_context, data_pool, probe_echo.next(), config);
     // Listens only with --metrics: an HTTP listener is more surface on a public server (docs/operations.md).
-    speed::server::metrics_endpoint metrics(control_context, [&srv] { return srv.render_metrics(); });
+    // A scrape's request head has the deadline of any new connection's first message: one home for it.
+    speed::server::metrics_endpoint_limits metrics_limits;
+    metrics_limits.deadline = config.handshake_timeout;
+    speed::server::metrics_endpoint metrics(
+        control_context, [&srv] { return srv.render_metrics(); }, metrics_limits);
     // Signals are caught from here on: "listening" below tells scripts and tests that SIGTERM stops us
     // cleanly.
     asio::signal_set signals(control_context, SIGINT, SIGTERM);

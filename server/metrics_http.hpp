@@ -22,7 +22,7 @@ namespace speed::server {
 
 struct metrics_endpoint_limits {
     http::request_limits request;
-    std::chrono::milliseconds deadline{5'000};  // from accept to the answer written
+    std::chrono::milliseconds deadline{5'000};  // from accept to the answer written (--handshake-timeout)
     std::size_t max_connections = 4;            // scrapes served at once
 };
 

@@ -76,9 +76,12 @@ const std::uint8_t kParamExchange = iperf3::byte_of(iperf3::state::param_exchang
 }  // namespace
 
 TEST_CASE("iperf3 clients that misbehave end their own connection only", "[robustness][iperf3]") {
+    // The cases below run one after another against one server and one recovery check at the end (as
+    // SECTIONs, each would start a server and run a legitimate test of its own: three times as long).
     watched_server server({"--handshake-timeout", "1"});
 
-    SECTION("junk after a valid cookie is refused with iperf3's 'unable to receive parameters'") {
+    {
+        INFO("junk after a valid cookie is refused with iperf3's 'unable to receive parameters'");
         raw_connection connection("127.0.0.1", server.port());
         // A length of 0x6a756e6b ("junk") is far over 8 KiB.
         REQUIRE(connection.send(with(cookie('b'), {'j', 'u', 'n', 'k', 'j', 'u', 'n', 'k'})));
@@ -88,7 +91,8 @@ TEST_CASE("iperf3 clients that misbehave end their own connection only", "[robus
         expected.insert(expected.end(), refusal.begin(), refusal.end());
         CHECK(reply == expected);
     }
-    SECTION("parameters over 8 KiB are refused before they are read") {
+    {
+        INFO("parameters over 8 KiB are refused before they are read");
         raw_connection connection("127.0.0.1", server.port());
         const std::uint32_t length = iperf3::kMaxParametersJson + 1;
         REQUIRE(connection.send(with(
@@ -99,7 +103,8 @@ TEST_CASE("iperf3 clients that misbehave end their own connection only", "[robus
         CHECK(reply[1] == iperf3::byte_of(iperf3::state::server_error));
         CHECK(reply[5] == static_cast<std::uint8_t>(iperf3::error_code::receive_parameters));
     }
-    SECTION("a cookie then silence ends at the handshake deadline") {
+    {
+        INFO("a cookie then silence ends at the handshake deadline");
         raw_connection connection("127.0.0.1", server.port());
         REQUIRE(connection.send(cookie('d')));
         const auto reply = read_until_closed(connection, 5s);
@@ -108,14 +113,16 @@ TEST_CASE("iperf3 clients that misbehave end their own connection only", "[robus
               std::vector<std::uint8_t>{kParamExchange, iperf3::byte_of(iperf3::state::server_terminate)});
         CHECK(log_shows_within(server.process(), "timed out waiting for the test parameters"));
     }
-    SECTION("half a cookie then silence is dropped at the handshake deadline") {
+    {
+        INFO("half a cookie then silence is dropped at the handshake deadline");
         raw_connection connection("127.0.0.1", server.port());
         const auto half = cookie('e');
         REQUIRE(connection.send(std::vector<std::uint8_t>(half.begin(), half.begin() + 10)));
         const auto closed = connection.wait_closed(5s);
         CHECK(closed.has_value());
     }
-    SECTION("three cookie characters then EOF are closed at once, not at the deadline") {
+    {
+        INFO("three cookie characters then EOF are closed at once, not at the deadline");
         raw_connection connection("127.0.0.1", server.port());
         REQUIRE(connection.send(std::vector<std::uint8_t>{'a', 'b', 'c'}));
         connection.shutdown_sending();

@@ -562,6 +562,8 @@ std::vector<std::uint8_t> read_states(raw_connection& control, std::size_t count
 
 TEST_CASE("iperf3 UDP connects get a reply only for a waiting iperf3 session's own address and streams",
           "[robustness][udp][iperf3]") {
+    // The cases below run one after another against one server and one recovery check at the end (as
+    // SECTIONs, each would start a server and run a legitimate test of its own: three times as long).
     watched_server server({});
     const sockaddr_in server_udp = ipv4("127.0.0.1", server.port());
     const std::vector<std::uint8_t> connect(iperf3::kUdpConnectMessage.begin(),
@@ -569,14 +571,16 @@ TEST_CASE("iperf3 UDP connects get a reply only for a waiting iperf3 session's o
     const std::vector<std::uint8_t> legacy(iperf3::kLegacyUdpConnectMessage.begin(),
                                            iperf3::kLegacyUdpConnectMessage.end());
 
-    SECTION("no iperf3 session waits: no reply") {
+    {
+        INFO("no iperf3 session waits: no reply");
         udp_endpoint stranger("127.0.0.1");
         for (int i = 0; i < 50; ++i) {
             stranger.send_to(server_udp, i % 2 == 0 ? connect : legacy);
         }
         CHECK(stranger.receive_for(500ms) == 0);
     }
-    SECTION("a session from 127.0.0.1 waits for one stream: 127.0.0.2 gets nothing, 127.0.0.1 one reply") {
+    {
+        INFO("a session from 127.0.0.1 waits for one stream: 127.0.0.2 gets nothing, 127.0.0.1 one reply");
         raw_connection control = iperf3_udp_session(server.port(), 'u');
         REQUIRE(read_states(control, 2, 3s) == std::vector<std::uint8_t>{kParamExchange, kCreateStreams});
 
@@ -596,7 +600,8 @@ TEST_CASE("iperf3 UDP connects get a reply only for a waiting iperf3 session's o
         }
         CHECK(second.receive_for(300ms) == 0);
     }
-    SECTION("a second session from the same address asks for its streams only once the first has its own") {
+    {
+        INFO("a second session from the same address asks for its streams only once the first has its own");
         raw_connection first = iperf3_udp_session(server.port(), 'v');
         REQUIRE(read_states(first, 2, 3s) == std::vector<std::uint8_t>{kParamExchange, kCreateStreams});
         raw_connection second = iperf3_udp_session(server.port(), 'w');
