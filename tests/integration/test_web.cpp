@@ -45,7 +45,7 @@ struct web_server {
 
 }  // namespace
 
-TEST_CASE("speedsrv serves the browser test's page with its CSP and only what is listed", "[web]") {
+TEST_CASE("web: speedsrv serves the browser test's page with its CSP and only what is listed", "[web]") {
     web_server web;
     for (const auto& [path, type] :
          std::vector<std::pair<std::string, std::string>>{{"/", "text/html; charset=utf-8"},
@@ -71,7 +71,7 @@ TEST_CASE("speedsrv serves the browser test's page with its CSP and only what is
     CHECK(web.call("GET", "/api/sessions").status == 405);
 }
 
-TEST_CASE("a browser test session: download of N bytes, uploads counted exactly, DELETE", "[web]") {
+TEST_CASE("web: a browser test session: download of N bytes, uploads counted exactly, DELETE", "[web]") {
     web_server web({"--max-bytes", "100M"});
     const auto created = web.call("POST", "/api/sessions");
     REQUIRE(created.status == 201);
@@ -133,7 +133,8 @@ TEST_CASE("a browser test session: download of N bytes, uploads counted exactly,
     CHECK(log_shows_within(web.server, "web session " + id.substr(0, 8) + " from 127.0.0.1 ended (deleted)"));
 }
 
-TEST_CASE("browser test sessions take the admission slots of native sessions; DELETE frees them", "[web]") {
+TEST_CASE("web: browser test sessions take the admission slots of native sessions, and DELETE frees them",
+          "[web]") {
     web_server web({"--max-sessions", "1"});
     const std::string first = web.create_session();
     const auto refused = web.call("POST", "/api/sessions");
@@ -143,7 +144,7 @@ TEST_CASE("browser test sessions take the admission slots of native sessions; DE
     CHECK(web.call("POST", "/api/sessions").status == 201);
 }
 
-TEST_CASE("a browser test session is used only from the address that created it", "[web]") {
+TEST_CASE("web: a browser test session is used only from the address that created it", "[web]") {
     // The server listens on every loopback address; the session is made from 127.0.0.1 and named from
     // 127.0.0.2 through a raw request.
     web_server web;
@@ -155,7 +156,7 @@ TEST_CASE("a browser test session is used only from the address that created it"
     CHECK(other.status == 404);
 }
 
-TEST_CASE("CORS headers only with --http-cors, and then exactly its origin", "[web]") {
+TEST_CASE("web: CORS headers only with --http-cors, and then exactly its origin", "[web]") {
     {
         web_server web;
         const auto preflight = web.call("OPTIONS", "/api/sessions", {}, "Origin: https://example.org\r\n");
@@ -171,7 +172,7 @@ TEST_CASE("CORS headers only with --http-cors, and then exactly its origin", "[w
     CHECK(header_value(preflight, "Access-Control-Allow-Methods") == "GET, POST, DELETE");
 }
 
-TEST_CASE("browser test sessions end at their idle timeout and free their slot", "[web]") {
+TEST_CASE("web: browser test sessions end at their idle timeout and free their slot", "[web]") {
     web_server web({"--max-sessions", "1", "--idle-timeout", "0.5"});
     const std::string id = web.create_session();
     CHECK(

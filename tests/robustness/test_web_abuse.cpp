@@ -36,7 +36,7 @@ http_response post_session(std::uint16_t port, const std::string& source = "127.
 
 }  // namespace
 
-TEST_CASE("slow HTTP request heads are cut at --http-request-timeout while a native test runs",
+TEST_CASE("web: slow HTTP request heads are cut at --http-request-timeout while a native test runs",
           "[robustness][web]") {
     watched_server server({"--http-port", "0", "--http-request-timeout", "1"});
     const std::uint16_t port = http_port_of(server);
@@ -72,7 +72,8 @@ TEST_CASE("slow HTTP request heads are cut at --http-request-timeout while a nat
     server.check_recovered();
 }
 
-TEST_CASE("an HTTP body over upload_chunk_max_bytes is refused without being read", "[robustness][web]") {
+TEST_CASE("web: an HTTP body over upload_chunk_max_bytes is refused without being read",
+          "[robustness][web]") {
     watched_server server({"--http-port", "0"});
     const std::uint16_t port = http_port_of(server);
     const auto created = post_session(port);
@@ -101,7 +102,7 @@ TEST_CASE("an HTTP body over upload_chunk_max_bytes is refused without being rea
     server.check_recovered();
 }
 
-TEST_CASE("HTTP connections beyond --http-max-connections wait; native tests and, after, HTTP are served",
+TEST_CASE("web: HTTP connections beyond --http-max-connections wait, native tests and then HTTP are served",
           "[robustness][web]") {
     watched_server server(
         {"--http-port", "0", "--http-max-connections", "4", "--http-request-timeout", "30"});
@@ -126,7 +127,7 @@ TEST_CASE("HTTP connections beyond --http-max-connections wait; native tests and
     server.check_recovered();
 }
 
-TEST_CASE("downloads past the session's byte budget and sessions past the caps are refused",
+TEST_CASE("web: downloads past the session's byte budget and sessions past the caps are refused",
           "[robustness][web]") {
     {
         // The byte budget: a plain server (--max-bytes 1M would fail the watched server's warm-up test).
