@@ -91,8 +91,8 @@ std::optional<std::uint64_t> parse_download_bytes(std::string_view query, std::u
                 return std::nullopt;
             }
             const auto digit = static_cast<std::uint64_t>(c - '0');
-            // value * 10 + digit > max, written so that nothing wraps.
-            if (value > (max - digit) / 10) {
+            // value * 10 + digit > max, written so that nothing wraps (max - digit too: digit > max first).
+            if (digit > max || value > (max - digit) / 10) {
                 return std::nullopt;
             }
             value = value * 10 + digit;

@@ -66,6 +66,11 @@ TEST_CASE("a download's bytes= is read exactly and bounded", "[web]") {
     CHECK(parse_download_bytes("bytes=18446744073709551615", std::numeric_limits<std::uint64_t>::max()) ==
           std::numeric_limits<std::uint64_t>::max());
     CHECK_FALSE(parse_download_bytes("bytes=000000000000000000001", max));  // 21 digits
+    // A digit above a small maximum: refused, not wrapped (max - digit; found by fuzz_web_api).
+    CHECK_FALSE(parse_download_bytes("bytes=0524288", 0));
+    CHECK(parse_download_bytes("bytes=0", 0) == 0u);
+    CHECK_FALSE(parse_download_bytes("bytes=4", 3));
+    CHECK(parse_download_bytes("bytes=3", 3) == 3u);
 }
 
 TEST_CASE("upload bodies are binned by arrival from the first body's", "[web]") {
