@@ -24,6 +24,7 @@
 #include "server/metrics_http.hpp"
 #include "server/server.hpp"
 #include "server/systemd_notify.hpp"
+#include "server/web_server.hpp"
 
 namespace {
 
@@ -277,6 +278,35 @@ int main(int argc, char** argv) {
     auto* metrics_option = app.add_option(
         "--metrics", metrics_text,
         "Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given; e.g. 127.0.0.1:9464)");
+    std::uint16_t http_port = 0;
+    auto* http_port_option =
+        app.add_option(
+               "--http-port", http_port,
+               "Serve the browser speed test over HTTP on this port of the --bind address (off unless "
+               "given; 0 picks a free one)")
+            ->check(CLI::Range(0, 65535));
+    double http_request_timeout_seconds =
+        std::chrono::duration<double>(speed::server::web_limits{}.request_timeout).count();
+    app.add_option("--http-request-timeout", http_request_timeout_seconds,
+                   "Seconds a browser test request (head and body) may take to arrive, and a kept-alive HTTP "
+                   "connection may wait for its next one")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 600.0));
+    app.add_option("--http-max-connections", config.web.max_connections,
+                   "Browser test HTTP connections open at once; more wait in the listen backlog")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    app.add_option("--http-cors", config.http_cors_origin,
+                   "Let the web page of this one origin (https://example.org) call the browser test's API; "
+                   "default: no CORS headers")
+        ->needs(http_port_option)
+        ->check(CLI::Validator(
+            [](const std::string& value) {
+                return value.empty() || value.find_first_of(" \t\r\n,*") != std::string::npos
+                           ? std::string("one origin, as scheme://host[:port], without spaces or '*'")
+                           : std::string();
+            },
+            "ORIGIN"));
     app.add_flag(
         "--allow-root", allow_root,
         "Run even as root (speedsrv needs no privilege; root lets clients' requests reach the kernel "
@@ -290,7 +320,7 @@ int main(int argc, char** argv) {
     }
     // CLI::Range lets NaN through (every comparison with it is false).
     for (const double seconds : {max_duration_seconds, handshake_timeout_seconds, idle_timeout_seconds,
-                                 stall_timeout_seconds, max_session_seconds}) {
+                                 stall_timeout_seconds, max_session_seconds, http_request_timeout_seconds}) {
         if (!std::isfinite(seconds)) {
             std::fprintf(stderr, "speedsrv: durations must be finite numbers of seconds\n");
             return kExitUsage;
@@ -342,6 +372,10 @@ int main(int argc, char** argv) {
         config.limits.max_bitrate = static_cast<std::uint64_t>(std::llround(*max_bitrate));
         config.limits.max_udp_bitrate = config.limits.max_bitrate;
     }
+    if (http_port_option->count() > 0) {
+        config.http_port = http_port;
+    }
+    config.web.request_timeout = speed::units::seconds_to_ms(http_request_timeout_seconds);
     config.limits.udp = !no_udp;
     config.iperf3 = !no_iperf3;
     config.limits.max_bytes = *max_bytes;
@@ -372,8 +406,11 @@ int main(int argc, char** argv) {
     // Probe echoes get a thread of their own (server/probe_echo.hpp): PINGs neither wait for the control
     // thread nor, flooded, slow it down.
     speed::net::io_pool probe_echo(1);
+    // The browser test (--http-port) has a thread of its own too: its downloads are bulk writes, which the
+    // control thread must not do (docs/architecture.md, "Threads").
+    speed::net::io_pool web(1);
     asio::io_context control_context(1);
-    speed::server::server srv(control_context, data_pool, probe_echo.next(), config);
+    speed::server::server srv(control_context, data_pool, probe_echo.next(), web.next(), config);
     // Listens only with --metrics: an HTTP listener is more surface on a public server (docs/operations.md).
     // A scrape's request head has the deadline of any new connection's first message: one home for it.
     speed::server::metrics_endpoint_limits metrics_limits;
@@ -422,19 +459,24 @@ int main(int argc, char** argv) {
                      at.port());
     }
     const auto endpoint = srv.local_endpoint();
+    const auto http_at = srv.http_endpoint();
     spdlog::info(
-        "speedsrv {} listening on {} port {} ({} data threads{}{})", SPEED_VERSION,
+        "speedsrv {} listening on {} port {} ({} data threads{}{}{})", SPEED_VERSION,
         endpoint.address().to_string(), endpoint.port(), config.threads, config.limits.udp ? "" : ", UDP off",
+        // Tests started with --http-port 0 read the port from here.
+        http_at ? fmt::format(", browser test on http port {}", http_at->port()) : std::string(),
         config.auth_keys ? fmt::format(", authentication required, {} key{}", config.auth_keys->size(),
                                        config.auth_keys->size() == 1 ? "" : "s")
                          : std::string());
 
     data_pool.start("speedsrv-data");
     probe_echo.start("speedsrv-probe");
+    web.start("speedsrv-web");
     notifier.notify("READY=1");
     health.start();
     wedge_data_thread_for_test(data_pool, release_wedge);
     control_context.run();
+    web.stop();
     probe_echo.stop();
     if (!data_pool.stop(std::chrono::steady_clock::now() + kDataThreadStop)) {
         // Joining a thread stuck in a handler would hang the stop for good; the kernel reclaims everything.
