@@ -257,7 +257,9 @@
     const window = intervals.filter((i) => i.start >= omit - epsilon && i.end <= omit + duration + epsilon);
     const warmUp = intervals.filter((i) => i.end <= omit + epsilon);
     const bytes = window.reduce((s, i) => s + i.bytes, 0);
-    const seconds = window.reduce((s, i) => s + (i.end - i.start), 0);
+    // The window's planned length, or less when the load ended before it (a receiver may leave out empty bins).
+    const last = intervals.reduce((m, i) => Math.max(m, i.end), 0);
+    const seconds = clamp(last - omit, 0, duration);
     const out = intervals.filter((i) => i.start < omit + duration - epsilon).map((i) => {
       const o = { start: round6(i.start), end: round6(i.end), bytes: i.bytes,
                   bits_per_second: (8 * i.bytes) / Math.max(i.end - i.start, 1e-9), omitted: i.end <= omit + epsilon };
@@ -266,7 +268,7 @@
     });
     return {
       bits_per_second: seconds > 0 ? (8 * bytes) / seconds : null,
-      bytes, seconds: round6(seconds), omitted_seconds: round6(warmUp.reduce((s, i) => s + (i.end - i.start), 0)),
+      bytes, seconds: round6(seconds), omitted_seconds: round6(Math.min(omit, last)),
       omitted_bytes: warmUp.reduce((s, i) => s + i.bytes, 0), measured_by: measuredBy, intervals: out,
     };
   }
@@ -494,10 +496,12 @@
       doc.server.software = software.software ? software.software + (software.version ? ' ' + software.version : '') : null;
       doc.server.max_bytes = session.max_bytes === undefined ? null : session.max_bytes;
       const streams = Math.min(requested.streams, session.max_streams || 1);
-      // Idle probes, then two loads of warm-up plus window, must end before the session's deadline.
-      const perDirection = Math.max(1, (session.max_duration_seconds - 3) / 2);
-      state.omit = Math.min(requested.omit, perDirection / 4);
-      state.duration = Math.min(requested.duration, perDirection - state.omit);
+      // Each load (warm-up plus window) is one test of at most the server's --max-duration.
+      const perDirection = Math.max(1, session.max_duration_seconds);
+      // Whole intervals: the warm-up and the window are made of the receivers' bins.
+      const whole = (seconds) => Math.max(1, Math.round(seconds / session.interval_seconds)) * session.interval_seconds;
+      state.omit = requested.omit > 0 ? round6(whole(Math.min(requested.omit, perDirection / 4))) : 0;
+      state.duration = round6(whole(Math.min(requested.duration, perDirection - state.omit)));
       doc.streams = streams;
       doc.parameters = { duration_seconds: state.duration, omit_seconds: state.omit, interval_seconds: session.interval_seconds,
                          streams, download: true, upload: true, bidirectional: false, pings: requested.pings,
