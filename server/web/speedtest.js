@@ -161,14 +161,11 @@
     if (throughputChart) throughputChart.update('none');
     if (latencyChart) latencyChart.update('none');
   }
+  // Whether a chart put any pixel on its canvas (the alpha of one pixel is not 0), as the --report page checks.
   function drewSomething(canvas) {
-    const { width, height } = canvas;
-    if (width === 0 || height === 0) return false;
-    const pixels = canvas.getContext('2d').getImageData(0, 0, width, height).data;
-    for (let i = 3; i < pixels.length; i += 4) {
-      if (pixels[i] !== 0) return true;
-    }
-    return false;
+    if (canvas.width === 0 || canvas.height === 0) return false;
+    const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    return pixels.some((value, i) => i % 4 === 3 && value !== 0);
   }
 
   // ---- The API (server/web: POST /api/sessions, then .../ping, .../download, .../upload, DELETE) ----
