@@ -40,3 +40,48 @@ speed_require_package(nlohmann_json nlohmann-json3-dev 3 CONFIG)
 if(SPEED_BUILD_TESTS)
     speed_require_package(Catch2 catch2 2 CONFIG)
 endif()
+
+# RESTinio (header-only, standalone Asio) serves speedsrv --http-port (server/web_server.cpp). Its CMake target
+# is not used: it defines ASIO_DISABLE_STD_STRING_VIEW, which would give the translation units that include
+# RESTinio another Asio than the rest of the program. Its two libraries are linked here instead.
+find_path(RESTINIO_INCLUDE_DIR NAMES restinio/all.hpp)
+find_library(HTTP_PARSER_LIBRARY NAMES http_parser)
+if(NOT RESTINIO_INCLUDE_DIR OR NOT HTTP_PARSER_LIBRARY)
+    message(FATAL_ERROR "RESTinio not found: install the Debian package 'librestinio-dev' (it brings "
+                        "libhttp-parser-dev).")
+endif()
+add_library(speed_restinio INTERFACE)
+add_library(speed::restinio ALIAS speed_restinio)
+target_include_directories(speed_restinio SYSTEM INTERFACE ${RESTINIO_INCLUDE_DIR})
+target_link_libraries(speed_restinio INTERFACE speed::asio fmt::fmt ${HTTP_PARSER_LIBRARY})
+
+# Chart.js 3 (minified) from Debian's libjs-chart.js (MIT licence): embedded by speedcli --report and served by
+# speedsrv --http-port; nothing is downloaded.
+set(SPEED_CHART_JS /usr/share/javascript/chart.js/chart.min.js CACHE FILEPATH
+    "Chart.js 3 (minified) that speedcli --report and speedsrv --http-port embed (Debian: libjs-chart.js)")
+if(NOT EXISTS "${SPEED_CHART_JS}")
+    message(FATAL_ERROR "${SPEED_CHART_JS} not found: install libjs-chart.js (or set SPEED_CHART_JS)")
+endif()
+
+# speed_embed_files(OUT_VARIABLE NAMESPACE "name|file|kind" ...): a C++ source per file defining
+# `NAMESPACE::name` with its bytes (cmake/embed_file.cmake; kind "inline" or "page"). The sources go to
+# OUT_VARIABLE.
+function(speed_embed_files out_variable namespace)
+    set(sources)
+    foreach(asset IN LISTS ARGN)
+        string(REPLACE "|" ";" asset "${asset}")
+        list(GET asset 0 name)
+        list(GET asset 1 input)
+        list(GET asset 2 kind)
+        set(output "${CMAKE_CURRENT_BINARY_DIR}/embedded_${name}.cpp")
+        add_custom_command(
+            OUTPUT "${output}"
+            COMMAND ${CMAKE_COMMAND} -DINPUT=${input} -DOUTPUT=${output} -DNAME=${name} -DNAMESPACE=${namespace}
+                    -DKIND=${kind} -P ${PROJECT_SOURCE_DIR}/cmake/embed_file.cmake
+            DEPENDS "${input}" ${PROJECT_SOURCE_DIR}/cmake/embed_file.cmake
+            COMMENT "Embedding ${input}"
+            VERBATIM)
+        list(APPEND sources "${output}")
+    endforeach()
+    set(${out_variable} ${sources} PARENT_SCOPE)
+endfunction()

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,10 @@ struct server_config {
     bool iperf3 = true;
     // The pre-shared keys of --auth-keys; null when the server does not require authentication.
     std::shared_ptr<const std::vector<auth::key>> auth_keys;
+    // The browser test over HTTP (server/web_server.hpp) on this port of the --bind address; off when unset.
+    std::optional<std::uint16_t> http_port;
+    // --http-cors: the one origin allowed to call the API from elsewhere; empty: no CORS headers.
+    std::string http_cors_origin;
 };
 
 }  // namespace speed::server

@@ -275,6 +275,24 @@ int main(int argc, char** argv) {
     auto* metrics_option = app.add_option(
         "--metrics", metrics_text,
         "Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given; e.g. 127.0.0.1:9464)");
+    std::uint16_t http_port = 0;
+    auto* http_port_option =
+        app.add_option(
+               "--http-port", http_port,
+               "Serve the browser speed test over HTTP on this port of the --bind address (off unless "
+               "given; 0 picks a free one)")
+            ->check(CLI::Range(0, 65535));
+    app.add_option("--http-cors", config.http_cors_origin,
+                   "Let the web page of this one origin (https://example.org) call the browser test's API; "
+                   "default: no CORS headers")
+        ->needs(http_port_option)
+        ->check(CLI::Validator(
+            [](const std::string& value) {
+                return value.empty() || value.find_first_of(" \t\r\n,*") != std::string::npos
+                           ? std::string("one origin, as scheme://host[:port], without spaces or '*'")
+                           : std::string();
+            },
+            "ORIGIN"));
     app.add_flag(
         "--allow-root", allow_root,
         "Run even as root (speedsrv needs no privilege; root lets clients' requests reach the kernel "
@@ -339,6 +357,9 @@ int main(int argc, char** argv) {
     if (max_bitrate_option->count() > 0) {
         config.limits.max_bitrate = static_cast<std::uint64_t>(std::llround(*max_bitrate));
         config.limits.max_udp_bitrate = config.limits.max_bitrate;
+    }
+    if (http_port_option->count() > 0) {
+        config.http_port = http_port;
     }
     config.limits.udp = !no_udp;
     config.iperf3 = !no_iperf3;
@@ -416,9 +437,12 @@ int main(int argc, char** argv) {
                      at.port());
     }
     const auto endpoint = srv.local_endpoint();
+    const auto http_at = srv.http_endpoint();
     spdlog::info(
-        "speedsrv {} listening on {} port {} ({} data threads{}{})", SPEED_VERSION,
+        "speedsrv {} listening on {} port {} ({} data threads{}{}{})", SPEED_VERSION,
         endpoint.address().to_string(), endpoint.port(), config.threads, config.limits.udp ? "" : ", UDP off",
+        // Tests started with --http-port 0 read the port from here.
+        http_at ? fmt::format(", browser test on http port {}", http_at->port()) : std::string(),
         config.auth_keys ? fmt::format(", authentication required, {} key{}", config.auth_keys->size(),
                                        config.auth_keys->size() == 1 ? "" : "s")
                          : std::string());

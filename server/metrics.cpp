@@ -31,6 +31,8 @@ constexpr std::array<std::string_view, 3> kConnectionKindNames{"control", "data"
 constexpr std::array<std::string_view, 4> kSessionProtocolNames{"tcp", "udp", "both", "none"};
 constexpr std::array<std::string_view, 2> kTransportNames{"tcp", "udp"};
 constexpr std::array<std::string_view, 2> kDirectionNames{"download", "upload"};
+constexpr std::array<std::string_view, kWebSessionEnds> kWebSessionEndNames{"deleted", "deadline", "idle",
+                                                                            "shutdown"};
 
 double value_of(const std::atomic<std::uint64_t>& c) {
     return static_cast<double>(c.load(std::memory_order_relaxed));
@@ -186,6 +188,21 @@ std::string server_metrics::render(const metrics_gauges& gauges) const {
                       upload_bytes_per_second_[t].snapshot());
     }
 
+    out.family("speedsrv_web_sessions_total", metric_type::counter,
+               "Browser test sessions (--http-port) ended, by why: deleted by the page, past their deadline, "
+               "idle, or at shutdown. They hold admission slots like native sessions while they live.");
+    for (std::size_t i = 0; i < kWebSessionEnds; ++i) {
+        const std::array labels{label{"end", kWebSessionEndNames[i]}};
+        out.sample("speedsrv_web_sessions_total", labels, value_of(web_sessions_[i]));
+    }
+    out.family("speedsrv_web_bytes_total", metric_type::counter,
+               "Payload bytes of ended browser test sessions: downloads requested (sent), upload bodies "
+               "received.");
+    for (std::size_t d = 0; d < kDirectionNames.size(); ++d) {
+        const std::array labels{label{"direction", kDirectionNames[d]}};
+        out.sample("speedsrv_web_bytes_total", labels, value_of(web_bytes_[d]));
+    }
+
     out.family("speedsrv_udp_datagrams_dropped_total", metric_type::counter,
                "UDP datagrams the server dropped unread, by reason.");
     const auto drop = [&](std::string_view reason, double n) {
@@ -203,6 +220,13 @@ std::string server_metrics::render(const metrics_gauges& gauges) const {
     drop("implausible_sequence", value_of(flow_implausible_sequence_));
     drop("no_token", value_of(flow_without_token_));
     return out.text();
+}
+
+void server_metrics::web_session_ended(web_session_end end, std::uint64_t downloaded,
+                                       std::uint64_t uploaded) {
+    add(web_sessions_[static_cast<std::size_t>(end)]);
+    add(web_bytes_[0], downloaded);
+    add(web_bytes_[1], uploaded);
 }
 
 void session_metrics::test_started(const proto::test_request& request) {

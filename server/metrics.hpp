@@ -31,6 +31,10 @@ enum class refusal_reason {
 };
 inline constexpr std::size_t kRefusalReasons = 7;
 
+// Why a browser test session (server/web_server.hpp) ended (speedsrv_web_sessions_total{end}).
+enum class web_session_end { deleted, deadline, idle, shutdown };
+inline constexpr std::size_t kWebSessionEnds = 4;
+
 // UDP datagrams dropped, by reason (speedsrv_udp_datagrams_dropped_total{reason}): the listener's (malformed,
 // unknown_token, wrong_address, excess_hello) and the test flows' (before_ready, wrong_length,
 // implausible_sequence, no_token).
@@ -66,6 +70,8 @@ class server_metrics {
     void test_completed(proto::transport transport, proto::direction dir, double seconds, std::uint64_t bytes,
                         std::optional<double> received_bits_per_second);
     // A UDP test's flows as they close (the listener counts its own drops, read at each scrape).
+    // A browser test session's end: why, and the bytes it downloaded and uploaded (received).
+    void web_session_ended(web_session_end end, std::uint64_t downloaded, std::uint64_t uploaded);
     void udp_flow_drops(const udp::drop_counters& drops, std::uint64_t without_token);
 
     // The whole exposition (Prometheus text format 0.0.4).
@@ -95,6 +101,8 @@ class server_metrics {
     counter flow_wrong_length_{0};
     counter flow_implausible_sequence_{0};
     counter flow_without_token_{0};
+    std::array<counter, kWebSessionEnds> web_sessions_{};
+    std::array<counter, 2> web_bytes_{};  // [download (sent), upload (received)]
     std::array<metrics::histogram, 4> test_seconds_;
     std::array<metrics::histogram, 2> upload_bytes_per_second_;  // [tcp, udp]
 };

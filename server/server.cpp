@@ -17,6 +17,7 @@
 
 #include "common/iperf3_protocol.hpp"
 #include "common/peer_text.hpp"
+#include "net/address.hpp"
 #include "net/errors.hpp"
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
@@ -24,6 +25,7 @@
 #include "server/iperf3_session.hpp"
 #include "server/probe_echo.hpp"
 #include "server/session.hpp"
+#include "server/web_server.hpp"
 
 namespace speed::server {
 
@@ -48,15 +50,6 @@ void watch_liveness(tcp::socket& socket) {
     net::set_user_timeout(socket.native_handle(), kUserTimeoutMs);
 }
 
-std::vector<std::uint8_t> address_bytes(const asio::ip::address& address) {
-    if (address.is_v4()) {
-        const auto bytes = address.to_v4().to_bytes();
-        return {bytes.begin(), bytes.end()};
-    }
-    const auto bytes = address.to_v6().to_bytes();
-    return {bytes.begin(), bytes.end()};
-}
-
 // Data and probe connections must come from their session's control address: the token travels in clear
 // text, and an on-path observer must not be able to attach streams to someone else's session.
 constexpr const char* kForeignConnection =
@@ -64,12 +57,7 @@ constexpr const char* kForeignConnection =
 
 // Whether two peers are the same host address (an IPv4 client seen as IPv4-mapped IPv6 or not).
 bool same_address(const tcp::endpoint& a, const tcp::endpoint& b) {
-    const auto normal = [](const asio::ip::address& address) {
-        return address.is_v6() && address.to_v6().is_v4_mapped()
-                   ? asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()))
-                   : address;
-    };
-    return normal(a.address()) == normal(b.address());
+    return net::plain_address(a.address()) == net::plain_address(b.address());
 }
 
 // The cheap "busy" answer for a connection refused at accept: discard what the client may have sent already,
@@ -305,7 +293,7 @@ void admit(const std::shared_ptr<server_context>& context, tcp::socket socket) {
         return;  // already gone; the socket closes here
     }
     context->metrics.connection_accepted();
-    const auto address = address_bytes(peer.address());
+    const auto address = net::address_bytes(peer.address());
     auto admitted = context->admission.try_enter(admission_control::stage::handshake,
                                                  context->admission.host_of(address));
     if (!admitted.admitted()) {
@@ -422,6 +410,21 @@ void server::start() {
     }
     asio::co_spawn(context_->control_context, report_suppressed_logs(context_),
                    net::log_if_failed("log summary"));
+    if (cfg.http_port) {
+        // The browser test binds the same address as the native listener (its first one).
+        web_config web{tcp::endpoint(acceptors_.front()->local_endpoint().address(), *cfg.http_port),
+                       cfg.http_cors_origin,
+                       {}};
+        web_ = std::make_unique<web_server>(context_, std::move(web));
+        web_->start();
+    }
+}
+
+std::optional<tcp::endpoint> server::http_endpoint() const {
+    if (!web_) {
+        return std::nullopt;
+    }
+    return web_->local_endpoint();
 }
 
 tcp::endpoint server::local_endpoint() const {
@@ -442,6 +445,9 @@ std::string server::render_metrics() const {
 
 void server::shutdown() {
     context_->shutting_down = true;
+    if (web_) {
+        web_->shutdown();
+    }
     for (auto& acceptor : acceptors_) {
         asio::error_code ignored;
         acceptor->close(ignored);

@@ -6,6 +6,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "server/config.hpp"
 #include "server/session_registry.hpp"
 #include "server/udp_listener.hpp"
+#include "server/web_server.hpp"
 
 namespace speed::server {
 
@@ -26,6 +28,8 @@ class server {
     void start();
     // The bound endpoint (useful with --port 0).
     asio::ip::tcp::endpoint local_endpoint() const;
+    // The browser test's endpoint (--http-port), once started; nothing without --http-port.
+    std::optional<asio::ip::tcp::endpoint> http_endpoint() const;
     // Stops accepting and ends every session. Call on the control context.
     void shutdown();
     // The --metrics exposition (server/metrics.hpp). Call on the control context.
@@ -35,6 +39,7 @@ class server {
     std::shared_ptr<server_context> context_;
     std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
     std::unique_ptr<udp_listener> udp_;
+    std::unique_ptr<web_server> web_;
 };
 
 }  // namespace speed::server
