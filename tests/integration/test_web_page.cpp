@@ -19,13 +19,6 @@ constexpr const char* kChromium = "/usr/bin/chromium";
 constexpr const char* kPython = "/usr/bin/python3";
 constexpr int kSkipped = 77;  // web_page_check.py: selenium or chromedriver missing
 
-// The HTTP port speedsrv's ready line names (--http-port 0 picks one).
-int http_port_of(const std::string& log) {
-    std::smatch match;
-    const std::regex ready(R"(listening on [^\n]*http[^\n0-9]*?(?:port |:)(\d+))");
-    return std::regex_search(log, match, ready) ? std::stoi(match[1].str()) : 0;
-}
-
 std::uint64_t number_before(const std::string& line, const std::string& words) {
     std::smatch match;
     const std::regex pattern("(\\d+) " + words);
@@ -43,7 +36,7 @@ TEST_CASE("The browser test page runs to the end in Chromium and its upload figu
         return;
     }
     server_process server({"--http-port", "0"});
-    const int port = http_port_of(server.log());
+    const int port = server.http_port();
     INFO(server.log());
     REQUIRE(port > 0);
     // 0.5 s of warm-up and 2 s of window per direction: the whole page takes about 7 s.

@@ -267,6 +267,10 @@ server_process::server_process(const server_launch& launch) : process_(server_co
         throw std::runtime_error("speedsrv's listening line has no port: " + line);
     }
     port_ = static_cast<std::uint16_t>(std::stoi(line.substr(at + 6)));
+    // With --http-port: "..., browser test on http port N)".
+    if (const auto http = line.find(" http port "); http != std::string::npos) {
+        http_port_ = static_cast<std::uint16_t>(std::stoi(line.substr(http + 11)));
+    }
 }
 
 bool log_shows_within(server_process& server, const std::string& text, std::chrono::milliseconds limit) {

@@ -71,6 +71,8 @@ class server_process {
     explicit server_process(const server_launch& launch);
 
     std::uint16_t port() const { return port_; }
+    // The browser test's HTTP port (--http-port); 0 when the server serves none.
+    std::uint16_t http_port() const { return http_port_; }
     pid_t pid() const { return process_.pid(); }
     bool running() { return process_.running(); }
     // Sends SIGTERM and waits for the exit; returns the exit code (-1 on a signal or timeout).
@@ -81,6 +83,7 @@ class server_process {
   private:
     background_process process_;
     std::uint16_t port_ = 0;
+    std::uint16_t http_port_ = 0;
 };
 
 // Whether the server's log shows `text` within `limit` (a server logs a session's end after its last byte to
