@@ -27,8 +27,9 @@ std::uint64_t number_before(const std::string& line, const std::string& words) {
 
 }  // namespace
 
-TEST_CASE("The browser test page runs to the end in Chromium and its upload figure is what speedsrv received",
-          "[integration][web][browser]") {
+TEST_CASE(
+    "The web page (browser test) runs to the end in Chromium and its upload figure is what speedsrv received",
+    "[integration][web][browser]") {
     if (::access(kChromium, X_OK) != 0 || ::access(kPython, X_OK) != 0) {
         std::puts(
             "SKIP: /usr/bin/chromium or /usr/bin/python3 is not installed (Debian packages chromium, "
