@@ -13,6 +13,7 @@
 #include "common/limits.hpp"
 #include "common/protocol.hpp"
 #include "server/admission.hpp"
+#include "server/web_server.hpp"
 
 namespace speed::server {
 
@@ -39,6 +40,7 @@ struct server_config {
     std::optional<std::uint16_t> http_port;
     // --http-cors: the one origin allowed to call the API from elsewhere; empty: no CORS headers.
     std::string http_cors_origin;
+    web_limits web;
 };
 
 }  // namespace speed::server

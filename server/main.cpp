@@ -24,6 +24,7 @@
 #include "server/metrics_http.hpp"
 #include "server/server.hpp"
 #include "server/systemd_notify.hpp"
+#include "server/web_server.hpp"
 
 namespace {
 
@@ -282,6 +283,17 @@ int main(int argc, char** argv) {
                "Serve the browser speed test over HTTP on this port of the --bind address (off unless "
                "given; 0 picks a free one)")
             ->check(CLI::Range(0, 65535));
+    double http_request_timeout_seconds =
+        std::chrono::duration<double>(speed::server::web_limits{}.request_timeout).count();
+    app.add_option("--http-request-timeout", http_request_timeout_seconds,
+                   "Seconds a browser test request (head and body) may take to arrive, and a kept-alive HTTP "
+                   "connection may wait for its next one")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 600.0));
+    app.add_option("--http-max-connections", config.web.max_connections,
+                   "Browser test HTTP connections open at once; more wait in the listen backlog")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
     app.add_option("--http-cors", config.http_cors_origin,
                    "Let the web page of this one origin (https://example.org) call the browser test's API; "
                    "default: no CORS headers")
@@ -306,7 +318,7 @@ int main(int argc, char** argv) {
     }
     // CLI::Range lets NaN through (every comparison with it is false).
     for (const double seconds : {max_duration_seconds, handshake_timeout_seconds, idle_timeout_seconds,
-                                 stall_timeout_seconds, max_session_seconds}) {
+                                 stall_timeout_seconds, max_session_seconds, http_request_timeout_seconds}) {
         if (!std::isfinite(seconds)) {
             std::fprintf(stderr, "speedsrv: durations must be finite numbers of seconds\n");
             return kExitUsage;
@@ -361,6 +373,7 @@ int main(int argc, char** argv) {
     if (http_port_option->count() > 0) {
         config.http_port = http_port;
     }
+    config.web.request_timeout = speed::units::seconds_to_ms(http_request_timeout_seconds);
     config.limits.udp = !no_udp;
     config.iperf3 = !no_iperf3;
     config.limits.max_bytes = *max_bytes;
@@ -391,8 +404,11 @@ int main(int argc, char** argv) {
     // Probe echoes get a thread of their own (server/probe_echo.hpp): PINGs neither wait for the control
     // thread nor, flooded, slow it down.
     speed::net::io_pool probe_echo(1);
+    // The browser test (--http-port) has a thread of its own too: its downloads are bulk writes, which the
+    // control thread must not do (docs/architecture.md, "Threads").
+    speed::net::io_pool web(1);
     asio::io_context control_context(1);
-    speed::server::server srv(control_context, data_pool, probe_echo.next(), config);
+    speed::server::server srv(control_context, data_pool, probe_echo.next(), web.next(), config);
     // Listens only with --metrics: an HTTP listener is more surface on a public server (docs/operations.md).
     speed::server::metrics_endpoint metrics(control_context, [&srv] { return srv.render_metrics(); });
     // Signals are caught from here on: "listening" below tells scripts and tests that SIGTERM stops us
@@ -449,10 +465,12 @@ int main(int argc, char** argv) {
 
     data_pool.start("speedsrv-data");
     probe_echo.start("speedsrv-probe");
+    web.start("speedsrv-web");
     notifier.notify("READY=1");
     health.start();
     wedge_data_thread_for_test(data_pool, release_wedge);
     control_context.run();
+    web.stop();
     probe_echo.stop();
     if (!data_pool.stop(std::chrono::steady_clock::now() + kDataThreadStop)) {
         // Joining a thread stuck in a handler would hang the stop for good; the kernel reclaims everything.

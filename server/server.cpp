@@ -350,9 +350,10 @@ asio::awaitable<void> report_suppressed_logs(std::shared_ptr<server_context> con
 }  // namespace
 
 server::server(asio::io_context& control_context, net::io_pool& data_pool, asio::io_context& probe_context,
-               server_config config)
+               asio::io_context& web_context, server_config config)
     : context_(std::make_shared<server_context>(control_context, data_pool, std::move(config))) {
     context_->probe_context = &probe_context;
+    context_->web_context = &web_context;
 }
 
 void server::start() {
@@ -413,8 +414,7 @@ void server::start() {
     if (cfg.http_port) {
         // The browser test binds the same address as the native listener (its first one).
         web_config web{tcp::endpoint(acceptors_.front()->local_endpoint().address(), *cfg.http_port),
-                       cfg.http_cors_origin,
-                       {}};
+                       cfg.http_cors_origin, cfg.web};
         web_ = std::make_unique<web_server>(context_, std::move(web));
         web_->start();
     }

@@ -20,9 +20,10 @@ namespace speed::server {
 
 class server {
   public:
-    // Probe connections run on `probe_context` (server/probe_echo.hpp), which must outlive the server.
+    // Probe connections run on `probe_context` (server/probe_echo.hpp), the browser test (--http-port) on
+    // `web_context` (server/web_server.hpp); both must outlive the server.
     server(asio::io_context& control_context, net::io_pool& data_pool, asio::io_context& probe_context,
-           server_config config);
+           asio::io_context& web_context, server_config config);
 
     // Binds and starts accepting. Throws std::system_error when the address cannot be bound.
     void start();

@@ -63,6 +63,7 @@ struct server_context {
     std::unordered_map<std::string, std::weak_ptr<iperf3_session>> iperf3_sessions;
     udp_listener* udp = nullptr;                // the UDP port of UDP tests; null when UDP is off
     asio::io_context* probe_context = nullptr;  // the probe echo's thread (server/probe_echo.hpp)
+    asio::io_context* web_context = nullptr;    // the browser test's thread (server/web_server.hpp)
     bool shutting_down = false;
 };
 

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -106,7 +107,7 @@ struct web_server::state {
         : context(std::move(ctx)),
           config(std::move(cfg)),
           random_block(kRandomBlockBytes),
-          sweep(context->control_context) {
+          sweep(*context->web_context) {
         net::fill_random(random_block);
     }
 
@@ -133,8 +134,38 @@ struct web_server::state {
             short_id(s->id), s->peer.to_string(), name_of(why), s->downloaded, s->uploads.bytes_total(),
             s->uploads.bodies(), seconds);
         context->metrics.web_session_ended(why, s->downloaded, s->uploads.bytes_total());
-        s->slot.release();
+        give_back(std::move(s->slot));
         sessions.erase(s->id);
+    }
+
+    // Admission is the control thread's (no locks): a slot goes back there to be released.
+    void give_back(admission_control::slot slot) {
+        struct returned {
+            std::shared_ptr<server_context>
+                owner;  // keeps the admission control alive until the slot is gone
+            admission_control::slot slot;
+        };
+        asio::post(context->control_context, [held = std::make_shared<returned>(returned{
+                                                  context, std::move(slot)})] { held->slot.release(); });
+    }
+
+    // Ends every session and stops serving. On the web thread (or after it stopped).
+    void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        sweep.cancel();
+        std::vector<std::shared_ptr<web_session>> live;
+        for (const auto& [id, s] : sessions) {
+            live.push_back(s);
+        }
+        for (const auto& s : live) {
+            end_session(s, web_session_end::shutdown);
+        }
+        if (http) {
+            http->close_sync();
+        }
     }
 
     void sweep_expired() {
@@ -209,22 +240,17 @@ restinio::request_handling_status_t static_file(const request& req, std::string_
     return response.done();
 }
 
-restinio::request_handling_status_t create_session(web_server::state& s, const request& req) {
-    auto& context = *s.context;
-    const auto peer = net::plain_address(req->remote_endpoint().address());
-    if (context.shutting_down || s.closed) {
-        context.metrics.refused(refusal_reason::shutting_down);
-        return error(s, req, restinio::status_service_unavailable(), "the server is shutting down");
+// Answers POST /api/sessions once the control thread has decided on admission (`admitted` holds a slot, or
+// `refusal` says why not).
+void finish_create(web_server::state& s, const request& req, const asio::ip::address& peer,
+                   admission_control::slot admitted, const std::string& refusal) {
+    if (!admitted.held()) {
+        return void(error(s, req, restinio::status_service_unavailable(), refusal));
     }
-    auto admitted = context.admission.try_enter(admission_control::stage::session,
-                                                context.admission.host_of(net::address_bytes(peer)));
-    if (!admitted.admitted()) {
-        log_limited(context, log_kind::refusal, spdlog::level::warn, "web session from {} refused: {}",
-                    peer.to_string(), admitted.refusal);
-        context.metrics.refused(refusal_reason::session_admission);
-        return error(s, req, restinio::status_service_unavailable(), admitted.refusal);
+    if (s.closed) {
+        s.give_back(std::move(admitted));
+        return void(error(s, req, restinio::status_service_unavailable(), "the server is shutting down"));
     }
-    context.metrics.admitted(true);
     std::array<std::uint8_t, web::kSessionIdBytes> random{};
     net::fill_random(random);
     const auto now = net::clock::now();
@@ -233,12 +259,12 @@ restinio::request_handling_status_t create_session(web_server::state& s, const r
         static_cast<std::size_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(lifetime).count() /
                                      static_cast<std::int64_t>(kUploadIntervalNs) +
                                  1);
-    auto created = std::make_shared<web_session>(
-        web::session_id_text(random), peer, std::move(admitted.granted), now, now + lifetime, max_intervals);
+    auto created = std::make_shared<web_session>(web::session_id_text(random), peer, std::move(admitted), now,
+                                                 now + lifetime, max_intervals);
     s.sessions.emplace(created->id, created);
     spdlog::info("web session {} from {} started (ends within {:.0f} s)", short_id(created->id),
                  peer.to_string(), std::chrono::duration<double>(lifetime).count());
-    const auto& limits = context.config.limits;
+    const auto& limits = s.context->config.limits;
     nlohmann::json body{
         {"session", created->id},
         {"max_duration_seconds", static_cast<double>(limits.max_duration_ms) / 1000.0},
@@ -249,7 +275,41 @@ restinio::request_handling_status_t create_session(web_server::state& s, const r
         {"interval_seconds", static_cast<double>(kUploadIntervalNs) / 1e9},
         {"server", {{"software", "speedsrv"}, {"version", SPEED_VERSION}}},
     };
-    return reply(s, req, restinio::status_created(), std::move(body));
+    reply(s, req, restinio::status_created(), std::move(body));
+}
+
+// POST /api/sessions: admission is decided on the control thread (it owns the caps, without locks), the
+// answer is given back on this one.
+restinio::request_handling_status_t create_session(const state_ptr& self, const request& req) {
+    const auto peer = net::plain_address(req->remote_endpoint().address());
+    asio::post(self->context->control_context, [self, req, peer] {
+        auto& context = *self->context;
+        admission_control::decision decision;
+        if (context.shutting_down) {
+            context.metrics.refused(refusal_reason::shutting_down);
+            decision.refusal = "the server is shutting down";
+        } else {
+            decision = context.admission.try_enter(admission_control::stage::session,
+                                                   context.admission.host_of(net::address_bytes(peer)));
+            if (decision.admitted()) {
+                context.metrics.admitted(true);
+            } else {
+                log_limited(context, log_kind::refusal, spdlog::level::warn,
+                            "web session from {} refused: {}", peer.to_string(), decision.refusal);
+                context.metrics.refused(refusal_reason::session_admission);
+            }
+        }
+        struct answer {
+            std::shared_ptr<server_context>
+                owner;  // keeps the admission control alive until the slot is gone
+            admission_control::decision decision;
+        };
+        auto decided = std::make_shared<answer>(answer{self->context, std::move(decision)});
+        asio::post(*context.web_context, [self, req, peer, decided] {
+            finish_create(*self, req, peer, std::move(decided->decision.granted), decided->decision.refusal);
+        });
+    });
+    return restinio::request_accepted();
 }
 
 // Charges `bytes` to the session's budget (--max-bytes); false when it would exceed it.
@@ -353,7 +413,7 @@ restinio::request_handling_status_t handle(const state_ptr& self, const request&
             if (!post) {
                 return error(s, req, restinio::status_method_not_allowed(), "only POST", "POST");
             }
-            return create_session(s, req);
+            return create_session(self, req);
         case web::endpoint::none:
         case web::endpoint::unknown_session:
             return not_found(s, req);
@@ -423,7 +483,8 @@ web_server::web_server(std::shared_ptr<server_context> context, web_config confi
     : state_(std::make_shared<state>(std::move(context), std::move(config))) {}
 
 web_server::~web_server() {
-    shutdown();
+    // The web thread has stopped by now (speedsrv stops it before destroying the server).
+    state_->close();
 }
 
 void web_server::start() {
@@ -456,8 +517,8 @@ void web_server::start() {
                             }
                             return handle(s, req);
                         });
-    state_->http = std::make_unique<http_server>(
-        restinio::external_io_context(state_->context->control_context), std::move(settings));
+    state_->http = std::make_unique<http_server>(restinio::external_io_context(*state_->context->web_context),
+                                                 std::move(settings));
     state_->http->open_sync();
     schedule_sweep(state_);
 }
@@ -467,21 +528,8 @@ asio::ip::tcp::endpoint web_server::local_endpoint() const {
 }
 
 void web_server::shutdown() {
-    if (state_->closed) {
-        return;
-    }
-    state_->closed = true;
-    state_->sweep.cancel();
-    std::vector<std::shared_ptr<web_session>> live;
-    for (const auto& [id, s] : state_->sessions) {
-        live.push_back(s);
-    }
-    for (const auto& s : live) {
-        state_->end_session(s, web_session_end::shutdown);
-    }
-    if (state_->http) {
-        state_->http->close_sync();
-    }
+    // Called on the control thread while the web thread runs: the web thread ends its sessions and closes.
+    asio::post(*state_->context->web_context, [self = state_] { self->close(); });
 }
 
 }  // namespace speed::server

@@ -4,7 +4,7 @@
 # Debian 12 packages the build needs.
 # (libjs-chart.js: Chart.js, which speedcli --report's page embeds at build time.)
 SPEED_BUILD_PACKAGES=(build-essential cmake g++ libasio-dev libcli11-dev libspdlog-dev libfmt-dev catch2
-                      nlohmann-json3-dev libssl-dev libjs-chart.js)
+                      nlohmann-json3-dev libssl-dev libjs-chart.js librestinio-dev libhttp-parser-dev)
 # Extra packages the tests and benchmarks need: reference tools (iperf3, sockperf, ping) and the namespace lab's
 # plumbing (ip and tc from iproute2, sysctl from procps, nft for the UDP handshake test), and prometheus: promtool
 # checks speedsrv's --metrics exposition and a real Prometheus scrapes it (tests/integration/test_metrics.cpp);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -13,10 +14,19 @@ namespace speed::testing {
 
 namespace {
 
-int connect_loopback(std::uint16_t port) {
+int connect_loopback(std::uint16_t port, const std::string& source = {}) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         throw std::runtime_error("socket() failed");
+    }
+    if (!source.empty()) {
+        sockaddr_in local{};
+        local.sin_family = AF_INET;
+        if (::inet_pton(AF_INET, source.c_str(), &local.sin_addr) != 1 ||
+            ::bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0) {
+            ::close(fd);
+            throw std::runtime_error("cannot bind to " + source);
+        }
     }
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -38,8 +48,13 @@ int remaining_ms(std::chrono::steady_clock::time_point deadline) {
 }  // namespace
 
 http_response http_exchange(std::uint16_t port, const std::string& request, std::chrono::milliseconds limit) {
+    return http_exchange_from({}, port, request, limit);
+}
+
+http_response http_exchange_from(const std::string& source, std::uint16_t port, const std::string& request,
+                                 std::chrono::milliseconds limit) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
-    const int fd = connect_loopback(port);
+    const int fd = connect_loopback(port, source);
     std::size_t sent = 0;
     while (sent < request.size()) {
         const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
@@ -73,6 +88,33 @@ http_response http_exchange(std::uint16_t port, const std::string& request, std:
         response.status = std::atoi(received.substr(9, 3).c_str());
     }
     return response;
+}
+
+http_response http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                           const std::string& body, const std::string& headers,
+                           std::chrono::milliseconds limit) {
+    std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+                          headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    request += body;
+    return http_exchange(port, request, limit);
+}
+
+std::optional<std::string> header_value(const http_response& response, const std::string& name) {
+    const auto lower = [](std::string text) {
+        for (char& c : text) {
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        return text;
+    };
+    const std::string head = lower(response.head);
+    const std::string wanted = "\r\n" + lower(name) + ":";
+    const auto at = head.find(wanted);
+    if (at == std::string::npos) {
+        return std::nullopt;
+    }
+    const auto start = response.head.find_first_not_of(' ', at + wanted.size());
+    const auto end = response.head.find("\r\n", at + wanted.size());
+    return response.head.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
 http_response http_get(std::uint16_t port, const std::string& target, std::chrono::milliseconds limit) {
