@@ -28,7 +28,7 @@ std::uint64_t number_before(const std::string& line, const std::string& words) {
 }  // namespace
 
 TEST_CASE(
-    "The web page (browser test) runs to the end in Chromium and its upload figure is what speedsrv received",
+    "web: the browser test page runs to the end in Chromium and its upload figure is what speedsrv received",
     "[integration][web][browser]") {
     if (::access(kChromium, X_OK) != 0 || ::access(kPython, X_OK) != 0) {
         std::puts(

@@ -22,7 +22,8 @@ constexpr double kLowestShare = 0.95;
 
 }  // namespace
 
-TEST_CASE("The browser test page on a 100 Mbit/s link is within 5 % of speedcli", "[netlab][accuracy][web]") {
+TEST_CASE("web: the browser test page on a 100 Mbit/s link is within 5 % of speedcli",
+          "[netlab][accuracy][web]") {
     if (::access(kChromium, X_OK) != 0 || ::access(kPython, X_OK) != 0) {
         skip_test(
             "/usr/bin/chromium or /usr/bin/python3 is not installed (Debian packages chromium, python3)");
