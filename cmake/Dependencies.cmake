@@ -65,7 +65,8 @@ endif()
 
 # speed_embed_files(OUT_VARIABLE NAMESPACE "name|file|kind" ...): a C++ source per file defining
 # `NAMESPACE::name` with its bytes (cmake/embed_file.cmake; kind "inline" or "page"). The sources go to
-# OUT_VARIABLE.
+# OUT_VARIABLE. "file" may be several files joined by "+": their bytes one after the other (the browser test's
+# style is the --report page's followed by its own).
 function(speed_embed_files out_variable namespace)
     set(sources)
     foreach(asset IN LISTS ARGN)
@@ -74,11 +75,12 @@ function(speed_embed_files out_variable namespace)
         list(GET asset 1 input)
         list(GET asset 2 kind)
         set(output "${CMAKE_CURRENT_BINARY_DIR}/embedded_${name}.cpp")
+        string(REPLACE "+" ";" inputs "${input}")
         add_custom_command(
             OUTPUT "${output}"
             COMMAND ${CMAKE_COMMAND} -DINPUT=${input} -DOUTPUT=${output} -DNAME=${name} -DNAMESPACE=${namespace}
                     -DKIND=${kind} -P ${PROJECT_SOURCE_DIR}/cmake/embed_file.cmake
-            DEPENDS "${input}" ${PROJECT_SOURCE_DIR}/cmake/embed_file.cmake
+            DEPENDS ${inputs} ${PROJECT_SOURCE_DIR}/cmake/embed_file.cmake
             COMMENT "Embedding ${input}"
             VERBATIM)
         list(APPEND sources "${output}")

@@ -9,8 +9,10 @@ SPEED_BUILD_PACKAGES=(build-essential cmake g++ libasio-dev libcli11-dev libspdl
 # plumbing (ip and tc from iproute2, sysctl from procps, nft for the UDP handshake test), and prometheus: promtool
 # checks speedsrv's --metrics exposition and a real Prometheus scrapes it (tests/integration/test_metrics.cpp);
 # chromium: headless, it opens a speedcli --report page offline and checks it drew its charts
-# (tests/integration/test_report.cpp).
-SPEED_TEST_PACKAGES=(iperf3 sockperf iproute2 iputils-ping procps nftables prometheus chromium)
+# (tests/integration/test_report.cpp); chromium-driver and python3-selenium: selenium drives it through speedsrv's
+# browser test page until the test ends (tests/integration/test_web_page.cpp).
+SPEED_TEST_PACKAGES=(iperf3 sockperf iproute2 iputils-ping procps nftables prometheus chromium chromium-driver
+                     python3-selenium)
 # What bench/run needs beyond those: its driver is a Python script (standard library only).
 SPEED_BENCH_PACKAGES=(python3)
 # The fuzzers (scripts/fuzz): clang 14 and its libFuzzer/sanitizer runtimes.
