@@ -245,6 +245,10 @@
         bins[index].bytes += bytes;
         bins[index].streams[stream] += bytes;
       },
+      // Empty bins up to `count`: time the receiver read nothing in is part of its window, not missing.
+      pad(count) {
+        while (bins.length < count) bins.push({ bytes: 0, streams: new Array(streams).fill(0) });
+      },
     };
   }
 
@@ -385,6 +389,9 @@
       await Promise.allSettled(running);
       await probing;
     }
+    // The window ran to its end: the last bins count even when no read fell in them (reads come in bursts), or
+    // the window would be cut short at the last read and its bytes divided by less time than they took.
+    if (now() >= end) bins.pad(Math.round((omit + duration) / interval));
     const intervals = bins.bins.map((b, i) => ({ start: i * interval, end: (i + 1) * interval, bytes: b.bytes, streams: b.streams }));
     for (const p of probes) p.t = p.sent - zero;
     return { result: direction(intervals, omit, duration, 'client'), probes };
