@@ -81,6 +81,7 @@ struct group_state {
     asio::any_io_executor control;
     std::vector<stream_counter> counters;
     std::atomic<std::int64_t> first_byte_ns{0};
+    std::atomic<std::int64_t> last_byte_ns{0};
     std::atomic<std::size_t> ended{0};
     std::atomic<std::uint32_t> self_probes_answered{0};
     std::atomic<std::uint64_t> self_probes_sent{0};
@@ -203,6 +204,7 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
                     self->note_first_byte();
                 }
                 counter.fetch_add(bytes, std::memory_order_relaxed);
+                self->note_last_byte();
                 if (self->probing_) {
                     for (const auto& sample : self->matcher_.bytes_read(bytes, now_ns())) {
                         self->record(sample);
@@ -361,6 +363,15 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         std::int64_t expected = 0;
         if (state_->first_byte_ns.compare_exchange_strong(expected, now_ns())) {
             state_->notify();
+        }
+    }
+
+    // The streams read on several threads: the latest read's time wins, whichever thread stores last.
+    void note_last_byte() {
+        const std::int64_t read_ns = now_ns();
+        std::int64_t seen = state_->last_byte_ns.load(std::memory_order_relaxed);
+        while (seen < read_ns &&
+               !state_->last_byte_ns.compare_exchange_weak(seen, read_ns, std::memory_order_relaxed)) {
         }
     }
 
@@ -540,6 +551,14 @@ asio::awaitable<bool> stream_group::wait_for_change(clock::time_point deadline) 
 
 std::optional<std::int64_t> stream_group::first_byte_ns() const {
     const std::int64_t value = state_->first_byte_ns.load(std::memory_order_acquire);
+    if (value == 0) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+std::optional<std::int64_t> stream_group::last_byte_ns() const {
+    const std::int64_t value = state_->last_byte_ns.load(std::memory_order_relaxed);
     if (value == 0) {
         return std::nullopt;
     }

@@ -84,6 +84,9 @@ class stream_group {
 
     // Steady-clock time (ns) at which the first payload byte of the test was read, if any.
     std::optional<std::int64_t> first_byte_ns() const;
+    // Steady-clock time (ns) of the latest read that took payload bytes, if any: when the bytes the counters
+    // hold had all arrived.
+    std::optional<std::int64_t> last_byte_ns() const;
     // Cumulative bytes per stream (received or sent, depending on the role).
     void read_counters(std::vector<std::uint64_t>& out) const;
     // Sending streams: bytes the receiver's TCP acknowledged, summed over the streams; refreshed with every

@@ -315,10 +315,10 @@ asio::awaitable<measure::totals> tcp_runner::measure_until_stop(test_events& eve
         }
     }
     co_await events.take_stop();
+    const std::int64_t stop_ns = net::now_ns();
     measure::totals totals;
     // A client that ends within the warm-up sent nothing after it.
     const std::int64_t window_from_ns = std::max(time_zero_ns, warm_up_end_ns);
-    totals.window_ns = std::max<std::int64_t>(net::now_ns() - window_from_ns, 0);
     totals.omitted_ns = window_from_ns - time_zero_ns;
     const bool stopped_in_warm_up = in_warm_up.empty();
     if (stopped_in_warm_up) {
@@ -328,6 +328,13 @@ asio::awaitable<measure::totals> tcp_runner::measure_until_stop(test_events& eve
     if (stopped_in_warm_up) {
         in_warm_up = counters;
     }
+    // The bytes counted are every byte written before the stop, and a paced sender's socket buffer still
+    // holds a part of them then (a --bidir upload of speedcli at 200 Mbit/s: 0.12 s of them): the window
+    // ends when the last of them arrived, if that is after the stop, so that the bytes are over the time
+    // they arrived in.
+    const std::int64_t window_end_ns =
+        stopped_in_warm_up ? stop_ns : std::max(stop_ns, group_.last_byte_ns().value_or(stop_ns));
+    totals.window_ns = std::max<std::int64_t>(window_end_ns - window_from_ns, 0);
     totals.stream_bytes.resize(counters.size());
     for (std::size_t i = 0; i < counters.size(); ++i) {
         const std::uint64_t omitted = std::min(in_warm_up[i], counters[i]);

@@ -45,9 +45,9 @@ struct runner_request {
     // the control connection) or in order (iperf3 clients keep reading their data connections and fail on a
     // reset).
     net::stream_group::closing closing = net::stream_group::closing::abortive;
-    // A TCP upload that the client ends by amount (iperf3's -n, -k): the receiver window runs from the first
-    // byte to the client's stop (events.take_stop(), within events.stop_timeout()) instead of the test's
-    // plan, and then takes what the client wrote before its stop, at least `least_bytes` in all.
+    // A TCP upload the client ends (iperf3's -n, -k, --bidir): the window runs from the first byte to its
+    // stop (events.take_stop(), within events.stop_timeout()), not the plan, or to the arrival of the last
+    // byte written before it, if later; it takes all those bytes, at least `least_bytes`.
     bool window_ends_at_stop = false;
     std::uint64_t least_bytes = 0;
 
