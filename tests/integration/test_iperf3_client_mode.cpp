@@ -260,9 +260,14 @@ TEST_CASE(
     CHECK(download["sender"]["bytes"].get<std::uint64_t>() == server_sent);
     CHECK(download["bytes"].get<std::uint64_t>() > 0);
     CHECK(download["bytes"].get<std::uint64_t>() <= server_sent);
-    // Both at once, by the server's own clock: each of its intervals saw bytes in both directions.
+    // Both at once, by the server's own clock: each of its whole intervals saw bytes in both directions. The
+    // server ends with a stub interval of a few ms after TEST_END (seen: 2.8 ms, in which its paced sender
+    // wrote nothing while the upload's last bytes arrived): only intervals of at least half a second count.
     REQUIRE(server["intervals"].size() >= 2);
     for (const auto& interval : server["intervals"]) {
+        if (interval["sum"]["seconds"].get<double>() < 0.5) {
+            continue;
+        }
         CHECK(interval["sum"]["bytes"].get<std::uint64_t>() > 0);
         CHECK(interval["sum_bidir_reverse"]["bytes"].get<std::uint64_t>() > 0);
     }
