@@ -93,6 +93,11 @@ TEST_CASE("web: the browser test page on a 100 Mbit/s link is within 5 % of spee
         "netlab: 100 Mbit/s link: ceiling %.3f; download speedcli %.3f page %.3f; upload speedcli %.3f page "
         "%.3f Mbit/s\n",
         ceiling / 1e6, download / 1e6, page_download / 1e6, upload / 1e6, page_upload / 1e6);
+    // Never above what the link carries, beyond a window's edges (the page's reads, and speedsrv's count of
+    // whole upload bodies, put up to about one body or read burst on either side of an edge). Measured on a
+    // quiet machine with 0.1 s bodies: download 95.1-95.6, upload 94.6-96.0 (+0.35 %) against 95.64 Mbit/s.
+    CHECK(page_download <= ceiling * 1.03);
+    CHECK(page_upload <= ceiling * 1.03);
     CHECK(page_download == Approx(download).epsilon(kToolTolerance));
     CHECK(page_upload == Approx(upload).epsilon(kToolTolerance));
 }
