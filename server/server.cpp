@@ -14,6 +14,8 @@
 #include <cerrno>
 
 #include <array>
+#include <stdexcept>
+#include <string>
 
 #include "common/iperf3_protocol.hpp"
 #include "common/peer_text.hpp"
@@ -416,7 +418,13 @@ void server::start() {
         web_config web{tcp::endpoint(acceptors_.front()->local_endpoint().address(), *cfg.http_port),
                        cfg.http_cors_origin, cfg.web};
         web_ = std::make_unique<web_server>(context_, std::move(web));
-        web_->start();
+        try {
+            web_->start();
+        } catch (const std::exception& e) {
+            // Said apart from the native listener's failure, which has the same words.
+            throw std::runtime_error("the browser test's --http-port " + std::to_string(*cfg.http_port) +
+                                     ": " + e.what());
+        }
     }
 }
 

@@ -30,7 +30,8 @@ extern const std::string_view chart_js;
 
 namespace {
 
-// Single-threaded (the control thread), with RESTinio's connection count limiter.
+// Single-threaded (the web thread, speedsrv-web, of server/main.cpp), with RESTinio's connection count
+// limiter.
 struct web_traits : restinio::default_single_thread_traits_t {
     static constexpr bool use_connection_count_limiter = true;
 };
