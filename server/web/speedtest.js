@@ -91,6 +91,9 @@
     if (increaseMs < 400) return 'D';
     return 'F';
   }
+  // The figures above, for the test that holds them to common/'s definitions at chosen inputs (bands' edges,
+  // ties, short series): tests/integration/test_web_page.cpp. They keep no state and are frozen.
+  window.speedtestFigures = Object.freeze({ percentileOfSorted, trimmedMean95, jitter, rpmFor, stablePart, gradeFor });
 
   // ---- Display ----
 
