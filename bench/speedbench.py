@@ -738,7 +738,7 @@ def iperf3_session_ends(log):
     return list(IPERF3_SESSION_END.finditer(log))
 
 
-def speedsrv_log_mismatch(server, ends_before, direction, udp, received, sent):
+def speedsrv_log_mismatch(server, ends_before, direction, udp, received, sent, wait_seconds=5.0):
     """None when speedsrv logged, for one of its iperf3 sessions that ended after the first `ends_before`, the
     figures the client printed as speedsrv's: an upload's receiver bytes (UDP: also its lost and total datagrams),
     a download's sender bytes. Otherwise what differs. speedsrv logs right after the client's last byte, so the line
@@ -747,7 +747,7 @@ def speedsrv_log_mismatch(server, ends_before, direction, udp, received, sent):
     expected = {"bytes": printed["bytes"]}
     if udp and direction == "upload":
         expected.update(lost=printed["lost_packets"], packets=printed["packets"])
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + wait_seconds
     while True:
         logged = []
         for end in iperf3_session_ends(server.log())[ends_before:]:
