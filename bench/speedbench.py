@@ -6,8 +6,9 @@ that the ratio of the two medians holds on a noisy machine even when the absolut
 table on stdout and a JSON document in bench/results/. docs/performance.md describes the method.
 
 Adding a benchmark: write `def bench_NAME(ctx) -> list[dict]` returning rows made with `row(...)`, and list it in
-BENCHMARKS. The function gets servers from ctx (ctx.speedsrv_port, ctx.iperf3_port) and runs tools with
-ctx.speedcli(...), ctx.iperf3(...).
+BENCHMARKS. The function gets servers from ctx (ctx.speedsrv_target, ctx.iperf3_target), runs tools with
+ctx.speedcli(...), ctx.iperf3(...), and alternates them with alternate(...), which retries a failed run once and
+then records it as a failure of its row instead of ending the bench.
 """
 
 import argparse
@@ -37,32 +38,68 @@ def free_port():
         return s.getsockname()[1]
 
 
-def row(benchmark, case, unit, speedcli, reference, reference_name, better, target=None, **details):
-    """One line of the results: medians of each tool and their ratio (speedcli / reference)."""
+def row(benchmark, case, unit, speedcli, reference, reference_name, better, target=None, ours="speedcli", runs=None,
+        **details):
+    """One line of the results: medians of each tool and their ratio (ours / reference). `ours` names the key of
+    this project's figure: speedcli, or speedsrv where the client is someone else's. `runs` maps the row's keys
+    ("speedcli", "reference", ...) to the Runs they come from, whose failed and retried runs the row records."""
     ratio = speedcli / reference if speedcli is not None and reference else None
+    failures = {}
+    for key, their_runs in (runs or {}).items():
+        if their_runs.failed:
+            failures[f"{key}_failed_runs"] = their_runs.failed
+        if their_runs.retried:
+            failures[f"{key}_retried_runs"] = their_runs.retried
     return {
         "benchmark": benchmark,
         "case": case,
         "unit": unit,
-        "speedcli": speedcli,
+        "ours": ours,
+        ours: speedcli,
         "reference": reference,
         "reference_tool": reference_name,
         "ratio": ratio,
         "better": better,  # "higher" or "lower": which way a larger ratio points
         "target": target,  # the ratio the project aims for, as text
         **details,
+        **failures,
     }
 
 
-class Process:
-    """A background server whose output is collected by a thread."""
+class RunFailed(RuntimeError):
+    """One run of a tool that did not give its figures: a non-zero exit, an `error` in its JSON (iperf3 -J can
+    exit 0 with one, e.g. "unable to receive control message"), no JSON at all, or no end within its timeout.
+    `target` is where the tool was pointed, so that a stuck server can be restarted before the retry."""
 
-    def __init__(self, argv):
+    def __init__(self, message, target=None):
+        super().__init__(message)
+        self.target = target
+
+
+class Process:
+    """A background server whose output is collected by a thread. With `ready`, waits until its output matches
+    that pattern; a first group of the pattern is the port it listens on (`port`)."""
+
+    def __init__(self, argv, ready=None):
         self.argv = argv
+        self.ready = ready
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.output = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self.port = None
+        if ready:
+            try:
+                match = self.wait_for(ready)
+            except RuntimeError:
+                self.stop()
+                raise
+            self.port = int(match.group(1)) if match.groups() else None
+
+    def restarted(self):
+        """A new process of the same command, once this one has stopped."""
+        self.stop()
+        return Process(self.argv, self.ready)
 
     def _read(self):
         for line in self.proc.stdout:
@@ -116,32 +153,37 @@ def proc_cpu_seconds(pid):
 
 class Target:
     """Where a tool's client connects: its server process (for CPU time), address and port, and the command prefix
-    that runs the client (empty on loopback; `ip netns exec NS` in the veth lab)."""
+    that runs the client (empty on loopback; `ip netns exec NS` in the veth lab). `restart_after_failure`: the
+    server runs one test at a time and may still wait for the client of a failed run (iperf3 -s, which would answer
+    the retry with "the server is busy"), so it is restarted before the retry."""
 
-    def __init__(self, server, host, port, prefix=()):
+    def __init__(self, server, host, port, prefix=(), restart_after_failure=False):
         self.server, self.host, self.port, self.prefix = server, host, port, list(prefix)
+        self.restart_after_failure = restart_after_failure
+
+
+def start_iperf3_server(host, server_prefix=(), client_prefix=()):
+    """iperf3 -s on a free port of `host`, as a Target whose server is restarted after a failed run."""
+    port = free_port()
+    server = Process([*server_prefix, IPERF3, "-s", "--forceflush", "-B", host, "-p", str(port)],
+                     ready="Server listening")
+    return Target(server, host, port, client_prefix, restart_after_failure=True)
 
 
 class Context:
     def __init__(self, args):
         self.args = args
         self.bin = Path(args.bin)
-        self.speedsrv = None
-        self.iperf3_server = None
-        self.speedsrv_port = None
-        self.iperf3_port = None
+        self.speedsrv_target = None
+        self.iperf3_target = None
 
     def start_servers(self):
         # --max-bitrate 0: the default UDP cap (1 Gbit/s, meant for public servers) would be the bottleneck of
         # the UDP benchmark; TCP has no cap either way.
-        self.speedsrv = self.start_speedsrv("--max-bitrate", "0")
-        self.speedsrv_port = self.speedsrv.port
-        self.iperf3_port = free_port()
-        self.iperf3_server = Process([IPERF3, "-s", "--forceflush", "-B", LOOPBACK, "-p", str(self.iperf3_port)])
-        self.iperf3_server.wait_for("Server listening")
+        speedsrv = self.start_speedsrv("--max-bitrate", "0")
+        self.speedsrv_target = Target(speedsrv, LOOPBACK, speedsrv.port)
+        self.iperf3_target = start_iperf3_server(LOOPBACK)
         self.iperf3_help = subprocess.run([IPERF3, "--help"], capture_output=True, text=True).stdout
-        self.speedsrv_target = Target(self.speedsrv, LOOPBACK, self.speedsrv_port)
-        self.iperf3_target = Target(self.iperf3_server, LOOPBACK, self.iperf3_port)
 
     def iperf3_has(self, flag):
         """Whether this iperf3 knows a flag (--skip-rx-copy and --gsro are newer than Debian's 3.12)."""
@@ -157,36 +199,40 @@ class Context:
     def start_speedsrv(self, *extra, bind=LOOPBACK, prefix=()):
         # speedsrv refuses to run as root unless told to; the benchmark host may run this as root.
         as_root = ["--allow-root"] if os.geteuid() == 0 else []
-        server = Process([*prefix, str(self.bin / "server" / "speedsrv"), "--bind", bind, "--port", "0", *as_root,
-                          *extra])
-        server.port = int(server.wait_for(r"listening on \S+ port ([0-9]+)").group(1))
-        return server
+        return Process([*prefix, str(self.bin / "server" / "speedsrv"), "--bind", bind, "--port", "0", *as_root,
+                        *extra], ready=r"listening on \S+ port ([0-9]+)")
 
     def stop_servers(self):
-        for server in (self.speedsrv, self.iperf3_server):
-            if server:
-                server.stop()
+        for target in (self.speedsrv_target, self.iperf3_target):
+            if target:
+                target.server.stop()
+
+    def recover(self, target):
+        """After a failed run against `target`: restarts its server if it exited or is one that must be (iperf3
+        -s), so that the retry and the rows after it meet a server that listens. A speedsrv that exited gets a new
+        port; the target follows it."""
+        if target is None:
+            return
+        exited = target.server.proc.poll()
+        if exited is None and not target.restart_after_failure:
+            return
+        self.progress(f"    restarting the server ({' '.join(target.server.argv)}), "
+                      + (f"which had exited ({exited})" if exited is not None else "which runs one test at a time"))
+        target.server = target.server.restarted()
+        target.port = target.server.port or target.port
 
     def speedcli(self, *args, port=None, target=None, timeout=120):
         """speedcli --json against the benchmark's speedsrv (or `target`'s); returns the parsed document."""
         target = target or self.speedsrv_target
         argv = [*target.prefix, str(self.bin / "client" / "speedcli"), target.host, "--port",
                 str(port or target.port), "--json", *args]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-        document = json.loads(done.stdout)
-        if done.returncode != 0 or document.get("error"):
-            raise RuntimeError(f"speedcli failed ({done.returncode}): {document.get('error')}\n{done.stderr}")
-        return document
+        return run_json_tool("speedcli", argv, timeout, target)
 
     def iperf3(self, *args, target=None, timeout=120):
         """iperf3 -J against the benchmark's iperf3 server (or `target`'s); returns the parsed document."""
         target = target or self.iperf3_target
         argv = [*target.prefix, IPERF3, "-c", target.host, "-p", str(target.port), "-J", *args]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-        document = json.loads(done.stdout)
-        if done.returncode != 0 or "error" in document:
-            raise RuntimeError(f"iperf3 failed ({done.returncode}): {document.get('error')}\n{done.stderr}")
-        return document
+        return run_json_tool("iperf3", argv, timeout, target)
 
     def timed(self, server, run):
         """Runs run() and returns (its result, client CPU seconds, server CPU seconds) for that run alone: the
@@ -202,19 +248,70 @@ class Context:
         print(f"  {text}", file=sys.stderr, flush=True)
 
 
+def run_json_tool(name, argv, timeout, target):
+    """Runs a client that prints one JSON document (speedcli --json, iperf3 -J); returns the document or raises
+    RunFailed."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RunFailed(f"{name} did not end within {timeout} s", target) from None
+    try:
+        document = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise RunFailed(f"{name} failed ({done.returncode}) without JSON: {done.stderr.strip()[:300]}",
+                        target) from None
+    error = document.get("error") if isinstance(document, dict) else "not a JSON object"
+    if done.returncode != 0 or error:
+        raise RunFailed(f"{name} failed ({done.returncode}): {error}\n{done.stderr}", target)
+    return document
+
+
+class Runs(list):
+    """One tool's results in one case, a dict per run that gave its figures; `failed` lists the runs that failed
+    twice (their round and both errors), `retried` those that failed once and succeeded at the retry."""
+
+    def __init__(self):
+        super().__init__()
+        self.failed = []
+        self.retried = []
+
+
+def attempt(ctx, run, what):
+    """run() once, and once more if it raises RunFailed (after ctx.recover); (its result or None, the errors)."""
+    errors = []
+    for _ in range(2):
+        try:
+            return run(), errors
+        except RunFailed as failure:
+            first_line = str(failure).splitlines()[0]
+            errors.append(first_line)
+            ctx.progress(f"    {what}: run failed ({first_line}); "
+                         f"{'retrying once' if len(errors) == 1 else 'recorded as a failure'}")
+            ctx.recover(failure.target)
+    return None, errors
+
+
 def alternate(ctx, rounds, *runs):
-    """Runs each tool in turn, round after round, `rounds` times each; returns one list of results per tool."""
-    results = [[] for _ in runs]
-    for _ in range(rounds):
+    """Runs each tool in turn, round after round, `rounds` times each; returns one Runs per tool. A run that fails
+    is retried once, then recorded as a failure in its Runs: one tool's bad run does not end the bench."""
+    results = [Runs() for _ in runs]
+    for round_number in range(1, rounds + 1):
         for i, run in enumerate(runs):
-            results[i].append(run())
+            result, errors = attempt(ctx, run, f"round {round_number}, tool {i + 1} of {len(runs)}")
+            if result is None:
+                results[i].failed.append({"round": round_number, "errors": errors})
+            else:
+                results[i].append(result)
+                if errors:
+                    results[i].retried.append({"round": round_number, "errors": errors})
     return results
 
 
 def spread(runs, key):
-    """{median, min, max, samples} of one figure across runs (dicts); None when a run had no figure."""
+    """{median, min, max, samples} of one figure across runs (dicts); None when a run had no figure or no run
+    gave one."""
     values = [run[key] for run in runs]
-    if any(v is None for v in values):
+    if not values or any(v is None for v in values):
         return {"median": None, "min": None, "max": None, "samples": values}
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "samples": values}
 
@@ -257,10 +354,12 @@ def tcp_row(benchmark, case, ours, best, default, best_flags, target):
     """A TCP row: speedcli against iperf3 at its best flags, iperf3's defaults alongside, spreads and CPU/GB."""
     reference = spread(best, "bits_per_second")
     details = {}
+    runs = {"speedcli": ours, "reference": best}
     if default is not None:
         details = {"default_reference": spread(default, "bits_per_second"), "default_reference_tool": IPERF3}
+        runs["default_reference"] = default
     return row(benchmark, case, "bit/s", spread(ours, "bits_per_second")["median"], reference["median"],
-               f"{IPERF3} {' '.join(best_flags)}", "higher", target=target,
+               f"{IPERF3} {' '.join(best_flags)}", "higher", target=target, runs=runs,
                speedcli_spread=spread(ours, "bits_per_second"), reference_spread=reference,
                speedcli_receiver_cpu_seconds_per_gb=spread(ours, "receiver_cpu_seconds_per_gb")["median"],
                speedcli_sender_cpu_seconds_per_gb=spread(ours, "sender_cpu_seconds_per_gb")["median"],
@@ -319,11 +418,14 @@ def sockperf_rtt_us(ctx, port, seconds):
     the summary line speaks of a round trip."""
     argv = ["sockperf", "ping-pong", "--tcp", "-i", LOOPBACK, "-p", str(port), "--mps", "50", "-t", str(seconds),
             "--full-rtt"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        raise RunFailed(f"sockperf did not end within {seconds + 30} s") from None
     out = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
     found = {name: re.search(pattern, out) for name, pattern in SOCKPERF_STATISTICS.items()}
     if done.returncode != 0 or not all(found.values()):
-        raise RuntimeError(f"sockperf failed ({done.returncode}):\n{out}")
+        raise RunFailed(f"sockperf failed ({done.returncode}): {out.strip()[-300:]}")
     # An older sockperf without --full-rtt support printed the one-way latency.
     scale = 1.0 if "Round trip is" in out else 2.0
     return {name: float(match.group(1)) * scale for name, match in found.items()}
@@ -356,12 +458,13 @@ def bench_idle_rtt(ctx):
     finally:
         sockperf_server.stop()
     rows = []
+    median = lambda values: statistics.median(values) if values else None  # noqa: E731
     for name in RTT_STATISTICS:
-        rows.append(row("idle_rtt", f"TCP, 50 probes/s, {name}", "us", statistics.median(r[0][name] for r in ours),
-                        statistics.median(r[name] for r in theirs), "sockperf --full-rtt", "lower",
-                        target="<= 1.5" if name == "median" else None,
+        rows.append(row("idle_rtt", f"TCP, 50 probes/s, {name}", "us", median([r[0][name] for r in ours]),
+                        median([r[name] for r in theirs]), "sockperf --full-rtt", "lower",
+                        target="<= 1.5" if name == "median" else None, runs={"speedcli": ours, "reference": theirs},
                         speedcli_samples=[r[0][name] for r in ours], reference_samples=[r[name] for r in theirs],
-                        speedcli_kernel_rtt_us=statistics.median(r[1][name] for r in ours),
+                        speedcli_kernel_rtt_us=median([r[1][name] for r in ours]),
                         speedcli_kernel_samples=[r[1][name] for r in ours],
                         speedcli_timestamps=[r[2] for r in ours]))
     return rows
@@ -561,7 +664,8 @@ def udp_unpaced_rows(ctx, benchmark, where, speedsrv_target, iperf3_target):
                         speedcli_server_cpu_seconds=median_of(ours, "server_cpu_seconds"),
                         reference_client_cpu_seconds=median_of(theirs_best, "client_cpu_seconds"),
                         reference_server_cpu_seconds=median_of(theirs_best, "server_cpu_seconds"),
-                        speedcli_runs=ours, reference_runs=theirs_best, default_reference_runs=theirs_default))
+                        speedcli_runs=ours, reference_runs=theirs_best, default_reference_runs=theirs_default,
+                        runs={"speedcli": ours, "reference": theirs_best, "default_reference": theirs_default}))
     return rows
 
 
@@ -578,21 +682,19 @@ def udp_lossless(ctx, best):
                "iperf3": lambda rate: udp_iperf3(ctx, "upload", rate, a.duration, 0, best)}
     state = {tool: {"good": 0, "bad": None, "tries": []} for tool in runners}
 
-    def attempt(tool, rate_mbps):
-        try:
-            result = runners[tool](f"{rate_mbps}M")
-        except RuntimeError as error:
-            # A run that ends in an error (iperf3's client sometimes loses its control connection at rates its
-            # receiver cannot take) did not carry the rate: a failed try, recorded with its reason, rather than
-            # the end of the whole benchmark.
-            state[tool]["tries"].append({"rate_mbps": rate_mbps, "error": str(error).splitlines()[0],
-                                         "passed": False})
-            ctx.progress(f"    {tool:8} {rate_mbps:>6} Mbit/s: failed ({str(error).splitlines()[0]}) -> fail")
+    def try_rate(tool, rate_mbps):
+        result, errors = attempt(ctx, lambda: runners[tool](f"{rate_mbps}M"), f"{tool} at {rate_mbps} Mbit/s")
+        if result is None:
+            # A run that ends in an error twice (iperf3's client sometimes loses its control connection at rates
+            # its receiver cannot take) did not carry the rate: a failed try, recorded with its reasons, rather
+            # than the end of the whole benchmark.
+            state[tool]["tries"].append({"rate_mbps": rate_mbps, "errors": errors, "passed": False})
+            ctx.progress(f"    {tool:8} {rate_mbps:>6} Mbit/s: failed twice -> fail")
             return False
         goodput, lost = result["bits_per_second"], result["lost_percent"]
         passed = lost < UDP_LOSSLESS_PERCENT and goodput >= UDP_LOSSLESS_GOODPUT_SHARE * rate_mbps * 1e6
         state[tool]["tries"].append({"rate_mbps": rate_mbps, "bits_per_second": goodput, "lost_percent": lost,
-                                     "passed": passed})
+                                     "passed": passed, **({"retried_after": errors} if errors else {})})
         ctx.progress(f"    {tool:8} {rate_mbps:>6} Mbit/s: {goodput / 1e6:.0f} Mbit/s arrived, loss {lost:.4f} % "
                      f"-> {'pass' if passed else 'fail'}")
         return passed
@@ -602,7 +704,7 @@ def udp_lossless(ctx, best):
         if not climbing:
             break
         for tool in climbing:
-            if attempt(tool, rate):
+            if try_rate(tool, rate):
                 state[tool]["good"] = rate
             else:
                 state[tool]["bad"] = rate
@@ -612,7 +714,7 @@ def udp_lossless(ctx, best):
             if s["bad"] is None or s["bad"] - s["good"] <= 1:
                 continue
             middle = (s["good"] + s["bad"]) // 2
-            if attempt(tool, middle):
+            if try_rate(tool, middle):
                 s["good"] = middle
             else:
                 s["bad"] = middle
@@ -623,6 +725,115 @@ def udp_lossless(ctx, best):
                f"{IPERF3} -u {' '.join(best)}".strip(), "higher", target=">= 1.0",
                speedcli_tries=state["speedcli"]["tries"], reference_tries=state["iperf3"]["tries"],
                speedcli_first_failed_mbps=state["speedcli"]["bad"], reference_first_failed_mbps=state["iperf3"]["bad"])
+
+
+# speedsrv's line at the end of an iperf3 client's session (server/iperf3_session.cpp): its outcome, the tests, and
+# the exact bytes of the results it gave the client; a UDP upload's test also says "lost L/P".
+IPERF3_SESSION_END = re.compile(r"iperf3[^\n]* session from \S+ ended after [0-9.]+ s, (?P<outcome>[^;\n]*)"
+                                r"(?P<tests>[^\n]*?)(?:; (?P<bytes>[0-9]+) bytes in the results)?$", re.MULTILINE)
+IPERF3_UDP_UPLOAD_LOSS = re.compile(r"udp upload [^;]*, lost (?P<lost>[0-9]+)/(?P<packets>[0-9]+)")
+
+
+def iperf3_session_ends(log):
+    return list(IPERF3_SESSION_END.finditer(log))
+
+
+def speedsrv_log_mismatch(server, ends_before, direction, udp, received, sent, wait_seconds=5.0):
+    """None when speedsrv logged, for one of its iperf3 sessions that ended after the first `ends_before`, the
+    figures the client printed as speedsrv's: an upload's receiver bytes (UDP: also its lost and total datagrams),
+    a download's sender bytes. Otherwise what differs. speedsrv logs right after the client's last byte, so the line
+    may come just after the client exits; a session of an earlier failed run may end meanwhile, hence "one of"."""
+    printed = received if direction == "upload" else sent
+    expected = {"bytes": printed["bytes"]}
+    if udp and direction == "upload":
+        expected.update(lost=printed["lost_packets"], packets=printed["packets"])
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        logged = []
+        for end in iperf3_session_ends(server.log())[ends_before:]:
+            figures = {"outcome": end["outcome"], "bytes": int(end["bytes"]) if end["bytes"] else None}
+            loss = IPERF3_UDP_UPLOAD_LOSS.search(end["tests"])
+            if "lost" in expected:
+                figures.update(lost=int(loss["lost"]) if loss else None, packets=int(loss["packets"]) if loss else None)
+            if figures["outcome"] == "ok" and all(figures[key] == value for key, value in expected.items()):
+                return None
+            logged.append(figures)
+        if time.monotonic() > deadline:
+            side = "receiver" if direction == "upload" else "sender"
+            if not logged:
+                return f"speedsrv logged no end of this iperf3 session (the client printed {side} {expected})"
+            return f"the client printed {side} {expected}; speedsrv logged {logged}"
+        time.sleep(0.05)
+
+
+def iperf3_client_run(ctx, target, direction, streams, flags, udp, check_log):
+    """One run of the iperf3 client against `target` (speedsrv or iperf3 -s): the receiver's goodput from
+    end.sum_received (for UDP not end.sum, which carries the sender's bytes), its loss for UDP, the sender's rate
+    from end.sum_sent, each side's CPU per GB received; with `check_log` (speedsrv), whether the figures the client
+    printed as the server's are the ones speedsrv logged."""
+    a = ctx.args
+    reverse = ["-R"] if direction == "download" else []
+    ends_before = len(iperf3_session_ends(target.server.log())) if check_log else 0
+    d, client_cpu, server_cpu = ctx.timed(target.server, lambda: ctx.iperf3(
+        "-t", str(a.duration), "-O", str(a.omit), "-P", str(streams), *iperf3_client_mode(udp), *flags, *reverse,
+        target=target))
+    received, sent = d["end"]["sum_received"], d["end"]["sum_sent"]
+    # The seconds iperf3 ran (it takes -t and -O as whole seconds), warm-up included as in the CPU time.
+    ran = d["start"]["test_start"]["duration"] + d["start"]["test_start"]["omit"]
+    result = {"bits_per_second": received["bits_per_second"], "sender_bits_per_second": sent["bits_per_second"],
+              **cpu_per_gigabyte(direction, received["bits_per_second"], ran, client_cpu, server_cpu)}
+    if udp:
+        result["lost_percent"] = received["lost_percent"]
+    if check_log:
+        result["log_mismatch"] = speedsrv_log_mismatch(target.server, ends_before, direction, udp, received, sent)
+    return result
+
+
+def iperf3_client_mode(udp):
+    return ["-u", "-b", "0", "-l", str(UDP_DATAGRAM_BYTES)] if udp else []
+
+
+def bench_iperf3_clients(ctx):
+    """The iperf3 client against speedsrv and against iperf3 -s (the same binary, the same flags), in turn: TCP
+    upload and -R download, 1 and 4 streams, at iperf3's defaults and at its best flags; UDP -b 0 -l 1400 both
+    ways, at its defaults and with --gsro where it has it. Receiver goodput, ratio speedsrv / iperf3 -s."""
+    rows = []
+    for flags in ([], ctx.iperf3_best_tcp()):
+        for streams in (1, 4):
+            for direction in ("upload", "download"):
+                rows.append(iperf3_clients_row(ctx, direction, streams, flags, udp=False))
+    for flags in [[]] + ([ctx.iperf3_best_udp()] if ctx.iperf3_best_udp() else []):
+        for direction in ("upload", "download"):
+            rows.append(iperf3_clients_row(ctx, direction, 1, flags, udp=True))
+    return rows
+
+
+def iperf3_clients_row(ctx, direction, streams, flags, udp):
+    a = ctx.args
+    options = [*iperf3_client_mode(udp), *(["-P", str(streams)] if streams > 1 else []), *flags,
+               *(["-R"] if direction == "download" else [])]
+    client = " ".join([IPERF3, "-c", *options])
+    ctx.progress(f"iperf3 clients, {client}: against speedsrv and iperf3 -s in turn, {a.rounds} rounds")
+    served, reference = alternate(
+        ctx, a.rounds,
+        lambda: iperf3_client_run(ctx, ctx.speedsrv_target, direction, streams, flags, udp, check_log=True),
+        lambda: iperf3_client_run(ctx, ctx.iperf3_target, direction, streams, flags, udp, check_log=False))
+    median_of = lambda runs, key: spread(runs, key)["median"]  # noqa: E731
+    figures = {}
+    for key, runs in (("speedsrv", served), ("reference", reference)):
+        for figure in ("sender_bits_per_second", "receiver_cpu_seconds_per_gb", "sender_cpu_seconds_per_gb",
+                       *(["lost_percent"] if udp else [])):
+            figures[f"{key}_{figure}"] = median_of(runs, figure)
+    case = (f"{direction}, {streams} stream{'s' if streams > 1 else ''}"
+            f"{f', -b 0, {UDP_DATAGRAM_BYTES} B' if udp else ''}, {' '.join(flags) or 'defaults'}")
+    return row("iperf3_clients_udp" if udp else "iperf3_clients_tcp", case, "bit/s",
+               median_of(served, "bits_per_second"), median_of(reference, "bits_per_second"),
+               f"{client} -> iperf3 -s", "higher", target=">= 0.9", ours="speedsrv",
+               runs={"speedsrv": served, "reference": reference}, speedsrv_tool=f"{client} -> speedsrv",
+               speedsrv_spread=spread(served, "bits_per_second"), reference_spread=spread(reference, "bits_per_second"),
+               **figures, log_checked_runs=len(served),
+               log_mismatches=[run["log_mismatch"] for run in served if run["log_mismatch"]],
+               speedsrv_runs=served, reference_runs=reference)
 
 
 class VethLab:
@@ -667,13 +878,10 @@ def bench_veth(ctx):
     with VethLab() as lab:
         in_server, in_client = lab.run_in(lab.SERVER_NS), lab.run_in(lab.CLIENT_NS)
         speedsrv = ctx.start_speedsrv("--max-bitrate", "0", bind=lab.SERVER_ADDRESS, prefix=in_server)
-        iperf3_port = free_port()
-        iperf3_server = Process([*in_server, IPERF3, "-s", "--forceflush", "-B", lab.SERVER_ADDRESS, "-p",
-                                 str(iperf3_port)])
+        speedsrv_target = Target(speedsrv, lab.SERVER_ADDRESS, speedsrv.port, in_client)
+        iperf3_target = None
         try:
-            iperf3_server.wait_for("Server listening")
-            speedsrv_target = Target(speedsrv, lab.SERVER_ADDRESS, speedsrv.port, in_client)
-            iperf3_target = Target(iperf3_server, lab.SERVER_ADDRESS, iperf3_port, in_client)
+            iperf3_target = start_iperf3_server(lab.SERVER_ADDRESS, in_server, in_client)
             rows = udp_unpaced_rows(ctx, "veth_udp_throughput", " across a veth pair", speedsrv_target,
                                     iperf3_target)
             best = ctx.iperf3_best_tcp()
@@ -688,13 +896,15 @@ def bench_veth(ctx):
                                     ">= 1.1"))
             return rows
         finally:
-            speedsrv.stop()
-            iperf3_server.stop()
+            for target in (speedsrv_target, iperf3_target):
+                if target:
+                    target.server.stop()
 
 
 BENCHMARKS = {
     "tcp": bench_tcp_throughput,
     "udp": bench_udp_throughput,
+    "iperf3-clients": bench_iperf3_clients,
     "rtt": bench_idle_rtt,
     "clients": bench_many_clients,
     "streams": bench_stream_scaling,
@@ -741,9 +951,15 @@ def default_cell(r):
     return value if lost is None else f"{value}, {lost:.3g} % loss"
 
 
+def ours_cell(r):
+    """This project's figure: speedcli's, or speedsrv's (named) where the client is someone else's."""
+    ours = r.get("ours", "speedcli")
+    return cell(r, ours) if ours == "speedcli" else f"{cell(r, ours)} ({ours})"
+
+
 def print_table(rows):
-    headers = ("benchmark", "case", "speedcli", "reference", "ratio", "iperf3 defaults", "target")
-    lines = [(r["benchmark"], r["case"], cell(r, "speedcli"), f"{cell(r, 'reference')} ({r['reference_tool']})",
+    headers = ("benchmark", "case", "ours", "reference", "ratio", "iperf3 defaults", "target")
+    lines = [(r["benchmark"], r["case"], ours_cell(r), f"{cell(r, 'reference')} ({r['reference_tool']})",
               f"{r['ratio']:.3f}" if r["ratio"] is not None else "-", default_cell(r), r["target"] or "")
              for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
@@ -751,7 +967,7 @@ def print_table(rows):
     print("  ".join("-" * w for w in widths))
     for line in lines:
         print("  ".join(cell_text.ljust(w) for cell_text, w in zip(line, widths)))
-    notes = [note for r in rows for note in [row_note(r, rows)] if note]
+    notes = [note for r in rows for note in [row_note(r, rows), failures_note(r)] if note]
     if notes:
         print()
         for note in notes:
@@ -762,8 +978,33 @@ def per_gb(value):
     return "-" if value is None else f"{value:.2f}"
 
 
+def failures_note(r):
+    """The runs of a row that failed twice or needed their retry, as one line, or None."""
+    said = []
+    for key, value in r.items():
+        for suffix, what in (("_failed_runs", "failed twice"), ("_retried_runs", "failed once, then passed")):
+            if key.endswith(suffix):
+                tool = key[: -len(suffix)]
+                said += [f"{tool} round {run['round']} {what} ({'; '.join(run['errors'])})" for run in value]
+    if r.get("error"):
+        said.append(r["error"])
+    return f"{r['benchmark']} {r['case']}: runs that failed: {' | '.join(said)}" if said else None
+
+
 def row_note(r, rows):
     """A row's figures that do not fit the table, as one line, or None."""
+    if r["benchmark"] in ("iperf3_clients_tcp", "iperf3_clients_udp"):
+        if r["log_mismatches"]:
+            log = f"speedsrv's log DIFFERS from the client's figures in {len(r['log_mismatches'])} of " \
+                  f"{r['log_checked_runs']} runs: {' | '.join(r['log_mismatches'])}"
+        else:
+            log = f"speedsrv's log gives the client's figures in {r['log_checked_runs']} of {r['log_checked_runs']} runs"
+        return (f"{r['benchmark']} {r['case']}: sender rate speedsrv {human(r['speedsrv_sender_bits_per_second'], 'bit/s')}, "
+                f"iperf3 -s {human(r['reference_sender_bits_per_second'], 'bit/s')}; CPU seconds per GB received, "
+                f"receiver / sender: speedsrv {per_gb(r['speedsrv_receiver_cpu_seconds_per_gb'])} / "
+                f"{per_gb(r['speedsrv_sender_cpu_seconds_per_gb'])}, iperf3 -s "
+                f"{per_gb(r['reference_receiver_cpu_seconds_per_gb'])} / "
+                f"{per_gb(r['reference_sender_cpu_seconds_per_gb'])}; {log}")
     if r["benchmark"] in ("tcp_throughput", "stream_scaling", "veth_tcp_throughput"):
         return (f"{r['benchmark']} {r['case']}: CPU seconds per GB, receiver / sender: speedcli "
                 f"{per_gb(r['speedcli_receiver_cpu_seconds_per_gb'])} / {per_gb(r['speedcli_sender_cpu_seconds_per_gb'])}, "
@@ -869,7 +1110,14 @@ def main():
     try:
         for name, benchmark in BENCHMARKS.items():
             if not args.only or name in args.only:
-                rows.extend(benchmark(ctx))
+                try:
+                    rows.extend(benchmark(ctx))
+                except (RuntimeError, OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
+                    # Failed runs are retried and recorded by alternate(); this is a benchmark that could not go
+                    # on at all (a server that did not start, a lab that could not be set up): the others still run.
+                    ctx.progress(f"{name}: FAILED: {error}")
+                    rows.append(row(name, "did not complete", "", None, None, "-", "higher",
+                                    error=f"{type(error).__name__}: {str(error).strip()[:500]}"))
     finally:
         ctx.stop_servers()
 
