@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "client/connect.hpp"
+#include "client/iperf3_bidir_windows.hpp"
 #include "client/iperf3_client_protocol.hpp"
 #include "client/iperf3_udp_streams.hpp"
 #include "client/runners/direction_runner.hpp"
@@ -157,7 +158,6 @@ class iperf3_test {
             co_await tcp_both_ways(sending, receiving, out.download, download_closed_ns);
             finish_sending(sending, out.upload, running_ns);
         }
-        const std::int64_t test_end_ns = net::now_ns();
         co_await reply(protocol_.time_up());
         step = co_await next_step(clock::now() + kResultsTimeout);
         expect(step, iperf3_client_step::kind::send_results);
@@ -187,7 +187,7 @@ class iperf3_test {
         }
         progress_.direction_done(out.download);
         progress_.direction_done(out.upload);
-        out.both = both_at_once(out, download_closed_ns, test_end_ns);
+        out.both = both_at_once(out, running_ns, download_closed_ns);
         co_return out;
     }
 
@@ -518,19 +518,19 @@ class iperf3_test {
         report.omitted_seconds = static_cast<double>(warm_up.count());
     }
 
-    // --bidir: the two windows on this client's clock. The download's closed at `download_closed_ns` after
-    // its measured length; the upload's is the server's own span ("seconds"), which ends when the server
-    // reads TEST_END, placed ending when speedcli sent it (early by TEST_END's one-way trip). The upload's
-    // time 0 is on the server's clock: no start skew is reported.
-    static bidirectional_report both_at_once(const bidirectional_run& run, std::int64_t download_closed_ns,
-                                             std::int64_t test_end_ns) {
+    // --bidir: the two windows on this client's clock (client/iperf3_bidir_windows.hpp), the upload's placed
+    // from TEST_RUNNING (`running_ns`) by its length. Its time 0 is on the server's clock: no start skew is
+    // reported.
+    static bidirectional_report both_at_once(const bidirectional_run& run, std::int64_t running_ns,
+                                             std::int64_t download_closed_ns) {
         bidirectional_report both;
-        const std::int64_t download_from =
-            download_closed_ns - units::seconds_to_ns(run.download.seconds).count();
-        const std::int64_t upload_from = test_end_ns - units::seconds_to_ns(run.upload.seconds).count();
-        const std::int64_t from = std::max(download_from, upload_from);
-        const std::int64_t to = std::min(download_closed_ns, test_end_ns);
-        both.overlap_seconds = units::ns_to_seconds(std::max<std::int64_t>(0, to - from));
+        iperf3_bidir_windows windows;
+        windows.running_ns = running_ns;
+        windows.download_closed_ns = download_closed_ns;
+        windows.download_seconds = run.download.seconds;
+        windows.upload_warm_up_seconds = run.upload.omitted_seconds;
+        windows.upload_seconds = run.upload.seconds;
+        both.overlap_seconds = iperf3_bidir_overlap_seconds(windows);
         // The upload's connections carry its data through the uplink's queue and their ACKs through the
         // download's: their kernel RTT is the latency under both loads (none over UDP).
         both.load.in_band_rtt_ms = run.upload.in_band_rtt_ms;
