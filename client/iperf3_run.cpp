@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "client/connect.hpp"
+#include "client/iperf3_bidir_windows.hpp"
 #include "client/iperf3_client_protocol.hpp"
 #include "client/iperf3_udp_streams.hpp"
 #include "client/runners/direction_runner.hpp"
@@ -106,12 +107,12 @@ class iperf3_test {
         if (dir_ == proto::direction::upload) {
             fill_server_receiver(report, server_streams(0, options_.streams));
             if (udp_streams_) {
-                fill_udp_upload(report, protocol_.server_results());
+                fill_udp_upload(report, server_streams(0, options_.streams));
             } else {
                 fill_sender(report, group.sender_stats());
             }
         } else if (udp_streams_) {
-            fill_udp_download(report, protocol_.server_results());
+            fill_udp_download(report, server_streams(0, options_.streams));
         } else {
             fill_server_sender(report, server_streams(0, options_.streams));
         }
@@ -119,9 +120,10 @@ class iperf3_test {
         co_return report;
     }
 
-    // --iperf3 --bidir (TCP): one iperf3 test with "bidirectional", both directions at once. speedcli's
-    // receiver measures the download over its own window, the upload's figure is the server's receiver
-    // count from its results, as for one direction (docs/methodology.md, "--bidir against an iperf3 server").
+    // --iperf3 --bidir: one iperf3 test with "bidirectional", both directions at once, over TCP or UDP.
+    // speedcli's receiver measures the download over its own window, the upload's figure is the server's
+    // receiver count from its results, as for one direction (docs/methodology.md, "--bidir against an iperf3
+    // server").
     asio::awaitable<bidirectional_run> run_bidirectional() {
         bidirectional_run out;
         out.download.dir = proto::direction::download;
@@ -134,39 +136,36 @@ class iperf3_test {
         net::stream_group receiving(executor, options_.streams);
         co_await until_streams_asked();
         // iperf3's --bidir client connects its sending streams first, then its receiving ones; the server
-        // takes the first -P connections for its receiver and the next -P for its sender
+        // takes the first -P connections (or UDP connects) for its receiver and the next -P for its sender
         // (iperf_server_api.c, rec_streams_accepted before send_streams_accepted).
-        co_await connect_tcp_streams(sending, out.upload, 0);
-        co_await connect_tcp_streams(receiving, out.download, options_.streams);
-        receiving.start_receiving();
+        if (options_.udp) {
+            co_await open_udp_streams_both_ways();
+        } else {
+            co_await connect_tcp_streams(sending, out.upload, 0);
+            co_await connect_tcp_streams(receiving, out.download, options_.streams);
+            receiving.start_receiving();
+        }
         iperf3_client_step step = co_await next_step(clock::now() + kReplyTimeout);
         expect(step, iperf3_client_step::kind::start_test);
         progress_.direction_started(proto::direction::download, out.download);
         progress_.direction_started(proto::direction::upload, out.upload);
-        // The upload sends for its whole seconds and on until the download's window has closed: TEST_END
-        // ends the server's upload window too, and a sender silent before it would lower the figure.
-        const std::int64_t started_ns = net::now_ns();
-        sending.start_sending(per_stream_pacing(options_.bitrate, options_.streams));
+        const std::int64_t running_ns = net::now_ns();
         std::int64_t download_closed_ns = 0;
-        {
-            using namespace asio::experimental::awaitable_operators;
-            net::first_failure failure;
-            try {
-                co_await (net::noting_failure(timed_download(receiving, out.download, download_closed_ns),
-                                              failure) &&
-                          net::noting_failure(sleep_until(clock::now() + send_length()), failure));
-            } catch (...) {
-                failure.rethrow();
-            }
+        if (udp_sending_) {
+            co_await udp_both_ways(receiving, out.download, download_closed_ns);
+            out.upload.omitted_seconds = static_cast<double>(whole_seconds(options_.omit_seconds));
+        } else {
+            co_await tcp_both_ways(sending, receiving, out.download, download_closed_ns);
+            finish_sending(sending, out.upload, running_ns);
         }
-        finish_sending(sending, out.upload, started_ns);
-        const std::int64_t test_end_ns = net::now_ns();
         co_await reply(protocol_.time_up());
         step = co_await next_step(clock::now() + kResultsTimeout);
         expect(step, iperf3_client_step::kind::send_results);
         iperf3::results mine = my_results(sending, 0);
-        for (auto& stream : my_results(receiving, options_.streams).streams) {
-            mine.streams.push_back(stream);
+        if (!udp_sending_) {
+            for (auto& stream : my_results(receiving, options_.streams).streams) {
+                mine.streams.push_back(stream);
+            }
         }
         co_await reply(protocol_.results_ready(mine));
         step = co_await next_step(clock::now() + kResultsTimeout);
@@ -176,12 +175,19 @@ class iperf3_test {
         receiving.stop_all(net::stream_group::closing::orderly);
         co_await sending.wait_all_ended(clock::now() + kResultsTimeout);
         co_await receiving.wait_all_ended(clock::now() + kResultsTimeout);
-        fill_server_receiver(out.upload, server_streams(0, options_.streams));
-        fill_sender(out.upload, sending.sender_stats());
-        fill_server_sender(out.download, server_streams(options_.streams, options_.streams));
+        const auto server_receiving = server_streams(0, options_.streams);
+        const auto server_sending = server_streams(options_.streams, options_.streams);
+        fill_server_receiver(out.upload, server_receiving);
+        if (udp_sending_) {
+            fill_udp_upload(out.upload, server_receiving);
+            fill_udp_download(out.download, server_sending);
+        } else {
+            fill_sender(out.upload, sending.sender_stats());
+            fill_server_sender(out.download, server_sending);
+        }
         progress_.direction_done(out.download);
         progress_.direction_done(out.upload);
-        out.both = both_at_once(out, download_closed_ns, test_end_ns);
+        out.both = both_at_once(out, running_ns, download_closed_ns);
         co_return out;
     }
 
@@ -335,7 +341,7 @@ class iperf3_test {
                                  test_timing::of(request_).plan());
             co_await udp_streams_->open(
                 asio::ip::udp::endpoint(server_.address(), server_.port()), options_.sockets,
-                clock::now() + units::seconds_to_ns(options_.connect_timeout_seconds));
+                clock::now() + units::seconds_to_ns(options_.connect_timeout_seconds), 0);
             co_return;
         }
         co_await connect_tcp_streams(group, report, 0);
@@ -373,6 +379,74 @@ class iperf3_test {
                                          std::int64_t& closed_ns) {
         co_await download(group, report);
         closed_ns = net::now_ns();
+    }
+
+    // --bidir over TCP, from TEST_RUNNING: the upload sends for its whole seconds and on until the
+    // download's window has closed. A real iperf3 server's upload window ends at TEST_END, and a sender
+    // silent before it would lower the figure.
+    asio::awaitable<void> tcp_both_ways(net::stream_group& sending, net::stream_group& receiving,
+                                        direction_report& download_report, std::int64_t& download_closed_ns) {
+        using namespace asio::experimental::awaitable_operators;
+        sending.start_sending(per_stream_pacing(options_.bitrate, options_.streams));
+        net::first_failure failure;
+        try {
+            co_await (net::noting_failure(timed_download(receiving, download_report, download_closed_ns),
+                                          failure) &&
+                      net::noting_failure(sleep_until(clock::now() + send_length()), failure));
+        } catch (...) {
+            failure.rethrow();
+        }
+    }
+
+    // --bidir over UDP: speedcli's P sending streams, then its P receiving ones, each opened with iperf3's
+    // connect datagram and its reply before the next (iperf_udp_connect), all to the server's control address
+    // and port.
+    asio::awaitable<void> open_udp_streams_both_ways() {
+        const auto executor = co_await asio::this_coro::executor;
+        const asio::ip::udp::endpoint server(server_.address(), server_.port());
+        const auto deadline = clock::now() + units::seconds_to_ns(options_.connect_timeout_seconds);
+        const measure::plan plan = test_timing::of(request_).plan();
+        udp_sending_.emplace(executor, options_.streams, datagram_bytes_, false, plan);
+        co_await udp_sending_->open(server, options_.sockets, deadline, 0);
+        udp_streams_.emplace(executor, options_.streams, datagram_bytes_, false, plan);
+        co_await udp_streams_->open(server, options_.sockets, deadline, options_.streams);
+    }
+
+    // --bidir over UDP, from TEST_RUNNING: as over TCP, the upload sends at -b for its whole seconds and on
+    // until the download's window has closed (then the download's side holds it).
+    asio::awaitable<void> udp_both_ways(net::stream_group& receiving, direction_report& download_report,
+                                        std::int64_t& download_closed_ns) {
+        using namespace asio::experimental::awaitable_operators;
+        const auto send_until = clock::now() + send_length();
+        // The senders' own end, which the hold comes before: the download's window closes at most its first
+        // datagram's deadline after the whole seconds.
+        const std::chrono::nanoseconds longest = send_length() + kFirstByteTimeout;
+        net::first_failure failure;
+        try {
+            co_await (net::noting_failure(
+                          udp_download_then_hold(receiving, download_report, download_closed_ns, send_until),
+                          failure) &&
+                      net::noting_failure(udp_send(longest), failure));
+        } catch (...) {
+            failure.rethrow();
+        }
+    }
+
+    asio::awaitable<void> udp_download_then_hold(net::stream_group& receiving, direction_report& report,
+                                                 std::int64_t& closed_ns, clock::time_point send_until) {
+        // However the download ends, the senders stop: a failed one must not leave them sending to the end.
+        struct holder {
+            iperf3_udp_streams& streams;
+            ~holder() { streams.hold_sending(); }
+        } hold_at_end{*udp_sending_};
+        co_await timed_download(receiving, report, closed_ns);
+        co_await sleep_until(send_until);
+    }
+
+    asio::awaitable<void> udp_send(std::chrono::nanoseconds longest) {
+        const std::chrono::nanoseconds warm_up = std::chrono::seconds(whole_seconds(options_.omit_seconds));
+        udp_sent_ = co_await udp_sending_->send(static_cast<double>(options_.bitrate) / options_.streams,
+                                                warm_up, longest - warm_up);
     }
 
     static asio::awaitable<void> sleep_until(clock::time_point when) {
@@ -444,21 +518,21 @@ class iperf3_test {
         report.omitted_seconds = static_cast<double>(warm_up.count());
     }
 
-    // --bidir: the two windows on this client's clock. The download's closed at `download_closed_ns` after
-    // its measured length; the upload's is the server's own span ("seconds"), which ends when the server
-    // reads TEST_END, placed ending when speedcli sent it (early by TEST_END's one-way trip). The upload's
-    // time 0 is on the server's clock: no start skew is reported.
-    static bidirectional_report both_at_once(const bidirectional_run& run, std::int64_t download_closed_ns,
-                                             std::int64_t test_end_ns) {
+    // --bidir: the two windows on this client's clock (client/iperf3_bidir_windows.hpp), the upload's placed
+    // from TEST_RUNNING (`running_ns`) by its length. Its time 0 is on the server's clock: no start skew is
+    // reported.
+    static bidirectional_report both_at_once(const bidirectional_run& run, std::int64_t running_ns,
+                                             std::int64_t download_closed_ns) {
         bidirectional_report both;
-        const std::int64_t download_from =
-            download_closed_ns - units::seconds_to_ns(run.download.seconds).count();
-        const std::int64_t upload_from = test_end_ns - units::seconds_to_ns(run.upload.seconds).count();
-        const std::int64_t from = std::max(download_from, upload_from);
-        const std::int64_t to = std::min(download_closed_ns, test_end_ns);
-        both.overlap_seconds = units::ns_to_seconds(std::max<std::int64_t>(0, to - from));
+        iperf3_bidir_windows windows;
+        windows.running_ns = running_ns;
+        windows.download_closed_ns = download_closed_ns;
+        windows.download_seconds = run.download.seconds;
+        windows.upload_warm_up_seconds = run.upload.omitted_seconds;
+        windows.upload_seconds = run.upload.seconds;
+        both.overlap_seconds = iperf3_bidir_overlap_seconds(windows);
         // The upload's connections carry its data through the uplink's queue and their ACKs through the
-        // download's: their kernel RTT is the latency under both loads.
+        // download's: their kernel RTT is the latency under both loads (none over UDP).
         both.load.in_band_rtt_ms = run.upload.in_band_rtt_ms;
         return both;
     }
@@ -535,13 +609,26 @@ class iperf3_test {
 
     // ---- UDP (--iperf3 --udp) ----
 
-    // This end's UDP results as iperf3's peer reads them (send_results in iperf_api.c): a receiver's figures
-    // with their warm-up part, or a sender's bytes after the warm-up and its datagrams.
+    // This end's UDP results as iperf3's peer reads them (send_results in iperf_api.c), by stream id: a
+    // receiver's figures with their warm-up part, or a sender's bytes after the warm-up and its datagrams.
+    // --bidir: the sending streams', then the receiving ones'.
     iperf3::results my_udp_results() const {
         iperf3::results mine;
+        const bool receiving_first = !options_.bidir && dir_ == proto::direction::download;
+        if (!receiving_first) {
+            add_udp_sent(mine, 0);
+        }
+        if (options_.bidir || receiving_first) {
+            add_udp_received(mine, options_.bidir ? options_.streams : 0);
+        }
+        return mine;
+    }
+
+    // The P streams from test index `first` on with what speedcli's receiver counted on them.
+    void add_udp_received(iperf3::results& mine, std::size_t first) const {
         for (std::size_t i = 0; i < options_.streams; ++i) {
             iperf3::stream_result stream;
-            stream.id = iperf3::stream_id(i);
+            stream.id = iperf3::stream_id(first + i);
             stream.end_seconds = options_.duration_seconds;
             if (i < udp_received_.streams.size()) {
                 const auto& r = udp_received_.streams[i];
@@ -551,7 +638,18 @@ class iperf3_test {
                 stream.omitted_errors = static_cast<std::int64_t>(r.omitted_errors);
                 stream.packets = static_cast<std::int64_t>(r.packets);
                 stream.omitted_packets = static_cast<std::int64_t>(r.omitted_packets);
-            } else if (i < udp_sent_.size()) {
+            }
+            mine.streams.push_back(stream);
+        }
+    }
+
+    // The P streams from test index `first` on with what speedcli's senders sent on them.
+    void add_udp_sent(iperf3::results& mine, std::size_t first) const {
+        for (std::size_t i = 0; i < options_.streams; ++i) {
+            iperf3::stream_result stream;
+            stream.id = iperf3::stream_id(first + i);
+            stream.end_seconds = options_.duration_seconds;
+            if (i < udp_sent_.size()) {
                 const auto& s = udp_sent_[i];
                 stream.bytes = s.bytes - s.omitted_bytes;
                 stream.packets = static_cast<std::int64_t>(s.packets);
@@ -559,7 +657,6 @@ class iperf3_test {
             }
             mine.streams.push_back(stream);
         }
-        return mine;
     }
 
     // A count of the server's results less its warm-up part (iperf3 sends -1 for a part it could not
@@ -612,8 +709,8 @@ class iperf3_test {
     }
 
     // A UDP download: speedcli's own receiver over its window; the sender's bytes and datagrams are the
-    // iperf3 server's (its warm-up left out).
-    void fill_udp_download(direction_report& report, const iperf3::results& server) const {
+    // iperf3 server's (its warm-up left out), per stream in the download's order.
+    void fill_udp_download(direction_report& report, const std::vector<iperf3::stream_result>& server) const {
         measure::totals totals;
         totals.window_ns = test_timing::of(request_).plan().duration_ns;
         totals.omitted_ns = test_timing::of(request_).plan().omit_ns;
@@ -631,10 +728,9 @@ class iperf3_test {
             stream.udp = udp_figures_of(
                 r.packets - r.omitted_packets, r.errors - std::min(r.errors, r.omitted_errors),
                 r.out_of_order - std::min(r.out_of_order, r.omitted_out_of_order), r.jitter_seconds);
-            if (i < server.streams.size()) {
-                stream.sender.bytes_sent = server.streams[i].bytes;
-                stream.sender_packets =
-                    after_warm_up(server.streams[i].packets, server.streams[i].omitted_packets);
+            if (i < server.size()) {
+                stream.sender.bytes_sent = server[i].bytes;
+                stream.sender_packets = after_warm_up(server[i].packets, server[i].omitted_packets);
                 report.sender_bytes = saturating_add(report.sender_bytes, stream.sender.bytes_sent);
                 report.sender_packets = saturating_add(report.sender_packets, stream.sender_packets);
             }
@@ -642,13 +738,15 @@ class iperf3_test {
         fill_udp_common(report);
     }
 
-    // A UDP upload: the iperf3 server's receiver figures per stream (fill_server_receiver has its bytes);
-    // the sender's are speedcli's own.
-    void fill_udp_upload(direction_report& report, const iperf3::results& server) const {
+    // A UDP upload: the iperf3 server's receiver figures per stream, in the upload's order
+    // (fill_server_receiver has its bytes); the sender's are speedcli's own.
+    void fill_udp_upload(direction_report& report, const std::vector<iperf3::stream_result>& server) const {
         report.sender_bytes = 0;
         report.sender_packets = 0;
+        // server_streams() gave one result per stream of the direction, and fill_server_receiver() one
+        // report stream per result.
         for (std::size_t i = 0; i < report.streams.size(); ++i) {
-            const auto& r = server.streams[i];
+            const auto& r = server[i];
             auto& stream = report.streams[i];
             stream.udp = udp_figures_of(after_warm_up(r.packets, r.omitted_packets),
                                         after_warm_up(r.errors, r.omitted_errors), 0, r.jitter_seconds);
@@ -671,7 +769,8 @@ class iperf3_test {
     proto::test_request request_;
     std::uint32_t datagram_bytes_;  // UDP only
     iperf3_client_protocol protocol_;
-    std::optional<iperf3_udp_streams> udp_streams_;
+    std::optional<iperf3_udp_streams> udp_streams_;  // one direction's, or --bidir's receiving ones
+    std::optional<iperf3_udp_streams> udp_sending_;  // --bidir: the sending ones
     iperf3_udp_received udp_received_;
     std::vector<iperf3::udp_sender_figures> udp_sent_;
     bool accepted_ = false;

@@ -74,7 +74,7 @@ struct iperf3_udp_streams::state {
     bool report_intervals;
     std::vector<std::unique_ptr<stream>> streams;
     std::atomic<bool> stopped{false};
-    const std::atomic<bool> never_held{false};  // speedcli's senders are only ever stopped
+    std::atomic<bool> held{false};  // hold_sending(): the senders end, the receivers go on
 
     // One non-blocking read of stream `s`: false when nothing was queued (or the socket failed).
     bool read_once(std::size_t index) {
@@ -133,7 +133,7 @@ asio::awaitable<void> receive_loop(state_ptr state, std::size_t index) {
 
 asio::awaitable<void> send_loop(state_ptr state, std::size_t index, net::iperf3_send_plan plan) {
     auto& s = *state->streams[index];
-    co_await net::send_iperf3_datagrams(s.socket, plan, state->stopped, state->never_held, s.sent);
+    co_await net::send_iperf3_datagrams(s.socket, plan, state->stopped, state->held, s.sent);
     s.sending = false;
 }
 
@@ -164,13 +164,18 @@ void iperf3_udp_streams::close() {
     }
 }
 
+void iperf3_udp_streams::hold_sending() {
+    state_->held = true;
+}
+
 asio::awaitable<void> iperf3_udp_streams::open(const asio::ip::udp::endpoint& server,
-                                               const socket_settings& sockets, clock::time_point deadline) {
+                                               const socket_settings& sockets, clock::time_point deadline,
+                                               std::size_t first) {
     using namespace asio::experimental::awaitable_operators;
     asio::steady_timer timer(state_->executor);
     for (std::size_t index = 0; index < state_->streams.size(); ++index) {
         auto& s = *state_->streams[index];
-        prepare_udp_socket(s.socket, server, sockets, static_cast<std::uint16_t>(index));
+        prepare_udp_socket(s.socket, server, sockets, static_cast<std::uint16_t>(first + index));
         asio::error_code ec;
         s.socket.connect(server, ec);
         if (ec) {
@@ -198,7 +203,7 @@ asio::awaitable<void> iperf3_udp_streams::open(const asio::ip::udp::endpoint& se
                     proto::error_code::timeout,
                     fmt::format("no reply to iperf3's UDP connect datagram of stream {} from {}: UDP is "
                                 "probably blocked",
-                                index, describe(server.address(), server.port())));
+                                first + index, describe(server.address(), server.port())));
             }
             timer.expires_at(deadline);
             co_await (s.socket.async_wait(asio::socket_base::wait_read, as_tuple(asio::use_awaitable)) ||

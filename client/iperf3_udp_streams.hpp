@@ -42,12 +42,14 @@ class iperf3_udp_streams {
     iperf3_udp_streams(const iperf3_udp_streams&) = delete;
     iperf3_udp_streams& operator=(const iperf3_udp_streams&) = delete;
 
-    // Opens every stream: a socket connected to `server` (with `sockets`' bind address, port and TOS), the
-    // connect datagram, and the server's reply by `deadline` (a datagram that is not the reply is taken as
-    // data, as iperf3's client tolerates a few before it). Throws net::session_error when a reply does not
-    // come, udp_path_error when the server's port refuses UDP.
+    // Opens every stream, one after the other: a socket connected to `server` (with `sockets`' bind address,
+    // port and TOS), the connect datagram, and the server's reply by `deadline` (a datagram that is not the
+    // reply is taken as data, as iperf3's client tolerates a few before it). `first` is the index in the test
+    // of the first stream (its --cport offset and its name in errors): --bidir's receiving streams follow the
+    // sending ones. Throws net::session_error when a reply does not come, udp_path_error when the server's
+    // port refuses UDP.
     asio::awaitable<void> open(const asio::ip::udp::endpoint& server, const socket_settings& sockets,
-                               net::clock::time_point deadline);
+                               net::clock::time_point deadline, std::size_t first);
 
     // ---- download ----
     // Receives on every stream (datagrams queued since open() included); measures the plan from the first
@@ -60,11 +62,14 @@ class iperf3_udp_streams {
                                                  const interval_callback& on_interval);
 
     // ---- upload ----
-    // Sends on every stream at `stream_bits_per_second` for `warm_up` and then `window`; returns each
-    // stream's sender figures (the warm-up's set apart, as iperf3's sender does).
+    // Sends on every stream at `stream_bits_per_second` for `warm_up` and then `window`, or until
+    // hold_sending(); returns each stream's sender figures (the warm-up's set apart, as iperf3's sender
+    // does).
     asio::awaitable<std::vector<iperf3::udp_sender_figures>> send(double stream_bits_per_second,
                                                                   std::chrono::nanoseconds warm_up,
                                                                   std::chrono::nanoseconds window);
+    // Ends send()'s sending early (--bidir: the upload sends until the download's window has closed).
+    void hold_sending();
 
     // Stops every loop and closes the sockets.
     void close();

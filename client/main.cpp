@@ -97,7 +97,7 @@ void add_test_options(CLI::App& app, speed::client::test_options& options, std::
         "--no-upload", [&options] { options.upload = false; }, "Skip the upload test");
     app.add_flag("--bidir", options.bidir,
                  "Download and upload at the same time (each measured by its receiver; loaded latency and "
-                 "RPM under both; TCP or --udp; with --iperf3 one iperf3 --bidir test, TCP only)");
+                 "RPM under both; TCP or --udp; with --iperf3 one iperf3 --bidir test)");
     app.add_option("--pings", options.pings, "Idle latency probes, 0 to skip")
         ->capture_default_str()
         ->check(CLI::Range(0, 100000));
@@ -427,9 +427,6 @@ int main(int argc, char** argv) {
     if (options.bidir && (!options.download || !options.upload)) {
         return usage_error(
             json, "--bidir runs download and upload at once: not with --no-download or --no-upload", options);
-    }
-    if (options.bidir && options.iperf3 && options.udp) {
-        return usage_error(json, "--bidir with --iperf3 runs over TCP only: not with --udp", options);
     }
     if (!options.download && !options.upload && options.pings == 0) {
         return usage_error(json, "nothing to do: --no-download, --no-upload and --pings 0 together", options);

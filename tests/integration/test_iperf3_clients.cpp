@@ -720,6 +720,28 @@ TEST_CASE("an iperf3 UDP --bidir client runs both directions at once with speeds
     }
 }
 
+TEST_CASE("speedcli --iperf3 --bidir --udp against speedsrv: each direction's figures are speedsrv's own",
+          "[integration][iperf3][udp][bidir]") {
+    server_process server;
+    const auto run = run_client({"127.0.0.1", "-p", std::to_string(server.port()), "--iperf3", "--bidir",
+                                 "--udp", "-P", "2", "-t", "2", "-b", "20M", "-J"});
+    INFO(run.process.out << run.process.err);
+    REQUIRE(run.process.exit_code == 0);
+    const auto bytes = logged_bidir_bytes(server);
+    const auto logged = logged_udp_bidir_of(server.log());
+    const nlohmann::json& upload = run.json["upload"];
+    const nlohmann::json& download = run.json["download"];
+    // The upload's receiver figures and the download's sender figures are what speedsrv logged.
+    CHECK(upload["bytes"].get<std::uint64_t>() == bytes.received);
+    CHECK(upload["packets_sent"].get<std::uint64_t>() == logged.packets);
+    CHECK(upload["lost_packets"].get<std::uint64_t>() == logged.lost);
+    CHECK(download["sender"]["bytes"].get<std::uint64_t>() == bytes.sent);
+    CHECK(download["sender"]["packets"].get<std::uint64_t>() == logged.sent_packets);
+    // speedcli's own download window: datagrams received, never more than speedsrv sent.
+    CHECK(download["packets_received"].get<std::uint64_t>() > 0);
+    CHECK(download["packets_received"].get<std::uint64_t>() <= logged.sent_packets);
+}
+
 TEST_CASE("two iperf3 UDP clients from one address at once each get their own streams and figures",
           "[integration][iperf3][udp]") {
     if (!have_iperf3()) {
