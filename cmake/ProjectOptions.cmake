@@ -42,3 +42,17 @@ if(SPEED_ENABLE_SANITIZERS)
                                                    -fno-sanitize-recover=undefined)
     target_link_options(speed_options INTERFACE -fsanitize=address,undefined)
 endif()
+
+# Precompiled headers: the third-party headers most translation units of a target include (Asio, spdlog, Catch2,
+# nlohmann-json) are parsed once per target instead of once per file. CI's fresh builds have no compiler cache:
+# the ci preset turns this on. Local builds use ccache, which caches a compile with a precompiled header only when
+# CCACHE_SLOPPINESS has pch_defines,time_macros (without it they compile, uncached), so the other presets do not.
+option(SPEED_PRECOMPILE_HEADERS "Precompile the heavy third-party headers per target (the ci preset turns it on)" OFF)
+# The Asio headers that the coroutine code of net/, server/ and client/ includes.
+set(SPEED_ASIO_PCH_HEADERS "<asio/awaitable.hpp>" "<asio/co_spawn.hpp>" "<asio/experimental/as_tuple.hpp>"
+    "<asio/ip/tcp.hpp>" "<asio/ip/udp.hpp>" "<asio/steady_timer.hpp>" "<asio/use_awaitable.hpp>")
+function(speed_precompile_headers target)
+    if(SPEED_PRECOMPILE_HEADERS)
+        target_precompile_headers(${target} PRIVATE ${ARGN})
+    endif()
+endfunction()

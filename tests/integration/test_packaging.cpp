@@ -16,7 +16,9 @@ using namespace speed::testing;
 namespace {
 
 std::string read_dist_file(const std::string& relative) {
-    std::ifstream in(std::string(SPEED_DIST_DIR) + "/" + relative);
+    std::string path = SPEED_DIST_DIR "/";  // appended: see tests/unit/test_netdev.cpp's fixture()
+    path += relative;
+    std::ifstream in(path);
     REQUIRE(in.good());
     std::stringstream text;
     text << in.rdbuf();

@@ -29,7 +29,7 @@ bool session_from(const std::string& source, std::uint16_t port, const std::stri
 
 }  // namespace
 
-TEST_CASE("IPv4: a /24 is one host when asked, its neighbour another", "[robustness][netns]") {
+TEST_CASE("IPv4: a /24 is one host when asked, its neighbour another", "[robustness][concurrent][netns]") {
     if (!can_run_network_tests()) {
         return;
     }
@@ -46,7 +46,7 @@ TEST_CASE("IPv4: a /24 is one host when asked, its neighbour another", "[robustn
     CHECK(legitimate_test_passes(server.port(), "10.9.9.9"));
 }
 
-TEST_CASE("IPv6: a /64 is one host, its neighbour another", "[robustness][netns]") {
+TEST_CASE("IPv6: a /64 is one host, its neighbour another", "[robustness][concurrent][netns]") {
     if (!can_run_network_tests()) {
         return;
     }

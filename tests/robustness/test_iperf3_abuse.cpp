@@ -75,7 +75,7 @@ const std::uint8_t kParamExchange = iperf3::byte_of(iperf3::state::param_exchang
 
 }  // namespace
 
-TEST_CASE("iperf3 clients that misbehave end their own connection only", "[robustness][iperf3]") {
+TEST_CASE("iperf3 clients that misbehave end their own connection only", "[robustness][concurrent][iperf3]") {
     // The cases below run one after another against one server and one recovery check at the end (as
     // SECTIONs, each would start a server and run a legitimate test of its own: three times as long).
     watched_server server({"--handshake-timeout", "1"});
@@ -151,7 +151,7 @@ raw_connection ask_for_streams(watched_server& server, const std::vector<std::ui
 
 TEST_CASE(
     "an iperf3 upload by bytes whose client ends it short of its amount fails within the drain deadline",
-    "[robustness][iperf3]") {
+    "[robustness][concurrent][iperf3]") {
     watched_server server({});
     const auto session_cookie = cookie('f');
     // -n 1M, one stream: the server waits for 1 MiB after TEST_END, and gets 64 KiB.
@@ -173,7 +173,7 @@ TEST_CASE(
 }
 
 TEST_CASE("an iperf3 --bidir client that opens only its sending streams ends at the stream deadline",
-          "[robustness][iperf3]") {
+          "[robustness][concurrent][iperf3]") {
     watched_server server({});
     const auto session_cookie = cookie('g');
     raw_connection control =

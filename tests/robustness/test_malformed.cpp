@@ -111,7 +111,7 @@ void check_refused(raw_connection& connection, const bad_input& input) {
 
 }  // namespace
 
-TEST_CASE("malformed handshakes: an ERROR and a close, every time", "[robustness]") {
+TEST_CASE("malformed handshakes: an ERROR and a close, every time", "[robustness][concurrent]") {
     watched_server server({"--handshake-timeout", "2"});
     unsigned host = 0;
     for (const auto& input : handshake_inputs()) {
@@ -129,7 +129,8 @@ TEST_CASE("malformed handshakes: an ERROR and a close, every time", "[robustness
     server.check_recovered();
 }
 
-TEST_CASE("malformed and out-of-place frames in a session: an ERROR and a close", "[robustness]") {
+TEST_CASE("malformed and out-of-place frames in a session: an ERROR and a close",
+          "[robustness][concurrent]") {
     watched_server server({"--handshake-timeout", "2"});
     unsigned host = 0;
     for (const auto& input : session_inputs()) {

@@ -42,7 +42,7 @@ constexpr auto kSlack = 2s;
 
 TEST_CASE(
     "slowloris, surplus, junk and oversized requests to --metrics neither wedge speedsrv nor stop its tests",
-    "[robustness][metrics]") {
+    "[robustness][concurrent][metrics]") {
     watched_server server({"--metrics", "127.0.0.1:0", "--handshake-timeout", "1.5"});
     const std::uint16_t metrics_port = metrics_port_of(server.process());
 
@@ -152,7 +152,7 @@ void send_udp_junk(std::uint16_t port, int datagrams) {
 }  // namespace
 
 TEST_CASE("the metrics count refusals, failed handshakes and UDP junk by reason, exactly",
-          "[robustness][metrics]") {
+          "[robustness][concurrent][metrics]") {
     watched_server server({"--metrics", "127.0.0.1:0", "--max-handshakes-per-host", "2",
                            "--max-sessions-per-host", "1", "--handshake-timeout", "1"});
     const std::uint16_t metrics_port = metrics_port_of(server.process());

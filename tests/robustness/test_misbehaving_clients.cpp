@@ -105,15 +105,17 @@ void check_stopped_client_is_dropped(const std::string& direction_flag, const st
 
 }  // namespace
 
-TEST_CASE("a client stopped mid-download frees its session within the stall timeout", "[robustness]") {
+TEST_CASE("a client stopped mid-download frees its session within the stall timeout",
+          "[robustness][concurrent]") {
     check_stopped_client_is_dropped("--no-upload", "acknowledged no data for 2.0 s");
 }
 
-TEST_CASE("a client stopped mid-upload frees its session within the stall timeout", "[robustness]") {
+TEST_CASE("a client stopped mid-upload frees its session within the stall timeout",
+          "[robustness][concurrent]") {
     check_stopped_client_is_dropped("--no-download", "no test data arrived for 2.0 s");
 }
 
-TEST_CASE("an upload faster than the server's cap is ended with limit_exceeded", "[robustness]") {
+TEST_CASE("an upload faster than the server's cap is ended with limit_exceeded", "[robustness][concurrent]") {
     watched_server server({"--max-bitrate", "20M"});
     proto::test_request request;
     request.dir = proto::direction::upload;
@@ -137,7 +139,7 @@ TEST_CASE("an upload faster than the server's cap is ended with limit_exceeded",
 // in order, after which the server stops reading that direction (TCP's flow control holds the rest back): the
 // download and its STOP and SENDER_REPORT go on as usual, and another client's test passes meanwhile.
 TEST_CASE("a client flooding self probe bytes on a download gets at most kMaxSelfProbes marks",
-          "[robustness]") {
+          "[robustness][concurrent]") {
     watched_server server({});
     proto::test_request request;
     request.dir = proto::direction::download;
@@ -245,7 +247,8 @@ std::string name_of(const std::optional<proto::message>& msg) {
 // connection. A client that never answers them (one that predates them) is probed at most kMaxInFlight times
 // at once, its window ends as usual (nothing waits for marks) and it gets RECEIVER_REPORT right after STOP,
 // without a SELF_PROBE_SAMPLES it would not understand.
-TEST_CASE("an upload client that answers no self probes gets its test as before", "[robustness]") {
+TEST_CASE("an upload client that answers no self probes gets its test as before",
+          "[robustness][concurrent]") {
     watched_server server({});
     // 3 s: the 16 probes in flight are out by 1.7 s, and none is given up (4 s) before STOP.
     auto test = start_raw_test(server.port(), attacker_address(402), upload_request(3'000));
@@ -285,7 +288,7 @@ TEST_CASE("an upload client that answers no self probes gets its test as before"
 
 // SELF_PROBE_MARKs for probes the server never sent are ignored, in the window and after it (sent before the
 // client saw STOP): the test completes, with no samples from them.
-TEST_CASE("an upload client's SELF_PROBE_MARKs for unknown probes are ignored", "[robustness]") {
+TEST_CASE("an upload client's SELF_PROBE_MARKs for unknown probes are ignored", "[robustness][concurrent]") {
     watched_server server({});
     auto test = start_raw_test(server.port(), attacker_address(403), upload_request(1'000));
     std::atomic<bool> stop{false};
@@ -323,7 +326,8 @@ TEST_CASE("an upload client's SELF_PROBE_MARKs for unknown probes are ignored", 
 // A client flooding SELF_PROBE_MARKs: kMaxSelfProbes are taken (each costs a look-up among at most 16
 // outstanding probes), one more ends its session with a protocol error, and another client's test passes
 // meanwhile.
-TEST_CASE("an upload client flooding SELF_PROBE_MARKs is ended after kMaxSelfProbes", "[robustness]") {
+TEST_CASE("an upload client flooding SELF_PROBE_MARKs is ended after kMaxSelfProbes",
+          "[robustness][concurrent]") {
     watched_server server({});
     auto test = start_raw_test(server.port(), attacker_address(404), upload_request(20'000));
     std::atomic<bool> stop{false};

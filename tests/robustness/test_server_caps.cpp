@@ -86,7 +86,8 @@ std::string first_line_of(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("UDP echo requests count as tests: they cannot keep a session open", "[robustness][caps]") {
+TEST_CASE("UDP echo requests count as tests: they cannot keep a session open",
+          "[robustness][concurrent][caps]") {
     server_process server({"--max-tests-per-session", "3", "--idle-timeout", "2"});
     raw_connection control(attacker_address(900), server.port());
     session_from(control);
@@ -111,7 +112,7 @@ TEST_CASE("UDP echo requests count as tests: they cannot keep a session open", "
     CHECK(control.wait_closed(3s));
 }
 
-TEST_CASE("a session is cut at --max-session-time whatever it does", "[robustness][caps]") {
+TEST_CASE("a session is cut at --max-session-time whatever it does", "[robustness][concurrent][caps]") {
     server_process server(
         {"--max-session-time", "2", "--idle-timeout", "30", "--max-tests-per-session", "100"});
     raw_connection control(attacker_address(901), server.port());
@@ -137,7 +138,8 @@ TEST_CASE("a session is cut at --max-session-time whatever it does", "[robustnes
     CHECK(lasted < 6s);
 }
 
-TEST_CASE("speedcli -b below the server's minimum bitrate is refused with exit 4", "[robustness][caps]") {
+TEST_CASE("speedcli -b below the server's minimum bitrate is refused with exit 4",
+          "[robustness][concurrent][caps]") {
     server_process server;
     const auto run = run_client(
         {"127.0.0.1", "-p", std::to_string(server.port()), "-t", "0.5", "-b", "50k", "--pings", "0"});
@@ -145,7 +147,7 @@ TEST_CASE("speedcli -b below the server's minimum bitrate is refused with exit 4
     CHECK_THAT(run.process.err, Catch::Contains("below this server's minimum of 100.0 kbit/s"));
 }
 
-TEST_CASE("sessions per IPv4 /24 are capped across its addresses", "[robustness][caps]") {
+TEST_CASE("sessions per IPv4 /24 are capped across its addresses", "[robustness][concurrent][caps]") {
     server_process server({"--max-sessions-per-host", "1", "--max-sessions-per-ipv4-24", "3"});
     std::vector<raw_connection> held;
     std::string refusal;
@@ -158,7 +160,7 @@ TEST_CASE("sessions per IPv4 /24 are capped across its addresses", "[robustness]
 }
 
 TEST_CASE("a handshake flood from other hosts does not shut out a live session's probe connection",
-          "[robustness][caps]") {
+          "[robustness][concurrent][caps]") {
     server_process server({"--max-handshakes", "8", "--max-handshakes-per-host", "8",
                            "--max-handshakes-per-network", "100", "--handshake-timeout", "10"});
     raw_connection control("127.0.8.1", server.port());
@@ -187,7 +189,7 @@ TEST_CASE("a handshake flood from other hosts does not shut out a live session's
 }
 
 TEST_CASE("data and probe connections from another address than the session's are refused",
-          "[robustness][caps]") {
+          "[robustness][concurrent][caps]") {
     server_process server;
     raw_connection control("127.0.9.1", server.port());
     const auto welcome = session_from(control);
@@ -224,7 +226,7 @@ TEST_CASE("data and probe connections from another address than the session's ar
 }
 
 TEST_CASE("the byte cap (--max-bytes) holds within 1.25x for a client that never sends STOP",
-          "[robustness][caps]") {
+          "[robustness][concurrent][caps]") {
     constexpr std::uint64_t kMaxBytes = 8 * 1024 * 1024;
     server_process server({"--max-bytes", "8M"});
     for (const std::uint32_t duration_ms : {100U, 2'000U}) {
@@ -251,7 +253,8 @@ TEST_CASE("the byte cap (--max-bytes) holds within 1.25x for a client that never
     }
 }
 
-TEST_CASE("a congestion control the kernel does not allow is refused as unsupported", "[robustness][caps]") {
+TEST_CASE("a congestion control the kernel does not allow is refused as unsupported",
+          "[robustness][concurrent][caps]") {
     // A name the kernel has but does not allow unprivileged processes: as root, the old server set it.
     std::istringstream available(first_line_of("/proc/sys/net/ipv4/tcp_available_congestion_control"));
     const std::string allowed =
@@ -281,7 +284,7 @@ TEST_CASE("a congestion control the kernel does not allow is refused as unsuppor
     CHECK_THAT(std::get<proto::error>(reply).message, Catch::Contains("'" + name + "' is not available"));
 }
 
-TEST_CASE("peer-chosen text is escaped in the server's log", "[robustness][caps]") {
+TEST_CASE("peer-chosen text is escaped in the server's log", "[robustness][concurrent][caps]") {
     server_process server;
     {
         raw_connection control(attacker_address(961), server.port());
@@ -300,7 +303,7 @@ TEST_CASE("peer-chosen text is escaped in the server's log", "[robustness][caps]
                !Catch::Contains("\n2026-01-01T00:00:00.000 info forged") && !Catch::Contains("\x1b[31m"));
 }
 
-TEST_CASE("speedsrv refuses to run as root without --allow-root", "[robustness][caps]") {
+TEST_CASE("speedsrv refuses to run as root without --allow-root", "[robustness][concurrent][caps]") {
     if (::geteuid() != 0) {
         WARN("not root: nothing to refuse");
         return;

@@ -37,7 +37,7 @@ std::optional<std::chrono::milliseconds> trickle(raw_connection& connection,
 
 }  // namespace
 
-TEST_CASE("silent connections are closed at the handshake deadline", "[robustness]") {
+TEST_CASE("silent connections are closed at the handshake deadline", "[robustness][concurrent]") {
     watched_server server({"--handshake-timeout", "2"});
     std::vector<raw_connection> silent;
     for (unsigned i = 0; i < 48; ++i) {
@@ -60,7 +60,7 @@ TEST_CASE("silent connections are closed at the handshake deadline", "[robustnes
     server.check_recovered();
 }
 
-TEST_CASE("the default handshake deadline is at most 10 s", "[robustness]") {
+TEST_CASE("the default handshake deadline is at most 10 s", "[robustness][concurrent]") {
     server_process server;
     raw_connection silent(attacker_address(210), server.port());
     const auto opened = steady_clock::now();
@@ -69,7 +69,8 @@ TEST_CASE("the default handshake deadline is at most 10 s", "[robustness]") {
     CHECK(steady_clock::now() - opened <= 10s);
 }
 
-TEST_CASE("a client trickling its HELLO is closed at the deadline, not per byte", "[robustness]") {
+TEST_CASE("a client trickling its HELLO is closed at the deadline, not per byte",
+          "[robustness][concurrent]") {
     watched_server server({"--handshake-timeout", "2"});
     raw_connection connection(attacker_address(220), server.port());
     const auto closed = trickle(connection, control_hello(), 200ms, 8s);
@@ -80,7 +81,7 @@ TEST_CASE("a client trickling its HELLO is closed at the deadline, not per byte"
 }
 
 TEST_CASE("a session that goes silent, or trickles its request, is closed at the idle deadline",
-          "[robustness]") {
+          "[robustness][concurrent]") {
     watched_server server({"--idle-timeout", "2"});
     raw_connection silent(attacker_address(230), server.port());
     open_session(silent);

@@ -11,7 +11,7 @@
 using namespace speed;
 using namespace speed::testing;
 
-TEST_CASE("a 64 kbit/s link is slow, not stalled", "[robustness][netns]") {
+TEST_CASE("a 64 kbit/s link is slow, not stalled", "[robustness][concurrent][netns]") {
     if (!can_run_network_tests()) {
         return;
     }

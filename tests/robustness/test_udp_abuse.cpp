@@ -321,7 +321,7 @@ TEST_CASE(
 }
 
 TEST_CASE("SIGTERM during a running test ends speedsrv with exit code 0, even after the 2^64-1 attack",
-          "[robustness][udp]") {
+          "[robustness][concurrent][udp]") {
     server_process server({"--threads", "2"});
     wedge_every_data_thread(server.port());
     // A real test runs when the signal arrives: speedcli has printed its first interval.
@@ -342,7 +342,7 @@ TEST_CASE("SIGTERM during a running test ends speedsrv with exit code 0, even af
 
 TEST_CASE(
     "UDP junk, wrong tokens and a live token from strangers get nothing back, and a UDP test still passes",
-    "[robustness][udp]") {
+    "[robustness][concurrent][udp]") {
     watched_server server({});
     udp_download_session live("127.0.0.1", "127.0.0.1", server.port());
     const sockaddr_in udp_port = ipv4("127.0.0.1", live.setup.port);
@@ -394,7 +394,7 @@ TEST_CASE(
 }
 
 TEST_CASE("HELLOs spoofed from a third host are dropped: the victim receives nothing",
-          "[robustness][udp][netns]") {
+          "[robustness][concurrent][udp][netns]") {
     if (!can_run_network_tests()) {
         return;
     }
@@ -561,7 +561,7 @@ std::vector<std::uint8_t> read_states(raw_connection& control, std::size_t count
 }  // namespace
 
 TEST_CASE("iperf3 UDP connects get a reply only for a waiting iperf3 session's own address and streams",
-          "[robustness][udp][iperf3]") {
+          "[robustness][concurrent][udp][iperf3]") {
     // The cases below run one after another against one server and one recovery check at the end (as
     // SECTIONs, each would start a server and run a legitimate test of its own: three times as long).
     watched_server server({});
@@ -623,7 +623,7 @@ TEST_CASE("iperf3 UDP connects get a reply only for a waiting iperf3 session's o
 TEST_CASE(
     "an iperf3 UDP --bidir client's connects: the first P are its sending streams, the next P receive, "
     "no more are answered, and half of them end at the stream deadline",
-    "[robustness][udp][iperf3]") {
+    "[robustness][concurrent][udp][iperf3]") {
     watched_server server({});
     const sockaddr_in server_udp = ipv4("127.0.0.1", server.port());
     const std::vector<std::uint8_t> connect(iperf3::kUdpConnectMessage.begin(),

@@ -175,7 +175,7 @@ using fractional_seconds = std::chrono::duration<double>;
 TEST_CASE(
     "A cookie echoed from another port than the one that got HELLO_ACK validates nothing: that port "
     "gets no DATA",
-    "[robustness][udp][paths]") {
+    "[robustness][concurrent][udp][paths]") {
     server_process server;
     udp_session session(server.port(), proto::direction::download, 1000, 10'000'000);
     udp_port victim;    // the address:port the HELLO claims to come from (a spoofed source)
@@ -203,7 +203,7 @@ TEST_CASE(
 }
 
 TEST_CASE("FEEDBACK without the DATA's nonce does not keep a UDP download going",
-          "[robustness][udp][paths]") {
+          "[robustness][concurrent][udp][paths]") {
     server_process server;
     udp_session session(server.port(), proto::direction::download, 3000, 10'000'000);
     udp_port client;
@@ -237,7 +237,7 @@ TEST_CASE("FEEDBACK without the DATA's nonce does not keep a UDP download going"
 }
 
 TEST_CASE("A UDP upload whose data stops ends with a stall error within the stall timeout",
-          "[robustness][udp][paths]") {
+          "[robustness][concurrent][udp][paths]") {
     server_process server({"--stall-timeout", "1"});
     udp_session session(server.port(), proto::direction::upload, 10'000, 1'000'000);
     udp_port client;
@@ -283,7 +283,7 @@ TEST_CASE("A UDP upload whose data stops ends with a stall error within the stal
 }
 
 TEST_CASE("A UDP download under --max-bytes moves at most 1.25x the cap to a client that never sends STOP",
-          "[robustness][udp][paths]") {
+          "[robustness][concurrent][udp][paths]") {
     constexpr std::uint64_t kMaxBytes = 1'000'000;
     server_process server({"--max-bytes", std::to_string(kMaxBytes)});
     const std::uint32_t duration_ms = GENERATE(100U, 2000U);

@@ -37,7 +37,7 @@ http_response post_session(std::uint16_t port, const std::string& source = "127.
 }  // namespace
 
 TEST_CASE("web: slow HTTP request heads are cut at --http-request-timeout while a native test runs",
-          "[robustness][web]") {
+          "[robustness][concurrent][web]") {
     watched_server server({"--http-port", "0", "--http-request-timeout", "1"});
     const std::uint16_t port = http_port_of(server);
     std::vector<raw_connection> slow;
@@ -73,7 +73,7 @@ TEST_CASE("web: slow HTTP request heads are cut at --http-request-timeout while 
 }
 
 TEST_CASE("web: an HTTP body over upload_chunk_max_bytes is refused without being read",
-          "[robustness][web]") {
+          "[robustness][concurrent][web]") {
     watched_server server({"--http-port", "0"});
     const std::uint16_t port = http_port_of(server);
     const auto created = post_session(port);
@@ -103,7 +103,7 @@ TEST_CASE("web: an HTTP body over upload_chunk_max_bytes is refused without bein
 }
 
 TEST_CASE("web: HTTP connections beyond --http-max-connections wait, native tests and then HTTP are served",
-          "[robustness][web]") {
+          "[robustness][concurrent][web]") {
     watched_server server(
         {"--http-port", "0", "--http-max-connections", "4", "--http-request-timeout", "30"});
     const std::uint16_t port = http_port_of(server);
@@ -128,7 +128,7 @@ TEST_CASE("web: HTTP connections beyond --http-max-connections wait, native test
 }
 
 TEST_CASE("web: downloads past the session's byte budget and sessions past the caps are refused",
-          "[robustness][web]") {
+          "[robustness][concurrent][web]") {
     {
         // The byte budget: a plain server (--max-bytes 1M would fail the watched server's warm-up test).
         server_process server({"--http-port", "0", "--max-bytes", "1M"});
