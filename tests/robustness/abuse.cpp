@@ -17,6 +17,8 @@
 #include <thread>
 
 #include "tests/integration/client_json.hpp"
+#include "tests/support/exposition.hpp"
+#include "tests/support/http_client.hpp"
 
 namespace speed::testing {
 
@@ -280,7 +282,7 @@ std::size_t rss_tolerance_kib() {
 
 }  // namespace speed::testing
 
-// Catch2 is used only here, in the test-facing helper.
+// Catch2 is used only from here on, in the test-facing helpers.
 #include <catch2/catch.hpp>
 
 namespace speed::testing {
@@ -350,6 +352,29 @@ void watched_server::check_recovered(std::chrono::milliseconds limit) {
     CHECK(after.fds <= baseline_.fds);
     CHECK(after.rss_kib <= baseline_.rss_kib + rss_tolerance_kib());
     CHECK(server_.running());
+}
+
+std::uint16_t metrics_port_of(server_process& server) {
+    const std::string log = server.log();
+    const std::string marker = "metrics: serving http://127.0.0.1:";
+    const auto at = log.find(marker);
+    INFO(log);
+    REQUIRE(at != std::string::npos);
+    return static_cast<std::uint16_t>(std::stoi(log.substr(at + marker.size())));
+}
+
+double scraped_value(std::uint16_t metrics_port, const std::string& series, double expected) {
+    const auto give_up = steady_clock::now() + 3s;
+    double value = -1;
+    do {
+        const auto response = http_get(metrics_port, "/metrics");
+        value = sample_value(response.body, series).value_or(-1);
+        if (value == expected) {
+            break;
+        }
+        std::this_thread::sleep_for(20ms);
+    } while (steady_clock::now() < give_up);
+    return value;
 }
 
 }  // namespace speed::testing
