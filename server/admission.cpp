@@ -225,4 +225,27 @@ void admission_control::leave(stage which, const host_key& host) {
     --(which == stage::handshake ? handshakes_ : sessions_);
 }
 
+void connections_per_host::opened(std::uint64_t id, const host_key& host) {
+    if (host_of_.emplace(id, host).second) {
+        ++per_host_[host];
+    }
+}
+
+void connections_per_host::closed(std::uint64_t id) {
+    const auto found = host_of_.find(id);
+    if (found == host_of_.end()) {
+        return;
+    }
+    const auto counted = per_host_.find(found->second);
+    if (counted != per_host_.end() && --counted->second == 0) {
+        per_host_.erase(counted);
+    }
+    host_of_.erase(found);
+}
+
+std::size_t connections_per_host::count(const host_key& host) const {
+    const auto found = per_host_.find(host);
+    return found == per_host_.end() ? 0 : found->second;
+}
+
 }  // namespace speed::server

@@ -15,7 +15,8 @@
 // already run a session, so that a handshake flood from elsewhere cannot shut out their data and probe
 // connections.
 //
-// Pure bookkeeping, no sockets or clocks, used on the server's control thread only (no locks).
+// Pure bookkeeping, no sockets or clocks, used on the server's control thread only (no locks); the browser
+// test port's per-host connection count (connections_per_host, below) on the web thread.
 #pragma once
 
 #include <array>
@@ -138,6 +139,33 @@ class admission_control {
     std::size_t sessions_ = 0;
     count_table per_host_;
     count_table per_network_;
+};
+
+// Connections open at once per host on a listener whose total is capped elsewhere: the browser test's HTTP
+// port (server/web_server.hpp), where RESTinio caps the total and this the share one host may hold, so that
+// one host's idle connections cannot take every slot. Connections are known by an id that is unique while
+// they are open (RESTinio's connection id). Pure bookkeeping, one thread only (the web thread).
+class connections_per_host {
+  public:
+    explicit connections_per_host(std::size_t max_per_host) : max_per_host_(max_per_host) {}
+
+    std::size_t max_per_host() const { return max_per_host_; }
+    // Whether one more connection from `host` stays within the cap.
+    bool allows(const host_key& host) const { return count(host) < max_per_host_; }
+    // Connection `id` from `host` is open / has closed. An id already open, or one not open, changes nothing,
+    // so a close reported twice cannot free another connection's place.
+    void opened(std::uint64_t id, const host_key& host);
+    void closed(std::uint64_t id);
+
+    std::size_t count(const host_key& host) const;
+    std::size_t open() const { return host_of_.size(); }
+    // Hosts with at least one open connection (no state outlives the connections).
+    std::size_t tracked_hosts() const { return per_host_.size(); }
+
+  private:
+    std::size_t max_per_host_;
+    std::unordered_map<std::uint64_t, host_key> host_of_;
+    std::unordered_map<host_key, std::size_t, host_key_hash> per_host_;
 };
 
 }  // namespace speed::server

@@ -296,6 +296,11 @@ int main(int argc, char** argv) {
                    "Browser test HTTP connections open at once; more wait in the listen backlog")
         ->capture_default_str()
         ->check(CLI::Range(1, 100000));
+    app.add_option("--http-max-connections-per-host", config.web.max_connections_per_host,
+                   "Browser test HTTP connections open at once from one host (see --ipv4-host-prefix, "
+                   "--ipv6-host-prefix); more are closed at accept")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
     app.add_option("--http-cors", config.http_cors_origin,
                    "Let the web page of this one origin (https://example.org) call the browser test's API; "
                    "default: no CORS headers")

@@ -222,6 +222,10 @@ std::string server_metrics::render(const metrics_gauges& gauges) const {
         const std::array labels{label{"direction", kDirectionNames[d]}};
         out.sample("speedsrv_web_bytes_total", labels, value_of(web_bytes_[d]));
     }
+    out.family("speedsrv_web_connections_refused_total", metric_type::counter,
+               "Browser test HTTP connections closed at accept, unread, because their host held "
+               "--http-max-connections-per-host.");
+    out.sample("speedsrv_web_connections_refused_total", value_of(web_connections_refused_));
 
     out.family("speedsrv_udp_datagrams_dropped_total", metric_type::counter,
                "UDP datagrams the server dropped unread, by reason.");

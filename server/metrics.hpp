@@ -75,9 +75,11 @@ class server_metrics {
     // sent (download) or received (upload, warm-up included), and for uploads the receiver's figure.
     void test_completed(client_protocol client, proto::transport transport, proto::direction dir,
                         double seconds, std::uint64_t bytes, std::optional<double> received_bits_per_second);
-    // A UDP test's flows as they close (the listener counts its own drops, read at each scrape).
     // A browser test session's end: why, and the bytes it downloaded and uploaded (received).
     void web_session_ended(web_session_end end, std::uint64_t downloaded, std::uint64_t uploaded);
+    // A browser test HTTP connection closed at accept: its host held --http-max-connections-per-host.
+    void web_connection_refused() { add(web_connections_refused_); }
+    // A UDP test's flows as they close (the listener counts its own drops, read at each scrape).
     void udp_flow_drops(const udp::drop_counters& drops, std::uint64_t without_token);
 
     // The whole exposition (Prometheus text format 0.0.4).
@@ -109,6 +111,7 @@ class server_metrics {
     counter flow_without_token_{0};
     std::array<counter, kWebSessionEnds> web_sessions_{};
     std::array<counter, 2> web_bytes_{};  // [download (sent), upload (received)]
+    counter web_connections_refused_{0};
     std::array<metrics::histogram, 4> test_seconds_;
     std::array<metrics::histogram, 2> upload_bytes_per_second_;  // [tcp, udp]
 };

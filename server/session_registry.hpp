@@ -67,15 +67,16 @@ struct server_context {
     bool shutting_down = false;
 };
 
-// Logs a line about something a peer did through the context's rate limiter (server/log_limiter.hpp).
+// Logs a line about something a peer did through a rate limiter (server/log_limiter.hpp) of the calling
+// thread.
 template <class... Args>
-void log_limited(server_context& context, log_kind kind, spdlog::level::level_enum level,
+void log_limited(log_limiter& logs, log_kind kind, spdlog::level::level_enum level,
                  fmt::format_string<Args...> format, Args&&... args) {
     if (!spdlog::should_log(level)) {
         return;
     }
     std::uint64_t suppressed = 0;
-    if (!context.logs.allow(kind, net::now_ns(), suppressed)) {
+    if (!logs.allow(kind, net::now_ns(), suppressed)) {
         return;
     }
     std::string line = fmt::format(format, std::forward<Args>(args)...);
@@ -83,6 +84,13 @@ void log_limited(server_context& context, log_kind kind, spdlog::level::level_en
         line += fmt::format(" ({} similar message{} suppressed)", suppressed, suppressed == 1 ? "" : "s");
     }
     spdlog::log(level, "{}", line);
+}
+
+// The same through the context's rate limiter, on the control thread.
+template <class... Args>
+void log_limited(server_context& context, log_kind kind, spdlog::level::level_enum level,
+                 fmt::format_string<Args...> format, Args&&... args) {
+    log_limited(context.logs, kind, level, format, std::forward<Args>(args)...);
 }
 
 // A fresh, unguessable session token.

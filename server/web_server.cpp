@@ -17,6 +17,8 @@
 #include "net/address.hpp"
 #include "net/clock.hpp"
 #include "net/random.hpp"
+#include "server/admission.hpp"
+#include "server/log_limiter.hpp"
 #include "server/session_registry.hpp"
 
 namespace speed::server {
@@ -30,10 +32,57 @@ extern const std::string_view chart_js;
 
 namespace {
 
+// --http-max-connections-per-host: RESTinio's IP blocker and connection state listener in one. A connection
+// counts for its host from its "accepted" notice to its "closed" one; RESTinio gives the first in the same
+// handler as the inspect() that let it in, so no other connection is inspected in between and the count
+// inspect() reads is exact. A connection over the cap is closed at accept, before anything is read or served.
+// On the web thread only, like everything RESTinio calls here.
+class connection_gate {
+  public:
+    connection_gate(std::shared_ptr<server_context> context, std::size_t max_per_host)
+        : context_(std::move(context)), counts_(max_per_host) {}
+
+    restinio::ip_blocker::inspection_result_t inspect(
+        const restinio::ip_blocker::incoming_info_t& incoming) noexcept {
+        const auto peer = net::plain_address(incoming.remote_endpoint().address());
+        const host_key host = host_of(peer);
+        if (counts_.allows(host)) {
+            return restinio::ip_blocker::allow();
+        }
+        context_->metrics.web_connection_refused();
+        log_limited(logs_, log_kind::refusal, spdlog::level::warn,
+                    "browser test connection from {} closed: {} HTTP connections from {} are open "
+                    "(--http-max-connections-per-host)",
+                    peer.to_string(), counts_.max_per_host(), host.to_string());
+        return restinio::ip_blocker::deny();
+    }
+
+    void state_changed(const restinio::connection_state::notice_t& notice) noexcept {
+        const auto cause = notice.cause();
+        if (restinio::holds_alternative<restinio::connection_state::accepted_t>(cause)) {
+            counts_.opened(notice.connection_id(),
+                           host_of(net::plain_address(notice.remote_endpoint().address())));
+        } else if (restinio::holds_alternative<restinio::connection_state::closed_t>(cause)) {
+            counts_.closed(notice.connection_id());
+        }
+    }
+
+  private:
+    host_key host_of(const asio::ip::address& peer) const {
+        return make_host_key(net::address_bytes(peer), context_->config.admission);
+    }
+
+    std::shared_ptr<server_context> context_;
+    connections_per_host counts_;
+    log_limiter logs_;  // the web thread's own (the context's is the control thread's)
+};
+
 // Single-threaded (the web thread, speedsrv-web, of server/main.cpp), with RESTinio's connection count
-// limiter.
+// limiter and the per-host cap.
 struct web_traits : restinio::default_single_thread_traits_t {
     static constexpr bool use_connection_count_limiter = true;
+    using ip_blocker_t = connection_gate;
+    using connection_state_listener_t = connection_gate;
 };
 using http_server = restinio::http_server_t<web_traits>;
 
@@ -492,11 +541,14 @@ void web_server::start() {
     const auto& limits = state_->config.limits;
     const auto& endpoint = state_->config.endpoint;
     std::weak_ptr<state> weak = state_;
+    auto gate = std::make_shared<connection_gate>(state_->context, limits.max_connections_per_host);
     auto settings = restinio::server_settings_t<web_traits>{}
                         .port(endpoint.port())
                         .protocol(endpoint.protocol())
                         .address(endpoint.address())
                         .max_parallel_connections(limits.max_connections)
+                        .ip_blocker(gate)
+                        .connection_state_listener(gate)
                         .read_next_http_message_timelimit(limits.request_timeout)
                         .handle_request_timeout(limits.request_timeout)
                         .write_http_response_timelimit(limits.write_timeout)

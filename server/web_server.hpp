@@ -1,8 +1,9 @@
 // speedsrv --http-port: the HTTP side of the browser speed test (docs/protocol.md, "Browser test (HTTP)";
 // docs/architecture.md says why RESTinio). It serves the embedded page (server/web/) and the session API, on
-// the control thread: sessions take their slots from the same admission control as native sessions, which
-// lives there without locks. Every request is bounded in size (URL, headers, body) and time, connections
-// are capped, and each session has a byte budget, a deadline and an idle expiry.
+// the web thread: sessions take their slots from the same admission control as native sessions, which
+// lives on the control thread without locks. Every request is bounded in size (URL, headers, body) and time,
+// connections are capped in total and per host, and each session has a byte budget, a deadline and an idle
+// expiry.
 #pragma once
 
 #include <asio/ip/tcp.hpp>
@@ -17,8 +18,13 @@ namespace speed::server {
 struct server_context;
 
 struct web_limits {
-    std::size_t max_connections = 256;               // open HTTP connections; more wait in the backlog
-    std::uint64_t upload_chunk_max_bytes = 1 << 20;  // one upload body (and any request body)
+    std::size_t max_connections = 256;  // open HTTP connections; more wait in the backlog
+    // Open HTTP connections from one host (--ipv4-host-prefix, --ipv6-host-prefix); more are closed at
+    // accept. A browser opens at most 6 to one server (HTTP/1.1), and one host may run
+    // --max-sessions-per-host (4) sessions: 4 browsers behind one address still fit, while one host holds
+    // less than a tenth of max_connections.
+    std::size_t max_connections_per_host = 24;
+    std::uint64_t upload_chunk_max_bytes = 1 << 20;          // one upload body (and any request body)
     std::uint64_t download_request_max_bytes = 64ull << 20;  // one download's N
     std::size_t max_url_bytes = 2048;
     std::size_t max_header_name_bytes = 256;

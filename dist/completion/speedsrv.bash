@@ -28,7 +28,8 @@ _speedsrv() {
             --idle-timeout | --stall-timeout | --max-streams | --max-duration | --max-bitrate | --max-bytes | \
             --max-tests-per-session | --max-session-time | --min-bitrate | --max-sessions-per-ipv4-24 | \
             --max-sessions-per-ipv6-56 | --max-sessions-per-ipv6-48 | --max-handshakes-per-network | \
-            --reserved-handshakes | --http-port | --http-request-timeout | --http-max-connections | --http-cors)
+            --reserved-handshakes | --http-port | --http-request-timeout | --http-max-connections | \
+            --http-max-connections-per-host | --http-cors)
             return
             ;;
     esac
@@ -38,7 +39,7 @@ _speedsrv() {
         --idle-timeout --stall-timeout --max-streams --max-duration --max-bitrate --max-bytes --no-udp
         --no-iperf3 --max-tests-per-session --auth-keys --max-session-time --min-bitrate --max-sessions-per-ipv4-24
         --max-sessions-per-ipv6-56 --max-sessions-per-ipv6-48 --max-handshakes-per-network
-        --reserved-handshakes --metrics --http-port --http-request-timeout --http-max-connections --http-cors
-        --allow-root -h --help -v --version" -- "$cur"))
+        --reserved-handshakes --metrics --http-port --http-request-timeout --http-max-connections
+        --http-max-connections-per-host --http-cors --allow-root -h --help -v --version" -- "$cur"))
 }
 complete -F _speedsrv speedsrv

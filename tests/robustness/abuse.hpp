@@ -80,6 +80,12 @@ resource_use wait_for_fds_at_most(pid_t pid, std::size_t fds, std::chrono::milli
 // A short full test (download and upload) from 127.0.0.1; true when it succeeded.
 bool legitimate_test_passes(std::uint16_t port, const std::string& host = "127.0.0.1");
 
+// The port of a server started with --metrics 127.0.0.1:0, from its start line.
+std::uint16_t metrics_port_of(server_process& server);
+// The value of `series` in the server's metrics once it equals `expected`, or what it is after 3 s (-1 when
+// the series is missing): a counter a thread other than the scrape's adds to may lag the event a moment.
+double scraped_value(std::uint16_t metrics_port, const std::string& series, double expected);
+
 // A fresh loopback address per use, 127.0.N.M, so tests do not share "hosts" by accident.
 std::string attacker_address(unsigned index);
 

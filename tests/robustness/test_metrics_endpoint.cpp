@@ -22,15 +22,6 @@ std::vector<std::uint8_t> bytes_of(const std::string& text) {
     return {text.begin(), text.end()};
 }
 
-std::uint16_t metrics_port_of(server_process& server) {
-    const std::string log = server.log();
-    const std::string marker = "metrics: serving http://127.0.0.1:";
-    const auto at = log.find(marker);
-    INFO(log);
-    REQUIRE(at != std::string::npos);
-    return static_cast<std::uint16_t>(std::stoi(log.substr(at + marker.size())));
-}
-
 // The endpoint's limits (server/metrics_http.hpp): 4 scrapes at once, --handshake-timeout from accept to the
 // answer (1.5 s here rather than the default 5 s, so the test waits out the deadline in a third of the time).
 constexpr std::size_t kScrapeSlots = 4;
@@ -117,22 +108,6 @@ TEST_CASE(
 }
 
 namespace {
-
-// The value of `series` once it reaches `expected` (the listener's thread and session ends count a moment
-// after the peer sees their effect), or its last value after 3 s.
-double scraped_value(std::uint16_t metrics_port, const std::string& series, double expected) {
-    const auto give_up = steady_clock::now() + 3s;
-    double value = -1;
-    do {
-        const auto response = http_get(metrics_port, "/metrics");
-        value = sample_value(response.body, series).value_or(-1);
-        if (value == expected) {
-            break;
-        }
-        std::this_thread::sleep_for(20ms);
-    } while (steady_clock::now() < give_up);
-    return value;
-}
 
 void send_udp_junk(std::uint16_t port, int datagrams) {
     const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -157,3 +157,46 @@ TEST_CASE("web: downloads past the session's byte budget and sessions past the c
     // A native session is refused too (the slots are shared) while the browser sessions hold them.
     CHECK_FALSE(legitimate_test_passes(server.port(), "127.0.0.4"));
 }
+
+TEST_CASE(
+    "web: one host holds at most --http-max-connections-per-host HTTP connections while another is served",
+    "[robustness][web]") {
+    // A request timeout far beyond the test's length: the crowd's idle connections stay open until closed.
+    watched_server server({"--http-port", "0", "--http-max-connections-per-host", "3",
+                           "--http-request-timeout", "60", "--metrics", "127.0.0.1:0"});
+    const std::uint16_t port = http_port_of(server);
+    const std::uint16_t metrics_port = metrics_port_of(server.process());
+    const std::string refused_series = "speedsrv_web_connections_refused_total";
+    const std::string page = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const std::string crowd = attacker_address(0);
+    std::vector<raw_connection> idle;
+    for (int i = 0; i < 3; ++i) {
+        idle.emplace_back(crowd, port);
+        REQUIRE(idle.back().connected());
+    }
+    // The host's fourth connection is closed at accept (the server accepts in the order the connections
+    // were made, so it is the fourth whatever the timing), and nothing is served on a fifth.
+    raw_connection fourth(crowd, port);
+    REQUIRE(fourth.connected());
+    CHECK(fourth.wait_closed(kSlack));
+    const auto fifth = http_exchange_from(crowd, port, page, kSlack);
+    CHECK(fifth.status == 0);
+    CHECK(fifth.head.empty());
+    CHECK(scraped_value(metrics_port, refused_series, 2) == 2);
+
+    // Another host gets the whole page and an API answer meanwhile.
+    const auto other_page = http_exchange_from("127.0.0.2", port, page, 5s);
+    CHECK(other_page.status == 200);
+    CHECK(other_page.body.find("</html>") != std::string::npos);
+    CHECK(post_session(port, "127.0.0.2").status == 201);
+
+    // Once the crowd closes one, the server has closed its side (its descriptors are back at the baseline
+    // plus the two still open) and the host gets its place back.
+    idle.pop_back();
+    CHECK(wait_for_fds_at_most(server.process().pid(), server.baseline().fds + 2, kSlack).fds <=
+          server.baseline().fds + 2);
+    CHECK(http_exchange_from(crowd, port, page, 5s).status == 200);
+    CHECK(scraped_value(metrics_port, refused_series, 2) == 2);
+    idle.clear();
+    server.check_recovered();
+}

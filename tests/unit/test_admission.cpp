@@ -274,3 +274,47 @@ TEST_CASE("part of the handshake pool is kept for hosts with a live session", "[
     std::vector<admission_control::slot> held;
     CHECK(flood_handshakes(unreserved, held) == 8);
 }
+
+TEST_CASE("HTTP connections per host: capped by host, given back once on close", "[admission]") {
+    connections_per_host counts(2);
+    const auto a = v4({192, 0, 2, 1});
+    const auto b = v4({192, 0, 2, 2});
+    const auto in_a_64 = v6(doc_v6(1, 1));
+    const auto same_64 = v6(doc_v6(1, 0xff));
+
+    CHECK(counts.allows(a));
+    counts.opened(1, a);
+    CHECK(counts.allows(a));
+    counts.opened(2, a);
+    CHECK_FALSE(counts.allows(a));
+    CHECK(counts.count(a) == 2);
+    // Another host is not held by the first's connections.
+    CHECK(counts.allows(b));
+    counts.opened(3, b);
+    CHECK(counts.count(b) == 1);
+    // Addresses of one IPv6 /64 are one host.
+    counts.opened(4, in_a_64);
+    counts.opened(5, same_64);
+    CHECK_FALSE(counts.allows(same_64));
+    CHECK(counts.count(in_a_64) == 2);
+    CHECK(counts.open() == 5);
+    CHECK(counts.tracked_hosts() == 3);
+
+    // An id reported open twice counts once; a close reported twice, or of an id never opened, frees nothing
+    // of anyone else's.
+    counts.opened(3, b);
+    CHECK(counts.count(b) == 1);
+    counts.closed(1);
+    counts.closed(1);
+    counts.closed(99);
+    CHECK(counts.count(a) == 1);
+    CHECK(counts.allows(a));
+    CHECK(counts.open() == 4);
+
+    for (std::uint64_t id = 2; id <= 5; ++id) {
+        counts.closed(id);
+    }
+    CHECK(counts.open() == 0);
+    CHECK(counts.tracked_hosts() == 0);
+    CHECK(counts.count(a) == 0);
+}

@@ -142,6 +142,14 @@ TEST_CASE("a session's ending error is its outcome, and auth and cap failures ar
           0);
 }
 
+TEST_CASE("browser test connections closed at accept are counted, from 0", "[metrics]") {
+    server_metrics metrics;
+    CHECK(value(metrics, "speedsrv_web_connections_refused_total") == 0);
+    metrics.web_connection_refused();
+    metrics.web_connection_refused();
+    CHECK(value(metrics, "speedsrv_web_connections_refused_total") == 2);
+}
+
 TEST_CASE("UDP drops: the listener's when UDP is on, the flows' always", "[metrics]") {
     server_metrics metrics;
     udp::drop_counters drops;
