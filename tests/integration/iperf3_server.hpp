@@ -1,7 +1,6 @@
-// Debian's iperf3 server on a free loopback port, for the tests of speedcli against iperf3 servers.
+// The tests' iperf3 server (tests/support/iperf3.hpp: Debian's, or $SPEED_IPERF3) on a free loopback port,
+// for the tests of speedcli against iperf3 servers.
 #pragma once
-
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -10,14 +9,11 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/iperf3.hpp"
 #include "tests/support/ports.hpp"
 #include "tests/support/streaming_process.hpp"
 
 namespace speed::testing {
-
-inline bool have_iperf3() {
-    return ::access("/usr/bin/iperf3", X_OK) == 0;
-}
 
 // `iperf3 -s` plus `extra` (e.g. "-1", "-J": one test, then its JSON), ready once its port is taken: with -J
 // it prints nothing before the test.
@@ -34,7 +30,7 @@ struct iperf3_server {
 
   private:
     static std::vector<std::string> argv(std::uint16_t port, const std::vector<std::string>& extra) {
-        std::vector<std::string> args{"/usr/bin/iperf3",    "-s",          "-B", "127.0.0.1", "-p",
+        std::vector<std::string> args{iperf3_binary(),      "-s",          "-B", "127.0.0.1", "-p",
                                       std::to_string(port), "--forceflush"};
         args.insert(args.end(), extra.begin(), extra.end());
         return args;
@@ -47,7 +43,7 @@ struct busy_iperf3_client {
     streaming_process process;
 
     explicit busy_iperf3_client(const iperf3_server& server)
-        : process({"/usr/bin/iperf3", "-c", "127.0.0.1", "-p", std::to_string(server.port), "-t", "10", "-b",
+        : process({iperf3_binary(), "-c", "127.0.0.1", "-p", std::to_string(server.port), "-t", "10", "-b",
                    "1M", "--forceflush"}) {
         REQUIRE(process.read_line(std::chrono::seconds(5)));  // "Connecting to host ..."
         REQUIRE(process.read_line(std::chrono::seconds(5)));  // its first stream connected: the test is on

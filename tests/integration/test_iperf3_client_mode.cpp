@@ -1,6 +1,6 @@
-// speedcli --iperf3 against a real iperf3 server (Debian's iperf3 -s): the download measured by speedcli's
-// own receiver, the upload figure the iperf3 server's own receiver count (ground truth: its -J report), busy
-// and silent servers. Skipped, with the reason, without iperf3.
+// speedcli --iperf3 against a real iperf3 server (`iperf3 -s`; which iperf3: tests/support/iperf3.hpp): the
+// download measured by speedcli's own receiver, the upload figure the iperf3 server's own receiver count
+// (ground truth: its -J report), busy and silent servers. Skipped, with the reason, without iperf3.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,7 +10,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -36,6 +35,16 @@ struct one_test_run {
     client_run run;
     json server;
 };
+
+// iperf3 3.11 added the server's -J members these tests compare speedcli's figures with: a UDP test's
+// end.sum_sent and sum_received (before, end.sum) and --bidir's end.sum_*_bidir_reverse and each interval's
+// sum_bidir_reverse.
+bool have_iperf3_with_receiver_sums() {
+    return have_iperf3() &&
+           skip_unless_iperf3_at_least({3, 11, 0},
+                                       "before 3.11 its -J has no sums of a UDP test's two ends "
+                                       "(end.sum_sent, sum_received) nor of --bidir's reverse direction");
+}
 
 one_test_run run_one_test(const std::vector<std::string>& args) {
     iperf3_server iperf3({"-1", "-J"});
@@ -177,9 +186,9 @@ class scripted_iperf3_server {
 
 }  // namespace
 
-TEST_CASE("speedcli --iperf3: download and upload against an iperf3 server", "[integration][iperf3]") {
+TEST_CASE("speedcli --iperf3: download and upload against an iperf3 server",
+          "[integration][iperf3][iperf3-binary]") {
     if (!have_iperf3()) {
-        std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
     iperf3_server iperf3;
@@ -207,9 +216,8 @@ TEST_CASE("speedcli --iperf3: download and upload against an iperf3 server", "[i
 }
 
 TEST_CASE("speedcli --iperf3: the upload's bytes are the iperf3 server's own received bytes",
-          "[integration][iperf3]") {
+          "[integration][iperf3][iperf3-binary]") {
     if (!have_iperf3()) {
-        std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
     const auto [run, server] = run_one_test({"--no-download", "-P", "2", "-t", "2", "-b", "200M", "-J"});
@@ -227,9 +235,8 @@ TEST_CASE("speedcli --iperf3: the upload's bytes are the iperf3 server's own rec
 }
 
 TEST_CASE("speedcli --iperf3 -P 2: the download's streams, and the server's own sent bytes",
-          "[integration][iperf3]") {
+          "[integration][iperf3][iperf3-binary]") {
     if (!have_iperf3()) {
-        std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
     const auto [run, server] = run_one_test({"--no-upload", "-P", "2", "-t", "2", "-b", "200M", "-J"});
@@ -248,9 +255,8 @@ TEST_CASE("speedcli --iperf3 -P 2: the download's streams, and the server's own 
 
 TEST_CASE(
     "speedcli --iperf3 --bidir -P 2: one iperf3 test both ways, each direction measured by its receiver",
-    "[integration][iperf3][bidir]") {
-    if (!have_iperf3()) {
-        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+    "[integration][iperf3][bidir][iperf3-binary]") {
+    if (!have_iperf3_with_receiver_sums()) {
         return;
     }
     const auto [run, server] = run_one_test({"--bidir", "-P", "2", "-t", "2", "-b", "200M", "-J"});
@@ -287,9 +293,9 @@ TEST_CASE(
     CHECK(both["latency"]["in_band"]["samples"] == upload["latency"]["in_band"]["samples"]);
 }
 
-TEST_CASE("speedcli --iperf3 meets a busy iperf3 server: exit 4 with 'busy'", "[integration][iperf3]") {
+TEST_CASE("speedcli --iperf3 meets a busy iperf3 server: exit 4 with 'busy'",
+          "[integration][iperf3][iperf3-binary]") {
     if (!have_iperf3()) {
-        std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
     iperf3_server iperf3;
@@ -326,9 +332,8 @@ TEST_CASE("speedcli --iperf3 against a port that accepts and never answers: exit
 // ---- UDP (--iperf3 --udp): iperf3's own datagrams, client/iperf3_udp_streams.hpp ----
 
 TEST_CASE("speedcli --iperf3 --udp: the download measured by speedcli, never more than the server sent",
-          "[integration][iperf3][udp]") {
-    if (!have_iperf3()) {
-        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+          "[integration][iperf3][udp][iperf3-binary]") {
+    if (!have_iperf3_with_receiver_sums()) {
         return;
     }
     const auto [run, server] = run_one_test({"--udp", "--no-upload", "-t", "2", "-b", "50M", "-J"});
@@ -362,9 +367,8 @@ TEST_CASE("speedcli --iperf3 --udp: the download measured by speedcli, never mor
 }
 
 TEST_CASE("speedcli --iperf3 --udp: the upload's bytes, datagrams and loss are the iperf3 server's own",
-          "[integration][iperf3][udp]") {
-    if (!have_iperf3()) {
-        std::puts("SKIP: /usr/bin/iperf3 is not installed");
+          "[integration][iperf3][udp][iperf3-binary]") {
+    if (!have_iperf3_with_receiver_sums()) {
         return;
     }
     const auto [run, server] =

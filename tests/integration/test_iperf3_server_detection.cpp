@@ -1,10 +1,9 @@
-// speedcli against a real iperf3 server (Debian's iperf3) on the port it expects a speedsrv: it says what it
-// met at once (exit 3), instead of waiting for a WELCOME that never comes. Skipped, with the reason, without
-// iperf3.
+// speedcli against a real iperf3 server (tests/support/iperf3.hpp: Debian's, or $SPEED_IPERF3) on the port it
+// expects a speedsrv: it says what it met at once (exit 3), instead of waiting for a WELCOME that never
+// comes. Skipped, with the reason, without iperf3.
 #include <catch2/catch.hpp>
 
 #include <chrono>
-#include <cstdio>
 
 #include "tests/integration/client_json.hpp"
 #include "tests/integration/iperf3_server.hpp"
@@ -12,9 +11,9 @@
 using namespace speed::testing;
 using namespace std::chrono_literals;
 
-TEST_CASE("speedcli meets an iperf3 server: it says so at once and exits 3", "[integration][iperf3]") {
+TEST_CASE("speedcli meets an iperf3 server: it says so at once and exits 3",
+          "[integration][iperf3][iperf3-binary]") {
     if (!have_iperf3()) {
-        std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
     iperf3_server iperf3;
@@ -30,9 +29,9 @@ TEST_CASE("speedcli meets an iperf3 server: it says so at once and exits 3", "[i
     CHECK(std::chrono::steady_clock::now() - started < 10s);
 }
 
-TEST_CASE("speedcli meets a busy iperf3 server: ACCESS_DENIED is named too", "[integration][iperf3]") {
+TEST_CASE("speedcli meets a busy iperf3 server: ACCESS_DENIED is named too",
+          "[integration][iperf3][iperf3-binary]") {
     if (!have_iperf3()) {
-        std::puts("SKIP: /usr/bin/iperf3 is not installed");
         return;
     }
     iperf3_server iperf3;
