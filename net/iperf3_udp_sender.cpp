@@ -101,9 +101,7 @@ asio::awaitable<void> send_iperf3_datagrams(asio::ip::udp::socket& socket, iperf
         } else if (result.error || result.refused_locally) {
             timer.expires_after(kSendErrorPause);
             co_await timer.async_wait(as_tuple(asio::use_awaitable));
-        } else {
-            // Let the thread's other work (the other direction's receiver with --bidir, other streams) run
-            // between batches, also when a pace that the sender cannot keep up with always allows one more.
+        } else if (!pacer) {
             co_await asio::post(socket.get_executor(), asio::use_awaitable);
         }
     }
