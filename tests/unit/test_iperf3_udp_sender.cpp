@@ -129,8 +129,8 @@ void check_budget(net::iperf3_send_plan plan, std::uint64_t expected) {
 }  // namespace
 
 TEST_CASE(
-    "the iperf3 UDP sender's batches: each datagram its own sequence number and the plan's length; "
-    "a byte budget is sent exactly",
+    "the iperf3 UDP sender's batches: each datagram its own sequence number and the plan's length, "
+    "a byte budget sent exactly",
     "[iperf3][udp][sender]") {
     net::iperf3_send_plan plan;
     plan.datagram_bytes = 1400;
