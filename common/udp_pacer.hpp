@@ -13,6 +13,11 @@
 
 namespace speed::udp {
 
+// The bucket of a sender's pacer (net/udp_flow.hpp, net/iperf3_udp_sender.hpp): at most this much of the rate
+// (and at least two datagrams), fine-grained pacing, yet enough slack that a timer waking up 100 us late
+// costs no rate.
+inline constexpr std::int64_t kSenderBurstNs = 2'000'000;
+
 class pacer {
   public:
     static constexpr double kCatchUpShare = 0.25;  // debt is repaid at up to this share of the rate

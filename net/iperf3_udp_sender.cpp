@@ -1,19 +1,17 @@
 #include "net/iperf3_udp_sender.hpp"
 
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <cerrno>
 #include <chrono>
 #include <optional>
-#include <vector>
+#include <span>
 
 #include "common/udp_pacer.hpp"
 #include "net/clock.hpp"
+#include "net/udp_socket.hpp"
 
 namespace speed::net {
 
@@ -22,10 +20,6 @@ using asio::experimental::as_tuple;
 
 namespace {
 
-// A paced sender's bucket: 2 ms of its rate, at least two datagrams (common/udp_pacer.hpp).
-constexpr std::int64_t kPacerBurstNs = 2'000'000;
-// The most datagrams a sender writes before it looks at its pace and its stop flag again.
-constexpr std::uint64_t kMostPerRound = 64;
 // The longest a slow pace sleeps before it looks at its stop flag again.
 constexpr auto kLongestPause = 50ms;
 // A datagram the kernel refused for another reason than a full buffer (an ICMP error from a closed port, a
@@ -38,18 +32,22 @@ asio::awaitable<void> send_iperf3_datagrams(asio::ip::udp::socket& socket, iperf
                                             const std::atomic<bool>& stop, const std::atomic<bool>& hold,
                                             iperf3::udp_sender_figures& sent) {
     asio::steady_timer timer(socket.get_executor());
-    std::vector<std::uint8_t> datagram(
-        std::max<std::size_t>(plan.datagram_bytes, iperf3::udp_header_size(plan.counters_64bit)), 0);
-    const std::uint64_t bytes = datagram.size();
+    const std::size_t header_bytes = iperf3::udp_header_size(plan.counters_64bit);
+    batch_sender sender(
+        std::max<std::uint32_t>(plan.datagram_bytes, static_cast<std::uint32_t>(header_bytes)), header_bytes,
+        true);
+    const std::uint32_t bytes = sender.datagram_bytes();
     const std::int64_t started = now_ns();
     std::optional<udp::pacer> pacer;
     if (plan.bits_per_second > 0) {
-        pacer.emplace(plan.bits_per_second, kPacerBurstNs, 2 * bytes, started);
+        pacer.emplace(plan.bits_per_second, udp::kSenderBurstNs, std::uint64_t{2} * bytes, started);
     }
     bool warm_up_ended = plan.warm_up_ns == 0;
+    // Every round is one batch at most, so the flags, the length and the warm-up are looked at between
+    // batches (a batch is at most batch_sender::capacity() datagrams, about 1 MB at 1400 bytes).
     while (!stop.load(std::memory_order_acquire) && !hold.load(std::memory_order_relaxed) &&
            socket.is_open()) {
-        std::int64_t now = now_ns();
+        const std::int64_t now = now_ns();
         if (now - started >= plan.length_ns) {
             break;
         }
@@ -58,9 +56,7 @@ asio::awaitable<void> send_iperf3_datagrams(asio::ip::udp::socket& socket, iperf
             sent.omitted_packets = sent.packets;
             warm_up_ended = true;
         }
-        std::uint64_t allowed =
-            pacer ? pacer->allowed(now, static_cast<std::uint32_t>(bytes)) : kMostPerRound;
-        allowed = std::min(allowed, kMostPerRound);
+        std::uint64_t allowed = sender.capacity();
         if (plan.max_bytes != 0) {
             const std::uint64_t left = (plan.max_bytes - std::min(plan.max_bytes, sent.bytes)) / bytes;
             if (left == 0) {
@@ -68,40 +64,41 @@ asio::awaitable<void> send_iperf3_datagrams(asio::ip::udp::socket& socket, iperf
             }
             allowed = std::min(allowed, left);
         }
-        if (allowed == 0) {
-            timer.expires_after(std::min<std::chrono::nanoseconds>(
-                kLongestPause,
-                std::chrono::nanoseconds(std::max<std::int64_t>(1000, pacer->wait_ns(now, bytes)))));
-            co_await timer.async_wait(as_tuple(asio::use_awaitable));
-            continue;
-        }
-        std::uint64_t sent_now = 0;
-        bool blocked = false;
-        bool failed = false;
-        for (; sent_now < allowed; ++sent_now) {
-            now = now_ns();
-            iperf3::write_udp_header(datagram, iperf3::udp_header_at(now, sent.packets + 1),
-                                     plan.counters_64bit);
-            const ssize_t result =
-                ::send(socket.native_handle(), datagram.data(), datagram.size(), MSG_DONTWAIT);
-            if (result < 0) {
-                blocked = errno == EAGAIN;  // EWOULDBLOCK is the same on Linux
-                failed = !blocked;
-                break;
-            }
-            ++sent.packets;
-            sent.bytes += bytes;
-        }
         if (pacer) {
-            pacer->consume(sent_now * bytes);
+            // Paced, the sender wakes as soon as one datagram is due, as it did before it sent batches, and
+            // sends what the bucket holds by then (at most 2 ms of the rate): waiting for a bigger batch
+            // would leave less slack for a late wake-up before the bucket overflows, and a loaded host would
+            // then send below the rate.
+            allowed = std::min(allowed, pacer->allowed(now, bytes));
+            if (allowed == 0) {
+                timer.expires_after(std::min<std::chrono::nanoseconds>(
+                    kLongestPause,
+                    std::chrono::nanoseconds(std::max<std::int64_t>(1000, pacer->wait_ns(now, bytes)))));
+                co_await timer.async_wait(as_tuple(asio::use_awaitable));
+                continue;
+            }
         }
-        if (blocked) {
+        // Each datagram carries its own sequence number and the time its header is written, as iperf3's own
+        // sender (with or without GSO) writes them: a batch leaves at once, and its stamps say so.
+        const std::uint64_t first = sent.packets + 1;
+        const auto result =
+            sender.send(socket.native_handle(), allowed, [&](std::size_t i, std::span<std::uint8_t> prefix) {
+                iperf3::write_udp_header(prefix, iperf3::udp_header_at(now_ns(), first + i),
+                                         plan.counters_64bit);
+            });
+        // Only what the kernel took counts: the next batch numbers on from there.
+        sent.packets += result.sent;
+        sent.bytes += result.sent * std::uint64_t{bytes};
+        if (pacer) {
+            pacer->consume(result.sent * std::uint64_t{bytes});
+        }
+        if (result.would_block) {
             auto [ec] =
                 co_await socket.async_wait(asio::socket_base::wait_write, as_tuple(asio::use_awaitable));
             if (ec) {
                 break;
             }
-        } else if (failed) {
+        } else if (result.error || result.refused_locally) {
             timer.expires_after(kSendErrorPause);
             co_await timer.async_wait(as_tuple(asio::use_awaitable));
         } else if (!pacer) {

@@ -1,7 +1,10 @@
 // iperf3's UDP sender (esnet/iperf, src/iperf_udp.c, iperf_udp_send) on one connected socket, for both ends
 // that send iperf3's datagrams: speedsrv serving an iperf3 client's -u -R, and speedcli's --iperf3 --udp
 // upload. Each datagram starts with iperf3's header (common/iperf3_udp.hpp: the send time and the sequence
-// number), the rest is zeros; the pace is common/udp_pacer's.
+// number, +1 per datagram), the rest is batch_sender's random filler; all have the plan's length. They leave
+// in batches (net/udp_socket.hpp's batch_sender: sendmmsg, with UDP GSO when the kernel allows), as iperf3
+// 3.21's own sender does with --gsro; the kernel splits GSO batches for a receiver without GRO. The pace is
+// common/udp_pacer's.
 #pragma once
 
 #include <asio/awaitable.hpp>

@@ -23,9 +23,6 @@ using asio::experimental::as_tuple;
 
 namespace {
 
-// A burst is at most this much of the rate (and at least two datagrams): fine-grained pacing, yet enough
-// slack that a timer waking up 100 us late costs no rate.
-constexpr std::int64_t kPacerBurstNs = 2'000'000;
 // A sender never sleeps longer than this, so it notices a stop or a silent receiver in time.
 constexpr std::chrono::milliseconds kLongestSleep{20};
 // The most a sender waits to collect before it sends (see send_loop).
@@ -452,9 +449,9 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
         const double initial_rate = adaptive ? self->controller_->bits_per_second() : plan.bits_per_second;
         const std::int64_t start_ns = now_ns();
         self->last_feedback_ns_ = start_ns;
-        self->pacer_.emplace(initial_rate, kPacerBurstNs, std::uint64_t{2} * length, start_ns);
+        self->pacer_.emplace(initial_rate, udp::kSenderBurstNs, std::uint64_t{2} * length, start_ns);
         self->rotate_nonce(start_ns);
-        batch_sender sender(length, true);
+        batch_sender sender(length, udp::kDataPrefixSize, true);
         const int fd = self->socket_.native_handle();
 
         while (!self->stop_sending_ && !self->closed_) {

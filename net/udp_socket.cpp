@@ -40,7 +40,7 @@ void set_int(int fd, int level, int name, int value) {
     ::setsockopt(fd, level, name, &value, sizeof value);
 }
 
-// One read-only buffer of random bytes: the body of every DATA datagram after its header.
+// One read-only buffer of random bytes: the body of every batch_sender datagram after its prefix.
 const std::vector<std::uint8_t>& filler() {
     static const std::vector<std::uint8_t> bytes = [] {
         std::vector<std::uint8_t> out(udp::kMaxDatagramBytes);
@@ -217,13 +217,14 @@ std::size_t sourced_batch_receiver::receive(int fd, std::error_code& error) {
 
 // ---- batch_sender ----
 
-batch_sender::batch_sender(std::uint32_t datagram_bytes, bool try_gso)
-    : datagram_bytes_(
-          std::clamp<std::uint32_t>(datagram_bytes, udp::kMinDatagramBytes, udp::kMaxDatagramBytes)),
+batch_sender::batch_sender(std::uint32_t datagram_bytes, std::size_t prefix_bytes, bool try_gso)
+    : prefix_bytes_(std::min<std::size_t>(prefix_bytes, udp::kMaxDatagramBytes)),
+      datagram_bytes_(std::clamp<std::uint32_t>(datagram_bytes, static_cast<std::uint32_t>(prefix_bytes_),
+                                                udp::kMaxDatagramBytes)),
       max_gso_segments_(std::min(kMaxSegments, kMaxGsoBytes / datagram_bytes_)) {
     gso_ = try_gso && max_gso_segments_ > 1;
     const std::size_t most = kMaxMessages * std::max<std::size_t>(1, max_gso_segments_);
-    headers_.resize(most * udp::kDataPrefixSize);
+    headers_.resize(most * prefix_bytes_);
     iovecs_.resize(most * 2);
     messages_.resize(kMaxMessages);
     control_.resize(kMaxMessages * CMSG_SPACE(sizeof(std::uint16_t)));
@@ -243,7 +244,7 @@ std::size_t batch_sender::capacity() const {
 std::size_t batch_sender::prepare(std::size_t first, std::size_t count) {
     const std::size_t per_message = segments_per_message();
     auto* body = const_cast<std::uint8_t*>(filler().data());
-    const std::size_t body_bytes = datagram_bytes_ - udp::kDataPrefixSize;
+    const std::size_t body_bytes = datagram_bytes_ - prefix_bytes_;
     std::size_t messages = 0;
     std::size_t iov = 0;
     for (std::size_t d = first; d < count && messages < kMaxMessages; ++messages) {
@@ -253,7 +254,7 @@ std::size_t batch_sender::prepare(std::size_t first, std::size_t count) {
         h.msg_iov = &iovecs_[iov];
         h.msg_iovlen = segments * 2;
         for (std::size_t s = 0; s < segments; ++s, ++d) {
-            iovecs_[iov++] = iovec{headers_.data() + d * udp::kDataPrefixSize, udp::kDataPrefixSize};
+            iovecs_[iov++] = iovec{headers_.data() + d * prefix_bytes_, prefix_bytes_};
             iovecs_[iov++] = iovec{body, body_bytes};
         }
         if (segments > 1) {

@@ -118,16 +118,20 @@ class sourced_batch_receiver {
     std::size_t received_ = 0;
 };
 
-// Sends runs of same-sized DATA datagrams. The caller fills each datagram's prefix (header and nonce,
-// udp::kDataPrefixSize bytes); the rest of every
-// datagram comes from one shared buffer of random bytes, so there is no per-byte work. With GSO, up to
-// kMaxSegments datagrams travel through the stack as one; the kernel (or the NIC) splits them.
+// Sends runs of same-sized datagrams that differ only in a prefix the caller fills: the native DATA header
+// and nonce (udp::kDataPrefixSize bytes, net/udp_flow.hpp) or iperf3's header (net/iperf3_udp_sender.hpp).
+// The rest of every datagram comes from one shared buffer of random bytes, so there is no per-byte work. With
+// GSO, up to kMaxSegments datagrams travel through the stack as one; the kernel (or the NIC) splits them, so
+// a receiver without GRO still reads them one by one. Only for connected sockets: the messages carry no
+// address.
 class batch_sender {
   public:
     static constexpr std::size_t kMaxMessages = 16;
     static constexpr std::size_t kMaxSegments = 64;
 
-    batch_sender(std::uint32_t datagram_bytes, bool try_gso);
+    // Datagrams of `datagram_bytes` (clamped to [prefix_bytes, udp::kMaxDatagramBytes]), each starting with
+    // `prefix_bytes` the caller fills.
+    batch_sender(std::uint32_t datagram_bytes, std::size_t prefix_bytes, bool try_gso);
 
     struct result {
         std::size_t sent = 0;          // datagrams the kernel accepted
@@ -136,16 +140,18 @@ class batch_sender {
         std::error_code error;  // anything else (connection_refused after an ICMP port unreachable, ...)
     };
 
+    // The size of every datagram sent.
+    std::uint32_t datagram_bytes() const { return datagram_bytes_; }
     // The most datagrams one send() takes.
     std::size_t capacity() const;
     // Sends up to `count` datagrams; fill_prefix(i, std::span<std::uint8_t> prefix) writes datagram i's
-    // prefix (i counts from 0 within this call; datagrams the kernel did not take are not sent, in order).
+    // prefix (i counts from 0 within this call; datagrams the kernel did not take are not sent, in order:
+    // the first `result.sent` left, the others did not).
     template <class Fill>
     result send(int fd, std::size_t count, Fill&& fill_prefix) {
         count = std::min(count, capacity());
         for (std::size_t i = 0; i < count; ++i) {
-            fill_prefix(
-                i, std::span<std::uint8_t>(headers_.data() + i * udp::kDataPrefixSize, udp::kDataPrefixSize));
+            fill_prefix(i, std::span<std::uint8_t>(headers_.data() + i * prefix_bytes_, prefix_bytes_));
         }
         return send_filled(fd, count);
     }
@@ -155,6 +161,7 @@ class batch_sender {
     std::size_t segments_per_message() const;
     std::size_t prepare(std::size_t first, std::size_t count);
 
+    std::size_t prefix_bytes_;
     std::uint32_t datagram_bytes_;
     bool gso_;
     std::size_t max_gso_segments_;
