@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compares two builds of speedsrv + speedcli on loopback, alternating them run by run (docs/performance.md).
 
-    bench/compare_builds.py OLD_BUILD_DIR NEW_BUILD_DIR [--rounds 3] [--duration 4] [--omit 1]
+    bench/compare_builds.py OLD_BUILD_DIR NEW_BUILD_DIR [--rounds 3] [--duration 4] [--omit 1] [--only udp]
 
 Each build's client tests its own server (both servers run throughout, --max-bitrate 0). Cases: TCP download and
 upload with 1 and 4 streams, UDP download and upload unpaced at 1400 bytes. The order of the two builds swaps
@@ -53,12 +53,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--omit", type=float, default=1.0)
+    parser.add_argument("--only", default="", help="only the cases whose name contains this text (e.g. udp)")
     a = parser.parse_args()
+    cases = [case for case in CASES if a.only in case[0]]
     servers = {build: start_server(build) for build in (a.old, a.new)}
-    figures = {(name, build): [] for name, _, _ in CASES for build in (a.old, a.new)}
+    figures = {(name, build): [] for name, _, _ in cases for build in (a.old, a.new)}
     try:
         for round_index in range(a.rounds):
-            for name, args, direction in CASES:
+            for name, args, direction in cases:
                 order = (a.old, a.new) if round_index % 2 == 0 else (a.new, a.old)
                 for build in order:
                     figures[(name, build)].append(run_case(build, servers[build][1], args, direction, a))
@@ -66,7 +68,7 @@ def main():
         for server, _ in servers.values():
             server.terminate()
     print(f"{'case':26} {'old, Gbit/s':>22} {'new, Gbit/s':>22}  new/old")
-    for name, _, _ in CASES:
+    for name, _, _ in cases:
         cells = []
         for build in (a.old, a.new):
             values = [v / 1e9 for v in figures[(name, build)]]

@@ -10,9 +10,11 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
+#include <thread>
 
 #include "common/iperf3_udp.hpp"
 #include "common/limits.hpp"
+#include "common/receive_poll.hpp"
 #include "common/test_timing.hpp"
 #include "net/errors.hpp"
 #include "net/iperf3_udp_sender.hpp"
@@ -52,6 +54,7 @@ struct iperf3_udp_runner::shared {
     std::int64_t warm_up_ns = 0;
     std::int64_t window_ns = 0;
     double stream_bits_per_second = 0;      // a sender's pace, 0 = unpaced
+    bool poll_when_empty = false;           // the client sends unpaced: receivers poll (common/receive_poll.hpp)
     std::uint64_t stream_max_bytes = 0;     // a sender's byte budget (--max-bytes), 0 = none
     std::atomic<std::int64_t> first_ns{0};  // a receiver's first datagram, on net::now_ns()'s clock
     std::atomic<bool> stop_receiving{false};
@@ -132,11 +135,17 @@ asio::awaitable<void> receive_loop(shared_state state, stream_ptr s) {
     auto& socket = *s->socket;
     const std::int64_t window_end = state->warm_up_ns + state->window_ns;
     s->warm_up_ended = state->warm_up_ns == 0;
+    receive_poll poll(state->poll_when_empty);
     for (int batches = 1; !state->stop_receiving.load(std::memory_order_acquire); ++batches) {
         std::error_code error;
         const std::size_t received = batch->receive(socket.native_handle(), error);
         if (!socket.is_open()) {
             break;
+        }
+        if (!error && received == 0 && poll.read_again(net::now_ns())) {
+            // A sender that shares this core (more threads than cores) runs meanwhile.
+            std::this_thread::yield();
+            continue;
         }
         if (error || received == 0) {
             auto [ec] =
@@ -146,6 +155,7 @@ asio::awaitable<void> receive_loop(shared_state state, stream_ptr s) {
             }
             continue;
         }
+        poll.on_data();
         batch->for_each([&](std::span<const std::uint8_t> datagram, std::int64_t arrival_ns, bool) {
             // Measured on the server's clock: the warm-up, then the window, from the first datagram.
             const std::int64_t since = arrival_ns - window_start(*state, arrival_ns);
@@ -214,6 +224,7 @@ iperf3_udp_runner::iperf3_udp_runner(asio::any_io_executor control, net::io_pool
     shared_->window_ns = std::chrono::nanoseconds(timing.window).count();
     shared_->stream_bits_per_second =
         static_cast<double>(sender_bitrate(test, request_.limits)) / std::max<std::uint16_t>(1, test.streams);
+    shared_->poll_when_empty = receive_poll::worth_it(test.bitrate);
     const test_budget budget = test_budget::for_test(test, request_.limits);
     if (budget.max_bytes != 0) {
         shared_->stream_max_bytes =

@@ -13,6 +13,7 @@
 
 #include "common/limits.hpp"
 #include "common/protocol.hpp"
+#include "common/receive_poll.hpp"
 #include "common/udp_accounting.hpp"
 #include "common/udp_pacer.hpp"
 #include "common/udp_rate_control.hpp"
@@ -924,4 +925,92 @@ TEST_CASE("receiver accounting: a refused datagram past the boundary still close
     acct.on_datagram(2, 100, 0, 900);  // read after that one: after the boundary
     CHECK(acct.boundary_counters()->bytes_received == 100);
     CHECK(acct.counters().bytes_received == 200);
+}
+
+TEST_CASE("A receiver that finds its socket empty reads again for kPollNs, then waits", "[udp][receive_poll]") {
+    receive_poll poll(true);
+    constexpr std::int64_t start = 1'000'000;
+    CHECK(poll.read_again(start));
+    CHECK(poll.read_again(start + receive_poll::kPollNs - 1));
+    SECTION("data within the poll: the next empty read polls again") {
+        poll.on_data();
+        CHECK(poll.successful_polls() == 1);
+        CHECK(poll.read_again(start + receive_poll::kPollNs + 5));
+        CHECK(poll.failed_polls() == 0);
+    }
+    SECTION("nothing within the poll: wait") {
+        CHECK_FALSE(poll.read_again(start + receive_poll::kPollNs));
+        CHECK(poll.failed_polls() == 1);
+        CHECK(poll.successful_polls() == 0);
+    }
+}
+
+TEST_CASE("Failed polls make the next waits begin at once, doubling up to kMaxSkippedPolls; data resets",
+          "[udp][receive_poll]") {
+    receive_poll poll(true);
+    std::int64_t now = 0;
+    // One failed poll (read_again true, then false kPollNs later), then count the waits that begin at once
+    // before the next poll.
+    auto fail_one_poll_and_count_skipped = [&] {
+        REQUIRE(poll.read_again(now));
+        now += receive_poll::kPollNs;
+        REQUIRE_FALSE(poll.read_again(now));
+        std::uint32_t skipped = 0;
+        while (!poll.read_again(++now)) {  // each false is one wait for readiness without a poll
+            ++skipped;
+            REQUIRE(skipped <= receive_poll::kMaxSkippedPolls);
+        }
+        // read_again(now) just began a poll: it is under way, as in the real loop.
+        now += receive_poll::kPollNs;
+        REQUIRE_FALSE(poll.read_again(now));  // ... and it fails too
+        return skipped;
+    };
+    REQUIRE(poll.read_again(now));
+    now += receive_poll::kPollNs;
+    REQUIRE_FALSE(poll.read_again(now));  // first failure: the next one wait is skipped
+    std::vector<std::uint32_t> skipped;
+    std::uint32_t waits = 0;
+    while (!poll.read_again(++now)) {
+        ++waits;
+    }
+    skipped.push_back(waits);
+    for (int i = 0; i < 7; ++i) {
+        waits = 0;
+        now += receive_poll::kPollNs;
+        REQUIRE_FALSE(poll.read_again(now));
+        while (!poll.read_again(++now)) {
+            ++waits;
+        }
+        skipped.push_back(waits);
+    }
+    CHECK(skipped == std::vector<std::uint32_t>{1, 2, 4, 8, 16, 32, 64, 64});
+    CHECK(poll.failed_polls() == 8);
+    // A poll that finds data: the next failure skips one wait again.
+    poll.on_data();
+    CHECK(poll.successful_polls() == 1);
+    CHECK(fail_one_poll_and_count_skipped() == 1);
+}
+
+TEST_CASE("Only the receiver of an unpaced sender polls", "[udp][receive_poll]") {
+    CHECK(receive_poll::worth_it(0));
+    CHECK_FALSE(receive_poll::worth_it(1));
+    CHECK_FALSE(receive_poll::worth_it(10'000'000'000ULL));
+    receive_poll off(false);
+    CHECK_FALSE(off.read_again(0));
+    CHECK_FALSE(off.read_again(1));
+    off.on_data();
+    CHECK(off.successful_polls() == 0);
+    CHECK(off.failed_polls() == 0);
+}
+
+TEST_CASE("A receiver's data without a poll under way changes nothing", "[udp][receive_poll]") {
+    receive_poll poll(true);
+    poll.on_data();  // data from a read after a wait, not after a poll
+    CHECK(poll.successful_polls() == 0);
+    CHECK(poll.read_again(0));
+    CHECK_FALSE(poll.read_again(receive_poll::kPollNs));
+    poll.on_data();
+    CHECK(poll.successful_polls() == 0);
+    CHECK_FALSE(poll.read_again(receive_poll::kPollNs + 1));  // the failure's skipped wait
+    CHECK(poll.read_again(receive_poll::kPollNs + 2));
 }
