@@ -6,10 +6,11 @@
 // pays that wake-up again and again and slows down: an iperf3 client's unpaced upload to speedsrv went 24 %
 // faster with the poll (docs/methodology.md, "Receiving UDP from an unpaced client").
 //
-// Only for a sender that sends as fast as it can (worth_it). A poll that finds nothing within its time makes the next waits begin at once, twice as many after each
-// such failure (up to kMaxSkippedPolls), so a paced or idle flow, whose gaps are longer than the poll, costs
-// one failed poll per that many waits; a poll that finds data resets the count. Pure logic, no clock of its
-// own: every call takes the current time, so tests drive it with exact values.
+// Only for a sender that sends as fast as it can (worth_it). A poll that finds nothing within its time makes
+// the next waits begin at once, twice as many after each such failure (up to kMaxSkippedPolls), so a paced or
+// idle flow, whose gaps are longer than the poll, costs one failed poll per that many waits; a poll that
+// finds data resets the count. Pure logic, no clock of its own: every call takes the current time, so tests
+// drive it with exact values.
 #pragma once
 
 #include <cstdint>
@@ -50,8 +51,8 @@ class receive_poll {
         ++failed_polls_;
         polling_since_ns_ = -1;
         waits_before_next_poll_ = waits_after_failure_;
-        waits_after_failure_ = waits_after_failure_ >= kMaxSkippedPolls / 2 ? kMaxSkippedPolls
-                                                                            : waits_after_failure_ * 2;
+        waits_after_failure_ =
+            waits_after_failure_ >= kMaxSkippedPolls / 2 ? kMaxSkippedPolls : waits_after_failure_ * 2;
         return false;
     }
 
