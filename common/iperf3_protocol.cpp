@@ -319,6 +319,20 @@ std::int32_t stream_id(std::size_t index) {
     return static_cast<std::int32_t>(std::min<std::size_t>(index, kMaxStreams * 2) + 2);
 }
 
+void set_cpu_utilization(results& r, const cpu_sample& start, const cpu_sample& end) {
+    r.cpu_user_percent = r.cpu_system_percent = r.cpu_total_percent = 0.0;
+    const std::int64_t wall = end.wall_ns - start.wall_ns;
+    if (wall <= 0) {
+        return;
+    }
+    const auto percent = [wall](std::int64_t from, std::int64_t to) {
+        return to > from ? static_cast<double>(to - from) * 100.0 / static_cast<double>(wall) : 0.0;
+    };
+    r.cpu_user_percent = percent(start.user_ns, end.user_ns);
+    r.cpu_system_percent = percent(start.system_ns, end.system_ns);
+    r.cpu_total_percent = r.cpu_user_percent + r.cpu_system_percent;
+}
+
 json results_json(const results& r) {
     json out;
     out["cpu_util_total"] = r.cpu_total_percent;

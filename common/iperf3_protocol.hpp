@@ -208,6 +208,17 @@ struct results {
     std::string server_output_text;  // --get-server-output, from a server; empty = none
 };
 
+// The process's CPU time and the wall clock at one moment (getrusage RUSAGE_SELF, a monotonic clock).
+struct cpu_sample {
+    std::int64_t wall_ns = 0;
+    std::int64_t user_ns = 0;
+    std::int64_t system_ns = 0;
+};
+// The CPU use between two samples as iperf3 reports it (cpu_util in src/iperf_util.c): user, system and their
+// sum, each in percent of the wall time between them (above 100 when more than one core was busy). A span
+// of no time, or a clock that went back, gives zeros.
+void set_cpu_utilization(results& r, const cpu_sample& start, const cpu_sample& end);
+
 nlohmann::json results_json(const results& r);
 // A peer's results document; members of the wrong type or missing are left at their defaults, a stream
 // entry that is not an object is skipped, and at most kMaxStreams * 2 entries are read (--bidir doubles

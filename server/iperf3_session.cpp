@@ -4,6 +4,8 @@
 #include <fmt/ostream.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <array>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -53,6 +55,23 @@ double seconds_between(clock::time_point from, clock::time_point to) {
     return std::chrono::duration<double>(to - from).count();
 }
 
+// The whole process's CPU time, as iperf3's own server measures its own (which runs one test at a time; with
+// several sessions at once the figure includes theirs: docs/protocol.md).
+iperf3::cpu_sample process_cpu_now() {
+    iperf3::cpu_sample sample;
+    sample.wall_ns = net::now_ns();
+    rusage usage{};
+    if (::getrusage(RUSAGE_SELF, &usage) == 0) {
+        const auto ns = [](const timeval& t) {
+            return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 +
+                   static_cast<std::int64_t>(t.tv_usec) * 1'000;
+        };
+        sample.user_ns = ns(usage.ru_utime);
+        sample.system_ns = ns(usage.ru_stime);
+    }
+    return sample;
+}
+
 }  // namespace
 
 // iperf3's control states for a runner's events. iperf3 clients time the test themselves and end it with
@@ -68,6 +87,7 @@ class iperf3_session::events : public test_events {
     asio::awaitable<void> ready() override {
         const iperf3_step step = s_.protocol_.streams_attached();
         started_ = clock::now();
+        cpu_at_start_ = process_cpu_now();
         s_.test_end_deadline_ = started_ + s_.protocol_.read_timeout();
         co_await s_.send(step.reply);
     }
@@ -105,6 +125,7 @@ class iperf3_session::events : public test_events {
             (i < sending_from ? s_.reported_received_bytes_ : s_.reported_sent_bytes_) +=
                 ours.streams[i].bytes;
         }
+        iperf3::set_cpu_utilization(ours, cpu_at_start_, process_cpu_now());
         const iperf3_step exchange = s_.protocol_.test_stopped(ours);
         co_await s_.send(exchange.reply);
         const iperf3_step done = co_await s_.next_step(clock::now() + s_.protocol_.read_timeout());
@@ -153,6 +174,7 @@ class iperf3_session::events : public test_events {
     std::vector<std::uint8_t> create_streams_;
     clock::time_point started_{};
     clock::time_point stopped_{};
+    iperf3::cpu_sample cpu_at_start_;  // the process's CPU time when the test began (TEST_RUNNING)
 };
 
 namespace {

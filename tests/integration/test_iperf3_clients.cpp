@@ -5,6 +5,7 @@
 // speedsrv's upload rate.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -132,12 +133,20 @@ TEST_CASE("an iperf3 client's upload: the receiver figure it prints is speedsrv'
         return;
     }
     server_process server;
-    const auto figures = figures_of(server, run_iperf3(server.port(), {}));
+    const auto run = run_iperf3(server.port(), {});
+    const auto figures = figures_of(server, run);
     CHECK(figures.received == figures.logged);
     CHECK(figures.received > 0);
     // The server counts what arrived in its window: never more than the client wrote.
     CHECK(figures.received <= figures.sent + uncounted_writes(1));
     CHECK(server.log().find("upload 1 stream: received") != std::string::npos);
+    // The client prints the server's CPU use as iperf3 -s reports its own (it read 0 % before speedsrv
+    // measured it): receiving two seconds of unpaced data takes some, and no more than every core.
+    const auto& cpu = run.document["end"]["cpu_utilization_percent"];
+    const double total = cpu["remote_total"].get<double>();
+    CHECK(total > 0.0);
+    CHECK(total == Approx(cpu["remote_user"].get<double>() + cpu["remote_system"].get<double>()));
+    CHECK(total <= 100.0 * std::max(1U, std::thread::hardware_concurrency()) * 1.05);
 }
 
 namespace {

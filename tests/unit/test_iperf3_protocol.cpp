@@ -281,3 +281,27 @@ TEST_CASE("iperf3 stream ids skip 2, as iperf_add_stream numbers them", "[iperf3
     CHECK(speed::iperf3::stream_id(2) == 4);
     CHECK(speed::iperf3::stream_id(127) == 129);
 }
+
+TEST_CASE("The server's CPU use in its results: percent of the wall time, as iperf3's cpu_util",
+          "[unit][iperf3]") {
+    iperf3::results r;
+    // 2 s of wall time; 0.5 s user and 0.25 s system CPU: 25 %, 12.5 %, 37.5 %.
+    iperf3::set_cpu_utilization(r, {1'000'000'000, 3'000'000'000, 1'000'000'000},
+                                {3'000'000'000, 3'500'000'000, 1'250'000'000});
+    CHECK(r.cpu_user_percent == 25.0);
+    CHECK(r.cpu_system_percent == 12.5);
+    CHECK(r.cpu_total_percent == 37.5);
+    // Two busy cores over 1 s: 200 %.
+    iperf3::set_cpu_utilization(r, {0, 0, 0}, {1'000'000'000, 1'500'000'000, 500'000'000});
+    CHECK(r.cpu_total_percent == 200.0);
+    // No time between the samples, a clock that went back, CPU time that went back: zeros, never negative.
+    iperf3::set_cpu_utilization(r, {5, 0, 0}, {5, 10, 10});
+    CHECK(r.cpu_total_percent == 0.0);
+    iperf3::set_cpu_utilization(r, {9, 0, 0}, {5, 10, 10});
+    CHECK(r.cpu_user_percent == 0.0);
+    iperf3::set_cpu_utilization(r, {0, 100, 100}, {1'000, 50, 150});
+    CHECK(r.cpu_user_percent == 0.0);
+    CHECK(r.cpu_system_percent == 5.0);
+    CHECK(r.cpu_total_percent == 5.0);
+    CHECK(iperf3::results_json(r)["cpu_util_system"] == 5.0);
+}
