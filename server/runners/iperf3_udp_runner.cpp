@@ -53,9 +53,9 @@ struct iperf3_udp_runner::shared {
     std::uint32_t datagram_bytes = 0;
     std::int64_t warm_up_ns = 0;
     std::int64_t window_ns = 0;
-    double stream_bits_per_second = 0;      // a sender's pace, 0 = unpaced
-    bool poll_when_empty = false;           // the client sends unpaced: receivers poll (common/receive_poll.hpp)
-    std::uint64_t stream_max_bytes = 0;     // a sender's byte budget (--max-bytes), 0 = none
+    double stream_bits_per_second = 0;   // a sender's pace, 0 = unpaced
+    bool poll_when_empty = false;        // the client sends unpaced: receivers poll (common/receive_poll.hpp)
+    std::uint64_t stream_max_bytes = 0;  // a sender's byte budget (--max-bytes), 0 = none
     std::atomic<std::int64_t> first_ns{0};  // a receiver's first datagram, on net::now_ns()'s clock
     std::atomic<bool> stop_receiving{false};
     std::atomic<bool> stop_sending{false};

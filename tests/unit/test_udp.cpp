@@ -927,7 +927,8 @@ TEST_CASE("receiver accounting: a refused datagram past the boundary still close
     CHECK(acct.counters().bytes_received == 200);
 }
 
-TEST_CASE("A receiver that finds its socket empty reads again for kPollNs, then waits", "[udp][receive_poll]") {
+TEST_CASE("A receiver that finds its socket empty reads again for kPollNs, then waits",
+          "[udp][receive_poll]") {
     receive_poll poll(true);
     constexpr std::int64_t start = 1'000'000;
     CHECK(poll.read_again(start));
