@@ -946,7 +946,7 @@ TEST_CASE("A receiver that finds its socket empty reads again for kPollNs, then 
     }
 }
 
-TEST_CASE("Failed polls make the next waits begin at once, doubling up to kMaxSkippedPolls; data resets",
+TEST_CASE("Failed polls make the next waits begin at once, doubling up to kMaxSkippedPolls, and data resets",
           "[udp][receive_poll]") {
     receive_poll poll(true);
     std::int64_t now = 0;
