@@ -44,7 +44,7 @@ asio::awaitable<void> send_iperf3_datagrams(asio::ip::udp::socket& socket, iperf
     }
     bool warm_up_ended = plan.warm_up_ns == 0;
     // Every round is one batch at most, so the flags, the length and the warm-up are looked at between
-    // batches (a batch is at most batch_sender::capacity() datagrams, about 1 MB at 1400 bytes).
+    // batches (a batch is at most batch_sender::capacity() datagrams, about 256 KB at 1400 bytes).
     while (!stop.load(std::memory_order_acquire) && !hold.load(std::memory_order_relaxed) &&
            socket.is_open()) {
         const std::int64_t now = now_ns();

@@ -40,7 +40,7 @@ void set_int(int fd, int level, int name, int value) {
     ::setsockopt(fd, level, name, &value, sizeof value);
 }
 
-// One read-only buffer of random bytes: the body of every batch_sender datagram after its prefix.
+// Random bytes: the body of every batch_sender datagram after its prefix.
 const std::vector<std::uint8_t>& filler() {
     static const std::vector<std::uint8_t> bytes = [] {
         std::vector<std::uint8_t> out(udp::kMaxDatagramBytes);
@@ -223,40 +223,44 @@ batch_sender::batch_sender(std::uint32_t datagram_bytes, std::size_t prefix_byte
                                                 udp::kMaxDatagramBytes)),
       max_gso_segments_(std::min(kMaxSegments, kMaxGsoBytes / datagram_bytes_)) {
     gso_ = try_gso && max_gso_segments_ > 1;
-    const std::size_t most = kMaxMessages * std::max<std::size_t>(1, max_gso_segments_);
-    headers_.resize(most * prefix_bytes_);
-    iovecs_.resize(most * 2);
-    messages_.resize(kMaxMessages);
-    control_.resize(kMaxMessages * CMSG_SPACE(sizeof(std::uint16_t)));
-    message_datagrams_.resize(kMaxMessages);
+    // Sized for the larger of the two layouts, since a kernel that refuses GSO turns it off mid-test.
+    const std::size_t most = std::max(kMaxMessages, gso_ ? kMaxGsoMessages * max_gso_segments_ : 0);
+    datagrams_.resize(most * datagram_bytes_);
+    const std::size_t body_bytes = datagram_bytes_ - prefix_bytes_;
+    for (std::size_t d = 0; d < most; ++d) {
+        std::memcpy(datagrams_.data() + d * datagram_bytes_ + prefix_bytes_, filler().data(), body_bytes);
+    }
+    iovecs_.resize(std::max(kMaxMessages, kMaxGsoMessages));
+    messages_.resize(iovecs_.size());
+    control_.resize(iovecs_.size() * CMSG_SPACE(sizeof(std::uint16_t)));
+    message_datagrams_.resize(iovecs_.size());
 }
 
 std::size_t batch_sender::segments_per_message() const {
     return gso_ ? max_gso_segments_ : 1;
 }
 
+std::size_t batch_sender::messages_per_call() const {
+    return gso_ ? kMaxGsoMessages : kMaxMessages;
+}
+
 std::size_t batch_sender::capacity() const {
-    return kMaxMessages * segments_per_message();
+    return messages_per_call() * segments_per_message();
 }
 
 // Builds the messages for datagrams [first, count) and returns how many messages that takes (at most
-// kMaxMessages).
+// messages_per_call()).
 std::size_t batch_sender::prepare(std::size_t first, std::size_t count) {
     const std::size_t per_message = segments_per_message();
-    auto* body = const_cast<std::uint8_t*>(filler().data());
-    const std::size_t body_bytes = datagram_bytes_ - prefix_bytes_;
     std::size_t messages = 0;
-    std::size_t iov = 0;
-    for (std::size_t d = first; d < count && messages < kMaxMessages; ++messages) {
+    for (std::size_t d = first; d < count && messages < messages_per_call(); ++messages) {
         const std::size_t segments = std::min(per_message, count - d);
+        iovecs_[messages] = iovec{datagrams_.data() + d * datagram_bytes_, segments * datagram_bytes_};
+        d += segments;
         msghdr& h = messages_[messages].msg_hdr;
         h = msghdr{};
-        h.msg_iov = &iovecs_[iov];
-        h.msg_iovlen = segments * 2;
-        for (std::size_t s = 0; s < segments; ++s, ++d) {
-            iovecs_[iov++] = iovec{headers_.data() + d * prefix_bytes_, prefix_bytes_};
-            iovecs_[iov++] = iovec{body, body_bytes};
-        }
+        h.msg_iov = &iovecs_[messages];
+        h.msg_iovlen = 1;
         if (segments > 1) {
             std::uint8_t* control = control_.data() + messages * CMSG_SPACE(sizeof(std::uint16_t));
             h.msg_control = control;

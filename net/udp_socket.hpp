@@ -120,13 +120,20 @@ class sourced_batch_receiver {
 
 // Sends runs of same-sized datagrams that differ only in a prefix the caller fills: the native DATA header
 // and nonce (udp::kDataPrefixSize bytes, net/udp_flow.hpp) or iperf3's header (net/iperf3_udp_sender.hpp).
-// The rest of every datagram comes from one shared buffer of random bytes, so there is no per-byte work. With
-// GSO, up to kMaxSegments datagrams travel through the stack as one; the kernel (or the NIC) splits them, so
-// a receiver without GRO still reads them one by one. Only for connected sockets: the messages carry no
-// address.
+// The rest of every datagram is random bytes written once, when the sender is made, so there is no per-byte
+// work. With GSO, up to kMaxSegments datagrams travel through the stack as one; the kernel (or the NIC)
+// splits them, so a receiver without GRO still reads them one by one. Only for connected sockets: the
+// messages carry no address.
+//
+// Every datagram lies in one buffer, one after the other, so a GSO message is one contiguous iovec, as
+// iperf3's own --gsro sender writes it. Two iovecs per datagram (its prefix, then one shared body) made the
+// kernel's copy about a quarter dearer per byte (docs/performance.md); the price of one buffer is memory, so
+// a call sends kMaxGsoMessages GSO messages, about 256 KiB (16 sent no faster).
 class batch_sender {
   public:
+    // Messages per sendmmsg: without GSO a message is one datagram, with GSO up to kMaxSegments of them.
     static constexpr std::size_t kMaxMessages = 16;
+    static constexpr std::size_t kMaxGsoMessages = 4;
     static constexpr std::size_t kMaxSegments = 64;
 
     // Datagrams of `datagram_bytes` (clamped to [prefix_bytes, udp::kMaxDatagramBytes]), each starting with
@@ -151,7 +158,7 @@ class batch_sender {
     result send(int fd, std::size_t count, Fill&& fill_prefix) {
         count = std::min(count, capacity());
         for (std::size_t i = 0; i < count; ++i) {
-            fill_prefix(i, std::span<std::uint8_t>(headers_.data() + i * prefix_bytes_, prefix_bytes_));
+            fill_prefix(i, std::span<std::uint8_t>(datagrams_.data() + i * datagram_bytes_, prefix_bytes_));
         }
         return send_filled(fd, count);
     }
@@ -159,13 +166,14 @@ class batch_sender {
   private:
     result send_filled(int fd, std::size_t count);
     std::size_t segments_per_message() const;
+    std::size_t messages_per_call() const;
     std::size_t prepare(std::size_t first, std::size_t count);
 
     std::size_t prefix_bytes_;
     std::uint32_t datagram_bytes_;
     bool gso_;
     std::size_t max_gso_segments_;
-    std::vector<std::uint8_t> headers_;
+    std::vector<std::uint8_t> datagrams_;  // capacity() datagrams, each its prefix and then its body
     std::vector<iovec> iovecs_;
     std::vector<mmsghdr> messages_;
     std::vector<std::uint8_t> control_;

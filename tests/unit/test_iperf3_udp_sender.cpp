@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -95,7 +96,8 @@ std::vector<received_datagram> drain(asio::ip::udp::socket& socket) {
 }
 
 // The datagrams as a receiver without GRO reads them (iperf3 3.12, or 3.21 without --gsro): one per read,
-// numbered 1, 2, 3, ... with the plan's length and send times that never go back.
+// numbered 1, 2, 3, ... with the plan's length, send times that never go back, and after the header the same
+// random bytes in every one (a header written at the wrong place in the sender's buffer would show there).
 void check_datagrams(const std::vector<received_datagram>& got, std::uint64_t expected, std::size_t length,
                      bool counters_64bit) {
     REQUIRE(got.size() == expected);
@@ -111,6 +113,14 @@ void check_datagrams(const std::vector<received_datagram>& got, std::uint64_t ex
             CHECK(time >= *previous_time);
         }
         previous_time = time;
+        const auto body = std::span<const std::uint8_t>(got[i].bytes)
+                              .subspan(std::min(length, iperf3::udp_header_size(counters_64bit)));
+        const auto first_body = std::span<const std::uint8_t>(got[0].bytes).subspan(length - body.size());
+        CHECK(std::equal(body.begin(), body.end(), first_body.begin(), first_body.end()));
+        if (body.size() >= 16) {
+            CHECK(std::count(body.begin(), body.end(), std::uint8_t{0}) <
+                  static_cast<long>(body.size() / 16));
+        }
     }
 }
 
