@@ -224,7 +224,8 @@ batch_sender::batch_sender(std::uint32_t datagram_bytes, std::size_t prefix_byte
       max_gso_segments_(std::min(kMaxSegments, kMaxGsoBytes / datagram_bytes_)) {
     gso_ = try_gso && max_gso_segments_ > 1;
     // Sized for the larger of the two layouts, since a kernel that refuses GSO turns it off mid-test.
-    const std::size_t most = std::max(kMaxMessages, gso_ ? kMaxGsoMessages * max_gso_segments_ : 0);
+    const std::size_t most =
+        std::max(single_datagram_messages(), gso_ ? kMaxGsoMessages * max_gso_segments_ : 0);
     datagrams_.resize(most * datagram_bytes_);
     const std::size_t body_bytes = datagram_bytes_ - prefix_bytes_;
     for (std::size_t d = 0; d < most; ++d) {
@@ -240,8 +241,12 @@ std::size_t batch_sender::segments_per_message() const {
     return gso_ ? max_gso_segments_ : 1;
 }
 
+std::size_t batch_sender::single_datagram_messages() const {
+    return std::clamp<std::size_t>(kMaxBatchBytes / datagram_bytes_, 1, kMaxMessages);
+}
+
 std::size_t batch_sender::messages_per_call() const {
-    return gso_ ? kMaxGsoMessages : kMaxMessages;
+    return gso_ ? kMaxGsoMessages : single_datagram_messages();
 }
 
 std::size_t batch_sender::capacity() const {

@@ -128,12 +128,14 @@ class sourced_batch_receiver {
 // Every datagram lies in one buffer, one after the other, so a GSO message is one contiguous iovec, as
 // iperf3's own --gsro sender writes it. Two iovecs per datagram (its prefix, then one shared body) made the
 // kernel's copy about a quarter dearer per byte (docs/performance.md); the price of one buffer is memory, so
-// a call sends kMaxGsoMessages GSO messages, about 256 KiB (16 sent no faster).
+// a call sends at most kMaxBatchBytes (four GSO messages: 16 sent no faster), whatever the datagram size a
+// peer asked for.
 class batch_sender {
   public:
     // Messages per sendmmsg: without GSO a message is one datagram, with GSO up to kMaxSegments of them.
     static constexpr std::size_t kMaxMessages = 16;
     static constexpr std::size_t kMaxGsoMessages = 4;
+    static constexpr std::size_t kMaxBatchBytes = kMaxGsoMessages * 65536;
     static constexpr std::size_t kMaxSegments = 64;
 
     // Datagrams of `datagram_bytes` (clamped to [prefix_bytes, udp::kMaxDatagramBytes]), each starting with
@@ -166,6 +168,7 @@ class batch_sender {
   private:
     result send_filled(int fd, std::size_t count);
     std::size_t segments_per_message() const;
+    std::size_t single_datagram_messages() const;  // per call without GSO
     std::size_t messages_per_call() const;
     std::size_t prepare(std::size_t first, std::size_t count);
 

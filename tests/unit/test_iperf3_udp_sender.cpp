@@ -25,6 +25,7 @@
 
 #include "common/iperf3_udp.hpp"
 #include "net/iperf3_udp_sender.hpp"
+#include "net/udp_socket.hpp"
 
 namespace {
 
@@ -193,4 +194,24 @@ TEST_CASE("the iperf3 UDP sender hands the kernel GSO batches: a receiver with G
         }
     }
     CHECK(next == 101);
+}
+
+TEST_CASE("a UDP batch sender holds at most 256 KiB of datagrams, whatever size the peer asked for",
+          "[udp][sender]") {
+    // Its datagrams lie in one buffer (a GSO message is one contiguous copy for the kernel), so the number
+    // per call is bounded by bytes: a client asking for 64 KB datagrams on 32 streams must not make the
+    // server hold 32 MiB.
+    struct expected {
+        std::uint32_t datagram_bytes;
+        bool try_gso;
+        std::size_t capacity;
+    };
+    for (const auto& e : {expected{1400, true, 4 * 46}, expected{1400, false, 16}, expected{16, true, 4 * 64},
+                          expected{30'000, true, 4 * 2}, expected{30'000, false, 8},
+                          expected{65'507, true, 4}, expected{65'507, false, 4}}) {
+        INFO(e.datagram_bytes << " bytes, GSO " << e.try_gso);
+        const net::batch_sender sender(e.datagram_bytes, 12, e.try_gso);
+        CHECK(sender.capacity() == e.capacity);
+        CHECK(sender.capacity() * sender.datagram_bytes() <= net::batch_sender::kMaxBatchBytes);
+    }
 }
