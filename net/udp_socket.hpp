@@ -126,10 +126,10 @@ class sourced_batch_receiver {
 // messages carry no address.
 //
 // Every datagram lies in one buffer, one after the other, so a GSO message is one contiguous iovec, as
-// iperf3's own --gsro sender writes it. Two iovecs per datagram (its prefix, then one shared body) made the
-// kernel's copy about a quarter dearer per byte (docs/performance.md); the price of one buffer is memory, so
-// a call sends at most kMaxBatchBytes (four GSO messages: 16 sent no faster), whatever the datagram size a
-// peer asked for.
+// iperf3's own --gsro sender writes it. Two iovecs per datagram (its prefix, then one shared body) cost the
+// sender a fifth more CPU per byte, most of it in the kernel's copy (docs/performance.md). The price of one
+// buffer is memory, so a call sends at most kMaxBatchBytes (four GSO messages: 16 sent no faster), whatever
+// the datagram size a peer asked for.
 class batch_sender {
   public:
     // Messages per sendmmsg: without GSO a message is one datagram, with GSO up to kMaxSegments of them.
