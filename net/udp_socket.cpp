@@ -257,8 +257,9 @@ std::size_t batch_sender::capacity() const {
 // messages_per_call()).
 std::size_t batch_sender::prepare(std::size_t first, std::size_t count) {
     const std::size_t per_message = segments_per_message();
+    const std::size_t most_messages = messages_per_call();
     std::size_t messages = 0;
-    for (std::size_t d = first; d < count && messages < messages_per_call(); ++messages) {
+    for (std::size_t d = first; d < count && messages < most_messages; ++messages) {
         const std::size_t segments = std::min(per_message, count - d);
         iovecs_[messages] = iovec{datagrams_.data() + d * datagram_bytes_, segments * datagram_bytes_};
         d += segments;

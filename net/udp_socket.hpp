@@ -176,7 +176,9 @@ class batch_sender {
     std::uint32_t datagram_bytes_;
     bool gso_;
     std::size_t max_gso_segments_;
-    std::vector<std::uint8_t> datagrams_;  // capacity() datagrams, each its prefix and then its body
+    // The most datagrams one send() takes, with GSO or after it was turned off; each its prefix, then its
+    // body.
+    std::vector<std::uint8_t> datagrams_;
     std::vector<iovec> iovecs_;
     std::vector<mmsghdr> messages_;
     std::vector<std::uint8_t> control_;
