@@ -38,21 +38,35 @@ double payload_ceiling(const lab& link, std::uint64_t rate_bits_per_second,
            static_cast<double>(segment.frame_bytes);
 }
 
-// `lowest_share`: the share of the ceiling both tools must reach (see the callers).
-void check_goodput_on_link(std::uint64_t rate_bits_per_second, double lowest_share) {
+// `lowest_share`: the share of the ceiling both tools must reach; `congestion`: the TCP congestion control
+// both tools use at both ends, empty for the host's default (see the callers).
+void check_goodput_on_link(std::uint64_t rate_bits_per_second, double lowest_share,
+                           const std::string& congestion = {}) {
     skip_unless_installed("iperf3", "iperf3");
     lab link(link_of(rate_bits_per_second));
     auto& server = link.start_speedsrv();
 
     // speedcli (both directions), then iperf3 download and upload on the same link.
-    const auto speedcli = run_speedcli(link, server.port(),
-                                       {"--pings", "0", "--duration", std::to_string(kDurationSeconds),
-                                        "--omit", std::to_string(kOmitSeconds), "--interval", "0"});
+    std::vector<std::string> speedcli_args{"--pings",    "0",
+                                           "--duration", std::to_string(kDurationSeconds),
+                                           "--omit",     std::to_string(kOmitSeconds),
+                                           "--interval", "0"};
+    std::vector<std::string> iperf3_args;
+    if (!congestion.empty()) {
+        speedcli_args.insert(speedcli_args.end(), {"--congestion", congestion});
+        iperf3_args = {"-C", congestion};
+    }
+    const auto speedcli = run_speedcli(link, server.port(), speedcli_args);
     INFO(speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n" << server.log());
     REQUIRE(speedcli.process.exit_code == 0);
+    if (!congestion.empty()) {
+        CHECK(speedcli.json["download"]["sender"]["congestion"] == congestion);
+        CHECK(speedcli.json["upload"]["sender"]["congestion"] == congestion);
+    }
     const iperf3_result iperf3_download =
-        run_iperf3(link, transfer::download, kDurationSeconds, kOmitSeconds);
-    const iperf3_result iperf3_upload = run_iperf3(link, transfer::upload, kDurationSeconds, kOmitSeconds);
+        run_iperf3(link, transfer::download, kDurationSeconds, kOmitSeconds, 1, iperf3_args);
+    const iperf3_result iperf3_upload =
+        run_iperf3(link, transfer::upload, kDurationSeconds, kOmitSeconds, 1, iperf3_args);
 
     const double ceiling = payload_ceiling(link, rate_bits_per_second, iperf3_download.json);
     const auto segment = full_tcp_segment(kLinkMtu, tcp_timestamps_enabled(link));
@@ -61,10 +75,13 @@ void check_goodput_on_link(std::uint64_t rate_bits_per_second, double lowest_sha
     const double upload = speedcli.json["upload"]["bits_per_second"].get<double>();
     std::printf(
         "netlab: %.0f Mbit/s link: ceiling %.3f Mbit/s (%zu/%zu B); download speedcli %.3f iperf3 %.3f; "
-        "upload speedcli %.3f iperf3 %.3f Mbit/s\n",
+        "upload speedcli %.3f iperf3 %.3f Mbit/s; speedcli's retransmits %s down, %s up (%s)\n",
         static_cast<double>(rate_bits_per_second) / 1e6, ceiling / 1e6, segment.payload_bytes,
         segment.frame_bytes, download / 1e6, iperf3_download.receiver_bits_per_second / 1e6, upload / 1e6,
-        iperf3_upload.receiver_bits_per_second / 1e6);
+        iperf3_upload.receiver_bits_per_second / 1e6,
+        speedcli.json["download"]["sender"]["retransmits"].dump().c_str(),
+        speedcli.json["upload"]["sender"]["retransmits"].dump().c_str(),
+        speedcli.json["upload"]["sender"]["congestion"].dump().c_str());
     INFO("ceiling " << ceiling << " bit/s; iperf3 download " << iperf3_download.receiver_bits_per_second
                     << ", upload " << iperf3_upload.receiver_bits_per_second);
     CHECK(speedcli.json["download"]["measured_by"] == "client");
@@ -88,8 +105,15 @@ constexpr double kLowestShare = 0.95;
 
 }  // namespace
 
+// Cubic at 10 Mbit/s, where the ceiling check's premise (a sender that keeps the queue busy) does not hold
+// for BBR, this kernel's default: the lab's 16 KiB bucket is 13 ms at 10 Mbit/s, a quarter of the 64 KiB
+// queue, and BBR (which does not back off on loss) retransmitted 250-1300 packets in every 5 s test, a fifth
+// of them lost again (TcpExtTCPLostRetransmit); once in about 50 runs the sender stalled and read 8.9 Mbit/s
+// (93 %) while iperf3 read 9.5. Cubic on the same link: 22-35 retransmits, 9.54-9.55. At 100 Mbit/s BBR
+// retransmits nothing.
 TEST_CASE("TCP goodput on a 10 Mbit/s link reaches the ceiling and matches iperf3", "[netlab][accuracy]") {
-    check_goodput_on_link(10'000'000, kLowestShare);
+    const cubic_allowed allowed;
+    check_goodput_on_link(10'000'000, kLowestShare, "cubic");
 }
 
 TEST_CASE("TCP goodput on a 100 Mbit/s link reaches the ceiling and matches iperf3", "[netlab][accuracy]") {
