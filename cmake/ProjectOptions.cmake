@@ -43,6 +43,31 @@ if(SPEED_ENABLE_SANITIZERS)
     target_link_options(speed_options INTERFACE -fsanitize=address,undefined)
 endif()
 
+# Test programs carry the target property SPEED_TEST_PROGRAM, and their optimisation and instrumentation follow
+# from it (tests/CMakeLists.txt says which is which):
+# - "driver": programs that only start speedsrv, speedcli and netem-tun and talk to them over sockets
+#   (integration, robustness and netlab tests, their support library). What they test is compiled elsewhere with
+#   the build's optimisation and instrumentation: they compile at -O0 and, in the sanitizer build, without
+#   instrumentation (they still link the runtime their libraries need).
+# - "unit": programs whose test files instantiate the pure code's templates. -O1 in the release build (they time
+#   nothing); -O0 in the sanitizer build, instrumented (the sanitizers miss nothing at -O0, and the unit tests run
+#   in seconds either way).
+# A generator expression on the options every target links puts these flags after the build type's and the
+# sanitizer build's, where the last -O and -fsanitize win. A target's own options come first on the command line:
+# `target_compile_options(t PRIVATE -fno-sanitize=all)` was undone by the -fsanitize after it, so from a40e4bf the
+# sanitizer build still instrumented the drivers at three times the compile time
+# (tests/integration/test_iperf3_clients.cpp: 46.7 CPU s instrumented at -O1, 14.7 uninstrumented at -O1, 9.3
+# uninstrumented at -O0; tests/unit/test_protocol.cpp instrumented: 46.1 at -O1, 14.6 at -O0).
+set(speed_test_driver "$<STREQUAL:$<TARGET_PROPERTY:SPEED_TEST_PROGRAM>,driver>")
+set(speed_unit_test "$<STREQUAL:$<TARGET_PROPERTY:SPEED_TEST_PROGRAM>,unit>")
+target_compile_options(speed_options INTERFACE "$<${speed_test_driver}:-O0>")
+if(SPEED_ENABLE_SANITIZERS)
+    target_compile_options(speed_options INTERFACE "$<${speed_test_driver}:-fno-sanitize=all>"
+                                                   "$<${speed_unit_test}:-O0>")
+else()
+    target_compile_options(speed_options INTERFACE "$<${speed_unit_test}:-O1>")
+endif()
+
 # Precompiled headers: the third-party headers most translation units of a target include (Asio, spdlog, Catch2,
 # nlohmann-json) are parsed once per target instead of once per file. CI's fresh builds have no compiler cache:
 # the ci preset turns this on. Local builds use ccache, which caches a compile with a precompiled header only when
