@@ -286,7 +286,7 @@ std::string attacker_address(unsigned index) {
 }
 
 std::size_t rss_tolerance_kib() {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SPEED_SANITIZED_BUILD)
     return 32 * 1024;  // ASan keeps freed memory in quarantine before reusing it
 #else
     return 8 * 1024;

@@ -337,7 +337,7 @@ TEST_CASE("A junk flood to the UDP port does not make a legitimate UDP test miss
     // server parses several times slower while the senders do not, so the same four are a far stronger attack
     // on a 2-core machine (the handshake once missed its 5 s there with 157 MB of junk); two keep the attack
     // about as strong relative to the server.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SPEED_SANITIZED_BUILD)
     constexpr unsigned kSenders = 2;
 #else
     constexpr unsigned kSenders = 4;
