@@ -109,8 +109,8 @@ constexpr double kLowestShare = 0.95;
 // for BBR, this kernel's default: the lab's 16 KiB bucket is 13 ms at 10 Mbit/s, a quarter of the 64 KiB
 // queue, and BBR (which does not back off on loss) retransmitted 250-1300 packets in every 5 s test, a fifth
 // of them lost again (TcpExtTCPLostRetransmit); once in about 50 runs the sender stalled and read 8.9 Mbit/s
-// (93 %) while iperf3 read 9.5. Cubic on the same link: 22-35 retransmits, 9.54-9.55. At 100 Mbit/s BBR
-// retransmits nothing.
+// (93 %) while iperf3 read 9.5. Cubic on the same link: 18-35 retransmits, 9.53-9.57 Mbit/s (docs/netlab.md).
+// At 100 Mbit/s BBR retransmits nothing.
 TEST_CASE("TCP goodput on a 10 Mbit/s link reaches the ceiling and matches iperf3", "[netlab][accuracy]") {
     const cubic_allowed allowed;
     check_goodput_on_link(10'000'000, kLowestShare, "cubic");
