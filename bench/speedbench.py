@@ -44,6 +44,9 @@ def row(benchmark, case, unit, speedcli, reference, reference_name, better, targ
     this project's figure: speedcli, or speedsrv where the client is someone else's. `runs` maps the row's keys
     ("speedcli", "reference", ...) to the Runs they come from, whose failed and retried runs the row records."""
     ratio = speedcli / reference if speedcli is not None and reference else None
+    per_round = None
+    if unit == "bit/s" and runs and ours in runs and "reference" in runs:
+        per_round = per_round_ratio(runs[ours], runs["reference"], "bits_per_second")
     failures = {}
     for key, their_runs in (runs or {}).items():
         if their_runs.failed:
@@ -59,6 +62,10 @@ def row(benchmark, case, unit, speedcli, reference, reference_name, better, targ
         "reference": reference,
         "reference_tool": reference_name,
         "ratio": ratio,
+        # ours / reference within each round, where both tools gave a figure: {median, min, max, samples,
+        # rounds_at_or_above_1}. Runs next to each other share the machine's speed of that moment, which the
+        # ratio of two medians taken from different rounds does not (docs/performance.md, "Per-round ratio").
+        "per_round_ratio": per_round,
         "better": better,  # "higher" or "lower": which way a larger ratio points
         "target": target,  # the ratio the project aims for, as text
         **details,
@@ -298,6 +305,8 @@ def alternate(ctx, rounds, *runs):
     for round_number in range(1, rounds + 1):
         for i, run in enumerate(runs):
             result, errors = attempt(ctx, run, f"round {round_number}, tool {i + 1} of {len(runs)}")
+            if isinstance(result, dict):
+                result["round"] = round_number  # pairs it with the other tools' runs of its round
             if result is None:
                 results[i].failed.append({"round": round_number, "errors": errors})
             else:
@@ -314,6 +323,21 @@ def spread(runs, key):
     if not values or any(v is None for v in values):
         return {"median": None, "min": None, "max": None, "samples": values}
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "samples": values}
+
+
+def per_round_ratio(ours_runs, reference_runs, key):
+    """{median, min, max, samples, rounds_at_or_above_1} of ours / reference in the rounds where both gave
+    `key` (a failed run leaves its round out), or None when no round has both."""
+    reference_by_round = {run.get("round"): run.get(key) for run in reference_runs}
+    ratios = []
+    for run in ours_runs:
+        reference = reference_by_round.get(run.get("round"))
+        if run.get("round") is not None and run.get(key) is not None and reference:
+            ratios.append(run[key] / reference)
+    if not ratios:
+        return None
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "samples": ratios,
+            "rounds_at_or_above_1": sum(1 for r in ratios if r >= 1.0)}
 
 
 def cpu_per_gigabyte(direction, bits_per_second, seconds, client_cpu, server_cpu):
@@ -939,6 +963,17 @@ def cell(r, tool):
     return value if lost is None else f"{value}, {lost:.3g} % loss"
 
 
+def per_round_cell(r):
+    """The per-round ratio: its median, range, and in how many rounds ours was at or above the reference."""
+    figures = r.get("per_round_ratio")
+    if not figures:
+        return ""
+    if len(figures["samples"]) == 1:
+        return f"{figures['median']:.2f}"
+    return (f"{figures['median']:.2f} [{figures['min']:.2f} - {figures['max']:.2f}], "
+            f">= 1 in {figures['rounds_at_or_above_1']}/{len(figures['samples'])}")
+
+
 def default_cell(r):
     """iperf3 at its defaults, where the row ran it."""
     figures = r.get("default_reference")
@@ -958,9 +993,10 @@ def ours_cell(r):
 
 
 def print_table(rows):
-    headers = ("benchmark", "case", "ours", "reference", "ratio", "iperf3 defaults", "target")
+    headers = ("benchmark", "case", "ours", "reference", "ratio", "per round", "iperf3 defaults", "target")
     lines = [(r["benchmark"], r["case"], ours_cell(r), f"{cell(r, 'reference')} ({r['reference_tool']})",
-              f"{r['ratio']:.3f}" if r["ratio"] is not None else "-", default_cell(r), r["target"] or "")
+              f"{r['ratio']:.3f}" if r["ratio"] is not None else "-", per_round_cell(r), default_cell(r),
+              r["target"] or "")
              for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))

@@ -65,10 +65,11 @@ class Retries(unittest.TestCase):
                        {"bits_per_second": 30.0})
         steady = script({"bits_per_second": 1.0}, {"bits_per_second": 2.0}, {"bits_per_second": 3.0})
         ours, theirs = speedbench.alternate(ctx, 3, flaky, steady)
-        self.assertEqual(list(ours), [{"bits_per_second": 10.0}, {"bits_per_second": 30.0}])
+        self.assertEqual(list(ours), [{"bits_per_second": 10.0, "round": 1}, {"bits_per_second": 30.0, "round": 3}])
         self.assertEqual(ours.retried, [{"round": 1, "errors": [UNABLE]}])
         self.assertEqual(ours.failed, [{"round": 2, "errors": [UNABLE, "iperf3 failed (1): the server has terminated"]}])
-        self.assertEqual(list(theirs), [{"bits_per_second": 1.0}, {"bits_per_second": 2.0}, {"bits_per_second": 3.0}])
+        self.assertEqual(list(theirs), [{"bits_per_second": 1.0, "round": 1}, {"bits_per_second": 2.0, "round": 2},
+                                        {"bits_per_second": 3.0, "round": 3}])
         self.assertEqual((theirs.failed, theirs.retried), ([], []))
         self.assertEqual(ctx.recovered, ["T", "T", "T"])  # before every retry, and after the last failure
 
@@ -80,9 +81,27 @@ class Retries(unittest.TestCase):
         self.assertEqual(r["speedcli_failed_runs"], ours.failed)
         self.assertEqual(r["speedcli_retried_runs"], ours.retried)
         self.assertNotIn("reference_failed_runs", r)
+        # Round 2 has no figure of ours: it is left out of the per-round ratio, not paired with another round.
+        self.assertEqual(r["per_round_ratio"], {"median": 10.0, "min": 10.0, "max": 10.0, "samples": [10.0, 10.0],
+                                                "rounds_at_or_above_1": 2})
         self.assertEqual(speedbench.failures_note(r),
                          f"b c: runs that failed: speedcli round 2 failed twice ({UNABLE}; iperf3 failed (1): the "
                          f"server has terminated) | speedcli round 1 failed once, then passed ({UNABLE})")
+
+    def test_the_per_round_ratio_pairs_each_run_with_the_reference_of_its_round(self):
+        # The medians (30 and 30) give 1.0; within each round ours is behind twice and ahead once.
+        ours = script({"bits_per_second": 30.0}, {"bits_per_second": 20.0}, {"bits_per_second": 40.0})
+        theirs = script({"bits_per_second": 40.0}, {"bits_per_second": 10.0}, {"bits_per_second": 50.0})
+        ours_runs, their_runs = speedbench.alternate(Context(), 3, ours, theirs)
+        r = speedbench.row("b", "c", "bit/s", 30.0, 30.0, "ref", "higher",
+                           runs={"speedcli": ours_runs, "reference": their_runs})
+        self.assertEqual(r["ratio"], 1.0)
+        self.assertEqual(r["per_round_ratio"], {"median": 0.8, "min": 0.75, "max": 2.0, "samples": [0.75, 2.0, 0.8],
+                                                "rounds_at_or_above_1": 1})
+        self.assertEqual(speedbench.per_round_cell(r), "0.80 [0.75 - 2.00], >= 1 in 1/3")
+        # A row of another unit (an RTT, a count) has none.
+        self.assertIsNone(speedbench.row("b", "c", "us", 1.0, 2.0, "ref", "lower",
+                                         runs={"speedcli": ours_runs, "reference": their_runs})["per_round_ratio"])
 
     def test_a_tool_that_never_succeeds_leaves_its_figures_empty(self):
         ours, = speedbench.alternate(Context(), 2, script(UNABLE, UNABLE, UNABLE, UNABLE))
