@@ -2,8 +2,9 @@
 """Benchmarks speedsrv/speedcli against reference tools on loopback; run it through bench/run.
 
 Each benchmark alternates speedcli with its reference tool (iperf3, sockperf) round by round in the same run, so
-that the ratio of the two medians holds on a noisy machine even when the absolute figures drift. Results go to a
-table on stdout and a JSON document in bench/results/. docs/performance.md describes the method.
+that the ratio of the two medians holds on a noisy machine even when the absolute figures drift; every rate row
+also gives the ratio within each round (per_round_ratio), whose runs share the machine's speed of their moment.
+Results go to a table on stdout and a JSON document in bench/results/. docs/performance.md describes the method.
 
 Adding a benchmark: write `def bench_NAME(ctx) -> list[dict]` returning rows made with `row(...)`, and list it in
 BENCHMARKS. The function gets servers from ctx (ctx.speedsrv_target, ctx.iperf3_target), runs tools with
