@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "tests/netlab/lab_counters.hpp"
 #include "tests/netlab/reference_tools.hpp"
 
 using namespace speed::netlab;
@@ -254,4 +255,35 @@ TEST_CASE("netem-tun carries a 1 Gbit/s link with 20 ms round trips at the tbf c
     }
     CHECK(iperf3.receiver_bits_per_second <= ceiling * 1.01);
     CHECK(iperf3.receiver_bits_per_second >= 0.95 * ceiling);
+}
+
+// The counters the throughput tests print beside their figures (lab_counters.hpp) against a known overflow:
+// iperf3 sends 40 Mbit/s of UDP into a 10 Mbit/s upload, so three of every four datagrams cannot fit.
+// iperf3's server counts as lost the gaps below the highest sequence number it received: each is a datagram
+// the upload's queue or the server's socket dropped. The drops it cannot see are those after that number (the
+// sender's last datagrams, which meet a full queue: measured 3-16, bounded here by the 10 ms the sender needs
+// for 42) and any of the control connection's packets the full queue dropped.
+TEST_CASE("the lab's counters see the drops of a queue that is sent four times its rate", "[netlab]") {
+    skip_unless_installed("iperf3", "iperf3");
+    constexpr std::uint64_t kUnseenDropsAtMost = 42;
+    lab_config config;
+    config.upload.rate_bits_per_second = 10'000'000;
+    lab link(config);
+    const lab_counter_window counters(link);
+    const iperf3_result iperf3 =
+        run_iperf3(link, transfer::upload, 2.0, 0.0, 1, {"-u", "-b", "40M", "-l", "1200"});
+    const lab_counters during = counters.during();
+    const auto lost = iperf3.json["end"]["sum"]["lost_packets"].get<std::uint64_t>();
+    const auto sent = iperf3.json["end"]["sum"]["packets"].get<std::uint64_t>();
+    const std::uint64_t dropped = during.upload_queue_drops + during.server_udp_buffer_drops;
+    std::printf("netlab: 40 Mbit/s into 10: iperf3 sent %llu datagrams, lost %llu; %s\n",
+                static_cast<unsigned long long>(sent), static_cast<unsigned long long>(lost),
+                describe(during).c_str());
+    CHECK(during.cpu_ticks > 0);
+    CHECK(during.steal_ticks <= during.cpu_ticks);
+    CHECK(sent >= 7'000);                     // 8,333 at the rate
+    CHECK(lost >= sent / 2);                  // three quarters cannot fit
+    CHECK(during.download_queue_drops == 0);  // only the control connection's packets go that way
+    CHECK(lost <= dropped);
+    CHECK(dropped <= lost + kUnseenDropsAtMost);
 }

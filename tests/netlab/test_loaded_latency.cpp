@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/netlab/lab_counters.hpp"
 #include "tests/netlab/reference_tools.hpp"
 
 using namespace speed::netlab;
@@ -274,12 +275,14 @@ TEST_CASE(
     // is the link's: the upload's ACKs wait in, and are dropped from, the download's full 50 ms queue, and
     // Cubic's upload window stays small, as it would for iperf3 --bidir. Such a run is repeated once.
     for (int attempt = 1; attempt <= 2; ++attempt) {
+        const lab_counter_window counters(link);
         std::thread sampler([&] { queues = sample_queues(link, kRate, 3, 30); });
         speedcli = run_speedcli(
             link, server.port(),
             {"--bidir", "--congestion", "cubic", "--omit", "2", "--duration", "4", "--interval", "0.5",
              "--pings", "20", "--ping-interval", "0.02", "--loaded-ping-interval", "0.05"});
         sampler.join();
+        std::printf("netlab: --bidir run %d: %s\n", attempt, describe(counters.during()).c_str());
         INFO(speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n" << server.log());
         REQUIRE(speedcli.process.exit_code == 0);
         const double slower = std::min(speedcli.json["download"]["bits_per_second"].get<double>(),

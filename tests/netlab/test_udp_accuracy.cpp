@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/netlab/lab_counters.hpp"
 #include "tests/netlab/reference_tools.hpp"
 
 using namespace speed::netlab;
@@ -181,35 +182,6 @@ TEST_CASE("UDP loss with --bidir through 1 % random loss both ways is each path'
     check_loss_is_the_links(1.0, true);
 }
 
-namespace {
-
-// The datagrams a namespace's UDP sockets dropped because their receive buffer was full (RcvbufErrors in
-// /proc/net/snmp, which is per namespace), so far.
-std::uint64_t receive_buffer_drops(const std::vector<std::string>& in_namespace) {
-    const auto run = speed::testing::run_process(in_namespace, std::chrono::seconds(10));
-    REQUIRE(run.exit_code == 0);
-    std::istringstream lines(run.out);
-    std::string names;
-    std::string values;
-    while (std::getline(lines, names)) {
-        if (names.rfind("Udp: ", 0) == 0 && std::getline(lines, values)) {
-            std::istringstream name_fields(names);
-            std::istringstream value_fields(values);
-            std::string name;
-            std::string value;
-            while (name_fields >> name && value_fields >> value) {
-                if (name == "RcvbufErrors") {
-                    return std::stoull(value);
-                }
-            }
-        }
-    }
-    FAIL("no Udp RcvbufErrors in /proc/net/snmp: " << run.out);
-    return 0;
-}
-
-}  // namespace
-
 TEST_CASE("speedcli --iperf3 --udp: loss through 1 % random loss is the datagrams the link dropped",
           "[netlab][accuracy][iperf3]") {
     skip_unless_installed("iperf3", "iperf3");
@@ -221,10 +193,7 @@ TEST_CASE("speedcli --iperf3 --udp: loss through 1 % random loss is the datagram
     lab link(random_loss(kLossPercent, 13));
     link.start_in_server({"iperf3", "-s", "--forceflush", "-B", kServerAddress, "-p", kIperf3Port},
                          "Server listening");
-    const auto snmp_in_client = link.in_client({"cat", "/proc/net/snmp"});
-    const auto snmp_in_server = link.in_server({"cat", "/proc/net/snmp"});
-    const std::uint64_t client_drops_before = receive_buffer_drops(snmp_in_client);
-    const std::uint64_t server_drops_before = receive_buffer_drops(snmp_in_server);
+    const lab_counter_window counters(link);
     const auto before = link.netem_statistics();
     const auto speedcli = run_speedcli(link, 5201,
                                        {"--iperf3", "--udp", "--bitrate", "48M", "--length",
@@ -235,10 +204,10 @@ TEST_CASE("speedcli --iperf3 --udp: loss through 1 % random loss is the datagram
     // The receiving host's own drops (a full socket buffer) are losses too: iperf3 3.12's single-threaded
     // receiver keeps its socket's default buffer (208 KiB, 35 ms at this rate), which a busy machine can
     // overflow (speedcli's receiver asks for a larger one).
-    const std::uint64_t client_drops = receive_buffer_drops(snmp_in_client) - client_drops_before;
-    const std::uint64_t server_drops = receive_buffer_drops(snmp_in_server) - server_drops_before;
-    for (const auto& [name, device, host_drops] : {std::tuple{"download", kDownloadTun, client_drops},
-                                                   std::tuple{"upload", kUploadTun, server_drops}}) {
+    const lab_counters during = counters.during();
+    for (const auto& [name, device, host_drops] :
+         {std::tuple{"download", kDownloadTun, during.client_udp_buffer_drops},
+          std::tuple{"upload", kUploadTun, during.server_udp_buffer_drops}}) {
         const auto& d = speedcli.json[name];
         INFO(name << ": " << d.dump(2));
         check_accounting_identity(d);
@@ -400,38 +369,74 @@ TEST_CASE("speedcli --iperf3 --udp on a 100 Mbit/s link: both directions within 
     config.upload.rate_bits_per_second = kLinkBitsPerSecond;
     config.download.rate_bits_per_second = kLinkBitsPerSecond;
     lab link(config);
-    // speedcli against a server of its own (port 5202: run_iperf3's one-off servers take 5201), then iperf3's
-    // own client on the same link.
-    auto& server = link.start_in_server({"iperf3", "-s", "--forceflush", "-B", kServerAddress, "-p", "5202"},
-                                        "Server listening");
-    // Datagrams the client namespace's sockets dropped on a full receive buffer during each tool's run (only
-    // the download's receiver reads UDP there): printed, so that a run in which one receiver's host fell
-    // behind (a vCPU the hypervisor paused, a busy machine) can be told apart from a difference in counting.
-    const auto snmp_in_client = link.in_client({"cat", "/proc/net/snmp"});
-    const std::uint64_t drops_before_speedcli = receive_buffer_drops(snmp_in_client);
-    std::vector<std::string> args{"--iperf3", "--udp", "--duration", "4", "--interval", "0"};
-    args.insert(args.end(), rate.begin(), rate.end());
-    const auto speedcli = run_speedcli(link, 5202, args);
-    INFO(speedcli.process.out << speedcli.process.err);
-    REQUIRE(speedcli.process.exit_code == 0);
-    server.stop();
-    const std::uint64_t drops_before_iperf3 = receive_buffer_drops(snmp_in_client);
+    // iperf3's own client first (download, then upload), each repeated once when it falls below 95 % of the
+    // paced rate: the reference must show that the link carried the rate before it can judge speedcli.
+    constexpr double kPacedBitsPerSecond = 90e6;
+    constexpr double kTolerance = 0.05;  // the issue's bound; measured apart by 0.001-0.2 % (docs/netlab.md)
     std::vector<std::string> iperf3_args{"-u"};
     iperf3_args.insert(iperf3_args.end(), rate.begin(), rate.end());
-    const iperf3_result iperf3_download = run_iperf3(link, transfer::download, 4, 0, 1, iperf3_args);
-    const std::uint64_t drops_after_iperf3 = receive_buffer_drops(snmp_in_client);
-    const iperf3_result iperf3_upload = run_iperf3(link, transfer::upload, 4, 0, 1, iperf3_args);
+    const auto reference = [&](transfer direction, const char* what) {
+        return measure_repeating_once(
+            link, what, [&] { return run_iperf3(link, direction, 4, 0, 1, iperf3_args); },
+            [](const iperf3_result& run, const lab_counters&) {
+                return run.receiver_bits_per_second < (1.0 - kTolerance) * kPacedBitsPerSecond
+                           ? "read " + std::to_string(run.receiver_bits_per_second / 1e6) + " Mbit/s"
+                           : std::string();
+            });
+    };
+    const auto iperf3_download = reference(transfer::download, "iperf3 -u -R");
+    const auto iperf3_upload = reference(transfer::upload, "iperf3 -u");
+    const double reference_download = iperf3_download.result.receiver_bits_per_second;
+    const double reference_upload = iperf3_upload.result.receiver_bits_per_second;
+
+    // Then speedcli against a server of its own (port 5202: run_iperf3's one-off servers take 5201), repeated
+    // once when a direction is more than 5 % from the reference for a reason outside speedcli. The run's
+    // counters say where a shortfall's datagrams went: the download's (an iperf3 server's datagrams) to the
+    // queue towards the client when that sender fell behind and burst, or to speedcli's socket when its
+    // receiver fell behind (once, under a host stealing 4-8 % of the CPU, speedcli read 85.27 against 89.99
+    // Mbit/s, 1,645 datagrams lost, and nothing said where).
+    std::vector<std::string> args{"--iperf3", "--udp", "--duration", "4", "--interval", "0"};
+    args.insert(args.end(), rate.begin(), rate.end());
+    const auto speedcli_run = measure_repeating_once(
+        link, "speedcli --iperf3 --udp",
+        [&] {
+            auto& server = link.start_in_server(
+                {"iperf3", "-s", "--forceflush", "-B", kServerAddress, "-p", "5202"}, "Server listening");
+            auto run = run_speedcli(link, 5202, args);
+            server.stop();
+            return run;
+        },
+        [&](const speed::testing::client_run& run, const lab_counters& during) {
+            std::string shortfall;
+            // speedcli's socket is the client namespace's only UDP receiver: drops there are speedcli's own
+            // receiver falling behind, which the test must not repeat away.
+            if (run.process.exit_code != 0 || during.client_udp_buffer_drops > 0) {
+                return shortfall;
+            }
+            for (const auto& [name, figure] :
+                 {std::pair{"download", reference_download}, std::pair{"upload", reference_upload}}) {
+                const double goodput = run.json[name]["bits_per_second"].get<double>();
+                if (std::abs(goodput - figure) > kTolerance * figure) {
+                    shortfall += std::string(name) + " " + std::to_string(goodput / 1e6) + " Mbit/s, " +
+                                 std::to_string(run.json[name]["lost_packets"].get<std::uint64_t>()) +
+                                 " datagrams lost; ";
+                }
+            }
+            return shortfall;
+        });
+    const auto& speedcli = speedcli_run.result;
+    INFO(speedcli.process.out << speedcli.process.err);
+    REQUIRE(speedcli.process.exit_code == 0);
     const double download = speedcli.json["download"]["bits_per_second"].get<double>();
     const double upload = speedcli.json["upload"]["bits_per_second"].get<double>();
     std::printf(
         "netlab: iperf3 UDP at 90 Mbit/s on a 100 Mbit/s link: download speedcli %.3f iperf3 %.3f; upload "
-        "speedcli %.3f iperf3 %.3f Mbit/s; the client's receive buffers dropped %llu datagrams in speedcli's "
-        "download, %llu in iperf3's\n",
-        download / 1e6, iperf3_download.receiver_bits_per_second / 1e6, upload / 1e6,
-        iperf3_upload.receiver_bits_per_second / 1e6,
-        static_cast<unsigned long long>(drops_before_iperf3 - drops_before_speedcli),
-        static_cast<unsigned long long>(drops_after_iperf3 - drops_before_iperf3));
-    // 5 % is the issue's bound; measured apart by 0.001-0.2 % in four runs (docs/netlab.md).
-    CHECK(download == Approx(iperf3_download.receiver_bits_per_second).epsilon(0.05));
-    CHECK(upload == Approx(iperf3_upload.receiver_bits_per_second).epsilon(0.05));
+        "speedcli %.3f iperf3 %.3f Mbit/s; speedcli's download lost %llu datagrams, the client's receive "
+        "buffers dropped %llu in it and %llu in iperf3's\n",
+        download / 1e6, reference_download / 1e6, upload / 1e6, reference_upload / 1e6,
+        static_cast<unsigned long long>(speedcli.json["download"]["lost_packets"].get<std::uint64_t>()),
+        static_cast<unsigned long long>(speedcli_run.during.client_udp_buffer_drops),
+        static_cast<unsigned long long>(iperf3_download.during.client_udp_buffer_drops));
+    CHECK(download == Approx(reference_download).epsilon(kTolerance));
+    CHECK(upload == Approx(reference_upload).epsilon(kTolerance));
 }
