@@ -740,6 +740,7 @@ class iperf3_test {
             }
         }
         fill_udp_common(report);
+        report.udp->receive_buffer_overflows = udp_received_.socket_drops;
     }
 
     // A UDP upload: the iperf3 server's receiver figures per stream, in the upload's order

@@ -275,6 +275,7 @@ asio::awaitable<iperf3_udp_received> iperf3_udp_streams::measure(clock::time_poi
         asio::error_code ignored;
         st.streams[i]->socket.cancel(ignored);
         received.streams.push_back(window.figures(i));
+        received.socket_drops += st.streams[i]->batch.socket_drops();
     }
     received.omitted_bytes = window.omitted_bytes();
     co_return received;

@@ -29,6 +29,9 @@ namespace speed::client {
 struct iperf3_udp_received {
     std::vector<iperf3::udp_receiver_figures> streams;
     std::uint64_t omitted_bytes = 0;  // all streams, in the warm-up
+    // All streams: packets the sockets dropped on a full receive buffer (SO_RXQ_OVFL), as of the last one
+    // read.
+    std::uint64_t socket_drops = 0;
 };
 
 class iperf3_udp_streams {

@@ -215,6 +215,10 @@ json direction_json_of(const direction_report& report) {
     out["latency"] = loaded_latency_json(report);
     if (report.udp) {
         add_udp_figures(out, *report.udp);
+        // A direction's only: null when the far end received (it does not report its sockets' drops).
+        out["receive_buffer_overflows"] = report.udp->receive_buffer_overflows
+                                              ? json(*report.udp->receive_buffer_overflows)
+                                              : json(nullptr);
         out["target_bits_per_second"] =
             report.target_bits_per_second ? number(*report.target_bits_per_second) : json(nullptr);
         out["rate_control"] = report.target_bits_per_second ? "fixed" : "adaptive";

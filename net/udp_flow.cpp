@@ -159,7 +159,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
             if (self->accounting_) {
                 std::lock_guard lock(self->state_->mutex);
                 self->state_->finals[self->index_] = {self->accounting_->counters(),
-                                                      self->accounting_->ipdv()};
+                                                      self->accounting_->ipdv(), self->socket_drops_};
             }
             asio::error_code ignored;
             self->socket_.close(ignored);

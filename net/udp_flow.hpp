@@ -68,6 +68,9 @@ struct udp_sent_counts {
 struct udp_receiver_final {
     udp::receiver_counters counters;
     udp::ipdv_histogram ipdv;
+    // Packets (a datagram, or a GRO message of several) the receiving socket dropped because its buffer was
+    // full (SO_RXQ_OVFL), as of the last one read: the loss that happened on the receiving host.
+    std::uint32_t socket_drops = 0;
 };
 
 // Receivers send FEEDBACK this often; a sender that hears none that echoes its nonce for kFeedbackTimeout

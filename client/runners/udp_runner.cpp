@@ -217,9 +217,13 @@ class udp_runner final : public direction_runner {
         const auto sent = co_await control.expect<proto::udp_sender_report>(clock::now() + kResultsTimeout,
                                                                             "the server's UDP_SENDER_REPORT");
         co_await net::drain_and_close(group, sent, clock::now() + net::kDrainTimeout);
-        const proto::udp_receiver_report received =
-            net::make_udp_receiver_report(window, group.receiver_finals(), sent);
+        const std::vector<net::udp_receiver_final> finals = group.receiver_finals();
+        const proto::udp_receiver_report received = net::make_udp_receiver_report(window, finals, sent);
         fill_udp_report(report, request, received, sent);
+        report.udp->receive_buffer_overflows = 0;
+        for (const auto& final : finals) {
+            *report.udp->receive_buffer_overflows += final.socket_drops;
+        }
     }
 
     asio::awaitable<void> upload(const proto::test_request& request, direction_events& events,

@@ -107,21 +107,23 @@ lab_counters operator-(const lab_counters& after, const lab_counters& before) {
 }
 
 double steal_share(const lab_counters& during) {
-    return during.cpu_ticks == 0 ? 0.0
-                                 : static_cast<double>(during.steal_ticks) / static_cast<double>(during.cpu_ticks);
+    return during.cpu_ticks == 0
+               ? 0.0
+               : static_cast<double>(during.steal_ticks) / static_cast<double>(during.cpu_ticks);
 }
 
 std::string describe(const lab_counters& during) {
     char text[320];
-    std::snprintf(text, sizeof text,
-                  "host stole %.1f %% of the CPU; queues dropped %llu down, %llu up; receive buffers dropped %llu "
-                  "UDP datagrams and %llu TCP segments at the client, %llu and %llu at the server",
-                  100.0 * steal_share(during), static_cast<unsigned long long>(during.download_queue_drops),
-                  static_cast<unsigned long long>(during.upload_queue_drops),
-                  static_cast<unsigned long long>(during.client_udp_buffer_drops),
-                  static_cast<unsigned long long>(during.client_tcp_queue_drops),
-                  static_cast<unsigned long long>(during.server_udp_buffer_drops),
-                  static_cast<unsigned long long>(during.server_tcp_queue_drops));
+    std::snprintf(
+        text, sizeof text,
+        "host stole %.1f %% of the CPU; queues dropped %llu down, %llu up; receive buffers dropped %llu "
+        "UDP datagrams and %llu TCP segments at the client, %llu and %llu at the server",
+        100.0 * steal_share(during), static_cast<unsigned long long>(during.download_queue_drops),
+        static_cast<unsigned long long>(during.upload_queue_drops),
+        static_cast<unsigned long long>(during.client_udp_buffer_drops),
+        static_cast<unsigned long long>(during.client_tcp_queue_drops),
+        static_cast<unsigned long long>(during.server_udp_buffer_drops),
+        static_cast<unsigned long long>(during.server_tcp_queue_drops));
     return text;
 }
 

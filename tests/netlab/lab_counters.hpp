@@ -1,7 +1,7 @@
 // What the machine and the lab did during a run, beside a throughput test's figures: the CPU time the host
-// stole from this VM, the tbf queues' drops and the receive-buffer drops of the namespaces' sockets. They tell
-// a run on a disturbed machine (a vCPU paused while a sender's burst overflowed a queue) from a tool that
-// measured wrong (docs/netlab.md, "When a throughput test fails").
+// stole from this VM, the tbf queues' drops and the receive-buffer drops of the namespaces' sockets. They
+// tell a run on a disturbed machine (a vCPU paused while a sender's burst overflowed a queue) from a tool
+// that measured wrong (docs/netlab.md, "When a throughput test fails").
 #pragma once
 
 #include <cstdint>
@@ -61,12 +61,12 @@ struct counted_run {
 };
 
 // Runs `measure` and, when `shortfall(result, during)` names one (a non-empty text: "89.300 Mbit/s below
-// 90.860 Mbit/s"), runs it once more and returns the second run. A shortfall the tool under test caused itself
-// (its own receive buffer overflowing, which `during` shows) is for the caller to leave unnamed, so that it
-// fails the test instead of being repeated. A throughput run of either tool on this 2-core
-// VM can fall short of the link for reasons that are not the tool's (the host stealing CPU while a vCPU holds
-// a sender's queue or a receiver's socket); the first run's figures and counters are printed, so a repeat
-// never hides what happened, and a tool that falls short twice still fails the test's checks.
+// 90.860 Mbit/s"), runs it once more and returns the second run. A shortfall the tool under test caused
+// itself (its own receive buffer overflowing, which `during` shows) is for the caller to leave unnamed, so
+// that it fails the test instead of being repeated. A throughput run of either tool on this 2-core VM can
+// fall short of the link for reasons that are not the tool's (the host stealing CPU while a vCPU holds a
+// sender's queue or a receiver's socket); the first run's figures and counters are printed, so a repeat never
+// hides what happened, and a tool that falls short twice still fails the test's checks.
 template <typename Measure, typename Shortfall>
 auto measure_repeating_once(const lab& lab, const std::string& what, Measure measure, Shortfall shortfall)
     -> counted_run<decltype(measure())> {

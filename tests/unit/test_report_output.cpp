@@ -213,3 +213,55 @@ TEST_CASE("monitor --report keeps the latest intervals only, however long the mo
     CHECK(data["intervals"].back()["interval_seconds"] == static_cast<double>(kReportIntervals));
     CHECK(data["intervals_left_out"] == 1);
 }
+
+namespace {
+
+// A finished UDP test whose download speedcli received: `overflows` is what its sockets reported.
+test_report udp_download(std::optional<std::uint64_t> overflows) {
+    test_report report;
+    report.protocol = "udp";
+    report.host = "127.0.0.1";
+    direction_report download;
+    download.dir = speed::proto::direction::download;
+    download.seconds = 2.0;
+    udp_figures udp;
+    udp.packets_sent = 1000;
+    udp.packets_received = 900;
+    udp.lost_packets = 100;
+    udp.lost_percent = 10.0;
+    udp.receive_buffer_overflows = overflows;
+    download.udp = udp;
+    report.download = download;
+    return report;
+}
+
+std::string human_summary(const test_report& report) {
+    std::FILE* file = std::tmpfile();
+    REQUIRE(file != nullptr);
+    human_output(file, true).summary(report);
+    std::rewind(file);
+    std::string text;
+    for (int c = std::fgetc(file); c != EOF; c = std::fgetc(file)) {
+        text.push_back(static_cast<char>(c));
+    }
+    std::fclose(file);
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("A UDP download says how often speedcli's receive buffers overflowed; a far end's is null",
+          "[unit][output][udp]") {
+    const auto with_overflows = udp_download(37);
+    CHECK(direction_json(*with_overflows.download)["receive_buffer_overflows"] == 37);
+    CHECK(human_summary(with_overflows).find("this host's receive buffer overflowed 37 times") !=
+          std::string::npos);
+
+    const auto counted_none = udp_download(0);
+    CHECK(direction_json(*counted_none.download)["receive_buffer_overflows"] == 0);
+    CHECK(human_summary(counted_none).find("overflowed") == std::string::npos);
+
+    const auto not_reported = udp_download(std::nullopt);
+    CHECK(direction_json(*not_reported.download)["receive_buffer_overflows"].is_null());
+    CHECK(human_summary(not_reported).find("overflowed") == std::string::npos);
+}
