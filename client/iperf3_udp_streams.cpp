@@ -58,6 +58,7 @@ struct iperf3_udp_streams::state {
         explicit stream(const asio::any_io_executor& executor) : socket(executor) {}
         asio::ip::udp::socket socket;
         net::batch_receiver batch;
+        std::uint32_t socket_drops = 0;  // the socket's overflow counter, as a batch last carried it
         bool replied = false;
         std::error_code failure;  // the socket's first receive error (an ICMP port unreachable)
         iperf3::udp_sender_figures sent;
@@ -89,6 +90,9 @@ struct iperf3_udp_streams::state {
         }
         if (received == 0) {
             return false;
+        }
+        if (const auto drops = s.batch.socket_drops()) {
+            s.socket_drops = *drops;
         }
         s.batch.for_each([&](std::span<const std::uint8_t> datagram, std::int64_t arrival_ns, bool) {
             if (!s.replied && is_connect_reply(datagram)) {
@@ -275,7 +279,7 @@ asio::awaitable<iperf3_udp_received> iperf3_udp_streams::measure(clock::time_poi
         asio::error_code ignored;
         st.streams[i]->socket.cancel(ignored);
         received.streams.push_back(window.figures(i));
-        received.socket_drops += st.streams[i]->batch.socket_drops();
+        received.socket_drops += st.streams[i]->socket_drops;
     }
     received.omitted_bytes = window.omitted_bytes();
     co_return received;

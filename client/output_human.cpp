@@ -219,13 +219,14 @@ void human_output::summary(const test_report& report) {
                        units::format_milliseconds(d.udp->ipdv_p50_ms),
                        units::format_milliseconds(d.udp->ipdv_p99_ms), d.udp->out_of_order, d.udp->duplicates,
                        d.udp->late_packets);
-            // Loss that was this host's own (its socket overflowed) is not the network's: say so.
+            // Loss at the receiving host (its socket overflowed) is not the network's: say so.
             if (d.udp->receive_buffer_overflows.value_or(0) > 0) {
                 fmt::print(
                     out_,
-                    "  {:<12}  this host's receive buffer overflowed {} times: some of the loss is the "
-                    "receiver's, not the path's (see net.core.rmem_max)\n",
-                    "", *d.udp->receive_buffer_overflows);
+                    "  {:<12}  {} receive buffer overflowed {} times: some of the loss is the receiver's, "
+                    "not the path's (see net.core.rmem_max)\n",
+                    "", d.measured_by == "client" ? "this host's" : "the server's",
+                    *d.udp->receive_buffer_overflows);
             }
         }
         if (!report.bidirectional) {

@@ -215,7 +215,7 @@ json direction_json_of(const direction_report& report) {
     out["latency"] = loaded_latency_json(report);
     if (report.udp) {
         add_udp_figures(out, *report.udp);
-        // A direction's only: null when the far end received (it does not report its sockets' drops).
+        // A direction's only: null when the receiver did not report it (an iperf3 server).
         out["receive_buffer_overflows"] = report.udp->receive_buffer_overflows
                                               ? json(*report.udp->receive_buffer_overflows)
                                               : json(nullptr);

@@ -53,9 +53,10 @@ struct udp_figures {
     // A direction's only: IPDV pairs used, and left out because a side's arrival time was a GRO message's.
     std::optional<std::uint64_t> ipdv_pairs;
     std::optional<std::uint64_t> ipdv_pairs_excluded;
-    // A direction's only, when speedcli was the receiver: packets its sockets dropped because their receive
-    // buffers were full (SO_RXQ_OVFL). A packet is one datagram or a GRO message of several, so this counts
-    // overflows, not lost datagrams; their datagrams are among lost_packets.
+    // A direction's only: packets the receiving sockets dropped because their buffers were full
+    // (SO_RXQ_OVFL): speedcli's own for a download, speedsrv's (its latest FEEDBACK's) for an upload, none
+    // from iperf3. A packet is one datagram or a GRO message of several, so this counts overflows, not lost
+    // datagrams; their datagrams are among lost_packets.
     std::optional<std::uint64_t> receive_buffer_overflows;
 };
 

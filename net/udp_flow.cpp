@@ -60,6 +60,7 @@ struct udp_group_state {
           published(count),
           sent(count),
           finals(count),
+          receiver_socket_drops(count),
           change(std::move(signal)) {}
 
     // Any thread: wakes the control side's wait_for_change(), if the group is still there.
@@ -90,10 +91,11 @@ struct udp_group_state {
     std::atomic<std::int64_t> data_ready_ns{0};
     std::atomic<bool> stalled{false};
 
-    std::mutex mutex;  // guards the three below
+    std::mutex mutex;  // guards the four below
     std::optional<std::string> first_failure;
     std::vector<udp_sent_counts> sent;
     std::vector<udp_receiver_final> finals;
+    std::vector<std::uint32_t> receiver_socket_drops;  // senders: as the peer's latest FEEDBACK said
 
     const std::weak_ptr<change_signal> change;
 };
@@ -202,7 +204,9 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
             }
             receiver.for_each([&self](std::span<const std::uint8_t> datagram, std::int64_t arrival_ns,
                                       bool timed) { self->on_datagram(datagram, arrival_ns, timed); });
-            self->socket_drops_ = receiver.socket_drops();
+            if (const auto drops = receiver.socket_drops()) {
+                self->socket_drops_ = *drops;
+            }
             self->publish();
             if (++batches % kBatchesBeforeYield == 0) {
                 co_await asio::post(self->socket_.get_executor(), asio::use_awaitable);
@@ -537,6 +541,11 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     void on_feedback(const udp::header& h, const udp::feedback& body) {
         const std::int64_t now = now_ns();
         last_feedback_ns_ = now;
+        if (body.socket_drops != receiver_socket_drops_) {
+            receiver_socket_drops_ = body.socket_drops;
+            std::lock_guard lock(state_->mutex);
+            state_->receiver_socket_drops[index_] = body.socket_drops;
+        }
         if (!controller_) {
             return;
         }
@@ -601,6 +610,7 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
     std::uint64_t next_sequence_ = 0;
     std::uint64_t sent_bytes_ = 0;
     std::int64_t last_feedback_ns_ = 0;
+    std::uint32_t receiver_socket_drops_ = 0;  // the latest FEEDBACK's
 };
 
 // ---- udp_flow_group ----
@@ -691,6 +701,15 @@ asio::awaitable<bool> udp_flow_group::wait_senders_stopped(clock::time_point dea
 std::vector<udp_sent_counts> udp_flow_group::sent_counts() const {
     std::lock_guard lock(state_->mutex);
     return state_->sent;
+}
+
+std::uint64_t udp_flow_group::receiver_socket_drops() const {
+    std::lock_guard lock(state_->mutex);
+    std::uint64_t total = 0;
+    for (const std::uint32_t drops : state_->receiver_socket_drops) {
+        total += drops;
+    }
+    return total;
 }
 
 asio::awaitable<bool> udp_flow_group::wait_for_change(clock::time_point deadline) {

@@ -118,6 +118,9 @@ class udp_flow_group {
     void stop_sending();
     asio::awaitable<bool> wait_senders_stopped(clock::time_point deadline);
     std::vector<udp_sent_counts> sent_counts() const;
+    // Senders: the receiving sockets' overflow counts (SO_RXQ_OVFL) as the peer's latest FEEDBACK per stream
+    // gave them, summed. The peer's word, for display: nothing is decided on it.
+    std::uint64_t receiver_socket_drops() const;
 
     // Waits until a flow reports something (established, first DATA, a failure, closed) or `deadline`.
     asio::awaitable<bool> wait_for_change(clock::time_point deadline);

@@ -148,6 +148,7 @@ batch_receiver::batch_receiver()
 std::size_t batch_receiver::receive(int fd, std::error_code& error) {
     error.clear();
     received_ = 0;
+    socket_drops_.reset();
     for (std::size_t m = 0; m < kMessages; ++m) {
         msghdr& h = headers_[m].msg_hdr;
         h = msghdr{};
@@ -183,7 +184,9 @@ std::size_t batch_receiver::receive(int fd, std::error_code& error) {
                 info.own_stamp = kernel_ns != previous_stamp_ns_;
                 previous_stamp_ns_ = kernel_ns;
             } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-                std::memcpy(&socket_drops_, CMSG_DATA(c), sizeof socket_drops_);
+                std::uint32_t drops = 0;
+                std::memcpy(&drops, CMSG_DATA(c), sizeof drops);
+                socket_drops_ = drops;
             }
         }
     }

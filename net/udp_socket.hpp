@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <system_error>
 #include <vector>
@@ -66,8 +67,10 @@ class batch_receiver {
             }
         }
     }
-    // The socket's overflow counter as of the last message that carried it (SO_RXQ_OVFL).
-    std::uint32_t socket_drops() const { return socket_drops_; }
+    // The overflow counter (SO_RXQ_OVFL) of the socket the last receive() read, when a message of that batch
+    // carried it; the kernel attaches it only once the socket has dropped something. Per batch, not kept
+    // across calls: one receiver (a thread's) reads many sockets, and each counter belongs to its socket.
+    std::optional<std::uint32_t> socket_drops() const { return socket_drops_; }
 
   private:
     struct message_info {
@@ -82,7 +85,7 @@ class batch_receiver {
     std::vector<iovec> iovecs_;
     std::vector<message_info> info_;
     std::size_t received_ = 0;
-    std::uint32_t socket_drops_ = 0;
+    std::optional<std::uint32_t> socket_drops_;
     std::int64_t previous_stamp_ns_ = 0;  // the last message's kernel (wall-clock) stamp, across calls
 };
 

@@ -271,6 +271,7 @@ class udp_runner final : public direction_runner {
         group.close_all();
         co_await group.wait_all_closed(clock::now() + kResultsTimeout);
         fill_udp_report(report, request, received, sent);
+        report.udp->receive_buffer_overflows = group.receiver_socket_drops();
     }
 
     runner_session& session_;

@@ -216,22 +216,24 @@ TEST_CASE("monitor --report keeps the latest intervals only, however long the mo
 
 namespace {
 
-// A finished UDP test whose download speedcli received: `overflows` is what its sockets reported.
-test_report udp_download(std::optional<std::uint64_t> overflows) {
+// A finished UDP test with one direction: a download speedcli received, or an upload speedsrv received;
+// `overflows` is what the receiver's sockets reported.
+test_report udp_test(speed::proto::direction dir, std::optional<std::uint64_t> overflows) {
     test_report report;
     report.protocol = "udp";
     report.host = "127.0.0.1";
-    direction_report download;
-    download.dir = speed::proto::direction::download;
-    download.seconds = 2.0;
+    direction_report direction;
+    direction.dir = dir;
+    direction.measured_by = dir == speed::proto::direction::download ? "client" : "server";
+    direction.seconds = 2.0;
     udp_figures udp;
     udp.packets_sent = 1000;
     udp.packets_received = 900;
     udp.lost_packets = 100;
     udp.lost_percent = 10.0;
     udp.receive_buffer_overflows = overflows;
-    download.udp = udp;
-    report.download = download;
+    direction.udp = udp;
+    (dir == speed::proto::direction::download ? report.download : report.upload) = direction;
     return report;
 }
 
@@ -250,18 +252,23 @@ std::string human_summary(const test_report& report) {
 
 }  // namespace
 
-TEST_CASE("A UDP download says how often speedcli's receive buffers overflowed; a far end's is null",
+TEST_CASE("A UDP direction says how often the receiver's buffers overflowed, and whose; unreported is null",
           "[unit][output][udp]") {
-    const auto with_overflows = udp_download(37);
-    CHECK(direction_json(*with_overflows.download)["receive_buffer_overflows"] == 37);
-    CHECK(human_summary(with_overflows).find("this host's receive buffer overflowed 37 times") !=
+    using speed::proto::direction;
+    const auto download = udp_test(direction::download, 37);
+    CHECK(direction_json(*download.download)["receive_buffer_overflows"] == 37);
+    CHECK(human_summary(download).find("this host's receive buffer overflowed 37 times") !=
           std::string::npos);
 
-    const auto counted_none = udp_download(0);
+    const auto upload = udp_test(direction::upload, 5);
+    CHECK(direction_json(*upload.upload)["receive_buffer_overflows"] == 5);
+    CHECK(human_summary(upload).find("the server's receive buffer overflowed 5 times") != std::string::npos);
+
+    const auto counted_none = udp_test(direction::download, 0);
     CHECK(direction_json(*counted_none.download)["receive_buffer_overflows"] == 0);
     CHECK(human_summary(counted_none).find("overflowed") == std::string::npos);
 
-    const auto not_reported = udp_download(std::nullopt);
-    CHECK(direction_json(*not_reported.download)["receive_buffer_overflows"].is_null());
+    const auto not_reported = udp_test(direction::upload, std::nullopt);  // an iperf3 server
+    CHECK(direction_json(*not_reported.upload)["receive_buffer_overflows"].is_null());
     CHECK(human_summary(not_reported).find("overflowed") == std::string::npos);
 }
