@@ -252,8 +252,9 @@ std::string human_summary(const test_report& report) {
 
 }  // namespace
 
-TEST_CASE("A UDP direction says how often the receiver's buffers overflowed, and whose; unreported is null",
-          "[unit][output][udp]") {
+TEST_CASE(
+    "A UDP direction says how often the receiver's buffers overflowed and whose, or null when unreported",
+    "[unit][output][udp]") {
     using speed::proto::direction;
     const auto download = udp_test(direction::download, 37);
     CHECK(direction_json(*download.download)["receive_buffer_overflows"] == 37);
