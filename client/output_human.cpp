@@ -223,10 +223,10 @@ void human_output::summary(const test_report& report) {
             if (d.udp->receive_buffer_overflows.value_or(0) > 0) {
                 fmt::print(
                     out_,
-                    "  {:<12}  {} receive buffer overflowed {} times: some of the loss is the receiver's, "
+                    "  {:<12}  {} receive buffer overflowed {} time{}: some of the loss is the receiver's, "
                     "not the path's (see net.core.rmem_max)\n",
                     "", d.measured_by == "client" ? "this host's" : "the server's",
-                    *d.udp->receive_buffer_overflows);
+                    *d.udp->receive_buffer_overflows, *d.udp->receive_buffer_overflows == 1 ? "" : "s");
             }
         }
         if (!report.bidirectional) {

@@ -266,34 +266,42 @@ TEST_CASE(
     const auto segment = full_tcp_segment(kLinkMtu, tcp_timestamps_enabled(link));
     const double ceiling = static_cast<double>(kRate) * static_cast<double>(segment.payload_bytes) /
                            static_cast<double>(segment.frame_bytes);
-    // speedcli spends about 0.5 s on idle latency and set-up, then 2 s of warm-up: the window runs from about
-    // 2.5 s to 6.5 s. tc samples 3.0 s to about 6.3 s.
-    queue_waits queues;
-    speed::testing::client_run speedcli;
     // One run in nine (a quiet machine, the second verification of stop 14) had the upload at 49 % of the
     // ceiling with its own queue empty, while the download filled its link. The likely cause (not verified)
     // is the link's: the upload's ACKs wait in, and are dropped from, the download's full 50 ms queue, and
     // Cubic's upload window stays small, as it would for iperf3 --bidir. Such a run is repeated once.
-    for (int attempt = 1; attempt <= 2; ++attempt) {
-        const lab_counter_window counters(link);
-        std::thread sampler([&] { queues = sample_queues(link, kRate, 3, 30); });
-        speedcli = run_speedcli(
-            link, server.port(),
-            {"--bidir", "--congestion", "cubic", "--omit", "2", "--duration", "4", "--interval", "0.5",
-             "--pings", "20", "--ping-interval", "0.02", "--loaded-ping-interval", "0.05"});
-        sampler.join();
-        std::printf("netlab: --bidir run %d: %s\n", attempt, describe(counters.during()).c_str());
-        INFO(speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n" << server.log());
-        REQUIRE(speedcli.process.exit_code == 0);
-        const double slower = std::min(speedcli.json["download"]["bits_per_second"].get<double>(),
-                                       speedcli.json["upload"]["bits_per_second"].get<double>());
-        if (slower >= kLowestShare * ceiling || attempt == 2) {
-            break;
-        }
-        std::printf("netlab: --bidir: one direction reached only %.2f Mbit/s; repeating the run once\n",
-                    slower / 1e6);
-    }
+    struct bidir_run {
+        speed::testing::client_run speedcli;
+        queue_waits queues;
+    };
+    const auto measured = measure_repeating_once(
+        link, "speedcli --bidir",
+        [&] {
+            // speedcli spends about 0.5 s on idle latency and set-up, then 2 s of warm-up: the window runs
+            // from about 2.5 s to 6.5 s. tc samples 3.0 s to about 6.3 s.
+            bidir_run run;
+            std::thread sampler([&] { run.queues = sample_queues(link, kRate, 3, 30); });
+            run.speedcli = run_speedcli(
+                link, server.port(),
+                {"--bidir", "--congestion", "cubic", "--omit", "2", "--duration", "4", "--interval", "0.5",
+                 "--pings", "20", "--ping-interval", "0.02", "--loaded-ping-interval", "0.05"});
+            sampler.join();
+            return run;
+        },
+        [&ceiling](const bidir_run& run, const lab_counters&) {
+            if (run.speedcli.process.exit_code != 0) {
+                return std::string();
+            }
+            const double slower = std::min(run.speedcli.json["download"]["bits_per_second"].get<double>(),
+                                           run.speedcli.json["upload"]["bits_per_second"].get<double>());
+            return slower < kLowestShare * ceiling
+                       ? "one direction reached only " + std::to_string(slower / 1e6) + " Mbit/s"
+                       : std::string();
+        });
+    const auto& speedcli = measured.result.speedcli;
+    const queue_waits& queues = measured.result.queues;
     INFO(speedcli.process.out << speedcli.process.err << "\nspeedsrv's log:\n" << server.log());
+    REQUIRE(speedcli.process.exit_code == 0);
     REQUIRE(queues.both_ms.size() >= 20);
     const auto& json = speedcli.json;
     const double download = json["download"]["bits_per_second"].get<double>();

@@ -264,6 +264,7 @@ TEST_CASE(
     const auto upload = udp_test(direction::upload, 5);
     CHECK(direction_json(*upload.upload)["receive_buffer_overflows"] == 5);
     CHECK(human_summary(upload).find("the server's receive buffer overflowed 5 times") != std::string::npos);
+    CHECK(human_summary(udp_test(direction::upload, 1)).find("overflowed 1 time:") != std::string::npos);
 
     const auto counted_none = udp_test(direction::download, 0);
     CHECK(direction_json(*counted_none.download)["receive_buffer_overflows"] == 0);

@@ -52,8 +52,8 @@ class small_socket {
 }  // namespace
 
 // One batch_receiver serves every flow of a data thread. A socket's overflow counter must not be reported
-// for another socket read after it: that once made a flow without drops tell its sender, in FEEDBACK, that
-// its receiver overflowed whenever another flow's socket on the same thread did, and the sender slowed down.
+// for another socket read after it: it was, and a flow without drops then put another flow's counter in its
+// FEEDBACK, whose changes the sender's rate control takes for congestion.
 TEST_CASE("batch_receiver reports a socket's overflow counter for that socket's batch only",
           "[udp][socket]") {
     const int sender = ::socket(AF_INET, SOCK_DGRAM, 0);
