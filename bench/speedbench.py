@@ -201,6 +201,13 @@ class Context:
         """iperf3's fastest TCP flags that this build has: 1 MiB writes, sendfile, MSG_TRUNC receive."""
         return ["-l", "1M"] + [flag for flag in ("-Z", "--skip-rx-copy") if self.iperf3_has(flag)]
 
+    def iperf3_best_tcp_candidates(self):
+        """The TCP flag sets that may be iperf3's fastest on this machine: with and without sendfile (-Z). Which
+        wins depends on the machine (sendfile cost a 2-core VM two thirds of iperf3's rate, docs/performance.md),
+        so both run in the same alternation and the row compares against the faster (best_reference)."""
+        best = self.iperf3_best_tcp()
+        return [best, [flag for flag in best if flag != "-Z"]] if "-Z" in best else [best]
+
     def iperf3_best_udp(self):
         return ["--gsro"] if self.iperf3_has("--gsro") else []
 
@@ -375,13 +382,14 @@ def tcp_iperf3(ctx, direction, streams, duration, omit, flags, target=None):
     return {"bits_per_second": bps, **cpu_per_gigabyte(direction, bps, duration + omit, client_cpu, server_cpu)}
 
 
-def tcp_row(benchmark, case, ours, best, default, best_flags, target):
-    """A TCP row: speedcli against iperf3 at its best flags, iperf3's defaults alongside, spreads and CPU/GB."""
+def tcp_row(benchmark, case, ours, best, default, best_flags, target, other_references=None):
+    """A TCP row: speedcli against iperf3 at its best flags, iperf3's defaults alongside, spreads and CPU/GB;
+    `other_references`: {flags: spread} of the best-flag candidates that were slower than `best_flags`."""
     reference = spread(best, "bits_per_second")
-    details = {}
+    details = {"other_references": other_references} if other_references else {}
     runs = {"speedcli": ours, "reference": best}
     if default is not None:
-        details = {"default_reference": spread(default, "bits_per_second"), "default_reference_tool": IPERF3}
+        details.update(default_reference=spread(default, "bits_per_second"), default_reference_tool=IPERF3)
         runs["default_reference"] = default
     return row(benchmark, case, "bit/s", spread(ours, "bits_per_second")["median"], reference["median"],
                f"{IPERF3} {' '.join(best_flags)}", "higher", target=target, runs=runs,
@@ -393,23 +401,50 @@ def tcp_row(benchmark, case, ours, best, default, best_flags, target):
                **details)
 
 
-def bench_tcp_throughput(ctx):
-    """TCP goodput at the receiver, 1 and 4 streams, both directions: speedcli, iperf3 at its best flags and
-    iperf3 at its defaults, in turn."""
+def best_reference(candidates):
+    """[(flags, Runs)] of iperf3 at each candidate flag set -> (flags, Runs) of the one with the highest median
+    goodput (the first on a tie; the first when none gave a figure), and {flags: spread} of the others."""
+    def median(runs):
+        return spread(runs, "bits_per_second")["median"]
+    chosen = max(candidates, key=lambda candidate: median(candidate[1]) or 0.0)
+    others = {" ".join(flags): spread(runs, "bits_per_second") for flags, runs in candidates if flags != chosen[0]}
+    return chosen[0], chosen[1], others
+
+
+def tcp_against_iperf3(ctx, rounds, direction, streams, speedcli_target=None, iperf3_target=None,
+                       with_defaults=False):
+    """speedcli and iperf3 at each of its best-flag candidates (and at its defaults), in turn: (speedcli Runs,
+    chosen flags, their Runs, the other candidates' spreads, the defaults' Runs or None)."""
     a = ctx.args
-    best = ctx.iperf3_best_tcp()
+    candidates = ctx.iperf3_best_tcp_candidates()
+    runs = [lambda: tcp_speedcli(ctx, direction, streams, a.duration, a.omit, speedcli_target)]
+    for flags in candidates:
+        runs.append(lambda flags=flags: tcp_iperf3(ctx, direction, streams, a.duration, a.omit, flags,
+                                                    iperf3_target))
+    if with_defaults:
+        runs.append(lambda: tcp_iperf3(ctx, direction, streams, a.duration, a.omit, [], iperf3_target))
+    results = alternate(ctx, rounds, *runs)
+    flags, theirs, others = best_reference(list(zip(candidates, results[1:1 + len(candidates)])))
+    return results[0], flags, theirs, others, results[-1] if with_defaults else None
+
+
+def iperf3_candidates_text(ctx):
+    return " and ".join(f"iperf3 {' '.join(flags)}" for flags in ctx.iperf3_best_tcp_candidates())
+
+
+def bench_tcp_throughput(ctx):
+    """TCP goodput at the receiver, 1 and 4 streams, both directions: speedcli, iperf3 at each of its best-flag
+    candidates (the faster is the reference) and iperf3 at its defaults, in turn."""
+    a = ctx.args
     rows = []
     for streams in (1, 4):
         for direction in ("download", "upload"):
-            ctx.progress(f"TCP {direction}, {streams} stream(s): speedcli, iperf3 {' '.join(best)} and iperf3 "
-                         f"defaults in turn, {a.rounds} rounds")
-            ours, theirs_best, theirs_default = alternate(
-                ctx, a.rounds,
-                lambda: tcp_speedcli(ctx, direction, streams, a.duration, a.omit),
-                lambda: tcp_iperf3(ctx, direction, streams, a.duration, a.omit, best),
-                lambda: tcp_iperf3(ctx, direction, streams, a.duration, a.omit, []))
+            ctx.progress(f"TCP {direction}, {streams} stream(s): speedcli, {iperf3_candidates_text(ctx)} and "
+                         f"iperf3 defaults in turn, {a.rounds} rounds")
+            ours, flags, theirs, others, theirs_default = tcp_against_iperf3(ctx, a.rounds, direction, streams,
+                                                                             with_defaults=True)
             rows.append(tcp_row("tcp_throughput", f"{direction}, {streams} stream{'s' if streams > 1 else ''}",
-                                ours, theirs_best, theirs_default, best, ">= 1.1"))
+                                ours, theirs, theirs_default, flags, ">= 1.1", others))
     return rows
 
 
@@ -417,17 +452,14 @@ def bench_stream_scaling(ctx):
     """Cost as streams grow: 1 to 32 streams, both directions, speedcli against iperf3 at its best flags, with
     each side's CPU seconds per GB."""
     a = ctx.args
-    best = ctx.iperf3_best_tcp()
     rows = []
     for streams in a.stream_counts:
         for direction in ("download", "upload"):
-            ctx.progress(f"TCP {direction}, {streams} streams: speedcli and iperf3 {' '.join(best)} in turn, "
-                         f"{a.rounds} rounds")
-            ours, theirs = alternate(ctx, a.rounds,
-                                     lambda: tcp_speedcli(ctx, direction, streams, a.duration, a.omit),
-                                     lambda: tcp_iperf3(ctx, direction, streams, a.duration, a.omit, best))
-            rows.append(tcp_row("stream_scaling", f"{direction}, {streams} streams", ours, theirs, None, best,
-                                None))
+            ctx.progress(f"TCP {direction}, {streams} streams: speedcli and {iperf3_candidates_text(ctx)} in "
+                         f"turn, {a.rounds} rounds")
+            ours, flags, theirs, others, _ = tcp_against_iperf3(ctx, a.rounds, direction, streams)
+            rows.append(tcp_row("stream_scaling", f"{direction}, {streams} streams", ours, theirs, None, flags,
+                                None, others))
     return rows
 
 
@@ -909,16 +941,13 @@ def bench_veth(ctx):
             iperf3_target = start_iperf3_server(lab.SERVER_ADDRESS, in_server, in_client)
             rows = udp_unpaced_rows(ctx, "veth_udp_throughput", " across a veth pair", speedsrv_target,
                                     iperf3_target)
-            best = ctx.iperf3_best_tcp()
             for direction in ("download", "upload"):
-                ctx.progress(f"TCP {direction} across a veth pair, 1 stream: speedcli and iperf3 {' '.join(best)} "
-                             f"in turn, {a.rounds} rounds")
-                ours, theirs = alternate(
-                    ctx, a.rounds,
-                    lambda: tcp_speedcli(ctx, direction, 1, a.duration, a.omit, speedsrv_target),
-                    lambda: tcp_iperf3(ctx, direction, 1, a.duration, a.omit, best, iperf3_target))
-                rows.append(tcp_row("veth_tcp_throughput", f"{direction}, 1 stream", ours, theirs, None, best,
-                                    ">= 1.1"))
+                ctx.progress(f"TCP {direction} across a veth pair, 1 stream: speedcli and "
+                             f"{iperf3_candidates_text(ctx)} in turn, {a.rounds} rounds")
+                ours, flags, theirs, others, _ = tcp_against_iperf3(ctx, a.rounds, direction, 1, speedsrv_target,
+                                                                    iperf3_target)
+                rows.append(tcp_row("veth_tcp_throughput", f"{direction}, 1 stream", ours, theirs, None, flags,
+                                    ">= 1.1", others))
             return rows
         finally:
             for target in (speedsrv_target, iperf3_target):
@@ -1046,7 +1075,9 @@ def row_note(r, rows):
         return (f"{r['benchmark']} {r['case']}: CPU seconds per GB, receiver / sender: speedcli "
                 f"{per_gb(r['speedcli_receiver_cpu_seconds_per_gb'])} / {per_gb(r['speedcli_sender_cpu_seconds_per_gb'])}, "
                 f"iperf3 {per_gb(r['reference_receiver_cpu_seconds_per_gb'])} / "
-                f"{per_gb(r['reference_sender_cpu_seconds_per_gb'])}")
+                f"{per_gb(r['reference_sender_cpu_seconds_per_gb'])}"
+                + "".join(f"; slower iperf3 candidate {flags}: {human(figures['median'], 'bit/s')}"
+                          for flags, figures in (r.get("other_references") or {}).items()))
     if r["benchmark"] == "idle_rtt":
         rtt_rows = [other for other in rows if other["benchmark"] == "idle_rtt"]
         if r is not rtt_rows[0]:

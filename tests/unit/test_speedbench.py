@@ -174,5 +174,39 @@ class SpeedsrvLog(unittest.TestCase):
         self.assertIsNone(self.mismatch(FAILED + TCP_UPLOAD, "upload", False, {"bytes": 3439329280}, {}))
 
 
+def runs_of(*rates):
+    runs = speedbench.Runs()
+    for round_number, rate in enumerate(rates, start=1):
+        runs.append({"bits_per_second": rate, "round": round_number})
+    return runs
+
+
+class BestReference(unittest.TestCase):
+    """iperf3's TCP reference is whichever of its best-flag candidates had the higher median in the same run."""
+
+    def test_the_faster_candidate_is_the_reference_and_the_other_is_kept(self):
+        sendfile, copy = ["-l", "1M", "-Z", "--skip-rx-copy"], ["-l", "1M", "--skip-rx-copy"]
+        flags, runs, others = speedbench.best_reference([(sendfile, runs_of(14e9, 15e9, 13e9)),
+                                                         (copy, runs_of(36e9, 40e9, 38e9))])
+        self.assertEqual(flags, copy)
+        self.assertEqual(speedbench.spread(runs, "bits_per_second")["median"], 38e9)
+        self.assertEqual(list(others), ["-l 1M -Z --skip-rx-copy"])
+        self.assertEqual(others["-l 1M -Z --skip-rx-copy"]["median"], 14e9)
+
+    def test_a_tie_keeps_the_first_and_a_candidate_without_figures_loses(self):
+        first, second = ["-l", "1M", "-Z"], ["-l", "1M"]
+        self.assertEqual(speedbench.best_reference([(first, runs_of(1e9)), (second, runs_of(1e9))])[0], first)
+        self.assertEqual(speedbench.best_reference([(first, speedbench.Runs()), (second, runs_of(1e9))])[0], second)
+
+    def test_sendfile_is_a_candidate_only_where_iperf3_has_it(self):
+        context = speedbench.Context.__new__(speedbench.Context)
+        context.iperf3_help = "  -Z, --zerocopy            use a 'zero copy' method of sending data\n" \
+                              "  --skip-rx-copy            ignore received messages using MSG_TRUNC option\n"
+        self.assertEqual(context.iperf3_best_tcp_candidates(),
+                         [["-l", "1M", "-Z", "--skip-rx-copy"], ["-l", "1M", "--skip-rx-copy"]])
+        context.iperf3_help = "  -l, --length  #[KMG]      length of buffer to read or write\n"
+        self.assertEqual(context.iperf3_best_tcp_candidates(), [["-l", "1M"]])
+
+
 if __name__ == "__main__":
     unittest.main()
