@@ -150,10 +150,6 @@ TEST_CASE("netem-tun's jitter delays each packet by the delay plus a uniform sha
         direction->delay_ms = 5.0;
         direction->jitter_ms = 4.0;
     }
-    // ping stamps its sends in user space: at real-time priority a busy machine (CI's sanitizer build runs
-    // beside the netlab tests) does not add its scheduling delays to the round trips. Without it, one CI run
-    // on a 2-core VM put 4 of 400 round trips more than 2 ms late (p99 21.6 ms).
-    config.realtime_endpoints = true;
     lab link(config);
     const unsigned count = 400;
     const ping_result ping = ping_server(link, count, 0.01);
