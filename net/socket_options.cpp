@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <fstream>
 
@@ -182,6 +183,11 @@ std::error_code set_user_timeout(int fd, unsigned milliseconds) {
     (void)fd, (void)milliseconds;
     return {};
 #endif
+}
+
+std::error_code set_receive_low_watermark(int fd, std::size_t bytes) {
+    const int value = bytes == 0 ? 1 : static_cast<int>(std::min<std::size_t>(bytes, INT_MAX));
+    return set_option(fd, SOL_SOCKET, SO_RCVLOWAT, value);
 }
 
 std::error_code set_abortive_close(int fd) {

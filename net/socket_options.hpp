@@ -2,6 +2,7 @@
 // decide whether a missing feature matters.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -47,6 +48,9 @@ std::error_code set_max_pacing_rate(int fd, std::uint64_t bytes_per_second);
 // Keepalive probes after `idle_seconds` and a TCP_USER_TIMEOUT, so a vanished peer is noticed.
 std::error_code set_keepalive(int fd, int idle_seconds, int interval_seconds, int count);
 std::error_code set_user_timeout(int fd, unsigned milliseconds);
+// SO_RCVLOWAT: readiness (and a blocking read) waits until `bytes` are queued; 0 = the default of 1 byte.
+// Linux caps it at half the largest receive buffer; a non-blocking read still returns what is queued.
+std::error_code set_receive_low_watermark(int fd, std::size_t bytes);
 // Close with RST: discards queued bytes so the next phase starts on an idle link.
 std::error_code set_abortive_close(int fd);
 

@@ -16,6 +16,7 @@
 #include <tuple>
 #include <utility>
 
+#include "common/receive_mark.hpp"
 #include "net/socket_options.hpp"
 #include "net/spawn.hpp"
 
@@ -82,6 +83,7 @@ struct group_state {
     std::vector<stream_counter> counters;
     std::atomic<std::int64_t> first_byte_ns{0};
     std::atomic<std::int64_t> last_byte_ns{0};
+    std::atomic<std::size_t> largest_receive_mark{0};
     std::atomic<std::size_t> ended{0};
     std::atomic<std::uint32_t> self_probes_answered{0};
     std::atomic<std::uint64_t> self_probes_sent{0};
@@ -110,7 +112,9 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
     asio::ip::tcp::socket& socket() { return socket_; }
 
     // `probe_period` > 0: write a self probe every period, the first after `first_probe_delay`.
-    void start_receiving(std::chrono::nanoseconds probe_period, std::chrono::nanoseconds first_probe_delay) {
+    void start_receiving(std::chrono::nanoseconds probe_period, std::chrono::nanoseconds first_probe_delay,
+                         bool marks) {
+        mark_ = receive_mark(marks);
         asio::co_spawn(socket_.get_executor(), receive_loop(shared_from_this()),
                        log_if_failed("data stream"));
         if (probe_period.count() > 0) {
@@ -173,6 +177,16 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         });
     }
 
+    // Thread-safe: the sender is done, so the bytes below the receive mark are read at once (clearing the
+    // mark makes the kernel signal readiness if any are queued).
+    void release_receive_mark() {
+        asio::post(socket_.get_executor(), [self = shared_from_this()] {
+            if (self->mark_.release() && self->socket_.is_open()) {
+                set_receive_low_watermark(self->socket_.native_handle(), 0);
+            }
+        });
+    }
+
     // Thread-safe. The send loop stops writing at its next turn (a wait for buffer space is cancelled).
     void hold() {
         asio::post(socket_.get_executor(), [self = shared_from_this()] {
@@ -200,14 +214,24 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         while (!ec) {
             const std::size_t bytes = discard_received(self->socket_.native_handle(), ec);
             if (bytes > 0) {
+                const std::int64_t read_ns = now_ns();
                 if (counter.load(std::memory_order_relaxed) == 0) {
-                    self->note_first_byte();
+                    self->note_first_byte(read_ns);
                 }
                 counter.fetch_add(bytes, std::memory_order_relaxed);
-                self->note_last_byte();
+                self->note_last_byte(read_ns);
                 if (self->probing_) {
-                    for (const auto& sample : self->matcher_.bytes_read(bytes, now_ns())) {
+                    for (const auto& sample : self->matcher_.bytes_read(bytes, read_ns)) {
                         self->record(sample);
+                    }
+                }
+                if (const auto mark = self->mark_.on_read(bytes, read_ns)) {
+                    // Without the mark the stream still works, only with more wake-ups.
+                    set_receive_low_watermark(self->socket_.native_handle(), *mark);
+                    auto& largest = self->state_->largest_receive_mark;
+                    std::size_t seen = largest.load(std::memory_order_relaxed);
+                    while (seen < *mark &&
+                           !largest.compare_exchange_weak(seen, *mark, std::memory_order_relaxed)) {
                     }
                 }
                 // Let the thread's other streams and timers run between reads.
@@ -359,16 +383,15 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
         counter.acknowledged.store(acknowledged, std::memory_order_relaxed);
     }
 
-    void note_first_byte() {
+    void note_first_byte(std::int64_t read_ns) {
         std::int64_t expected = 0;
-        if (state_->first_byte_ns.compare_exchange_strong(expected, now_ns())) {
+        if (state_->first_byte_ns.compare_exchange_strong(expected, read_ns)) {
             state_->notify();
         }
     }
 
     // The streams read on several threads: the latest read's time wins, whichever thread stores last.
-    void note_last_byte() {
-        const std::int64_t read_ns = now_ns();
+    void note_last_byte(std::int64_t read_ns) {
         std::int64_t seen = state_->last_byte_ns.load(std::memory_order_relaxed);
         while (seen < read_ns &&
                !state_->last_byte_ns.compare_exchange_weak(seen, read_ns, std::memory_order_relaxed)) {
@@ -433,6 +456,7 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
     // Self probes, on the stream's executor only: the receiver's matcher, the sender's count of probe bytes.
     bool probing_ = false;
     latency::self_probe_matcher matcher_;
+    receive_mark mark_{false};
     std::uint64_t dropped_recorded_ = 0;
     std::uint32_t probes_answered_ = 0;
 };
@@ -490,8 +514,17 @@ std::optional<std::string> stream_group::set_congestion(const std::string& algor
 void stream_group::start_receiving(std::chrono::nanoseconds self_probe_interval) {
     // Round-robin: each stream probes once per `interval x streams`, offset by its index.
     const auto period = self_probe_interval * static_cast<std::int64_t>(streams_.size());
+    const auto context_of = [](const std::shared_ptr<data_stream>& stream) {
+        return &asio::query(stream->socket().get_executor(), asio::execution::context);
+    };
     for (std::size_t i = 0; i < streams_.size(); ++i) {
-        streams_[i]->start_receiving(period, self_probe_interval * static_cast<std::int64_t>(i + 1));
+        const auto* context = context_of(streams_[i]);
+        const auto on_the_thread =
+            static_cast<std::size_t>(std::count_if(streams_.begin(), streams_.end(), [&](const auto& other) {
+                return context_of(other) == context;
+            }));
+        streams_[i]->start_receiving(period, self_probe_interval * static_cast<std::int64_t>(i + 1),
+                                     receive_mark::worth_it(on_the_thread));
     }
 }
 
@@ -593,6 +626,18 @@ void stream_group::hold_sending() {
     for (auto& stream : streams_) {
         if (stream) {
             stream->hold();
+        }
+    }
+}
+
+std::size_t stream_group::largest_receive_mark() const {
+    return state_->largest_receive_mark.load(std::memory_order_relaxed);
+}
+
+void stream_group::release_receive_marks() {
+    for (auto& stream : streams_) {
+        if (stream) {
+            stream->release_receive_mark();
         }
     }
 }

@@ -57,6 +57,11 @@ class stream_group {
     // `self_probe_interval` > 0 (a download's client) the streams also write self probe bytes, one every
     // interval per group, round-robin, and time them when on_self_probe_mark() gives the answering byte.
     void start_receiving(std::chrono::nanoseconds self_probe_interval = std::chrono::nanoseconds(0));
+    // Receiving streams of a fast sender wake only for several segments at once (common/receive_mark.hpp);
+    // once the sender is known to be done, this makes them read the last bytes at once. Thread-safe.
+    void release_receive_marks();
+    // The largest mark any stream set so far (0: none), for tests and logs.
+    std::size_t largest_receive_mark() const;
     // The sender's mark for a self probe. False when it names a stream the group does not have.
     bool on_self_probe_mark(const proto::self_probe_mark& mark);
     // The self probes' round trips, of probes sent at or after steady-clock time `since_ns`, in time order.
