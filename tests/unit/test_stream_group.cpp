@@ -57,22 +57,26 @@ TEST_CASE(
     group.start_receiving();
 
     // Unpaced 1 MiB writes for 300 ms: loopback carries gigabytes per second, far above the 1.3 Gbit/s from
-    // which a stream gets a mark.
+    // which a stream gets a mark. Then one byte more stays below the mark (unless the rest of the bulk sat
+    // exactly one byte short of it). A writer stalled for most of the last 10 ms window (a loaded machine)
+    // leaves the stream without a mark, so that takes up to three tries.
     const std::vector<char> block(1 << 20);
-    std::uint64_t sent = 0;
-    for (const auto until = steady::now() + 300ms; steady::now() < until;) {
-        sent += asio::write(sender, asio::buffer(block));
-    }
-    const std::uint64_t after_bulk = settled(group, sent, 200ms, 10s);
-    INFO(sent << " bytes sent in 300 ms, " << after_bulk << " counted; largest mark "
-              << group.largest_receive_mark());
-    REQUIRE(group.largest_receive_mark() >= speed::receive_mark::kStep);
-
-    // One byte more stays below the mark (unless the rest of the bulk sat exactly one byte short of it).
     const char last = 'x';
-    sent += asio::write(sender, asio::buffer(&last, 1));
-    std::this_thread::sleep_for(300ms);
-    CHECK(received(group) < sent);
+    std::uint64_t sent = 0;
+    bool held_back = false;
+    for (int attempt = 0; attempt < 3 && !held_back; ++attempt) {
+        for (const auto until = steady::now() + 300ms; steady::now() < until;) {
+            sent += asio::write(sender, asio::buffer(block));
+        }
+        const std::uint64_t after_bulk = settled(group, sent, 200ms, 10s);
+        INFO(sent << " bytes sent, " << after_bulk << " counted; largest mark "
+                  << group.largest_receive_mark());
+        REQUIRE(group.largest_receive_mark() >= speed::receive_mark::kStep);
+        sent += asio::write(sender, asio::buffer(&last, 1));
+        std::this_thread::sleep_for(300ms);
+        held_back = received(group) < sent;
+    }
+    CHECK(held_back);
 
     group.release_receive_marks();
     CHECK(settled(group, sent, 5s, 5s) == sent);
