@@ -251,10 +251,15 @@ TEST_CASE(
     // test_tcp_accuracy.cpp) by the other direction's ACKs in its queue; 85 % is the bar, and leaves
     // room for a busy machine.
     constexpr double kLowestShare = 0.85;
-    // Between the probes' median increase and the median of tc's sums: measured -3.5 to +2.2 ms (7 runs; the
-    // sum swings 35-58 ms as the queues trade places, and 30 samples of it give its median to a few ms). 10
-    // ms leaves room for a busier machine and is still a fifth of one full queue.
-    constexpr double kQueueSumMarginMs = 10.0;
+    // Between the probes' median increase and the median of tc's sums: measured -3.5 to +2.2 ms on one VM (7
+    // runs; the sum swings 35-58 ms as the queues trade places, and 30 samples of it give its median to a few
+    // ms), +3.0 to +15.4 ms on another beside CI's nice-19 compiler (2026-12-02, 13 runs, this commit and the
+    // one before it alike: the probes saw 42-49 ms, tc's sums 31-45 ms) and +0.7 to +1.1 ms there when idle
+    // (3 runs). A guess, not measured: on a busy machine tc's samples, each a process of its own reading the
+    // two queues one after the other, come late or uneven while the queues trade places. The probes may see
+    // up to 20 ms more than tc's sum (two fifths of one full queue) and 10 ms less.
+    constexpr double kQueueSumBelowMs = 10.0;
+    constexpr double kQueueSumAboveMs = 20.0;
     const cubic_allowed allowed;
     lab_config config;
     for (link_direction* direction : {&config.upload, &config.download}) {
@@ -330,5 +335,6 @@ TEST_CASE(
     CHECK(both["overlap_seconds"].get<double>() >= 3.9);
     REQUIRE(latency["samples"].get<int>() >= 60);  // 4 s at one probe per 50 ms, less the odd late one
     CHECK(loaded_ms > idle_ms);
-    CHECK(loaded_ms - idle_ms == Approx(queued_ms).margin(kQueueSumMarginMs));
+    CHECK(loaded_ms - idle_ms >= queued_ms - kQueueSumBelowMs);
+    CHECK(loaded_ms - idle_ms <= queued_ms + kQueueSumAboveMs);
 }
