@@ -18,9 +18,16 @@
 // threads 0.91-0.96x. A guess at the reason, not measured: a thread with several busy streams seldom finds
 // all of them empty, so it seldom sleeps, and delaying its reads saves no wake-up.
 //
+// The mark is also at most an eighth of the socket's receive buffer (kBufferShare), read when a window
+// closes: with a buffer the user fixed (-w), the receive window is about half that buffer, and a receiver
+// that waited for half the window would stall the sender. Measured with -w 256K on loopback (a 512 KiB
+// buffer) before that cap: uploads of 14-18 Gbit/s against 27-54 without a mark. The kernel's autotuned
+// buffers are megabytes at the rates that get a mark, so the cap leaves them alone.
+//
 // Pure logic, no clock of its own: every call takes the current time, so tests drive it with exact values.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -34,14 +41,18 @@ class receive_mark {
     static constexpr std::int64_t kHoldNs = 100'000;
     static constexpr std::size_t kStep = 16 * 1024;
     static constexpr std::size_t kMaxMark = 128 * 1024;
+    static constexpr std::size_t kBufferShare = 8;
 
     static bool worth_it(std::size_t streams_on_the_thread) { return streams_on_the_thread == 1; }
 
     explicit receive_mark(bool enabled) : released_(!enabled) {}
 
     // The stream read `bytes` at `now_ns`. Returns the mark to set when it changes (0: none, the kernel's
-    // default of waking for every byte).
-    std::optional<std::size_t> on_read(std::size_t bytes, std::int64_t now_ns) {
+    // default of waking for every byte). `receive_buffer_bytes()` gives the socket's receive buffer; it is
+    // called only when a rate window closes.
+    template <class ReceiveBuffer>
+    std::optional<std::size_t> on_read(std::size_t bytes, std::int64_t now_ns,
+                                       ReceiveBuffer&& receive_buffer_bytes) {
         if (released_) {
             return std::nullopt;
         }
@@ -53,7 +64,8 @@ class receive_mark {
         if (elapsed_ns < kRateWindowNs) {
             return std::nullopt;
         }
-        const std::size_t next = mark_for(window_bytes_, static_cast<std::uint64_t>(elapsed_ns));
+        const std::size_t next = mark_for(window_bytes_, static_cast<std::uint64_t>(elapsed_ns),
+                                          static_cast<std::uint64_t>(receive_buffer_bytes()));
         window_start_ns_ = now_ns;
         window_bytes_ = 0;
         if (next == mark_) {
@@ -74,19 +86,16 @@ class receive_mark {
 
     std::size_t mark() const { return mark_; }
 
-    // The mark for `bytes` received in `elapsed_ns` (> 0).
-    static std::size_t mark_for(std::uint64_t bytes, std::uint64_t elapsed_ns) {
+    // The mark for `bytes` received in `elapsed_ns` (> 0) on a socket with `receive_buffer_bytes`.
+    static std::size_t mark_for(std::uint64_t bytes, std::uint64_t elapsed_ns,
+                                std::uint64_t receive_buffer_bytes) {
         // bytes x kHoldNs overflows only past 1.8e14 bytes in one window: far beyond any link, and then the
         // largest mark is the answer anyway.
         constexpr auto hold = static_cast<std::uint64_t>(kHoldNs);
-        if (bytes > std::numeric_limits<std::uint64_t>::max() / hold) {
-            return kMaxMark;
-        }
-        const std::uint64_t in_hold = bytes * hold / elapsed_ns;
-        if (in_hold >= kMaxMark) {
-            return kMaxMark;
-        }
-        return static_cast<std::size_t>(in_hold) / kStep * kStep;
+        const std::uint64_t in_hold =
+            bytes > std::numeric_limits<std::uint64_t>::max() / hold ? kMaxMark : bytes * hold / elapsed_ns;
+        const std::uint64_t largest = std::min<std::uint64_t>(kMaxMark, receive_buffer_bytes / kBufferShare);
+        return static_cast<std::size_t>(std::min(in_hold, largest)) / kStep * kStep;
     }
 
   private:

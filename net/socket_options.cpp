@@ -72,7 +72,7 @@ socket_readback read_socket(int fd, bool ipv6) {
                                               : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
     }
     out.send_buffer_bytes = static_cast<std::uint64_t>(get(SOL_SOCKET, SO_SNDBUF));
-    out.receive_buffer_bytes = static_cast<std::uint64_t>(get(SOL_SOCKET, SO_RCVBUF));
+    out.receive_buffer_bytes = net::receive_buffer_bytes(fd);
     out.mss_bytes = static_cast<std::uint32_t>(get(IPPROTO_TCP, TCP_MAXSEG));
     out.tos = static_cast<std::uint8_t>(ipv6 ? get(IPPROTO_IPV6, IPV6_TCLASS) : get(IPPROTO_IP, IP_TOS));
     return out;
@@ -188,6 +188,14 @@ std::error_code set_user_timeout(int fd, unsigned milliseconds) {
 std::error_code set_receive_low_watermark(int fd, std::size_t bytes) {
     const int value = bytes == 0 ? 1 : static_cast<int>(std::min<std::size_t>(bytes, INT_MAX));
     return set_option(fd, SOL_SOCKET, SO_RCVLOWAT, value);
+}
+
+std::uint64_t receive_buffer_bytes(int fd) {
+    int value = 0;
+    socklen_t length = sizeof value;
+    return ::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, &length) == 0 && value > 0
+               ? static_cast<std::uint64_t>(value)
+               : 0;
 }
 
 std::error_code set_abortive_close(int fd) {

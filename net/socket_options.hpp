@@ -51,6 +51,8 @@ std::error_code set_user_timeout(int fd, unsigned milliseconds);
 // SO_RCVLOWAT: readiness (and a blocking read) waits until `bytes` are queued; 0 = the default of 1 byte.
 // Linux caps it at half the largest receive buffer; a non-blocking read still returns what is queued.
 std::error_code set_receive_low_watermark(int fd, std::size_t bytes);
+// SO_RCVBUF as the kernel reports it (the doubled value; autotuning grows it); 0 when unknown.
+std::uint64_t receive_buffer_bytes(int fd);
 // Close with RST: discards queued bytes so the next phase starts on an idle link.
 std::error_code set_abortive_close(int fd);
 

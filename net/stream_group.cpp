@@ -225,9 +225,11 @@ class data_stream : public std::enable_shared_from_this<data_stream> {
                         self->record(sample);
                     }
                 }
-                if (const auto mark = self->mark_.on_read(bytes, read_ns)) {
+                const int fd = self->socket_.native_handle();
+                if (const auto mark =
+                        self->mark_.on_read(bytes, read_ns, [fd] { return receive_buffer_bytes(fd); })) {
                     // Without the mark the stream still works, only with more wake-ups.
-                    set_receive_low_watermark(self->socket_.native_handle(), *mark);
+                    set_receive_low_watermark(fd, *mark);
                     auto& largest = self->state_->largest_receive_mark;
                     std::size_t seen = largest.load(std::memory_order_relaxed);
                     while (seen < *mark &&
