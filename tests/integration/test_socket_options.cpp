@@ -2,23 +2,16 @@
 // reports them back (streams[].socket in the JSON), and a value that cannot work is a usage error.
 #include <catch2/catch.hpp>
 
-#include <fstream>
 #include <random>
 
 #include "tests/integration/client_json.hpp"
 #include "tests/support/ports.hpp"
+#include "tests/support/sysctl.hpp"
 
 using namespace speed::testing;
 using json = nlohmann::json;
 
 namespace {
-
-std::uint64_t proc_value(const char* path) {
-    std::ifstream in(path);
-    std::uint64_t value = 0;
-    in >> value;
-    return value;
-}
 
 // Two consecutive local ports nothing holds right now, outside the kernel's ephemeral range (32768-60999).
 std::uint16_t free_port_pair() {
