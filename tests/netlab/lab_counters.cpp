@@ -112,6 +112,12 @@ double steal_share(const lab_counters& during) {
                : static_cast<double>(during.steal_ticks) / static_cast<double>(during.cpu_ticks);
 }
 
+std::string mbit_text(double bits_per_second) {
+    char text[48];
+    std::snprintf(text, sizeof text, "%.3f Mbit/s", bits_per_second / 1e6);
+    return text;
+}
+
 std::string describe(const lab_counters& during) {
     char text[320];
     std::snprintf(

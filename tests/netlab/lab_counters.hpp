@@ -42,6 +42,9 @@ double steal_share(const lab_counters& during);
 // dropped 0 UDP datagrams and 0 TCP segments at the client, 0 and 0 at the server".
 std::string describe(const lab_counters& during);
 
+// "89.300 Mbit/s": a rate in the texts that name a shortfall.
+std::string mbit_text(double bits_per_second);
+
 // Measures from construction: `during()` is what happened since.
 class lab_counter_window {
   public:

@@ -33,9 +33,12 @@ ping_result ping_server(const lab& lab, unsigned count, double interval_seconds)
 }
 
 iperf3_result run_iperf3(lab& lab, transfer direction, double seconds, double omit_seconds, unsigned streams,
-                         const std::vector<std::string>& extra_args) {
-    auto& server = lab.start_in_server(
-        {"iperf3", "-s", "-1", "--forceflush", "-B", kServerAddress, "-p", kIperf3Port}, "Server listening");
+                         const std::vector<std::string>& extra_args,
+                         const std::vector<std::string>& server_args) {
+    std::vector<std::string> server_argv{"iperf3", "-s",           "-1", "--forceflush",
+                                         "-B",     kServerAddress, "-p", kIperf3Port};
+    server_argv.insert(server_argv.end(), server_args.begin(), server_args.end());
+    auto& server = lab.start_in_server(server_argv, "Server listening");
     std::vector<std::string> argv{"iperf3",       "-c",
                                   kServerAddress, "-p",
                                   kIperf3Port,    "-J",

@@ -38,9 +38,10 @@ struct iperf3_result {
 
 // One iperf3 test over the lab's link: a one-off server (-1) in the server namespace and the client in the
 // client namespace; a download is iperf3 -R (the server sends). `extra_args` go to the client (e.g. -u -b
-// 10M).
+// 10M), `server_args` to the server (e.g. -i 0.1 for the intervals --get-server-output returns).
 iperf3_result run_iperf3(lab& lab, transfer direction, double seconds, double omit_seconds,
-                         unsigned streams = 1, const std::vector<std::string>& extra_args = {});
+                         unsigned streams = 1, const std::vector<std::string>& extra_args = {},
+                         const std::vector<std::string>& server_args = {});
 
 // speedcli --json in the client namespace against the lab's speedsrv at `port`, with `args` added.
 testing::client_run run_speedcli(const lab& lab, std::uint16_t port, const std::vector<std::string>& args,

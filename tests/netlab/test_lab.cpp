@@ -236,14 +236,39 @@ TEST_CASE("netem-tun carries a 1 Gbit/s link with 20 ms round trips at the tbf c
         direction->delay_ms = 10.0;
     }
     lab link(config);
-    const auto before = link.netem_statistics();
-    const iperf3_result iperf3 = run_iperf3(link, transfer::download, 4.0, 2.0);
-    const auto after = link.netem_statistics();
-    INFO(after.dump(2));
-
     const auto segment = full_tcp_segment(kLinkMtu, tcp_timestamps_enabled(link));
     const double ceiling =
         kRate * static_cast<double>(segment.payload_bytes) / static_cast<double>(segment.frame_bytes);
+
+    // iperf3 is the load here, netem-tun the thing under test; a run below the floor is repeated once, as the
+    // throughput tests do (lab_counters.hpp): a host that steals a vCPU from netem-tun or iperf3 for a while
+    // lowers a 4 s figure without either being at fault. netem-tun's own counters (a full line, a failed
+    // write) are never repeated away: they are checked on the run that counts.
+    struct carried {
+        iperf3_result iperf3;
+        nlohmann::json before;
+        nlohmann::json after;
+    };
+    const double floor = 0.95 * ceiling;
+    const auto measured = measure_repeating_once(
+        link, "iperf3 -R through netem-tun at 1 Gbit/s",
+        [&link] {
+            carried run;
+            run.before = link.netem_statistics();
+            run.iperf3 = run_iperf3(link, transfer::download, 4.0, 2.0);
+            run.after = link.netem_statistics();
+            return run;
+        },
+        [floor](const carried& run, const lab_counters&) {
+            return run.iperf3.receiver_bits_per_second < floor
+                       ? mbit_text(run.iperf3.receiver_bits_per_second) + " below " + mbit_text(floor)
+                       : std::string();
+        });
+    const iperf3_result& iperf3 = measured.result.iperf3;
+    const nlohmann::json& before = measured.result.before;
+    const nlohmann::json& after = measured.result.after;
+    INFO(after.dump(2));
+
     const double cpu_seconds =
         after["cpu_user_seconds"].get<double>() + after["cpu_system_seconds"].get<double>() -
         before["cpu_user_seconds"].get<double>() - before["cpu_system_seconds"].get<double>();
@@ -257,7 +282,8 @@ TEST_CASE("netem-tun carries a 1 Gbit/s link with 20 ms round trips at the tbf c
         static_cast<unsigned long long>(down["received"].get<std::uint64_t>()),
         100.0 * cpu_seconds / wall_seconds);
     // The link, not netem-tun, sets the pace: nothing dropped or refused by netem-tun, and the goodput
-    // reaches the ceiling the tbf rate allows.
+    // reaches the ceiling the tbf rate allows. (The counters are netem-tun's totals since it started: a
+    // repeated run's first attempt must not have dropped anything either.)
     for (const auto& path : after["paths"]) {
         CHECK(path["segmentation_offload"] == true);  // no loss, no jitter
         CHECK(path["overflowed"] == 0);
@@ -265,7 +291,7 @@ TEST_CASE("netem-tun carries a 1 Gbit/s link with 20 ms round trips at the tbf c
         CHECK(path["lost"] == 0);
     }
     CHECK(iperf3.receiver_bits_per_second <= ceiling * 1.01);
-    CHECK(iperf3.receiver_bits_per_second >= 0.95 * ceiling);
+    CHECK(iperf3.receiver_bits_per_second >= floor);
 }
 
 // The counters the throughput tests print beside their figures (lab_counters.hpp) against a known overflow:

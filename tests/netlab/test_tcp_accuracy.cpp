@@ -42,12 +42,6 @@ void check_segment_size(const lab& link, const nlohmann::json& iperf3_json) {
             full_tcp_segment(kLinkMtu, tcp_timestamps_enabled(link)).payload_bytes);
 }
 
-std::string mbit_text(double bits_per_second) {
-    char text[48];
-    std::snprintf(text, sizeof text, "%.3f Mbit/s", bits_per_second / 1e6);
-    return text;
-}
-
 // Which of a speedcli run's directions (`json`) stayed below `floor` bits/s; empty when neither did.
 std::string below_floor(const nlohmann::json& json, double floor) {
     std::string shortfall;
