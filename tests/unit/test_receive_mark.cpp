@@ -21,14 +21,14 @@ TEST_CASE("The receive mark is the bytes of kHoldNs at the window's rate, in kSt
     CHECK(receive_mark::mark_for(1'638'399, kTenMs, kLargeBuffer) == 0);  // one byte short of 16 KiB
     CHECK(receive_mark::mark_for(1'638'400, kTenMs, kLargeBuffer) == 16 * 1024);  // exactly 16 KiB per 100 us
     CHECK(receive_mark::mark_for(6'553'600, kTenMs, kLargeBuffer) == 64 * 1024);  // 5.2 Gbit/s
-    CHECK(receive_mark::mark_for(12'500'000, kTenMs, kLargeBuffer) ==
-          7 * 16 * 1024);  // 10 Gbit/s: 125,000 B -> 114,688
+    // 10 Gbit/s: 125,000 B per 100 us, rounded down to 114,688.
+    CHECK(receive_mark::mark_for(12'500'000, kTenMs, kLargeBuffer) == 7 * 16 * 1024);
     CHECK(receive_mark::mark_for(13'107'200, kTenMs, kLargeBuffer) == 128 * 1024);  // 10.5 Gbit/s: the cap
     CHECK(receive_mark::mark_for(50'000'000, kTenMs, kLargeBuffer) == 128 * 1024);  // 40 Gbit/s: capped
-    CHECK(receive_mark::mark_for(1'638'400, 2 * kTenMs, kLargeBuffer) ==
-          0);  // the same bytes over twice the time
-    CHECK(receive_mark::mark_for(std::numeric_limits<std::uint64_t>::max(), 1, kLargeBuffer) ==
-          128 * 1024);  // no wrap
+    // The same bytes over twice the time.
+    CHECK(receive_mark::mark_for(1'638'400, 2 * kTenMs, kLargeBuffer) == 0);
+    // No wrap.
+    CHECK(receive_mark::mark_for(std::numeric_limits<std::uint64_t>::max(), 1, kLargeBuffer) == 128 * 1024);
 }
 
 TEST_CASE("A stream sets a mark once per rate window, only when it changes, and none after release",
