@@ -243,7 +243,7 @@ TEST_CASE("netem-tun carries a 1 Gbit/s link with 20 ms round trips at the tbf c
     // iperf3 is the load here, netem-tun the thing under test; a run below the floor is repeated once, as the
     // throughput tests do (lab_counters.hpp): a host that steals a vCPU from netem-tun or iperf3 for a while
     // lowers a 4 s figure without either being at fault. netem-tun's own counters (a full line, a failed
-    // write) are never repeated away: they are checked on the run that counts.
+    // write) are never repeated away: they are its totals since it started, so both runs are checked.
     struct carried {
         iperf3_result iperf3;
         nlohmann::json before;
