@@ -235,7 +235,7 @@ TEST_CASE("UDP IPDV and jitter through 5 ms + 0-4 ms jitter match the closed for
             jitter_independent, listed(speedcli_jitters).c_str(), listed(iperf3_jitters).c_str());
         // The reference first: iperf3 on this link is the RFC 3550 figure of the delay model, which checks
         // the lab (netem-tun's jitter) as much as iperf3. 25 % is the acceptance criterion's tolerance; the
-        // spread of the median estimate is about 5-7 % (above).
+        // spread of the median estimate is about 2-3 % (above).
         // (Not against D / 3: that holds only when arrival order is sending order, which this link's
         // reordering breaks; it is printed for comparison.)
         CHECK(iperf3_jitter == Approx(jitter_expected).epsilon(0.25));
