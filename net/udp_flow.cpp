@@ -487,11 +487,14 @@ class udp_flow : public std::enable_shared_from_this<udp_flow> {
                 }
             }
             // Wake up for a batch, not for every datagram: a quarter of the bucket (at most kBatchGoalBytes,
-            // and what one send takes), so a 500 Mbit/s sender wakes 2,000 times a second, not 40,000.
-            const std::uint64_t batch_bytes = std::min<std::uint64_t>(
-                std::clamp<std::uint64_t>(self->pacer_->depth_bytes() / 4, length,
-                                          std::max<std::uint64_t>(length, kBatchGoalBytes)),
-                std::min<std::uint64_t>(budget_datagrams, sender.capacity()) * length);
+            // and what one send takes), so a 500 Mbit/s sender wakes 2,000 times a second, not 40,000. Whole
+            // datagrams: a batch of 2.2 datagrams had the loop spin (a zero wait) from 2.2 to 3 datagrams'
+            // worth of credit, 170 us of every batch at 50 Mbit/s.
+            const std::uint64_t batch_datagrams = std::min<std::uint64_t>(
+                std::clamp<std::uint64_t>((self->pacer_->depth_bytes() / 4 + length - 1) / length, 1,
+                                          std::max<std::uint64_t>(1, kBatchGoalBytes / length)),
+                std::min<std::uint64_t>(budget_datagrams, sender.capacity()));
+            const std::uint64_t batch_bytes = batch_datagrams * length;
             const std::uint64_t allowed = std::min<std::uint64_t>(
                 {self->pacer_->allowed(now, length), sender.capacity(), budget_datagrams});
             if (allowed * length < batch_bytes) {
