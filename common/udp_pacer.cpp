@@ -31,7 +31,9 @@ void pacer::set_rate(double bits_per_second, std::int64_t now_ns) {
 }
 
 std::uint64_t pacer::depth_bytes() const {
-    const double burst = bytes_per_ns_ * static_cast<double>(burst_ns_);
+    const double late_sender_ns =
+        std::min(kWakeGapShare * wake_gap_ns_, static_cast<double>(kLongestWakeGapBurstNs));
+    const double burst = bytes_per_ns_ * std::max(static_cast<double>(burst_ns_), late_sender_ns);
     return std::max(min_burst_bytes_, static_cast<std::uint64_t>(std::clamp(burst, 0.0, kLargestCount)));
 }
 
@@ -40,6 +42,8 @@ void pacer::refill(std::int64_t now_ns) {
         return;  // the clock did not move (or a caller passed an older time): nothing earned
     }
     const double elapsed = static_cast<double>(saturating_sub(now_ns, last_ns_));
+    // Weighted by time: a call after a long gap counts for as long as the gap lasted.
+    wake_gap_ns_ += (elapsed - wake_gap_ns_) * std::min(1.0, elapsed / kWakeGapWindowNs);
     const double repaid = std::min(debt_, kCatchUpShare * bytes_per_ns_ * elapsed);
     debt_ -= repaid;
     tokens_ += bytes_per_ns_ * elapsed + repaid;

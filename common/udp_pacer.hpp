@@ -7,6 +7,12 @@
 // of the rate, so the long-run rate stays exact without ever sending a burst larger than the bucket. Debt
 // older than a second's worth is forgiven (a sender that cannot keep up must not build an endless backlog),
 // and a new rate clears it (the adaptive controller changed its mind).
+//
+// Debt covers a sender that is late now and then. A sender that is late every time (a host whose CPUs are
+// all busy wakes it milliseconds after its timer) never has room to repay: with a 2 ms bucket and wake-ups
+// 3 ms apart it sent 52-66 % of the rate. So the bucket also grows to 1.25 times the time the sender
+// actually takes between calls (averaged over the last ~100 ms, weighted by time, so a stall among many
+// short waits barely moves it), up to 20 ms: the smallest burst that still reaches the rate on that host.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +28,9 @@ class pacer {
   public:
     static constexpr double kCatchUpShare = 0.25;  // debt is repaid at up to this share of the rate
     static constexpr std::int64_t kMostDebtNs = 1'000'000'000;  // at most this much of the rate is owed
+    static constexpr double kWakeGapShare = 1.25;               // the bucket holds this many wake gaps
+    static constexpr double kWakeGapWindowNs = 100e6;           // the gap is averaged over about this long
+    static constexpr std::int64_t kLongestWakeGapBurstNs = 20'000'000;  // a late sender's bucket, at most
 
     // The bucket holds at most `burst_ns` worth of the rate, and never less than `min_burst_bytes` (so at
     // least a datagram or two fits even at a low rate). It starts holding `min_burst_bytes`.
@@ -30,8 +39,11 @@ class pacer {
     // Changes the rate from `now_ns` on; credit earned at the old rate is kept.
     void set_rate(double bits_per_second, std::int64_t now_ns);
     double bits_per_second() const { return bytes_per_ns_ * 8e9; }
-    // The most the bucket holds at the current rate.
+    // The most the bucket holds at the current rate: `burst_ns` of it, or more for a sender that is late
+    // every time (see above).
     std::uint64_t depth_bytes() const;
+    // The time-weighted average time between calls, ns.
+    double wake_gap_ns() const { return wake_gap_ns_; }
     // Credit lost to lateness that is still to be paid back, bytes.
     double debt_bytes() const { return debt_; }
 
@@ -56,6 +68,7 @@ class pacer {
     std::uint64_t min_burst_bytes_;
     double tokens_;
     double debt_ = 0;
+    double wake_gap_ns_ = 0;
     std::int64_t last_ns_;
 };
 
